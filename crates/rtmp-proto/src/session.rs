@@ -467,3 +467,190 @@ pub fn encode_media(stream_id: u32, kind: MediaKind, timestamp: u32, payload: &[
     encode_message(&mut out, OUT_CHUNK_SIZE, kind.csid(), timestamp, kind.type_id(), stream_id, payload);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientEvent, ClientMode, ClientSession};
+
+    /// A client and a server wired together in memory.
+    struct Pair {
+        server: ServerSession,
+        client: ClientSession,
+    }
+
+    impl Pair {
+        fn new(name: &str, mode: ClientMode, complex: bool) -> Self {
+            Self {
+                server: ServerSession::new(SessionConfig::default(), [7u8; HANDSHAKE_SIZE], 0),
+                client: ClientSession::new([9u8; HANDSHAKE_SIZE], 0, complex, "rtmp://127.0.0.1:1935/live", name, mode),
+            }
+        }
+
+        /// Moves bytes both ways until nothing moves; returns the server's events.
+        fn drive(&mut self) -> Vec<Event> {
+            let mut events = vec![];
+            loop {
+                let mut c2s = vec![];
+                self.client.poll_transmit(&mut c2s);
+                let mut s2c = vec![];
+                self.server.poll_transmit(&mut s2c);
+                if c2s.is_empty() && s2c.is_empty() {
+                    return events;
+                }
+                let mut b = BytesMut::from(&c2s[..]);
+                self.server.handle_input(&mut b).unwrap();
+                assert!(b.is_empty());
+                while let Some(e) = self.server.poll_event() {
+                    events.push(e);
+                }
+                let mut b = BytesMut::from(&s2c[..]);
+                self.client.handle_input(&mut b).unwrap();
+            }
+        }
+
+        fn client_events(&mut self) -> Vec<ClientEvent> {
+            std::iter::from_fn(|| self.client.poll_event()).collect()
+        }
+    }
+
+    #[test]
+    fn publish_flow_with_key_and_media() {
+        for complex in [false, true] {
+            let mut p = Pair::new("demo?key=s3cret", ClientMode::Publish, complex);
+            let ev = p.drive();
+            assert!(matches!(ev[0], Event::HandshakeDone { .. }));
+            assert_eq!(ev[1], Event::Connect { app: "live".into(), tc_url: Some("rtmp://127.0.0.1:1935/live".into()) });
+            assert_eq!(ev[2], Event::Publish { stream_id: 1, name: "demo".into(), query: Some("key=s3cret".into()) });
+            p.server.accept_publish(1, "demo");
+            p.drive();
+            assert!(p.client.is_started());
+            p.client.send_metadata(Value::EcmaArray(vec![("width".into(), Value::Number(1280.0))]));
+            p.client.send_media(MediaKind::Video, 40, &[0x17, 0, 0, 0, 0, 1, 2, 3]);
+            p.client.send_media(MediaKind::Audio, 0x0100_0000, &vec![0xAF; 5000]);
+            let ev = p.drive();
+            assert!(matches!(&ev[0], Event::Metadata { stream_id: 1, value } if value.get("width") == Some(&Value::Number(1280.0))));
+            assert!(matches!(&ev[1], Event::Media { kind: MediaKind::Video, timestamp: 40, payload, .. } if payload.len() == 8));
+            assert!(matches!(&ev[2], Event::Media { kind: MediaKind::Audio, timestamp: 0x0100_0000, payload, .. } if payload.len() == 5000));
+            p.client.close();
+            assert_eq!(p.drive(), vec![Event::Unpublish { stream_id: 1 }]);
+        }
+    }
+
+    #[test]
+    fn rejected_publish_reaches_the_client_and_media_is_ignored() {
+        let mut p = Pair::new("taken", ClientMode::Publish, false);
+        p.drive();
+        p.server.reject_publish(1, "NetStream.Publish.BadName", "stream \"taken\" is already being published");
+        p.drive();
+        let ce = p.client_events();
+        assert!(ce.iter().any(|e| matches!(e, ClientEvent::Status { level, code, description }
+            if level == "error" && code == "NetStream.Publish.BadName" && description.contains("already"))));
+        assert!(!p.client.is_started());
+        // Media sent anyway is dropped, not surfaced.
+        p.client.send_media(MediaKind::Video, 0, &[0x17, 1]);
+        assert!(p.drive().is_empty());
+    }
+
+    #[test]
+    fn play_flow_gets_status_metadata_and_shared_encoding() {
+        let mut p = Pair::new("demo", ClientMode::Play, false);
+        let ev = p.drive();
+        assert_eq!(ev[2], Event::Play { stream_id: 1, name: "demo".into(), query: None });
+        p.server.accept_play(1, "demo");
+        p.server.send_metadata(1, &Value::EcmaArray(vec![("fps".into(), Value::Number(30.0))]));
+        p.drive();
+        // A frame encoded once for many players decodes like one sent by the session.
+        let shared = encode_media(1, MediaKind::Video, 1234, &[0x17, 1, 0, 0, 0, 42]);
+        let mut b = BytesMut::from(&shared[..]);
+        p.client.handle_input(&mut b).unwrap();
+        let ce = p.client_events();
+        assert!(ce.contains(&ClientEvent::Started));
+        assert!(ce.iter().any(|e| matches!(e, ClientEvent::Metadata(v) if v.get("fps").is_some())));
+        assert_eq!(
+            ce.last(),
+            Some(&ClientEvent::Media { kind: MediaKind::Video, timestamp: 1234, payload: Bytes::from_static(&[0x17, 1, 0, 0, 0, 42]) })
+        );
+        p.server.end_play(1, "demo");
+        p.drive();
+        assert!(p.client_events().iter().any(|e| matches!(e, ClientEvent::Status { code, .. } if code == "NetStream.Play.UnpublishNotify")));
+    }
+
+    #[test]
+    fn ping_is_answered_and_ack_sent_after_window() {
+        let mut p = Pair::new("demo", ClientMode::Publish, false);
+        p.drive();
+        // The client announced a 2.5 MB window; send more than that and expect an ack.
+        p.server.accept_publish(1, "demo");
+        p.drive();
+        for i in 0..30 {
+            p.client.send_media(MediaKind::Video, i * 33, &vec![0x27; 100_000]);
+        }
+        let mut c2s = vec![];
+        p.client.poll_transmit(&mut c2s);
+        let mut b = BytesMut::from(&c2s[..]);
+        p.server.handle_input(&mut b).unwrap();
+        let mut s2c = vec![];
+        p.server.poll_transmit(&mut s2c);
+        let mut r = ChunkReader::new(ChunkLimits::default());
+        let mut b = BytesMut::from(&s2c[..]);
+        let m = r.read_message(&mut b).unwrap().unwrap();
+        assert_eq!(m.type_id, MessageType::Acknowledgement as u8);
+        // Ping request (event 6) → ping response (event 7) with the same timestamp.
+        let mut ping = vec![];
+        encode_message(&mut ping, 128, 2, 0, 4, 0, &[0, 6, 0, 0, 0x30, 0x39]);
+        let mut b = BytesMut::from(&ping[..]);
+        p.server.handle_input(&mut b).unwrap();
+        let mut s2c = vec![];
+        p.server.poll_transmit(&mut s2c);
+        let mut b = BytesMut::from(&s2c[..]);
+        let m = r.read_message(&mut b).unwrap().unwrap();
+        assert_eq!((m.type_id, &m.payload[..]), (4, &[0u8, 7, 0, 0, 0x30, 0x39][..]));
+    }
+
+    #[test]
+    fn misbehaviour_is_an_error_and_sticky() {
+        let mut p = Pair::new("demo", ClientMode::Play, false);
+        p.drive();
+        // publish on a stream id never created
+        let body = amf0::encode_all(&[Value::string("publish"), Value::Number(0.0), Value::Null, Value::string("x")]);
+        let mut bytes = vec![];
+        encode_message(&mut bytes, OUT_CHUNK_SIZE, 3, 0, 20, 7, &body);
+        let mut b = BytesMut::from(&bytes[..]);
+        let e = p.server.handle_input(&mut b).unwrap_err();
+        assert!(e.to_string().contains("not created"), "{e}");
+        let mut b = BytesMut::from(&b"x"[..]);
+        assert!(p.server.handle_input(&mut b).is_err());
+    }
+
+    #[test]
+    fn unknown_command_gets_error_reply_not_disconnect() {
+        let mut p = Pair::new("demo", ClientMode::Play, false);
+        p.drive();
+        let body = amf0::encode_all(&[Value::string("launchMissiles"), Value::Number(9.0), Value::Null]);
+        let mut bytes = vec![];
+        encode_message(&mut bytes, OUT_CHUNK_SIZE, 3, 0, 20, 0, &body);
+        let mut b = BytesMut::from(&bytes[..]);
+        p.server.handle_input(&mut b).unwrap();
+        assert_eq!(p.server.poll_event(), Some(Event::UnknownCommand { name: "launchMissiles".into() }));
+        assert!(p.server.wants_transmit());
+    }
+
+    #[test]
+    fn commands_before_connect_are_refused() {
+        let mut s = ServerSession::new(SessionConfig::default(), [1u8; HANDSHAKE_SIZE], 0);
+        let mut c = crate::handshake::ClientHandshake::new([2u8; HANDSHAKE_SIZE], 0, false);
+        let mut out = vec![];
+        c.start(&mut out);
+        let mut b = BytesMut::from(&out[..]);
+        s.handle_input(&mut b).unwrap();
+        let mut s2c = vec![];
+        s.poll_transmit(&mut s2c);
+        let mut out = vec![];
+        c.handle_input(&mut BytesMut::from(&s2c[..]), &mut out).unwrap();
+        let body = amf0::encode_all(&[Value::string("createStream"), Value::Number(2.0), Value::Null]);
+        encode_message(&mut out, 128, 3, 0, 20, 0, &body);
+        let e = s.handle_input(&mut BytesMut::from(&out[..])).unwrap_err();
+        assert!(e.to_string().contains("before connect"));
+    }
+}
