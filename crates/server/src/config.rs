@@ -1,0 +1,198 @@
+//! Configuration: `ferrocast.toml` merged with command-line flags, validated once at start-up.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::Deserialize;
+
+/// Everything `ferrocast serve` needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Plain RTMP listener; `None` disables it.
+    pub rtmp_addr: Option<SocketAddr>,
+    /// RTMPS listener; `None` disables it.
+    pub rtmps_addr: Option<SocketAddr>,
+    /// HTTP listener (API, metrics, DASH).
+    pub http_addr: SocketAddr,
+    /// Where the self-signed certificate and stream data live.
+    pub data_dir: PathBuf,
+    /// PEM certificate chain for RTMPS (self-signed into `data_dir` when absent).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for RTMPS.
+    pub tls_key: Option<PathBuf>,
+    /// Publish authorization.
+    pub auth: AuthConfig,
+    /// Per-connection bounds.
+    pub limits: Limits,
+}
+
+/// `[auth]`: stream name → secret. Empty means open mode.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Publish keys by stream name.
+    pub keys: BTreeMap<String, String>,
+}
+
+/// `[limits]`: what one client may cost us.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Seconds a client has to finish the RTMP (and TLS) handshake.
+    pub handshake_timeout_secs: u64,
+    /// Seconds without any byte from a publisher (or non-playing client) before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Seconds a write to a player may block before the player is dropped.
+    pub write_timeout_secs: u64,
+    /// Most simultaneous RTMP(S) connections.
+    pub max_connections: usize,
+    /// Longest RTMP message accepted, in bytes.
+    pub max_message_size: usize,
+    /// Frames a player may fall behind before it skips to the next keyframe.
+    pub player_queue_frames: usize,
+    /// Most bytes of one GOP kept for late joiners; a longer GOP is not cached.
+    pub max_gop_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout_secs: 10,
+            idle_timeout_secs: 30,
+            write_timeout_secs: 10,
+            max_connections: 10_000,
+            max_message_size: 8 << 20,
+            player_queue_frames: 1024,
+            max_gop_bytes: 32 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// Handshake timeout as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout_secs)
+    }
+    /// Idle timeout as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+    /// Write timeout as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            rtmp_addr: Some(([0, 0, 0, 0], 1935).into()),
+            rtmps_addr: Some(([0, 0, 0, 0], 1936).into()),
+            http_addr: ([0, 0, 0, 0], 8080).into(),
+            data_dir: PathBuf::from("data"),
+            tls_cert: None,
+            tls_key: None,
+            auth: AuthConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for this schema.
+    #[error("invalid config {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said.
+        source: toml::de::Error,
+    },
+    /// A value that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML config file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    /// Adds `NAME=SECRET` publish keys from the command line.
+    pub fn add_publish_keys(&mut self, specs: &[String]) -> Result<(), ConfigError> {
+        for spec in specs {
+            let (name, secret) = spec.split_once('=').ok_or_else(|| {
+                ConfigError::Invalid(format!("--publish-key {spec:?}: expected NAME=SECRET, e.g. --publish-key demo=s3cret"))
+            })?;
+            self.auth.keys.insert(name.to_string(), secret.to_string());
+        }
+        Ok(())
+    }
+
+    /// Checks everything that can be checked before binding sockets.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, secret) in &self.auth.keys {
+            if !crate::names::is_valid_stream_name(name) {
+                return Err(ConfigError::Invalid(format!(
+                    "publish key for {name:?}: stream names are 1-64 characters of A-Z a-z 0-9 _ -"
+                )));
+            }
+            if secret.is_empty() {
+                return Err(ConfigError::Invalid(format!("publish key for {name:?} is empty")));
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid("--tls-cert and --tls-key must be given together".into()));
+        }
+        let l = &self.limits;
+        if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 || l.write_timeout_secs == 0 {
+            return Err(ConfigError::Invalid("[limits] timeouts must be at least 1 second".into()));
+        }
+        if l.max_message_size < 64 << 10 {
+            return Err(ConfigError::Invalid("[limits] max_message_size must be at least 65536".into()));
+        }
+        if l.player_queue_frames < 16 {
+            return Err(ConfigError::Invalid("[limits] player_queue_frames must be at least 16".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_toml_and_keys() {
+        let c: Config = toml::from_str(
+            "http_addr = \"127.0.0.1:9000\"\n[auth.keys]\ndemo = \"s3cret\"\n[limits]\nidle_timeout_secs = 5\n",
+        )
+        .unwrap();
+        assert_eq!(c.http_addr.port(), 9000);
+        assert_eq!(c.auth.keys["demo"], "s3cret");
+        assert_eq!(c.limits.idle_timeout_secs, 5);
+        assert_eq!(c.limits.handshake_timeout_secs, 10);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let mut c = Config::default();
+        assert!(c.add_publish_keys(&["nokey".into()]).is_err());
+        c.add_publish_keys(&["../x=y".into()]).unwrap();
+        assert!(c.validate().unwrap_err().to_string().contains("stream names"));
+        assert!(toml::from_str::<Config>("bogus = 1").is_err());
+    }
+}

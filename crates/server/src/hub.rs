@@ -1,0 +1,338 @@
+//! The stream hub: one entry per live stream, fed by its publisher, read by any number of
+//! players.
+//!
+//! Each stream keeps what a late joiner needs to start decoding at once — metadata, the
+//! audio/video sequence headers and the frames since the last keyframe (the GOP cache) — and a
+//! `broadcast` channel for live frames. A player subscribes and snapshots the cache under the
+//! same lock, so it sees every frame exactly once. The channel is bounded: a player that falls
+//! behind gets `Lagged` and skips to the next keyframe; the publisher never waits for anyone.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, OnceLock,
+    },
+    time::{Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use media::flv;
+use rtmp_proto::{amf0::Value, session::encode_media, MediaKind};
+use tokio::sync::broadcast;
+
+use crate::probe::{Probe, StreamInfo};
+
+/// One audio or video message as published.
+#[derive(Debug)]
+pub struct Frame {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// RTMP timestamp (ms).
+    pub timestamp: u32,
+    /// The FLV tag body.
+    pub payload: Bytes,
+    /// A video keyframe that is not a sequence header: where a decoder can start.
+    pub keyframe: bool,
+    /// An AVC/AAC sequence header (decoder configuration).
+    pub sequence_header: bool,
+    /// The chunked encoding for players on message stream 1 (what every client we know
+    /// uses), made once and shared by all of them.
+    encoded: OnceLock<Bytes>,
+}
+
+impl Frame {
+    /// A frame, classified from its FLV tag header.
+    pub fn new(kind: MediaKind, timestamp: u32, payload: Bytes) -> Self {
+        let (keyframe, sequence_header) = match kind {
+            MediaKind::Video => flv::parse_video_tag(&payload).map_or((false, false), |t| (t.is_keyframe(), t.is_sequence_header())),
+            MediaKind::Audio => flv::parse_audio_tag(&payload).map_or((false, false), |t| (false, t.is_sequence_header())),
+        };
+        Self { kind, timestamp, payload, keyframe, sequence_header, encoded: OnceLock::new() }
+    }
+
+    /// RTMP chunks of this frame for a player on `stream_id`.
+    pub fn encoded(&self, stream_id: u32) -> Bytes {
+        if stream_id == 1 {
+            self.encoded
+                .get_or_init(|| encode_media(1, self.kind, self.timestamp, &self.payload).into())
+                .clone()
+        } else {
+            encode_media(stream_id, self.kind, self.timestamp, &self.payload).into()
+        }
+    }
+}
+
+/// What a new player is sent before live frames.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// onMetaData, if the publisher sent it.
+    pub metadata: Option<Value>,
+    /// Sequence headers then the current GOP, in order.
+    pub frames: Vec<Arc<Frame>>,
+}
+
+#[derive(Default)]
+struct Cache {
+    metadata: Option<Value>,
+    video_header: Option<Arc<Frame>>,
+    audio_header: Option<Arc<Frame>>,
+    gop: Vec<Arc<Frame>>,
+    gop_bytes: usize,
+    probe: Probe,
+}
+
+/// A live stream.
+pub struct Stream {
+    /// The stream name.
+    pub name: String,
+    /// Who publishes it.
+    pub publisher: SocketAddr,
+    /// When publishing started.
+    pub started: SystemTime,
+    started_at: Instant,
+    max_gop_bytes: usize,
+    cache: Mutex<Cache>,
+    tx: Mutex<Option<broadcast::Sender<Arc<Frame>>>>,
+    players: AtomicUsize,
+    bytes_in: AtomicU64,
+    frames_in: AtomicU64,
+}
+
+impl Stream {
+    /// Current stream description (codec, resolution, rates).
+    pub fn info(&self) -> StreamInfo {
+        self.cache.lock().unwrap().probe.info()
+    }
+
+    /// Number of players attached.
+    pub fn players(&self) -> usize {
+        self.players.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of media received from the publisher.
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    /// Seconds since publishing started.
+    pub fn uptime_secs(&self) -> f64 {
+        self.started_at.elapsed().as_secs_f64()
+    }
+
+    /// Stores the publisher's onMetaData for late joiners (and as a fallback for the probe).
+    pub fn set_metadata(&self, value: Value) {
+        let mut c = self.cache.lock().unwrap();
+        c.probe.on_metadata(&value);
+        c.metadata = Some(value.clone());
+    }
+
+    /// Takes one frame from the publisher: updates the probe and the GOP cache and sends it
+    /// to the players.
+    pub fn push(&self, frame: Frame) {
+        self.bytes_in.fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        let frame = Arc::new(frame);
+        let mut c = self.cache.lock().unwrap();
+        c.probe.on_frame(frame.kind, frame.timestamp, &frame.payload);
+        if frame.sequence_header {
+            match frame.kind {
+                MediaKind::Video => {
+                    c.video_header = Some(frame.clone());
+                    c.gop.clear();
+                    c.gop_bytes = 0;
+                }
+                MediaKind::Audio => c.audio_header = Some(frame.clone()),
+            }
+        } else if frame.keyframe {
+            c.gop.clear();
+            c.gop.push(frame.clone());
+            c.gop_bytes = frame.payload.len();
+        } else if !c.gop.is_empty() || c.video_header.is_none() {
+            // Audio-only streams have no keyframes: keep a bounded tail of audio instead.
+            c.gop_bytes += frame.payload.len();
+            c.gop.push(frame.clone());
+            if c.gop_bytes > self.max_gop_bytes {
+                // A GOP this long is not worth caching; late joiners wait for a keyframe.
+                c.gop.clear();
+                c.gop_bytes = 0;
+            }
+        }
+        // Send while holding the cache lock, so a subscribing player sees each frame once:
+        // either in its snapshot or from the channel.
+        if let Some(tx) = self.tx.lock().unwrap().as_ref() {
+            let _ = tx.send(frame);
+        }
+    }
+
+    /// Subscribes a player: the snapshot to send first, then the live channel. `None` if the
+    /// stream already ended.
+    pub fn subscribe(self: &Arc<Self>) -> Option<(Snapshot, broadcast::Receiver<Arc<Frame>>, PlayerGuard)> {
+        let c = self.cache.lock().unwrap();
+        let rx = self.tx.lock().unwrap().as_ref()?.subscribe();
+        let mut frames = Vec::with_capacity(c.gop.len() + 2);
+        frames.extend(c.video_header.clone());
+        frames.extend(c.audio_header.clone());
+        frames.extend(c.gop.iter().cloned());
+        let snap = Snapshot { metadata: c.metadata.clone(), frames };
+        self.players.fetch_add(1, Ordering::Relaxed);
+        Some((snap, rx, PlayerGuard(self.clone())))
+    }
+}
+
+/// Counts a player for as long as it lives.
+pub struct PlayerGuard(Arc<Stream>);
+
+impl Drop for PlayerGuard {
+    fn drop(&mut self) {
+        self.0.players.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why a publish was refused by the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// Somebody already publishes this name.
+    #[error("stream {name:?} is already being published from {by}; stop that publisher or pick another name")]
+    AlreadyPublishing {
+        /// The stream name.
+        name: String,
+        /// The current publisher.
+        by: SocketAddr,
+    },
+}
+
+/// All live streams.
+pub struct Hub {
+    streams: Mutex<HashMap<String, Arc<Stream>>>,
+    queue_frames: usize,
+    max_gop_bytes: usize,
+}
+
+impl Hub {
+    /// An empty hub; `queue_frames` bounds how far a player may lag.
+    pub fn new(queue_frames: usize, max_gop_bytes: usize) -> Self {
+        Self { streams: Mutex::new(HashMap::new()), queue_frames, max_gop_bytes }
+    }
+
+    /// Claims `name` for a publisher. The stream ends when the handle is dropped.
+    pub fn publish(self: &Arc<Self>, name: &str, publisher: SocketAddr) -> Result<PublishHandle, HubError> {
+        let mut map = self.streams.lock().unwrap();
+        if let Some(s) = map.get(name) {
+            return Err(HubError::AlreadyPublishing { name: name.into(), by: s.publisher });
+        }
+        let (tx, _) = broadcast::channel(self.queue_frames);
+        let stream = Arc::new(Stream {
+            name: name.into(),
+            publisher,
+            started: SystemTime::now(),
+            started_at: Instant::now(),
+            max_gop_bytes: self.max_gop_bytes,
+            cache: Mutex::new(Cache::default()),
+            tx: Mutex::new(Some(tx)),
+            players: AtomicUsize::new(0),
+            bytes_in: AtomicU64::new(0),
+            frames_in: AtomicU64::new(0),
+        });
+        map.insert(name.into(), stream.clone());
+        Ok(PublishHandle { hub: self.clone(), stream })
+    }
+
+    /// The live stream called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Stream>> {
+        self.streams.lock().unwrap().get(name).cloned()
+    }
+
+    /// All live streams, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Stream>> {
+        let mut v: Vec<_> = self.streams.lock().unwrap().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}
+
+/// A publisher's claim on a stream name.
+pub struct PublishHandle {
+    hub: Arc<Hub>,
+    /// The stream being published.
+    pub stream: Arc<Stream>,
+}
+
+impl Drop for PublishHandle {
+    fn drop(&mut self) {
+        let mut map = self.hub.streams.lock().unwrap();
+        if map.get(&self.stream.name).is_some_and(|s| Arc::ptr_eq(s, &self.stream)) {
+            map.remove(&self.stream.name);
+        }
+        // Dropping the sender ends every player's channel once it has drained.
+        self.stream.tx.lock().unwrap().take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(ts: u32, key: bool, seq: bool) -> Frame {
+        let b0 = if key { 0x17 } else { 0x27 };
+        Frame::new(MediaKind::Video, ts, Bytes::from(vec![b0, if seq { 0 } else { 1 }, 0, 0, 0, 9]))
+    }
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:5000".parse().unwrap()
+    }
+
+    #[test]
+    fn one_publisher_per_name_and_release_on_drop() {
+        let hub = Arc::new(Hub::new(64, 1 << 20));
+        let h = hub.publish("a", addr()).unwrap();
+        assert!(matches!(hub.publish("a", addr()), Err(HubError::AlreadyPublishing { .. })));
+        drop(h);
+        assert!(hub.get("a").is_none());
+        hub.publish("a", addr()).unwrap();
+    }
+
+    #[test]
+    fn late_joiner_gets_headers_and_gop_then_live() {
+        let hub = Arc::new(Hub::new(64, 1 << 20));
+        let h = hub.publish("a", addr()).unwrap();
+        let s = h.stream.clone();
+        s.push(video(0, true, true));
+        s.push(video(0, true, false));
+        s.push(video(33, false, false));
+        s.push(video(2000, true, false));
+        s.push(video(2033, false, false));
+        let (snap, mut rx, _g) = s.subscribe().unwrap();
+        let ts: Vec<_> = snap.frames.iter().map(|f| (f.timestamp, f.keyframe, f.sequence_header)).collect();
+        assert_eq!(ts, vec![(0, false, true), (2000, true, false), (2033, false, false)]);
+        assert_eq!(s.players(), 1);
+        s.push(video(2066, false, false));
+        assert_eq!(rx.try_recv().unwrap().timestamp, 2066);
+        drop(h);
+        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)));
+    }
+
+    #[test]
+    fn slow_player_lags_instead_of_blocking() {
+        let hub = Arc::new(Hub::new(16, 1 << 20));
+        let h = hub.publish("a", addr()).unwrap();
+        let (_, mut rx, _g) = h.stream.subscribe().unwrap();
+        for i in 0..100 {
+            h.stream.push(video(i * 33, i % 30 == 0, false));
+        }
+        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
+    }
+
+    #[test]
+    fn oversized_gop_is_not_cached() {
+        let hub = Arc::new(Hub::new(16, 20));
+        let h = hub.publish("a", addr()).unwrap();
+        h.stream.push(video(0, true, false));
+        for i in 1..10 {
+            h.stream.push(video(i * 33, false, false));
+        }
+        let (snap, _, _g) = h.stream.subscribe().unwrap();
+        assert!(snap.frames.is_empty());
+    }
+}

@@ -1,0 +1,372 @@
+//! RTMP and RTMPS listeners: accept, (TLS,) and drive one [`ServerSession`] per connection
+//! between the socket and the hub. A connection's failure is its own: it is logged with the
+//! reason and closed; nobody else notices.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use bytes::{Bytes, BytesMut};
+use metrics::{counter, gauge};
+use rand::RngCore;
+use rtmp_proto::{
+    chunk::ChunkLimits,
+    handshake::HANDSHAKE_SIZE,
+    session::{Event, ServerSession, SessionConfig},
+    MediaKind, RtmpError,
+};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::{broadcast, watch, Semaphore},
+    time::timeout,
+};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::{
+    auth::PublishAuth,
+    config::Limits,
+    hub::{Frame, Hub, PlayerGuard, PublishHandle, Stream},
+    names::{is_valid_stream_name, query_param},
+};
+
+/// The application name in `rtmp://host/live/NAME`.
+pub const APP: &str = "live";
+
+/// Shared by all RTMP connections.
+pub struct RtmpContext {
+    /// Live streams.
+    pub hub: Arc<Hub>,
+    /// Publish keys.
+    pub auth: PublishAuth,
+    /// Per-connection bounds.
+    pub limits: Limits,
+    /// Caps simultaneous connections.
+    pub connections: Arc<Semaphore>,
+    /// Zero point of handshake epochs.
+    pub started: Instant,
+}
+
+/// Why a connection ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// Socket error.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// Protocol error from the session.
+    #[error("{0}")]
+    Rtmp(#[from] RtmpError),
+    /// A deadline passed.
+    #[error("{0}")]
+    Timeout(&'static str),
+}
+
+impl ConnError {
+    /// Short label for metrics.
+    fn label(&self) -> &'static str {
+        match self {
+            ConnError::Io(_) => "io",
+            ConnError::Rtmp(RtmpError::Handshake(_)) => "handshake",
+            ConnError::Rtmp(RtmpError::Chunk(_)) => "chunk",
+            ConnError::Rtmp(RtmpError::Amf0(_)) => "amf0",
+            ConnError::Rtmp(_) => "protocol",
+            ConnError::Timeout(_) => "timeout",
+        }
+    }
+
+    /// A normal hang-up rather than a failure worth a warning.
+    fn is_client_closed(&self) -> bool {
+        matches!(self, ConnError::Io(e) if matches!(e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::UnexpectedEof))
+    }
+}
+
+/// Accepts connections until `shutdown` flips; `tls` makes it an RTMPS listener.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<RtmpContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let proto = if tls.is_some() { "rtmps" } else { "rtmp" };
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of fds and similar: back off instead of spinning.
+                    warn!(%e, "{proto}: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
+            warn!(%peer, limit = ctx.limits.max_connections, "{proto}: connection refused: max_connections reached");
+            counter!("ferrocast_rtmp_connections_refused_total", "proto" => proto).increment(1);
+            continue;
+        };
+        let ctx = ctx.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            counter!("ferrocast_rtmp_connections_total", "proto" => proto).increment(1);
+            gauge!("ferrocast_rtmp_connections_active", "proto" => proto).increment(1.0);
+            let r = handle(tcp, peer, tls, &ctx).await;
+            gauge!("ferrocast_rtmp_connections_active", "proto" => proto).decrement(1.0);
+            match r {
+                Ok(()) => debug!(%peer, "{proto}: connection closed"),
+                Err(e) if e.is_client_closed() => debug!(%peer, "{proto}: client hung up: {e}"),
+                Err(e) => {
+                    counter!("ferrocast_rtmp_connection_errors_total", "reason" => e.label()).increment(1);
+                    warn!(%peer, "{proto}: closing connection: {e}");
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn handle(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, ctx: &RtmpContext) -> Result<(), ConnError> {
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => drive(tcp, peer, ctx).await,
+        Some(acceptor) => {
+            let tls = timeout(ctx.limits.handshake_timeout(), acceptor.accept(tcp))
+                .await
+                .map_err(|_| ConnError::Timeout("TLS handshake did not finish in time"))??;
+            drive(tls, peer, ctx).await
+        }
+    }
+}
+
+struct Playing {
+    stream_id: u32,
+    stream: Arc<Stream>,
+    rx: broadcast::Receiver<Arc<Frame>>,
+    _guard: PlayerGuard,
+    /// After a lag, drop frames until the next video keyframe so the decoder restarts clean.
+    skip_to_keyframe: bool,
+}
+
+struct Conn<'a> {
+    ctx: &'a RtmpContext,
+    peer: SocketAddr,
+    app: String,
+    publishing: Option<(u32, PublishHandle)>,
+    playing: Option<Playing>,
+}
+
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, ctx: &RtmpContext) -> Result<(), ConnError> {
+    let mut random = [0u8; HANDSHAKE_SIZE];
+    rand::thread_rng().fill_bytes(&mut random);
+    let limits = ChunkLimits { max_message_size: ctx.limits.max_message_size, ..Default::default() };
+    let epoch = ctx.started.elapsed().as_millis() as u32;
+    let mut session = ServerSession::new(SessionConfig { limits }, random, epoch);
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut out = Vec::with_capacity(16 * 1024);
+
+    timeout(ctx.limits.handshake_timeout(), async {
+        while session.is_handshaking() {
+            if io.read_buf(&mut buf).await? == 0 {
+                return Err(ConnError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            session.handle_input(&mut buf)?;
+            flush(&mut io, &mut session, &mut out).await?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|_| ConnError::Timeout("RTMP handshake did not finish in time"))??;
+
+    let mut conn = Conn { ctx, peer, app: String::new(), publishing: None, playing: None };
+    let r = conn.run(&mut io, &mut session, &mut buf, &mut out).await;
+    if let Some((_, h)) = &conn.publishing {
+        info!(%peer, stream = %h.stream.name, "publish ended");
+    }
+    r
+}
+
+async fn flush<S: AsyncWrite + Unpin>(io: &mut S, session: &mut ServerSession, out: &mut Vec<u8>) -> Result<(), ConnError> {
+    session.poll_transmit(out);
+    if !out.is_empty() {
+        io.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+impl Conn<'_> {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        session: &mut ServerSession,
+        buf: &mut BytesMut,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConnError> {
+        // The handshake may have carried the first chunks already.
+        session.handle_input(buf)?;
+        loop {
+            while let Some(ev) = session.poll_event() {
+                self.on_event(ev, session, out);
+            }
+            session.poll_transmit(out);
+            if !out.is_empty() {
+                timeout(self.ctx.limits.write_timeout(), io.write_all(out))
+                    .await
+                    .map_err(|_| ConnError::Timeout("peer stopped reading (write timeout)"))??;
+                out.clear();
+            }
+            let write_timeout = self.ctx.limits.write_timeout();
+            if let Some(p) = &mut self.playing {
+                tokio::select! {
+                    r = io.read_buf(buf) => {
+                        if r? == 0 { return Ok(()); }
+                        session.handle_input(buf)?;
+                    }
+                    f = p.rx.recv() => match f {
+                        Ok(frame) => {
+                            if p.skip_to_keyframe {
+                                if frame.kind == MediaKind::Video && frame.keyframe {
+                                    p.skip_to_keyframe = false;
+                                } else {
+                                    continue;
+                                }
+                            }
+                            let bytes: Bytes = frame.encoded(p.stream_id);
+                            timeout(write_timeout, io.write_all(&bytes))
+                                .await
+                                .map_err(|_| ConnError::Timeout("player stopped reading (write timeout)"))??;
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            counter!("ferrocast_player_lag_skips_total").increment(1);
+                            debug!(peer = %self.peer, skipped = n, "player fell behind; skipping to the next keyframe");
+                            // Audio-only streams have no keyframes to wait for.
+                            p.skip_to_keyframe = p.stream.info().video_codec.is_some();
+                        }
+                        Err(broadcast::error::RecvError::Closed) => {
+                            let name = p.stream.name.clone();
+                            session.end_play(p.stream_id, &name);
+                            self.playing = None;
+                        }
+                    }
+                }
+            } else {
+                let n = timeout(self.ctx.limits.idle_timeout(), io.read_buf(buf))
+                    .await
+                    .map_err(|_| ConnError::Timeout("no data from client (idle timeout)"))??;
+                if n == 0 {
+                    return Ok(());
+                }
+                session.handle_input(buf)?;
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event, session: &mut ServerSession, out: &mut Vec<u8>) {
+        match ev {
+            Event::HandshakeDone { kind } => debug!(peer = %self.peer, ?kind, "RTMP handshake done"),
+            Event::Connect { app, tc_url } => {
+                debug!(peer = %self.peer, %app, ?tc_url, "connect");
+                self.app = app;
+            }
+            Event::Publish { stream_id, name, query } => self.on_publish(session, stream_id, &name, query.as_deref()),
+            Event::Play { stream_id, name, .. } => self.on_play(session, stream_id, &name, out),
+            Event::Metadata { value, .. } => {
+                if let Some((_, h)) = &self.publishing {
+                    h.stream.set_metadata(value);
+                }
+            }
+            Event::Media { stream_id, kind, timestamp, payload } => {
+                if let Some((id, h)) = &self.publishing {
+                    if *id == stream_id {
+                        h.stream.push(Frame::new(kind, timestamp, payload));
+                    }
+                }
+            }
+            Event::Unpublish { stream_id } => {
+                if self.publishing.as_ref().is_some_and(|(id, _)| *id == stream_id) {
+                    let (_, h) = self.publishing.take().unwrap();
+                    info!(peer = %self.peer, stream = %h.stream.name, "unpublished");
+                }
+            }
+            Event::StopPlay { stream_id } => {
+                if self.playing.as_ref().is_some_and(|p| p.stream_id == stream_id) {
+                    self.playing = None;
+                }
+            }
+            Event::UnknownCommand { name } => {
+                debug!(peer = %self.peer, command = %name.chars().take(64).collect::<String>(), "unknown command answered with _error")
+            }
+            _ => {}
+        }
+    }
+
+    fn check_app_and_name(&self, name: &str) -> Result<(), String> {
+        if self.app != APP {
+            return Err(format!(
+                "unknown application {:?}: use rtmp[s]://HOST:PORT/{APP}/NAME",
+                self.app.chars().take(64).collect::<String>()
+            ));
+        }
+        if !is_valid_stream_name(name) {
+            return Err(format!(
+                "invalid stream name {:?}: use 1-64 characters of A-Z a-z 0-9 _ -",
+                name.chars().take(80).collect::<String>()
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_publish(&mut self, session: &mut ServerSession, stream_id: u32, name: &str, query: Option<&str>) {
+        let refuse = |session: &mut ServerSession, reason: &'static str, code: &str, msg: String| {
+            counter!("ferrocast_publish_rejected_total", "reason" => reason).increment(1);
+            warn!(peer = %self.peer, "publish refused: {msg}");
+            session.reject_publish(stream_id, code, &msg);
+        };
+        if self.publishing.is_some() {
+            return refuse(session, "second_publish", "NetStream.Publish.BadName", "this connection already publishes a stream".into());
+        }
+        if let Err(msg) = self.check_app_and_name(name) {
+            return refuse(session, "bad_name", "NetStream.Publish.BadName", msg);
+        }
+        if let Err(e) = self.ctx.auth.check(name, query_param(query, "key")) {
+            return refuse(session, "auth", "NetStream.Publish.Unauthorized", e.to_string());
+        }
+        match self.ctx.hub.publish(name, self.peer) {
+            Ok(h) => {
+                info!(peer = %self.peer, stream = %name, "publishing");
+                counter!("ferrocast_publishes_total").increment(1);
+                session.accept_publish(stream_id, name);
+                self.publishing = Some((stream_id, h));
+            }
+            Err(e) => refuse(session, "busy", "NetStream.Publish.BadName", e.to_string()),
+        }
+    }
+
+    fn on_play(&mut self, session: &mut ServerSession, stream_id: u32, name: &str, out: &mut Vec<u8>) {
+        let refuse = |session: &mut ServerSession, msg: String| {
+            counter!("ferrocast_play_rejected_total").increment(1);
+            debug!(peer = %self.peer, "play refused: {msg}");
+            session.reject_play(stream_id, "NetStream.Play.StreamNotFound", &msg);
+        };
+        if let Err(msg) = self.check_app_and_name(name) {
+            return refuse(session, msg);
+        }
+        if self.playing.is_some() {
+            return refuse(session, "this connection already plays a stream".into());
+        }
+        let not_live = || format!("stream {name:?} is not live: publish to rtmp://HOST:1935/{APP}/{name} first");
+        let Some(stream) = self.ctx.hub.get(name) else { return refuse(session, not_live()) };
+        let Some((snapshot, rx, guard)) = stream.subscribe() else { return refuse(session, not_live()) };
+        self.playing = Some(Playing { stream_id, stream, rx, _guard: guard, skip_to_keyframe: false });
+        session.accept_play(stream_id, name);
+        if let Some(meta) = &snapshot.metadata {
+            session.send_metadata(stream_id, meta);
+        }
+        session.poll_transmit(out);
+        for f in &snapshot.frames {
+            out.extend_from_slice(&f.encoded(stream_id));
+        }
+        debug!(peer = %self.peer, stream = %name, cached = snapshot.frames.len(), "playing");
+    }
+}

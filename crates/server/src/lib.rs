@@ -1,0 +1,20 @@
+//! ferrocast: the live streaming server. This crate holds all the IO — sockets, TLS, HTTP,
+//! timers — around the sans-IO protocol core in `rtmp-proto` and the parsers in `media`.
+//!
+//! ```text
+//! socket ─▶ ingest (TLS?, ServerSession) ─▶ hub (GOP cache, broadcast) ─▶ ingest (players)
+//!                                             └─▶ http (/api/streams, /metrics)
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod hub;
+pub mod ingest;
+pub mod names;
+pub mod probe;
+mod serve;
+pub mod tls;
+
+pub use serve::{bind, run, Listeners, ServeError};

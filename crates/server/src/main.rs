@@ -1,0 +1,113 @@
+//! The `ferrocast` binary.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use ferrocast::config::Config;
+
+#[derive(Parser)]
+#[command(name = "ferrocast", version, about = "Live streaming server: RTMP/RTMPS ingest and playback")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything (RTMP, RTMPS, HTTP) in one process with embedded defaults.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file; flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory for the self-signed certificate and stream data [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// RTMP listener [default: 0.0.0.0:1935].
+    #[arg(long)]
+    rtmp_addr: Option<SocketAddr>,
+    /// RTMPS listener [default: 0.0.0.0:1936].
+    #[arg(long)]
+    rtmps_addr: Option<SocketAddr>,
+    /// HTTP listener for the API, metrics and playback [default: 0.0.0.0:8080].
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
+    /// PEM certificate chain for RTMPS (default: self-signed, made in the data dir).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for RTMPS.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require a key to publish NAME: `--publish-key NAME=SECRET` (repeatable). The
+    /// broadcaster then publishes to rtmp[s]://HOST/live/NAME?key=SECRET. Without any key,
+    /// anyone may publish (open mode).
+    #[arg(long = "publish-key", value_name = "NAME=SECRET")]
+    publish_keys: Vec<String>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Result<Config, ferrocast::config::ConfigError> {
+        let mut c = match &self.config {
+            Some(p) => Config::from_file(p)?,
+            None => Config::default(),
+        };
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = self.rtmp_addr {
+            c.rtmp_addr = Some(v);
+        }
+        if let Some(v) = self.rtmps_addr {
+            c.rtmps_addr = Some(v);
+        }
+        if let Some(v) = self.http_addr {
+            c.http_addr = v;
+        }
+        if self.tls_cert.is_some() {
+            c.tls_cert = self.tls_cert;
+            c.tls_key = self.tls_key;
+        }
+        c.add_publish_keys(&self.publish_keys)?;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let r = rt.block_on(async {
+        match cli.command {
+            Command::Serve(args) => {
+                let config = args.into_config()?;
+                let listeners = ferrocast::bind(&config).await?;
+                ferrocast::run(config, listeners, shutdown_signal()).await
+            }
+        }
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrocast: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! `ferrocast serve`: binds the listeners and runs everything in one process.
+
+use std::{future::Future, net::SocketAddr, sync::{Arc, OnceLock}, time::Instant};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::{net::TcpListener, sync::{watch, Semaphore}};
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn};
+
+use crate::{auth::PublishAuth, config::{Config, ConfigError}, http, hub::Hub, ingest, tls};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source} — is another server (or another ferrocast) using it? pick another with --{what}-addr")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which listener.
+        what: &'static str,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// TLS setup failed.
+    #[error("RTMPS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The data directory is unusable.
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+}
+
+/// The bound sockets, so callers (and tests) can bind port 0 and learn the real ports.
+pub struct Listeners {
+    /// Plain RTMP.
+    pub rtmp: Option<TcpListener>,
+    /// RTMPS.
+    pub rtmps: Option<TcpListener>,
+    /// HTTP.
+    pub http: TcpListener,
+}
+
+async fn bind_one(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, what, source })
+}
+
+/// Binds the listeners the config asks for.
+pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
+    let rtmp = match config.rtmp_addr {
+        Some(a) => Some(bind_one(a, "rtmp").await?),
+        None => None,
+    };
+    let rtmps = match config.rtmps_addr {
+        Some(a) => Some(bind_one(a, "rtmps").await?),
+        None => None,
+    };
+    let http = bind_one(config.http_addr, "http").await?;
+    Ok(Listeners { rtmp, rtmps, http })
+}
+
+fn metrics_handle() -> PrometheusHandle {
+    // One recorder per process; tests run several servers in one process.
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Runs the server on bound listeners until `shutdown` completes.
+pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    let auth = PublishAuth::new(config.auth.keys.clone());
+    if auth.is_open() {
+        warn!("open mode: no publish keys configured, anyone who reaches the RTMP ports can publish any stream name; add keys with --publish-key NAME=SECRET or [auth.keys] in the config");
+    }
+    let hub = Arc::new(Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes));
+    let ctx = Arc::new(ingest::RtmpContext {
+        hub: hub.clone(),
+        auth,
+        limits: config.limits.clone(),
+        connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+        started: Instant::now(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if let Some(l) = listeners.rtmp {
+        info!("RTMP listening on rtmp://{}/live/NAME", l.local_addr().map_err(|source| ServeError::DataDir { path: "rtmp listener".into(), source })?);
+        tasks.spawn(ingest::serve(l, None, ctx.clone(), stop_rx.clone()));
+    }
+    if let Some(l) = listeners.rtmps {
+        let (cert, key, made) = tls::ensure_cert(&config.data_dir, config.tls_cert.as_deref(), config.tls_key.as_deref())?;
+        if made {
+            info!(cert = %cert.display(), "generated a self-signed certificate for RTMPS (localhost, 127.0.0.1); pass --tls-cert/--tls-key for a real one");
+        }
+        let acceptor = TlsAcceptor::from(tls::server_config(&cert, &key)?);
+        if let Ok(a) = l.local_addr() {
+            info!("RTMPS listening on rtmps://{a}/live/NAME");
+        }
+        tasks.spawn(ingest::serve(l, Some(acceptor), ctx.clone(), stop_rx.clone()));
+    }
+    let state = http::HttpState { hub, metrics: metrics_handle() };
+    if let Ok(a) = listeners.http.local_addr() {
+        info!("HTTP listening on http://{a}/ (API /api/streams, metrics /metrics)");
+    }
+    let mut http_stop = stop_rx.clone();
+    let app = http::router(state);
+    tasks.spawn(async move {
+        let r = axum::serve(listeners.http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await;
+        if let Err(e) = r {
+            warn!("HTTP server stopped: {e}");
+        }
+    });
+
+    shutdown.await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    // Listeners stop accepting at once; connections in flight end with the runtime.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
+    Ok(())
+}

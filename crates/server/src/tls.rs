@@ -1,0 +1,97 @@
+//! TLS for RTMPS: the operator's certificate, or a self-signed one made on first run.
+
+use std::{fs, io::BufReader, path::Path, sync::Arc};
+
+use rustls::ServerConfig;
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Reading or writing a PEM file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The PEM files hold no usable certificate or key.
+    #[error("{0}")]
+    Pem(String),
+    /// rustls refused the certificate/key pair.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// Generating the self-signed certificate failed.
+    #[error("generating a self-signed certificate: {0}")]
+    Rcgen(#[from] rcgen::Error),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
+    move |source| TlsError::Io { path: path.display().to_string(), source }
+}
+
+/// Returns the cert and key paths to use: the given ones, or `data_dir/tls/{cert,key}.pem`,
+/// generating a self-signed pair for `localhost`/`127.0.0.1` there if missing.
+pub fn ensure_cert(
+    data_dir: &Path,
+    cert: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, bool), TlsError> {
+    if let (Some(c), Some(k)) = (cert, key) {
+        return Ok((c.into(), k.into(), false));
+    }
+    let dir = data_dir.join("tls");
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if c.exists() && k.exists() {
+        return Ok((c, k, false));
+    }
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let ck = rcgen::generate_simple_self_signed(names)?;
+    fs::write(&c, ck.cert.pem()).map_err(io_err(&c))?;
+    fs::write(&k, ck.key_pair.serialize_pem()).map_err(io_err(&k))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(&k, fs::Permissions::from_mode(0o600));
+    }
+    Ok((c, k, true))
+}
+
+/// Builds the rustls server configuration (TLS 1.2 and 1.3 only) from PEM files.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = rustls_pemfile::certs(&mut BufReader::new(fs::File::open(cert).map_err(io_err(cert))?))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err(cert))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem(format!("{}: no certificate found in PEM file", cert.display())));
+    }
+    let key_der = rustls_pemfile::private_key(&mut BufReader::new(fs::File::open(key).map_err(io_err(key))?))
+        .map_err(io_err(key))?
+        .ok_or_else(|| TlsError::Pem(format!("{}: no private key found in PEM file", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)?;
+    Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_and_loads() {
+        let dir = std::env::temp_dir().join(format!("ferrocast-tls-{}", std::process::id()));
+        let (c, k, made) = ensure_cert(&dir, None, None).unwrap();
+        assert!(made);
+        let before = fs::read(&c).unwrap();
+        let (c2, _, made2) = ensure_cert(&dir, None, None).unwrap();
+        assert!(!made2);
+        assert_eq!(fs::read(&c2).unwrap(), before);
+        server_config(&c, &k).unwrap();
+        assert!(server_config(&k, &k).unwrap_err().to_string().contains("no certificate"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

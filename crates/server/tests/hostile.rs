@@ -1,0 +1,105 @@
+//! Hostile clients lose their own connection and nobody else's: garbage, absurd sizes, stalled
+//! handshakes — while a real publisher and player keep going.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use common::*;
+use rtmp_proto::{
+    client::{ClientEvent, ClientMode, ClientSession},
+    handshake::HANDSHAKE_SIZE,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// Connects, does the plain handshake and connect/createStream with our own client, then
+/// sends `extra` raw bytes. Returns how long until the server closed the socket.
+async fn after_connect_send(port: u16, extra: &[u8]) -> Duration {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut c = ClientSession::new([3u8; HANDSHAKE_SIZE], 0, false, &format!("rtmp://127.0.0.1:{port}/live"), "x", ClientMode::Play);
+    let mut buf = BytesMut::new();
+    let mut out = vec![];
+    // Drive until the play was answered (refused: x is not live) — the session is then idle.
+    let t0 = Instant::now();
+    loop {
+        c.poll_transmit(&mut out);
+        s.write_all(&out).await.unwrap();
+        out.clear();
+        if std::iter::from_fn(|| c.poll_event()).any(|e| matches!(e, ClientEvent::Status { .. })) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0);
+        c.handle_input(&mut buf).unwrap();
+    }
+    s.write_all(extra).await.unwrap();
+    closed_within(&mut s, Duration::from_secs(10)).await
+}
+
+async fn closed_within(s: &mut TcpStream, limit: Duration) -> Duration {
+    let t0 = Instant::now();
+    let mut junk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(t0.elapsed()), s.read(&mut junk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return t0.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("server did not close the connection within {limit:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_clients_are_closed_and_the_good_stream_continues() {
+    let srv = TestServer::start(|c| {
+        c.limits.handshake_timeout_secs = 1;
+        c.limits.idle_timeout_secs = 2;
+    })
+    .await;
+    let _pub = ffmpeg_publish(&srv.rtmp_url("good"), "320x240", 40);
+    srv.wait_live("good", Duration::from_secs(15)).await;
+    // A real player runs through the whole attack.
+    let player = tokio::spawn({
+        let url = srv.rtmp_url("good");
+        async move { ffmpeg_decode_frames(&url, 8, &[]).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Wrong RTMP version byte.
+    let mut s = TcpStream::connect(("127.0.0.1", srv.rtmp)).await.unwrap();
+    s.write_all(&[0x16, 3, 1, 0, 0]).await.unwrap();
+    closed_within(&mut s, Duration::from_secs(3)).await;
+
+    // Stalled mid-handshake: C0 + half of C1, then nothing. Closed by the 1 s timeout.
+    let mut s = TcpStream::connect(("127.0.0.1", srv.rtmp)).await.unwrap();
+    s.write_all(&[3u8; 700]).await.unwrap();
+    let t = closed_within(&mut s, Duration::from_secs(5)).await;
+    assert!(t >= Duration::from_millis(800), "closed too early: {t:?}");
+
+    // Stalled TLS handshake on the RTMPS port.
+    let mut s = TcpStream::connect(("127.0.0.1", srv.rtmps)).await.unwrap();
+    closed_within(&mut s, Duration::from_secs(5)).await;
+
+    // A 16 MiB - 1 message length (above the 8 MiB limit).
+    after_connect_send(srv.rtmp, &[0x04, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0]).await;
+    // A chunk on a stream that was never started.
+    after_connect_send(srv.rtmp, &[0xC9, 1, 2, 3, 4]).await;
+    // Set Chunk Size of 0x7fffffff (above the 16 MiB cap).
+    after_connect_send(srv.rtmp, &[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]).await;
+    // Garbage AMF in a command message.
+    after_connect_send(srv.rtmp, &[0x03, 0, 0, 0, 0, 0, 3, 20, 0, 0, 0, 0, 0x11, 0x11, 0x11]).await;
+    // An idle connection after connect is closed by the idle timeout.
+    let t = after_connect_send(srv.rtmp, &[]).await;
+    assert!(t >= Duration::from_millis(1500), "{t:?}");
+
+    let (frames, err) = player.await.unwrap();
+    assert!(frames >= 200, "the good player decoded only {frames} frames: {err}");
+    assert_eq!(srv.streams().await[0]["name"], "good");
+    let (_, metrics) = srv.get("/metrics").await;
+    assert!(metrics.contains("ferrocast_rtmp_connection_errors_total"), "{metrics}");
+    srv.stop().await;
+}
