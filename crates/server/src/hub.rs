@@ -149,7 +149,7 @@ impl Stream {
             c.gop.clear();
             c.gop.push(frame.clone());
             c.gop_bytes = frame.payload.len();
-        } else if !c.gop.is_empty() || c.video_header.is_none() {
+        } else if !c.gop.is_empty() || (frame.kind == MediaKind::Audio && c.video_header.is_none()) {
             // Audio-only streams have no keyframes: keep a bounded tail of audio instead.
             c.gop_bytes += frame.payload.len();
             c.gop.push(frame.clone());

@@ -175,3 +175,14 @@ pub async fn ffprobe(url: &str, extra: &[&str]) -> serde_json::Value {
     assert!(ok, "ffprobe {url} failed: {err}");
     serde_json::from_slice(&out).unwrap()
 }
+
+/// Runs a long-lived player for `dur`, then kills it; returns what it wrote to stdout.
+pub async fn capture_stdout(cmd: &mut Command, dur: Duration) -> Vec<u8> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(dur, stdout.read_to_end(&mut out)).await;
+    let _ = child.kill().await;
+    out
+}
