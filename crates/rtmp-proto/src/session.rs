@@ -125,6 +125,9 @@ pub struct ServerSession {
     last_ack: u64,
     peer_window: u32,
     error: Option<String>,
+    /// A publish or play awaits the caller's decision; input stays unread until then, so
+    /// media that follows a publish in the same read is not judged before the publish is.
+    awaiting_decision: bool,
 }
 
 fn split_name(raw: &str) -> (String, Option<String>) {
@@ -157,6 +160,7 @@ impl ServerSession {
             last_ack: 0,
             peer_window: 0,
             error: None,
+            awaiting_decision: false,
         }
     }
 
@@ -196,7 +200,7 @@ impl ServerSession {
             self.handshake = None;
             self.events.push_back(Event::HandshakeDone { kind });
         }
-        loop {
+        while !self.awaiting_decision {
             let before = input.len();
             let msg = self.reader.read_message(input)?;
             self.received += (before - input.len()) as u64;
@@ -206,6 +210,14 @@ impl ServerSession {
                 None => return Ok(()),
             }
         }
+        Ok(())
+    }
+
+    /// True while a publish or play waits for accept/reject. Input is not processed until
+    /// the decision; call [`handle_input`](Self::handle_input) again afterwards with the same
+    /// buffer.
+    pub fn is_awaiting_decision(&self) -> bool {
+        self.awaiting_decision
     }
 
     fn maybe_ack(&mut self) {
@@ -353,6 +365,7 @@ impl ServerSession {
                         if role.is_none() { "not created" } else { "already in use" }
                     )));
                 }
+                self.awaiting_decision = true;
                 if name == "publish" {
                     self.streams.insert(msg_stream, StreamRole::PublishPending);
                     self.events.push_back(Event::Publish { stream_id: msg_stream, name: stream_name, query });
@@ -394,6 +407,7 @@ impl ServerSession {
 
     /// Tells the publisher it may start sending media.
     pub fn accept_publish(&mut self, stream_id: u32, name: &str) {
+        self.awaiting_decision = false;
         self.streams.insert(stream_id, StreamRole::Publishing);
         message::write_user_control(&mut self.out, user_control::STREAM_BEGIN, stream_id);
         self.send_status(stream_id, "status", "NetStream.Publish.Start", &format!("{name} is now published."));
@@ -402,12 +416,14 @@ impl ServerSession {
     /// Refuses a publish with an error status (e.g. `NetStream.Publish.BadName`). The
     /// description is what ffmpeg and OBS show the broadcaster, so it should say what to do.
     pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) {
+        self.awaiting_decision = false;
         self.streams.insert(stream_id, StreamRole::Idle);
         self.send_status(stream_id, "error", code, description);
     }
 
     /// Starts playback on `stream_id`: the player may now receive media.
     pub fn accept_play(&mut self, stream_id: u32, name: &str) {
+        self.awaiting_decision = false;
         self.streams.insert(stream_id, StreamRole::Playing);
         message::write_user_control(&mut self.out, user_control::STREAM_BEGIN, stream_id);
         self.send_status(stream_id, "status", "NetStream.Play.Reset", &format!("Playing and resetting {name}."));
@@ -418,6 +434,7 @@ impl ServerSession {
 
     /// Refuses a play (e.g. `NetStream.Play.StreamNotFound`).
     pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) {
+        self.awaiting_decision = false;
         self.streams.insert(stream_id, StreamRole::Idle);
         self.send_status(stream_id, "error", code, description);
     }
@@ -612,6 +629,8 @@ mod tests {
     fn misbehaviour_is_an_error_and_sticky() {
         let mut p = Pair::new("demo", ClientMode::Play, false);
         p.drive();
+        assert!(p.server.is_awaiting_decision());
+        p.server.reject_play(1, "NetStream.Play.StreamNotFound", "not live");
         // publish on a stream id never created
         let body = amf0::encode_all(&[Value::string("publish"), Value::Number(0.0), Value::Null, Value::string("x")]);
         let mut bytes = vec![];
@@ -627,6 +646,7 @@ mod tests {
     fn unknown_command_gets_error_reply_not_disconnect() {
         let mut p = Pair::new("demo", ClientMode::Play, false);
         p.drive();
+        p.server.accept_play(1, "demo");
         let body = amf0::encode_all(&[Value::string("launchMissiles"), Value::Number(9.0), Value::Null]);
         let mut bytes = vec![];
         encode_message(&mut bytes, OUT_CHUNK_SIZE, 3, 0, 20, 0, &body);
@@ -652,5 +672,75 @@ mod tests {
         encode_message(&mut out, 128, 3, 0, 20, 0, &body);
         let e = s.handle_input(&mut BytesMut::from(&out[..])).unwrap_err();
         assert!(e.to_string().contains("before connect"));
+    }
+}
+
+#[cfg(test)]
+mod capture_tests {
+    use super::*;
+
+    /// Everything ffmpeg 5.1 sent while publishing 1 s of 160x120 H.264 + AAC to
+    /// `rtmp://127.0.0.1/live/cap` (recorded on loopback through a proxy, client → server).
+    const FFMPEG_PUBLISH: &[u8] = include_bytes!("testdata/ffmpeg51-publish-session.bin");
+
+    fn replay(step: usize) -> Vec<Event> {
+        let mut s = ServerSession::new(SessionConfig::default(), [1u8; HANDSHAKE_SIZE], 0);
+        let mut buf = BytesMut::new();
+        let mut events = vec![];
+        for part in FFMPEG_PUBLISH.chunks(step) {
+            buf.extend_from_slice(part);
+            loop {
+                s.handle_input(&mut buf).unwrap();
+                let mut any = false;
+                while let Some(e) = s.poll_event() {
+                    any = true;
+                    if let Event::Publish { stream_id, name, .. } = &e {
+                        s.accept_publish(*stream_id, name);
+                    }
+                    events.push(e);
+                }
+                if !any {
+                    break;
+                }
+            }
+        }
+        assert!(buf.is_empty());
+        events
+    }
+
+    #[test]
+    fn real_ffmpeg_publish_session() {
+        let ev = replay(FFMPEG_PUBLISH.len());
+        assert!(matches!(ev[0], Event::HandshakeDone { kind: Some(crate::handshake::HandshakeKind::Complex { .. }) }));
+        assert!(matches!(&ev[1], Event::Connect { app, .. } if app == "live"));
+        assert!(matches!(&ev[2], Event::Publish { name, query: None, .. } if name == "cap"));
+        assert!(matches!(&ev[3], Event::Metadata { value, .. } if value.get("width") == Some(&Value::Number(160.0))));
+        let media: Vec<_> = ev.iter().filter_map(|e| match e {
+            Event::Media { kind, timestamp, payload, .. } => Some((*kind, *timestamp, payload.clone())),
+            _ => None,
+        }).collect();
+        let video: Vec<_> = media.iter().filter(|m| m.0 == MediaKind::Video).collect();
+        let audio: Vec<_> = media.iter().filter(|m| m.0 == MediaKind::Audio).collect();
+        // 1 s at 15 fps: the AVC sequence header + 15 frames + end of sequence; AAC header
+        // + ~43 frames.
+        assert_eq!(video.len(), 17);
+        assert_eq!(&video[16].2[..2], &[0x17, 0x02]);
+        assert_eq!(&video[0].2[..2], &[0x17, 0x00]);
+        assert_eq!(&video[1].2[..2], &[0x17, 0x01]);
+        assert_eq!(&audio[0].2[..2], &[0xAF, 0x00]);
+        assert!(audio.len() > 40, "{}", audio.len());
+        // Timestamps never go backwards per track.
+        assert!(video.windows(2).all(|w| w[0].1 <= w[1].1));
+        assert!(matches!(ev.last(), Some(Event::Unpublish { .. })));
+    }
+
+    #[test]
+    fn real_capture_fed_in_odd_pieces_gives_the_same_events() {
+        let whole = replay(FFMPEG_PUBLISH.len());
+        for step in [1, 7, 128, 1537, 4096] {
+            let got = replay(step);
+            assert_eq!(got.len(), whole.len(), "step {step}");
+            assert!(got == whole, "step {step}: events differ");
+        }
     }
 }

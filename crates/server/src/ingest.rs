@@ -206,8 +206,18 @@ impl Conn<'_> {
         // The handshake may have carried the first chunks already.
         session.handle_input(buf)?;
         loop {
-            while let Some(ev) = session.poll_event() {
-                self.on_event(ev, session, out);
+            // A publish or play pauses the session until decided; what arrived behind it in
+            // the same read is processed right after the decision.
+            loop {
+                let mut any = false;
+                while let Some(ev) = session.poll_event() {
+                    any = true;
+                    self.on_event(ev, session, out);
+                }
+                if !any || buf.is_empty() {
+                    break;
+                }
+                session.handle_input(buf)?;
             }
             session.poll_transmit(out);
             if !out.is_empty() {

@@ -1,0 +1,26 @@
+//! Every media parser on the same bytes: FLV tags and files, AVC config, SPS, AAC ASC.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use media::{aac, flv, h264};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(t) = flv::parse_video_tag(data) {
+        if let Ok(cfg) = h264::parse_avc_config(t.body) {
+            for sps in &cfg.sps {
+                let _ = h264::parse_sps(sps);
+            }
+        }
+        for n in h264::iter_avcc_nalus(t.body, 4) {
+            if n.is_err() {
+                break;
+            }
+        }
+    }
+    if let Ok(t) = flv::parse_audio_tag(data) {
+        let _ = aac::parse_audio_specific_config(t.body);
+    }
+    let _ = h264::parse_sps(data);
+    if let Ok(mut r) = flv::FileReader::new(data) {
+        while let Some(Ok(_)) = r.next_tag() {}
+    }
+});
