@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ferrocast needs (run) or its tests need (test), only if missing.
+# Usage: scripts/deps.sh run|test
+set -euo pipefail
+want=(ffmpeg)
+if [[ "${1:-run}" == test ]]; then
+  want+=(rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

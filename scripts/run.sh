@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# One command to set up and run ferrocast on this machine: installs ffmpeg if missing,
+# builds the release binary and starts `ferrocast serve` (extra arguments are passed on).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh run
+cargo build --release --locked -p ferrocast
+exec target/release/ferrocast serve "$@"
