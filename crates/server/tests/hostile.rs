@@ -103,3 +103,48 @@ async fn bad_clients_are_closed_and_the_good_stream_continues() {
     assert!(metrics.contains("ferrocast_rtmp_connection_errors_total"), "{metrics}");
     srv.stop().await;
 }
+
+/// A player that stops reading is dropped; the publisher and a healthy player do not notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_player_is_dropped_without_slowing_anyone() {
+    let srv = TestServer::start(|c| c.limits.write_timeout_secs = 2).await;
+    let _pub = ffmpeg_publish(&srv.rtmp_url("s"), "640x360", 40);
+    srv.wait_live("s", Duration::from_secs(15)).await;
+
+    // Our own client with a tiny receive buffer: plays, then never reads again.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock.connect(([127, 0, 0, 1], srv.rtmp).into()).await.unwrap();
+    let mut c = ClientSession::new([3u8; HANDSHAKE_SIZE], 0, true, &format!("rtmp://127.0.0.1:{}/live", srv.rtmp), "s", ClientMode::Play);
+    let (mut buf, mut out) = (BytesMut::new(), vec![]);
+    while !c.is_started() {
+        c.poll_transmit(&mut out);
+        s.write_all(&out).await.unwrap();
+        out.clear();
+        tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf)).await.unwrap().unwrap();
+        c.handle_input(&mut buf).unwrap();
+    }
+    let healthy = tokio::spawn({
+        let url = srv.rtmp_url("s");
+        async move { ffmpeg_decode_frames(&url, 8, &[]).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(srv.streams().await[0]["viewers"], 2);
+    // The stalled player is cut off once its socket stays full past the write timeout.
+    let t0 = Instant::now();
+    loop {
+        let v = srv.streams().await[0]["viewers"].as_u64().unwrap();
+        if v == 1 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "stalled player still attached");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (frames, err) = healthy.await.unwrap();
+    assert!(frames >= 200, "healthy player decoded {frames}: {err}");
+    // The publisher kept real time: ingest bitrate is still that of a live 30 fps stream.
+    let st = &srv.streams().await[0];
+    assert!(st["measured_fps"].as_f64().unwrap() > 25.0, "{st}");
+    drop(s);
+    srv.stop().await;
+}
