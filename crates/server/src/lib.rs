@@ -16,5 +16,6 @@ pub mod names;
 pub mod probe;
 mod serve;
 pub mod tls;
+pub mod validate;
 
 pub use serve::{bind, run, Listeners, ServeError};
