@@ -169,15 +169,21 @@ impl Stream {
     /// Subscribes a player: the snapshot to send first, then the live channel. `None` if the
     /// stream already ended.
     pub fn subscribe(self: &Arc<Self>) -> Option<(Snapshot, broadcast::Receiver<Arc<Frame>>, PlayerGuard)> {
+        let (snap, rx) = self.subscribe_internal()?;
+        self.players.fetch_add(1, Ordering::Relaxed);
+        Some((snap, rx, PlayerGuard(self.clone())))
+    }
+
+    /// Like [`subscribe`](Self::subscribe) for the server's own consumers (the transcoder),
+    /// which are not viewers.
+    pub fn subscribe_internal(&self) -> Option<(Snapshot, broadcast::Receiver<Arc<Frame>>)> {
         let c = self.cache.lock().unwrap();
         let rx = self.tx.lock().unwrap().as_ref()?.subscribe();
         let mut frames = Vec::with_capacity(c.gop.len() + 2);
         frames.extend(c.video_header.clone());
         frames.extend(c.audio_header.clone());
         frames.extend(c.gop.iter().cloned());
-        let snap = Snapshot { metadata: c.metadata.clone(), frames };
-        self.players.fetch_add(1, Ordering::Relaxed);
-        Some((snap, rx, PlayerGuard(self.clone())))
+        Some((Snapshot { metadata: c.metadata.clone(), frames }, rx))
     }
 }
 

@@ -12,10 +12,12 @@ pub mod config;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod ladder;
 pub mod names;
 pub mod probe;
 mod serve;
 pub mod tls;
+pub mod transcode;
 pub mod validate;
 
 pub use serve::{bind, run, Listeners, ServeError};

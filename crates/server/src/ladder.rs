@@ -1,0 +1,223 @@
+//! The rendition ladder and the ffmpeg command that produces it, plus the restart policy for
+//! the ffmpeg child. Pure: no processes here (those are in `transcode`).
+
+use std::{
+    collections::VecDeque,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use crate::validate::Tracks;
+
+/// Segment duration in seconds: keyframes are forced on these boundaries in every rendition.
+pub const SEGMENT_SECS: u32 = 4;
+
+/// What a rendition carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenditionKind {
+    /// A square H.264 video: the source is scaled to fit inside and padded (letterbox or
+    /// pillarbox) so the aspect ratio is kept and nothing is cropped.
+    Video {
+        /// Side of the square in pixels.
+        side: u32,
+        /// Target bitrate in kbit/s.
+        kbps: u32,
+    },
+    /// AAC-LC audio.
+    Audio {
+        /// Target bitrate in kbit/s.
+        kbps: u32,
+    },
+}
+
+/// One output of the transcoder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendition {
+    /// Stable id used in URLs (`v720`, `v400`, `a64`).
+    pub id: String,
+    /// What it carries.
+    pub kind: RenditionKind,
+}
+
+impl Rendition {
+    /// Bits per second, for the MPD's `bandwidth`.
+    pub fn bandwidth(&self) -> u64 {
+        match self.kind {
+            RenditionKind::Video { kbps, .. } | RenditionKind::Audio { kbps } => kbps as u64 * 1000,
+        }
+    }
+}
+
+/// The ladder for a stream's tracks: 720×720 @ 1500 kbps and 400×400 @ 500 kbps when there is
+/// video, AAC 64 kbps when there is audio.
+pub fn ladder(tracks: &Tracks) -> Vec<Rendition> {
+    let mut v = vec![];
+    if tracks.video.is_some() {
+        v.push(Rendition { id: "v720".into(), kind: RenditionKind::Video { side: 720, kbps: 1500 } });
+        v.push(Rendition { id: "v400".into(), kind: RenditionKind::Video { side: 400, kbps: 500 } });
+    }
+    if tracks.audio.is_some() {
+        v.push(Rendition { id: "a64".into(), kind: RenditionKind::Audio { kbps: 64 } });
+    }
+    v
+}
+
+/// ffmpeg arguments: FLV on stdin, each rendition as fragmented MP4 to its own Unix socket
+/// (`outputs[i]` for `renditions[i]`).
+///
+/// `-copyts` keeps the publisher's timestamps, so segment numbers (derived from media time)
+/// continue across a transcoder restart. Keyframes are forced at the first frame at or after
+/// each 4 s boundary (and on the first frame), in every rendition, so segments line up across
+/// the ladder; `-sc_threshold 0` and a long `-g` stop x264 from adding others.
+pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path]) -> Vec<String> {
+    let mut a: Vec<String> = ["-hide_banner", "-nostats", "-loglevel", "warning", "-nostdin"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(["-fflags", "+nobuffer+genpts", "-probesize", "65536", "-analyzeduration", "1000000"].map(String::from));
+    a.extend(["-f", "flv", "-i", "pipe:0", "-copyts"].map(String::from));
+    let videos: Vec<(usize, u32, u32)> = renditions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r.kind {
+            RenditionKind::Video { side, kbps } => Some((i, side, kbps)),
+            _ => None,
+        })
+        .collect();
+    if !videos.is_empty() {
+        let mut fc = format!("[0:v:0]split={}", videos.len());
+        for (i, ..) in &videos {
+            fc.push_str(&format!("[s{i}]"));
+        }
+        for (i, side, _) in &videos {
+            fc.push_str(&format!(
+                ";[s{i}]scale={side}:{side}:force_original_aspect_ratio=decrease:force_divisible_by=2,\
+                 pad={side}:{side}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[o{i}]"
+            ));
+        }
+        a.extend(["-filter_complex".to_string(), fc]);
+    }
+    let fps = tracks.video.as_ref().and_then(|v| v.fps).unwrap_or(30.0).clamp(1.0, 120.0);
+    let gop = ((fps * SEGMENT_SECS as f64).ceil() as u32 * 2).to_string();
+    let force = format!(
+        "expr:if(isnan(prev_forced_t),1,gte(t,(floor(prev_forced_t/{s})+1)*{s}))",
+        s = SEGMENT_SECS
+    );
+    for (i, r) in renditions.iter().enumerate() {
+        match r.kind {
+            RenditionKind::Video { kbps, .. } => {
+                a.extend(["-map".into(), format!("[o{i}]")]);
+                a.extend(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "high"].map(String::from));
+                a.extend(["-b:v".into(), format!("{kbps}k"), "-maxrate".into(), format!("{kbps}k"), "-bufsize".into(), format!("{}k", kbps * 2)]);
+                a.extend(["-g".into(), gop.clone(), "-keyint_min".into(), gop.clone(), "-sc_threshold".into(), "0".into()]);
+                a.extend(["-force_key_frames".into(), force.clone()]);
+            }
+            RenditionKind::Audio { kbps } => {
+                let ch = tracks.audio.as_ref().map_or(2, |t| t.channels.clamp(1, 2));
+                a.extend(["-map", "0:a:0", "-c:a", "aac"].map(String::from));
+                a.extend(["-b:a".into(), format!("{kbps}k"), "-ac".into(), ch.to_string()]);
+            }
+        }
+        a.extend(
+            ["-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe+skip_trailer", "-frag_duration", "500000"]
+                .map(String::from),
+        );
+        a.push(format!("unix://{}", outputs[i].display()));
+    }
+    a
+}
+
+/// What to do after the ffmpeg child exits on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Start it again after this delay.
+    After(Duration),
+    /// It keeps dying: stop trying for this stream.
+    GiveUp,
+}
+
+/// Restart policy: back off 0.5 s, 1 s, 2 s…; give up after `max` exits within `window`.
+#[derive(Debug)]
+pub struct Supervisor {
+    exits: VecDeque<Instant>,
+    max: usize,
+    window: Duration,
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self { exits: VecDeque::new(), max: 5, window: Duration::from_secs(60) }
+    }
+}
+
+impl Supervisor {
+    /// Records an exit at `now` and decides.
+    pub fn on_exit(&mut self, now: Instant) -> Restart {
+        self.exits.push_back(now);
+        while self.exits.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+            self.exits.pop_front();
+        }
+        if self.exits.len() > self.max {
+            return Restart::GiveUp;
+        }
+        Restart::After(Duration::from_millis(500) * (1 << (self.exits.len() - 1).min(4)))
+    }
+
+    /// Exits counted in the current window.
+    pub fn recent_exits(&self) -> usize {
+        self.exits.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::{AudioTrack, VideoTrack};
+
+    fn tracks(video: bool, audio: bool) -> Tracks {
+        Tracks {
+            video: video.then(|| VideoTrack { width: 1280, height: 720, fps: Some(30.0), codec: "avc1.64001f".into() }),
+            audio: audio.then_some(AudioTrack { sample_rate: 48000, channels: 1 }),
+        }
+    }
+
+    #[test]
+    fn ladder_follows_tracks() {
+        let ids = |t| ladder(&t).into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(tracks(true, true)), ["v720", "v400", "a64"]);
+        assert_eq!(ids(tracks(true, false)), ["v720", "v400"]);
+        assert_eq!(ids(tracks(false, true)), ["a64"]);
+    }
+
+    #[test]
+    fn args_map_each_rendition_to_its_socket() {
+        let t = tracks(true, true);
+        let l = ladder(&t);
+        let paths = [Path::new("/r/v720.sock"), Path::new("/r/v400.sock"), Path::new("/r/a64.sock")];
+        let a = ffmpeg_args(&t, &l, &paths);
+        let joined = a.join(" ");
+        assert!(joined.contains("scale=720:720:force_original_aspect_ratio=decrease"));
+        assert!(joined.contains("pad=400:400"));
+        assert!(joined.contains("-b:v 1500k") && joined.contains("-b:v 500k") && joined.contains("-b:a 64k -ac 1"));
+        assert!(joined.contains("-g 240"));
+        assert_eq!(a.iter().filter(|s| s.starts_with("unix://")).count(), 3);
+        assert!(a.last().unwrap().ends_with("a64.sock"));
+    }
+
+    #[test]
+    fn supervisor_backs_off_then_gives_up() {
+        let mut s = Supervisor::default();
+        let t0 = Instant::now();
+        assert_eq!(s.on_exit(t0), Restart::After(Duration::from_millis(500)));
+        assert_eq!(s.on_exit(t0), Restart::After(Duration::from_millis(1000)));
+        for _ in 0..3 {
+            assert!(matches!(s.on_exit(t0), Restart::After(_)));
+        }
+        assert_eq!(s.on_exit(t0), Restart::GiveUp);
+        // Old exits age out of the window.
+        let mut s = Supervisor::default();
+        for i in 0..20 {
+            assert!(matches!(s.on_exit(t0 + Duration::from_secs(61 * i)), Restart::After(_)));
+        }
+    }
+}
