@@ -76,7 +76,20 @@ fn entries(hub: &Hub) -> Vec<StreamEntry> {
 }
 
 async fn streams(State(st): State<HttpState>) -> Json<Vec<StreamEntry>> {
-    Json(entries(&st.hub))
+    let mut list = entries(&st.hub);
+    // Refused publishes stay visible for a while, with the reason.
+    list.extend(st.hub.rejections().into_iter().map(|r| StreamEntry {
+        name: r.name,
+        state: "rejected",
+        publisher: r.publisher.to_string(),
+        started_unix: r.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        uptime_secs: 0.0,
+        viewers: 0,
+        bytes_in: 0,
+        info: StreamInfo { problem: Some(r.reason), ..Default::default() },
+        renditions: vec![],
+    }));
+    Json(list)
 }
 
 async fn metrics(State(st): State<HttpState>) -> Response {

@@ -22,7 +22,10 @@ use media::flv;
 use rtmp_proto::{amf0::Value, session::encode_media, MediaKind};
 use tokio::sync::broadcast;
 
-use crate::probe::{Probe, StreamInfo};
+use crate::{
+    probe::{Probe, StreamInfo},
+    validate::Tracks,
+};
 
 /// One audio or video message as published.
 #[derive(Debug)]
@@ -98,9 +101,20 @@ pub struct Stream {
     players: AtomicUsize,
     bytes_in: AtomicU64,
     frames_in: AtomicU64,
+    tracks: OnceLock<Tracks>,
 }
 
 impl Stream {
+    /// Records the tracks the validator accepted.
+    pub fn set_tracks(&self, tracks: Tracks) {
+        let _ = self.tracks.set(tracks);
+    }
+
+    /// The accepted tracks, once validation has decided.
+    pub fn tracks(&self) -> Option<&Tracks> {
+        self.tracks.get()
+    }
+
     /// Current stream description (codec, resolution, rates).
     pub fn info(&self) -> StreamInfo {
         self.cache.lock().unwrap().probe.info()
@@ -209,9 +223,27 @@ pub enum HubError {
     },
 }
 
+/// A publish refused after it started (unsupported media), kept for a while so
+/// `/api/streams` can say why a stream is not there.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    /// Stream name.
+    pub name: String,
+    /// The publisher.
+    pub publisher: SocketAddr,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at: SystemTime,
+}
+
+/// How many rejections are remembered.
+const MAX_REJECTIONS: usize = 32;
+
 /// All live streams.
 pub struct Hub {
     streams: Mutex<HashMap<String, Arc<Stream>>>,
+    rejections: Mutex<std::collections::VecDeque<Rejection>>,
     queue_frames: usize,
     max_gop_bytes: usize,
 }
@@ -219,7 +251,23 @@ pub struct Hub {
 impl Hub {
     /// An empty hub; `queue_frames` bounds how far a player may lag.
     pub fn new(queue_frames: usize, max_gop_bytes: usize) -> Self {
-        Self { streams: Mutex::new(HashMap::new()), queue_frames, max_gop_bytes }
+        Self { streams: Mutex::new(HashMap::new()), rejections: Mutex::default(), queue_frames, max_gop_bytes }
+    }
+
+    /// Remembers a refused stream (bounded list, newest last).
+    pub fn record_rejection(&self, name: &str, publisher: SocketAddr, reason: &str) {
+        let mut r = self.rejections.lock().unwrap();
+        r.retain(|x| x.name != name);
+        if r.len() >= MAX_REJECTIONS {
+            r.pop_front();
+        }
+        r.push_back(Rejection { name: name.into(), publisher, reason: reason.into(), at: SystemTime::now() });
+    }
+
+    /// Recently refused streams that are not live now.
+    pub fn rejections(&self) -> Vec<Rejection> {
+        let live = self.streams.lock().unwrap();
+        self.rejections.lock().unwrap().iter().filter(|r| !live.contains_key(&r.name)).cloned().collect()
     }
 
     /// Claims `name` for a publisher. The stream ends when the handle is dropped.
@@ -240,6 +288,7 @@ impl Hub {
             players: AtomicUsize::new(0),
             bytes_in: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
+            tracks: OnceLock::new(),
         });
         map.insert(name.into(), stream.clone());
         Ok(PublishHandle { hub: self.clone(), stream })

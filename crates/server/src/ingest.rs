@@ -27,7 +27,11 @@ use crate::{
     config::Limits,
     hub::{Frame, Hub, PlayerGuard, PublishHandle, Stream},
     names::{is_valid_stream_name, query_param},
+    validate::{Tracks, Validator, Verdict},
 };
+
+/// How long a refused publisher's connection stays open so it can read the refusal.
+const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The application name in `rtmp://host/live/NAME`.
 pub const APP: &str = "live";
@@ -44,7 +48,12 @@ pub struct RtmpContext {
     pub connections: Arc<Semaphore>,
     /// Zero point of handshake epochs.
     pub started: Instant,
+    /// Called once a publish passes validation (starts the transcoder).
+    pub on_accept: Option<OnAccept>,
 }
+
+/// What to do with a stream that passed validation.
+pub type OnAccept = Box<dyn Fn(Arc<Stream>, Tracks) + Send + Sync>;
 
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -152,8 +161,17 @@ struct Conn<'a> {
     ctx: &'a RtmpContext,
     peer: SocketAddr,
     app: String,
-    publishing: Option<(u32, PublishHandle)>,
+    publishing: Option<Publishing>,
     playing: Option<Playing>,
+    /// Set when the connection must end once pending output is flushed (a refused stream).
+    closing: Option<String>,
+}
+
+struct Publishing {
+    stream_id: u32,
+    handle: PublishHandle,
+    /// Judges the first frames; `None` once it has decided.
+    validator: Option<Validator>,
 }
 
 async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, ctx: &RtmpContext) -> Result<(), ConnError> {
@@ -178,10 +196,10 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, c
     .await
     .map_err(|_| ConnError::Timeout("RTMP handshake did not finish in time"))??;
 
-    let mut conn = Conn { ctx, peer, app: String::new(), publishing: None, playing: None };
+    let mut conn = Conn { ctx, peer, app: String::new(), publishing: None, playing: None, closing: None };
     let r = conn.run(&mut io, &mut session, &mut buf, &mut out).await;
-    if let Some((_, h)) = &conn.publishing {
-        info!(%peer, stream = %h.stream.name, "publish ended");
+    if let Some(p) = &conn.publishing {
+        info!(%peer, stream = %p.handle.stream.name, "publish ended");
     }
     r
 }
@@ -225,6 +243,20 @@ impl Conn<'_> {
                     .await
                     .map_err(|_| ConnError::Timeout("peer stopped reading (write timeout)"))??;
                 out.clear();
+            }
+            if let Some(reason) = &self.closing {
+                // Encoders read server messages only between their own writes (ffmpeg peeks
+                // once per packet): keep reading for a moment so the refusal is seen and
+                // shown to the broadcaster instead of a bare "broken pipe".
+                debug!(peer = %self.peer, "closing after refusal: {reason}");
+                let _ = timeout(REFUSAL_GRACE, async {
+                    while matches!(io.read_buf(buf).await, Ok(n) if n > 0) {
+                        buf.clear();
+                    }
+                })
+                .await;
+                let _ = io.shutdown().await;
+                return Ok(());
             }
             let write_timeout = self.ctx.limits.write_timeout();
             if let Some(p) = &mut self.playing {
@@ -282,21 +314,18 @@ impl Conn<'_> {
             Event::Publish { stream_id, name, query } => self.on_publish(session, stream_id, &name, query.as_deref()),
             Event::Play { stream_id, name, .. } => self.on_play(session, stream_id, &name, out),
             Event::Metadata { value, .. } => {
-                if let Some((_, h)) = &self.publishing {
-                    h.stream.set_metadata(value);
-                }
-            }
-            Event::Media { stream_id, kind, timestamp, payload } => {
-                if let Some((id, h)) = &self.publishing {
-                    if *id == stream_id {
-                        h.stream.push(Frame::new(kind, timestamp, payload));
+                if let Some(p) = &mut self.publishing {
+                    if let Some(v) = &mut p.validator {
+                        v.on_metadata(&value);
                     }
+                    p.handle.stream.set_metadata(value);
                 }
             }
+            Event::Media { stream_id, kind, timestamp, payload } => self.on_media(session, stream_id, kind, timestamp, payload),
             Event::Unpublish { stream_id } => {
-                if self.publishing.as_ref().is_some_and(|(id, _)| *id == stream_id) {
-                    let (_, h) = self.publishing.take().unwrap();
-                    info!(peer = %self.peer, stream = %h.stream.name, "unpublished");
+                if self.publishing.as_ref().is_some_and(|p| p.stream_id == stream_id) {
+                    let p = self.publishing.take().unwrap();
+                    info!(peer = %self.peer, stream = %p.handle.stream.name, "unpublished");
                 }
             }
             Event::StopPlay { stream_id } => {
@@ -309,6 +338,37 @@ impl Conn<'_> {
             }
             _ => {}
         }
+    }
+
+    fn on_media(&mut self, session: &mut ServerSession, stream_id: u32, kind: MediaKind, timestamp: u32, payload: Bytes) {
+        let Some(p) = &mut self.publishing else { return };
+        if p.stream_id != stream_id {
+            return;
+        }
+        if let Some(v) = &mut p.validator {
+            match v.on_frame(kind, timestamp, &payload) {
+                Verdict::Pending => {}
+                Verdict::Accept(tracks) => {
+                    p.validator = None;
+                    info!(peer = %self.peer, stream = %p.handle.stream.name, ?tracks, "stream accepted");
+                    p.handle.stream.set_tracks(tracks.clone());
+                    if let Some(hook) = &self.ctx.on_accept {
+                        hook(p.handle.stream.clone(), tracks);
+                    }
+                }
+                Verdict::Reject(reason) => {
+                    let name = p.handle.stream.name.clone();
+                    counter!("ferrocast_publish_rejected_total", "reason" => "unsupported_media").increment(1);
+                    warn!(peer = %self.peer, stream = %name, "stream refused: {reason}");
+                    self.ctx.hub.record_rejection(&name, self.peer, &reason);
+                    session.reject_publish(stream_id, "NetStream.Publish.Rejected", &format!("stream {name:?} refused: {reason}"));
+                    self.publishing = None;
+                    self.closing = Some(reason);
+                    return;
+                }
+            }
+        }
+        p.handle.stream.push(Frame::new(kind, timestamp, payload));
     }
 
     fn check_app_and_name(&self, name: &str) -> Result<(), String> {
@@ -347,7 +407,7 @@ impl Conn<'_> {
                 info!(peer = %self.peer, stream = %name, "publishing");
                 counter!("ferrocast_publishes_total").increment(1);
                 session.accept_publish(stream_id, name);
-                self.publishing = Some((stream_id, h));
+                self.publishing = Some(Publishing { stream_id, handle: h, validator: Some(Validator::new()) });
             }
             Err(e) => refuse(session, "busy", "NetStream.Publish.BadName", e.to_string()),
         }

@@ -95,6 +95,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         limits: config.limits.clone(),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         started: Instant::now(),
+        on_accept: None,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

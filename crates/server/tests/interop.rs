@@ -140,3 +140,27 @@ async fn playing_a_stream_that_is_not_live_fails_clearly() {
     assert!(err.contains("not live"), "{err}");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_media_is_refused_with_the_reason() {
+    let srv = TestServer::start(|_| {}).await;
+    // MP3 audio: ffmpeg is told why and stops; the API shows the refusal.
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine"])
+        .args(["-t", "10", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "libmp3lame", "-f", "flv", &srv.rtmp_url("mp3")]);
+    let (ok, _, err) = run(&mut cmd, Duration::from_secs(30)).await;
+    assert!(!ok);
+    assert!(err.contains("audio codec mp3 is not supported: publish AAC"), "ffmpeg said: {err}");
+    let s = srv.streams().await;
+    let e = s.as_array().unwrap().iter().find(|e| e["name"] == "mp3").expect("rejection listed");
+    assert_eq!(e["state"], "rejected");
+    assert!(e["problem"].as_str().unwrap().contains("mp3"));
+    // Sorenson video (flv1) is refused too.
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-t", "10", "-c:v", "flv1", "-f", "flv", &srv.rtmp_url("sorenson")]);
+    let (ok, _, err) = run(&mut cmd, Duration::from_secs(30)).await;
+    assert!(!ok);
+    assert!(err.contains("video codec flv1 is not supported: publish H.264"), "ffmpeg said: {err}");
+    srv.stop().await;
+}
