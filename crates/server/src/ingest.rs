@@ -399,8 +399,8 @@ impl Conn<'_> {
         if let Err(msg) = self.check_app_and_name(name) {
             return refuse(session, "bad_name", "NetStream.Publish.BadName", msg);
         }
-        if let Err(e) = self.ctx.auth.check(name, query_param(query, "key")) {
-            return refuse(session, "auth", "NetStream.Publish.Unauthorized", e.to_string());
+        if let Err(e) = self.ctx.auth.check(name, query_param(query, "key"), self.peer.ip(), Instant::now()) {
+            return refuse(session, e.label(), "NetStream.Publish.Unauthorized", e.to_string());
         }
         match self.ctx.hub.publish(name, self.peer) {
             Ok(h) => {

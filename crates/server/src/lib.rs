@@ -12,6 +12,7 @@ pub mod config;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod keys;
 pub mod ladder;
 pub mod meta;
 pub mod names;

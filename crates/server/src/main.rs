@@ -16,6 +16,63 @@ struct Cli {
 enum Command {
     /// Run everything (RTMP, RTMPS, HTTP) in one process with embedded defaults.
     Serve(ServeArgs),
+    /// Manage publish keys (stored hashed in DATA_DIR/keys.toml; a running server picks up
+    /// changes at the next publish).
+    Keys {
+        /// Data directory of the server [default: ./data].
+        #[arg(long, global = true, default_value = "data")]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create or replace the key for NAME and print the secret (shown only this once).
+    Add {
+        /// Stream name.
+        name: String,
+        /// Use this secret instead of a random one.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// List the stream names that have a key.
+    List,
+    /// Remove the key for NAME: its publishers are refused from the next attempt on.
+    Revoke {
+        /// Stream name.
+        name: String,
+    },
+}
+
+fn keys(data_dir: &std::path::Path, action: KeysAction) -> Result<(), ferrocast::keys::KeysError> {
+    use ferrocast::keys::{path_in, KeyFile};
+    let path = path_in(data_dir);
+    let mut kf = KeyFile::load(&path)?;
+    match action {
+        KeysAction::Add { name, secret } => {
+            let secret = kf.add(&name, secret)?;
+            kf.save(&path)?;
+            println!("key for {name:?} saved in {}", path.display());
+            println!("publish to rtmp[s]://HOST:PORT/live/{name}?key={secret}");
+            println!("(OBS: server rtmps://HOST:1936/live, stream key {name}?key={secret})");
+        }
+        KeysAction::List => {
+            if kf.keys.is_empty() {
+                println!("no keys in {} (open mode unless --publish-key is given)", path.display());
+            }
+            for (name, k) in &kf.keys {
+                println!("{name}\tadded {}", k.created);
+            }
+        }
+        KeysAction::Revoke { name } => {
+            kf.revoke(&name)?;
+            kf.save(&path)?;
+            println!("key for {name:?} revoked");
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -93,6 +150,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Keys { data_dir, action } = cli.command {
+        return match keys(&data_dir, action) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ferrocast keys: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let r = rt.block_on(async {
         match cli.command {
@@ -101,6 +167,7 @@ fn main() -> ExitCode {
                 let listeners = ferrocast::bind(&config).await?;
                 ferrocast::run(config, listeners, shutdown_signal()).await
             }
+            Command::Keys { .. } => unreachable!("handled above"),
         }
     });
     match r {

@@ -84,9 +84,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
-    let auth = PublishAuth::new(config.auth.keys.clone());
+    let auth = PublishAuth::new(config.auth.keys.clone(), Some(crate::keys::path_in(&config.data_dir)));
     if auth.is_open() {
-        warn!("open mode: no publish keys configured, anyone who reaches the RTMP ports can publish any stream name; add keys with --publish-key NAME=SECRET or [auth.keys] in the config");
+        warn!("open mode: no publish keys configured, anyone who reaches the RTMP ports can publish any stream name; add keys with `ferrocast keys add NAME`, --publish-key NAME=SECRET or [auth.keys] in the config");
     }
     let hub = Arc::new(Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes));
     let ctx = Arc::new(ingest::RtmpContext {
