@@ -3,8 +3,9 @@
 use std::{fmt::Write as _, sync::Arc, time::UNIX_EPOCH};
 
 use axum::{
-    extract::State,
-    http::{header, StatusCode},
+    body::Body,
+    extract::{Path, State},
+    http::{header, HeaderValue, Method, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
     Json, Router,
@@ -12,7 +13,14 @@ use axum::{
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::{hub::Hub, probe::StreamInfo};
+use crate::{
+    dash::DashRegistry,
+    hub::Hub,
+    names::is_valid_stream_name,
+    packager,
+    probe::StreamInfo,
+    store::SegmentStore,
+};
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -21,6 +29,10 @@ pub struct HttpState {
     pub hub: Arc<Hub>,
     /// Renders the process-wide metrics.
     pub metrics: PrometheusHandle,
+    /// DASH presentations.
+    pub dash: Arc<DashRegistry>,
+    /// Where segments are.
+    pub store: SegmentStore,
 }
 
 /// One entry of `GET /api/streams`.
@@ -54,8 +66,113 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/streams", get(streams))
         .route("/metrics", get(metrics))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: see / for the live streams and /api/streams for the API\n") })
+        .route("/time", get(time))
+        .route("/live/{name}/manifest.mpd", get(manifest))
+        .route("/live/{name}/{rep}/{file}", get(segment))
+        .fallback(fallback)
+        .layer(axum::middleware::map_response(cors))
         .with_state(state)
+}
+
+/// Browser players on other origins (dash.js on a CDN page) must be able to read everything,
+/// including the `Date` header dash.js falls back to for clock sync.
+async fn cors(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Date, Content-Length, Age"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Range, Content-Type"));
+    r
+}
+
+async fn fallback(method: Method) -> Response {
+    if method == Method::OPTIONS {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    (StatusCode::NOT_FOUND, "not found: see / for the live streams and /api/streams for the API\n").into_response()
+}
+
+fn not_found(msg: String) -> Response {
+    (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-cache")], msg + "\n").into_response()
+}
+
+/// `UTCTiming` (urn:mpeg:dash:utc:http-iso:2014): the server's clock, to the millisecond.
+async fn time() -> Response {
+    let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    ([(header::CACHE_CONTROL, "no-store"), (header::CONTENT_TYPE, "text/plain")], iso8601(now)).into_response()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` from a time since the Unix epoch.
+pub fn iso8601(t: std::time::Duration) -> String {
+    let secs = t.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), valid for any date after 1970.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.subsec_millis()
+    )
+}
+
+async fn manifest(State(st): State<HttpState>, Path(name): Path<String>) -> Response {
+    if !is_valid_stream_name(&name) {
+        return (StatusCode::BAD_REQUEST, "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n").into_response();
+    }
+    let Some(state) = st.dash.get(&name) else {
+        return not_found(format!("stream {name:?} has no DASH presentation: it is not live (see /api/streams)"));
+    };
+    let rendered = state.read().unwrap().render(std::time::SystemTime::now());
+    match rendered {
+        Ok(xml) => (
+            [(header::CONTENT_TYPE, "application/dash+xml"), (header::CACHE_CONTROL, "no-cache")],
+            xml,
+        )
+            .into_response(),
+        // Before the first segment there is nothing a player could use yet.
+        Err(e) => {
+            tracing::debug!(stream = %name, "MPD not ready: {e}");
+            (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-cache"), (header::RETRY_AFTER, "1")], format!("stream {name:?} is starting: no segment yet, retry in a second\n"))
+                .into_response()
+        }
+    }
+}
+
+async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(String, String, String)>) -> Response {
+    let valid_file = file
+        .strip_suffix(".m4s")
+        .map(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
+        .or_else(|| file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).map(is_valid_stream_name))
+        .unwrap_or(false);
+    if !is_valid_stream_name(&name) || !is_valid_stream_name(&rep) || !valid_file {
+        return (StatusCode::BAD_REQUEST, "bad segment path: expected /live/NAME/REP/N.m4s or /live/NAME/REP/init-PERIOD.mp4\n").into_response();
+    }
+    match st.store.get(&packager::key(&name, &rep, &file)).await {
+        Ok(Some(bytes)) => {
+            let ctype = if rep.starts_with('a') { "audio/mp4" } else { "video/mp4" };
+            Response::builder()
+                .header(header::CONTENT_TYPE, ctype)
+                // Segment and init URLs are never reused with other content.
+                .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+                .body(Body::from(bytes))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        Ok(None) => not_found(format!("no such segment: {name}/{rep}/{file}")),
+        Err(e) => {
+            tracing::warn!("segment store: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "segment store unavailable\n").into_response()
+        }
+    }
 }
 
 fn entries(hub: &Hub) -> Vec<StreamEntry> {

@@ -9,6 +9,8 @@
 
 pub mod auth;
 pub mod config;
+pub mod dash;
+pub mod encoder;
 pub mod http;
 pub mod hub;
 pub mod ingest;
@@ -16,6 +18,7 @@ pub mod keys;
 pub mod ladder;
 pub mod meta;
 pub mod names;
+pub mod packager;
 pub mod probe;
 mod serve;
 pub mod store;

@@ -7,7 +7,20 @@ use tokio::{net::TcpListener, sync::{watch, Semaphore}};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::{auth::PublishAuth, config::{Config, ConfigError}, http, hub::Hub, ingest, tls};
+use crate::{
+    auth::PublishAuth,
+    config::{Config, ConfigError},
+    dash::DashRegistry,
+    encoder::Encoder,
+    http,
+    hub::Hub,
+    ingest,
+    meta::MemoryMeta,
+    packager,
+    store::{SegmentStore, StoreError},
+    tls,
+    transcode::TranscodeConfig,
+};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +41,9 @@ pub enum ServeError {
     /// TLS setup failed.
     #[error("RTMPS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// The segment store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The data directory is unusable.
     #[error("data dir {path}: {source}")]
     DataDir {
@@ -89,13 +105,26 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         warn!("open mode: no publish keys configured, anyone who reaches the RTMP ports can publish any stream name; add keys with `ferrocast keys add NAME`, --publish-key NAME=SECRET or [auth.keys] in the config");
     }
     let hub = Arc::new(Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes));
+    let store = SegmentStore::local(&config.data_dir.join("store"))?;
+    let dash = Arc::new(DashRegistry::default());
+    let run_dir = config.data_dir.join("run");
+    std::fs::create_dir_all(&run_dir).map_err(|source| ServeError::DataDir { path: run_dir.display().to_string(), source })?;
+    let encoder = Encoder {
+        transcode: TranscodeConfig {
+            ffmpeg: std::env::var_os("FERROCAST_FFMPEG").map(Into::into).unwrap_or_else(|| "ffmpeg".into()),
+            run_dir,
+        },
+        store: store.clone(),
+        meta: Arc::new(MemoryMeta::default()),
+        dash: dash.clone(),
+    };
     let ctx = Arc::new(ingest::RtmpContext {
         hub: hub.clone(),
         auth,
         limits: config.limits.clone(),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         started: Instant::now(),
-        on_accept: None,
+        on_accept: Some(Box::new(move |stream, tracks| encoder.start(stream, tracks))),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -115,7 +144,20 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         }
         tasks.spawn(ingest::serve(l, Some(acceptor), ctx.clone(), stop_rx.clone()));
     }
-    let state = http::HttpState { hub, metrics: metrics_handle() };
+    let state = http::HttpState { hub, metrics: metrics_handle(), dash: dash.clone(), store: store.clone() };
+    // Presentations that ended more than the time-shift window ago, and their files, go.
+    let mut gc_stop = stop_rx.clone();
+    tasks.spawn(async move {
+        let mut iv = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tokio::select! { _ = iv.tick() => {}, _ = gc_stop.changed() => return }
+            for (name, files) in dash.collect_garbage(std::time::SystemTime::now()) {
+                for (rep, file) in files {
+                    let _ = store.delete(&packager::key(&name, &rep, &file)).await;
+                }
+            }
+        }
+    });
     if let Ok(a) = listeners.http.local_addr() {
         info!("HTTP listening on http://{a}/ (API /api/streams, metrics /metrics)");
     }

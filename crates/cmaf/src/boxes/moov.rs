@@ -1,0 +1,559 @@
+//! The init segment: `moov` → one `trak` → what an MPD needs to describe it.
+//!
+//! ISO/IEC 14496-12: `tkhd` 8.3.2, `mdhd` 8.4.2, `hdlr` 8.4.3, `stsd` 8.5.2,
+//! `btrt` 8.5.2.2, `trex` 8.8.3. ISO/IEC 14496-15 5.3.3: `avcC`. ISO/IEC
+//! 14496-1 7.2.6: `esds` descriptors; ISO/IEC 14496-3 1.6.2.1:
+//! AudioSpecificConfig. RFC 6381: codec strings.
+
+use super::{children, find_child, require_child, split_box, FourCC};
+use crate::reader::{BitReader, Reader};
+use crate::{CmafError, TrackKind};
+
+/// What the `moov` of a single-track fragmented MP4 says about its track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TrackInfo {
+    /// `tkhd` track_ID.
+    pub track_id: u32,
+    /// Video or audio, from the `hdlr` handler type.
+    pub kind: TrackKind,
+    /// `mdhd` timescale: ticks per second of every time in this track's
+    /// fragments (`tfdt`, sample durations) and of the MPD's SegmentTemplate.
+    pub timescale: u32,
+    /// The sample entry type, e.g. `avc1` or `mp4a`.
+    pub sample_entry: FourCC,
+    /// RFC 6381 codec string for the MPD `@codecs`, e.g. `avc1.64001f`, `mp4a.40.2`.
+    pub codec: String,
+    /// Picture size or audio format.
+    pub params: MediaParams,
+    /// From `btrt` (or, for audio, the `esds` DecoderConfigDescriptor), if given.
+    pub bitrate: Option<Bitrate>,
+    /// Sample defaults from `mvex`/`trex`, needed to read fragments.
+    pub defaults: TrackDefaults,
+}
+
+/// Picture size or audio format of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaParams {
+    /// From the VisualSampleEntry.
+    Video {
+        /// Coded width in pixels.
+        width: u16,
+        /// Coded height in pixels.
+        height: u16,
+    },
+    /// From the AudioSpecificConfig (falling back to the AudioSampleEntry).
+    Audio {
+        /// Output sampling rate in Hz (the SBR rate for HE-AAC).
+        sample_rate: u32,
+        /// Number of channels (channelConfiguration 7 → 8 channels, etc.).
+        channels: u16,
+    },
+}
+
+/// Bit rates declared in the init segment, in bits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bitrate {
+    /// Maximum rate over any one-second window (0 if unknown).
+    pub max: u32,
+    /// Average rate.
+    pub avg: u32,
+}
+
+/// Per-track sample defaults from `trex` (ISO/IEC 14496-12 8.8.3), which a
+/// `tfhd` may override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrackDefaults {
+    /// The track these defaults belong to.
+    pub track_id: u32,
+    /// default_sample_duration.
+    pub sample_duration: u32,
+    /// default_sample_size.
+    pub sample_size: u32,
+    /// default_sample_flags.
+    pub sample_flags: u32,
+}
+
+/// Parses a complete `moov` box (header included) holding exactly one track.
+///
+/// Fails if the file is not fragmented (no `mvex`/`trex`), holds more than one
+/// track, or uses a codec other than H.264 (`avc1`/`avc3`) or MPEG-4 audio
+/// (`mp4a`).
+pub fn parse_moov(moov: &[u8]) -> Result<TrackInfo, CmafError> {
+    let body = split_box(moov, FourCC::MOOV)?;
+    let mut trak = None;
+    for child in children(body) {
+        let child = child?;
+        if child.fourcc.0 == *b"trak" {
+            if trak.is_some() {
+                return Err(CmafError::Unsupported(
+                    "moov with more than one trak (write one rendition per output)",
+                ));
+            }
+            trak = Some(child.body);
+        }
+    }
+    let trak = trak.ok_or(CmafError::MissingBox {
+        parent: "moov",
+        child: "trak",
+    })?;
+
+    let track_id = parse_tkhd(require_child(trak, "trak", "tkhd")?)?;
+    let mdia = require_child(trak, "trak", "mdia")?;
+    let timescale = parse_mdhd(require_child(mdia, "mdia", "mdhd")?)?;
+    let kind = parse_hdlr(require_child(mdia, "mdia", "hdlr")?)?;
+    let minf = require_child(mdia, "mdia", "minf")?;
+    let stbl = require_child(minf, "minf", "stbl")?;
+    let stsd = require_child(stbl, "stbl", "stsd")?;
+    let entry = parse_stsd(stsd, kind)?;
+
+    let mvex = find_child(body, b"mvex")?.ok_or(CmafError::Unsupported(
+        "moov has no mvex: not a fragmented MP4 (use -movflags empty_moov+default_base_moof+frag_keyframe)",
+    ))?;
+    let mut defaults = None;
+    for child in children(mvex) {
+        let child = child?;
+        if child.fourcc.0 == *b"trex" {
+            let trex = parse_trex(child.body)?;
+            if trex.track_id == track_id {
+                defaults = Some(trex);
+            }
+        }
+    }
+    let defaults = defaults.ok_or(CmafError::MissingBox {
+        parent: "mvex",
+        child: "trex",
+    })?;
+
+    Ok(TrackInfo {
+        track_id,
+        kind,
+        timescale,
+        sample_entry: entry.fourcc,
+        codec: entry.codec,
+        params: entry.params,
+        bitrate: entry.bitrate,
+        defaults,
+    })
+}
+
+fn parse_tkhd(body: &[u8]) -> Result<u32, CmafError> {
+    let mut r = Reader::new("tkhd", body);
+    let (version, _flags) = r.full_box_header()?;
+    match version {
+        0 => r.skip(8)?,
+        1 => r.skip(16)?,
+        v => {
+            return Err(CmafError::InvalidValue {
+                what: "tkhd",
+                field: "version",
+                value: v.into(),
+            })
+        }
+    }
+    let track_id = r.u32()?;
+    if track_id == 0 {
+        return Err(CmafError::InvalidValue {
+            what: "tkhd",
+            field: "track_ID",
+            value: 0,
+        });
+    }
+    Ok(track_id)
+}
+
+fn parse_mdhd(body: &[u8]) -> Result<u32, CmafError> {
+    let mut r = Reader::new("mdhd", body);
+    let (version, _flags) = r.full_box_header()?;
+    match version {
+        0 => r.skip(8)?,
+        1 => r.skip(16)?,
+        v => {
+            return Err(CmafError::InvalidValue {
+                what: "mdhd",
+                field: "version",
+                value: v.into(),
+            })
+        }
+    }
+    let timescale = r.u32()?;
+    if timescale == 0 {
+        return Err(CmafError::InvalidValue {
+            what: "mdhd",
+            field: "timescale",
+            value: 0,
+        });
+    }
+    Ok(timescale)
+}
+
+fn parse_hdlr(body: &[u8]) -> Result<TrackKind, CmafError> {
+    let mut r = Reader::new("hdlr", body);
+    r.full_box_header()?;
+    r.skip(4)?; // pre_defined
+    match &r.fourcc()? {
+        b"vide" => Ok(TrackKind::Video),
+        b"soun" => Ok(TrackKind::Audio),
+        _ => Err(CmafError::Unsupported(
+            "hdlr handler type is neither 'vide' nor 'soun'",
+        )),
+    }
+}
+
+fn parse_trex(body: &[u8]) -> Result<TrackDefaults, CmafError> {
+    let mut r = Reader::new("trex", body);
+    r.full_box_header()?;
+    let track_id = r.u32()?;
+    let _sample_description_index = r.u32()?;
+    Ok(TrackDefaults {
+        track_id,
+        sample_duration: r.u32()?,
+        sample_size: r.u32()?,
+        sample_flags: r.u32()?,
+    })
+}
+
+struct SampleEntry {
+    fourcc: FourCC,
+    codec: String,
+    params: MediaParams,
+    bitrate: Option<Bitrate>,
+}
+
+fn parse_stsd(body: &[u8], kind: TrackKind) -> Result<SampleEntry, CmafError> {
+    let mut r = Reader::new("stsd", body);
+    r.full_box_header()?;
+    let count = r.u32()?;
+    if count == 0 {
+        return Err(CmafError::MissingBox {
+            parent: "stsd",
+            child: "sample entry",
+        });
+    }
+    let entry = children(r.rest()).next().ok_or(CmafError::MissingBox {
+        parent: "stsd",
+        child: "sample entry",
+    })??;
+    match (kind, &entry.fourcc.0) {
+        (TrackKind::Video, b"avc1" | b"avc3") => parse_avc_entry(entry.fourcc, entry.body),
+        (TrackKind::Audio, b"mp4a") => parse_mp4a_entry(entry.fourcc, entry.body),
+        _ => Err(CmafError::UnsupportedCodec(entry.fourcc)),
+    }
+}
+
+fn parse_btrt(body: &[u8]) -> Result<Bitrate, CmafError> {
+    let mut r = Reader::new("btrt", body);
+    let _buffer_size_db = r.u32()?;
+    let max = r.u32()?;
+    let avg = r.u32()?;
+    Ok(Bitrate { max, avg })
+}
+
+/// VisualSampleEntry (ISO/IEC 14496-12 12.1.3) with an `avcC` child.
+fn parse_avc_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafError> {
+    let mut r = Reader::new("avc1 sample entry", body);
+    r.skip(6 + 2)?; // reserved, data_reference_index
+    r.skip(2 + 2 + 12)?; // pre_defined, reserved, pre_defined[3]
+    let width = r.u16()?;
+    let height = r.u16()?;
+    r.skip(4 + 4 + 4 + 2 + 32 + 2 + 2)?; // resolutions, reserved, frame_count, compressorname, depth, pre_defined
+    let boxes = r.rest();
+    let avcc = find_child(boxes, b"avcC")?.ok_or(CmafError::MissingBox {
+        parent: "avc1",
+        child: "avcC",
+    })?;
+    let mut a = Reader::new("avcC", avcc);
+    let version = a.u8()?;
+    if version != 1 {
+        return Err(CmafError::InvalidValue {
+            what: "avcC",
+            field: "configurationVersion",
+            value: version.into(),
+        });
+    }
+    let profile = a.u8()?;
+    let compatibility = a.u8()?;
+    let level = a.u8()?;
+    if width == 0 || height == 0 {
+        return Err(CmafError::InvalidValue {
+            what: "avc1 sample entry",
+            field: "width/height",
+            value: u64::from(width.min(height)),
+        });
+    }
+    let bitrate = find_child(boxes, b"btrt")?.map(parse_btrt).transpose()?;
+    Ok(SampleEntry {
+        fourcc,
+        codec: format!("{fourcc}.{profile:02x}{compatibility:02x}{level:02x}"),
+        params: MediaParams::Video { width, height },
+        bitrate,
+    })
+}
+
+/// AudioSampleEntry (ISO/IEC 14496-12 12.2.3, or the QuickTime v1/v2 layouts)
+/// with an `esds` child.
+fn parse_mp4a_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafError> {
+    let mut r = Reader::new("mp4a sample entry", body);
+    r.skip(6 + 2)?; // reserved, data_reference_index
+    let qt_version = r.u16()?;
+    r.skip(6)?; // revision, vendor
+    let entry_channels = r.u16()?;
+    r.skip(2 + 2 + 2)?; // samplesize, pre_defined, reserved
+    let entry_rate = r.u32()? >> 16;
+    match qt_version {
+        0 => {}
+        1 => r.skip(16)?,
+        2 => r.skip(36)?,
+        v => {
+            return Err(CmafError::InvalidValue {
+                what: "mp4a sample entry",
+                field: "version",
+                value: v.into(),
+            })
+        }
+    }
+    let boxes = r.rest();
+    let esds = find_child(boxes, b"esds")?.ok_or(CmafError::MissingBox {
+        parent: "mp4a",
+        child: "esds",
+    })?;
+    let es = parse_esds(esds)?;
+    let (codec, sample_rate, channels) = match es.asc {
+        Some(asc) if es.object_type == 0x40 => (
+            format!("mp4a.40.{}", asc.object_type),
+            asc.sample_rate,
+            if asc.channels == 0 {
+                entry_channels
+            } else {
+                asc.channels
+            },
+        ),
+        _ => (
+            format!("mp4a.{:02x}", es.object_type),
+            entry_rate,
+            entry_channels,
+        ),
+    };
+    if sample_rate == 0 || channels == 0 {
+        return Err(CmafError::InvalidValue {
+            what: "mp4a sample entry",
+            field: "sample rate/channels",
+            value: 0,
+        });
+    }
+    let bitrate = match find_child(boxes, b"btrt")?.map(parse_btrt).transpose()? {
+        Some(b) => Some(b),
+        None if es.avg_bitrate != 0 || es.max_bitrate != 0 => Some(Bitrate {
+            max: es.max_bitrate,
+            avg: es.avg_bitrate,
+        }),
+        None => None,
+    };
+    Ok(SampleEntry {
+        fourcc,
+        codec,
+        params: MediaParams::Audio {
+            sample_rate,
+            channels,
+        },
+        bitrate,
+    })
+}
+
+struct EsInfo {
+    object_type: u8,
+    max_bitrate: u32,
+    avg_bitrate: u32,
+    asc: Option<Asc>,
+}
+
+/// Reads one descriptor (ISO/IEC 14496-1 8.3.3: tag, then a size of up to
+/// four 7-bit groups) and returns its tag and payload.
+fn descriptor<'a>(r: &mut Reader<'a>) -> Result<(u8, &'a [u8]), CmafError> {
+    let tag = r.u8()?;
+    let mut size: usize = 0;
+    for i in 0..4 {
+        let b = r.u8()?;
+        size = (size << 7) | usize::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            break;
+        }
+        if i == 3 {
+            return Err(CmafError::InvalidValue {
+                what: "esds",
+                field: "descriptor size",
+                value: size as u64,
+            });
+        }
+    }
+    Ok((tag, r.take(size)?))
+}
+
+fn parse_esds(body: &[u8]) -> Result<EsInfo, CmafError> {
+    let mut r = Reader::new("esds", body);
+    r.full_box_header()?;
+    let (tag, es) = descriptor(&mut r)?;
+    if tag != 3 {
+        return Err(CmafError::InvalidValue {
+            what: "esds",
+            field: "ES_Descriptor tag",
+            value: tag.into(),
+        });
+    }
+    let mut e = Reader::new("ES_Descriptor", es);
+    e.skip(2)?; // ES_ID
+    let flags = e.u8()?;
+    if flags & 0x80 != 0 {
+        e.skip(2)?; // dependsOn_ES_ID
+    }
+    if flags & 0x40 != 0 {
+        let len = e.u8()?;
+        e.skip(len.into())?; // URL
+    }
+    if flags & 0x20 != 0 {
+        e.skip(2)?; // OCR_ES_Id
+    }
+    while e.remaining() > 0 {
+        let (tag, dcd) = descriptor(&mut e)?;
+        if tag != 4 {
+            continue;
+        }
+        let mut d = Reader::new("DecoderConfigDescriptor", dcd);
+        let object_type = d.u8()?;
+        d.skip(1 + 3)?; // streamType/upStream, bufferSizeDB
+        let max_bitrate = d.u32()?;
+        let avg_bitrate = d.u32()?;
+        let mut asc = None;
+        while d.remaining() > 0 {
+            let (tag, dsi) = descriptor(&mut d)?;
+            if tag == 5 {
+                asc = Some(parse_asc(dsi)?);
+                break;
+            }
+        }
+        return Ok(EsInfo {
+            object_type,
+            max_bitrate,
+            avg_bitrate,
+            asc,
+        });
+    }
+    Err(CmafError::MissingBox {
+        parent: "esds",
+        child: "DecoderConfigDescriptor",
+    })
+}
+
+struct Asc {
+    /// The first audioObjectType signalled (5 or 29 for HE-AAC v1/v2).
+    object_type: u32,
+    sample_rate: u32,
+    channels: u16,
+}
+
+const SAMPLE_RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
+
+fn asc_object_type(b: &mut BitReader<'_>) -> Result<u32, CmafError> {
+    let aot = b.bits(5)?;
+    if aot == 31 {
+        Ok(32 + b.bits(6)?)
+    } else {
+        Ok(aot)
+    }
+}
+
+fn asc_rate(b: &mut BitReader<'_>) -> Result<u32, CmafError> {
+    let index = b.bits(4)?;
+    if index == 15 {
+        return b.bits(24);
+    }
+    SAMPLE_RATES
+        .get(index as usize)
+        .copied()
+        .ok_or(CmafError::InvalidValue {
+            what: "AudioSpecificConfig",
+            field: "samplingFrequencyIndex",
+            value: index.into(),
+        })
+}
+
+/// AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1), up to the channel
+/// configuration and the explicit SBR extension rate.
+fn parse_asc(data: &[u8]) -> Result<Asc, CmafError> {
+    let mut b = BitReader::new("AudioSpecificConfig", data);
+    let object_type = asc_object_type(&mut b)?;
+    let mut sample_rate = asc_rate(&mut b)?;
+    let config = b.bits(4)?;
+    if object_type == 5 || object_type == 29 {
+        sample_rate = asc_rate(&mut b)?;
+    }
+    let channels = match config {
+        0 => 0, // in the program_config_element; fall back to the sample entry
+        1..=6 => config as u16,
+        7 | 12 | 14 => 8,
+        11 => 7,
+        13 => 24,
+        other => {
+            return Err(CmafError::InvalidValue {
+                what: "AudioSpecificConfig",
+                field: "channelConfiguration",
+                value: other.into(),
+            })
+        }
+    };
+    Ok(Asc {
+        object_type,
+        sample_rate,
+        channels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asc_variants() {
+        // AAC LC, 48 kHz, stereo (what ffmpeg's aac encoder writes).
+        let asc = parse_asc(&[0x11, 0x90]).unwrap();
+        assert_eq!(
+            (asc.object_type, asc.sample_rate, asc.channels),
+            (2, 48000, 2)
+        );
+        // AAC LC, 44.1 kHz, mono.
+        let asc = parse_asc(&[0x12, 0x08]).unwrap();
+        assert_eq!(
+            (asc.object_type, asc.sample_rate, asc.channels),
+            (2, 44100, 1)
+        );
+        // HE-AAC explicit: AOT 5, 24 kHz core, stereo, extension 48 kHz, then AOT 2.
+        let asc = parse_asc(&[0x2b, 0x11, 0x88, 0x00]).unwrap();
+        assert_eq!(
+            (asc.object_type, asc.sample_rate, asc.channels),
+            (5, 48000, 2)
+        );
+        // 5.1 and 7.1 channel configurations.
+        assert_eq!(parse_asc(&[0x11, 0xb0]).unwrap().channels, 6);
+        assert_eq!(parse_asc(&[0x11, 0xb8]).unwrap().channels, 8);
+        // Reserved sampling index 13 and channel configuration 8.
+        assert!(parse_asc(&[0x16, 0x90]).is_err());
+        assert!(parse_asc(&[0x11, 0xc0]).is_err());
+        assert!(parse_asc(&[0x11]).is_err());
+    }
+
+    #[test]
+    fn descriptor_sizes() {
+        let mut r = Reader::new("t", &[5, 0x80, 0x80, 0x80, 0x02, 0xaa, 0xbb]);
+        assert_eq!(descriptor(&mut r).unwrap(), (5, &[0xaa, 0xbb][..]));
+        let mut r = Reader::new("t", &[5, 0x80, 0x80, 0x80, 0x82, 0]);
+        assert!(descriptor(&mut r).is_err());
+        let mut r = Reader::new("t", &[5, 0x05, 1]);
+        assert!(matches!(
+            descriptor(&mut r),
+            Err(CmafError::Truncated { .. })
+        ));
+    }
+}

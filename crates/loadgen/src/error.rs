@@ -1,0 +1,53 @@
+//! Why one player or publisher (or the whole run) failed.
+
+use rtmp_proto::RtmpError;
+
+/// A failure; players record it and carry on counting the others.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A URL the tool cannot use.
+    #[error("bad URL {0}")]
+    Url(String),
+    /// Socket error.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// TLS set-up failed.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The server sent something the RTMP session rejected.
+    #[error("rtmp: {0}")]
+    Rtmp(#[from] RtmpError),
+    /// The server refused (an `error` onStatus or `_error`).
+    #[error("refused: {code}: {description}")]
+    Refused {
+        /// e.g. `NetStream.Play.StreamNotFound`.
+        code: String,
+        /// The server's text.
+        description: String,
+    },
+    /// The server closed the connection.
+    #[error("server closed the connection")]
+    Closed,
+    /// A deadline passed.
+    #[error("timeout: {0}")]
+    Timeout(&'static str),
+    /// A bad FLV input file.
+    #[error("{0}")]
+    Input(String),
+}
+
+impl Error {
+    /// A short label for grouping errors in the summary.
+    pub fn kind(&self) -> String {
+        match self {
+            Error::Url(_) => "url".into(),
+            Error::Io(e) => format!("io: {:?}", e.kind()),
+            Error::Tls(_) => "tls".into(),
+            Error::Rtmp(_) => "rtmp protocol".into(),
+            Error::Refused { code, .. } => code.clone(),
+            Error::Closed => "closed by server".into(),
+            Error::Timeout(what) => format!("timeout: {what}"),
+            Error::Input(_) => "input".into(),
+        }
+    }
+}

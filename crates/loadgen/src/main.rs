@@ -1,0 +1,163 @@
+//! `ferrocast-bench`: load generator for RTMP(S) servers.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use loadgen::{
+    play::{self, PlayConfig},
+    publish::{self, Clip, PublishConfig},
+    report,
+    stats::KeptUpRule,
+    url::RtmpUrl,
+    Error,
+};
+
+#[derive(Parser)]
+#[command(name = "ferrocast-bench", version, about = "Load generator for RTMP(S) servers: many players or publishers")]
+struct Cli {
+    /// Worker threads [default: number of CPUs].
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// No progress display.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// N concurrent players: first-keyframe time, bitrate, whether each kept up.
+    RtmpPlay(PlayArgs),
+    /// N publishers sending an FLV file in real time.
+    RtmpPublish(PublishArgs),
+}
+
+#[derive(clap::Args)]
+struct PlayArgs {
+    /// rtmp[s]://HOST:PORT/APP/NAME (rtmps accepts any certificate).
+    #[arg(long)]
+    url: String,
+    /// Concurrent players.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Measurement window in seconds, after the ramp-up and settle time.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Milliseconds between two players' starts.
+    #[arg(long, default_value_t = 10.0)]
+    ramp_ms: f64,
+    /// Seconds to wait after the last start (and after each player's first keyframe) before
+    /// measuring, so GOP-cache bursts are over.
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
+    /// A player kept up if media timestamps advanced at least this fraction of wall-clock time.
+    #[arg(long, default_value_t = 0.95)]
+    min_ratio: f64,
+    /// ... and no timestamp jumped by more than this many ms (frames dropped for it).
+    #[arg(long, default_value_t = 1000)]
+    max_gap_ms: u32,
+    /// Also report CPU and RSS of this process and its children (the server) over the window.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Write the full report (every player) as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct PublishArgs {
+    /// rtmp[s]://HOST:PORT/APP/NAME; with --clients N > 1 the names are NAME-1 … NAME-N.
+    #[arg(long)]
+    url: String,
+    /// Concurrent publishers.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// FLV file to send (H.264/AAC from ffmpeg, for instance).
+    #[arg(long)]
+    file: PathBuf,
+    /// Loop the file; timestamps keep increasing across loops.
+    #[arg(long = "loop")]
+    looping: bool,
+    /// Stop after this many seconds (default: the file's length; with --loop: until Ctrl-C).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Milliseconds between two publishers' starts.
+    #[arg(long, default_value_t = 50.0)]
+    ramp_ms: f64,
+    /// Write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn secs(what: &str, v: f64) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(v).map_err(|_| Error::Input(format!("{what} must be a non-negative number of seconds")))
+}
+
+async fn run(cli: Cli) -> Result<bool, Error> {
+    match cli.command {
+        Command::RtmpPlay(a) => {
+            if a.clients == 0 {
+                return Err(Error::Input("--clients must be at least 1".into()));
+            }
+            let cfg = PlayConfig {
+                url: RtmpUrl::parse(&a.url)?,
+                clients: a.clients,
+                duration: secs("--duration", a.duration)?,
+                ramp: secs("--ramp-ms", a.ramp_ms / 1000.0)?,
+                settle: secs("--settle", a.settle)?,
+                rule: KeptUpRule { min_ratio: a.min_ratio, max_gap_ms: a.max_gap_ms, min_window_s: (a.duration / 2.0).min(5.0) },
+                server_pid: a.server_pid,
+                progress: !cli.quiet,
+            };
+            let r = play::run(cfg).await?;
+            print!("{}", report::play_summary(&r));
+            if let Some(p) = &a.json {
+                report::write_json(p, &r)?;
+            }
+            Ok(r.errors == 0)
+        }
+        Command::RtmpPublish(a) => {
+            let file = std::fs::read(&a.file).map_err(|e| Error::Input(format!("{}: {e}", a.file.display())))?;
+            let clip = Clip::parse(&file)?;
+            let cfg = PublishConfig {
+                url: RtmpUrl::parse(&a.url)?,
+                clients: a.clients.max(1),
+                looping: a.looping,
+                duration: a.duration.map(|d| secs("--duration", d)).transpose()?,
+                ramp: secs("--ramp-ms", a.ramp_ms / 1000.0)?,
+                progress: !cli.quiet,
+            };
+            let r = publish::run(cfg, clip).await?;
+            print!("{}", report::publish_summary(&r));
+            if let Some(p) = &a.json {
+                report::write_json(p, &r)?;
+            }
+            Ok(r.errors == 0)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all();
+    if let Some(n) = cli.threads {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferrocast-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("ferrocast-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! `rtmp-play`: N concurrent players, one task each, on rtmp-proto's `ClientSession`.
+//!
+//! Timeline of a run: player i starts connecting at `i × ramp`; after the last one started
+//! and `settle` more seconds, the measurement window opens and lasts `duration`. Server CPU
+//! (with `--server-pid`) and this process's CPU are read at the window's two ends, so
+//! connecting and the GOP-cache bursts are not counted.
+
+use std::{
+    collections::BTreeMap,
+    io::IsTerminal,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
+        Arc,
+    },
+    time::Duration,
+};
+
+use bytes::BytesMut;
+use indicatif::{ProgressBar, ProgressStyle};
+use media::flv::{parse_video_tag, FrameType, VideoPacket};
+use rand::RngCore;
+use rtmp_proto::{
+    client::{ClientEvent, ClientMode, ClientSession},
+    handshake::HANDSHAKE_SIZE,
+    MediaKind,
+};
+use serde::Serialize;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    time::{sleep_until, timeout, timeout_at, Instant},
+};
+use tokio_rustls::TlsConnector;
+
+use crate::{
+    net,
+    procstat::{sample_tree, CpuMem, TreeSample},
+    stats::{Dist, KeptUpRule, Timeline, Verdict},
+    url::RtmpUrl,
+    Error,
+};
+
+/// Bytes a player asks the socket for at once; its buffer is reused across reads.
+const READ_CHUNK: usize = 32 * 1024;
+/// TCP (and TLS) connect must finish within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Players stop this long after the window closes, so the server's CPU reading at the close
+/// does not include hang-ups.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct PlayConfig {
+    /// The stream.
+    pub url: RtmpUrl,
+    /// Concurrent players.
+    pub clients: usize,
+    /// Measurement window.
+    pub duration: Duration,
+    /// Pause between two players' starts.
+    pub ramp: Duration,
+    /// Wait after the last start (and after each player's first keyframe) before measuring.
+    pub settle: Duration,
+    /// What "kept up" means.
+    pub rule: KeptUpRule,
+    /// Also measure this process tree (the server).
+    pub server_pid: Option<u32>,
+    /// Draw a progress bar (else a line every 5 s when stderr is not a terminal).
+    pub progress: bool,
+}
+
+/// One player's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayerResult {
+    /// Index (start order).
+    pub index: usize,
+    /// Seconds from starting to connect until TCP (and TLS) was up.
+    pub connect_s: Option<f64>,
+    /// ... until NetStream.Play.Start.
+    pub play_start_s: Option<f64>,
+    /// ... until the first video keyframe that is not a sequence header.
+    pub first_keyframe_s: Option<f64>,
+    /// All bytes received.
+    pub bytes: u64,
+    /// The measurement window.
+    pub verdict: Verdict,
+    /// `verdict.kept_up` and no error.
+    pub kept_up: bool,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The error's group for the summary.
+    #[serde(skip)]
+    pub error_kind: Option<String>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayReport {
+    /// The URL played.
+    pub url: String,
+    /// Players.
+    pub clients: usize,
+    /// Configured window (s).
+    pub duration_s: f64,
+    /// Ramp between starts (ms).
+    pub ramp_ms: f64,
+    /// Settle time (s).
+    pub settle_s: f64,
+    /// The rule applied.
+    pub rule: KeptUpRule,
+    /// Measured window (s).
+    pub window_s: f64,
+    /// Players that got NetStream.Play.Start.
+    pub started: usize,
+    /// Players that kept up.
+    pub kept_up: usize,
+    /// Players with an error.
+    pub errors: usize,
+    /// Errors by kind.
+    pub error_kinds: BTreeMap<String, usize>,
+    /// Players without error during the window (the divisor of "per 100 players").
+    pub active: usize,
+    /// Connect → first keyframe (s).
+    pub first_keyframe_s: Option<Dist>,
+    /// Per-player bitrate over its window (kbit/s).
+    pub bitrate_kbps: Option<Dist>,
+    /// Sum of the per-player bitrates (Mbit/s).
+    pub total_mbps: f64,
+    /// The server tree's cost over the window.
+    pub server: Option<CpuMem>,
+    /// Server CPU as % of one core per 100 active players.
+    pub server_cpu_pct_per_100: Option<f64>,
+    /// Server RSS growth per active player (KiB), end of window vs before the run.
+    pub server_rss_per_player_kib: Option<f64>,
+    /// This process's cost over the window.
+    pub client: Option<CpuMem>,
+    /// Every player.
+    pub players: Vec<PlayerResult>,
+}
+
+#[derive(Default)]
+struct Shared {
+    started: AtomicUsize,
+    playing: AtomicUsize,
+    failed: AtomicUsize,
+    bytes: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// Whether an FLV video tag body is a keyframe picture (frame type 1, not a sequence
+/// header, not a command or end of sequence).
+pub fn is_keyframe(payload: &[u8]) -> bool {
+    parse_video_tag(payload).is_ok_and(|t| {
+        t.frame_type == FrameType::Key && matches!(t.packet, VideoPacket::CodedFrames | VideoPacket::Raw)
+    })
+}
+
+struct Player {
+    url: Arc<RtmpUrl>,
+    tls: Option<TlsConnector>,
+    /// Zero of all `*_s` times.
+    t0: Instant,
+    start_at: Instant,
+    window_start: Instant,
+    window_end: Instant,
+    settle: Duration,
+    shared: Arc<Shared>,
+    result: PlayerResult,
+    timeline: Timeline,
+    started: bool,
+}
+
+impl Player {
+    async fn run(mut self, stop_at: Instant, rule: KeptUpRule) -> PlayerResult {
+        sleep_until(self.start_at).await;
+        let outcome = timeout_at(stop_at, self.play()).await;
+        // A player that read nothing since the window closed ends it at the close.
+        let end_s = (Instant::now().min(self.window_end) - self.t0).as_secs_f64();
+        let error = match outcome {
+            Err(_elapsed) if self.result.first_keyframe_s.is_none() => {
+                Some(Error::Timeout("no keyframe before the end of the run"))
+            }
+            Err(_elapsed) => None,
+            Ok(Ok(())) => None, // stopped by Ctrl-C
+            Ok(Err(e)) => Some(e),
+        };
+        if self.started && error.is_some() {
+            self.shared.started.fetch_sub(1, Relaxed);
+        }
+        if let Some(e) = &error {
+            self.shared.failed.fetch_add(1, Relaxed);
+            self.result.error = Some(e.to_string());
+            self.result.error_kind = Some(e.kind());
+        }
+        self.result.verdict = self.timeline.verdict(end_s, self.result.bytes, &rule);
+        self.result.kept_up = error.is_none() && self.result.verdict.kept_up;
+        self.result
+    }
+
+    fn since(&self, from: Instant) -> f64 {
+        (Instant::now() - from).as_secs_f64()
+    }
+
+    async fn play(&mut self) -> Result<(), Error> {
+        let begin = Instant::now();
+        let mut io = timeout(CONNECT_TIMEOUT, net::connect(&self.url, self.tls.as_ref()))
+            .await
+            .map_err(|_| Error::Timeout("connect"))??;
+        self.result.connect_s = Some(self.since(begin));
+        let mut random = [0u8; HANDSHAKE_SIZE];
+        rand::thread_rng().fill_bytes(&mut random);
+        let mut session =
+            ClientSession::new(random, 0, false, &self.url.tc_url(), &self.url.name, ClientMode::Play);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut out = Vec::with_capacity(4096);
+        let mut first_keyframe: Option<Instant> = None;
+        loop {
+            session.poll_transmit(&mut out);
+            if !out.is_empty() {
+                io.write_all(&out).await?;
+                out.clear();
+            }
+            if self.shared.stop.load(Relaxed) {
+                return Ok(());
+            }
+            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+                // Reclaims the same allocation once the last message's payload is dropped.
+                buf.reserve(READ_CHUNK);
+            }
+            let n = io.read_buf(&mut buf).await?;
+            if n == 0 {
+                return Err(Error::Closed);
+            }
+            self.result.bytes += n as u64;
+            self.shared.bytes.fetch_add(n as u64, Relaxed);
+            session.handle_input(&mut buf)?;
+            let now = Instant::now();
+            while let Some(ev) = session.poll_event() {
+                match ev {
+                    ClientEvent::Media { kind, timestamp, payload } => {
+                        let video = kind == MediaKind::Video;
+                        self.timeline.on_media(video, timestamp);
+                        if first_keyframe.is_none() && video && is_keyframe(&payload) {
+                            first_keyframe = Some(now);
+                            self.result.first_keyframe_s = Some((now - begin).as_secs_f64());
+                            self.shared.playing.fetch_add(1, Relaxed);
+                        }
+                    }
+                    ClientEvent::Started => {
+                        self.result.play_start_s = Some((now - begin).as_secs_f64());
+                        self.started = true;
+                        self.shared.started.fetch_add(1, Relaxed);
+                    }
+                    ClientEvent::Status { level, code, description } if level == "error" => {
+                        return Err(Error::Refused { code, description });
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(kf) = first_keyframe {
+                let at_s = (now - self.t0).as_secs_f64();
+                if !self.timeline.is_anchored() && now >= self.window_start.max(kf + self.settle) {
+                    self.timeline.anchor(at_s, self.result.bytes);
+                }
+                if now >= self.window_end {
+                    self.timeline.close(at_s, self.result.bytes);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the players and gathers the report.
+pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
+    let tls = if cfg.url.tls { Some(net::insecure_connector()?) } else { None };
+    let url = Arc::new(cfg.url.clone());
+    let shared = Arc::new(Shared::default());
+    let server_before = match cfg.server_pid {
+        Some(pid) => Some(sample_tree(pid).ok_or_else(|| Error::Input(format!("no process {pid}")))?),
+        None => None,
+    };
+    let me = std::process::id();
+    let client_before = sample_tree(me).unwrap_or_default();
+
+    let t0 = Instant::now() + Duration::from_millis(20);
+    let ramp_total = cfg.ramp * cfg.clients as u32;
+    let window_start = t0 + ramp_total + cfg.settle;
+    let window_end = window_start + cfg.duration;
+    let stop_at = window_end + STOP_GRACE;
+
+    let mut handles = Vec::with_capacity(cfg.clients);
+    for index in 0..cfg.clients {
+        let p = Player {
+            url: url.clone(),
+            tls: tls.clone(),
+            t0,
+            start_at: t0 + cfg.ramp * index as u32,
+            window_start,
+            window_end,
+            settle: cfg.settle,
+            shared: shared.clone(),
+            result: PlayerResult {
+                index,
+                connect_s: None,
+                play_start_s: None,
+                first_keyframe_s: None,
+                bytes: 0,
+                verdict: Timeline::default().verdict(0.0, 0, &cfg.rule),
+                kept_up: false,
+                error: None,
+                error_kind: None,
+            },
+            timeline: Timeline::new(cfg.rule.max_gap_ms),
+            started: false,
+        };
+        handles.push(tokio::spawn(p.run(stop_at, cfg.rule)));
+    }
+
+    // Samples at the window's edges, progress in between.
+    let progress = Progress::new(&cfg, t0, window_start, window_end);
+    let mut samples: [Option<(TreeSample, TreeSample)>; 2] = [None, None];
+    let mut interrupted = false;
+    for (i, edge) in [window_start, window_end].into_iter().enumerate() {
+        loop {
+            let next = (Instant::now() + Duration::from_millis(250)).min(edge);
+            tokio::select! {
+                _ = sleep_until(next) => {}
+                _ = tokio::signal::ctrl_c() => { interrupted = true; }
+            }
+            progress.update(&shared);
+            if interrupted || Instant::now() >= edge {
+                break;
+            }
+        }
+        if interrupted {
+            break;
+        }
+        let server = cfg.server_pid.and_then(sample_tree).unwrap_or_default();
+        samples[i] = Some((server, sample_tree(me).unwrap_or_default()));
+    }
+    let measured_end = Instant::now();
+    if interrupted {
+        shared.stop.store(true, Relaxed);
+    }
+    progress.finish(&shared);
+
+    let mut players = Vec::with_capacity(handles.len());
+    let join_deadline = if interrupted { Instant::now() + Duration::from_secs(3) } else { stop_at + Duration::from_secs(5) };
+    for (index, mut h) in handles.into_iter().enumerate() {
+        let r = timeout_at(join_deadline, &mut h).await;
+        if r.is_err() {
+            h.abort();
+        }
+        match r {
+            Ok(Ok(r)) => players.push(r),
+            _ => players.push(PlayerResult {
+                index,
+                connect_s: None,
+                play_start_s: None,
+                first_keyframe_s: None,
+                bytes: 0,
+                verdict: Timeline::default().verdict(0.0, 0, &cfg.rule),
+                kept_up: false,
+                error: Some("player task did not finish".into()),
+                error_kind: Some("did not finish".into()),
+            }),
+        }
+    }
+
+    let window_s = match samples {
+        [Some(_), Some(_)] => (window_end - window_start).as_secs_f64(),
+        _ => (measured_end.saturating_duration_since(window_start)).as_secs_f64(),
+    };
+    let (server, client) = match samples {
+        [Some((s0, c0)), Some((s1, c1))] => (
+            cfg.server_pid.zip(server_before).map(|(pid, b)| CpuMem::from_samples(pid, b, s0, s1, window_s)),
+            Some(CpuMem::from_samples(me, client_before, c0, c1, window_s)),
+        ),
+        _ => (None, None),
+    };
+    Ok(PlayReport::new(&cfg, window_s, server, client, players))
+}
+
+impl PlayReport {
+    fn new(cfg: &PlayConfig, window_s: f64, server: Option<CpuMem>, client: Option<CpuMem>, players: Vec<PlayerResult>) -> Self {
+        let mut error_kinds = BTreeMap::new();
+        for p in &players {
+            if let Some(k) = &p.error_kind {
+                *error_kinds.entry(k.clone()).or_insert(0) += 1;
+            }
+        }
+        let errors = players.iter().filter(|p| p.error.is_some()).count();
+        let active = players.len() - errors;
+        let bitrates: Vec<f64> = players.iter().filter(|p| p.error.is_none()).map(|p| p.verdict.kbps.unwrap_or(0.0)).collect();
+        let per = |x: f64| (active > 0).then(|| x / active as f64);
+        Self {
+            url: format!("{}/{}", cfg.url.tc_url(), cfg.url.name),
+            clients: cfg.clients,
+            duration_s: cfg.duration.as_secs_f64(),
+            ramp_ms: cfg.ramp.as_secs_f64() * 1000.0,
+            settle_s: cfg.settle.as_secs_f64(),
+            rule: cfg.rule,
+            window_s,
+            started: players.iter().filter(|p| p.play_start_s.is_some()).count(),
+            kept_up: players.iter().filter(|p| p.kept_up).count(),
+            errors,
+            error_kinds,
+            active,
+            first_keyframe_s: Dist::of(players.iter().filter_map(|p| p.first_keyframe_s)),
+            total_mbps: bitrates.iter().sum::<f64>() / 1000.0,
+            bitrate_kbps: Dist::of(bitrates),
+            server_cpu_pct_per_100: server.and_then(|s| per(s.cpu_pct_of_core * 100.0)),
+            server_rss_per_player_kib: server.and_then(|s| per(s.rss_end_kib as f64 - s.rss_before_kib as f64)),
+            server,
+            client,
+            players,
+        }
+    }
+}
+
+struct Progress {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    clients: usize,
+    t0: Instant,
+    window_start: Instant,
+    window_end: Instant,
+    last: std::sync::Mutex<(Instant, u64, Instant)>,
+}
+
+impl Progress {
+    fn new(cfg: &PlayConfig, t0: Instant, window_start: Instant, window_end: Instant) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let bar = (cfg.progress && tty).then(|| {
+            let b = ProgressBar::new((window_end - t0).as_millis() as u64);
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:>8} [{bar:30}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b
+        });
+        let now = Instant::now();
+        Self {
+            bar,
+            plain: cfg.progress && !tty,
+            clients: cfg.clients,
+            t0,
+            window_start,
+            window_end,
+            last: std::sync::Mutex::new((now, 0, now)),
+        }
+    }
+
+    fn update(&self, shared: &Shared) {
+        let now = Instant::now();
+        let bytes = shared.bytes.load(Relaxed);
+        let Ok(mut last) = self.last.lock() else { return };
+        let dt = (now - last.0).as_secs_f64();
+        if dt < 0.2 && now < self.window_end {
+            return;
+        }
+        let mbps = (bytes - last.1) as f64 * 8.0 / 1e6 / dt.max(1e-3);
+        *last = (now, bytes, last.2);
+        let phase = if now < self.window_start { "ramp-up" } else { "measure" };
+        let msg = format!(
+            "{}/{} playing (started {}), {} failed, {mbps:.1} Mbit/s",
+            shared.playing.load(Relaxed),
+            self.clients,
+            shared.started.load(Relaxed),
+            shared.failed.load(Relaxed),
+        );
+        if let Some(b) = &self.bar {
+            b.set_prefix(phase);
+            b.set_position(now.saturating_duration_since(self.t0).as_millis() as u64);
+            b.set_message(msg);
+        } else if self.plain && (now - last.2) >= Duration::from_secs(5) {
+            last.2 = now;
+            eprintln!("[{:>5.1}s {phase}] {msg}", now.saturating_duration_since(self.t0).as_secs_f64());
+        }
+    }
+
+    fn finish(&self, shared: &Shared) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        } else if self.plain {
+            eprintln!(
+                "[done] {}/{} playing, {} failed",
+                shared.playing.load(Relaxed),
+                self.clients,
+                shared.failed.load(Relaxed)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframe_detection() {
+        assert!(is_keyframe(&[0x17, 1, 0, 0, 0, 0, 0, 0, 1]));
+        assert!(!is_keyframe(&[0x17, 0, 0, 0, 0, 1])); // AVC sequence header
+        assert!(!is_keyframe(&[0x27, 1, 0, 0, 0])); // inter frame
+        assert!(!is_keyframe(&[0x17, 2, 0, 0, 0])); // end of sequence
+        assert!(is_keyframe(&[0x12, 0xaa])); // H.263 keyframe
+        assert!(!is_keyframe(&[])); // garbage is not a keyframe, and no panic
+        assert!(!is_keyframe(&[0xff]));
+    }
+}

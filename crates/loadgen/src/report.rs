@@ -1,0 +1,112 @@
+//! The end-of-run summaries (a Markdown table on stdout) and the JSON files.
+
+use std::{fmt::Write as _, path::Path};
+
+use serde::Serialize;
+
+use crate::{play::PlayReport, publish::PublishReport, Error};
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("–".into(), |x| format!("{x:.decimals$}"))
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// The `rtmp-play` summary.
+pub fn play_summary(r: &PlayReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "rtmp-play {}: {} players, ramp {:.0} ms, settle {:.1} s, window {:.1} s",
+        r.url, r.clients, r.ramp_ms, r.settle_s, r.window_s
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "| players | started | kept up | errors | first keyframe p50 / p90 / p99 / max (s) | bitrate min / median (kbit/s) | total (Mbit/s) |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let fk = r.first_keyframe_s.map_or("–".into(), |d| format!("{:.3} / {:.3} / {:.3} / {:.3}", d.p50, d.p90, d.p99, d.max));
+    let br = r.bitrate_kbps.map_or("–".into(), |d| format!("{:.0} / {:.0}", d.min, d.p50));
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {} | {fk} | {br} | {:.1} |",
+        r.clients, r.started, r.kept_up, r.errors, r.total_mbps
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "kept up = over the window, media timestamps advanced ≥ {:.0} % of wall-clock time and no timestamp jumped > {} ms",
+        r.rule.min_ratio * 100.0,
+        r.rule.max_gap_ms
+    );
+    if let Some(sv) = &r.server {
+        let _ = writeln!(
+            s,
+            "server (pid {} + children, {} processes): {:.2} CPU-s = {:.1} % of one core, {} % per 100 players; RSS {} before → {} at the end ({} KiB per player)",
+            sv.pid,
+            sv.processes,
+            sv.cpu_s,
+            sv.cpu_pct_of_core,
+            opt(r.server_cpu_pct_per_100, 2),
+            mib(sv.rss_before_kib),
+            mib(sv.rss_end_kib),
+            opt(r.server_rss_per_player_kib, 1),
+        );
+    }
+    if let Some(c) = &r.client {
+        let _ = writeln!(
+            s,
+            "this tool (all players): {:.1} % of one core, RSS {}",
+            c.cpu_pct_of_core,
+            mib(c.rss_end_kib)
+        );
+    }
+    for (kind, n) in &r.error_kinds {
+        let example = r.players.iter().find(|p| p.error_kind.as_deref() == Some(kind)).and_then(|p| p.error.as_deref());
+        let _ = writeln!(s, "error: {n}× {kind} (e.g. {})", example.unwrap_or("?"));
+    }
+    let not_kept: Vec<_> = r.players.iter().filter(|p| p.error.is_none() && !p.kept_up).collect();
+    if !not_kept.is_empty() {
+        let worst = not_kept.iter().map(|p| p.verdict.ratio.unwrap_or(0.0)).fold(f64::INFINITY, f64::min);
+        let gaps: u32 = not_kept.iter().map(|p| p.verdict.gaps).sum();
+        let _ = writeln!(
+            s,
+            "{} players without error fell behind: lowest media/wall ratio {worst:.3}, {gaps} timestamp gaps in all",
+            not_kept.len()
+        );
+    }
+    s
+}
+
+/// The `rtmp-publish` summary.
+pub fn publish_summary(r: &PublishReport) -> String {
+    let mut s = String::new();
+    let late = r.publishers.iter().map(|p| p.max_late_ms).fold(0.0, f64::max);
+    let _ = writeln!(
+        s,
+        "rtmp-publish: {} publishers, {} errors, {:.1} s, {:.2} Mbit/s sent in all, worst lateness {late:.1} ms",
+        r.clients, r.errors, r.elapsed_s, r.total_mbps
+    );
+    for p in &r.publishers {
+        let _ = writeln!(
+            s,
+            "  {}: {} frames, {} bytes, {} lap(s){}",
+            p.name,
+            p.frames,
+            p.bytes,
+            p.laps,
+            p.error.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default()
+        );
+    }
+    s
+}
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Input(e.to_string()))?;
+    std::fs::write(path, text + "\n")?;
+    Ok(())
+}

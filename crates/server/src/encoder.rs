@@ -1,0 +1,51 @@
+//! The encoder role inside one process: for each accepted stream, a transcoder feeding a
+//! packager, writing DASH into the store and the presentation registry.
+
+use std::{sync::Arc, time::SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::{
+    dash::DashRegistry,
+    hub::Stream,
+    ladder::ladder,
+    meta::{MetaStore, StreamRecord, StreamState},
+    packager,
+    store::SegmentStore,
+    transcode::{self, TranscodeConfig},
+    validate::Tracks,
+};
+
+/// Starts transcoding and packaging for accepted streams.
+pub struct Encoder {
+    /// ffmpeg and its socket directory.
+    pub transcode: TranscodeConfig,
+    /// Where segments go.
+    pub store: SegmentStore,
+    /// Stream records.
+    pub meta: Arc<dyn MetaStore>,
+    /// Presentations served over HTTP.
+    pub dash: Arc<DashRegistry>,
+}
+
+impl Encoder {
+    /// Starts the transcoder and packager for `stream`; both end when the publisher leaves.
+    pub fn start(&self, stream: Arc<Stream>, tracks: Tracks) {
+        let ladder = ladder(&tracks);
+        let stats = Arc::default();
+        let fps = tracks.video.as_ref().and_then(|v| v.fps).or(stream.info().fps);
+        let state = self.dash.begin_period(&stream.name, &ladder, fps, Arc::clone(&stats), SystemTime::now());
+        let (tx, rx) = mpsc::channel(256);
+        let meta = self.meta.clone();
+        let rec = StreamRecord {
+            name: stream.name.clone(),
+            state: StreamState::Live,
+            ladder: ladder.iter().map(|r| r.id.clone()).collect(),
+            last_segment: None,
+            updated_ms: StreamRecord::now_ms(),
+        };
+        tokio::spawn(async move { meta.put(rec).await });
+        tokio::spawn(transcode::run(stream, tracks, ladder.clone(), self.transcode.clone(), stats, tx));
+        tokio::spawn(packager::run(state, ladder, self.store.clone(), self.meta.clone(), rx));
+    }
+}

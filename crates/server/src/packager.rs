@@ -1,0 +1,187 @@
+//! The packager: turns the transcoder's fragmented-MP4 outputs into DASH — init segments and
+//! 4 s media segments in the store, and the segment lists the MPD is rendered from.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime},
+};
+
+use bytes::{Bytes, BytesMut};
+use cmaf::{SegmentRef, Segmenter, SegmenterConfig, SegmenterEvent, TrackKind};
+use metrics::{counter, histogram};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::{
+    dash::{unix_ms, DashState, WINDOW},
+    ladder::{Rendition, RenditionKind, SEGMENT_SECS},
+    meta::{MetaStore, StreamRecord, StreamState},
+    store::SegmentStore,
+    transcode::TranscodeEvent,
+};
+
+/// Store key of a file of a stream's rendition.
+pub fn key(stream: &str, rep: &str, file: &str) -> String {
+    format!("live/{stream}/{rep}/{file}")
+}
+
+struct Track {
+    segmenter: Segmenter,
+    /// Chunks of the segment being produced.
+    open: Vec<Bytes>,
+    open_number: Option<u64>,
+}
+
+/// Runs until the transcoder ends; then marks the presentation ended.
+pub async fn run(
+    state: Arc<RwLock<DashState>>,
+    ladder: Vec<Rendition>,
+    store: SegmentStore,
+    meta: Arc<dyn MetaStore>,
+    mut rx: mpsc::Receiver<TranscodeEvent>,
+) {
+    let (name, period_id, first_number) = {
+        let s = state.read().unwrap();
+        (s.name.clone(), s.periods.last().map(|p| p.id.clone()).unwrap_or_default(), s.next_number)
+    };
+    let new_tracks = || -> Vec<Track> {
+        ladder
+            .iter()
+            .map(|r| {
+                let kind = match r.kind {
+                    RenditionKind::Video { .. } => TrackKind::Video,
+                    RenditionKind::Audio { .. } => TrackKind::Audio,
+                };
+                let mut cfg = SegmenterConfig::new(kind, Duration::from_secs(SEGMENT_SECS as u64));
+                cfg.first_number(first_number);
+                Track { segmenter: Segmenter::with_config(cfg), open: vec![], open_number: None }
+            })
+            .collect()
+    };
+    let mut tracks = new_tracks();
+    let mut failed = None;
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            TranscodeEvent::Started { generation } => {
+                if generation > 1 {
+                    // A restarted ffmpeg starts over with an init segment; what it produces
+                    // again for segments already listed is dropped below.
+                    tracks = new_tracks();
+                }
+            }
+            TranscodeEvent::Output { index, bytes } => {
+                let Some(t) = tracks.get_mut(index) else { continue };
+                if let Err(e) = t.segmenter.push(&bytes, SystemTime::now()) {
+                    warn!(stream = %name, rendition = %ladder[index].id, "cannot package transcoder output: {e}");
+                }
+                drain(&state, &store, &name, &period_id, index, &ladder[index], t).await;
+            }
+            TranscodeEvent::Ended => break,
+            TranscodeEvent::Failed(msg) => {
+                failed = Some(msg);
+                break;
+            }
+        }
+    }
+    for (i, t) in tracks.iter_mut().enumerate() {
+        let _ = t.segmenter.finish();
+        drain(&state, &store, &name, &period_id, i, &ladder[i], t).await;
+    }
+    let (ladder_ids, last) = {
+        let mut s = state.write().unwrap();
+        s.ended = true;
+        s.ended_ms = Some(unix_ms(SystemTime::now()));
+        let last = s.periods.iter().flat_map(|p| p.reps.iter()).filter_map(|r| r.segments.back().map(|x| x.number)).max();
+        s.next_number = last.map_or(s.next_number, |n| n + 1);
+        (s.ladder(), last)
+    };
+    let st = if failed.is_some() { StreamState::Failed } else { StreamState::Ended };
+    meta.put(StreamRecord { name: name.clone(), state: st, ladder: ladder_ids, last_segment: last, updated_ms: StreamRecord::now_ms() }).await;
+    info!(stream = %name, last_segment = ?last, failed = ?failed, "DASH presentation ended");
+}
+
+async fn drain(
+    state: &Arc<RwLock<DashState>>,
+    store: &SegmentStore,
+    name: &str,
+    period_id: &str,
+    index: usize,
+    rendition: &Rendition,
+    t: &mut Track,
+) {
+    while let Some(ev) = t.segmenter.poll() {
+        match ev {
+            SegmenterEvent::Init { bytes, info } => {
+                if let Err(e) = store.put(&key(name, &rendition.id, &format!("init-{period_id}.mp4")), bytes).await {
+                    warn!(stream = %name, "storing init segment: {e}");
+                }
+                let mut s = state.write().unwrap();
+                if let Some(p) = s.current() {
+                    p.reps[index].info = Some(info);
+                }
+            }
+            SegmenterEvent::Chunk(c) => {
+                let mut s = state.write().unwrap();
+                let Some(p) = s.current() else { continue };
+                let rep = &p.reps[index];
+                if rep.segments.back().is_some_and(|l| c.segment <= l.number) {
+                    continue; // already listed (a restarted transcoder repeating itself)
+                }
+                if p.origin_ms.is_none() {
+                    if let Some(info) = &rep.info {
+                        p.origin_ms = Some(c.start * 1000 / info.timescale.max(1) as u64);
+                    }
+                }
+                if t.open_number != Some(c.segment) {
+                    t.open.clear();
+                    t.open_number = Some(c.segment);
+                }
+                t.open.push(c.bytes);
+            }
+            SegmenterEvent::SegmentEnd(e) => {
+                if t.open_number != Some(e.segment) {
+                    continue;
+                }
+                let mut data = BytesMut::with_capacity(e.bytes as usize);
+                for c in t.open.drain(..) {
+                    data.extend_from_slice(&c);
+                }
+                t.open_number = None;
+                if let Err(err) = store.put(&key(name, &rendition.id, &format!("{}.m4s", e.segment)), data.freeze()).await {
+                    warn!(stream = %name, "storing segment {}: {err}", e.segment);
+                    continue;
+                }
+                let expired = publish_segment(state, index, e.into());
+                for n in expired {
+                    let _ = store.delete(&key(name, &rendition.id, &format!("{n}.m4s"))).await;
+                }
+                counter!("ferrocast_segments_total").increment(1);
+                debug!(stream = %name, rendition = %rendition.id, segment = e.segment, "segment ready");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Lists a finished segment and drops those that left the window; returns the numbers to
+/// delete from the store. Also records how late the segment became available.
+fn publish_segment(state: &Arc<RwLock<DashState>>, index: usize, seg: SegmentRef) -> Vec<u64> {
+    let now = SystemTime::now();
+    let mut s = state.write().unwrap();
+    let ast = s.availability_start_ms;
+    let Some(p) = s.current() else { return vec![] };
+    let (start, origin) = (p.start, p.origin_ms.unwrap_or(0));
+    let rep = &mut p.reps[index];
+    let ts = rep.info.as_ref().map_or(1000, |i| i.timescale.max(1)) as u64;
+    rep.segments.push_back(seg);
+    // Lag = now − the wall-clock time at which the segment's media ended.
+    let end_ms = ast + start.as_millis() as u64 + ((seg.start + seg.duration) * 1000 / ts).saturating_sub(origin);
+    histogram!("ferrocast_segment_lag_seconds").record(unix_ms(now).saturating_sub(end_ms) as f64 / 1000.0);
+    let window_ticks = WINDOW.as_secs() * ts;
+    let newest_end = seg.start + seg.duration;
+    let mut expired = vec![];
+    while rep.segments.front().is_some_and(|f| f.start + f.duration + window_ticks < newest_end) {
+        expired.push(rep.segments.pop_front().unwrap().number);
+    }
+    expired
+}
