@@ -57,6 +57,12 @@ pub struct StreamEntry {
     pub info: StreamInfo,
     /// Renditions available besides the source (the transcoder adds them).
     pub renditions: Vec<String>,
+    /// Path of the DASH manifest, once the transcoder produced its first segment.
+    pub dash: Option<String>,
+    /// The transcoder's CPU use, % of one core.
+    pub transcoder_cpu_percent: Option<f64>,
+    /// How many times the transcoder was restarted.
+    pub transcoder_restarts: Option<u64>,
 }
 
 /// The router, separate from the listener so tests can call it directly.
@@ -175,10 +181,14 @@ async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(Str
     }
 }
 
-fn entries(hub: &Hub) -> Vec<StreamEntry> {
+fn entries(hub: &Hub, dash: &DashRegistry) -> Vec<StreamEntry> {
     hub.list()
         .into_iter()
-        .map(|s| StreamEntry {
+        .map(|s| {
+            let d = dash.get(&s.name);
+            let d = d.as_ref().map(|d| d.read().unwrap());
+            let ready = d.as_ref().is_some_and(|d| d.periods.iter().any(|p| p.reps.iter().any(|r| !r.segments.is_empty())));
+            StreamEntry {
             name: s.name.clone(),
             state: "live",
             publisher: s.publisher.to_string(),
@@ -187,13 +197,16 @@ fn entries(hub: &Hub) -> Vec<StreamEntry> {
             viewers: s.players(),
             bytes_in: s.bytes_in(),
             info: s.info(),
-            renditions: vec![],
-        })
+            renditions: d.as_ref().map(|d| d.ladder()).unwrap_or_default(),
+            dash: ready.then(|| format!("/live/{}/manifest.mpd", s.name)),
+            transcoder_cpu_percent: d.as_ref().map(|d| d.stats.cpu_percent()),
+            transcoder_restarts: d.as_ref().map(|d| d.stats.restarts()),
+        }})
         .collect()
 }
 
 async fn streams(State(st): State<HttpState>) -> Json<Vec<StreamEntry>> {
-    let mut list = entries(&st.hub);
+    let mut list = entries(&st.hub, &st.dash);
     // Refused publishes stay visible for a while, with the reason.
     list.extend(st.hub.rejections().into_iter().map(|r| StreamEntry {
         name: r.name,
@@ -205,6 +218,9 @@ async fn streams(State(st): State<HttpState>) -> Json<Vec<StreamEntry>> {
         bytes_in: 0,
         info: StreamInfo { problem: Some(r.reason), ..Default::default() },
         renditions: vec![],
+        dash: None,
+        transcoder_cpu_percent: None,
+        transcoder_restarts: None,
     }));
     Json(list)
 }
@@ -213,9 +229,11 @@ async fn metrics(State(st): State<HttpState>) -> Response {
     let mut text = st.metrics.render();
     // Per-stream values are read from the hub at scrape time, so an ended stream simply
     // disappears instead of leaving a stale gauge behind.
-    let list = entries(&st.hub);
+    let list = entries(&st.hub, &st.dash);
     let _ = writeln!(text, "# TYPE ferrocast_streams_live gauge\nferrocast_streams_live {}", list.len());
-    let families: [(&str, fn(&StreamEntry) -> Option<f64>); 4] = [
+    let families: [(&str, fn(&StreamEntry) -> Option<f64>); 6] = [
+        ("ferrocast_transcoder_cpu_percent", |e| e.transcoder_cpu_percent),
+        ("ferrocast_transcoder_restarts", |e| e.transcoder_restarts.map(|r| r as f64)),
         ("ferrocast_stream_viewers", |e| Some(e.viewers as f64)),
         ("ferrocast_stream_ingest_bitrate_kbps", |e| e.info.bitrate_kbps),
         ("ferrocast_stream_ingest_fps", |e| e.info.measured_fps),
@@ -235,7 +253,7 @@ async fn metrics(State(st): State<HttpState>) -> Response {
 
 async fn index(State(st): State<HttpState>) -> Html<String> {
     let mut rows = String::new();
-    for e in entries(&st.hub) {
+    for e in entries(&st.hub, &st.dash) {
         // Names are validated to [A-Za-z0-9_-], so they are safe to put in HTML as is.
         let res = match (e.info.width, e.info.height) {
             (Some(w), Some(h)) => format!("{w}×{h}"),

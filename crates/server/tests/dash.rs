@@ -1,0 +1,127 @@
+//! The encoder end to end: ffmpeg publishes over RTMP, our transcoder (a real ffmpeg child)
+//! makes the 720×720 / 400×400 / audio ladder, our packager serves live DASH, and real DASH
+//! clients (ffprobe, ffmpeg) play it. When the publisher leaves the MPD ends cleanly and no
+//! ffmpeg child is left behind.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+async fn wait_for_mpd(srv: &TestServer, name: &str, min_video_segments: usize) -> String {
+    let t0 = Instant::now();
+    loop {
+        let (status, body) = srv.get(&format!("/live/{name}/manifest.mpd")).await;
+        if status == 200 && body.matches("<S ").count() >= 1 {
+            let video_segs = count_segments(&body, "video");
+            if video_segs >= min_video_segments {
+                return body;
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(40), "no MPD with {min_video_segments} segments after 40 s: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Segments listed in the SegmentTimeline of the AdaptationSet of `content_type`.
+fn count_segments(mpd: &str, content_type: &str) -> usize {
+    let Some(start) = mpd.find(&format!("contentType=\"{content_type}\"")) else { return 0 };
+    let set = &mpd[start..mpd[start..].find("</AdaptationSet>").map_or(mpd.len(), |e| start + e)];
+    set.split("<S ")
+        .skip(1)
+        .map(|s| {
+            s.split("r=\"").nth(1).and_then(|r| r.split('"').next()).and_then(|r| r.parse::<usize>().ok()).unwrap_or(0) + 1
+        })
+        .sum()
+}
+
+fn ffmpeg_children_of(dir: &std::path::Path) -> usize {
+    let needle = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| {
+            let c = String::from_utf8_lossy(c);
+            c.starts_with("ffmpeg") && c.contains(&needle)
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
+    let srv = TestServer::start(|_| {}).await;
+    let publisher = ffmpeg_publish(&srv.rtmp_url("show"), "640x360", 20);
+    let mpd = wait_for_mpd(&srv, "show", 2).await;
+
+    // The MPD has what the contract promises.
+    for needle in [
+        "type=\"dynamic\"",
+        "availabilityStartTime=",
+        "publishTime=",
+        "minimumUpdatePeriod=",
+        "timeShiftBufferDepth=\"PT10M\"",
+        "suggestedPresentationDelay=",
+        "urn:mpeg:dash:utc:http-iso:2014",
+        "id=\"v720\"",
+        "width=\"720\" height=\"720\"",
+        "id=\"v400\"",
+        "width=\"400\" height=\"400\"",
+        "id=\"a64\"",
+        "audioSamplingRate=\"48000\"",
+    ] {
+        assert!(mpd.contains(needle), "MPD lacks {needle}: {mpd}");
+    }
+    // Video segments are exactly 4 s (timescale units: d = 4 × timescale).
+    let ts: u64 = mpd.split("timescale=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    assert!(mpd.contains(&format!("d=\"{}\"", 4 * ts)), "video segments are not 4 s: {mpd}");
+
+    let s = srv.streams().await;
+    assert_eq!(s[0]["renditions"], serde_json::json!(["v720", "v400", "a64"]));
+    assert_eq!(s[0]["dash"], "/live/show/manifest.mpd");
+
+    // Real DASH clients: ffprobe sees the ladder, ffmpeg decodes frames through the MPD.
+    let url = format!("http://127.0.0.1:{}/live/show/manifest.mpd", srv.http);
+    let probe = ffprobe(&url, &[]).await;
+    let sizes: Vec<(u64, u64)> = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["codec_type"] == "video")
+        .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
+        .collect();
+    assert!(sizes.contains(&(720, 720)) && sizes.contains(&(400, 400)), "{sizes:?}");
+    let (frames, err) = ffmpeg_decode_frames(&url, 4, &[]).await;
+    assert!(frames >= 100, "ffmpeg decoded {frames} frames from DASH: {err}");
+
+    // Segment responses: right type, cacheable forever; unknown ones 404 with a reason.
+    let (status, _) = srv.get("/live/show/v400/0.m4s").await;
+    assert_eq!(status, 200);
+    let (status, body) = srv.get("/live/nosuch/manifest.mpd").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("not live"), "{body}");
+    let (status, _) = srv.get("/live/show/v400/..%2f..%2fetc%2fpasswd").await;
+    assert_eq!(status, 400);
+
+    // The publisher stops: the MPD ends (no more updates, a duration), the child is gone.
+    let _ = finish(publisher, Duration::from_secs(30)).await;
+    let t0 = Instant::now();
+    let ended = loop {
+        let (_, body) = srv.get("/live/show/manifest.mpd").await;
+        if body.contains("mediaPresentationDuration") {
+            break body;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "MPD did not end: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(!ended.contains("minimumUpdatePeriod"), "{ended}");
+    let t0 = Instant::now();
+    while ffmpeg_children_of(&srv.data_dir) > 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "ffmpeg child still running after the stream ended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, metrics) = srv.get("/metrics").await;
+    assert!(metrics.contains("ferrocast_segments_total"), "{metrics}");
+    assert!(metrics.contains("ferrocast_segment_lag_seconds"), "{metrics}");
+    srv.stop().await;
+}
