@@ -93,6 +93,14 @@ impl DashState {
         m.utc_timing = vec![UtcTiming::HttpIso(TIME_URL.into())];
         m.ended = self.ended;
         for p in &self.periods {
+            // A new Period is shown once every rendition has a segment, so players never see
+            // an audio-only Period because video was a moment late. A rendition that stays
+            // empty while another has two segments is treated as broken and left out.
+            let ready = p.reps.iter().all(|r| !r.segments.is_empty());
+            let most = p.reps.iter().map(|r| r.segments.len()).max().unwrap_or(0);
+            if !ready && most < 2 && !self.ended {
+                continue;
+            }
             let mut video = AdaptationSet::new(0, ContentType::Video);
             let mut audio = AdaptationSet::new(1, ContentType::Audio);
             for (set, _) in [(&mut video, ()), (&mut audio, ())] {
@@ -100,6 +108,9 @@ impl DashState {
             }
             for r in &p.reps {
                 let Some(info) = &r.info else { continue };
+                if r.segments.is_empty() {
+                    continue;
+                }
                 let mut rep = Representation::from_track(r.rendition.id.clone(), info, r.rendition.bandwidth() as u32);
                 rep.presentation_time_offset = p.origin_ms.unwrap_or(0) * info.timescale as u64 / 1000;
                 if let (Format::Video { frame_rate, .. }, Some(fps)) = (&mut rep.format, p.fps) {

@@ -74,7 +74,8 @@ pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path])
         .iter()
         .map(|s| s.to_string())
         .collect();
-    a.extend(["-fflags", "+nobuffer+genpts", "-probesize", "65536", "-analyzeduration", "1000000"].map(String::from));
+    // No `-fflags nobuffer`: with the filter graph it loses the last frames of a stream.
+    a.extend(["-probesize", "65536", "-analyzeduration", "1000000"].map(String::from));
     a.extend(["-f", "flv", "-i", "pipe:0", "-copyts"].map(String::from));
     let videos: Vec<(usize, u32, u32)> = renditions
         .iter()
