@@ -12,6 +12,7 @@ use cmaf::{AdaptationSet, ContentType, Format, FrameRate, Manifest, Period, Repr
 
 use crate::{
     ladder::{Rendition, RenditionKind},
+    live::LiveTrack,
     transcode::TranscodeStats,
 };
 
@@ -34,6 +35,8 @@ pub struct RepState {
     pub info: Option<TrackInfo>,
     /// Finished segments still in the window.
     pub segments: VecDeque<SegmentRef>,
+    /// The segment in progress and recent ones, in memory.
+    pub live: Arc<LiveTrack>,
 }
 
 /// One publish (or transcoder timeline) of the stream.
@@ -80,6 +83,11 @@ impl DashState {
     /// Renditions of the current Period, for the API.
     pub fn ladder(&self) -> Vec<String> {
         self.periods.last().map(|p| p.reps.iter().map(|r| r.rendition.id.clone()).collect()).unwrap_or_default()
+    }
+
+    /// The in-memory track of rendition `rep` in the newest Period that has it.
+    pub fn live_track(&self, rep: &str) -> Option<Arc<LiveTrack>> {
+        self.periods.iter().rev().find_map(|p| p.reps.iter().find(|r| r.rendition.id == rep)).map(|r| r.live.clone())
     }
 
     /// Finds which Period holds `rep`'s segment `number` (to check a request is valid).
@@ -193,7 +201,7 @@ impl DashRegistry {
             let mut s = state.write().unwrap();
             let start = Duration::from_millis(now_ms.saturating_sub(s.availability_start_ms));
             let id = format!("p{}", s.periods.len());
-            let reps = ladder.iter().map(|r| RepState { rendition: r.clone(), info: None, segments: VecDeque::new() }).collect();
+            let reps = ladder.iter().map(|r| RepState { rendition: r.clone(), info: None, segments: VecDeque::new(), live: Arc::default() }).collect();
             s.periods.push(PeriodState { id, start, origin_ms: None, fps, reps });
             s.ended = false;
             s.ended_ms = None;

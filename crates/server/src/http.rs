@@ -154,6 +154,30 @@ async fn manifest(State(st): State<HttpState>, Path(name): Path<String>) -> Resp
     }
 }
 
+/// How long a request for the next segment may wait for it to start.
+const LL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A reader of a segment in progress gives up if no chunk comes for this long.
+const LL_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn media_type(rep: &str) -> &'static str {
+    if rep.starts_with('a') {
+        "audio/mp4"
+    } else {
+        "video/mp4"
+    }
+}
+
+fn live_segment_response(seg: std::sync::Arc<crate::live::LiveSegment>, rep: &str) -> Response {
+    let b = Response::builder().header(header::CONTENT_TYPE, media_type(rep));
+    let r = if seg.is_complete() {
+        b.header(header::CACHE_CONTROL, "public, max-age=31536000, immutable").body(Body::from(seg.bytes()))
+    } else {
+        // Not cacheable until complete: a cache must not keep a partial segment.
+        b.header(header::CACHE_CONTROL, "no-cache").body(Body::from_stream(seg.stream(LL_STALL)))
+    };
+    r.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(String, String, String)>) -> Response {
     let valid_file = file
         .strip_suffix(".m4s")
@@ -163,11 +187,24 @@ async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(Str
     if !is_valid_stream_name(&name) || !is_valid_stream_name(&rep) || !valid_file {
         return (StatusCode::BAD_REQUEST, "bad segment path: expected /live/NAME/REP/N.m4s or /live/NAME/REP/init-PERIOD.mp4\n").into_response();
     }
+    // Media segments still in memory (in progress or just finished) are served from there;
+    // the one in progress is streamed chunk by chunk as the transcoder makes it.
+    if let Some(number) = file.strip_suffix(".m4s").and_then(|n| n.parse::<u64>().ok()) {
+        let track = st.dash.get(&name).and_then(|d| d.read().unwrap().live_track(&rep));
+        if let Some(track) = track {
+            let mut seg = track.get(number);
+            if seg.is_none() && !st.store.exists(&packager::key(&name, &rep, &file)).await {
+                seg = track.wait_for(number, LL_WAIT).await;
+            }
+            if let Some(seg) = seg {
+                return live_segment_response(seg, &rep);
+            }
+        }
+    }
     match st.store.get(&packager::key(&name, &rep, &file)).await {
         Ok(Some(bytes)) => {
-            let ctype = if rep.starts_with('a') { "audio/mp4" } else { "video/mp4" };
             Response::builder()
-                .header(header::CONTENT_TYPE, ctype)
+                .header(header::CONTENT_TYPE, media_type(&rep))
                 // Segment and init URLs are never reused with other content.
                 .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
                 .body(Body::from(bytes))

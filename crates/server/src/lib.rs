@@ -16,6 +16,7 @@ pub mod hub;
 pub mod ingest;
 pub mod keys;
 pub mod ladder;
+pub mod live;
 pub mod meta;
 pub mod names;
 pub mod packager;

@@ -17,6 +17,7 @@ use crate::{
     ladder::{Rendition, RenditionKind, SEGMENT_SECS},
     meta::{MetaStore, StreamRecord, StreamState},
     store::SegmentStore,
+    live::LiveSegment,
     transcode::TranscodeEvent,
 };
 
@@ -27,6 +28,8 @@ pub fn key(stream: &str, rep: &str, file: &str) -> String {
 
 struct Track {
     segmenter: Segmenter,
+    /// The segment in progress, as served to low-latency readers.
+    live: Option<Arc<LiveSegment>>,
     /// Chunks of the segment being produced.
     open: Vec<Bytes>,
     open_number: Option<u64>,
@@ -54,7 +57,7 @@ pub async fn run(
                 };
                 let mut cfg = SegmenterConfig::new(kind, Duration::from_secs(SEGMENT_SECS as u64));
                 cfg.first_number(first_number);
-                Track { segmenter: Segmenter::with_config(cfg), open: vec![], open_number: None }
+                Track { segmenter: Segmenter::with_config(cfg), live: None, open: vec![], open_number: None }
             })
             .collect()
     };
@@ -67,6 +70,7 @@ pub async fn run(
                     // A restarted ffmpeg starts over with an init segment; what it produces
                     // again for segments already listed is dropped below.
                     tracks = new_tracks();
+                    abort_live(&state);
                 }
             }
             TranscodeEvent::Output { index, bytes } => {
@@ -87,6 +91,7 @@ pub async fn run(
         let _ = t.segmenter.finish();
         drain(&state, &store, &name, &period_id, i, &ladder[i], t).await;
     }
+    abort_live(&state);
     let (ladder_ids, last) = {
         let mut s = state.write().unwrap();
         s.ended = true;
@@ -135,6 +140,10 @@ async fn drain(
                 if t.open_number != Some(c.segment) {
                     t.open.clear();
                     t.open_number = Some(c.segment);
+                    t.live = Some(rep.live.begin(c.segment));
+                }
+                if let Some(l) = &t.live {
+                    l.push(c.bytes.clone());
                 }
                 t.open.push(c.bytes);
             }
@@ -147,6 +156,11 @@ async fn drain(
                     data.extend_from_slice(&c);
                 }
                 t.open_number = None;
+                // Readers of the segment in progress finish now; the store write follows and
+                // the segment stays served from memory meanwhile.
+                if let Some(l) = t.live.take() {
+                    state.read().unwrap().live_track(&rendition.id).inspect(|lt| lt.end(l.number));
+                }
                 if let Err(err) = store.put(&key(name, &rendition.id, &format!("{}.m4s", e.segment)), data.freeze()).await {
                     warn!(stream = %name, "storing segment {}: {err}", e.segment);
                     continue;
@@ -159,6 +173,16 @@ async fn drain(
                 debug!(stream = %name, rendition = %rendition.id, segment = e.segment, "segment ready");
             }
             _ => {}
+        }
+    }
+}
+
+/// Ends every in-progress segment of the current Period (readers get what exists).
+fn abort_live(state: &Arc<RwLock<DashState>>) {
+    let mut s = state.write().unwrap();
+    if let Some(p) = s.current() {
+        for r in &p.reps {
+            r.live.abort();
         }
     }
 }

@@ -56,6 +56,11 @@ impl SegmentStore {
         }
     }
 
+    /// True if the object exists.
+    pub async fn exists(&self, key: &str) -> bool {
+        self.inner.head(&Key::from(key)).await.is_ok()
+    }
+
     /// Deletes an object; a missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self.inner.delete(&Key::from(key)).await {

@@ -216,3 +216,65 @@ async fn raw_get(port: u16, path: &str) -> Vec<u8> {
     assert!(v.starts_with(b"HTTP/1.1 200") || v.starts_with(b"HTTP/1.0 200"), "{path}: {}", String::from_utf8_lossy(&v[..head_end]));
     v.split_off(head_end)
 }
+
+/// Low-latency delivery: a request for a segment that has not started yet waits for it and
+/// then receives its chunks as the transcoder makes them (first bytes long before the end),
+/// and the streamed segment is a complete, decodable 4 s segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_in_progress_are_streamed_chunk_by_chunk() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start(|_| {}).await;
+    let _publisher = ffmpeg_publish(&srv.rtmp_url("ll"), "320x240", 40);
+    let mpd = wait_for_mpd(&srv, "ll", 1).await;
+    let video = &mpd[mpd.find("contentType=\"video\"").unwrap()..];
+    let start: u64 = video.split("startNumber=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    let next = start + count_segments(&mpd, "video") as u64 + 1; // one beyond the one in progress
+
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", srv.http)).await.unwrap();
+    s.write_all(format!("GET /live/ll/v400/{next}.m4s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let t0 = Instant::now();
+    let mut raw = vec![];
+    let mut first_body_at = None;
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf)).await.unwrap().unwrap();
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if first_body_at.is_none() {
+            if let Some(h) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                if raw.len() > h + 4 {
+                    first_body_at = Some(t0.elapsed());
+                }
+            }
+        }
+    }
+    let total = t0.elapsed();
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    let first = first_body_at.unwrap();
+    assert!(total > first + Duration::from_secs(2), "not streamed: first bytes at {first:?}, done at {total:?}");
+    // De-chunk the body and check it decodes as a whole segment after the init segment.
+    let mut body = vec![];
+    let mut rest = &raw[head_end..];
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+        rest = &rest[line_end + 2 + size + 2..];
+    }
+    let mut file = raw_get(srv.http, "/live/ll/v400/init-p0.mp4").await;
+    file.extend(body);
+    let path = srv.data_dir.join("ll.mp4");
+    std::fs::write(&path, &file).unwrap();
+    let probe = ffprobe(path.to_str().unwrap(), &["-count_frames"]).await;
+    let frames: u64 = probe["streams"][0]["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    assert_eq!(frames, 120, "a streamed 4 s segment at 30 fps");
+    srv.stop().await;
+}

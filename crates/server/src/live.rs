@@ -1,0 +1,207 @@
+//! Segments while they are being produced, for low-latency delivery: a request for the
+//! segment in progress gets the chunks already made at once and each new chunk as soon as
+//! the transcoder finishes it (HTTP chunked transfer), instead of waiting 4 s for the whole
+//! segment.
+
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::{Bytes, BytesMut};
+use futures::Stream;
+use tokio::sync::watch;
+
+/// A segment being produced (or just finished, until it is in the store).
+#[derive(Debug)]
+pub struct LiveSegment {
+    /// `$Number$`.
+    pub number: u64,
+    chunks: Mutex<Vec<Bytes>>,
+    /// (chunks available, complete).
+    progress: watch::Sender<(usize, bool)>,
+}
+
+impl LiveSegment {
+    /// An empty segment.
+    pub fn new(number: u64) -> Arc<Self> {
+        Arc::new(Self { number, chunks: Mutex::new(vec![]), progress: watch::channel((0, false)).0 })
+    }
+
+    /// Adds the next chunk and wakes the readers.
+    pub fn push(&self, chunk: Bytes) {
+        let mut c = self.chunks.lock().unwrap();
+        c.push(chunk);
+        let n = c.len();
+        self.progress.send_modify(|p| p.0 = n);
+    }
+
+    /// Marks the segment complete (or abandoned): readers end after the last chunk.
+    pub fn finish(&self) {
+        self.progress.send_modify(|p| p.1 = true);
+    }
+
+    /// True once complete.
+    pub fn is_complete(&self) -> bool {
+        self.progress.borrow().1
+    }
+
+    /// The whole segment so far, as one buffer.
+    pub fn bytes(&self) -> Bytes {
+        let c = self.chunks.lock().unwrap();
+        let mut b = BytesMut::with_capacity(c.iter().map(Bytes::len).sum());
+        for x in c.iter() {
+            b.extend_from_slice(x);
+        }
+        b.freeze()
+    }
+
+    /// Every chunk, existing and future, until the segment completes. A reader whose segment
+    /// stalls for `stall` gets an end of body instead of hanging.
+    pub fn stream(self: Arc<Self>, stall: Duration) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+        let rx = self.progress.subscribe();
+        futures::stream::unfold((self, 0usize, rx), move |(seg, next, mut rx)| async move {
+            loop {
+                let chunk = seg.chunks.lock().unwrap().get(next).cloned();
+                if let Some(c) = chunk {
+                    return Some((Ok(c), (seg, next + 1, rx)));
+                }
+                if rx.borrow_and_update().1 {
+                    return None;
+                }
+                match tokio::time::timeout(stall, rx.changed()).await {
+                    Ok(Ok(())) => continue,
+                    _ => return None,
+                }
+            }
+        })
+    }
+}
+
+/// Per rendition: the segment in progress and the last few finished ones, and a way to wait
+/// for a segment that has not started yet.
+#[derive(Debug)]
+pub struct LiveTrack {
+    current: watch::Sender<Option<Arc<LiveSegment>>>,
+    recent: Mutex<VecDeque<Arc<LiveSegment>>>,
+}
+
+/// Finished segments kept in memory per rendition (they are also in the store).
+const RECENT: usize = 3;
+
+impl Default for LiveTrack {
+    fn default() -> Self {
+        Self { current: watch::channel(None).0, recent: Mutex::new(VecDeque::new()) }
+    }
+}
+
+impl LiveTrack {
+    /// Starts segment `number` (finishing the previous one if it was left open).
+    pub fn begin(&self, number: u64) -> Arc<LiveSegment> {
+        let seg = LiveSegment::new(number);
+        let old = self.current.send_replace(Some(seg.clone()));
+        if let Some(old) = old {
+            old.finish();
+            self.remember(old);
+        }
+        seg
+    }
+
+    /// Completes the current segment if it is `number`.
+    pub fn end(&self, number: u64) {
+        let done = self.current.borrow().as_ref().filter(|s| s.number == number).cloned();
+        if let Some(s) = done {
+            s.finish();
+            self.remember(s);
+        }
+    }
+
+    /// Abandons the segment in progress (transcoder restart or end of stream).
+    pub fn abort(&self) {
+        if let Some(s) = self.current.send_replace(None) {
+            s.finish();
+        }
+    }
+
+    fn remember(&self, s: Arc<LiveSegment>) {
+        let mut r = self.recent.lock().unwrap();
+        if r.iter().any(|x| Arc::ptr_eq(x, &s)) {
+            return;
+        }
+        r.push_back(s);
+        while r.len() > RECENT {
+            r.pop_front();
+        }
+    }
+
+    /// Segment `number` if it is in memory (in progress or recently finished).
+    pub fn get(&self, number: u64) -> Option<Arc<LiveSegment>> {
+        if let Some(s) = self.current.borrow().as_ref().filter(|s| s.number == number) {
+            return Some(s.clone());
+        }
+        self.recent.lock().unwrap().iter().rev().find(|s| s.number == number).cloned()
+    }
+
+    /// Waits up to `limit` for segment `number` to start, if it is the next one expected
+    /// (players in low-latency mode ask for a segment slightly before it exists).
+    pub async fn wait_for(&self, number: u64, limit: Duration) -> Option<Arc<LiveSegment>> {
+        let mut rx = self.current.subscribe();
+        let wait = async {
+            loop {
+                let cur = rx.borrow_and_update().clone();
+                match cur {
+                    Some(s) if s.number == number => return Some(s),
+                    Some(s) if s.number > number || number > s.number + 1 => return None,
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.ok().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[tokio::test]
+    async fn readers_get_existing_then_new_chunks_then_end() {
+        let t = LiveTrack::default();
+        let s = t.begin(7);
+        s.push(Bytes::from_static(b"a"));
+        let reader = tokio::spawn(s.clone().stream(Duration::from_secs(5)).map(|c| c.unwrap()).collect::<Vec<_>>());
+        tokio::task::yield_now().await;
+        s.push(Bytes::from_static(b"b"));
+        t.end(7);
+        let got = reader.await.unwrap();
+        assert_eq!(got, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        assert_eq!(t.get(7).unwrap().bytes(), Bytes::from_static(b"ab"));
+        assert!(t.get(7).unwrap().is_complete());
+    }
+
+    #[tokio::test]
+    async fn waiting_for_the_next_segment() {
+        let t = Arc::new(LiveTrack::default());
+        t.begin(1);
+        let waiter = tokio::spawn({
+            let t = t.clone();
+            async move { t.wait_for(2, Duration::from_secs(5)).await.map(|s| s.number) }
+        });
+        tokio::task::yield_now().await;
+        t.begin(2);
+        assert_eq!(waiter.await.unwrap(), Some(2));
+        // Too far ahead, or in the past: no wait.
+        assert!(t.wait_for(9, Duration::from_secs(5)).await.is_none());
+        assert!(t.wait_for(0, Duration::from_secs(5)).await.is_none());
+        // A stalled segment ends its readers after the stall limit.
+        let s = t.begin(3);
+        let got: Vec<_> = s.stream(Duration::from_millis(50)).collect().await;
+        assert!(got.is_empty());
+    }
+}
