@@ -8,16 +8,19 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use cmaf::{AdaptationSet, ContentType, Format, FrameRate, Manifest, Period, Representation, SegmentRef, TrackInfo, UtcTiming};
+use cmaf::{AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation, SegmentRef, TrackInfo, UtcTiming};
 
 use crate::{
-    ladder::{Rendition, RenditionKind},
+    ladder::{Rendition, RenditionKind, CHUNK_MS, SEGMENT_SECS},
     live::LiveTrack,
     transcode::TranscodeStats,
 };
 
 /// How long finished segments stay listed and stored (the MPD's time-shift buffer).
 pub const WINDOW: Duration = Duration::from_secs(600);
+/// The live latency players should aim for.
+pub const LL_TARGET_LATENCY: Duration = Duration::from_millis(2500);
+
 /// URL of our clock for `UTCTiming` (relative to the MPD).
 pub const TIME_URL: &str = "/time";
 
@@ -50,6 +53,8 @@ pub struct PeriodState {
     pub origin_ms: Option<u64>,
     /// Frame rate of the source, for `@frameRate`.
     pub fps: Option<f64>,
+    /// Segment number at media time 0 (numbers are `first_number + floor(t / 4 s)`).
+    pub first_number: u64,
     /// The renditions.
     pub reps: Vec<RepState>,
 }
@@ -100,6 +105,15 @@ impl DashState {
         let mut m = Manifest::new(self.availability_start_ms, unix_ms(now).max(self.availability_start_ms));
         m.utc_timing = vec![UtcTiming::HttpIso(TIME_URL.into())];
         m.ended = self.ended;
+        m.suggested_presentation_delay = LL_TARGET_LATENCY;
+        m.low_latency = Some(LowLatency {
+            // A segment may be requested one chunk (0.5 s) after it starts.
+            availability_time_offset: Duration::from_millis(SEGMENT_SECS as u64 * 1000 - CHUNK_MS),
+            target_latency: LL_TARGET_LATENCY,
+            min_latency: Some(Duration::from_millis(1500)),
+            max_latency: Some(Duration::from_secs(8)),
+            playback_rate: Some((0.96, 1.04)),
+        });
         for p in &self.periods {
             // A new Period is shown once every rendition has a segment, so players never see
             // an audio-only Period because video was a moment late. A rendition that stays
@@ -125,6 +139,17 @@ impl DashState {
                     *frame_rate = Some(frame_rate_of(fps));
                 }
                 rep.segments = r.segments.iter().copied().collect();
+                // Low latency: the segment in progress is listed already, with the duration
+                // it will have, so players can ask for it (availabilityTimeOffset lets them
+                // do so half a second after it starts) and get its chunks as they are made.
+                if let Some(live) = r.live.current().filter(|l| !l.is_complete()) {
+                    let after_last = r.segments.back().is_none_or(|l| live.number > l.number);
+                    let slot = live.number.saturating_sub(p.first_number) + 1;
+                    let boundary = slot * SEGMENT_SECS as u64 * info.timescale as u64;
+                    if let (true, Some((start, duration))) = (after_last && !self.ended, live.predicted(boundary)) {
+                        rep.segments.push(SegmentRef { number: live.number, start, duration });
+                    }
+                }
                 match r.rendition.kind {
                     RenditionKind::Video { .. } => video.representations.push(rep),
                     RenditionKind::Audio { .. } => audio.representations.push(rep),
@@ -202,7 +227,7 @@ impl DashRegistry {
             let start = Duration::from_millis(now_ms.saturating_sub(s.availability_start_ms));
             let id = format!("p{}", s.periods.len());
             let reps = ladder.iter().map(|r| RepState { rendition: r.clone(), info: None, segments: VecDeque::new(), live: Arc::default() }).collect();
-            s.periods.push(PeriodState { id, start, origin_ms: None, fps, reps });
+            s.periods.push(PeriodState { id, start, origin_ms: None, fps, first_number: 0, reps });
             s.ended = false;
             s.ended_ms = None;
             s.stats = stats;

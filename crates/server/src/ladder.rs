@@ -11,6 +11,8 @@ use crate::validate::Tracks;
 
 /// Segment duration in seconds: keyframes are forced on these boundaries in every rendition.
 pub const SEGMENT_SECS: u32 = 4;
+/// CMAF chunk (fragment) duration in milliseconds: what a low-latency player gets at a time.
+pub const CHUNK_MS: u64 = 500;
 
 /// What a rendition carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,10 +121,8 @@ pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path])
                 a.extend(["-b:a".into(), format!("{kbps}k"), "-ac".into(), ch.to_string()]);
             }
         }
-        a.extend(
-            ["-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe+skip_trailer", "-frag_duration", "500000"]
-                .map(String::from),
-        );
+        a.extend(["-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe+skip_trailer"].map(String::from));
+        a.extend(["-frag_duration".to_string(), (CHUNK_MS * 1000).to_string()]);
         a.push(format!("unix://{}", outputs[i].display()));
     }
     a

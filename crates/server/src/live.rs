@@ -20,6 +20,9 @@ pub struct LiveSegment {
     /// `$Number$`.
     pub number: u64,
     chunks: Mutex<Vec<Bytes>>,
+    /// (start of the first chunk, end of the last chunk, duration of the last chunk), in the
+    /// track timescale: enough to predict where the segment will end.
+    timing: Mutex<(u64, u64, u64)>,
     /// (chunks available, complete).
     progress: watch::Sender<(usize, bool)>,
 }
@@ -27,7 +30,32 @@ pub struct LiveSegment {
 impl LiveSegment {
     /// An empty segment.
     pub fn new(number: u64) -> Arc<Self> {
-        Arc::new(Self { number, chunks: Mutex::new(vec![]), progress: watch::channel((0, false)).0 })
+        Arc::new(Self { number, chunks: Mutex::new(vec![]), timing: Mutex::new((0, 0, 0)), progress: watch::channel((0, false)).0 })
+    }
+
+    /// Adds the next chunk, which covers `[start, start + duration)` in the track timescale,
+    /// and wakes the readers.
+    pub fn push_timed(&self, chunk: Bytes, start: u64, duration: u64) {
+        {
+            let mut t = self.timing.lock().unwrap();
+            if self.chunks.lock().unwrap().is_empty() {
+                t.0 = start;
+            }
+            t.1 = start + duration;
+            t.2 = duration;
+        }
+        self.push(chunk);
+    }
+
+    /// Where the segment starts, and where it will end if it runs to the first chunk
+    /// boundary at or after `boundary` with chunks as long as the last one.
+    pub fn predicted(&self, boundary: u64) -> Option<(u64, u64)> {
+        let (start, end, dur) = *self.timing.lock().unwrap();
+        if dur == 0 {
+            return None;
+        }
+        let predicted_end = if end >= boundary { end } else { end + (boundary - end).div_ceil(dur) * dur };
+        Some((start, predicted_end - start))
     }
 
     /// Adds the next chunk and wakes the readers.
@@ -136,6 +164,11 @@ impl LiveTrack {
         }
     }
 
+    /// The segment in progress, if any.
+    pub fn current(&self) -> Option<Arc<LiveSegment>> {
+        self.current.borrow().clone()
+    }
+
     /// Segment `number` if it is in memory (in progress or recently finished).
     pub fn get(&self, number: u64) -> Option<Arc<LiveSegment>> {
         if let Some(s) = self.current.borrow().as_ref().filter(|s| s.number == number) {
@@ -183,6 +216,20 @@ mod tests {
         assert_eq!(got, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
         assert_eq!(t.get(7).unwrap().bytes(), Bytes::from_static(b"ab"));
         assert!(t.get(7).unwrap().is_complete());
+    }
+
+    #[test]
+    fn predicts_the_end_on_chunk_boundaries() {
+        let s = LiveSegment::new(3);
+        assert_eq!(s.predicted(100), None);
+        // Audio-like chunks of 512 ticks from 12288; the boundary at 16000 is reached at 16384.
+        s.push_timed(Bytes::from_static(b"x"), 12288, 512);
+        s.push_timed(Bytes::from_static(b"x"), 12800, 512);
+        assert_eq!(s.predicted(16000), Some((12288, 16384 - 12288)));
+        // Video-like chunks that divide the segment exactly.
+        let v = LiveSegment::new(1);
+        v.push_timed(Bytes::from_static(b"x"), 4000, 500);
+        assert_eq!(v.predicted(8000), Some((4000, 4000)));
     }
 
     #[tokio::test]

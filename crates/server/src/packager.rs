@@ -47,6 +47,9 @@ pub async fn run(
         let s = state.read().unwrap();
         (s.name.clone(), s.periods.last().map(|p| p.id.clone()).unwrap_or_default(), s.next_number)
     };
+    if let Some(p) = state.write().unwrap().current() {
+        p.first_number = first_number;
+    }
     let new_tracks = || -> Vec<Track> {
         ladder
             .iter()
@@ -143,7 +146,7 @@ async fn drain(
                     t.live = Some(rep.live.begin(c.segment));
                 }
                 if let Some(l) = &t.live {
-                    l.push(c.bytes.clone());
+                    l.push_timed(c.bytes.clone(), c.start, c.duration);
                 }
                 t.open.push(c.bytes);
             }
