@@ -74,6 +74,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/time", get(time))
         .route("/live/{name}/manifest.mpd", get(manifest))
+        .route("/live/{name}/master.m3u8", get(hls_master))
         .route("/live/{name}/{rep}/{file}", get(segment))
         .fallback(fallback)
         .layer(axum::middleware::map_response(cors))
@@ -178,7 +179,30 @@ fn live_segment_response(seg: std::sync::Arc<crate::live::LiveSegment>, rep: &st
     r.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+const M3U8: &str = "application/vnd.apple.mpegurl";
+
+async fn hls_master(State(st): State<HttpState>, Path(name): Path<String>) -> Response {
+    if !is_valid_stream_name(&name) {
+        return (StatusCode::BAD_REQUEST, "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n").into_response();
+    }
+    let Some(state) = st.dash.get(&name) else {
+        return not_found(format!("stream {name:?} is not live (see /api/streams)"));
+    };
+    let text = crate::hls::master(&state.read().unwrap());
+    match text {
+        Some(t) => ([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response(),
+        None => not_found(format!("stream {name:?} is starting: no segment yet, retry in a second")),
+    }
+}
+
 async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(String, String, String)>) -> Response {
+    if file == "index.m3u8" && is_valid_stream_name(&name) && is_valid_stream_name(&rep) {
+        let text = st.dash.get(&name).and_then(|d| crate::hls::media(&d.read().unwrap(), &rep));
+        return match text {
+            Some(t) => ([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response(),
+            None => not_found(format!("no HLS playlist for {name}/{rep}: not live or no segment yet")),
+        };
+    }
     let valid_file = file
         .strip_suffix(".m4s")
         .map(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))

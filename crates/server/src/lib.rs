@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod dash;
 pub mod encoder;
+pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod ingest;

@@ -93,6 +93,15 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
     assert!(sizes.contains(&(720, 720)) && sizes.contains(&(400, 400)), "{sizes:?}");
     let (frames, err) = ffmpeg_decode_frames(&url, 4, &[]).await;
     assert!(frames >= 100, "ffmpeg decoded {frames} frames from DASH: {err}");
+    // The same segments as HLS (fMP4): ffprobe sees the variants, ffmpeg decodes them.
+    let hls = format!("http://127.0.0.1:{}/live/show/master.m3u8", srv.http);
+    let probe = ffprobe(&hls, &[]).await;
+    let kinds: Vec<&str> = probe["streams"].as_array().unwrap().iter().filter_map(|s| s["codec_name"].as_str()).collect();
+    assert!(kinds.contains(&"h264") && kinds.contains(&"aac"), "{probe}");
+    let (frames, err) = ffmpeg_decode_frames(&hls, 3, &[]).await;
+    assert!(frames >= 60, "ffmpeg decoded {frames} frames from HLS: {err}");
+    let (_, media) = srv.get("/live/show/v720/index.m3u8").await;
+    assert!(media.contains("#EXT-X-MAP:URI=\"init-p0.mp4\"") && media.contains("#EXTINF:4.000,"), "{media}");
 
     // Segment responses: right type, cacheable forever; unknown ones 404 with a reason.
     let (status, _) = srv.get("/live/show/v400/0.m4s").await;
@@ -115,6 +124,7 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(!ended.contains("minimumUpdatePeriod"), "{ended}");
+    assert!(srv.get("/live/show/v400/index.m3u8").await.1.contains("#EXT-X-ENDLIST"));
     let t0 = Instant::now();
     while ffmpeg_children_of(&srv.data_dir) > 0 {
         assert!(t0.elapsed() < Duration::from_secs(10), "ffmpeg child still running after the stream ended");
