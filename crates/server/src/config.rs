@@ -46,6 +46,10 @@ pub struct Limits {
     pub write_timeout_secs: u64,
     /// Most simultaneous RTMP(S) connections.
     pub max_connections: usize,
+    /// Most simultaneous RTMP(S) connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Most streams published at once (each costs a transcoder).
+    pub max_publishers: usize,
     /// Longest RTMP message accepted, in bytes.
     pub max_message_size: usize,
     /// Frames a player may fall behind before it skips to the next keyframe.
@@ -61,6 +65,8 @@ impl Default for Limits {
             idle_timeout_secs: 30,
             write_timeout_secs: 10,
             max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            max_publishers: 16,
             max_message_size: 8 << 20,
             player_queue_frames: 1024,
             max_gop_bytes: 32 << 20,
@@ -162,6 +168,9 @@ impl Config {
         }
         if l.max_message_size < 64 << 10 {
             return Err(ConfigError::Invalid("[limits] max_message_size must be at least 65536".into()));
+        }
+        if l.max_connections == 0 || l.max_connections_per_ip == 0 || l.max_publishers == 0 {
+            return Err(ConfigError::Invalid("[limits] max_connections, max_connections_per_ip and max_publishers must be at least 1".into()));
         }
         if l.player_queue_frames < 16 {
             return Err(ConfigError::Invalid("[limits] player_queue_frames must be at least 16".into()));

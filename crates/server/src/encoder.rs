@@ -1,7 +1,13 @@
 //! The encoder role inside one process: for each accepted stream, a transcoder feeding a
 //! packager, writing DASH into the store and the presentation registry.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::SystemTime,
+};
 
 use tokio::sync::mpsc;
 
@@ -26,6 +32,8 @@ pub struct Encoder {
     pub meta: Arc<dyn MetaStore>,
     /// Presentations served over HTTP.
     pub dash: Arc<DashRegistry>,
+    /// Streams being packaged right now (shutdown waits for them to flush).
+    pub active: Arc<AtomicUsize>,
 }
 
 impl Encoder {
@@ -46,6 +54,12 @@ impl Encoder {
         };
         tokio::spawn(async move { meta.put(rec).await });
         tokio::spawn(transcode::run(stream, tracks, ladder.clone(), self.transcode.clone(), stats, tx));
-        tokio::spawn(packager::run(state, ladder, self.store.clone(), self.meta.clone(), rx));
+        let active = self.active.clone();
+        active.fetch_add(1, Ordering::AcqRel);
+        let packaging = packager::run(state, ladder, self.store.clone(), self.meta.clone(), rx);
+        tokio::spawn(async move {
+            packaging.await;
+            active.fetch_sub(1, Ordering::AcqRel);
+        });
     }
 }

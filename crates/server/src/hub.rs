@@ -213,6 +213,9 @@ impl Drop for PlayerGuard {
 /// Why a publish was refused by the hub.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
+    /// The server publishes as many streams as it may.
+    #[error("the server already carries {0} streams (its max_publishers limit); try again later or use another server")]
+    TooManyStreams(usize),
     /// Somebody already publishes this name.
     #[error("stream {name:?} is already being published from {by}; stop that publisher or pick another name")]
     AlreadyPublishing {
@@ -243,6 +246,7 @@ const MAX_REJECTIONS: usize = 32;
 /// All live streams.
 pub struct Hub {
     streams: Mutex<HashMap<String, Arc<Stream>>>,
+    max_streams: usize,
     rejections: Mutex<std::collections::VecDeque<Rejection>>,
     queue_frames: usize,
     max_gop_bytes: usize,
@@ -251,7 +255,13 @@ pub struct Hub {
 impl Hub {
     /// An empty hub; `queue_frames` bounds how far a player may lag.
     pub fn new(queue_frames: usize, max_gop_bytes: usize) -> Self {
-        Self { streams: Mutex::new(HashMap::new()), rejections: Mutex::default(), queue_frames, max_gop_bytes }
+        Self { streams: Mutex::new(HashMap::new()), max_streams: usize::MAX, rejections: Mutex::default(), queue_frames, max_gop_bytes }
+    }
+
+    /// Caps how many streams may be published at once.
+    pub fn with_max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n;
+        self
     }
 
     /// Remembers a refused stream (bounded list, newest last).
@@ -275,6 +285,9 @@ impl Hub {
         let mut map = self.streams.lock().unwrap();
         if let Some(s) = map.get(name) {
             return Err(HubError::AlreadyPublishing { name: name.into(), by: s.publisher });
+        }
+        if map.len() >= self.max_streams {
+            return Err(HubError::TooManyStreams(self.max_streams));
         }
         let (tx, _) = broadcast::channel(self.queue_frames);
         let stream = Arc::new(Stream {

@@ -2,7 +2,12 @@
 //! between the socket and the hub. A connection's failure is its own: it is logged with the
 //! reason and closed; nobody else notices.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Instant,
+};
 
 use bytes::{Bytes, BytesMut};
 use metrics::{counter, gauge};
@@ -50,6 +55,40 @@ pub struct RtmpContext {
     pub started: Instant,
     /// Called once a publish passes validation (starts the transcoder).
     pub on_accept: Option<OnAccept>,
+    /// Open connections per client address.
+    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Flips to true at shutdown: every connection closes (publishers' streams end cleanly).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Holds one of an address's connection slots.
+struct IpSlot<'a> {
+    ctx: &'a RtmpContext,
+    ip: IpAddr,
+}
+
+impl RtmpContext {
+    fn take_ip_slot(&self, ip: IpAddr) -> Option<IpSlot<'_>> {
+        let mut m = self.per_ip.lock().unwrap();
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.limits.max_connections_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot { ctx: self, ip })
+    }
+}
+
+impl Drop for IpSlot<'_> {
+    fn drop(&mut self) {
+        let mut m = self.ctx.per_ip.lock().unwrap();
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// What to do with a stream that passed validation.
@@ -112,15 +151,26 @@ pub async fn serve(
         };
         let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
             warn!(%peer, limit = ctx.limits.max_connections, "{proto}: connection refused: max_connections reached");
-            counter!("ferrocast_rtmp_connections_refused_total", "proto" => proto).increment(1);
+            counter!("ferrocast_rtmp_connections_refused_total", "proto" => proto, "reason" => "total").increment(1);
             continue;
         };
         let ctx = ctx.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let Some(_slot) = ctx.take_ip_slot(peer.ip()) else {
+                warn!(%peer, limit = ctx.limits.max_connections_per_ip, "{proto}: connection refused: max_connections_per_ip reached");
+                counter!("ferrocast_rtmp_connections_refused_total", "proto" => proto, "reason" => "per_ip").increment(1);
+                return;
+            };
             counter!("ferrocast_rtmp_connections_total", "proto" => proto).increment(1);
             gauge!("ferrocast_rtmp_connections_active", "proto" => proto).increment(1.0);
-            let r = handle(tcp, peer, tls, &ctx).await;
+            let mut stop = ctx.shutdown.clone();
+            let r = tokio::select! {
+                r = handle(tcp, peer, tls, &ctx) => r,
+                // Dropping the connection ends its publish: players get EOF, the transcoder
+                // flushes and the MPD is ended.
+                _ = stop.wait_for(|v| *v) => Ok(()),
+            };
             gauge!("ferrocast_rtmp_connections_active", "proto" => proto).decrement(1.0);
             match r {
                 Ok(()) => debug!(%peer, "{proto}: connection closed"),

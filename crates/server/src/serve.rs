@@ -98,17 +98,21 @@ fn metrics_handle() -> PrometheusHandle {
 /// Runs the server on bound listeners until `shutdown` completes.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     config.validate()?;
+    // Install the recorder before any listener runs, so no early count is lost.
+    let metrics = metrics_handle();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let auth = PublishAuth::new(config.auth.keys.clone(), Some(crate::keys::path_in(&config.data_dir)));
     if auth.is_open() {
         warn!("open mode: no publish keys configured, anyone who reaches the RTMP ports can publish any stream name; add keys with `ferrocast keys add NAME`, --publish-key NAME=SECRET or [auth.keys] in the config");
     }
-    let hub = Arc::new(Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let hub = Arc::new(Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes).with_max_streams(config.limits.max_publishers));
     let store = SegmentStore::local(&config.data_dir.join("store"))?;
     let dash = Arc::new(DashRegistry::default());
     let run_dir = config.data_dir.join("run");
     std::fs::create_dir_all(&run_dir).map_err(|source| ServeError::DataDir { path: run_dir.display().to_string(), source })?;
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let encoder = Encoder {
         transcode: TranscodeConfig {
             ffmpeg: std::env::var_os("FERROCAST_FFMPEG").map(Into::into).unwrap_or_else(|| "ffmpeg".into()),
@@ -117,6 +121,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         store: store.clone(),
         meta: Arc::new(MemoryMeta::default()),
         dash: dash.clone(),
+        active: active.clone(),
     };
     let ctx = Arc::new(ingest::RtmpContext {
         hub: hub.clone(),
@@ -125,8 +130,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         started: Instant::now(),
         on_accept: Some(Box::new(move |stream, tracks| encoder.start(stream, tracks))),
+        per_ip: Default::default(),
+        shutdown: stop_rx.clone(),
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 
     if let Some(l) = listeners.rtmp {
@@ -144,7 +150,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         }
         tasks.spawn(ingest::serve(l, Some(acceptor), ctx.clone(), stop_rx.clone()));
     }
-    let state = http::HttpState { hub, metrics: metrics_handle(), dash: dash.clone(), store: store.clone() };
+    let state = http::HttpState { hub, metrics, dash: dash.clone(), store: store.clone() };
     // Presentations that ended more than the time-shift window ago, and their files, go.
     let mut gc_stop = stop_rx.clone();
     tasks.spawn(async move {
@@ -175,8 +181,14 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     });
 
     shutdown.await;
-    info!("shutting down");
+    info!("shutting down: closing connections and ending the live presentations");
     let _ = stop_tx.send(true);
+    // Publishers are gone now; give each transcoder time to flush its last segment so the
+    // MPDs end with everything that was published.
+    let t0 = Instant::now();
+    while active.load(std::sync::atomic::Ordering::Acquire) > 0 && t0.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     // Listeners stop accepting at once; connections in flight end with the runtime.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
     Ok(())
