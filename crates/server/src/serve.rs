@@ -144,7 +144,23 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         if made {
             info!(cert = %cert.display(), "generated a self-signed certificate for RTMPS (localhost, 127.0.0.1); pass --tls-cert/--tls-key for a real one");
         }
-        let acceptor = TlsAcceptor::from(tls::server_config(&cert, &key)?);
+        let reloadable = tls::ReloadableCert::load(&cert, &key)?;
+        let acceptor = TlsAcceptor::from(tls::server_config(reloadable.clone())?);
+        // SIGHUP re-reads the certificate files (e.g. after a renewal) without dropping
+        // anyone: new handshakes use the new certificate.
+        #[cfg(unix)]
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            let mut stop = stop_rx.clone();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! { _ = hup.recv() => {}, _ = stop.changed() => return }
+                    match reloadable.reload() {
+                        Ok(()) => info!("SIGHUP: reloaded the RTMPS certificate"),
+                        Err(e) => warn!("SIGHUP: keeping the current RTMPS certificate: {e}"),
+                    }
+                }
+            });
+        }
         if let Ok(a) = l.local_addr() {
             info!("RTMPS listening on rtmps://{a}/live/NAME");
         }

@@ -1,8 +1,17 @@
 //! TLS for RTMPS: the operator's certificate, or a self-signed one made on first run.
 
-use std::{fs, io::BufReader, path::Path, sync::Arc};
+use std::{
+    fs,
+    io::BufReader,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
 
-use rustls::ServerConfig;
+use rustls::{
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+    ServerConfig,
+};
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +67,8 @@ pub fn ensure_cert(
     Ok((c, k, true))
 }
 
-/// Builds the rustls server configuration (TLS 1.2 and 1.3 only) from PEM files.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+/// Reads a certificate chain and private key from PEM files into a rustls `CertifiedKey`.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     let certs = rustls_pemfile::certs(&mut BufReader::new(fs::File::open(cert).map_err(io_err(cert))?))
         .collect::<Result<Vec<_>, _>>()
         .map_err(io_err(cert))?;
@@ -69,11 +78,47 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     let key_der = rustls_pemfile::private_key(&mut BufReader::new(fs::File::open(key).map_err(io_err(key))?))
         .map_err(io_err(key))?
         .ok_or_else(|| TlsError::Pem(format!("{}: no private key found in PEM file", key.display())))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key_der)?;
+    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+}
+
+/// The certificate in use, replaceable while the server runs (SIGHUP reloads the files);
+/// connections already established keep theirs.
+#[derive(Debug)]
+pub struct ReloadableCert {
+    current: RwLock<Arc<CertifiedKey>>,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl ReloadableCert {
+    /// Loads the files once.
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
+        let ck = load_certified_key(cert, key)?;
+        Ok(Arc::new(Self { current: RwLock::new(ck), cert: cert.into(), key: key.into() }))
+    }
+
+    /// Re-reads the files; on error the old certificate stays in use.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let ck = load_certified_key(&self.cert, &self.key)?;
+        *self.current.write().unwrap() = ck;
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for ReloadableCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap().clone())
+    }
+}
+
+/// Builds the rustls server configuration (TLS 1.2 and 1.3 only) around a reloadable cert.
+pub fn server_config(cert: Arc<ReloadableCert>) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_single_cert(certs, key_der)?;
+        .with_cert_resolver(cert);
     Ok(Arc::new(cfg))
 }
 
@@ -90,8 +135,12 @@ mod tests {
         let (c2, _, made2) = ensure_cert(&dir, None, None).unwrap();
         assert!(!made2);
         assert_eq!(fs::read(&c2).unwrap(), before);
-        server_config(&c, &k).unwrap();
-        assert!(server_config(&k, &k).unwrap_err().to_string().contains("no certificate"));
+        let r = ReloadableCert::load(&c, &k).unwrap();
+        server_config(r.clone()).unwrap();
+        assert!(ReloadableCert::load(&k, &k).unwrap_err().to_string().contains("no certificate"));
+        // A broken file on reload keeps the old certificate.
+        fs::write(&c, "garbage").unwrap();
+        assert!(r.reload().is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -142,3 +142,156 @@ fn each_audio_segment_decodes_standalone() {
     // Same frame count as ffprobe finds in the whole capture.
     assert_eq!(total, 564);
 }
+
+/// Runs a command, killing it if it is still running after `secs` (ffmpeg's
+/// DASH demuxer keeps polling a dynamic MPD).
+fn output_within(cmd: &mut Command, secs: u64) -> std::process::Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ffmpeg/ffprobe (install ffmpeg, or set CMAF_SKIP_FFPROBE=1)");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn ffmpeg_plays_the_rendered_mpd() {
+    use cmaf::{
+        AdaptationSet, ContentType, Format, FrameRate, Manifest, Period, Representation,
+        SegmentRef, UtcTiming,
+    };
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    if skip() {
+        return;
+    }
+    let dir = TempDir(std::env::temp_dir().join(format!("cmaf-mpd-{}", std::process::id())));
+    let mut sets = Vec::new();
+    for (set_id, kind, content, reps) in [
+        (
+            0,
+            TrackKind::Video,
+            ContentType::Video,
+            &[
+                ("v720", "ladder_v720.mp4", 1_500_000),
+                ("v400", "ladder_v400.mp4", 500_000),
+            ][..],
+        ),
+        (
+            1,
+            TrackKind::Audio,
+            ContentType::Audio,
+            &[("audio", "ladder_audio.mp4", 64_000)][..],
+        ),
+    ] {
+        let mut set = AdaptationSet::new(set_id, content);
+        for &(id, file, bandwidth) in reps {
+            let out = segment(kind, &asset(file));
+            let rep_dir = dir.0.join(id);
+            std::fs::create_dir_all(&rep_dir).unwrap();
+            std::fs::write(rep_dir.join("init.mp4"), &out.init.as_ref().unwrap().0).unwrap();
+            for s in &out.segments {
+                let mut bytes = Vec::new();
+                for c in out.chunks.iter().filter(|c| c.segment == s.segment) {
+                    bytes.extend_from_slice(&c.bytes);
+                }
+                std::fs::write(rep_dir.join(format!("{}.m4s", s.segment)), bytes).unwrap();
+            }
+            let mut rep = Representation::from_track(id, out.info(), bandwidth);
+            if let Format::Video { frame_rate, .. } = &mut rep.format {
+                *frame_rate = Some(FrameRate { num: 30, den: 1 });
+            }
+            rep.segments = out.segments.iter().map(|&s| SegmentRef::from(s)).collect();
+            set.representations.push(rep);
+        }
+        sets.push(set);
+    }
+    // The tests may read the clock (the crate does not): ffmpeg's DASH
+    // demuxer places the live edge from it.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut m = Manifest::new(now - 13_000, now);
+    m.utc_timing.push(UtcTiming::Direct);
+    m.periods.push(Period {
+        id: "0".into(),
+        start: Duration::ZERO,
+        adaptation_sets: sets,
+    });
+    for ended in [false, true] {
+        m.ended = ended;
+        let mpd = dir.0.join(format!("manifest-{ended}.mpd"));
+        std::fs::write(&mpd, m.render().unwrap()).unwrap();
+
+        let out = output_within(
+            Command::new(tool("FFPROBE", "ffprobe"))
+                .args(["-v", "error", "-show_entries"])
+                .arg("stream=codec_name,width,height,channels:stream_tags=variant_bitrate,id")
+                .args(["-of", "csv=p=0"])
+                .arg(&mpd),
+            60,
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The program's streams are listed first, without tags; then the streams.
+        let lines: Vec<_> = text
+            .lines()
+            .filter(|l| l.matches(',').count() >= 3)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "h264,720,720,1500000,v720",
+                "h264,400,400,500000,v400",
+                "aac,2,64000,audio"
+            ],
+            "ended={ended}: {text}"
+        );
+
+        // 8 s of each video Representation decode without error.
+        for stream in ["0:0", "0:1"] {
+            let out = output_within(
+                Command::new(tool("FFMPEG", "ffmpeg"))
+                    .args(["-v", "error", "-i"])
+                    .arg(&mpd)
+                    .args(["-map", stream, "-t", "8", "-f", "framemd5", "-"]),
+                60,
+            );
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let frames = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .count();
+            assert_eq!(frames, 240, "stream {stream}, ended={ended}");
+        }
+    }
+}
