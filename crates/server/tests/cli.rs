@@ -99,3 +99,102 @@ async fn http_get_opt(port: u16, path: &str) -> Option<u16> {
     s.read_to_end(&mut v).await.ok()?;
     String::from_utf8_lossy(&v).split(' ').nth(1)?.parse().ok()
 }
+
+fn fingerprint_of_file(cert: &std::path::Path) -> String {
+    let out = std::process::Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(cert).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn served_fingerprint(port: u16) -> String {
+    let s_client = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let mut x509 = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    x509.stdin.take().unwrap().write_all(&s_client.stdout).unwrap();
+    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout).trim().to_string()
+}
+
+fn make_cert(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&k)
+        .arg("-out")
+        .arg(&c)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    (c, k)
+}
+
+/// SIGHUP swaps the RTMPS certificate without dropping the RTMPS publisher; SIGTERM then ends
+/// the stream's MPD, leaves no ffmpeg behind and exits 0 within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_and_sigterm_ends_cleanly() {
+    let dir = std::env::temp_dir().join(format!("ferrocast-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, ka) = make_cert(&dir, "a");
+    let (cb, kb) = make_cert(&dir, "b");
+    let (cert, key) = (dir.join("live.crt"), dir.join("live.key"));
+    std::fs::copy(&ca, &cert).unwrap();
+    std::fs::copy(&ka, &key).unwrap();
+    let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
+    let server = Command::new(BIN)
+        .args(["serve", "--data-dir", dir.join("data").to_str().unwrap()])
+        .args(["--rtmp-addr", &format!("127.0.0.1:{rtmp}"), "--rtmps-addr", &format!("127.0.0.1:{rtmps}")])
+        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = server.id().unwrap().to_string();
+    let t0 = Instant::now();
+    while http_get_opt(http, "/healthz").await.is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(served_fingerprint(rtmps), fingerprint_of_file(&ca));
+    let _publisher = ffmpeg_publish(&format!("rtmps://127.0.0.1:{rtmps}/live/tls"), "160x120", 30);
+    let t0 = Instant::now();
+    while http_get(http, "/live/tls/manifest.mpd").await.0 != 200 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "no DASH");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    std::fs::copy(&cb, &cert).unwrap();
+    std::fs::copy(&kb, &key).unwrap();
+    std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(served_fingerprint(rtmps), fingerprint_of_file(&cb), "SIGHUP did not switch the certificate");
+    let (_, streams) = http_get(http, "/api/streams").await;
+    assert!(streams.contains("\"name\":\"tls\""), "the RTMPS publisher was dropped by the reload: {streams}");
+
+    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(20), server.wait_with_output()).await.expect("exit within 20 s").unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("reloaded the RTMPS certificate") && log.contains("shutting down") && log.contains("DASH presentation ended"), "{log}");
+    let leftover = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).contains(dir.to_str().unwrap()) && c.starts_with(b"ffmpeg"))
+        .count();
+    assert_eq!(leftover, 0, "ffmpeg left running after shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}
