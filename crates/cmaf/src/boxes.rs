@@ -5,22 +5,34 @@
 //!   boxes (`ftyp`, `moov`, `prft`, `moof`, `mdat`, ...).
 //! - [`parse_moov`] reads the one track of an init segment into a [`TrackInfo`]
 //!   (timescale, track ID, handler, codec string, size or sample rate and
-//!   channels, bitrate, `trex` defaults).
+//!   channels, bitrate, `trex` defaults, and the raw [`DecoderConfig`]:
+//!   `avcC` or AudioSpecificConfig); [`parse_init`] does the same from a
+//!   whole `ftyp`+`moov`.
 //! - [`parse_moof`] reads a movie fragment into a [`FragmentInfo`] (sequence
 //!   number, `tfdt`, duration, sample count, whether it starts with a sync
 //!   sample, where its sample data lies).
+//! - [`parse_samples`] lists a fragment's [`Sample`]s (decode time, duration,
+//!   size, composition offset, sync flag, data offset), and
+//!   [`chunk_samples`] gives them with their bytes from a whole chunk
+//!   (`[prft] [emsg] moof mdat`): what a remuxer to another container needs.
 //! - [`write_box`] / [`write_full_box`] write a box and patch its size
 //!   afterwards; [`Prft`] is the one box the packager adds.
 //!
 //! Every parser works on a complete box (header included), never panics and
-//! never allocates in proportion to a count read from the input.
+//! never allocates in proportion to a count read from the input (the sample
+//! lists hold at most [`MAX_FRAGMENT_SAMPLES`]).
 
 mod moof;
 mod moov;
 mod prft;
 
-pub use moof::{parse_moof, FragmentInfo};
-pub use moov::{parse_moov, Bitrate, MediaParams, TrackDefaults, TrackInfo};
+pub use moof::{
+    chunk_samples, parse_moof, parse_samples, FragmentInfo, Sample, SampleData,
+    MAX_FRAGMENT_SAMPLES,
+};
+pub use moov::{
+    parse_init, parse_moov, Bitrate, DecoderConfig, MediaParams, TrackDefaults, TrackInfo,
+};
 pub use prft::{ntp_timestamp, Prft, PRFT_FLAGS_MOOF_WRITTEN};
 
 use bytes::{Bytes, BytesMut};
@@ -305,6 +317,67 @@ impl<'a> Iterator for Children<'a> {
             Err(e) => Err(e),
         };
         self.data = &[];
+        Some(result)
+    }
+}
+
+/// A complete box in a sequence of boxes, with where it starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WholeBox<'a> {
+    /// Offset of its first byte in the sequence.
+    pub(crate) position: usize,
+    pub(crate) fourcc: FourCC,
+    /// 8, 16 (largesize), plus 16 for `uuid`.
+    pub(crate) header_len: usize,
+    /// The whole box, header included.
+    pub(crate) whole: &'a [u8],
+}
+
+/// Iterates over a sequence of complete boxes (a chunk, a segment, an init
+/// segment), giving each one whole with its position. Yields at most one
+/// error (a bad or truncated box), then stops.
+pub(crate) struct BoxesOf<'a> {
+    data: &'a [u8],
+    position: usize,
+}
+
+pub(crate) fn boxes_of(data: &[u8]) -> BoxesOf<'_> {
+    BoxesOf { data, position: 0 }
+}
+
+impl<'a> Iterator for BoxesOf<'a> {
+    type Item = Result<WholeBox<'a>, CmafError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.data.get(self.position..).unwrap_or_default();
+        if rest.is_empty() {
+            return None;
+        }
+        let result = match read_header(rest) {
+            Ok(Some(h)) if h.size <= rest.len() as u64 => {
+                // header_len <= size <= rest.len(): in bounds.
+                let whole = &rest[..h.size as usize];
+                let item = WholeBox {
+                    position: self.position,
+                    fourcc: h.fourcc,
+                    header_len: h.header_len as usize,
+                    whole,
+                };
+                self.position += whole.len();
+                return Some(Ok(item));
+            }
+            Ok(Some(h)) => Err(CmafError::InvalidBoxSize {
+                fourcc: h.fourcc,
+                size: h.size,
+            }),
+            Ok(None) => Err(CmafError::Truncated {
+                what: "box header",
+                need: 8,
+                got: rest.len() as u64,
+            }),
+            Err(e) => Err(e),
+        };
+        self.position = self.data.len();
         Some(result)
     }
 }

@@ -13,6 +13,8 @@
 //!        │ poll()
 //!        ├─▶ Init { ftyp+moov, TrackInfo }      → $RepresentationID$/init.mp4
 //!        ├─▶ Chunk { segment, prft+moof+mdat }  → appended to $Number$.m4s (LL: sent as it comes)
+//!        │         └─ chunk_samples ─▶ per-sample time, flags, bytes (e.g. a remux to FLV/RTMP,
+//!        │                             with TrackInfo::decoder_config as the sequence header)
 //!        └─▶ SegmentEnd { segment, start, duration }
 //!                      │ SegmentRef
 //!                      ▼
@@ -44,7 +46,9 @@ mod reader;
 pub mod segmenter;
 
 pub use boxes::{
-    parse_moof, parse_moov, BoxSplitter, FourCC, FragmentInfo, MediaParams, Prft, TrackInfo,
+    chunk_samples, parse_init, parse_moof, parse_moov, parse_samples, BoxSplitter, DecoderConfig,
+    FourCC, FragmentInfo, MediaParams, Prft, Sample, SampleData, TrackDefaults, TrackInfo,
+    MAX_FRAGMENT_SAMPLES,
 };
 pub use error::CmafError;
 pub use mpd::{

@@ -8,4 +8,5 @@ mod packaging {
     mod ffprobe;
     mod hostile;
     mod manifest;
+    mod samples;
 }

@@ -10,6 +10,7 @@ use axum::{
     routing::get,
     Json, Router,
 };
+use futures::StreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
@@ -83,7 +84,7 @@ pub fn router(state: HttpState) -> Router {
 
 /// Browser players on other origins (dash.js on a CDN page) must be able to read everything,
 /// including the `Date` header dash.js falls back to for clock sync.
-async fn cors(mut r: Response) -> Response {
+pub async fn cors(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Date, Content-Length, Age"));
@@ -216,12 +217,22 @@ async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(Str
     if let Some(number) = file.strip_suffix(".m4s").and_then(|n| n.parse::<u64>().ok()) {
         let track = st.dash.get(&name).and_then(|d| d.read().unwrap().live_track(&rep));
         if let Some(track) = track {
-            let mut seg = track.get(number);
-            if seg.is_none() && !st.store.exists(&packager::key(&name, &rep, &file)).await {
-                seg = track.wait_for(number, LL_WAIT).await;
-            }
-            if let Some(seg) = seg {
+            if let Some(seg) = track.get(number) {
                 return live_segment_response(seg, &rep);
+            }
+            // The segment after the one in progress: low-latency players (and edges) ask for
+            // it early. Answer at once and send its chunks once it starts, so nobody's
+            // header timeout runs while we wait.
+            let is_next = track.current().is_some_and(|c| c.number + 1 == number);
+            if is_next && !st.store.exists(&packager::key(&name, &rep, &file)).await {
+                let body = futures::stream::once(async move { track.wait_for(number, LL_WAIT).await })
+                    .filter_map(|seg| async move { seg })
+                    .flat_map(|seg| seg.stream(LL_STALL));
+                return Response::builder()
+                    .header(header::CONTENT_TYPE, media_type(&rep))
+                    .header(header::CACHE_CONTROL, "no-cache")
+                    .body(Body::from_stream(body))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
             }
         }
     }

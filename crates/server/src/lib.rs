@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod config;
 pub mod dash;
+pub mod edge_role;
 pub mod encoder;
 pub mod hls;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod meta;
 pub mod names;
 pub mod packager;
 pub mod probe;
+pub mod remux;
 mod serve;
 pub mod store;
 pub mod tls;

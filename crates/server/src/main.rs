@@ -16,6 +16,17 @@ struct Cli {
 enum Command {
     /// Run everything (RTMP, RTMPS, HTTP) in one process with embedded defaults.
     Serve(ServeArgs),
+    /// A DASH/HLS caching edge in front of origins (`ferrocast serve` instances or encoders):
+    /// request coalescing, byte-bounded LRU/TTL cache, per-object token buckets, circuit
+    /// breakers, adaptive origin timeouts, Ketama origin choice with failover.
+    Edge {
+        /// Origins, `http://HOST:PORT`, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        origin: Vec<String>,
+        /// HTTP listener of the edge.
+        #[arg(long, default_value = "0.0.0.0:8081")]
+        http_addr: SocketAddr,
+    },
     /// Manage publish keys (stored hashed in DATA_DIR/keys.toml; a running server picks up
     /// changes at the next publish).
     Keys {
@@ -163,11 +174,19 @@ fn main() -> ExitCode {
     let r = rt.block_on(async {
         match cli.command {
             Command::Serve(args) => {
-                let config = args.into_config()?;
-                let listeners = ferrocast::bind(&config).await?;
-                ferrocast::run(config, listeners, shutdown_signal()).await
+                let config = args.into_config().map_err(|e| e.to_string())?;
+                let listeners = ferrocast::bind(&config).await.map_err(|e| e.to_string())?;
+                ferrocast::run(config, listeners, shutdown_signal()).await.map_err(|e| e.to_string())
             }
             Command::Keys { .. } => unreachable!("handled above"),
+            Command::Edge { origin, http_addr } => {
+                let state = ferrocast::edge_role::EdgeState::new(&origin).map_err(|e| e.to_string())?;
+                let listener = tokio::net::TcpListener::bind(http_addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {http_addr}: {e} — pick another address with --http-addr"))?;
+                ferrocast::edge_role::run(listener, state, shutdown_signal()).await;
+                Ok(())
+            }
         }
     });
     match r {

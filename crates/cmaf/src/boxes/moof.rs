@@ -2,8 +2,13 @@
 //!
 //! ISO/IEC 14496-12: `mfhd` 8.8.5, `tfhd` 8.8.7, `trun` 8.8.8, sample flags
 //! 8.8.3.1, `tfdt` 8.8.12.
+//!
+//! Two views of a fragment: [`parse_moof`] sums it up in a [`FragmentInfo`]
+//! without walking more than the `trun` tables (whatever the sample count),
+//! and [`parse_samples`] / [`chunk_samples`] list its samples one by one
+//! (bounded by [`MAX_FRAGMENT_SAMPLES`]), the latter with their bytes.
 
-use super::{children, split_box, FourCC, TrackDefaults};
+use super::{boxes_of, children, split_box, FourCC, TrackDefaults};
 use crate::reader::Reader;
 use crate::CmafError;
 
@@ -77,6 +82,16 @@ const SAMPLE_IS_NON_SYNC: u32 = 0x0001_0000;
 /// not carry an explicit base_data_offset (ffmpeg: use `-movflags
 /// default_base_moof`), since a chunk must stay valid wherever it is stored.
 pub fn parse_moof(moof: &[u8], defaults: &TrackDefaults) -> Result<FragmentInfo, CmafError> {
+    let (sequence_number, traf) = moof_parts(moof)?;
+    let info = parse_traf(traf, defaults, moof.len() as u64)?;
+    Ok(FragmentInfo {
+        sequence_number,
+        ..info
+    })
+}
+
+/// The `mfhd` sequence number and the one `traf` payload of a complete `moof`.
+fn moof_parts(moof: &[u8]) -> Result<(u32, &[u8]), CmafError> {
     let body = split_box(moof, FourCC::MOOF)?;
     let mut sequence_number = None;
     let mut traf = None;
@@ -107,11 +122,7 @@ pub fn parse_moof(moof: &[u8], defaults: &TrackDefaults) -> Result<FragmentInfo,
         parent: "moof",
         child: "traf",
     })?;
-    let info = parse_traf(traf, defaults, moof.len() as u64)?;
-    Ok(FragmentInfo {
-        sequence_number,
-        ..info
-    })
+    Ok((sequence_number, traf))
 }
 
 struct Tfhd {
@@ -184,8 +195,30 @@ struct Runs {
     data_end: Option<u64>,
 }
 
-fn parse_trun(body: &[u8], tfhd: &Tfhd, runs: &mut Runs) -> Result<(), CmafError> {
-    let mut r = Reader::new("trun", body);
+/// The fixed part of a `trun`, read up to its sample table.
+struct TrunHeader {
+    version: u8,
+    flags: u32,
+    count: u32,
+    data_offset: Option<u64>,
+    first_sample_flags: Option<u32>,
+    /// Bytes per table entry (0 when every sample uses the defaults).
+    per_sample: u64,
+}
+
+/// One `trun` table entry, with the `tfhd` defaults filled in.
+struct TrunEntry {
+    duration: u32,
+    size: u32,
+    /// sample_flags, if the table has them.
+    flags: Option<u32>,
+    /// sample_composition_time_offset: unsigned in version 0, signed in 1.
+    cts: i64,
+}
+
+/// Reads a `trun` up to its table and checks that the whole table fits in
+/// the box, so a huge sample_count costs nothing.
+fn read_trun_header(r: &mut Reader<'_>, body_len: usize) -> Result<TrunHeader, CmafError> {
     let (version, flags) = r.full_box_header()?;
     let count = r.u32()?;
     let data_offset = if flags & TRUN_DATA_OFFSET != 0 {
@@ -209,18 +242,67 @@ fn parse_trun(body: &[u8], tfhd: &Tfhd, runs: &mut Runs) -> Result<(), CmafError
         .filter(|&&f| flags & f != 0)
         .count() as u64
         * 4;
-    // Check the whole table fits before walking it, so a huge sample_count
-    // costs nothing.
     let table = u64::from(count) * per_sample;
     if table > r.remaining() as u64 {
         return Err(CmafError::Truncated {
             what: "trun",
-            need: (body.len() - r.remaining()) as u64 + table,
-            got: body.len() as u64,
+            need: (body_len - r.remaining()) as u64 + table,
+            got: body_len as u64,
         });
     }
+    Ok(TrunHeader {
+        version,
+        flags,
+        count,
+        data_offset,
+        first_sample_flags,
+        per_sample,
+    })
+}
 
-    let start = match data_offset.or(runs.data_end) {
+fn read_trun_entry(
+    r: &mut Reader<'_>,
+    h: &TrunHeader,
+    tfhd: &Tfhd,
+) -> Result<TrunEntry, CmafError> {
+    let duration = if h.flags & TRUN_DURATION != 0 {
+        r.u32()?
+    } else {
+        tfhd.duration
+    };
+    let size = if h.flags & TRUN_SIZE != 0 {
+        r.u32()?
+    } else {
+        tfhd.size
+    };
+    let flags = if h.flags & TRUN_FLAGS != 0 {
+        Some(r.u32()?)
+    } else {
+        None
+    };
+    let cts = if h.flags & TRUN_CTS != 0 {
+        let raw = r.u32()?;
+        if h.version == 0 {
+            i64::from(raw)
+        } else {
+            i64::from(raw as i32)
+        }
+    } else {
+        0
+    };
+    Ok(TrunEntry {
+        duration,
+        size,
+        flags,
+        cts,
+    })
+}
+
+fn parse_trun(body: &[u8], tfhd: &Tfhd, runs: &mut Runs) -> Result<(), CmafError> {
+    let mut r = Reader::new("trun", body);
+    let h = read_trun_header(&mut r, body.len())?;
+    let count = h.count;
+    let start = match h.data_offset.or(runs.data_end) {
         Some(start) => start,
         None => {
             return Err(CmafError::Unsupported(
@@ -229,11 +311,11 @@ fn parse_trun(body: &[u8], tfhd: &Tfhd, runs: &mut Runs) -> Result<(), CmafError
         }
     };
     let mut size_total: u64 = 0;
-    if per_sample == 0 {
+    if h.per_sample == 0 {
         // Every sample uses the defaults: no table to walk, whatever the count.
         if count > 0 {
             if runs.samples == 0 {
-                runs.first_flags = Some(first_sample_flags.unwrap_or(tfhd.flags));
+                runs.first_flags = Some(h.first_sample_flags.unwrap_or(tfhd.flags));
             }
             let presentation = i128::from(runs.duration);
             runs.min_presentation_offset = Some(
@@ -246,42 +328,18 @@ fn parse_trun(body: &[u8], tfhd: &Tfhd, runs: &mut Runs) -> Result<(), CmafError
             .saturating_add(u64::from(count).saturating_mul(tfhd.duration.into()));
         size_total = u64::from(count).saturating_mul(tfhd.size.into());
     }
-    for i in 0..if per_sample == 0 { 0 } else { count } {
-        let duration = if flags & TRUN_DURATION != 0 {
-            r.u32()?
-        } else {
-            tfhd.duration
-        };
-        let size = if flags & TRUN_SIZE != 0 {
-            r.u32()?
-        } else {
-            tfhd.size
-        };
-        let sample_flags = if flags & TRUN_FLAGS != 0 {
-            Some(r.u32()?)
-        } else {
-            None
-        };
-        let cts = if flags & TRUN_CTS != 0 {
-            let raw = r.u32()?;
-            if version == 0 {
-                i128::from(raw)
-            } else {
-                i128::from(raw as i32)
-            }
-        } else {
-            0
-        };
+    for i in 0..if h.per_sample == 0 { 0 } else { count } {
+        let e = read_trun_entry(&mut r, &h, tfhd)?;
         if runs.samples == 0 && i == 0 {
-            runs.first_flags = Some(first_sample_flags.or(sample_flags).unwrap_or(tfhd.flags));
+            runs.first_flags = Some(h.first_sample_flags.or(e.flags).unwrap_or(tfhd.flags));
         }
-        let presentation = i128::from(runs.duration) + cts;
+        let presentation = i128::from(runs.duration) + i128::from(e.cts);
         runs.min_presentation_offset = Some(
             runs.min_presentation_offset
                 .map_or(presentation, |m| m.min(presentation)),
         );
-        runs.duration = runs.duration.saturating_add(duration.into());
-        size_total = size_total.saturating_add(size.into());
+        runs.duration = runs.duration.saturating_add(e.duration.into());
+        size_total = size_total.saturating_add(e.size.into());
     }
     runs.samples = runs.samples.saturating_add(count);
     runs.data_start.get_or_insert(start);
@@ -333,6 +391,221 @@ fn parse_traf(
         data_start: runs.data_start.unwrap_or(moof_len),
         data_end: runs.data_end.unwrap_or(moof_len),
     })
+}
+
+/// The most samples [`parse_samples`] and [`chunk_samples`] list: over two
+/// minutes of 120 fps video, or 5 minutes of 48 kHz AAC, in one fragment
+/// (a CMAF chunk here holds 0.5 s). It bounds their allocation (32 bytes per
+/// sample) whatever the sample counts in the input say.
+pub const MAX_FRAGMENT_SAMPLES: usize = 1 << 14;
+
+/// One sample of a movie fragment: a `trun` entry with the `tfhd` and `trex`
+/// defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Sample {
+    /// Decode time in the track timescale: the `tfdt` baseMediaDecodeTime
+    /// plus the durations of the samples before this one in the fragment.
+    pub decode_time: u64,
+    /// Duration in the track timescale.
+    pub duration: u32,
+    /// Size of the sample data in bytes.
+    pub size: u32,
+    /// Presentation time minus decode time, in the track timescale
+    /// (`trun` version 0 stores it unsigned, version 1 signed). 0 for streams
+    /// without B-frames.
+    pub composition_offset: i32,
+    /// Whether sample_is_non_sync_sample is 0 (ISO/IEC 14496-12 8.8.3.1): a
+    /// decoder can start here. Every AAC frame is one.
+    pub is_sync: bool,
+    /// First byte of the sample data, relative to the first byte of the
+    /// `moof` (default-base-is-moof addressing).
+    pub data_offset: u64,
+}
+
+/// Lists the samples of a complete `moof` box (header included) of a
+/// single-track fragment, in decode order.
+///
+/// Reads what [`parse_moof`] reads, with the same refusals, and in addition
+/// fails with [`CmafError::InvalidValue`] if the fragment holds more than
+/// [`MAX_FRAGMENT_SAMPLES`] samples or a version-0 composition offset does not
+/// fit an `i32`. Data offsets are not checked against any `mdat`; use
+/// [`chunk_samples`] to get the samples with their bytes.
+pub fn parse_samples(moof: &[u8], defaults: &TrackDefaults) -> Result<Vec<Sample>, CmafError> {
+    let (_sequence_number, traf) = moof_parts(moof)?;
+    let mut tfhd = None;
+    let mut base = None;
+    let mut samples: Vec<Sample> = Vec::new();
+    // Decode-time offset from the tfdt, and where the next run's data starts.
+    let mut elapsed: u64 = 0;
+    let mut next_data: Option<u64> = None;
+    for child in children(traf) {
+        let child = child?;
+        match &child.fourcc.0 {
+            b"tfhd" => tfhd = Some(parse_tfhd(child.body, defaults)?),
+            b"tfdt" => base = Some(parse_tfdt(child.body)?),
+            b"trun" => {
+                let tfhd = tfhd.as_ref().ok_or(CmafError::MissingBox {
+                    parent: "traf",
+                    child: "tfhd",
+                })?;
+                let mut r = Reader::new("trun", child.body);
+                let h = read_trun_header(&mut r, child.body.len())?;
+                let total = samples.len() as u64 + u64::from(h.count);
+                if total > MAX_FRAGMENT_SAMPLES as u64 {
+                    return Err(CmafError::InvalidValue {
+                        what: "trun",
+                        field: "sample_count (over MAX_FRAGMENT_SAMPLES in the fragment)",
+                        value: total,
+                    });
+                }
+                let mut position = h.data_offset.or(next_data).ok_or(CmafError::Unsupported(
+                    "trun without data_offset (CMAF requires it)",
+                ))?;
+                // Bounded by MAX_FRAGMENT_SAMPLES just above.
+                samples.reserve(h.count as usize);
+                for i in 0..h.count {
+                    let e = read_trun_entry(&mut r, &h, tfhd)?;
+                    let flags = if i == 0 {
+                        h.first_sample_flags.or(e.flags)
+                    } else {
+                        e.flags
+                    }
+                    .unwrap_or(tfhd.flags);
+                    let composition_offset =
+                        i32::try_from(e.cts).map_err(|_| CmafError::InvalidValue {
+                            what: "trun",
+                            field: "sample_composition_time_offset",
+                            value: e.cts as u64,
+                        })?;
+                    samples.push(Sample {
+                        decode_time: elapsed,
+                        duration: e.duration,
+                        size: e.size,
+                        composition_offset,
+                        is_sync: flags & SAMPLE_IS_NON_SYNC == 0,
+                        data_offset: position,
+                    });
+                    elapsed = elapsed.saturating_add(e.duration.into());
+                    position = position.saturating_add(e.size.into());
+                }
+                next_data = Some(position);
+            }
+            _ => {}
+        }
+    }
+    if tfhd.is_none() {
+        return Err(CmafError::MissingBox {
+            parent: "traf",
+            child: "tfhd",
+        });
+    }
+    let base = base.ok_or(CmafError::MissingBox {
+        parent: "traf",
+        child: "tfdt",
+    })?;
+    for s in &mut samples {
+        s.decode_time = s.decode_time.saturating_add(base);
+    }
+    Ok(samples)
+}
+
+/// A sample and its bytes, borrowed from the chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SampleData<'a> {
+    /// Timing, size and flags.
+    pub sample: Sample,
+    /// The sample's bytes from the `mdat` (`sample.size` of them): for AVC,
+    /// length-prefixed NAL units; for AAC, one raw access unit.
+    pub data: &'a [u8],
+}
+
+/// Lists the samples of a complete CMAF chunk, `[prft] [emsg...] moof mdat`
+/// as [`Chunk::bytes`](crate::Chunk::bytes) holds it, with their bytes.
+///
+/// More generally `chunk` is any sequence of complete top-level boxes in
+/// which each `moof` is followed by its `mdat` (a whole segment, or a whole
+/// fragmented file after its `moov`); other boxes (`prft`, `emsg`, `styp`,
+/// `sidx`, `free`, `ftyp`, `moov`, ...) are skipped. Each sample's data must
+/// lie inside the payload of the `mdat` that follows its `moof` (data offsets
+/// count from the first byte of the `moof`, default-base-is-moof), else
+/// [`CmafError::DataOutOfBounds`]. A `moof` without its `mdat`, an `mdat`
+/// without a `moof`, no `moof` at all, or more than [`MAX_FRAGMENT_SAMPLES`]
+/// samples in all are errors too.
+pub fn chunk_samples<'a>(
+    chunk: &'a [u8],
+    defaults: &TrackDefaults,
+) -> Result<Vec<SampleData<'a>>, CmafError> {
+    let mut out: Vec<SampleData<'a>> = Vec::new();
+    // The pending moof: where it starts in `chunk`, and its bytes.
+    let mut moof: Option<(usize, &'a [u8])> = None;
+    let mut moofs = 0usize;
+    for b in boxes_of(chunk) {
+        let b = b?;
+        match b.fourcc {
+            FourCC::MOOF => {
+                if moof.is_some() {
+                    return Err(CmafError::UnexpectedBox {
+                        fourcc: b.fourcc,
+                        state: "after a moof without its mdat",
+                    });
+                }
+                moof = Some((b.position, b.whole));
+                moofs += 1;
+            }
+            FourCC::MDAT => {
+                let Some((moof_start, moof_box)) = moof.take() else {
+                    return Err(CmafError::UnexpectedBox {
+                        fourcc: b.fourcc,
+                        state: "without a preceding moof",
+                    });
+                };
+                let samples = parse_samples(moof_box, defaults)?;
+                if out.len() + samples.len() > MAX_FRAGMENT_SAMPLES {
+                    return Err(CmafError::InvalidValue {
+                        what: "chunk",
+                        field: "sample count (over MAX_FRAGMENT_SAMPLES in the chunk)",
+                        value: (out.len() + samples.len()) as u64,
+                    });
+                }
+                // From the moof's first byte (where data offsets count from)
+                // to the end of this mdat; the data must be in its payload.
+                let mdat_end = b.position + b.whole.len();
+                let moof_based = chunk.get(moof_start..mdat_end).unwrap_or_default();
+                let first = (b.position - moof_start + b.header_len) as u64;
+                let end = moof_based.len() as u64;
+                out.reserve(samples.len());
+                for sample in samples {
+                    let start = sample.data_offset;
+                    let stop = start.saturating_add(sample.size.into());
+                    let data = (start >= first && stop <= end)
+                        .then(|| moof_based.get(start as usize..stop as usize))
+                        .flatten()
+                        .ok_or(CmafError::DataOutOfBounds {
+                            start,
+                            end: stop,
+                            available: end,
+                        })?;
+                    out.push(SampleData { sample, data });
+                }
+            }
+            _ => {}
+        }
+    }
+    if moof.is_some() {
+        return Err(CmafError::MissingBox {
+            parent: "chunk",
+            child: "mdat",
+        });
+    }
+    if moofs == 0 {
+        return Err(CmafError::MissingBox {
+            parent: "chunk",
+            child: "moof",
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -490,5 +763,260 @@ mod tests {
             parse_moof(&short, &DEFAULTS),
             Err(CmafError::Truncated { .. })
         ));
+    }
+
+    /// `moof` from [`moof`] whose one trun (first field data_offset) points
+    /// right after the moof's mdat header, followed by an `mdat` of `payload`.
+    fn chunk(tfhd: (u32, &[u32]), trun: (u8, u32, u32, &[u32]), payload: &[u8]) -> Vec<u8> {
+        let len = moof(tfhd, &[trun]).len() as u32;
+        let mut fields = trun.3.to_vec();
+        fields[0] = len + 8;
+        let mut out = moof(tfhd, &[(trun.0, trun.1, trun.2, &fields)]);
+        write_box(&mut out, FourCC::MDAT, |o| {
+            o.extend_from_slice(payload);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn samples_apply_defaults_flags_and_signed_offsets() {
+        let data = moof(
+            (
+                TFHD_DEFAULT_DURATION | TFHD_DEFAULT_FLAGS,
+                &[1000, 0x0101_0000],
+            ),
+            &[(
+                1,
+                TRUN_DATA_OFFSET | TRUN_FIRST_SAMPLE_FLAGS | TRUN_SIZE | TRUN_CTS,
+                3,
+                &[120, 0x0200_0000, 10, 2000, 20, (-1000i32) as u32, 30, 0],
+            )],
+        );
+        let samples = parse_samples(&data, &DEFAULTS).unwrap();
+        let got: Vec<_> = samples
+            .iter()
+            .map(|s| {
+                (
+                    s.decode_time,
+                    s.duration,
+                    s.size,
+                    s.composition_offset,
+                    s.is_sync,
+                    s.data_offset,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (90_000, 1000, 10, 2000, true, 120),
+                (91_000, 1000, 20, -1000, false, 130),
+                (92_000, 1000, 30, 0, false, 150),
+            ]
+        );
+        // The same offsets in version 0 are unsigned: 0xfffffc18 does not fit.
+        let v0 = moof(
+            (0, &[]),
+            &[(
+                0,
+                TRUN_DATA_OFFSET | TRUN_CTS,
+                2,
+                &[120, 5, (-1000i32) as u32],
+            )],
+        );
+        assert!(matches!(
+            parse_samples(&v0, &DEFAULTS),
+            Err(CmafError::InvalidValue {
+                what: "trun",
+                field: "sample_composition_time_offset",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn samples_of_two_runs_and_per_sample_flags() {
+        let data = moof(
+            (0, &[]),
+            &[
+                (0, TRUN_DATA_OFFSET | TRUN_DURATION, 2, &[100, 10, 20]),
+                (0, TRUN_DURATION | TRUN_FLAGS, 2, &[30, 0, 40, 0x0001_0000]),
+            ],
+        );
+        let samples = parse_samples(&data, &DEFAULTS).unwrap();
+        let got: Vec<_> = samples
+            .iter()
+            .map(|s| (s.decode_time, s.duration, s.size, s.is_sync, s.data_offset))
+            .collect();
+        // trex: size 100, non-sync; the second run continues the data.
+        assert_eq!(
+            got,
+            [
+                (90_000, 10, 100, false, 100),
+                (90_010, 20, 100, false, 200),
+                (90_030, 30, 100, true, 300),
+                (90_060, 40, 100, false, 400),
+            ]
+        );
+        // Totals agree with parse_moof.
+        let info = parse_moof(&data, &DEFAULTS).unwrap();
+        assert_eq!(info.sample_count as usize, samples.len());
+        assert_eq!(
+            info.duration,
+            samples.iter().map(|s| u64::from(s.duration)).sum()
+        );
+        assert_eq!((info.data_start, info.data_end), (100, 500));
+    }
+
+    #[test]
+    fn sample_lists_are_bounded() {
+        // A default-only trun may announce any count at no cost in bytes.
+        for count in [u32::MAX, MAX_FRAGMENT_SAMPLES as u32 + 1] {
+            let data = moof((0, &[]), &[(0, TRUN_DATA_OFFSET, count, &[200])]);
+            assert!(matches!(
+                parse_samples(&data, &DEFAULTS),
+                Err(CmafError::InvalidValue { value, .. }) if value == u64::from(count)
+            ));
+        }
+        // Two runs that are each within the bound but not together.
+        let half = MAX_FRAGMENT_SAMPLES as u32 / 2 + 1;
+        let data = moof(
+            (0, &[]),
+            &[(0, TRUN_DATA_OFFSET, half, &[200]), (0, 0, half, &[])],
+        );
+        assert!(parse_samples(&data, &DEFAULTS).is_err());
+        let exact = moof(
+            (0, &[]),
+            &[(0, TRUN_DATA_OFFSET, MAX_FRAGMENT_SAMPLES as u32, &[200])],
+        );
+        assert_eq!(
+            parse_samples(&exact, &DEFAULTS).unwrap().len(),
+            MAX_FRAGMENT_SAMPLES
+        );
+    }
+
+    #[test]
+    fn chunk_samples_slice_the_mdat() {
+        let payload: Vec<u8> = (0..60).collect();
+        let trun = (0, TRUN_DATA_OFFSET | TRUN_SIZE, 3, &[0, 10, 20, 30][..]);
+        let data = chunk((TFHD_DEFAULT_BASE_IS_MOOF, &[]), trun, &payload);
+        // With boxes before the moof, as in a chunk: prft, emsg.
+        let mut with_prft = Vec::new();
+        crate::Prft {
+            reference_track_id: 1,
+            ntp_timestamp: 1,
+            media_time: 90_000,
+            flags: 4,
+        }
+        .write(&mut with_prft)
+        .unwrap();
+        write_full_box(&mut with_prft, FourCC::EMSG, 0, 0, |_| Ok(())).unwrap();
+        with_prft.extend_from_slice(&data);
+        for bytes in [&data, &with_prft] {
+            let samples = chunk_samples(bytes, &DEFAULTS).unwrap();
+            let got: Vec<_> = samples
+                .iter()
+                .map(|s| (s.sample.decode_time, s.data))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (90_000, &payload[..10]),
+                    (90_512, &payload[10..30]),
+                    (91_024, &payload[30..60]),
+                ]
+            );
+        }
+        // Two chunks in a row: a segment.
+        let mut two = data.clone();
+        two.extend_from_slice(&data);
+        assert_eq!(chunk_samples(&two, &DEFAULTS).unwrap().len(), 6);
+        // One byte of mdat missing: the last sample is out of bounds.
+        let short = chunk((0, &[]), trun, &payload[..59]);
+        assert!(matches!(
+            chunk_samples(&short, &DEFAULTS),
+            Err(CmafError::DataOutOfBounds { end, available, .. }) if end == available + 1
+        ));
+    }
+
+    #[test]
+    fn chunk_samples_refusals() {
+        let payload = [7u8; 30];
+        let good = chunk(
+            (0, &[]),
+            (0, TRUN_DATA_OFFSET | TRUN_SIZE, 2, &[0, 10, 20]),
+            &payload,
+        );
+        let moof_len = good.len() - 38;
+        // Data offset pointing into the moof or into the mdat header.
+        for offset in [0u32, moof_len as u32 + 4] {
+            // Same layout as `good`, so the same moof length.
+            let bad = moof(
+                (0, &[]),
+                &[(0, TRUN_DATA_OFFSET | TRUN_SIZE, 2, &[offset, 4, 4])],
+            );
+            assert_eq!(bad.len(), moof_len);
+            let mut bytes = bad.clone();
+            bytes.extend_from_slice(&good[moof_len..]);
+            assert!(
+                matches!(
+                    chunk_samples(&bytes, &DEFAULTS),
+                    Err(CmafError::DataOutOfBounds { .. })
+                ),
+                "offset {offset}"
+            );
+        }
+        // Huge sizes do not overflow.
+        let huge = chunk(
+            (0, &[]),
+            (0, TRUN_DATA_OFFSET | TRUN_SIZE, 2, &[0, u32::MAX, u32::MAX]),
+            &payload,
+        );
+        assert!(matches!(
+            chunk_samples(&huge, &DEFAULTS),
+            Err(CmafError::DataOutOfBounds { .. })
+        ));
+        // mdat without moof, moof without mdat, no moof, moof moof mdat.
+        let (moof_only, mdat_only) = good.split_at(moof_len);
+        assert!(matches!(
+            chunk_samples(mdat_only, &DEFAULTS),
+            Err(CmafError::UnexpectedBox { .. })
+        ));
+        assert!(matches!(
+            chunk_samples(moof_only, &DEFAULTS),
+            Err(CmafError::MissingBox { child: "mdat", .. })
+        ));
+        assert!(matches!(
+            chunk_samples(&[], &DEFAULTS),
+            Err(CmafError::MissingBox { child: "moof", .. })
+        ));
+        let mut twice = moof_only.to_vec();
+        twice.extend_from_slice(&good);
+        assert!(matches!(
+            chunk_samples(&twice, &DEFAULTS),
+            Err(CmafError::UnexpectedBox { .. })
+        ));
+        // A truncated last box.
+        assert!(matches!(
+            chunk_samples(&good[..good.len() - 1], &DEFAULTS),
+            Err(CmafError::InvalidBoxSize { .. })
+        ));
+        assert!(matches!(
+            chunk_samples(&good[..moof_len + 3], &DEFAULTS),
+            Err(CmafError::Truncated { .. })
+        ));
+        // Every prefix and every corrupted byte: an error or a result, no panic.
+        for len in 0..good.len() {
+            assert!(chunk_samples(&good[..len], &DEFAULTS).is_err());
+        }
+        for i in 0..good.len() {
+            for v in [0, 0xff, 0x80] {
+                let mut d = good.clone();
+                d[i] = v;
+                let _ = chunk_samples(&d, &DEFAULTS);
+            }
+        }
     }
 }

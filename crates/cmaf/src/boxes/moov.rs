@@ -5,7 +5,9 @@
 //! 14496-1 7.2.6: `esds` descriptors; ISO/IEC 14496-3 1.6.2.1:
 //! AudioSpecificConfig. RFC 6381: codec strings.
 
-use super::{children, find_child, require_child, split_box, FourCC};
+use bytes::Bytes;
+
+use super::{boxes_of, children, find_child, require_child, split_box, FourCC};
 use crate::reader::{BitReader, Reader};
 use crate::{CmafError, TrackKind};
 
@@ -30,6 +32,44 @@ pub struct TrackInfo {
     pub bitrate: Option<Bitrate>,
     /// Sample defaults from `mvex`/`trex`, needed to read fragments.
     pub defaults: TrackDefaults,
+    /// What a decoder needs before the first sample (what an FLV sequence
+    /// header carries). Always present for `avc1`/`avc3`; for `mp4a` only
+    /// when the `esds` declares MPEG-4 audio (object type 0x40) with a
+    /// DecoderSpecificInfo, i.e. for AAC.
+    pub decoder_config: Option<DecoderConfig>,
+}
+
+/// The decoder configuration of a track, as raw bytes from its sample entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecoderConfig {
+    /// H.264: the payload of the `avcC` box, an AVCDecoderConfigurationRecord
+    /// (ISO/IEC 14496-15 5.3.3.1): profile, level, NAL unit length size,
+    /// SPS and PPS. An FLV AVC sequence header carries exactly these bytes.
+    Avc(Bytes),
+    /// MPEG-4 audio (AAC): the AudioSpecificConfig (ISO/IEC 14496-3
+    /// 1.6.2.1) from the `esds` DecoderSpecificInfo. An FLV AAC sequence
+    /// header carries exactly these bytes.
+    Aac(Bytes),
+}
+
+impl DecoderConfig {
+    /// The raw bytes: the `avcC` payload or the AudioSpecificConfig.
+    pub fn bytes(&self) -> &Bytes {
+        match self {
+            DecoderConfig::Avc(b) | DecoderConfig::Aac(b) => b,
+        }
+    }
+
+    /// For H.264, the size in bytes of the length prefix of each NAL unit in
+    /// a sample (`lengthSizeMinusOne` + 1: 1, 2 or 4 in a valid record; x264
+    /// and ffmpeg write 4). `None` for audio or a record shorter than 5 bytes.
+    pub fn nal_length_size(&self) -> Option<u8> {
+        match self {
+            DecoderConfig::Avc(b) => b.get(4).map(|v| (v & 0x03) + 1),
+            DecoderConfig::Aac(_) => None,
+        }
+    }
 }
 
 /// Picture size or audio format of a track.
@@ -135,7 +175,31 @@ pub fn parse_moov(moov: &[u8]) -> Result<TrackInfo, CmafError> {
         params: entry.params,
         bitrate: entry.bitrate,
         defaults,
+        decoder_config: entry.config,
     })
+}
+
+/// Parses an init segment (`ftyp` + `moov`, as in
+/// [`SegmenterEvent::Init`](crate::SegmenterEvent::Init)): finds the one
+/// `moov` among its top-level boxes and reads it with [`parse_moov`].
+pub fn parse_init(init: &[u8]) -> Result<TrackInfo, CmafError> {
+    let mut moov = None;
+    for b in boxes_of(init) {
+        let b = b?;
+        if b.fourcc == FourCC::MOOV {
+            if moov.is_some() {
+                return Err(CmafError::UnexpectedBox {
+                    fourcc: b.fourcc,
+                    state: "after the init segment's moov",
+                });
+            }
+            moov = Some(b.whole);
+        }
+    }
+    parse_moov(moov.ok_or(CmafError::MissingBox {
+        parent: "init segment",
+        child: "moov",
+    })?)
 }
 
 fn parse_tkhd(body: &[u8]) -> Result<u32, CmafError> {
@@ -219,6 +283,7 @@ struct SampleEntry {
     codec: String,
     params: MediaParams,
     bitrate: Option<Bitrate>,
+    config: Option<DecoderConfig>,
 }
 
 fn parse_stsd(body: &[u8], kind: TrackKind) -> Result<SampleEntry, CmafError> {
@@ -288,6 +353,7 @@ fn parse_avc_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafError
         codec: format!("{fourcc}.{profile:02x}{compatibility:02x}{level:02x}"),
         params: MediaParams::Video { width, height },
         bitrate,
+        config: Some(DecoderConfig::Avc(Bytes::copy_from_slice(avcc))),
     })
 }
 
@@ -319,6 +385,12 @@ fn parse_mp4a_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafErro
         child: "esds",
     })?;
     let es = parse_esds(esds)?;
+    let config = match (&es.asc, es.asc_bytes) {
+        (Some(_), Some(bytes)) if es.object_type == 0x40 => {
+            Some(DecoderConfig::Aac(Bytes::copy_from_slice(bytes)))
+        }
+        _ => None,
+    };
     let (codec, sample_rate, channels) = match es.asc {
         Some(asc) if es.object_type == 0x40 => (
             format!("mp4a.40.{}", asc.object_type),
@@ -358,14 +430,17 @@ fn parse_mp4a_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafErro
             channels,
         },
         bitrate,
+        config,
     })
 }
 
-struct EsInfo {
+struct EsInfo<'a> {
     object_type: u8,
     max_bitrate: u32,
     avg_bitrate: u32,
     asc: Option<Asc>,
+    /// The DecoderSpecificInfo payload that `asc` was read from.
+    asc_bytes: Option<&'a [u8]>,
 }
 
 /// Reads one descriptor (ISO/IEC 14496-1 8.3.3: tag, then a size of up to
@@ -390,7 +465,7 @@ fn descriptor<'a>(r: &mut Reader<'a>) -> Result<(u8, &'a [u8]), CmafError> {
     Ok((tag, r.take(size)?))
 }
 
-fn parse_esds(body: &[u8]) -> Result<EsInfo, CmafError> {
+fn parse_esds(body: &[u8]) -> Result<EsInfo<'_>, CmafError> {
     let mut r = Reader::new("esds", body);
     r.full_box_header()?;
     let (tag, es) = descriptor(&mut r)?;
@@ -425,10 +500,12 @@ fn parse_esds(body: &[u8]) -> Result<EsInfo, CmafError> {
         let max_bitrate = d.u32()?;
         let avg_bitrate = d.u32()?;
         let mut asc = None;
+        let mut asc_bytes = None;
         while d.remaining() > 0 {
             let (tag, dsi) = descriptor(&mut d)?;
             if tag == 5 {
                 asc = Some(parse_asc(dsi)?);
+                asc_bytes = Some(dsi);
                 break;
             }
         }
@@ -437,6 +514,7 @@ fn parse_esds(body: &[u8]) -> Result<EsInfo, CmafError> {
             max_bitrate,
             avg_bitrate,
             asc,
+            asc_bytes,
         });
     }
     Err(CmafError::MissingBox {

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use cmaf::{parse_moof, parse_moov, BoxSplitter, CmafError, Segmenter, SegmenterConfig, TrackKind};
+use cmaf::{
+    chunk_samples, parse_init, parse_moof, parse_moov, parse_samples, BoxSplitter, CmafError,
+    Segmenter, SegmenterConfig, TrackKind,
+};
 
 use super::util::{asset, clock, SEGMENT};
 
@@ -111,6 +114,10 @@ fn moov_and_moof_truncated_anywhere_inside() {
                 parse_moof(&moof[..len], &info.defaults).is_err(),
                 "{name} moof[..{len}]"
             );
+            assert!(
+                parse_samples(&moof[..len], &info.defaults).is_err(),
+                "{name} moof[..{len}]"
+            );
         }
 
         // Truncations of each inner box, with the parents re-framed.
@@ -176,6 +183,8 @@ fn moov_and_moof_with_corrupted_bytes_never_panic() {
                     d[i] = v;
                     let _ = parse_moov(&d);
                     let _ = parse_moof(&d, &defaults);
+                    let _ = parse_samples(&d, &defaults);
+                    let _ = parse_init(&d);
                 }
             }
         }
@@ -189,6 +198,7 @@ fn moov_and_moof_with_corrupted_bytes_never_panic() {
                 }
                 let _ = parse_moov(&d);
                 let _ = parse_moof(&d, &defaults);
+                let _ = parse_samples(&d, &defaults);
             }
         }
     }
@@ -197,6 +207,49 @@ fn moov_and_moof_with_corrupted_bytes_never_panic() {
         let d: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         let _ = parse_moov(&d);
         let _ = parse_moof(&d, &Default::default());
+        let _ = parse_samples(&d, &Default::default());
+        let _ = chunk_samples(&d, &Default::default());
+        let _ = parse_init(&d);
+    }
+}
+
+#[test]
+fn damaged_chunks_give_errors_or_in_bounds_samples() {
+    let mut rng = Rng(7);
+    for name in ["ladder_v400.mp4", "ladder_audio.mp4", "cmaf_prft_160.mp4"] {
+        let data = asset(name);
+        let boxes = top_level(&data);
+        let moov = boxes.iter().find(|b| &b.0 == b"moov").unwrap().1.clone();
+        let defaults = parse_moov(&data[moov]).unwrap().defaults;
+        // The first chunk: from the first prft/moof to the end of its mdat.
+        let first = boxes
+            .iter()
+            .position(|b| &b.0 == b"moof" || &b.0 == b"prft")
+            .unwrap();
+        let mdat = boxes.iter().position(|b| &b.0 == b"mdat").unwrap();
+        let chunk = &data[boxes[first].1.start..boxes[mdat].1.end];
+        let good = chunk_samples(chunk, &defaults).unwrap();
+        assert!(!good.is_empty());
+        for len in 0..chunk.len() {
+            assert!(
+                chunk_samples(&chunk[..len], &defaults).is_err(),
+                "{name} [..{len}]"
+            );
+        }
+        let moof_end = boxes[mdat].1.start - boxes[first].1.start;
+        for _ in 0..5000 {
+            let mut d = chunk.to_vec();
+            for _ in 0..1 + rng.below(4) {
+                // Mostly the boxes' headers and tables, where damage matters.
+                let i = rng.below(moof_end + 8);
+                d[i] = rng.next() as u8;
+            }
+            if let Ok(samples) = chunk_samples(&d, &defaults) {
+                for s in samples {
+                    assert_eq!(s.data.len(), s.sample.size as usize);
+                }
+            }
+        }
     }
 }
 
