@@ -34,6 +34,8 @@ pub struct Encoder {
     pub dash: Arc<DashRegistry>,
     /// Streams being packaged right now (shutdown waits for them to flush).
     pub active: Arc<AtomicUsize>,
+    /// Where the renditions are offered to RTMP players.
+    pub hub: Arc<crate::hub::Hub>,
 }
 
 impl Encoder {
@@ -56,7 +58,7 @@ impl Encoder {
         tokio::spawn(transcode::run(stream, tracks, ladder.clone(), self.transcode.clone(), stats, tx));
         let active = self.active.clone();
         active.fetch_add(1, Ordering::AcqRel);
-        let packaging = packager::run(state, ladder, self.store.clone(), self.meta.clone(), rx);
+        let packaging = packager::run(state, ladder, self.store.clone(), self.meta.clone(), self.hub.clone(), rx);
         tokio::spawn(async move {
             packaging.await;
             active.fetch_sub(1, Ordering::AcqRel);

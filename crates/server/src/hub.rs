@@ -188,6 +188,13 @@ impl Stream {
         Some((snap, rx, PlayerGuard(self.clone())))
     }
 
+    /// Counts a viewer of this stream for as long as the guard lives (for players that watch
+    /// one of its renditions).
+    pub fn viewer(self: &Arc<Self>) -> PlayerGuard {
+        self.players.fetch_add(1, Ordering::Relaxed);
+        PlayerGuard(self.clone())
+    }
+
     /// Like [`subscribe`](Self::subscribe) for the server's own consumers (the transcoder),
     /// which are not viewers.
     pub fn subscribe_internal(&self) -> Option<(Snapshot, broadcast::Receiver<Arc<Frame>>)> {
@@ -240,6 +247,15 @@ pub struct Rejection {
     pub at: SystemTime,
 }
 
+/// Separates a stream name from a rendition id in the hub (`demo~v720`); stream names cannot
+/// contain it, so renditions never collide with published names.
+pub const RENDITION_SEP: char = '~';
+
+/// Hub name of rendition `rep` of stream `name`.
+pub fn rendition_name(name: &str, rep: &str) -> String {
+    format!("{name}{RENDITION_SEP}{rep}")
+}
+
 /// How many rejections are remembered.
 const MAX_REJECTIONS: usize = 32;
 
@@ -286,9 +302,21 @@ impl Hub {
         if let Some(s) = map.get(name) {
             return Err(HubError::AlreadyPublishing { name: name.into(), by: s.publisher });
         }
-        if map.len() >= self.max_streams {
+        if map.keys().filter(|k| !k.contains(RENDITION_SEP)).count() >= self.max_streams {
             return Err(HubError::TooManyStreams(self.max_streams));
         }
+        Ok(self.insert(&mut map, name, publisher))
+    }
+
+    /// Publishes a transcoded rendition of `name` (fed by the packager), replacing a stale one
+    /// left by an earlier publish. Renditions are not listed and do not count as streams.
+    pub fn publish_rendition(self: &Arc<Self>, name: &str, rendition: &str) -> PublishHandle {
+        let mut map = self.streams.lock().unwrap();
+        let local = SocketAddr::from(([127, 0, 0, 1], 0));
+        self.insert(&mut map, &rendition_name(name, rendition), local)
+    }
+
+    fn insert(self: &Arc<Self>, map: &mut HashMap<String, Arc<Stream>>, name: &str, publisher: SocketAddr) -> PublishHandle {
         let (tx, _) = broadcast::channel(self.queue_frames);
         let stream = Arc::new(Stream {
             name: name.into(),
@@ -304,7 +332,7 @@ impl Hub {
             tracks: OnceLock::new(),
         });
         map.insert(name.into(), stream.clone());
-        Ok(PublishHandle { hub: self.clone(), stream })
+        PublishHandle { hub: self.clone(), stream }
     }
 
     /// The live stream called `name`.
@@ -312,9 +340,9 @@ impl Hub {
         self.streams.lock().unwrap().get(name).cloned()
     }
 
-    /// All live streams, sorted by name.
+    /// All live streams (not their renditions), sorted by name.
     pub fn list(&self) -> Vec<Arc<Stream>> {
-        let mut v: Vec<_> = self.streams.lock().unwrap().values().cloned().collect();
+        let mut v: Vec<_> = self.streams.lock().unwrap().values().filter(|s| !s.name.contains(RENDITION_SEP)).cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }

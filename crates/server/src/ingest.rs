@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use crate::{
     auth::PublishAuth,
     config::Limits,
-    hub::{Frame, Hub, PlayerGuard, PublishHandle, Stream},
+    hub::{rendition_name, Frame, Hub, PlayerGuard, PublishHandle, Stream},
     names::{is_valid_stream_name, query_param},
     validate::{Tracks, Validator, Verdict},
 };
@@ -187,6 +187,9 @@ pub async fn serve(
 
 async fn handle(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, ctx: &RtmpContext) -> Result<(), ConnError> {
     let _ = tcp.set_nodelay(true);
+    // A bounded kernel send buffer makes a slow player's backlog show up in our own queue
+    // (where it can be skipped or degraded) instead of seconds of data hidden in the kernel.
+    let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER);
     match tls {
         None => drive(tcp, peer, ctx).await,
         Some(acceptor) => {
@@ -205,6 +208,34 @@ struct Playing {
     _guard: PlayerGuard,
     /// After a lag, drop frames until the next video keyframe so the decoder restarts clean.
     skip_to_keyframe: bool,
+    /// Automatic rendition mode (`?rendition=auto`).
+    auto: Option<Auto>,
+}
+
+/// Kernel send buffer per connection (Linux doubles it): about a second of a 1.5 Mbit/s
+/// rendition.
+const SEND_BUFFER: usize = 128 * 1024;
+/// Frames queued for a player (about 2 s of video and audio) that count as congestion.
+const CONGESTED_BACKLOG: usize = 150;
+
+/// Renditions of the automatic mode, best first.
+const AUTO_LEVELS: [&str; 3] = ["v720", "v400", "a64"];
+/// A frame write that blocks this long means the player's connection is congested.
+const CONGESTED_WRITE: std::time::Duration = std::time::Duration::from_millis(250);
+/// Congestion-free time before stepping a rendition up again.
+const CALM_BEFORE_UP: std::time::Duration = std::time::Duration::from_secs(10);
+/// Least time between two switches down.
+const MIN_SWITCH_GAP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Automatic mode: degrade 720 → 400 → audio when the player's connection congests (writes
+/// block, or it falls behind the live edge), recover one step after a calm period. Switches
+/// happen on the new rendition's next keyframe (aligned on the 4 s segment boundaries), after
+/// its sequence header, so the player's decoder reconfigures cleanly.
+struct Auto {
+    base: String,
+    level: usize,
+    last_switch: Instant,
+    last_trouble: Instant,
 }
 
 struct Conn<'a> {
@@ -325,15 +356,21 @@ impl Conn<'_> {
                                 }
                             }
                             let bytes: Bytes = frame.encoded(p.stream_id);
+                            let t0 = Instant::now();
                             timeout(write_timeout, io.write_all(&bytes))
                                 .await
                                 .map_err(|_| ConnError::Timeout("player stopped reading (write timeout)"))??;
+                            // A write that blocks, or frames piling up behind this player, mean
+                            // its connection cannot carry the rendition.
+                            let congested = t0.elapsed() > CONGESTED_WRITE || p.rx.len() > CONGESTED_BACKLOG;
+                            self.adapt(congested, session, out);
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             counter!("ferrocast_player_lag_skips_total").increment(1);
                             debug!(peer = %self.peer, skipped = n, "player fell behind; skipping to the next keyframe");
                             // Audio-only streams have no keyframes to wait for.
                             p.skip_to_keyframe = p.stream.info().video_codec.is_some();
+                            self.adapt(true, session, out);
                         }
                         Err(broadcast::error::RecvError::Closed) => {
                             let name = p.stream.name.clone();
@@ -362,7 +399,7 @@ impl Conn<'_> {
                 self.app = app;
             }
             Event::Publish { stream_id, name, query } => self.on_publish(session, stream_id, &name, query.as_deref()),
-            Event::Play { stream_id, name, .. } => self.on_play(session, stream_id, &name, out),
+            Event::Play { stream_id, name, query } => self.on_play(session, stream_id, &name, query.as_deref(), out),
             Event::Metadata { value, .. } => {
                 if let Some(p) = &mut self.publishing {
                     if let Some(v) = &mut p.validator {
@@ -421,6 +458,38 @@ impl Conn<'_> {
         p.handle.stream.push(Frame::new(kind, timestamp, payload));
     }
 
+    /// Automatic rendition mode: step down on congestion, up after a calm period.
+    fn adapt(&mut self, congested: bool, session: &mut ServerSession, out: &mut Vec<u8>) {
+        let Some(p) = &mut self.playing else { return };
+        let Some(a) = &mut p.auto else { return };
+        let now = Instant::now();
+        if congested {
+            a.last_trouble = now;
+        }
+        let next = if congested && a.level + 1 < AUTO_LEVELS.len() && now - a.last_switch > MIN_SWITCH_GAP {
+            a.level + 1
+        } else if !congested && a.level > 0 && now - a.last_trouble > CALM_BEFORE_UP && now - a.last_switch > CALM_BEFORE_UP {
+            a.level - 1
+        } else {
+            return;
+        };
+        let Some(target) = self.ctx.hub.get(&rendition_name(&a.base, AUTO_LEVELS[next])) else { return };
+        let Some((snapshot, rx)) = target.subscribe_internal() else { return };
+        let direction = if next > a.level { "down" } else { "up" };
+        debug!(peer = %self.peer, from = AUTO_LEVELS[a.level], to = AUTO_LEVELS[next], "automatic rendition switch {direction}");
+        counter!("ferrocast_player_rendition_switches_total", "direction" => direction).increment(1);
+        a.level = next;
+        a.last_switch = now;
+        // The new rendition's decoder configuration first; its frames from its next keyframe.
+        for f in snapshot.frames.iter().filter(|f| f.sequence_header) {
+            out.extend_from_slice(&f.encoded(p.stream_id));
+        }
+        p.skip_to_keyframe = AUTO_LEVELS[next] != "a64";
+        p.rx = rx;
+        p.stream = target;
+        let _ = session;
+    }
+
     fn check_app_and_name(&self, name: &str) -> Result<(), String> {
         if self.app != APP {
             return Err(format!(
@@ -463,7 +532,7 @@ impl Conn<'_> {
         }
     }
 
-    fn on_play(&mut self, session: &mut ServerSession, stream_id: u32, name: &str, out: &mut Vec<u8>) {
+    fn on_play(&mut self, session: &mut ServerSession, stream_id: u32, name: &str, query: Option<&str>, out: &mut Vec<u8>) {
         let refuse = |session: &mut ServerSession, msg: String| {
             counter!("ferrocast_play_rejected_total").increment(1);
             debug!(peer = %self.peer, "play refused: {msg}");
@@ -476,9 +545,25 @@ impl Conn<'_> {
             return refuse(session, "this connection already plays a stream".into());
         }
         let not_live = || format!("stream {name:?} is not live: publish to rtmp://HOST:1935/{APP}/{name} first");
-        let Some(stream) = self.ctx.hub.get(name) else { return refuse(session, not_live()) };
-        let Some((snapshot, rx, guard)) = stream.subscribe() else { return refuse(session, not_live()) };
-        self.playing = Some(Playing { stream_id, stream, rx, _guard: guard, skip_to_keyframe: false });
+        let Some(base) = self.ctx.hub.get(name) else { return refuse(session, not_live()) };
+        let choice = query_param(query, "rendition").unwrap_or("source");
+        let (target, auto) = match choice {
+            "source" => (name.to_string(), None),
+            "720" | "v720" => (rendition_name(name, "v720"), None),
+            "400" | "v400" => (rendition_name(name, "v400"), None),
+            "audio" | "a64" => (rendition_name(name, "a64"), None),
+            "auto" => (rendition_name(name, AUTO_LEVELS[0]), Some(Auto { base: name.into(), level: 0, last_switch: Instant::now(), last_trouble: Instant::now() })),
+            other => {
+                return refuse(session, format!("unknown rendition {:?}: use ?rendition=source|720|400|audio|auto", other.chars().take(20).collect::<String>()))
+            }
+        };
+        let Some(stream) = self.ctx.hub.get(&target) else {
+            return refuse(session, format!("rendition {choice:?} of {name:?} is not available yet (the transcoder starts a few seconds after the publish); try ?rendition=source"));
+        };
+        let Some((snapshot, rx)) = stream.subscribe_internal() else { return refuse(session, not_live()) };
+        // Viewers are counted on the stream, whichever rendition they watch.
+        let guard = base.viewer();
+        self.playing = Some(Playing { stream_id, stream, rx, _guard: guard, skip_to_keyframe: false, auto });
         session.accept_play(stream_id, name);
         if let Some(meta) = &snapshot.metadata {
             session.send_metadata(stream_id, meta);

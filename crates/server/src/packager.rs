@@ -17,13 +17,69 @@ use crate::{
     ladder::{Rendition, RenditionKind, SEGMENT_SECS},
     meta::{MetaStore, StreamRecord, StreamState},
     store::SegmentStore,
+    hub::{Frame, Hub, PublishHandle},
     live::LiveSegment,
+    remux::FlvRemuxer,
     transcode::TranscodeEvent,
 };
 
 /// Store key of a file of a stream's rendition.
 pub fn key(stream: &str, rep: &str, file: &str) -> String {
     format!("live/{stream}/{rep}/{file}")
+}
+
+/// The renditions as RTMP streams in the hub (`NAME~v720`…), remuxed from the CMAF output, so
+/// RTMP players can pick a rendition. Each video rendition also carries the audio.
+struct RtmpOut {
+    streams: Vec<PublishHandle>,
+    remux: Vec<Option<FlvRemuxer>>,
+    audio: Option<usize>,
+}
+
+impl RtmpOut {
+    fn new(hub: &Arc<Hub>, name: &str, ladder: &[Rendition]) -> Self {
+        Self {
+            streams: ladder.iter().map(|r| hub.publish_rendition(name, &r.id)).collect(),
+            remux: ladder.iter().map(|_| None).collect(),
+            audio: ladder.iter().position(|r| matches!(r.kind, RenditionKind::Audio { .. })),
+        }
+    }
+
+    /// Streams that carry rendition `index`: its own, and every video one for audio.
+    fn targets(&self, index: usize) -> Vec<&PublishHandle> {
+        if Some(index) == self.audio {
+            self.streams.iter().collect()
+        } else {
+            self.streams.get(index).into_iter().collect()
+        }
+    }
+
+    fn on_init(&mut self, index: usize, init: &[u8]) {
+        match FlvRemuxer::new(init) {
+            Ok(r) => {
+                let (kind, header) = r.sequence_header();
+                for t in self.targets(index) {
+                    t.stream.push(Frame::new(kind, 0, header.clone()));
+                }
+                self.remux[index] = Some(r);
+            }
+            Err(e) => warn!("rendition {index} cannot be remuxed for RTMP: {e}"),
+        }
+    }
+
+    fn on_chunk(&mut self, index: usize, chunk: &[u8]) {
+        let Some(r) = self.remux.get_mut(index).and_then(Option::as_mut) else { return };
+        match r.push_chunk(chunk) {
+            Ok(tags) => {
+                for (kind, ts, body, _) in tags {
+                    for t in self.targets(index) {
+                        t.stream.push(Frame::new(kind, ts, body.clone()));
+                    }
+                }
+            }
+            Err(e) => warn!("rendition {index}: remuxing a chunk for RTMP failed: {e}"),
+        }
+    }
 }
 
 struct Track {
@@ -41,6 +97,7 @@ pub async fn run(
     ladder: Vec<Rendition>,
     store: SegmentStore,
     meta: Arc<dyn MetaStore>,
+    hub: Arc<Hub>,
     mut rx: mpsc::Receiver<TranscodeEvent>,
 ) {
     let (name, period_id, first_number) = {
@@ -65,6 +122,7 @@ pub async fn run(
             .collect()
     };
     let mut tracks = new_tracks();
+    let mut rtmp = RtmpOut::new(&hub, &name, &ladder);
     let mut failed = None;
     while let Some(ev) = rx.recv().await {
         match ev {
@@ -81,7 +139,7 @@ pub async fn run(
                 if let Err(e) = t.segmenter.push(&bytes, SystemTime::now()) {
                     warn!(stream = %name, rendition = %ladder[index].id, "cannot package transcoder output: {e}");
                 }
-                drain(&state, &store, &name, &period_id, index, &ladder[index], t).await;
+                drain(&state, &store, &name, &period_id, index, &ladder[index], t, &mut rtmp).await;
             }
             TranscodeEvent::Ended => break,
             TranscodeEvent::Failed(msg) => {
@@ -92,7 +150,7 @@ pub async fn run(
     }
     for (i, t) in tracks.iter_mut().enumerate() {
         let _ = t.segmenter.finish();
-        drain(&state, &store, &name, &period_id, i, &ladder[i], t).await;
+        drain(&state, &store, &name, &period_id, i, &ladder[i], t, &mut rtmp).await;
     }
     abort_live(&state);
     let (ladder_ids, last) = {
@@ -116,10 +174,12 @@ async fn drain(
     index: usize,
     rendition: &Rendition,
     t: &mut Track,
+    rtmp: &mut RtmpOut,
 ) {
     while let Some(ev) = t.segmenter.poll() {
         match ev {
             SegmenterEvent::Init { bytes, info } => {
+                rtmp.on_init(index, &bytes);
                 if let Err(e) = store.put(&key(name, &rendition.id, &format!("init-{period_id}.mp4")), bytes).await {
                     warn!(stream = %name, "storing init segment: {e}");
                 }
@@ -148,6 +208,7 @@ async fn drain(
                 if let Some(l) = &t.live {
                     l.push_timed(c.bytes.clone(), c.start, c.duration);
                 }
+                rtmp.on_chunk(index, &c.bytes);
                 t.open.push(c.bytes);
             }
             SegmenterEvent::SegmentEnd(e) => {

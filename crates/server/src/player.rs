@@ -49,7 +49,11 @@ pub fn routes() -> Router<HttpState> {
 
 async fn watch(Path(name): Path<String>) -> Response {
     if !is_valid_stream_name(&name) {
-        return (StatusCode::BAD_REQUEST, "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n",
+        )
+            .into_response();
     }
     // The page reads the name from its own URL, so one static page serves every stream. It
     // also works before the stream is live: it waits for the broadcast to start.
@@ -59,8 +63,13 @@ async fn watch(Path(name): Path<String>) -> Response {
 async fn player_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
     match file.as_str() {
         "watch.js" => embedded(SCRIPT, "text/javascript; charset=utf-8"),
-        "dash.all.min.js" | "dash.all.min.js.map" => dashjs_file(&web_dirs(), &file, &headers).await,
-        _ => (StatusCode::NOT_FOUND, "not found: the player's files are /player/watch.js and /player/dash.all.min.js\n")
+        "dash.all.min.js" | "dash.all.min.js.map" => {
+            dashjs_file(&web_dirs(), &file, &headers).await
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            "not found: the player's files are /player/watch.js and /player/dash.all.min.js\n",
+        )
             .into_response(),
     }
 }
@@ -85,32 +94,57 @@ fn embedded(body: &'static str, content_type: &'static str) -> Response {
 fn web_dirs() -> Vec<PathBuf> {
     match std::env::var_os("FERROCAST_WEB_DIR") {
         Some(d) => vec![PathBuf::from(d)],
-        None => vec![PathBuf::from("web"), FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../../web")],
+        None => vec![
+            PathBuf::from("web"),
+            FsPath::new(env!("CARGO_MANIFEST_DIR")).join("../../web"),
+        ],
     }
 }
 
 async fn dashjs_file(dirs: &[PathBuf], file: &str, headers: &HeaderMap) -> Response {
     for dir in dirs {
         let path = dir.join(DASHJS_DIST).join(file);
-        let Ok(meta) = tokio::fs::metadata(&path).await else { continue };
+        let Ok(meta) = tokio::fs::metadata(&path).await else {
+            continue;
+        };
         // The ETag follows the installed file, so `npm ci` after an upgrade is picked up at once.
-        let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).unwrap_or_default();
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default();
         let etag = format!("\"{:x}-{:x}\"", meta.len(), mtime.as_nanos());
-        let cached = headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes());
-        let ctype = if file.ends_with(".map") { "application/json" } else { "text/javascript; charset=utf-8" };
+        let cached = headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+        let ctype = if file.ends_with(".map") {
+            "application/json"
+        } else {
+            "text/javascript; charset=utf-8"
+        };
         let builder = Response::builder()
             .header(header::CONTENT_TYPE, ctype)
             .header(header::CACHE_CONTROL, "no-cache")
             .header(header::ETAG, etag);
         if cached {
-            return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
         }
         match tokio::fs::read(&path).await {
-            Ok(bytes) => return builder.body(Body::from(bytes)).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+            Ok(bytes) => {
+                return builder
+                    .body(Body::from(bytes))
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+            }
             Err(e) => tracing::warn!(path = %path.display(), "cannot read dash.js: {e}"),
         }
     }
-    let looked: Vec<String> = dirs.iter().map(|d| d.join(DASHJS_DIST).display().to_string()).collect();
+    let looked: Vec<String> = dirs
+        .iter()
+        .map(|d| d.join(DASHJS_DIST).display().to_string())
+        .collect();
     static WARN: Once = Once::new();
     WARN.call_once(|| tracing::warn!("the web player needs dash.js: run `npm ci --prefix web` in the ferrocast source directory (looked in {})", looked.join(", ")));
     (
@@ -159,13 +193,19 @@ pub struct BeaconError {
 }
 
 fn reject(kind: &'static str, reason: impl Into<String>) -> BeaconError {
-    BeaconError { kind, reason: reason.into() }
+    BeaconError {
+        kind,
+        reason: reason.into(),
+    }
 }
 
 fn check_range(field: &str, v: f64, min: f64, max: f64) -> Result<(), BeaconError> {
     // `!(a <= b)` also catches NaN, which JSON cannot carry but a future caller might.
     if !(v.is_finite() && min <= v && v <= max) {
-        return Err(reject("out_of_range", format!("{field} = {v} is outside {min}..={max}")));
+        return Err(reject(
+            "out_of_range",
+            format!("{field} = {v} is outside {min}..={max}"),
+        ));
     }
     Ok(())
 }
@@ -185,7 +225,10 @@ impl Beacon {
             check_range("first_frame_s", v, 0.0, 120.0)?;
         }
         if b.latency_s.len() > MAX_LATENCY_SAMPLES {
-            return Err(reject("out_of_range", format!("latency_s: at most {MAX_LATENCY_SAMPLES} samples")));
+            return Err(reject(
+                "out_of_range",
+                format!("latency_s: at most {MAX_LATENCY_SAMPLES} samples"),
+            ));
         }
         for &v in &b.latency_s {
             // Up to the 10-minute time-shift window, with room for a paused player.
@@ -200,8 +243,16 @@ impl Beacon {
         if let Some(v) = b.played_s {
             check_range("played_s", v, 0.0, 3600.0)?;
         }
-        if b.first_frame_s.is_none() && b.latency_s.is_empty() && b.stalls.is_none() && b.stall_s.is_none() && b.played_s.is_none() {
-            return Err(reject("malformed", "nothing to record: send first_frame_s, latency_s, stalls, stall_s or played_s"));
+        if b.first_frame_s.is_none()
+            && b.latency_s.is_empty()
+            && b.stalls.is_none()
+            && b.stall_s.is_none()
+            && b.played_s.is_none()
+        {
+            return Err(reject(
+                "malformed",
+                "nothing to record: send first_frame_s, latency_s, stalls, stall_s or played_s",
+            ));
         }
         Ok(b)
     }
@@ -212,21 +263,25 @@ impl Beacon {
         DESCRIBE.call_once(describe);
         let stream = self.stream.clone();
         if let Some(v) = self.first_frame_s {
-            metrics::histogram!("ferrocast_player_first_frame_seconds", "stream" => stream.clone()).record(v);
+            metrics::histogram!("ferrocast_player_first_frame_seconds", "stream" => stream.clone())
+                .record(v);
         }
         if !self.latency_s.is_empty() {
-            let h = metrics::histogram!("ferrocast_player_latency_seconds", "stream" => stream.clone());
+            let h =
+                metrics::histogram!("ferrocast_player_latency_seconds", "stream" => stream.clone());
             for &v in &self.latency_s {
                 h.record(v);
             }
         }
         if let Some(n) = self.stalls {
-            metrics::counter!("ferrocast_player_stalls_total", "stream" => stream.clone()).increment(n);
+            metrics::counter!("ferrocast_player_stalls_total", "stream" => stream.clone())
+                .increment(n);
         }
         // The `metrics` crate's counters are integers: fractional seconds accumulate in a
         // gauge that only ever goes up (PromQL's rate() works on it all the same).
         if let Some(v) = self.stall_s {
-            metrics::gauge!("ferrocast_player_stall_seconds_total", "stream" => stream.clone()).increment(v);
+            metrics::gauge!("ferrocast_player_stall_seconds_total", "stream" => stream.clone())
+                .increment(v);
         }
         if let Some(v) = self.played_s {
             metrics::gauge!("ferrocast_player_play_seconds_total", "stream" => stream).increment(v);
@@ -236,12 +291,34 @@ impl Beacon {
 
 fn describe() {
     use metrics::Unit;
-    metrics::describe_histogram!("ferrocast_player_first_frame_seconds", Unit::Seconds, "Web player: page load to first playing event");
-    metrics::describe_histogram!("ferrocast_player_latency_seconds", Unit::Seconds, "Web player: live latency samples reported by dash.js");
-    metrics::describe_counter!("ferrocast_player_stalls_total", "Web player: playback stalls after the first frame");
-    metrics::describe_gauge!("ferrocast_player_stall_seconds_total", Unit::Seconds, "Web player: time spent stalled (only increases)");
-    metrics::describe_gauge!("ferrocast_player_play_seconds_total", Unit::Seconds, "Web player: time spent playing (only increases)");
-    metrics::describe_counter!("ferrocast_player_beacons_rejected_total", "Web player beacons refused, by reason");
+    metrics::describe_histogram!(
+        "ferrocast_player_first_frame_seconds",
+        Unit::Seconds,
+        "Web player: page load to first playing event"
+    );
+    metrics::describe_histogram!(
+        "ferrocast_player_latency_seconds",
+        Unit::Seconds,
+        "Web player: live latency samples reported by dash.js"
+    );
+    metrics::describe_counter!(
+        "ferrocast_player_stalls_total",
+        "Web player: playback stalls after the first frame"
+    );
+    metrics::describe_gauge!(
+        "ferrocast_player_stall_seconds_total",
+        Unit::Seconds,
+        "Web player: time spent stalled (only increases)"
+    );
+    metrics::describe_gauge!(
+        "ferrocast_player_play_seconds_total",
+        Unit::Seconds,
+        "Web player: time spent playing (only increases)"
+    );
+    metrics::describe_counter!(
+        "ferrocast_player_beacons_rejected_total",
+        "Web player beacons refused, by reason"
+    );
 }
 
 /// `POST /api/beacon`: 204 when recorded; 400 (malformed or out of range), 404 (no such
@@ -249,11 +326,23 @@ fn describe() {
 /// `navigator.sendBeacon` with a string body sends `text/plain`.
 async fn beacon(State(st): State<HttpState>, body: Body) -> Response {
     let refuse = |status: StatusCode, e: BeaconError| {
-        metrics::counter!("ferrocast_player_beacons_rejected_total", "reason" => e.kind).increment(1);
-        (status, [(header::CACHE_CONTROL, "no-store")], e.reason + "\n").into_response()
+        metrics::counter!("ferrocast_player_beacons_rejected_total", "reason" => e.kind)
+            .increment(1);
+        (
+            status,
+            [(header::CACHE_CONTROL, "no-store")],
+            e.reason + "\n",
+        )
+            .into_response()
     };
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BEACON_BYTES).await else {
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, reject("too_large", format!("beacon larger than {MAX_BEACON_BYTES} bytes")));
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            reject(
+                "too_large",
+                format!("beacon larger than {MAX_BEACON_BYTES} bytes"),
+            ),
+        );
     };
     let b = match Beacon::parse(&bytes) {
         Ok(b) => b,
@@ -262,7 +351,10 @@ async fn beacon(State(st): State<HttpState>, body: Body) -> Response {
     // Only streams that are live or were recently (their DASH presentation is kept for the
     // time-shift window) get a label: otherwise anyone could grow /metrics without bound.
     if st.hub.get(&b.stream).is_none() && st.dash.get(&b.stream).is_none() {
-        let reason = format!("no stream {:?}: it is not live and has no recent presentation", b.stream);
+        let reason = format!(
+            "no stream {:?}: it is not live and has no recent presentation",
+            b.stream
+        );
         return refuse(StatusCode::NOT_FOUND, reject("unknown_stream", reason));
     }
     b.record();
@@ -297,12 +389,17 @@ mod tests {
         let res = routes().with_state(st).oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
-        let body = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
         (status, headers, String::from_utf8_lossy(&body).into_owned())
     }
 
     async fn post_beacon(body: impl Into<Body>) -> (StatusCode, String) {
-        let req = Request::post("/api/beacon").header("content-type", "text/plain;charset=UTF-8").body(body.into()).unwrap();
+        let req = Request::post("/api/beacon")
+            .header("content-type", "text/plain;charset=UTF-8")
+            .body(body.into())
+            .unwrap();
         let (status, _, body) = call(req).await;
         (status, body)
     }
@@ -310,8 +407,14 @@ mod tests {
     #[tokio::test]
     async fn beacon_accepted() {
         let full = r#"{"stream":"demo","first_frame_s":0.71,"latency_s":[6.2,6.4],"stalls":1,"stall_s":0.35,"played_s":9.8}"#;
-        assert_eq!(post_beacon(full).await, (StatusCode::NO_CONTENT, String::new()));
-        assert_eq!(post_beacon(r#"{"stream":"demo","latency_s":[0]}"#).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(
+            post_beacon(full).await,
+            (StatusCode::NO_CONTENT, String::new())
+        );
+        assert_eq!(
+            post_beacon(r#"{"stream":"demo","latency_s":[0]}"#).await.0,
+            StatusCode::NO_CONTENT
+        );
     }
 
     #[tokio::test]
@@ -319,30 +422,95 @@ mod tests {
         let cases: &[(&str, StatusCode, &str)] = &[
             ("not json", StatusCode::BAD_REQUEST, "not a beacon"),
             ("", StatusCode::BAD_REQUEST, "not a beacon"),
-            (r#"{"latency_s":[1]}"#, StatusCode::BAD_REQUEST, "missing field `stream`"),
-            (r#"{"stream":"../x","latency_s":[1]}"#, StatusCode::BAD_REQUEST, "not a valid stream name"),
-            (r#"{"stream":"demo","latency":[1]}"#, StatusCode::BAD_REQUEST, "unknown field `latency`"),
-            (r#"{"stream":"demo"}"#, StatusCode::BAD_REQUEST, "nothing to record"),
-            (r#"{"stream":"demo","latency_s":[-1]}"#, StatusCode::BAD_REQUEST, "latency_s[] = -1"),
-            (r#"{"stream":"demo","latency_s":[1e9]}"#, StatusCode::BAD_REQUEST, "outside"),
-            (r#"{"stream":"demo","latency_s":[1e999]}"#, StatusCode::BAD_REQUEST, "not a beacon"),
-            (r#"{"stream":"demo","latency_s":["1"]}"#, StatusCode::BAD_REQUEST, "not a beacon"),
-            (r#"{"stream":"demo","first_frame_s":500}"#, StatusCode::BAD_REQUEST, "first_frame_s = 500"),
-            (r#"{"stream":"demo","stalls":-1}"#, StatusCode::BAD_REQUEST, "not a beacon"),
-            (r#"{"stream":"demo","stalls":100000}"#, StatusCode::BAD_REQUEST, "stalls = 100000"),
-            (r#"{"stream":"demo","stall_s":7200}"#, StatusCode::BAD_REQUEST, "stall_s = 7200"),
-            (r#"{"stream":"demo","played_s":-0.5}"#, StatusCode::BAD_REQUEST, "played_s = -0.5"),
-            (r#"{"stream":"nobody","latency_s":[1]}"#, StatusCode::NOT_FOUND, "no stream \"nobody\""),
+            (
+                r#"{"latency_s":[1]}"#,
+                StatusCode::BAD_REQUEST,
+                "missing field `stream`",
+            ),
+            (
+                r#"{"stream":"../x","latency_s":[1]}"#,
+                StatusCode::BAD_REQUEST,
+                "not a valid stream name",
+            ),
+            (
+                r#"{"stream":"demo","latency":[1]}"#,
+                StatusCode::BAD_REQUEST,
+                "unknown field `latency`",
+            ),
+            (
+                r#"{"stream":"demo"}"#,
+                StatusCode::BAD_REQUEST,
+                "nothing to record",
+            ),
+            (
+                r#"{"stream":"demo","latency_s":[-1]}"#,
+                StatusCode::BAD_REQUEST,
+                "latency_s[] = -1",
+            ),
+            (
+                r#"{"stream":"demo","latency_s":[1e9]}"#,
+                StatusCode::BAD_REQUEST,
+                "outside",
+            ),
+            (
+                r#"{"stream":"demo","latency_s":[1e999]}"#,
+                StatusCode::BAD_REQUEST,
+                "not a beacon",
+            ),
+            (
+                r#"{"stream":"demo","latency_s":["1"]}"#,
+                StatusCode::BAD_REQUEST,
+                "not a beacon",
+            ),
+            (
+                r#"{"stream":"demo","first_frame_s":500}"#,
+                StatusCode::BAD_REQUEST,
+                "first_frame_s = 500",
+            ),
+            (
+                r#"{"stream":"demo","stalls":-1}"#,
+                StatusCode::BAD_REQUEST,
+                "not a beacon",
+            ),
+            (
+                r#"{"stream":"demo","stalls":100000}"#,
+                StatusCode::BAD_REQUEST,
+                "stalls = 100000",
+            ),
+            (
+                r#"{"stream":"demo","stall_s":7200}"#,
+                StatusCode::BAD_REQUEST,
+                "stall_s = 7200",
+            ),
+            (
+                r#"{"stream":"demo","played_s":-0.5}"#,
+                StatusCode::BAD_REQUEST,
+                "played_s = -0.5",
+            ),
+            (
+                r#"{"stream":"nobody","latency_s":[1]}"#,
+                StatusCode::NOT_FOUND,
+                "no stream \"nobody\"",
+            ),
         ];
         for &(body, status, reason) in cases {
             let (got, text) = post_beacon(body).await;
             assert_eq!(got, status, "{body}: {text}");
-            assert!(text.contains(reason), "{body}: {text:?} should say {reason:?}");
+            assert!(
+                text.contains(reason),
+                "{body}: {text:?} should say {reason:?}"
+            );
         }
-        let many = format!(r#"{{"stream":"demo","latency_s":[{}]}}"#, vec!["1"; MAX_LATENCY_SAMPLES + 1].join(","));
+        let many = format!(
+            r#"{{"stream":"demo","latency_s":[{}]}}"#,
+            vec!["1"; MAX_LATENCY_SAMPLES + 1].join(",")
+        );
         let (got, text) = post_beacon(many).await;
         assert_eq!(got, StatusCode::BAD_REQUEST, "{text}");
-        let huge = format!(r#"{{"stream":"demo","latency_s":[{}]}}"#, vec!["1.000000"; 1000].join(","));
+        let huge = format!(
+            r#"{{"stream":"demo","latency_s":[{}]}}"#,
+            vec!["1.000000"; 1000].join(",")
+        );
         let (got, text) = post_beacon(huge).await;
         assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
         assert!(text.contains("4096"), "{text}");
@@ -372,37 +540,77 @@ mod tests {
 
     #[tokio::test]
     async fn watch_page() {
-        let (status, headers, body) = call(Request::get("/watch/demo").body(Body::empty()).unwrap()).await;
+        let (status, headers, body) =
+            call(Request::get("/watch/demo").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+        assert!(headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
         assert!(body.contains("/player/dash.all.min.js") && body.contains("/player/watch.js"));
         // A page for a stream that is not live yet is fine: it waits for the broadcast.
-        assert_eq!(call(Request::get("/watch/later").body(Body::empty()).unwrap()).await.0, StatusCode::OK);
-        let (status, _, body) = call(Request::get("/watch/a%20b").body(Body::empty()).unwrap()).await;
+        assert_eq!(
+            call(Request::get("/watch/later").body(Body::empty()).unwrap())
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let (status, _, body) =
+            call(Request::get("/watch/a%20b").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        let (status, headers, body) = call(Request::get("/player/watch.js").body(Body::empty()).unwrap()).await;
+        let (status, headers, body) = call(
+            Request::get("/player/watch.js")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
-        assert!(headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/javascript"));
+        assert!(headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"));
         assert!(body.contains("getCurrentLiveLatency"));
-        let (status, _, _) = call(Request::get("/player/..%2Fsecret").body(Body::empty()).unwrap()).await;
+        let (status, _, _) = call(
+            Request::get("/player/..%2Fsecret")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]
     async fn dashjs_missing_or_present() {
-        let dir = std::env::temp_dir().join(format!("ferrocast-player-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("ferrocast-player-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let missing = dashjs_file(&[dir.clone()], "dash.all.min.js", &HeaderMap::new()).await;
         assert_eq!(missing.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let text = axum::body::to_bytes(missing.into_body(), usize::MAX).await.unwrap();
+        let text = axum::body::to_bytes(missing.into_body(), usize::MAX)
+            .await
+            .unwrap();
         assert!(String::from_utf8_lossy(&text).contains("npm ci --prefix web"));
 
         std::fs::create_dir_all(dir.join(DASHJS_DIST)).unwrap();
-        std::fs::write(dir.join(DASHJS_DIST).join("dash.all.min.js"), "var dashjs={};").unwrap();
-        let ok = dashjs_file(&[dir.join("nope"), dir.clone()], "dash.all.min.js", &HeaderMap::new()).await;
+        std::fs::write(
+            dir.join(DASHJS_DIST).join("dash.all.min.js"),
+            "var dashjs={};",
+        )
+        .unwrap();
+        let ok = dashjs_file(
+            &[dir.join("nope"), dir.clone()],
+            "dash.all.min.js",
+            &HeaderMap::new(),
+        )
+        .await;
         assert_eq!(ok.status(), StatusCode::OK);
         let etag = ok.headers()[header::ETAG].clone();
-        assert_eq!(&axum::body::to_bytes(ok.into_body(), usize::MAX).await.unwrap()[..], b"var dashjs={};");
+        assert_eq!(
+            &axum::body::to_bytes(ok.into_body(), usize::MAX)
+                .await
+                .unwrap()[..],
+            b"var dashjs={};"
+        );
         let mut h = HeaderMap::new();
         h.insert(header::IF_NONE_MATCH, etag);
         let again = dashjs_file(&[dir.clone()], "dash.all.min.js", &h).await;

@@ -122,6 +122,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         meta: Arc::new(MemoryMeta::default()),
         dash: dash.clone(),
         active: active.clone(),
+        hub: hub.clone(),
     };
     let ctx = Arc::new(ingest::RtmpContext {
         hub: hub.clone(),

@@ -289,3 +289,95 @@ async fn segments_in_progress_are_streamed_chunk_by_chunk() {
     assert_eq!(frames, 120, "a streamed 4 s segment at 30 fps");
     srv.stop().await;
 }
+
+/// RTMP players can watch the transcoded renditions, not only the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_players_can_pick_a_rendition() {
+    let srv = TestServer::start(|_| {}).await;
+    let _publisher = ffmpeg_publish(&srv.rtmp_url("pick"), "640x360", 40);
+    wait_for_mpd(&srv, "pick", 1).await;
+    for (rendition, size) in [("720", Some((720, 720))), ("400", Some((400, 400))), ("audio", None)] {
+        let url = format!("{}?rendition={rendition}", srv.rtmp_url("pick"));
+        let probe = ffprobe(&url, &[]).await;
+        let streams = probe["streams"].as_array().unwrap();
+        let video = streams.iter().find(|s| s["codec_type"] == "video");
+        assert_eq!(video.map(|v| (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap())), size, "{rendition}: {probe}");
+        assert!(streams.iter().any(|s| s["codec_type"] == "audio"), "{rendition} has audio: {probe}");
+    }
+    let (frames, err) = ffmpeg_decode_frames(&format!("{}?rendition=400", srv.rtmp_url("pick")), 3, &[]).await;
+    assert!(frames >= 60, "{frames}: {err}");
+    let (frames, err) = ffmpeg_decode_frames(&format!("{}?rendition=bogus", srv.rtmp_url("pick")), 1, &[]).await;
+    assert_eq!(frames, 0);
+    assert!(err.contains("unknown rendition"), "{err}");
+    srv.stop().await;
+}
+
+/// Plays `?rendition=auto` with our own RTMP client, reading at most `bytes_per_sec` (or as
+/// fast as possible), for `dur`; returns the widths of the video sequence headers received
+/// and how many audio messages came after the last one.
+async fn auto_player(port: u16, name: &str, bytes_per_sec: Option<usize>, dur: Duration) -> (Vec<u32>, usize) {
+    use bytes::BytesMut;
+    use rtmp_proto::{client::{ClientEvent, ClientMode, ClientSession}, handshake::HANDSHAKE_SIZE, MediaKind};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    if bytes_per_sec.is_some() {
+        sock.set_recv_buffer_size(8192).unwrap();
+    }
+    let mut s = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let mut c = ClientSession::new([5u8; HANDSHAKE_SIZE], 0, false, &format!("rtmp://127.0.0.1:{port}/live"), &format!("{name}?rendition=auto"), ClientMode::Play);
+    let (mut buf, mut out) = (BytesMut::new(), vec![]);
+    let (mut widths, mut audio_after) = (vec![], 0usize);
+    let t0 = Instant::now();
+    let mut chunk = vec![0u8; 4096];
+    while t0.elapsed() < dur {
+        c.poll_transmit(&mut out);
+        if !out.is_empty() {
+            s.write_all(&out).await.unwrap();
+            out.clear();
+        }
+        let n = match tokio::time::timeout(Duration::from_millis(500), s.read(&mut chunk)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => continue,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        c.handle_input(&mut buf).unwrap();
+        while let Some(e) = c.poll_event() {
+            if let ClientEvent::Media { kind, payload, .. } = e {
+                match kind {
+                    MediaKind::Video if payload.len() > 5 && payload[1] == 0 => {
+                        let cfg = media::h264::parse_avc_config(&payload[5..]).unwrap();
+                        widths.push(media::h264::parse_sps(&cfg.sps[0]).unwrap().width);
+                        audio_after = 0;
+                    }
+                    MediaKind::Audio => audio_after += 1,
+                    _ => {}
+                }
+            }
+        }
+        if let Some(bps) = bytes_per_sec {
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;
+        }
+    }
+    (widths, audio_after)
+}
+
+/// Automatic mode: a player on a slow connection is stepped down (720 → 400 → audio); one on
+/// a fast connection stays on 720.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_mode_degrades_a_throttled_player_only() {
+    let srv = TestServer::start(|_| {}).await;
+    let _publisher = ffmpeg_publish(&srv.rtmp_url("auto"), "640x360", 45);
+    wait_for_mpd(&srv, "auto", 1).await;
+    let slow = auto_player(srv.rtmp, "auto", Some(30_000), Duration::from_secs(20));
+    let fast = auto_player(srv.rtmp, "auto", None, Duration::from_secs(20));
+    let ((slow_w, _), (fast_w, _)) = tokio::join!(slow, fast);
+    assert_eq!(fast_w.first(), Some(&720), "{fast_w:?}");
+    assert!(fast_w.iter().all(|w| *w == 720), "the fast player was degraded: {fast_w:?}");
+    assert_eq!(slow_w.first(), Some(&720), "{slow_w:?}");
+    assert!(slow_w.contains(&400), "the throttled player was not degraded: {slow_w:?}");
+    let (_, metrics) = srv.get("/metrics").await;
+    assert!(metrics.contains("ferrocast_player_rendition_switches_total{direction=\"down\"}"), "{metrics}");
+    srv.stop().await;
+}
