@@ -24,6 +24,9 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Per-connection bounds.
     pub limits: Limits,
+    /// Transcode and package every accepted stream (DASH/HLS, renditions). Off: a pure RTMP
+    /// server (validation, GOP cache and RTMP(S) playback of the source only).
+    pub transcode: bool,
 }
 
 /// `[auth]`: stream name → secret. Empty means open mode.
@@ -100,6 +103,7 @@ impl Default for Config {
             tls_key: None,
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            transcode: true,
         }
     }
 }

@@ -114,6 +114,9 @@ struct ServeArgs {
     /// anyone may publish (open mode).
     #[arg(long = "publish-key", value_name = "NAME=SECRET")]
     publish_keys: Vec<String>,
+    /// Do not transcode or package (no DASH/HLS, no renditions): a pure RTMP(S) server.
+    #[arg(long)]
+    no_transcode: bool,
 }
 
 impl ServeArgs {
@@ -139,6 +142,9 @@ impl ServeArgs {
             c.tls_key = self.tls_key;
         }
         c.add_publish_keys(&self.publish_keys)?;
+        if self.no_transcode {
+            c.transcode = false;
+        }
         c.validate()?;
         Ok(c)
     }

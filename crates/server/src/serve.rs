@@ -130,7 +130,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         limits: config.limits.clone(),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         started: Instant::now(),
-        on_accept: Some(Box::new(move |stream, tracks| encoder.start(stream, tracks))),
+        on_accept: config.transcode.then(|| Box::new(move |stream, tracks| encoder.start(stream, tracks)) as ingest::OnAccept),
         per_ip: Default::default(),
         shutdown: stop_rx.clone(),
     });
