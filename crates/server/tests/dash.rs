@@ -51,8 +51,10 @@ fn ffmpeg_children_of(dir: &std::path::Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
     let srv = TestServer::start(|_| {}).await;
-    let publisher = ffmpeg_publish(&srv.rtmp_url("show"), "640x360", 20);
+    let publisher = ffmpeg_publish(&srv.rtmp_url("show"), "1280x720", 26);
+    let t0 = Instant::now();
     let mpd = wait_for_mpd(&srv, "show", 2).await;
+    assert!(t0.elapsed() < Duration::from_secs(15), "MPD took {:?}", t0.elapsed());
 
     // The MPD has what the contract promises.
     for needle in [
@@ -91,8 +93,23 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
         .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
         .collect();
     assert!(sizes.contains(&(720, 720)) && sizes.contains(&(400, 400)), "{sizes:?}");
-    let (frames, err) = ffmpeg_decode_frames(&url, 4, &[]).await;
-    assert!(frames >= 100, "ffmpeg decoded {frames} frames from DASH: {err}");
+    // Each video representation decodes for 8 s without an error.
+    for rep in 0..2 {
+        let mut cmd = tokio::process::Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-nostats", "-v", "error", "-i", &url, "-t", "8", "-map", &format!("0:v:{rep}"), "-f", "null", "-progress", "pipe:1", "-"]);
+        let (_, out, err) = run(&mut cmd, Duration::from_secs(40)).await;
+        let frames: u64 = String::from_utf8_lossy(&out).lines().filter_map(|l| l.strip_prefix("frame=")).filter_map(|v| v.trim().parse().ok()).last().unwrap_or(0);
+        assert!(frames >= 230, "representation {rep}: {frames} frames in 8 s: {err}");
+        assert!(err.trim().is_empty(), "representation {rep} decoded with errors: {err}");
+    }
+    // Real bitrates within ±25 % of the ladder's: finished segments' sizes over 4 s.
+    for (rep, kbps) in [("v720", 1500.0), ("v400", 500.0)] {
+        for n in 1..=2 {
+            let bytes = raw_get(srv.http, &format!("/live/show/{rep}/{n}.m4s")).await.len();
+            let got = bytes as f64 * 8.0 / 4.0 / 1000.0;
+            assert!((got - kbps).abs() / kbps <= 0.25, "{rep} segment {n}: {got:.0} kbit/s, ladder says {kbps}");
+        }
+    }
     // The same segments as HLS (fMP4): ffprobe sees the variants, ffmpeg decodes them.
     let hls = format!("http://127.0.0.1:{}/live/show/master.m3u8", srv.http);
     let probe = ffprobe(&hls, &[]).await;
