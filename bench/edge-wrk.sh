@@ -6,6 +6,7 @@
 #   bench/edge-wrk.sh [--duration 10] [--connections 100] [--write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=10
 CONNS=100
 WRITE=0
@@ -18,13 +19,8 @@ while (($#)); do
   esac
 done
 
-need=()
-for p in nginx wrk ffmpeg; do command -v "$p" >/dev/null || need+=("$p"); done
-if ((${#need[@]})); then
-  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-cargo build --release --locked -p ferrocast >/dev/null 2>&1 || cargo build --release -p ferrocast
+ensure_pkgs nginx wrk ffmpeg curl
+build_release
 BIN=target/release/ferrocast
 
 TMP=$(mktemp -d /tmp/ferrocast-edge-wrk.XXXXXX)
@@ -32,12 +28,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-port() { python3 -c 'import random,socket
-while True:
-    p=random.randint(20000,30000); s=socket.socket()
-    try: s.bind(("127.0.0.1",p)); s.close(); print(p); break
-    except OSError: pass'; }
-RTMP=$(port); RTMPS=$(port); ORIGIN=$(port); EDGE=$(port); NGX=$(port); NGXP=$(port)
+RTMP=$(free_port); RTMPS=$(free_port); ORIGIN=$(free_port); EDGE=$(free_port); NGX=$(free_port); NGXP=$(free_port)
 
 "$BIN" serve --data-dir "$TMP/data" --rtmp-addr 127.0.0.1:$RTMP --rtmps-addr 127.0.0.1:$RTMPS \
   --http-addr 127.0.0.1:$ORIGIN 2>"$TMP/serve.log" & PIDS+=($!)
@@ -128,17 +119,5 @@ EOF
 )
 echo "$TABLE"
 if ((WRITE)); then
-  python3 - "$TABLE" <<'PY'
-import sys, re
-t = sys.argv[1]
-p = "BENCHMARKS.md"
-s = open(p).read()
-begin, end = "<!-- edge-wrk:begin -->", "<!-- edge-wrk:end -->"
-block = f"{begin}\n{t}\n{end}"
-if begin in s:
-    s = re.sub(re.escape(begin) + ".*?" + re.escape(end), block, s, flags=re.S)
-else:
-    s += f"\n## Cached segment serving: ferrocast edge vs nginx (wrk)\n\n{block}\n"
-open(p, "w").write(s)
-PY
+  write_benchmarks_block edge-wrk "Cached segment serving: ferrocast edge vs nginx (wrk)" "$TABLE"
 fi

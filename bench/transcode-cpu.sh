@@ -6,6 +6,7 @@
 #   bench/transcode-cpu.sh [--seconds 30] [--write]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 SECONDS_MEASURED=30
 WRITE=0
 while (($#)); do
@@ -15,19 +16,14 @@ while (($#)); do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-command -v ffmpeg >/dev/null || { sudo=""; [[ $(id -u) -ne 0 ]] && sudo=sudo; $sudo apt-get update -qq; $sudo apt-get install -y -qq ffmpeg >/dev/null; }
-cargo build --release --locked -p ferrocast >/dev/null 2>&1 || cargo build --release -p ferrocast
+ensure_pkgs ffmpeg curl
+build_release
 BIN=target/release/ferrocast
 TMP=$(mktemp -d /tmp/ferrocast-transcode-cpu.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
-port() { python3 -c 'import random,socket
-while True:
-    p=random.randint(20000,30000); s=socket.socket()
-    try: s.bind(("127.0.0.1",p)); s.close(); print(p); break
-    except OSError: pass'; }
-RTMP=$(port); RTMPS=$(port); HTTP=$(port)
+RTMP=$(free_port); RTMPS=$(free_port); HTTP=$(free_port)
 "$BIN" serve --data-dir "$TMP/data" --rtmp-addr 127.0.0.1:$RTMP --rtmps-addr 127.0.0.1:$RTMPS --http-addr 127.0.0.1:$HTTP 2>"$TMP/serve.log" &
 SERVER=$!; PIDS+=($SERVER)
 sleep 1
@@ -67,12 +63,5 @@ EOF
 )
 echo "$TABLE"
 if ((WRITE)); then
-  python3 - "$TABLE" <<'PY'
-import sys, re
-t = sys.argv[1]; p = "BENCHMARKS.md"; s = open(p).read()
-b, e = "<!-- transcode-cpu:begin -->", "<!-- transcode-cpu:end -->"
-block = f"{b}\n{t}\n{e}"
-s = re.sub(re.escape(b) + ".*?" + re.escape(e), block, s, flags=re.S) if b in s else s + f"\n## One transcoded stream: ferrocast's CPU next to ffmpeg's\n\n{block}\n"
-open(p, "w").write(s)
-PY
+  write_benchmarks_block transcode-cpu "One transcoded stream: ferrocast's CPU next to ffmpeg's" "$TABLE"
 fi
