@@ -215,6 +215,10 @@ struct Playing {
 /// Kernel send buffer per connection (Linux doubles it): about a second of a 1.5 Mbit/s
 /// rendition.
 const SEND_BUFFER: usize = 128 * 1024;
+/// Bytes kept allocated for a connection's outgoing control buffer between writes.
+const OUT_KEEP: usize = 64 * 1024;
+/// Most bytes of already-waiting frames written to a player at once.
+const BATCH_BYTES: usize = 256 * 1024;
 /// Frames queued for a player (about 2 s of video and audio) that count as congestion.
 const CONGESTED_BACKLOG: usize = 150;
 
@@ -324,6 +328,11 @@ impl Conn<'_> {
                     .await
                     .map_err(|_| ConnError::Timeout("peer stopped reading (write timeout)"))??;
                 out.clear();
+                // The GOP burst for a new player can be a megabyte; do not keep that per
+                // connection for its lifetime.
+                if out.capacity() > OUT_KEEP {
+                    out.shrink_to(OUT_KEEP);
+                }
             }
             if let Some(reason) = &self.closing {
                 // Encoders read server messages only between their own writes (ffmpeg peeks
@@ -355,9 +364,26 @@ impl Conn<'_> {
                                     continue;
                                 }
                             }
-                            let bytes: Bytes = frame.encoded(p.stream_id);
+                            // Frames that are already waiting go out in the same write: one
+                            // syscall (and one TLS record) for several frames.
+                            let first = frame.encoded(p.stream_id);
+                            let mut batch: Option<Vec<u8>> = None;
+                            while batch.as_ref().map_or(first.len(), Vec::len) < BATCH_BYTES {
+                                let next = match p.rx.try_recv() {
+                                    Ok(f) => f,
+                                    Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                                        counter!("ferrocast_player_lag_skips_total").increment(1);
+                                        p.skip_to_keyframe = p.stream.info().video_codec.is_some();
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                };
+                                let b = batch.get_or_insert_with(|| first.to_vec());
+                                b.extend_from_slice(&next.encoded(p.stream_id));
+                            }
+                            let bytes: &[u8] = batch.as_deref().unwrap_or(&first);
                             let t0 = Instant::now();
-                            timeout(write_timeout, io.write_all(&bytes))
+                            timeout(write_timeout, io.write_all(bytes))
                                 .await
                                 .map_err(|_| ConnError::Timeout("player stopped reading (write timeout)"))??;
                             // A write that blocks, or frames piling up behind this player, mean
