@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(ffmpeg)
 if [[ "${1:-run}" == test ]]; then
-  want+=(openssl rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
+  want+=(chromium openssl rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
 fi
 missing=()
 for p in "${want[@]}"; do

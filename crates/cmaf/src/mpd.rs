@@ -613,6 +613,12 @@ impl Manifest {
         if let Some(first) = segments.first() {
             attrs.push(("startNumber", first.number.to_string()));
         }
+        // An ended presentation also says where the numbers stop: dash.js 5 only finishes a
+        // dynamic stream on its own when it knows the last segment (with
+        // mediaPresentationDuration alone it waits at the end forever).
+        if let (true, Some(last)) = (self.ended, segments.last()) {
+            attrs.push(("endNumber", last.number.to_string()));
+        }
         attrs.push(("initialization", set.initialization.clone()));
         attrs.push(("media", set.media.clone()));
         xml.open("SegmentTemplate", &attrs);

@@ -142,7 +142,7 @@ impl DashState {
                 // Low latency: the segment in progress is listed already, with the duration
                 // it will have, so players can ask for it (availabilityTimeOffset lets them
                 // do so half a second after it starts) and get its chunks as they are made.
-                if let Some(live) = r.live.current().filter(|l| !l.is_complete()) {
+                if let Some(live) = r.live.current() {
                     let after_last = r.segments.back().is_none_or(|l| live.number > l.number);
                     let slot = live.number.saturating_sub(p.first_number) + 1;
                     let boundary = slot * SEGMENT_SECS as u64 * info.timescale as u64;

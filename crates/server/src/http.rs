@@ -77,6 +77,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/live/{name}/manifest.mpd", get(manifest))
         .route("/live/{name}/master.m3u8", get(hls_master))
         .route("/live/{name}/{rep}/{file}", get(segment))
+        .merge(crate::player::routes())
         .fallback(fallback)
         .layer(axum::middleware::map_response(cors))
         .with_state(state)
@@ -333,7 +334,7 @@ async fn index(State(st): State<HttpState>) -> Html<String> {
         };
         let _ = write!(
             rows,
-            "<tr><td>{n}</td><td>{c}</td><td>{res}</td><td>{fps}</td><td>{br}</td><td>{v}</td><td><code>rtmp://HOST:1935/live/{n}</code></td></tr>",
+            "<tr><td>{n}</td><td>{c}</td><td>{res}</td><td>{fps}</td><td>{br}</td><td>{v}</td><td><code>rtmp://HOST:1935/live/{n}</code></td><td><a href=\"/watch/{n}\">watch</a></td></tr>",
             n = e.name,
             c = e.info.video_codec.as_deref().unwrap_or("-"),
             fps = e.info.fps.map(|f| format!("{f:.2}")).unwrap_or_else(|| "-".into()),
@@ -342,13 +343,13 @@ async fn index(State(st): State<HttpState>) -> Html<String> {
         );
     }
     if rows.is_empty() {
-        rows = "<tr><td colspan=7>No live streams. Publish with <code>ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv rtmp://HOST:1935/live/NAME</code></td></tr>".into();
+        rows = "<tr><td colspan=8>No live streams. Publish with <code>ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv rtmp://HOST:1935/live/NAME</code></td></tr>".into();
     }
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><title>ferrocast</title>\
          <meta http-equiv=refresh content=5><style>body{{font-family:sans-serif;margin:2em}}\
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em}}</style></head>\
          <body><h1>ferrocast — live streams</h1><table><tr><th>name</th><th>codec</th><th>size</th>\
-         <th>fps</th><th>bitrate</th><th>viewers</th><th>play</th></tr>{rows}</table></body></html>"
+         <th>fps</th><th>bitrate</th><th>viewers</th><th>play</th><th>watch</th></tr>{rows}</table></body></html>"
     ))
 }

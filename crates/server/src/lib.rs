@@ -22,6 +22,7 @@ pub mod live;
 pub mod meta;
 pub mod names;
 pub mod packager;
+pub mod player;
 pub mod probe;
 pub mod remux;
 mod serve;

@@ -207,6 +207,14 @@ async fn drain(
                 }
                 if let Some(l) = &t.live {
                     l.push_timed(c.bytes.clone(), c.start, c.duration);
+                    // The chunk that reaches the segment boundary completes the segment: end
+                    // its readers now rather than when the next segment's first chunk arrives
+                    // (0.5 s later), so low-latency players ask for the next one in time.
+                    let ts = rep.info.as_ref().map_or(0, |i| i.timescale as u64);
+                    let slot = c.segment.saturating_sub(p.first_number) + 1;
+                    if ts > 0 && c.start + c.duration >= slot * SEGMENT_SECS as u64 * ts {
+                        rep.live.end(c.segment);
+                    }
                 }
                 rtmp.on_chunk(index, &c.bytes);
                 t.open.push(c.bytes);

@@ -47,7 +47,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/api/beacon", post(beacon))
 }
 
-async fn watch(Path(name): Path<String>) -> Response {
+async fn watch(Path(name): Path<String>, headers: HeaderMap) -> Response {
     if !is_valid_stream_name(&name) {
         return (
             StatusCode::BAD_REQUEST,
@@ -57,12 +57,12 @@ async fn watch(Path(name): Path<String>) -> Response {
     }
     // The page reads the name from its own URL, so one static page serves every stream. It
     // also works before the stream is live: it waits for the broadcast to start.
-    embedded(PAGE, "text/html; charset=utf-8")
+    embedded(PAGE, "text/html; charset=utf-8", &headers)
 }
 
 async fn player_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
     match file.as_str() {
-        "watch.js" => embedded(SCRIPT, "text/javascript; charset=utf-8"),
+        "watch.js" => embedded(SCRIPT, "text/javascript; charset=utf-8", &headers),
         "dash.all.min.js" | "dash.all.min.js.map" => {
             dashjs_file(&web_dirs(), &file, &headers).await
         }
@@ -76,16 +76,33 @@ async fn player_file(Path(file): Path<String>, headers: HeaderMap) -> Response {
 
 /// A file compiled into the binary. `no-cache` with an ETag: browsers revalidate (a 304 costs
 /// nothing) and never run a page from one build with a script from another.
-fn embedded(body: &'static str, content_type: &'static str) -> Response {
+fn embedded(body: &'static str, content_type: &'static str, headers: &HeaderMap) -> Response {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     body.hash(&mut h);
     let etag = format!("\"{:016x}\"", h.finish());
-    Response::builder()
+    let builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
-        .header(header::CACHE_CONTROL, "no-cache")
-        .header(header::ETAG, etag)
-        .body(Body::from(body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        .header(header::CACHE_CONTROL, "no-cache");
+    revalidated(builder, etag, headers, || Body::from(body))
+}
+
+/// 304 when the browser's copy (`If-None-Match`) is current, else the body; with the ETag.
+fn revalidated(
+    builder: axum::http::response::Builder,
+    etag: String,
+    headers: &HeaderMap,
+    body: impl FnOnce() -> Body,
+) -> Response {
+    let current = headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+    let builder = builder.header(header::ETAG, etag);
+    let res = if current {
+        builder.status(StatusCode::NOT_MODIFIED).body(Body::empty())
+    } else {
+        builder.body(body())
+    };
+    res.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// Where to look for `node_modules/dashjs`: `FERROCAST_WEB_DIR` alone if set; otherwise `web`
@@ -114,9 +131,6 @@ async fn dashjs_file(dirs: &[PathBuf], file: &str, headers: &HeaderMap) -> Respo
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .unwrap_or_default();
         let etag = format!("\"{:x}-{:x}\"", meta.len(), mtime.as_nanos());
-        let cached = headers
-            .get(header::IF_NONE_MATCH)
-            .is_some_and(|v| v.as_bytes() == etag.as_bytes());
         let ctype = if file.ends_with(".map") {
             "application/json"
         } else {
@@ -124,20 +138,16 @@ async fn dashjs_file(dirs: &[PathBuf], file: &str, headers: &HeaderMap) -> Respo
         };
         let builder = Response::builder()
             .header(header::CONTENT_TYPE, ctype)
-            .header(header::CACHE_CONTROL, "no-cache")
-            .header(header::ETAG, etag);
-        if cached {
-            return builder
-                .status(StatusCode::NOT_MODIFIED)
-                .body(Body::empty())
-                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            .header(header::CACHE_CONTROL, "no-cache");
+        // A browser with the current copy needs no file read.
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+        {
+            return revalidated(builder, etag, headers, Body::empty);
         }
         match tokio::fs::read(&path).await {
-            Ok(bytes) => {
-                return builder
-                    .body(Body::from(bytes))
-                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-            }
+            Ok(bytes) => return revalidated(builder, etag, headers, || Body::from(bytes)),
             Err(e) => tracing::warn!(path = %path.display(), "cannot read dash.js: {e}"),
         }
     }
@@ -570,6 +580,11 @@ mod tests {
             .unwrap()
             .starts_with("text/javascript"));
         assert!(body.contains("getCurrentLiveLatency"));
+        // Revalidation of an embedded file: 304 while it is the same build.
+        let etag = headers[header::ETAG].clone();
+        let req = Request::get("/player/watch.js").header(header::IF_NONE_MATCH, etag);
+        let (status, _, body) = call(req.body(Body::empty()).unwrap()).await;
+        assert_eq!((status, body.as_str()), (StatusCode::NOT_MODIFIED, ""));
         let (status, _, _) = call(
             Request::get("/player/..%2Fsecret")
                 .body(Body::empty())
@@ -584,7 +599,12 @@ mod tests {
         let dir =
             std::env::temp_dir().join(format!("ferrocast-player-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let missing = dashjs_file(&[dir.clone()], "dash.all.min.js", &HeaderMap::new()).await;
+        let missing = dashjs_file(
+            std::slice::from_ref(&dir),
+            "dash.all.min.js",
+            &HeaderMap::new(),
+        )
+        .await;
         assert_eq!(missing.status(), StatusCode::SERVICE_UNAVAILABLE);
         let text = axum::body::to_bytes(missing.into_body(), usize::MAX)
             .await
@@ -613,7 +633,7 @@ mod tests {
         );
         let mut h = HeaderMap::new();
         h.insert(header::IF_NONE_MATCH, etag);
-        let again = dashjs_file(&[dir.clone()], "dash.all.min.js", &h).await;
+        let again = dashjs_file(std::slice::from_ref(&dir), "dash.all.min.js", &h).await;
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
         let _ = std::fs::remove_dir_all(&dir);
     }

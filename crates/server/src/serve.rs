@@ -87,7 +87,14 @@ fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            use metrics_exporter_prometheus::Matcher;
+            // Player-reported times as real histograms (the default is a summary, which
+            // cannot be aggregated across instances).
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("ferrocast_player_first_frame_seconds".into()), &[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0])
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("ferrocast_player_latency_seconds".into()), &[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0, 30.0]))
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
             handle
@@ -101,6 +108,10 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     // Install the recorder before any listener runs, so no early count is lost.
     let metrics = metrics_handle();
     std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    // Absolute, because the transcoder's socket paths are handed to ffmpeg as URLs.
+    let mut config = config;
+    config.data_dir = std::fs::canonicalize(&config.data_dir)
         .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let auth = PublishAuth::new(config.auth.keys.clone(), Some(crate::keys::path_in(&config.data_dir)));
     if auth.is_open() {

@@ -1,0 +1,390 @@
+// ferrocast web player (/watch/NAME): dash.js with low-latency settings, live stats, and
+// beacons with first-frame time, stalls and latency samples to POST /api/beacon.
+//
+// Query parameters (for comparisons and debugging): ?ll=0 turns low latency off (dash.js's
+// defaults, ignoring the MPD's latency hints); ?delay=SECONDS forces the target live delay.
+'use strict';
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const video = $('video');
+  const name = decodeURIComponent(location.pathname.replace(/\/+$/, '').split('/').pop() || '');
+  const params = new URLSearchParams(location.search);
+  const lowLatency = params.get('ll') !== '0';
+  const delayParam = Number.parseFloat(params.get('delay') ?? '');
+  const mpdUrl = `/live/${encodeURIComponent(name)}/manifest.mpd`;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  // Everything the page measures. The browser test reads it as window.ferrocast.stats.
+  const stats = {
+    stream: name, state: 'loading', live: false, lowLatency, mode: '', targetDelay: NaN,
+    firstPlayingMs: null, firstFrameMs: null, waited: false,
+    latency: NaN, width: 0, height: 0, buffer: NaN, rate: 1,
+    stalls: 0, stallMs: 0, stallLog: [], errors: [], ended: false, endedBy: null, mpdEnd: NaN,
+  };
+  let player = null;
+  window.ferrocast = { stats, get player() { return player; } };
+
+  $('title').textContent = name;
+  document.title = `${name} — ferrocast`;
+
+  function setState(state, message) {
+    stats.state = state;
+    const badge = $('badge');
+    badge.textContent = { live: 'LIVE', playing: 'playing', ended: 'ended', error: 'error' }[state] || state;
+    badge.className = 'badge' + (state === 'live' ? ' live' : state === 'error' ? ' error' : '');
+    $('overlay').hidden = !message;
+    $('overlay').textContent = message || '';
+  }
+
+  // ---- MPD inspection: decides the settings before dash.js starts -------------------------
+
+  function isoSeconds(d) {
+    const m = /^PT(?:([\d.]+)H)?(?:([\d.]+)M)?(?:([\d.]+)S)?$/.exec(d || '');
+    return m ? (+(m[1] || 0)) * 3600 + (+(m[2] || 0)) * 60 + (+(m[3] || 0)) : NaN;
+  }
+
+  function inspect(text) {
+    const doc = new DOMParser().parseFromString(text, 'application/xml');
+    const mpd = doc.documentElement;
+    const all = (tag) => [...doc.getElementsByTagName(tag)];
+    const latency = all('Latency')[0];
+    const rate = all('PlaybackRate')[0];
+    return {
+      // A dynamic MPD with mediaPresentationDuration is a live stream that has ended.
+      live: mpd.getAttribute('type') === 'dynamic' && !mpd.hasAttribute('mediaPresentationDuration'),
+      // LL-DASH: segments are fetched while they are being produced.
+      chunked: all('*').some((e) => e.getAttribute('availabilityTimeComplete') === 'false'),
+      serviceTarget: latency ? +latency.getAttribute('target') / 1000 : NaN,
+      serviceRates: !!rate,
+      segment: isoSeconds(mpd.getAttribute('maxSegmentDuration')),
+    };
+  }
+
+  // The settings for this MPD. Names are dash.js 5's (index.d.ts and Settings.js of the pinned
+  // version). dash.js's own order for the target delay: streaming.delay.liveDelay, then
+  // liveDelayFragmentCount, then the MPD's ServiceDescription, then suggestedPresentationDelay.
+  function settingsFor(info) {
+    const s = { streaming: { abr: { autoSwitchBitrate: { video: true } } } };
+    if (!lowLatency) {
+      // For comparison: a classic live player, which ignores the MPD's latency hints and
+      // plays dash.js's default four segments behind live, at normal speed.
+      s.streaming.applyServiceDescription = false;
+      s.streaming.delay = { useSuggestedPresentationDelay: false };
+      s.streaming.liveCatchup = { enabled: false };
+      return { mode: 'low latency off (dash.js defaults, no latency hints)', settings: s };
+    }
+    // Catch up (or slow down) by at most 10 %: barely audible, unlike dash.js's default of ±50 %.
+    const catchup = { enabled: true, playbackRate: { min: -0.1, max: 0.1 } };
+    let delay;
+    let mode;
+    if (info.chunked) {
+      // LL-DASH: dash.js switches to its low-latency mode by itself (availabilityTimeComplete
+      // is false) and fetches the segment in progress as it is produced. The server's
+      // ServiceDescription (target latency, playback rates) knows the chunk size and the
+      // encoder's lag, so it decides; without one, aim 1.5 s behind live.
+      delay = Number.isFinite(info.serviceTarget) ? NaN : 1.5;
+      if (info.serviceRates) delete catchup.playbackRate;
+      mode = 'low latency (chunked CMAF)';
+    } else {
+      // Whole segments: one is listed only once complete (its duration) plus the server's
+      // production lag, and the MPD is re-read every minimumUpdatePeriod; playing closer to
+      // live than that stalls. One segment plus 4 s played without stalls here (4-s segments,
+      // 3-5 s lag on a busy 2-core machine); ?delay= overrides it.
+      const segment = Number.isFinite(info.segment) ? info.segment : 4;
+      delay = segment + 4;
+      // Seek back towards live when more than two segments late (after a long stall).
+      catchup.maxDrift = 2 * segment;
+      mode = 'low delay (whole segments)';
+    }
+    if (Number.isFinite(delayParam) && delayParam > 0) delay = delayParam;
+    s.streaming.delay = { liveDelay: delay };
+    s.streaming.liveCatchup = catchup;
+    return { mode, settings: s };
+  }
+
+  // ---- Beacons ---------------------------------------------------------------------------
+
+  const pending = { latency: [], stalls: 0, stallMs: 0, playedMs: 0, firstFrame: null };
+
+  function sendBeacon() {
+    const body = { stream: name };
+    if (pending.firstFrame !== null) body.first_frame_s = pending.firstFrame;
+    if (pending.latency.length) body.latency_s = pending.latency.slice(-30);
+    if (pending.stalls) body.stalls = pending.stalls;
+    if (pending.stallMs) body.stall_s = +(pending.stallMs / 1000).toFixed(3);
+    if (pending.playedMs >= 1) body.played_s = +(pending.playedMs / 1000).toFixed(3);
+    if (Object.keys(body).length === 1) return;
+    const json = JSON.stringify(body);
+    // A string body goes as text/plain, which sendBeacon may send anywhere; the server does not
+    // look at the content type. fetch(keepalive) is the fallback where sendBeacon refuses.
+    if (!(navigator.sendBeacon && navigator.sendBeacon('/api/beacon', json))) {
+      fetch('/api/beacon', { method: 'POST', body: json, keepalive: true }).catch(() => {});
+    }
+    Object.assign(pending, { latency: [], stalls: 0, stallMs: 0, playedMs: 0, firstFrame: null });
+  }
+  setInterval(sendBeacon, 10000);
+  // The last beacon when the viewer leaves: pagehide fires on close and on navigation, and
+  // visibilitychange covers mobile browsers that kill hidden tabs without pagehide.
+  addEventListener('pagehide', () => { endStall(); sendBeacon(); });
+  let hiddenBeforePlay = document.hidden;
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) return;
+    if (stats.firstPlayingMs === null) hiddenBeforePlay = true;
+    sendBeacon();
+  });
+
+  // ---- Playback events: first frame and stalls --------------------------------------------
+
+  let stallStart = null;
+  function endStall() {
+    if (stallStart === null) return;
+    const ms = performance.now() - stallStart;
+    const stallStartAt = stallStart;
+    stallStart = null;
+    stats.stalls += 1;
+    stats.stallMs += ms;
+    // When and how long (seconds since page load), the last 20, for debugging.
+    stats.stallLog.push([+(stallStartAt / 1000).toFixed(2), Math.round(ms)]);
+    if (stats.stallLog.length > 20) stats.stallLog.shift();
+    pending.stalls += 1;
+    pending.stallMs += ms;
+  }
+
+  video.addEventListener('playing', () => {
+    if (stats.firstPlayingMs === null) {
+      // performance.now() counts from navigation start, so this is page load → playing.
+      stats.firstPlayingMs = performance.now();
+      $('firstframe').textContent = (stats.firstPlayingMs / 1000).toFixed(2) + ' s' + (stats.waited ? ' (incl. wait)' : '');
+      // Waiting for a broadcast to start, or in a background tab (no autoplay there), is not
+      // a first-frame time.
+      if (!stats.waited && !hiddenBeforePlay) pending.firstFrame = +(stats.firstPlayingMs / 1000).toFixed(3);
+      if (video.requestVideoFrameCallback) {
+        video.requestVideoFrameCallback(() => { stats.firstFrameMs = performance.now(); });
+      }
+    }
+    endStall();
+    if (!stats.ended) setState(stats.live ? 'live' : 'playing');
+  });
+  // A stall: playback stopped for lack of data after it had started. Seeks (ours or dash.js's
+  // catch-up) are not stalls.
+  video.addEventListener('waiting', () => {
+    if (stats.firstPlayingMs !== null && !video.seeking && !stats.ended && stallStart === null) {
+      stallStart = performance.now();
+    }
+  });
+  // A seek during a stall (dash.js jumping back to live) ends it: the viewer saw it all the same.
+  video.addEventListener('seeking', endStall);
+  video.addEventListener('resize', () => {
+    if (video.videoWidth && video.videoHeight) {
+      const stage = video.parentElement;
+      stage.style.aspectRatio = `${video.videoWidth} / ${video.videoHeight}`;
+      stage.style.setProperty('--ar', video.videoWidth / video.videoHeight);
+    }
+  });
+  video.addEventListener('ended', () => onEnded('dash.js'));
+
+  function onEnded(by) {
+    if (stats.ended) return;
+    // Running out of media at the end of a broadcast is the end, not a stall.
+    stallStart = null;
+    stats.endedBy = by;
+    sendBeacon();
+    ended();
+  }
+
+  // ---- Stats display ------------------------------------------------------------------------
+
+  let lastTick = performance.now();
+  let lastSample = 0;
+  let lastTime = -1;
+  let lastMoved = 0;
+  function tick() {
+    const now = performance.now();
+    const dt = now - lastTick;
+    lastTick = now;
+    if (!player || stats.firstPlayingMs === null) return;
+    // Safety net for the end of a broadcast: dash.js 5 ends a dynamic SegmentTimeline stream
+    // by itself only if the MPD also says which segment is the last (SegmentTemplate@endNumber)
+    // or turns static; otherwise it waits forever at the end. So once the MPD has a
+    // mediaPresentationDuration, playback stuck within a second of it, or stuck anywhere for
+    // 3 s (one track, often audio, can end a little early), is the end.
+    if (video.currentTime !== lastTime || video.paused) {
+      lastTime = video.currentTime;
+      lastMoved = now;
+    }
+    const stuck = !video.paused && now - lastMoved >= 3000;
+    const atEnd = stats.mpdEnd - video.currentTime < 1 && (video.readyState < 3 || video.paused);
+    if (!stats.ended && Number.isFinite(stats.mpdEnd) && (atEnd || stuck)) {
+      onEnded('page');
+      video.pause();
+    }
+    const playing = !video.paused && !stats.ended && stallStart === null && video.readyState >= 3;
+    if (playing) pending.playedMs += dt;
+    stats.latency = stats.live && !stats.ended ? player.getCurrentLiveLatency() : NaN;
+    stats.targetDelay = player.getTargetLiveDelay();
+    stats.buffer = player.getBufferLength('video');
+    stats.rate = video.playbackRate;
+    stats.width = video.videoWidth;
+    stats.height = video.videoHeight;
+    // One latency sample every 2 s of smooth playback goes into the next beacon.
+    if (playing && stats.latency > 0 && now - lastSample >= 2000) {
+      lastSample = now;
+      pending.latency.push(+stats.latency.toFixed(3));
+    }
+    const secs = (v) => (Number.isFinite(v) && v > 0 ? v.toFixed(2) + ' s' : '–');
+    $('latency').textContent = secs(stats.latency);
+    $('target').textContent = secs(stats.targetDelay);
+    $('buffer').textContent = secs(stats.buffer);
+    $('rate').textContent = stats.rate.toFixed(2) + '×';
+    $('stalls').textContent = `${stats.stalls}` + (stats.stallMs ? ` (${(stats.stallMs / 1000).toFixed(1)} s)` : '');
+    // What is on screen (the decoder's size), with the bitrate of the Representation of that size.
+    const rep = representations().find((r) => r.height === stats.height);
+    $('rendition').textContent = stats.height
+      ? `${stats.height}p` + (rep ? ` · ${Math.round(rep.bandwidth / 1000)} kb/s` : '')
+      : '–';
+  }
+  setInterval(tick, 500);
+
+  // ---- Rendition picker --------------------------------------------------------------------
+
+  function representations() {
+    try {
+      return player ? player.getRepresentationsByType('video') || [] : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function fillPicker() {
+    const select = $('quality');
+    const current = select.value;
+    select.replaceChildren(new Option('Auto', 'auto'));
+    for (const r of [...representations()].sort((a, b) => b.height - a.height)) {
+      select.add(new Option(`${r.height}p · ${Math.round(r.bandwidth / 1000)} kb/s`, r.id));
+    }
+    select.value = [...select.options].some((o) => o.value === current) ? current : 'auto';
+    select.disabled = select.options.length < 2;
+  }
+
+  $('quality').addEventListener('change', (e) => {
+    const id = e.target.value;
+    if (!player) return;
+    if (id === 'auto') {
+      player.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: true } } } });
+    } else {
+      player.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
+      // With a long buffer (whole segments), replace what is buffered so the switch shows
+      // within a moment. With low latency the buffer is ~2 s: it plays out about as fast, and
+      // flushing it only risks a stall.
+      player.setRepresentationForTypeById('video', id, player.getBufferLength('video') > 3);
+    }
+  });
+
+  $('unmute').addEventListener('click', () => {
+    video.muted = false;
+    $('unmute').hidden = true;
+  });
+
+  // ---- Start -------------------------------------------------------------------------------
+
+  // The MPD answers 404 until the broadcast has produced its first segment: wait for it.
+  async function fetchManifest(quiet) {
+    for (;;) {
+      let res = null;
+      try {
+        res = await fetch(mpdUrl, { cache: 'no-store' });
+      } catch (e) {
+        // Network error: retry like a 404.
+      }
+      if (res && res.ok) return res.text();
+      if (res && res.status === 400) throw new Error((await res.text()).trim());
+      if (!quiet) {
+        stats.waited = true;
+        setState('waiting', `${name} is not live right now. This page starts playing when the broadcast begins.`);
+      }
+      await sleep(2000);
+    }
+  }
+
+  function start(text) {
+    const info = inspect(text);
+    const { mode, settings } = settingsFor(info);
+    stats.mode = mode;
+    stats.live = info.live;
+    const toggle = document.createElement('a');
+    toggle.href = lowLatency ? '?ll=0' : '?';
+    toggle.textContent = lowLatency ? 'Turn low latency off' : 'Turn low latency on';
+    $('mode').replaceChildren(`Mode: ${mode}. `, toggle);
+
+    if (!player) {
+      player = dashjs.MediaPlayer().create();
+      const ev = dashjs.MediaPlayer.events;
+      player.on(ev.ERROR, (e) => {
+        const err = e.error || {};
+        stats.errors.push({ code: err.code, message: String(err.message || '').slice(0, 200) });
+        if (stats.errors.length > 50) stats.errors.shift();
+        const text = `Playback error ${err.code ?? ''}: ${err.message || 'unknown'}`;
+        // Over the picture only while nothing plays; dash.js retries what it can.
+        if (video.readyState < 3) setState('error', text);
+        $('error').textContent = text;
+      });
+      player.on(ev.STREAM_INITIALIZED, fillPicker);
+      player.on(ev.PLAYBACK_ENDED, () => onEnded('dash.js'));
+      // Every MPD load, first and updates: an ended broadcast's MPD has a duration.
+      player.on(ev.MANIFEST_LOADED, (e) => {
+        const d = Number(e.data && e.data.mediaPresentationDuration);
+        stats.mpdEnd = Number.isFinite(d) && d > 0 ? d : NaN;
+      });
+      // Browsers refuse autoplay with sound until the viewer interacts: play muted then.
+      player.on(ev.PLAYBACK_NOT_ALLOWED, () => {
+        video.muted = true;
+        $('unmute').hidden = false;
+        player.play();
+      });
+      player.updateSettings(settings);
+      player.initialize(video, mpdUrl, true);
+    } else {
+      player.updateSettings(settings);
+      player.attachSource(mpdUrl);
+    }
+    setState('loading');
+  }
+
+  function ended() {
+    stats.ended = true;
+    setState('ended', `The broadcast of ${name} has ended.`);
+    waitForRestart();
+  }
+
+  // After the end, a new broadcast of the same name restarts the player.
+  async function waitForRestart() {
+    for (;;) {
+      await sleep(3000);
+      const text = await fetchManifest(true);
+      if (inspect(text).live) {
+        stats.ended = false;
+        stats.endedBy = null;
+        $('error').textContent = '';
+        stats.mpdEnd = NaN;
+        stats.waited = true;
+        start(text);
+        return;
+      }
+    }
+  }
+
+  if (typeof dashjs === 'undefined') {
+    // The server says why (typically: npm ci was not run where it runs).
+    setState('error', 'The player library (dash.js) did not load.');
+    fetch('/player/dash.all.min.js', { method: 'GET' })
+      .then((r) => (r.ok ? null : r.text()))
+      .then((why) => why && setState('error', why.trim()), () => {});
+    return;
+  }
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+    setState('error', 'Invalid stream name.');
+    return;
+  }
+  // A broadcast that ended (its MPD stays for the time-shift window) is not replayed here.
+  fetchManifest(false).then((text) => (inspect(text).live ? start(text) : ended()), (e) => setState('error', e.message));
+})();
