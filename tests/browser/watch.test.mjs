@@ -49,6 +49,48 @@ async function freePort() {
   });
 }
 
+// mpd-parser reads the live MPD: both video renditions with their sizes and bandwidths, the
+// audio rendition with its real channel count, every segment 4 s (video) with a URL that
+// resolves; mp4box.js parses the init segment (codec, size) and a media segment (moof/mdat).
+async function checkStructure(base) {
+  const req = createRequire(path.join(root, 'web/package.json'));
+  const mpdParser = req('mpd-parser');
+  const MP4Box = req('mp4box');
+  const mpdUrl = `${base}/live/${STREAM}/manifest.mpd`;
+  const text = await (await fetch(mpdUrl)).text();
+  const m = mpdParser.parse(text, { manifestUri: mpdUrl });
+  const video = m.playlists.map((p) => p.attributes).sort((a, b) => b.BANDWIDTH - a.BANDWIDTH);
+  assert.deepEqual(video.map((a) => [a.RESOLUTION.width, a.RESOLUTION.height, a.BANDWIDTH]),
+    [[720, 720, 1500000], [400, 400, 500000]], 'video renditions');
+  const audioGroups = Object.values(m.mediaGroups.AUDIO || {});
+  const audio = audioGroups.flatMap((g) => Object.values(g)).flatMap((x) => x.playlists || []);
+  assert.equal(audio.length, 1, 'one audio rendition');
+  assert.ok(audio[0].attributes.CODECS.startsWith('mp4a.40'), audio[0].attributes.CODECS);
+  const segs = m.playlists[0].segments;
+  assert.ok(segs.length >= 2, 'segments listed');
+  for (const seg of segs.slice(0, -1)) assert.ok(Math.abs(seg.duration - 4) < 0.05, `segment of ${seg.duration} s`);
+  const parse = (buf) => {
+    const f = MP4Box.createFile();
+    let info = null;
+    f.onReady = (i) => { info = i; };
+    const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+    ab.fileStart = 0;
+    f.appendBuffer(ab);
+    f.flush();
+    return { f, info };
+  };
+  const get = async (u) => Buffer.from(await (await fetch(new URL(u, mpdUrl))).arrayBuffer());
+  const init = await get(segs[0].map.resolvedUri);
+  const media = await get(segs[0].resolvedUri);
+  const { info } = parse(Buffer.concat([init, media]));
+  assert.ok(info, 'mp4box.js parsed the init segment');
+  const track = info.videoTracks[0];
+  assert.ok(track.codec.startsWith('avc1.'), track.codec);
+  assert.ok(track.video.width === 720 || track.video.width === 400, `width ${track.video.width}`);
+  assert.ok(info.isFragmented, 'fragmented MP4');
+  log(`structure: mpd-parser ${video.length} video + ${audio.length} audio renditions, ${segs.length} segments; mp4box.js ${track.codec} ${track.video.width}x${track.video.height}`);
+}
+
 // Polls `fn` until it returns a truthy value or `ms` pass; the message says what was awaited.
 async function until(what, ms, fn, every = 250) {
   const end = Date.now() + ms;
@@ -191,6 +233,10 @@ test('web player plays live DASH, switches renditions and ends cleanly', { timeo
     }
     s = await stats();
     assert.deepEqual(s.errors, [], 'dash.js errors while switching');
+
+    // Independent structural checks of what we serve: the MPD through mpd-parser (videojs),
+    // init and media segments through mp4box.js (GPAC's parser in JS).
+    await checkStructure(base);
 
     // The publisher stops: the MPD gets mediaPresentationDuration and the player plays out to
     // the end without asking for segments that will never come.
