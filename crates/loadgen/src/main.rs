@@ -13,7 +13,11 @@ use loadgen::{
 };
 
 #[derive(Parser)]
-#[command(name = "ferrocast-bench", version, about = "Load generator for RTMP(S) servers: many players or publishers")]
+#[command(
+    name = "ferrocast-bench",
+    version,
+    about = "Load generator for RTMP(S) servers: many players or publishers"
+)]
 struct Cli {
     /// Worker threads [default: number of CPUs].
     #[arg(long, global = true)]
@@ -60,6 +64,9 @@ struct PlayArgs {
     /// Also report CPU and RSS of this process and its children (the server) over the window.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// With --server-pid: that process only, not its children (e.g. ferrocast's transcoder).
+    #[arg(long, requires = "server_pid")]
+    server_self_only: bool,
     /// Write the full report (every player) as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -91,7 +98,8 @@ struct PublishArgs {
 }
 
 fn secs(what: &str, v: f64) -> Result<Duration, Error> {
-    Duration::try_from_secs_f64(v).map_err(|_| Error::Input(format!("{what} must be a non-negative number of seconds")))
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| Error::Input(format!("{what} must be a non-negative number of seconds")))
 }
 
 async fn run(cli: Cli) -> Result<bool, Error> {
@@ -106,8 +114,13 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 duration: secs("--duration", a.duration)?,
                 ramp: secs("--ramp-ms", a.ramp_ms / 1000.0)?,
                 settle: secs("--settle", a.settle)?,
-                rule: KeptUpRule { min_ratio: a.min_ratio, max_gap_ms: a.max_gap_ms, min_window_s: (a.duration / 2.0).min(5.0) },
+                rule: KeptUpRule {
+                    min_ratio: a.min_ratio,
+                    max_gap_ms: a.max_gap_ms,
+                    min_window_s: (a.duration / 2.0).min(5.0),
+                },
                 server_pid: a.server_pid,
+                server_self_only: a.server_self_only,
                 progress: !cli.quiet,
             };
             let r = play::run(cfg).await?;
@@ -118,7 +131,8 @@ async fn run(cli: Cli) -> Result<bool, Error> {
             Ok(r.errors == 0)
         }
         Command::RtmpPublish(a) => {
-            let file = std::fs::read(&a.file).map_err(|e| Error::Input(format!("{}: {e}", a.file.display())))?;
+            let file = std::fs::read(&a.file)
+                .map_err(|e| Error::Input(format!("{}: {e}", a.file.display())))?;
             let clip = Clip::parse(&file)?;
             let cfg = PublishConfig {
                 url: RtmpUrl::parse(&a.url)?,

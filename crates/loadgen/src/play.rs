@@ -34,7 +34,7 @@ use tokio_rustls::TlsConnector;
 use crate::{
     net,
     procstat::{sample_tree, CpuMem, TreeSample},
-    stats::{Dist, KeptUpRule, Timeline, Verdict},
+    stats::{self, Dist, KeptUpRule, Timeline, Verdict},
     url::RtmpUrl,
     Error,
 };
@@ -64,6 +64,8 @@ pub struct PlayConfig {
     pub rule: KeptUpRule,
     /// Also measure this process tree (the server).
     pub server_pid: Option<u32>,
+    /// Measure only the server process, not its children (e.g. a transcoder it runs).
+    pub server_self_only: bool,
     /// Draw a progress bar (else a line every 5 s when stderr is not a terminal).
     pub progress: bool,
 }
@@ -113,6 +115,12 @@ pub struct PlayReport {
     pub started: usize,
     /// Players that kept up.
     pub kept_up: usize,
+    /// The best media/wall ratio of a player without error: how fast the stream itself
+    /// advanced (a player cannot run ahead of the publisher).
+    pub live_edge_ratio: Option<f64>,
+    /// Players that kept up relative to that best player instead of the wall clock (so a
+    /// publisher that slowed down, e.g. on a saturated machine, is not held against them).
+    pub kept_up_vs_edge: usize,
     /// Players with an error.
     pub errors: usize,
     /// Errors by kind.
@@ -150,7 +158,8 @@ struct Shared {
 /// header, not a command or end of sequence).
 pub fn is_keyframe(payload: &[u8]) -> bool {
     parse_video_tag(payload).is_ok_and(|t| {
-        t.frame_type == FrameType::Key && matches!(t.packet, VideoPacket::CodedFrames | VideoPacket::Raw)
+        t.frame_type == FrameType::Key
+            && matches!(t.packet, VideoPacket::CodedFrames | VideoPacket::Raw)
     })
 }
 
@@ -208,8 +217,14 @@ impl Player {
         self.result.connect_s = Some(self.since(begin));
         let mut random = [0u8; HANDSHAKE_SIZE];
         rand::thread_rng().fill_bytes(&mut random);
-        let mut session =
-            ClientSession::new(random, 0, false, &self.url.tc_url(), &self.url.name, ClientMode::Play);
+        let mut session = ClientSession::new(
+            random,
+            0,
+            false,
+            &self.url.tc_url(),
+            &self.url.name,
+            ClientMode::Play,
+        );
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         let mut out = Vec::with_capacity(4096);
         let mut first_keyframe: Option<Instant> = None;
@@ -236,7 +251,11 @@ impl Player {
             let now = Instant::now();
             while let Some(ev) = session.poll_event() {
                 match ev {
-                    ClientEvent::Media { kind, timestamp, payload } => {
+                    ClientEvent::Media {
+                        kind,
+                        timestamp,
+                        payload,
+                    } => {
                         let video = kind == MediaKind::Video;
                         self.timeline.on_media(video, timestamp);
                         if first_keyframe.is_none() && video && is_keyframe(&payload) {
@@ -250,7 +269,11 @@ impl Player {
                         self.started = true;
                         self.shared.started.fetch_add(1, Relaxed);
                     }
-                    ClientEvent::Status { level, code, description } if level == "error" => {
+                    ClientEvent::Status {
+                        level,
+                        code,
+                        description,
+                    } if level == "error" => {
                         return Err(Error::Refused { code, description });
                     }
                     _ => {}
@@ -271,15 +294,22 @@ impl Player {
 
 /// Runs the players and gathers the report.
 pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
-    let tls = if cfg.url.tls { Some(net::insecure_connector()?) } else { None };
+    let tls = if cfg.url.tls {
+        Some(net::insecure_connector()?)
+    } else {
+        None
+    };
     let url = Arc::new(cfg.url.clone());
     let shared = Arc::new(Shared::default());
     let server_before = match cfg.server_pid {
-        Some(pid) => Some(sample_tree(pid).ok_or_else(|| Error::Input(format!("no process {pid}")))?),
+        Some(pid) => Some(
+            sample_tree(pid, !cfg.server_self_only)
+                .ok_or_else(|| Error::Input(format!("no process {pid}")))?,
+        ),
         None => None,
     };
     let me = std::process::id();
-    let client_before = sample_tree(me).unwrap_or_default();
+    let client_before = sample_tree(me, false).unwrap_or_default();
 
     let t0 = Instant::now() + Duration::from_millis(20);
     let ramp_total = cfg.ramp * cfg.clients as u32;
@@ -334,8 +364,11 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
         if interrupted {
             break;
         }
-        let server = cfg.server_pid.and_then(sample_tree).unwrap_or_default();
-        samples[i] = Some((server, sample_tree(me).unwrap_or_default()));
+        let server = cfg
+            .server_pid
+            .and_then(|pid| sample_tree(pid, !cfg.server_self_only))
+            .unwrap_or_default();
+        samples[i] = Some((server, sample_tree(me, false).unwrap_or_default()));
     }
     let measured_end = Instant::now();
     if interrupted {
@@ -344,7 +377,11 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
     progress.finish(&shared);
 
     let mut players = Vec::with_capacity(handles.len());
-    let join_deadline = if interrupted { Instant::now() + Duration::from_secs(3) } else { stop_at + Duration::from_secs(5) };
+    let join_deadline = if interrupted {
+        Instant::now() + Duration::from_secs(3)
+    } else {
+        stop_at + Duration::from_secs(5)
+    };
     for (index, mut h) in handles.into_iter().enumerate() {
         let r = timeout_at(join_deadline, &mut h).await;
         if r.is_err() {
@@ -372,7 +409,9 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
     };
     let (server, client) = match samples {
         [Some((s0, c0)), Some((s1, c1))] => (
-            cfg.server_pid.zip(server_before).map(|(pid, b)| CpuMem::from_samples(pid, b, s0, s1, window_s)),
+            cfg.server_pid
+                .zip(server_before)
+                .map(|(pid, b)| CpuMem::from_samples(pid, b, s0, s1, window_s)),
             Some(CpuMem::from_samples(me, client_before, c0, c1, window_s)),
         ),
         _ => (None, None),
@@ -381,7 +420,13 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
 }
 
 impl PlayReport {
-    fn new(cfg: &PlayConfig, window_s: f64, server: Option<CpuMem>, client: Option<CpuMem>, players: Vec<PlayerResult>) -> Self {
+    fn new(
+        cfg: &PlayConfig,
+        window_s: f64,
+        server: Option<CpuMem>,
+        client: Option<CpuMem>,
+        players: Vec<PlayerResult>,
+    ) -> Self {
         let mut error_kinds = BTreeMap::new();
         for p in &players {
             if let Some(k) = &p.error_kind {
@@ -390,8 +435,18 @@ impl PlayReport {
         }
         let errors = players.iter().filter(|p| p.error.is_some()).count();
         let active = players.len() - errors;
-        let bitrates: Vec<f64> = players.iter().filter(|p| p.error.is_none()).map(|p| p.verdict.kbps.unwrap_or(0.0)).collect();
+        let bitrates: Vec<f64> = players
+            .iter()
+            .filter(|p| p.error.is_none())
+            .map(|p| p.verdict.kbps.unwrap_or(0.0))
+            .collect();
         let per = |x: f64| (active > 0).then(|| x / active as f64);
+        let verdicts: Vec<Verdict> = players
+            .iter()
+            .filter(|p| p.error.is_none())
+            .map(|p| p.verdict)
+            .collect();
+        let (live_edge_ratio, kept_up_vs_edge) = stats::relative_to_edge(&verdicts, &cfg.rule);
         Self {
             url: format!("{}/{}", cfg.url.tc_url(), cfg.url.name),
             clients: cfg.clients,
@@ -402,6 +457,8 @@ impl PlayReport {
             window_s,
             started: players.iter().filter(|p| p.play_start_s.is_some()).count(),
             kept_up: players.iter().filter(|p| p.kept_up).count(),
+            live_edge_ratio,
+            kept_up_vs_edge,
             errors,
             error_kinds,
             active,
@@ -409,7 +466,8 @@ impl PlayReport {
             total_mbps: bitrates.iter().sum::<f64>() / 1000.0,
             bitrate_kbps: Dist::of(bitrates),
             server_cpu_pct_per_100: server.and_then(|s| per(s.cpu_pct_of_core * 100.0)),
-            server_rss_per_player_kib: server.and_then(|s| per(s.rss_end_kib as f64 - s.rss_before_kib as f64)),
+            server_rss_per_player_kib: server
+                .and_then(|s| per(s.rss_end_kib as f64 - s.rss_before_kib as f64)),
             server,
             client,
             players,
@@ -454,14 +512,20 @@ impl Progress {
     fn update(&self, shared: &Shared) {
         let now = Instant::now();
         let bytes = shared.bytes.load(Relaxed);
-        let Ok(mut last) = self.last.lock() else { return };
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
         let dt = (now - last.0).as_secs_f64();
         if dt < 0.2 && now < self.window_end {
             return;
         }
         let mbps = (bytes - last.1) as f64 * 8.0 / 1e6 / dt.max(1e-3);
         *last = (now, bytes, last.2);
-        let phase = if now < self.window_start { "ramp-up" } else { "measure" };
+        let phase = if now < self.window_start {
+            "ramp-up"
+        } else {
+            "measure"
+        };
         let msg = format!(
             "{}/{} playing (started {}), {} failed, {mbps:.1} Mbit/s",
             shared.playing.load(Relaxed),
@@ -475,7 +539,10 @@ impl Progress {
             b.set_message(msg);
         } else if self.plain && (now - last.2) >= Duration::from_secs(5) {
             last.2 = now;
-            eprintln!("[{:>5.1}s {phase}] {msg}", now.saturating_duration_since(self.t0).as_secs_f64());
+            eprintln!(
+                "[{:>5.1}s {phase}] {msg}",
+                now.saturating_duration_since(self.t0).as_secs_f64()
+            );
         }
     }
 

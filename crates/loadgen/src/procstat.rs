@@ -39,9 +39,11 @@ pub fn parse_vmrss_kib(status: &str) -> Option<u64> {
     }
 }
 
-fn children(pid: u32) -> Vec<u32> {
+fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
     for t in tasks.flatten() {
         if let Ok(s) = fs::read_to_string(t.path().join("children")) {
             out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
@@ -50,8 +52,9 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
-/// Reads `pid` and its descendants; `None` if `pid` itself is gone.
-pub fn sample_tree(pid: u32) -> Option<TreeSample> {
+/// Reads `pid` and its descendants (only `pid` unless `with_children`); `None` if `pid` itself
+/// is gone.
+pub fn sample_tree(pid: u32, with_children: bool) -> Option<TreeSample> {
     let mut sample = TreeSample::default();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
@@ -67,8 +70,8 @@ pub fn sample_tree(pid: u32) -> Option<TreeSample> {
             _ => continue, // a child that just exited
         }
         // Bounded: a tree larger than this is not a server we benchmark.
-        if sample.processes < 4096 {
-            todo.extend(children(p));
+        if with_children && sample.processes < 4096 {
+            todo.extend(children_of(p));
         }
     }
     Some(sample)
@@ -93,12 +96,22 @@ pub struct CpuMem {
 
 impl CpuMem {
     /// From the samples before the run and at the window's start and end.
-    pub fn from_samples(pid: u32, before: TreeSample, start: TreeSample, end: TreeSample, window_s: f64) -> Self {
+    pub fn from_samples(
+        pid: u32,
+        before: TreeSample,
+        start: TreeSample,
+        end: TreeSample,
+        window_s: f64,
+    ) -> Self {
         let cpu_s = end.cpu_ticks.saturating_sub(start.cpu_ticks) as f64 / TICKS_PER_SEC;
         Self {
             pid,
             cpu_s,
-            cpu_pct_of_core: if window_s > 0.0 { cpu_s / window_s * 100.0 } else { 0.0 },
+            cpu_pct_of_core: if window_s > 0.0 {
+                cpu_s / window_s * 100.0
+            } else {
+                0.0
+            },
             rss_before_kib: before.rss_kib,
             rss_end_kib: end.rss_kib,
             processes: end.processes,
@@ -123,12 +136,24 @@ mod tests {
 
     #[test]
     fn reads_this_process() {
-        let s = sample_tree(std::process::id()).unwrap();
+        let s = sample_tree(std::process::id(), true).unwrap();
         assert!(s.rss_kib > 0 && s.processes >= 1, "{s:?}");
-        assert!(sample_tree(u32::MAX).is_none());
-        let a = TreeSample { cpu_ticks: 100, rss_kib: 1000, processes: 1 };
-        let b = TreeSample { cpu_ticks: 400, rss_kib: 3000, processes: 2 };
+        assert_eq!(sample_tree(std::process::id(), false).unwrap().processes, 1);
+        assert!(sample_tree(u32::MAX, true).is_none());
+        let a = TreeSample {
+            cpu_ticks: 100,
+            rss_kib: 1000,
+            processes: 1,
+        };
+        let b = TreeSample {
+            cpu_ticks: 400,
+            rss_kib: 3000,
+            processes: 2,
+        };
         let c = CpuMem::from_samples(1, a, a, b, 10.0);
-        assert_eq!((c.cpu_s, c.cpu_pct_of_core, c.rss_end_kib, c.processes), (3.0, 30.0, 3000, 2));
+        assert_eq!(
+            (c.cpu_s, c.cpu_pct_of_core, c.rss_end_kib, c.processes),
+            (3.0, 30.0, 3000, 2)
+        );
     }
 }

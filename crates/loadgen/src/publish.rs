@@ -63,7 +63,8 @@ pub struct Clip {
 impl Clip {
     /// Reads the tags of an FLV file. Script tags other than onMetaData are skipped.
     pub fn parse(file: &[u8]) -> Result<Self, Error> {
-        let reader = FileReader::new(file).map_err(|e| Error::Input(format!("not an FLV file: {e}")))?;
+        let reader =
+            FileReader::new(file).map_err(|e| Error::Input(format!("not an FLV file: {e}")))?;
         let mut tags = Vec::new();
         let mut metadata = None;
         for tag in reader {
@@ -75,22 +76,35 @@ impl Clip {
                     }
                     continue;
                 }
-                TagType::Audio => {
-                    (MediaKind::Audio, parse_audio_tag(tag.data).is_ok_and(|t| t.is_sequence_header()))
-                }
+                TagType::Audio => (
+                    MediaKind::Audio,
+                    parse_audio_tag(tag.data).is_ok_and(|t| t.is_sequence_header()),
+                ),
                 TagType::Video => match parse_video_tag(tag.data) {
                     // ffmpeg ends a file with an AVC end-of-sequence tag: not sent when looping.
                     Ok(t) if t.packet == VideoPacket::EndOfSequence => continue,
                     v => (MediaKind::Video, v.is_ok_and(|t| t.is_sequence_header())),
                 },
             };
-            tags.push(Tag { kind, timestamp: tag.timestamp, data: Bytes::copy_from_slice(tag.data), sequence_header });
+            tags.push(Tag {
+                kind,
+                timestamp: tag.timestamp,
+                data: Bytes::copy_from_slice(tag.data),
+                sequence_header,
+            });
         }
         if !tags.iter().any(|t| !t.sequence_header) {
-            return Err(Error::Input("the FLV file has no audio or video frames".into()));
+            return Err(Error::Input(
+                "the FLV file has no audio or video frames".into(),
+            ));
         }
         let (base_ms, period_ms) = loop_period(&tags);
-        Ok(Self { tags, metadata, base_ms, period_ms })
+        Ok(Self {
+            tags,
+            metadata,
+            base_ms,
+            period_ms,
+        })
     }
 
     /// The timestamp to send for the tag with file timestamp `ts` in loop `lap` (0-based):
@@ -125,10 +139,18 @@ pub fn loop_period(tags: &[Tag]) -> (u32, u32) {
     let base = frames().map(|t| t.timestamp).min().unwrap_or(0);
     let last = frames().map(|t| t.timestamp).max().unwrap_or(0);
     let step = |kind: MediaKind| {
-        let ts: Vec<u32> = frames().filter(|t| t.kind == kind).map(|t| t.timestamp).collect();
-        ts.windows(2).rev().map(|w| w[1].saturating_sub(w[0])).find(|&d| d > 0)
+        let ts: Vec<u32> = frames()
+            .filter(|t| t.kind == kind)
+            .map(|t| t.timestamp)
+            .collect();
+        ts.windows(2)
+            .rev()
+            .map(|w| w[1].saturating_sub(w[0]))
+            .find(|&d| d > 0)
     };
-    let frame = step(MediaKind::Video).or_else(|| step(MediaKind::Audio)).unwrap_or(DEFAULT_FRAME_MS);
+    let frame = step(MediaKind::Video)
+        .or_else(|| step(MediaKind::Audio))
+        .unwrap_or(DEFAULT_FRAME_MS);
     (base, last - base + frame)
 }
 
@@ -191,14 +213,23 @@ struct Shared {
 
 /// Runs the publishers until the file ends (once), `duration` passes, or Ctrl-C.
 pub async fn run(cfg: PublishConfig, clip: Clip) -> Result<PublishReport, Error> {
-    let tls = if cfg.url.tls { Some(net::insecure_connector()?) } else { None };
+    let tls = if cfg.url.tls {
+        Some(net::insecure_connector()?)
+    } else {
+        None
+    };
     let clip = Arc::new(clip);
     let shared = Arc::new(Shared::default());
     let t0 = Instant::now();
     let end = cfg.duration.map(|d| t0 + cfg.ramp * cfg.clients as u32 + d);
     let mut handles = Vec::new();
     for i in 0..cfg.clients {
-        let url = if cfg.clients > 1 { cfg.url.with_name(&format!("{}-{}", cfg.url.bare_name(), i + 1)) } else { cfg.url.clone() };
+        let url = if cfg.clients > 1 {
+            cfg.url
+                .with_name(&format!("{}-{}", cfg.url.bare_name(), i + 1))
+        } else {
+            cfg.url.clone()
+        };
         let (clip, shared, tls) = (clip.clone(), shared.clone(), tls.clone());
         let start = t0 + cfg.ramp * i as u32;
         let looping = cfg.looping;
@@ -212,7 +243,8 @@ pub async fn run(cfg: PublishConfig, clip: Clip) -> Result<PublishReport, Error>
                 max_late_ms: 0.0,
                 error: None,
             };
-            if let Err(e) = publish(&url, tls.as_ref(), &clip, looping, end, &shared, &mut r).await {
+            if let Err(e) = publish(&url, tls.as_ref(), &clip, looping, end, &shared, &mut r).await
+            {
                 shared.failed.fetch_add(1, Relaxed);
                 r.error = Some(e.to_string());
             }
@@ -221,7 +253,10 @@ pub async fn run(cfg: PublishConfig, clip: Clip) -> Result<PublishReport, Error>
     }
     let bar = (cfg.progress && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new_spinner();
-        b.set_style(ProgressStyle::with_template("{spinner} {elapsed} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         b
     });
     let mut last = (Instant::now(), 0u64);
@@ -257,7 +292,9 @@ pub async fn run(cfg: PublishConfig, clip: Clip) -> Result<PublishReport, Error>
         clients: cfg.clients,
         elapsed_s,
         errors: publishers.iter().filter(|p| p.error.is_some()).count(),
-        total_mbps: publishers.iter().map(|p| p.bytes).sum::<u64>() as f64 * 8.0 / 1e6 / elapsed_s.max(1e-3),
+        total_mbps: publishers.iter().map(|p| p.bytes).sum::<u64>() as f64 * 8.0
+            / 1e6
+            / elapsed_s.max(1e-3),
         publishers,
     })
 }
@@ -271,10 +308,19 @@ async fn publish(
     shared: &Shared,
     r: &mut PublisherResult,
 ) -> Result<(), Error> {
-    let mut io = timeout(START_TIMEOUT, net::connect(url, tls)).await.map_err(|_| Error::Timeout("connect"))??;
+    let mut io = timeout(START_TIMEOUT, net::connect(url, tls))
+        .await
+        .map_err(|_| Error::Timeout("connect"))??;
     let mut random = [0u8; HANDSHAKE_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
-    let mut session = ClientSession::new(random, 0, false, &url.tc_url(), &url.name, ClientMode::Publish);
+    let mut session = ClientSession::new(
+        random,
+        0,
+        false,
+        &url.tc_url(),
+        &url.name,
+        ClientMode::Publish,
+    );
     let mut buf = BytesMut::with_capacity(8192);
     let mut out = Vec::with_capacity(64 * 1024);
 
@@ -369,8 +415,16 @@ async fn flush(
 
 fn check_events(session: &mut ClientSession) -> Result<(), Error> {
     while let Some(ev) = session.poll_event() {
-        if let ClientEvent::Status { level, code, description } = ev {
-            if level == "error" || code == "NetStream.Publish.BadName" || code == "NetStream.Publish.Rejected" {
+        if let ClientEvent::Status {
+            level,
+            code,
+            description,
+        } = ev
+        {
+            if level == "error"
+                || code == "NetStream.Publish.BadName"
+                || code == "NetStream.Publish.Rejected"
+            {
                 return Err(Error::Refused { code, description });
             }
         }
@@ -383,12 +437,22 @@ mod tests {
     use super::*;
 
     fn tag(kind: MediaKind, timestamp: u32, sequence_header: bool) -> Tag {
-        Tag { kind, timestamp, data: Bytes::new(), sequence_header }
+        Tag {
+            kind,
+            timestamp,
+            data: Bytes::new(),
+            sequence_header,
+        }
     }
 
     fn clip(tags: Vec<Tag>) -> Clip {
         let (base_ms, period_ms) = loop_period(&tags);
-        Clip { tags, metadata: None, base_ms, period_ms }
+        Clip {
+            tags,
+            metadata: None,
+            base_ms,
+            period_ms,
+        }
     }
 
     #[test]
@@ -415,7 +479,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(sent, vec![0, 0, 0, 10, 33, 31, 66, 99, 109, 132, 130, 165, 198, 208, 231, 229, 264]);
+        assert_eq!(
+            sent,
+            vec![0, 0, 0, 10, 33, 31, 66, 99, 109, 132, 130, 165, 198, 208, 231, 229, 264]
+        );
         // Timestamps of one kind never go back across loops.
         assert!(video.windows(2).all(|w| w[1] > w[0]), "{video:?}");
         assert_eq!(c.due_ms(166, 2), 264);
@@ -425,18 +492,29 @@ mod tests {
     fn loop_period_fallbacks_and_wrap() {
         use MediaKind::*;
         // Audio only: the audio step is the frame duration.
-        let c = clip(vec![tag(Audio, 0, false), tag(Audio, 21, false), tag(Audio, 43, false)]);
+        let c = clip(vec![
+            tag(Audio, 0, false),
+            tag(Audio, 21, false),
+            tag(Audio, 43, false),
+        ]);
         assert_eq!((c.base_ms, c.period_ms), (0, 65));
         // One frame: the default frame duration.
         let c = clip(vec![tag(Video, 5, false)]);
         assert_eq!((c.base_ms, c.period_ms), (5, DEFAULT_FRAME_MS));
         // RTMP timestamps are 32-bit: a very late loop wraps instead of overflowing.
-        assert_eq!(c.rewrite(5, (1u64 << 32) / 33 + 1), ((((1u64 << 32) / 33 + 1) * 33) as u32));
+        assert_eq!(
+            c.rewrite(5, (1u64 << 32) / 33 + 1),
+            ((((1u64 << 32) / 33 + 1) * 33) as u32)
+        );
     }
 
     #[test]
     fn parses_a_real_file() {
-        let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../media/tests/assets/avc_aac_720p30.flv")).unwrap();
+        let file = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../media/tests/assets/avc_aac_720p30.flv"
+        ))
+        .unwrap();
         let c = Clip::parse(&file).unwrap();
         // 30 video + 48 audio frames and the two sequence headers (see media's assets README);
         // the end-of-sequence tag is dropped.

@@ -28,8 +28,12 @@ pub fn play_summary(r: &PlayReport) -> String {
         "| players | started | kept up | errors | first keyframe p50 / p90 / p99 / max (s) | bitrate min / median (kbit/s) | total (Mbit/s) |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    let fk = r.first_keyframe_s.map_or("–".into(), |d| format!("{:.3} / {:.3} / {:.3} / {:.3}", d.p50, d.p90, d.p99, d.max));
-    let br = r.bitrate_kbps.map_or("–".into(), |d| format!("{:.0} / {:.0}", d.min, d.p50));
+    let fk = r.first_keyframe_s.map_or("–".into(), |d| {
+        format!("{:.3} / {:.3} / {:.3} / {:.3}", d.p50, d.p90, d.p99, d.max)
+    });
+    let br = r
+        .bitrate_kbps
+        .map_or("–".into(), |d| format!("{:.0} / {:.0}", d.min, d.p50));
     let _ = writeln!(
         s,
         "| {} | {} | {} | {} | {fk} | {br} | {:.1} |",
@@ -65,12 +69,32 @@ pub fn play_summary(r: &PlayReport) -> String {
         );
     }
     for (kind, n) in &r.error_kinds {
-        let example = r.players.iter().find(|p| p.error_kind.as_deref() == Some(kind)).and_then(|p| p.error.as_deref());
+        let example = r
+            .players
+            .iter()
+            .find(|p| p.error_kind.as_deref() == Some(kind))
+            .and_then(|p| p.error.as_deref());
         let _ = writeln!(s, "error: {n}× {kind} (e.g. {})", example.unwrap_or("?"));
     }
-    let not_kept: Vec<_> = r.players.iter().filter(|p| p.error.is_none() && !p.kept_up).collect();
+    if let Some(edge) = r.live_edge_ratio.filter(|&e| e < r.rule.min_ratio) {
+        let _ = writeln!(
+            s,
+            "even the best player got only {edge:.3} s of media per second: the stream itself slowed (publisher, ingest) or the \
+             server slowed down for everyone; {} players kept within {:.0} % of that best player",
+            r.kept_up_vs_edge,
+            (1.0 - r.rule.min_ratio) * 100.0
+        );
+    }
+    let not_kept: Vec<_> = r
+        .players
+        .iter()
+        .filter(|p| p.error.is_none() && !p.kept_up)
+        .collect();
     if !not_kept.is_empty() {
-        let worst = not_kept.iter().map(|p| p.verdict.ratio.unwrap_or(0.0)).fold(f64::INFINITY, f64::min);
+        let worst = not_kept
+            .iter()
+            .map(|p| p.verdict.ratio.unwrap_or(0.0))
+            .fold(f64::INFINITY, f64::min);
         let gaps: u32 = not_kept.iter().map(|p| p.verdict.gaps).sum();
         let _ = writeln!(
             s,
@@ -84,7 +108,11 @@ pub fn play_summary(r: &PlayReport) -> String {
 /// The `rtmp-publish` summary.
 pub fn publish_summary(r: &PublishReport) -> String {
     let mut s = String::new();
-    let late = r.publishers.iter().map(|p| p.max_late_ms).fold(0.0, f64::max);
+    let late = r
+        .publishers
+        .iter()
+        .map(|p| p.max_late_ms)
+        .fold(0.0, f64::max);
     let _ = writeln!(
         s,
         "rtmp-publish: {} publishers, {} errors, {:.1} s, {:.2} Mbit/s sent in all, worst lateness {late:.1} ms",
@@ -98,7 +126,10 @@ pub fn publish_summary(r: &PublishReport) -> String {
             p.frames,
             p.bytes,
             p.laps,
-            p.error.as_deref().map(|e| format!(", error: {e}")).unwrap_or_default()
+            p.error
+                .as_deref()
+                .map(|e| format!(", error: {e}"))
+                .unwrap_or_default()
         );
     }
     s

@@ -70,7 +70,11 @@ pub struct KeptUpRule {
 
 impl Default for KeptUpRule {
     fn default() -> Self {
-        Self { min_ratio: 0.95, max_gap_ms: 1000, min_window_s: 1.0 }
+        Self {
+            min_ratio: 0.95,
+            max_gap_ms: 1000,
+            min_window_s: 1.0,
+        }
     }
 }
 
@@ -123,7 +127,10 @@ pub struct Verdict {
 impl Timeline {
     /// A timeline that counts steps above `max_gap_ms` as gaps.
     pub fn new(max_gap_ms: u32) -> Self {
-        Self { max_gap_ms: max_gap_ms as i64, ..Self::default() }
+        Self {
+            max_gap_ms: max_gap_ms as i64,
+            ..Self::default()
+        }
     }
 
     /// Records one media message. Timestamps are unwrapped by their signed 32-bit distance
@@ -133,7 +140,11 @@ impl Timeline {
             None => ts as i64,
             Some((raw, ext)) => ext + ts.wrapping_sub(raw) as i32 as i64,
         };
-        self.newest = if self.last.is_none() { ext } else { self.newest.max(ext) };
+        self.newest = if self.last.is_none() {
+            ext
+        } else {
+            self.newest.max(ext)
+        };
         self.last = Some((ts, ext));
         let slot = &mut self.last_by_kind[video as usize];
         if self.anchor.is_some() && self.close.is_none() {
@@ -161,14 +172,22 @@ impl Timeline {
     /// Starts the window now (once; only after media arrived).
     pub fn anchor(&mut self, at_s: f64, bytes: u64) {
         if self.anchor.is_none() && self.last.is_some() {
-            self.anchor = Some(Sample { at_s, media_ms: self.newest, bytes });
+            self.anchor = Some(Sample {
+                at_s,
+                media_ms: self.newest,
+                bytes,
+            });
         }
     }
 
     /// Ends the window now (once); later media is not counted.
     pub fn close(&mut self, at_s: f64, bytes: u64) {
         if self.close.is_none() {
-            self.close = Some(Sample { at_s, media_ms: self.newest, bytes });
+            self.close = Some(Sample {
+                at_s,
+                media_ms: self.newest,
+                bytes,
+            });
         }
     }
 
@@ -198,12 +217,45 @@ impl Timeline {
         let window_s = (end_s - a.at_s).max(0.0);
         let media_s = (newest - a.media_ms) as f64 / 1000.0;
         let ratio = (window_s > 0.0).then(|| media_s / window_s);
-        let kbps = (window_s > 0.0).then(|| bytes.saturating_sub(a.bytes) as f64 * 8.0 / 1000.0 / window_s);
+        let kbps = (window_s > 0.0)
+            .then(|| bytes.saturating_sub(a.bytes) as f64 * 8.0 / 1000.0 / window_s);
         let kept_up = window_s >= rule.min_window_s
             && ratio.is_some_and(|r| r >= rule.min_ratio)
             && self.gaps == 0;
-        Verdict { window_s, media_s, ratio, gaps: self.gaps, largest_step_ms: self.largest_step_ms, kbps, kept_up }
+        Verdict {
+            window_s,
+            media_s,
+            ratio,
+            gaps: self.gaps,
+            largest_step_ms: self.largest_step_ms,
+            kbps,
+            kept_up,
+        }
     }
+}
+
+/// The live edge as the best ratio among `verdicts`, at most 1 (a player cannot get media
+/// faster than it is published; one above 1 was catching up on a backlog), and how many
+/// verdicts kept up relative to it: the rule with `min_ratio` scaled by that ratio. This
+/// separates players that fell behind the stream from a stream that itself slowed down.
+pub fn relative_to_edge(verdicts: &[Verdict], rule: &KeptUpRule) -> (Option<f64>, usize) {
+    let Some(edge) = verdicts
+        .iter()
+        .filter_map(|v| v.ratio)
+        .max_by(f64::total_cmp)
+    else {
+        return (None, 0);
+    };
+    let edge = edge.min(1.0);
+    let n = verdicts
+        .iter()
+        .filter(|v| {
+            v.window_s >= rule.min_window_s
+                && v.gaps == 0
+                && v.ratio.is_some_and(|r| r >= rule.min_ratio * edge)
+        })
+        .count();
+    (Some(edge), n)
 }
 
 #[cfg(test)]
@@ -228,7 +280,14 @@ mod tests {
 
     /// Feeds a 30 fps video + ~47 fps audio stream that arrives at `rate` × real time, from
     /// media time `start_ms`, between wall-clock seconds `from` and `to`; returns bytes.
-    fn feed(t: &mut Timeline, start_ms: u32, from: f64, to: f64, rate: f64, skip: Option<(f64, f64)>) -> u64 {
+    fn feed(
+        t: &mut Timeline,
+        start_ms: u32,
+        from: f64,
+        to: f64,
+        rate: f64,
+        skip: Option<(f64, f64)>,
+    ) -> u64 {
         let mut bytes = 0;
         let mut wall = from;
         while wall < to {
@@ -308,8 +367,36 @@ mod tests {
         t.on_media(true, 60_000);
         let v = t.verdict(11.0, bytes * 2, &KeptUpRule::default());
         assert!(t.is_closed());
-        assert!((v.window_s - 8.0).abs() < 0.05 && (v.ratio.unwrap() - 1.0).abs() < 0.01, "{v:?}");
+        assert!(
+            (v.window_s - 8.0).abs() < 0.05 && (v.ratio.unwrap() - 1.0).abs() < 0.01,
+            "{v:?}"
+        );
         assert_eq!(v.gaps, 0);
+    }
+
+    #[test]
+    fn relative_to_the_best_player() {
+        let v = |ratio: f64, gaps| Verdict {
+            window_s: 30.0,
+            media_s: ratio * 30.0,
+            ratio: Some(ratio),
+            gaps,
+            largest_step_ms: 0,
+            kbps: None,
+            kept_up: ratio >= 0.95 && gaps == 0,
+        };
+        let rule = KeptUpRule::default();
+        // The stream itself ran at 0.92: nobody kept up with the wall clock, but only the
+        // player at 0.80 and the one with a gap fell behind the stream.
+        let all = [v(0.92, 0), v(0.919, 0), v(0.90, 0), v(0.80, 0), v(0.92, 1)];
+        assert_eq!(relative_to_edge(&all, &rule), (Some(0.92), 3));
+        assert_eq!(all.iter().filter(|x| x.kept_up).count(), 0);
+        assert_eq!(relative_to_edge(&[], &rule), (None, 0));
+        // A player catching up on a backlog (ratio above 1) does not raise the bar.
+        assert_eq!(
+            relative_to_edge(&[v(1.16, 0), v(0.96, 0), v(0.5, 0)], &rule),
+            (Some(1.0), 2)
+        );
     }
 
     #[test]
@@ -319,7 +406,14 @@ mod tests {
         t.anchor(0.0, 0);
         t.on_media(true, u32::MAX - 10);
         t.on_media(true, 13); // wrapped: +24 ms
-        let v = t.verdict(0.034, 0, &KeptUpRule { min_window_s: 0.0, ..Default::default() });
+        let v = t.verdict(
+            0.034,
+            0,
+            &KeptUpRule {
+                min_window_s: 0.0,
+                ..Default::default()
+            },
+        );
         assert_eq!(v.gaps, 0);
         assert!((v.media_s - 0.034).abs() < 1e-9, "{v:?}");
         assert!(v.kept_up);

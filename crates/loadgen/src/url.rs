@@ -20,7 +20,11 @@ pub struct RtmpUrl {
 impl RtmpUrl {
     /// Parses `rtmp[s]://HOST[:PORT]/APP/NAME[?QUERY]`.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let bad = |why: &str| Error::Url(format!("{s:?}: {why} (expected rtmp[s]://HOST[:PORT]/APP/NAME)"));
+        let bad = |why: &str| {
+            Error::Url(format!(
+                "{s:?}: {why} (expected rtmp[s]://HOST[:PORT]/APP/NAME)"
+            ))
+        };
         let (tls, rest) = if let Some(r) = s.strip_prefix("rtmps://") {
             (true, r)
         } else if let Some(r) = s.strip_prefix("rtmp://") {
@@ -35,7 +39,9 @@ impl RtmpUrl {
         }
         let default_port = if tls { 443 } else { 1935 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in host"))?;
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed [ in host"))?;
             let port = match after.strip_prefix(':') {
                 Some(p) => p.parse().map_err(|_| bad("bad port"))?,
                 None if after.is_empty() => default_port,
@@ -51,13 +57,23 @@ impl RtmpUrl {
         if host.is_empty() {
             return Err(bad("empty host"));
         }
-        Ok(Self { tls, host, port, app: app.to_string(), name: name.to_string() })
+        Ok(Self {
+            tls,
+            host,
+            port,
+            app: app.to_string(),
+            name: name.to_string(),
+        })
     }
 
     /// The `tcUrl` sent in `connect`: everything up to the application.
     pub fn tc_url(&self) -> String {
         let scheme = if self.tls { "rtmps" } else { "rtmp" };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         format!("{scheme}://{host}:{}/{}", self.port, self.app)
     }
 
@@ -68,7 +84,10 @@ impl RtmpUrl {
             Some(q) => format!("{name}?{q}"),
             None => name.to_string(),
         };
-        Self { name, ..self.clone() }
+        Self {
+            name,
+            ..self.clone()
+        }
     }
 
     /// The stream name without its query.
@@ -84,11 +103,23 @@ mod tests {
     #[test]
     fn parses_plain_tls_and_ipv6() {
         let u = RtmpUrl::parse("rtmp://127.0.0.1:1935/live/bench").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.app.as_str(), u.name.as_str()), (false, "127.0.0.1", 1935, "live", "bench"));
+        assert_eq!(
+            (
+                u.tls,
+                u.host.as_str(),
+                u.port,
+                u.app.as_str(),
+                u.name.as_str()
+            ),
+            (false, "127.0.0.1", 1935, "live", "bench")
+        );
         assert_eq!(u.tc_url(), "rtmp://127.0.0.1:1935/live");
 
         let u = RtmpUrl::parse("rtmps://example.org/live/cam?key=s3").unwrap();
-        assert_eq!((u.tls, u.port, u.name.as_str(), u.bare_name()), (true, 443, "cam?key=s3", "cam"));
+        assert_eq!(
+            (u.tls, u.port, u.name.as_str(), u.bare_name()),
+            (true, 443, "cam?key=s3", "cam")
+        );
         assert_eq!(u.with_name("cam-2").name, "cam-2?key=s3");
 
         let u = RtmpUrl::parse("rtmp://[::1]:1940/app/x").unwrap();
@@ -98,7 +129,14 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_use() {
-        for s in ["http://h/live/x", "rtmp://h/live", "rtmp://h/live/", "rtmp://h:99999/live/x", "rtmp://:1935/live/x", "rtmp://[::1/live/x"] {
+        for s in [
+            "http://h/live/x",
+            "rtmp://h/live",
+            "rtmp://h/live/",
+            "rtmp://h:99999/live/x",
+            "rtmp://:1935/live/x",
+            "rtmp://[::1/live/x",
+        ] {
             assert!(RtmpUrl::parse(s).is_err(), "{s}");
         }
     }

@@ -12,7 +12,10 @@ use loadgen::{
 };
 use tokio::sync::oneshot;
 
-const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../media/tests/assets/avc_aac_720p30.flv");
+const FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../media/tests/assets/avc_aac_720p30.flv"
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_keep_up_with_a_looping_publisher() {
@@ -54,8 +57,12 @@ async fn players_keep_up_with_a_looping_publisher() {
             duration: Duration::from_secs(3),
             ramp: Duration::from_millis(20),
             settle: Duration::from_millis(1200),
-            rule: KeptUpRule { min_window_s: 1.0, ..Default::default() },
+            rule: KeptUpRule {
+                min_window_s: 1.0,
+                ..Default::default()
+            },
             server_pid: Some(std::process::id()),
+            server_self_only: false,
             progress: false,
         })
     };
@@ -66,24 +73,44 @@ async fn players_keep_up_with_a_looping_publisher() {
     );
     for r in [plain.unwrap(), tls.unwrap()] {
         let summary = loadgen::report::play_summary(&r);
-        assert_eq!((r.errors, r.started, r.kept_up), (0, r.clients, r.clients), "{summary}\n{:#?}", r.players);
+        assert_eq!(
+            (r.errors, r.started, r.kept_up),
+            (0, r.clients, r.clients),
+            "{summary}\n{:#?}",
+            r.players
+        );
         let fk = r.first_keyframe_s.unwrap();
         assert!(fk.max < 1.0, "{summary}");
         // The file is ~300 kbit/s of video plus audio.
         let br = r.bitrate_kbps.unwrap();
         assert!(br.min > 150.0 && br.max < 1500.0, "{summary}");
-        assert!(r.server.is_some_and(|s| s.rss_end_kib > 0) && r.server_cpu_pct_per_100.is_some(), "{summary}");
+        assert!(
+            r.server.is_some_and(|s| s.rss_end_kib > 0) && r.server_cpu_pct_per_100.is_some(),
+            "{summary}"
+        );
         for p in &r.players {
-            assert!(p.verdict.ratio.unwrap() > 0.95 && p.verdict.gaps == 0, "{p:?}");
+            assert!(
+                p.verdict.ratio.unwrap() > 0.95 && p.verdict.gaps == 0,
+                "{p:?}"
+            );
         }
     }
     let missing = missing.unwrap();
     assert_eq!((missing.errors, missing.kept_up), (1, 0));
-    assert_eq!(missing.error_kinds.keys().next().map(String::as_str), Some("NetStream.Play.StreamNotFound"));
+    assert_eq!(
+        missing.error_kinds.keys().next().map(String::as_str),
+        Some("NetStream.Play.StreamNotFound")
+    );
 
     let p = publishers.await.unwrap().unwrap();
     assert_eq!(p.errors, 0, "{}", loadgen::report::publish_summary(&p));
-    assert!(p.publishers.iter().all(|x| x.laps >= 6 && x.max_late_ms < 200.0), "{:?}", p.publishers);
+    assert!(
+        p.publishers
+            .iter()
+            .all(|x| x.laps >= 6 && x.max_late_ms < 200.0),
+        "{:?}",
+        p.publishers
+    );
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(&data_dir);
