@@ -6,6 +6,9 @@ want=(ffmpeg)
 if [[ "${1:-run}" == test ]]; then
   want+=(chromium openssl rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
 fi
+# npm (for dash.js and, in tests, playwright-core): use the machine's Node if it has one,
+# else Debian's.
+command -v npm >/dev/null || want+=(nodejs npm)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
