@@ -57,6 +57,10 @@ pub struct Limits {
     pub max_message_size: usize,
     /// Frames a player may fall behind before it skips to the next keyframe.
     pub player_queue_frames: usize,
+    /// Frames for an RTMP player are merged into one write per this many milliseconds (0:
+    /// write each frame at once). Costs at most this much latency, saves most of the CPU per
+    /// player.
+    pub player_batch_ms: u64,
     /// Most bytes of one GOP kept for late joiners; a longer GOP is not cached.
     pub max_gop_bytes: usize,
 }
@@ -72,6 +76,7 @@ impl Default for Limits {
             max_publishers: 16,
             max_message_size: 8 << 20,
             player_queue_frames: 1024,
+            player_batch_ms: 100,
             max_gop_bytes: 32 << 20,
         }
     }
@@ -175,6 +180,9 @@ impl Config {
         }
         if l.max_connections == 0 || l.max_connections_per_ip == 0 || l.max_publishers == 0 {
             return Err(ConfigError::Invalid("[limits] max_connections, max_connections_per_ip and max_publishers must be at least 1".into()));
+        }
+        if l.player_batch_ms > 1000 {
+            return Err(ConfigError::Invalid("[limits] player_batch_ms must be at most 1000".into()));
         }
         if l.player_queue_frames < 16 {
             return Err(ConfigError::Invalid("[limits] player_queue_frames must be at least 16".into()));

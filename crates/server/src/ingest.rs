@@ -349,6 +349,7 @@ impl Conn<'_> {
                 return Ok(());
             }
             let write_timeout = self.ctx.limits.write_timeout();
+            let batch_window = std::time::Duration::from_millis(self.ctx.limits.player_batch_ms);
             if let Some(p) = &mut self.playing {
                 tokio::select! {
                     r = io.read_buf(buf) => {
@@ -368,15 +369,32 @@ impl Conn<'_> {
                             // syscall (and one TLS record) for several frames.
                             let first = frame.encoded(p.stream_id);
                             let mut batch: Option<Vec<u8>> = None;
+                            // Frames are merged into one write: those already waiting, and those
+                            // arriving within the batch window. One wakeup and one syscall per
+                            // window instead of per frame is most of the CPU per player (SRS
+                            // merges writes the same way); it delays frames by at most the window.
+                            let deadline = tokio::time::Instant::now() + batch_window;
                             while batch.as_ref().map_or(first.len(), Vec::len) < BATCH_BYTES {
                                 let next = match p.rx.try_recv() {
+                                    Ok(f) => Ok(f),
+                                    Err(broadcast::error::TryRecvError::Empty) if !batch_window.is_zero() => {
+                                        match tokio::time::timeout_at(deadline, p.rx.recv()).await {
+                                            Ok(r) => r.map_err(|e| matches!(e, broadcast::error::RecvError::Lagged(_))),
+                                            Err(_) => break,
+                                        }
+                                    }
+                                    Err(broadcast::error::TryRecvError::Lagged(_)) => Err(true),
+                                    Err(_) => Err(false),
+                                };
+                                let next = match next {
                                     Ok(f) => f,
-                                    Err(broadcast::error::TryRecvError::Lagged(_)) => {
-                                        counter!("ferrocast_player_lag_skips_total").increment(1);
-                                        p.skip_to_keyframe = p.stream.info().video_codec.is_some();
+                                    Err(lagged) => {
+                                        if lagged {
+                                            counter!("ferrocast_player_lag_skips_total").increment(1);
+                                            p.skip_to_keyframe = p.stream.info().video_codec.is_some();
+                                        }
                                         break;
                                     }
-                                    Err(_) => break,
                                 };
                                 let b = batch.get_or_insert_with(|| first.to_vec());
                                 b.extend_from_slice(&next.encoded(p.stream_id));
