@@ -27,6 +27,9 @@ use crate::{
     validate::Tracks,
 };
 
+/// Audio frames kept for late joiners of an audio-only stream (about 2 s of AAC).
+const AUDIO_TAIL_FRAMES: usize = 96;
+
 /// One audio or video message as published.
 #[derive(Debug)]
 pub struct Frame {
@@ -164,9 +167,15 @@ impl Stream {
             c.gop.push(frame.clone());
             c.gop_bytes = frame.payload.len();
         } else if !c.gop.is_empty() || (frame.kind == MediaKind::Audio && c.video_header.is_none()) {
-            // Audio-only streams have no keyframes: keep a bounded tail of audio instead.
+            // Audio-only streams have no keyframes: keep a short tail of audio instead (it
+            // used to grow to max_gop_bytes, found by the soak: RSS kept rising).
             c.gop_bytes += frame.payload.len();
             c.gop.push(frame.clone());
+            if c.video_header.is_none() && c.gop.len() > AUDIO_TAIL_FRAMES {
+                let drop = c.gop.len() - AUDIO_TAIL_FRAMES;
+                let freed: usize = c.gop.drain(..drop).map(|f| f.payload.len()).sum();
+                c.gop_bytes -= freed;
+            }
             if c.gop_bytes > self.max_gop_bytes {
                 // A GOP this long is not worth caching; late joiners wait for a keyframe.
                 c.gop.clear();
@@ -418,6 +427,18 @@ mod tests {
             h.stream.push(video(i * 33, i % 30 == 0, false));
         }
         assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
+    }
+
+    #[test]
+    fn audio_only_tail_is_bounded() {
+        let hub = Arc::new(Hub::new(16, 1 << 30));
+        let h = hub.publish("a", addr()).unwrap();
+        for i in 0..1000u32 {
+            h.stream.push(Frame::new(MediaKind::Audio, i * 21, Bytes::from(vec![0xAF, 1, 0, 0])));
+        }
+        let (snap, _, _g) = h.stream.subscribe().unwrap();
+        assert_eq!(snap.frames.len(), AUDIO_TAIL_FRAMES);
+        assert_eq!(snap.frames.last().unwrap().timestamp, 999 * 21);
     }
 
     #[test]
