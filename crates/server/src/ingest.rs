@@ -222,6 +222,15 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// Frames queued for a player (about 2 s of video and audio) that count as congestion.
 const CONGESTED_BACKLOG: usize = 150;
 
+impl Playing {
+    /// The player lost frames: resume at the next keyframe so its decoder restarts clean
+    /// (audio-only streams have no keyframes to wait for).
+    fn fell_behind(&mut self) {
+        counter!("ferrocast_player_lag_skips_total").increment(1);
+        self.skip_to_keyframe = self.stream.info().video_codec.is_some();
+    }
+}
+
 /// Renditions of the automatic mode, best first.
 const AUTO_LEVELS: [&str; 3] = ["v720", "v400", "a64"];
 /// A frame write that blocks this long means the player's connection is congested.
@@ -390,8 +399,7 @@ impl Conn<'_> {
                                     Ok(f) => f,
                                     Err(lagged) => {
                                         if lagged {
-                                            counter!("ferrocast_player_lag_skips_total").increment(1);
-                                            p.skip_to_keyframe = p.stream.info().video_codec.is_some();
+                                            p.fell_behind();
                                         }
                                         break;
                                     }
@@ -410,10 +418,8 @@ impl Conn<'_> {
                             self.adapt(congested, session, out);
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
-                            counter!("ferrocast_player_lag_skips_total").increment(1);
                             debug!(peer = %self.peer, skipped = n, "player fell behind; skipping to the next keyframe");
-                            // Audio-only streams have no keyframes to wait for.
-                            p.skip_to_keyframe = p.stream.info().video_codec.is_some();
+                            p.fell_behind();
                             self.adapt(true, session, out);
                         }
                         Err(broadcast::error::RecvError::Closed) => {
