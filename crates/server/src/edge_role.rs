@@ -6,6 +6,7 @@
 use std::{
     fmt::Write as _,
     net::SocketAddr,
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
@@ -26,9 +27,13 @@ use hyper_util::{
 };
 use metrics::counter;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::names::is_valid_stream_name;
+use crate::{
+    coord::{ClusterEvent, DistLock, EncoderInfo, EventBus, LockToken, Registry, SessionMap},
+    health::Health,
+    names::is_valid_stream_name,
+};
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -37,7 +42,33 @@ type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 pub struct EdgeState {
     edge: Edge,
     client: HttpClient,
+    cluster: Option<Arc<EdgeCluster>>,
+    health: Health,
 }
+
+/// Cluster mode: origins are the encoders registered in Redis, the encoder holding a stream
+/// (session map) is asked first, one edge at a time fetches a new object from the origin
+/// (the others get it from that edge), and origin events invalidate cached manifests.
+pub struct EdgeCluster {
+    /// Live encoders.
+    pub registry: Arc<dyn Registry>,
+    /// Stream → encoder.
+    pub sessions: Arc<dyn SessionMap>,
+    /// Who fetches an object from the origin.
+    pub lock: Arc<dyn DistLock>,
+    /// Segment-ready / stream-ended events.
+    pub events: Arc<dyn EventBus>,
+    /// This edge's own URL as other edges reach it (`http://HOST:PORT`).
+    pub advertise: String,
+    encoders: RwLock<Vec<EncoderInfo>>,
+}
+
+/// How long one edge holds the fetch lock for an object at most (a crashed holder's lock
+/// expires by itself).
+const FETCH_LOCK_TTL: Duration = Duration::from_secs(10);
+/// Marks a request from another edge (the lock holder serves it from its cache or its fetch
+/// in flight, never by locking again).
+const PEER_HEADER: &str = "x-ferrocast-peer";
 
 /// Why the edge cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +101,26 @@ impl EdgeState {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(64).build(connector);
-        Ok(Self { edge, client })
+        Ok(Self { edge, client, cluster: None, health: Health::default() })
+    }
+
+    /// An edge in a cluster: origins come from the registry and change as encoders come and
+    /// go; events invalidate the cache. Starts the background tasks that keep it current.
+    pub fn cluster(
+        registry: Arc<dyn Registry>,
+        sessions: Arc<dyn SessionMap>,
+        lock: Arc<dyn DistLock>,
+        events: Arc<dyn EventBus>,
+        advertise: String,
+        health: Health,
+    ) -> Self {
+        let mut st = Self::new(&[]).expect("no origins to check");
+        let c = Arc::new(EdgeCluster { registry, sessions, lock, events, advertise, encoders: RwLock::new(vec![]) });
+        st.cluster = Some(c.clone());
+        st.health = health;
+        tokio::spawn(refresh_origins(st.edge.clone(), c.clone()));
+        tokio::spawn(invalidate_on_events(st.edge.clone(), c.events.subscribe()));
+        st
     }
 
     /// The cache logic, for tests and metrics.
@@ -82,7 +132,7 @@ impl EdgeState {
 /// The edge's routes: `/live/…` through the cache, plus health and metrics.
 pub fn router(state: EdgeState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(|State(st): State<EdgeState>| async move { st.health.respond().await }))
         .route("/metrics", get(metrics))
         .route("/live/{*path}", get(live).head(live))
         .fallback(|m: Method| async move {
@@ -139,9 +189,11 @@ async fn live(State(st): State<EdgeState>, method: Method, uri: Uri, headers: He
     if !valid {
         return (StatusCode::BAD_REQUEST, "bad path: expected /live/NAME/…\n").into_response();
     }
+    let from_peer = headers.contains_key(PEER_HEADER);
     let fetch = {
         let (edge, client, key, stream) = (st.edge.clone(), st.client.clone(), key.clone(), stream.clone());
-        move || fetch_origin(edge, client, stream, key)
+        let cluster = st.cluster.clone().filter(|_| !from_peer);
+        move || fetch_locked(edge, client, cluster, stream, key)
     };
     match st.edge.get(&key, fetch).await {
         Err(e) => error_response(&e),
@@ -195,61 +247,181 @@ fn error_response(e: &EdgeError) -> Response {
     r
 }
 
-/// Fetches `key` from the first origin of the stream's ring order that answers.
-async fn fetch_origin(edge: Edge, client: HttpClient, stream: String, key: String) -> Result<OriginResponse, OriginError> {
-    let candidates = edge.origin_candidates(&stream);
+/// Keeps the origin ring equal to the registered encoders.
+async fn refresh_origins(edge: Edge, c: Arc<EdgeCluster>) {
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    let mut last: Option<Vec<String>> = None;
+    loop {
+        iv.tick().await;
+        let encoders = match c.registry.encoders().await {
+            Ok(e) => e,
+            Err(e) => {
+                // Keep the last known origins: cached and in-flight playback goes on.
+                if last.is_some() {
+                    warn!("edge: encoder list unavailable, keeping the last known origins: {e}");
+                }
+                continue;
+            }
+        };
+        let urls: Vec<String> = encoders.iter().map(|e| e.http.clone()).collect();
+        if last.as_ref() != Some(&urls) {
+            info!(origins = ?urls, "edge: origins changed");
+            edge.set_origins(Ring::uniform(urls.iter().cloned()));
+            last = Some(urls);
+        }
+        *c.encoders.write().unwrap() = encoders;
+    }
+}
+
+/// Drops cached manifests when a segment lands and everything of a stream when it ends.
+async fn invalidate_on_events(edge: Edge, mut rx: tokio::sync::broadcast::Receiver<ClusterEvent>) {
+    loop {
+        match rx.recv().await {
+            Ok(ClusterEvent::Segment { stream, rep, .. }) => {
+                counter!("ferrocast_edge_invalidations_total", "kind" => "segment").increment(1);
+                for k in [format!("live/{stream}/manifest.mpd"), format!("live/{stream}/master.m3u8"), format!("live/{stream}/{rep}/index.m3u8")] {
+                    edge.invalidate(&k).await;
+                }
+            }
+            Ok(ClusterEvent::Ended { stream }) => {
+                counter!("ferrocast_edge_invalidations_total", "kind" => "ended").increment(1);
+                edge.invalidate_prefix(&format!("live/{stream}/"));
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// In a cluster, takes the object's fetch lock first: the holder fetches from the origin, the
+/// others from the holder (whose cache or fetch in flight serves them), so the origin sees one
+/// fetch per object however many edges ask. Without Redis, every edge fetches for itself.
+async fn fetch_locked(edge: Edge, client: HttpClient, cluster: Option<Arc<EdgeCluster>>, stream: String, key: String) -> Result<OriginResponse, OriginError> {
+    let Some(c) = cluster else { return fetch_origin(edge, client, None, stream, key, None).await };
+    let preferred = match c.sessions.get(&stream).await {
+        Ok(Some(id)) => c.encoders.read().unwrap().iter().find(|e| e.id == id).map(|e| e.http.clone()),
+        _ => None,
+    };
+    match c.lock.try_lock(&key, &c.advertise, FETCH_LOCK_TTL).await {
+        Ok(Ok(token)) => {
+            counter!("ferrocast_edge_fetch_lock_total", "outcome" => "acquired").increment(1);
+            let release = Release { lock: c.lock.clone(), key: key.clone(), token };
+            fetch_origin(edge, client, preferred, stream, key, Some(release)).await
+        }
+        Ok(Err(holder)) if !holder.is_empty() && holder != c.advertise => {
+            counter!("ferrocast_edge_fetch_lock_total", "outcome" => "peer").increment(1);
+            match fetch_from(&client, &holder, &key, true).await {
+                Ok(r) if r.0.status < 500 => Ok(finish(r, None).await?),
+                _ => {
+                    debug!(%holder, %key, "edge: lock holder did not serve the object; going to the origin");
+                    fetch_origin(edge, client, preferred, stream, key, None).await
+                }
+            }
+        }
+        Ok(Err(_)) => fetch_origin(edge, client, preferred, stream, key, None).await,
+        Err(e) => {
+            counter!("ferrocast_edge_fetch_lock_total", "outcome" => "unavailable").increment(1);
+            debug!("edge: fetch lock unavailable ({e}); fetching without it");
+            fetch_origin(edge, client, preferred, stream, key, None).await
+        }
+    }
+}
+
+/// Releases a fetch lock when the object has been read in full.
+struct Release {
+    lock: Arc<dyn DistLock>,
+    key: String,
+    token: LockToken,
+}
+
+impl Release {
+    async fn run(self) {
+        let _ = self.lock.unlock(&self.key, &self.token).await;
+    }
+}
+
+type Fetched = (ObjectHead, hyper::body::Incoming);
+
+async fn fetch_from(client: &HttpClient, base: &str, key: &str, peer: bool) -> Result<Fetched, OriginError> {
+    let uri: Uri = format!("{base}/{key}").parse().map_err(|e: axum::http::uri::InvalidUri| OriginError::Request(e.to_string()))?;
+    let mut req = axum::http::Request::get(uri);
+    if peer {
+        req = req.header(PEER_HEADER, "1");
+    }
+    let req = req.body(Empty::new()).map_err(|e| OriginError::Request(e.to_string()))?;
+    let resp = client.request(req).await.map_err(|e| OriginError::Connect(format!("{base}: {e}")))?;
+    let hv = |n: header::HeaderName| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let head = ObjectHead {
+        status: resp.status().as_u16(),
+        content_type: hv(header::CONTENT_TYPE),
+        cache_control: hv(header::CACHE_CONTROL),
+        etag: hv(header::ETAG),
+        content_length: hv(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+    };
+    Ok((head, resp.into_body()))
+}
+
+/// Reads a response: whole when its length is known, else chunk by chunk to the waiters.
+async fn finish((head, mut body): Fetched, release: Option<Release>) -> Result<OriginResponse, OriginError> {
+    if head.content_length.is_some() {
+        let r = body.collect().await.map_err(|e| OriginError::Body(e.to_string()));
+        if let Some(rel) = release {
+            rel.run().await;
+        }
+        return Ok(OriginResponse::full(head, r?.to_bytes()));
+    }
+    // A segment in progress: hand chunks to the waiting viewers as they arrive.
+    let (tx, rx) = mpsc::channel::<Result<Bytes, OriginError>>(64);
+    tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let item = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => Ok(d),
+                    Err(_) => continue,
+                },
+                Err(e) => Err(OriginError::Body(e.to_string())),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+        if let Some(rel) = release {
+            rel.run().await;
+        }
+    });
+    Ok(OriginResponse::stream(head, rx))
+}
+
+/// Fetches `key` from the first origin of the stream's ring order that answers (`preferred`
+/// first: the encoder that holds the stream).
+async fn fetch_origin(edge: Edge, client: HttpClient, preferred: Option<String>, stream: String, key: String, release: Option<Release>) -> Result<OriginResponse, OriginError> {
+    let mut candidates = edge.origin_candidates(&stream);
+    if let Some(p) = preferred {
+        candidates.retain(|c| *c != p);
+        candidates.insert(0, p);
+    }
     if candidates.is_empty() {
+        if let Some(rel) = release {
+            rel.run().await;
+        }
         return Err(OriginError::NoOrigin);
     }
     let mut last = OriginError::NoOrigin;
     for origin in candidates {
-        let uri: Uri = match format!("{origin}/{key}").parse() {
-            Ok(u) => u,
-            Err(e) => {
-                last = OriginError::Request(e.to_string());
-                continue;
-            }
-        };
-        let resp = match client.get(uri).await {
-            Ok(r) => r,
+        match fetch_from(&client, &origin, &key, false).await {
             Err(e) => {
                 edge.report_origin(&origin, false);
-                last = OriginError::Connect(format!("{origin}: {e}"));
-                continue;
+                last = e;
             }
-        };
-        edge.report_origin(&origin, !resp.status().is_server_error());
-        let hv = |n: header::HeaderName| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let head = ObjectHead {
-            status: resp.status().as_u16(),
-            content_type: hv(header::CONTENT_TYPE),
-            cache_control: hv(header::CACHE_CONTROL),
-            etag: hv(header::ETAG),
-            content_length: hv(header::CONTENT_LENGTH).and_then(|v| v.parse().ok()),
-        };
-        let mut body = resp.into_body();
-        if head.content_length.is_some() {
-            let bytes = body.collect().await.map_err(|e| OriginError::Body(e.to_string()))?.to_bytes();
-            return Ok(OriginResponse::full(head, bytes));
+            Ok(f) => {
+                edge.report_origin(&origin, f.0.status < 500);
+                return finish(f, release).await;
+            }
         }
-        // A segment in progress: hand chunks to the waiting viewers as they arrive.
-        let (tx, rx) = mpsc::channel::<Result<Bytes, OriginError>>(64);
-        tokio::spawn(async move {
-            while let Some(frame) = body.frame().await {
-                let item = match frame {
-                    Ok(f) => match f.into_data() {
-                        Ok(d) => Ok(d),
-                        Err(_) => continue,
-                    },
-                    Err(e) => Err(OriginError::Body(e.to_string())),
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    return;
-                }
-            }
-        });
-        return Ok(OriginResponse::stream(head, rx));
+    }
+    if let Some(rel) = release {
+        rel.run().await;
     }
     Err(last)
 }

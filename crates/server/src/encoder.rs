@@ -12,6 +12,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use crate::{
+    coord::EventBus,
     dash::DashRegistry,
     hub::Stream,
     ladder::ladder,
@@ -30,6 +31,8 @@ pub struct Encoder {
     pub store: SegmentStore,
     /// Stream records.
     pub meta: Arc<dyn MetaStore>,
+    /// Where segment-ready and stream-ended events go (edges invalidate on them).
+    pub events: Arc<dyn EventBus>,
     /// Presentations served over HTTP.
     pub dash: Arc<DashRegistry>,
     /// Streams being packaged right now (shutdown waits for them to flush).
@@ -58,7 +61,7 @@ impl Encoder {
         tokio::spawn(transcode::run(stream, tracks, ladder.clone(), self.transcode.clone(), stats, tx));
         let active = self.active.clone();
         active.fetch_add(1, Ordering::AcqRel);
-        let packaging = packager::run(state, ladder, self.store.clone(), self.meta.clone(), self.hub.clone(), rx);
+        let packaging = packager::run(state, ladder, self.store.clone(), self.meta.clone(), self.events.clone(), self.hub.clone(), rx);
         tokio::spawn(async move {
             packaging.await;
             active.fetch_sub(1, Ordering::AcqRel);

@@ -34,6 +34,8 @@ pub struct HttpState {
     pub dash: Arc<DashRegistry>,
     /// Where segments are.
     pub store: SegmentStore,
+    /// Backends `/healthz` checks.
+    pub health: crate::health::Health,
 }
 
 /// One entry of `GET /api/streams`.
@@ -70,7 +72,7 @@ pub struct StreamEntry {
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/", get(index))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(|State(st): State<HttpState>| async move { st.health.respond().await }))
         .route("/api/streams", get(streams))
         .route("/metrics", get(metrics))
         .route("/time", get(time))

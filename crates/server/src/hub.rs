@@ -197,6 +197,11 @@ impl Stream {
         Some((snap, rx, PlayerGuard(self.clone())))
     }
 
+    /// True once the publisher left.
+    pub fn is_ended(&self) -> bool {
+        self.tx.lock().unwrap().is_none()
+    }
+
     /// Counts a viewer of this stream for as long as the guard lives (for players that watch
     /// one of its renditions).
     pub fn viewer(self: &Arc<Self>) -> PlayerGuard {

@@ -28,6 +28,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::{
+    relay::{self, Resolver},
     auth::PublishAuth,
     config::Limits,
     hub::{rendition_name, Frame, Hub, PlayerGuard, PublishHandle, Stream},
@@ -59,6 +60,9 @@ pub struct RtmpContext {
     pub per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Flips to true at shutdown: every connection closes (publishers' streams end cleanly).
     pub shutdown: watch::Receiver<bool>,
+    /// Relay mode (edge, gateway): accepted streams are forwarded to the upstream this picks,
+    /// and a publish is answered only once the upstream took it.
+    pub upstream: Option<Arc<dyn Resolver>>,
 }
 
 /// Holds one of an address's connection slots.
@@ -259,6 +263,15 @@ struct Conn<'a> {
     playing: Option<Playing>,
     /// Set when the connection must end once pending output is flushed (a refused stream).
     closing: Option<String>,
+    /// A publish waiting for the upstream's answer (relay mode).
+    pending_relay: Option<PendingRelay>,
+}
+
+struct PendingRelay {
+    stream_id: u32,
+    name: String,
+    query: Option<String>,
+    handle: PublishHandle,
 }
 
 struct Publishing {
@@ -290,7 +303,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, c
     .await
     .map_err(|_| ConnError::Timeout("RTMP handshake did not finish in time"))??;
 
-    let mut conn = Conn { ctx, peer, app: String::new(), publishing: None, playing: None, closing: None };
+    let mut conn = Conn { ctx, peer, app: String::new(), publishing: None, playing: None, closing: None, pending_relay: None };
     let r = conn.run(&mut io, &mut session, &mut buf, &mut out).await;
     if let Some(p) = &conn.publishing {
         info!(%peer, stream = %p.handle.stream.name, "publish ended");
@@ -330,6 +343,12 @@ impl Conn<'_> {
                     break;
                 }
                 session.handle_input(buf)?;
+            }
+            if let Some(p) = self.pending_relay.take() {
+                self.relay_publish(p, session).await;
+                // Media that arrived behind the publish waits in `buf`.
+                session.handle_input(buf)?;
+                continue;
             }
             session.poll_transmit(out);
             if !out.is_empty() {
@@ -572,6 +591,10 @@ impl Conn<'_> {
             return refuse(session, e.label(), "NetStream.Publish.Unauthorized", e.to_string());
         }
         match self.ctx.hub.publish(name, self.peer) {
+            Ok(h) if self.ctx.upstream.is_some() => {
+                // Answered once the upstream has decided (see `relay_publish`).
+                self.pending_relay = Some(PendingRelay { stream_id, name: name.to_owned(), query: query.map(str::to_owned), handle: h });
+            }
             Ok(h) => {
                 info!(peer = %self.peer, stream = %name, "publishing");
                 counter!("ferrocast_publishes_total").increment(1);
@@ -579,6 +602,31 @@ impl Conn<'_> {
                 self.publishing = Some(Publishing { stream_id, handle: h, validator: Some(Validator::new()) });
             }
             Err(e) => refuse(session, "busy", "NetStream.Publish.BadName", e.to_string()),
+        }
+    }
+
+    /// Relay mode: publishes upstream, then accepts (and starts forwarding) or refuses with
+    /// the upstream's reason.
+    async fn relay_publish(&mut self, p: PendingRelay, session: &mut ServerSession) {
+        let Some(resolver) = self.ctx.upstream.clone() else { return };
+        let r = match resolver.resolve(&p.name).await {
+            Ok(route) => relay::connect(route, &p.name, p.query.as_deref()).await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(up) => {
+                info!(peer = %self.peer, stream = %p.name, upstream = %up.route.addr, "publishing (relayed)");
+                counter!("ferrocast_publishes_total").increment(1);
+                session.accept_publish(p.stream_id, &p.name);
+                tokio::spawn(relay::forward(p.handle.stream.clone(), p.name, p.query, up, resolver));
+                self.publishing = Some(Publishing { stream_id: p.stream_id, handle: p.handle, validator: Some(Validator::new()) });
+            }
+            Err(e) => {
+                counter!("ferrocast_publish_rejected_total", "reason" => "upstream").increment(1);
+                warn!(peer = %self.peer, stream = %p.name, "publish refused upstream: {e}");
+                session.reject_publish(p.stream_id, e.code(), &format!("stream {:?} refused: {e}", p.name));
+                self.closing = Some(e.to_string());
+            }
         }
     }
 

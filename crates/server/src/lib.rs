@@ -9,9 +9,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod coord;
 pub mod dash;
 pub mod edge_role;
 pub mod encoder;
+pub mod gateway;
+pub mod health;
 pub mod hls;
 pub mod http;
 pub mod hub;
@@ -24,11 +27,14 @@ pub mod names;
 pub mod packager;
 pub mod player;
 pub mod probe;
+pub mod redis_backend;
+pub mod relay;
 pub mod remux;
+pub mod roles;
 mod serve;
 pub mod store;
 pub mod tls;
 pub mod transcode;
 pub mod validate;
 
-pub use serve::{bind, run, Listeners, ServeError};
+pub use serve::{bind, run, run_role, Listeners, RoleOptions, ServeError};

@@ -19,14 +19,48 @@ enum Command {
     /// A DASH/HLS caching edge in front of origins (`ferrocast serve` instances or encoders):
     /// request coalescing, byte-bounded LRU/TTL cache, per-object token buckets, circuit
     /// breakers, adaptive origin timeouts, Ketama origin choice with failover.
+    ///
+    /// In a cluster (`--redis`), the origins are the encoders registered in Redis, edges share
+    /// a fetch lock and invalidate on the encoders' events, and with `--gateway` the edge also
+    /// takes RTMP/RTMPS publishes and relays them to the gateway.
     Edge {
-        /// Origins, `http://HOST:PORT`, comma-separated.
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Fixed origins, `http://HOST:PORT`, comma-separated (without --redis).
+        #[arg(long, value_delimiter = ',', required_unless_present = "redis", conflicts_with = "redis")]
         origin: Vec<String>,
+        /// Cluster mode: Redis holding the cluster's state (`redis://HOST:PORT`).
+        #[arg(long)]
+        redis: Option<String>,
+        /// Relay publishes to this gateway (`rtmp://HOST:PORT`); needs --redis.
+        #[arg(long, requires = "redis")]
+        gateway: Option<String>,
+        /// RTMP listener for publishes (with --gateway).
+        #[arg(long, default_value = "0.0.0.0:1935")]
+        rtmp_addr: SocketAddr,
+        /// RTMPS listener for publishes (with --gateway).
+        #[arg(long, default_value = "0.0.0.0:1936")]
+        rtmps_addr: SocketAddr,
         /// HTTP listener of the edge.
         #[arg(long, default_value = "0.0.0.0:8081")]
         http_addr: SocketAddr,
+        /// This edge's URL as other edges reach it [default: http://127.0.0.1:HTTP_PORT].
+        #[arg(long)]
+        advertise: Option<String>,
+        /// Data directory (the self-signed RTMPS certificate).
+        #[arg(long, default_value = "data-edge")]
+        data_dir: PathBuf,
+        /// PEM certificate chain for RTMPS (default: self-signed, made in the data dir).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for RTMPS.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
+    /// Cluster: transcodes and packages the streams the gateway sends it; segments to the
+    /// store (S3), metadata and events to Redis; serves its streams' DASH to the edges.
+    Encoder(ferrocast::roles::EncoderArgs),
+    /// Cluster: routes each publish to an encoder (Ketama ring over the registered encoders,
+    /// session map for reconnecting broadcasters).
+    Gateway(ferrocast::roles::GatewayArgs),
     /// Manage publish keys (stored hashed in DATA_DIR/keys.toml; a running server picks up
     /// changes at the next publish).
     Keys {
@@ -166,6 +200,8 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    // For HTTPS to S3 (the RTMPS listener picks its provider explicitly).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     if let Command::Keys { data_dir, action } = cli.command {
         return match keys(&data_dir, action) {
@@ -185,7 +221,22 @@ fn main() -> ExitCode {
                 ferrocast::run(config, listeners, shutdown_signal()).await.map_err(|e| e.to_string())
             }
             Command::Keys { .. } => unreachable!("handled above"),
-            Command::Edge { origin, http_addr } => {
+            Command::Encoder(a) => ferrocast::roles::encoder(a, shutdown_signal()).await,
+            Command::Gateway(a) => ferrocast::roles::gateway(a, shutdown_signal()).await,
+            Command::Edge { redis: Some(redis), gateway, rtmp_addr, rtmps_addr, http_addr, advertise, data_dir, tls_cert, tls_key, .. } => {
+                let a = ferrocast::roles::EdgeArgs {
+                    redis,
+                    gateway,
+                    rtmp_addr: Some(rtmp_addr),
+                    rtmps_addr: Some(rtmps_addr),
+                    http_addr,
+                    advertise,
+                    data_dir,
+                    tls: tls_cert.zip(tls_key),
+                };
+                ferrocast::roles::edge(a, shutdown_signal()).await
+            }
+            Command::Edge { origin, http_addr, .. } => {
                 let state = ferrocast::edge_role::EdgeState::new(&origin).map_err(|e| e.to_string())?;
                 let listener = tokio::net::TcpListener::bind(http_addr)
                     .await

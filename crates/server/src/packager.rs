@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::{
+    coord::{ClusterEvent, EventBus},
     dash::{unix_ms, DashState, WINDOW},
     ladder::{Rendition, RenditionKind, SEGMENT_SECS},
     meta::{MetaStore, StreamRecord, StreamState},
@@ -97,6 +98,7 @@ pub async fn run(
     ladder: Vec<Rendition>,
     store: SegmentStore,
     meta: Arc<dyn MetaStore>,
+    events: Arc<dyn EventBus>,
     hub: Arc<Hub>,
     mut rx: mpsc::Receiver<TranscodeEvent>,
 ) {
@@ -139,7 +141,7 @@ pub async fn run(
                 if let Err(e) = t.segmenter.push(&bytes, SystemTime::now()) {
                     warn!(stream = %name, rendition = %ladder[index].id, "cannot package transcoder output: {e}");
                 }
-                drain(&state, &store, &name, &period_id, index, &ladder[index], t, &mut rtmp).await;
+                drain(&state, &store, &*events, &name, &period_id, index, &ladder[index], t, &mut rtmp).await;
             }
             TranscodeEvent::Ended => break,
             TranscodeEvent::Failed(msg) => {
@@ -150,7 +152,7 @@ pub async fn run(
     }
     for (i, t) in tracks.iter_mut().enumerate() {
         let _ = t.segmenter.finish();
-        drain(&state, &store, &name, &period_id, i, &ladder[i], t, &mut rtmp).await;
+        drain(&state, &store, &*events, &name, &period_id, i, &ladder[i], t, &mut rtmp).await;
     }
     abort_live(&state);
     let (ladder_ids, last) = {
@@ -163,12 +165,16 @@ pub async fn run(
     };
     let st = if failed.is_some() { StreamState::Failed } else { StreamState::Ended };
     meta.put(StreamRecord { name: name.clone(), state: st, ladder: ladder_ids, last_segment: last, updated_ms: StreamRecord::now_ms() }).await;
+    if let Err(e) = events.publish(&ClusterEvent::Ended { stream: name.clone() }).await {
+        warn!(stream = %name, "stream-ended event not sent: {e}");
+    }
     info!(stream = %name, last_segment = ?last, failed = ?failed, "DASH presentation ended");
 }
 
 async fn drain(
     state: &Arc<RwLock<DashState>>,
     store: &SegmentStore,
+    events: &dyn EventBus,
     name: &str,
     period_id: &str,
     index: usize,
@@ -242,6 +248,10 @@ async fn drain(
                     let _ = store.delete(&key(name, &rendition.id, &format!("{n}.m4s"))).await;
                 }
                 counter!("ferrocast_segments_total").increment(1);
+                let ev = ClusterEvent::Segment { stream: name.to_owned(), rep: rendition.id.clone(), number: e.segment };
+                if let Err(err) = events.publish(&ev).await {
+                    debug!(stream = %name, "segment event not sent: {err}");
+                }
                 debug!(stream = %name, rendition = %rendition.id, segment = e.segment, "segment ready");
             }
             _ => {}

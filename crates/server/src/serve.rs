@@ -15,7 +15,10 @@ use crate::{
     http,
     hub::Hub,
     ingest,
-    meta::MemoryMeta,
+    coord::{EventBus, MemoryCoord},
+    health::Health,
+    meta::{BoxFut, MemoryMeta, MetaStore},
+    relay::Resolver,
     packager,
     store::{SegmentStore, StoreError},
     tls,
@@ -102,8 +105,33 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// What the cluster roles change in the machinery of `serve`; the default is `serve` itself
+/// (local disk, in-process metadata and events).
+#[derive(Default)]
+pub struct RoleOptions {
+    /// Segment store (default: DATA_DIR/store on local disk).
+    pub store: Option<SegmentStore>,
+    /// Stream metadata (default: in-process).
+    pub meta: Option<Arc<dyn MetaStore>>,
+    /// Where the packager announces segments (default: in-process).
+    pub events: Option<Arc<dyn EventBus>>,
+    /// Relay mode (edge, gateway): accepted publishes go upstream instead of to a transcoder.
+    pub upstream: Option<Arc<dyn Resolver>>,
+    /// Replaces the origin's HTTP routes (the edge serves its cache instead).
+    pub http: Option<axum::Router>,
+    /// Backends checked by `/healthz`.
+    pub health: Health,
+    /// Tasks that run alongside (an encoder's lease renewal); dropped at shutdown.
+    pub background: Vec<BoxFut<'static, ()>>,
+}
+
 /// Runs the server on bound listeners until `shutdown` completes.
 pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    run_role(config, listeners, RoleOptions::default(), shutdown).await
+}
+
+/// Runs `serve`'s machinery with a role's backends until `shutdown` completes.
+pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     config.validate()?;
     // Install the recorder before any listener runs, so no early count is lost.
     let metrics = metrics_handle();
@@ -119,7 +147,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let hub = Arc::new(Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes).with_max_streams(config.limits.max_publishers));
-    let store = SegmentStore::local(&config.data_dir.join("store"))?;
+    let store = match role.store {
+        Some(s) => s,
+        None => SegmentStore::local(&config.data_dir.join("store"))?,
+    };
+    let meta: Arc<dyn MetaStore> = role.meta.unwrap_or_else(|| Arc::new(MemoryMeta::default()));
+    let events: Arc<dyn EventBus> = role.events.unwrap_or_else(|| Arc::new(MemoryCoord::default()));
     let dash = Arc::new(DashRegistry::default());
     let run_dir = config.data_dir.join("run");
     std::fs::create_dir_all(&run_dir).map_err(|source| ServeError::DataDir { path: run_dir.display().to_string(), source })?;
@@ -130,7 +163,8 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
             run_dir,
         },
         store: store.clone(),
-        meta: Arc::new(MemoryMeta::default()),
+        meta,
+        events,
         dash: dash.clone(),
         active: active.clone(),
         hub: hub.clone(),
@@ -141,9 +175,10 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         limits: config.limits.clone(),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         started: Instant::now(),
-        on_accept: config.transcode.then(|| Box::new(move |stream, tracks| encoder.start(stream, tracks)) as ingest::OnAccept),
+        on_accept: (config.transcode && role.upstream.is_none()).then(|| Box::new(move |stream, tracks| encoder.start(stream, tracks)) as ingest::OnAccept),
         per_ip: Default::default(),
         shutdown: stop_rx.clone(),
+        upstream: role.upstream,
     });
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -178,7 +213,13 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         }
         tasks.spawn(ingest::serve(l, Some(acceptor), ctx.clone(), stop_rx.clone()));
     }
-    let state = http::HttpState { hub, metrics, dash: dash.clone(), store: store.clone() };
+    for task in role.background {
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            tokio::select! { _ = task => {}, _ = stop.changed() => {} }
+        });
+    }
+    let state = http::HttpState { hub, metrics, dash: dash.clone(), store: store.clone(), health: role.health };
     // Presentations that ended more than the time-shift window ago, and their files, go.
     let mut gc_stop = stop_rx.clone();
     tasks.spawn(async move {
@@ -196,7 +237,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         info!("HTTP listening on http://{a}/ (API /api/streams, metrics /metrics)");
     }
     let mut http_stop = stop_rx.clone();
-    let app = http::router(state);
+    let app = role.http.unwrap_or_else(|| http::router(state));
     tasks.spawn(async move {
         let r = axum::serve(listeners.http, app)
             .with_graceful_shutdown(async move {

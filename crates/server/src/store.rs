@@ -12,6 +12,9 @@ pub enum StoreError {
     /// The backend failed.
     #[error("object store: {0}")]
     Backend(#[from] object_store::Error),
+    /// `--store` is neither `file:///DIR` nor `s3://BUCKET[/PREFIX]`.
+    #[error("--store {0:?}: expected file:///DIR or s3://BUCKET[/PREFIX] (S3 endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
+    Url(String),
     /// The local directory could not be prepared.
     #[error("store directory {path}: {source}")]
     Dir {
@@ -34,6 +37,45 @@ impl SegmentStore {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.display().to_string(), source })?;
         let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
         Ok(Self { inner: Arc::new(fs) })
+    }
+
+    /// A store from `--store`: `file:///DIR` (a local directory) or `s3://BUCKET[/PREFIX]` (S3 or
+    /// any S3-compatible server; endpoint, region and credentials from the usual `AWS_*`
+    /// environment, e.g. `AWS_ENDPOINT_URL=http://127.0.0.1:9000`; plain http is allowed when the
+    /// endpoint says so).
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if let Some(dir) = url.strip_prefix("file://") {
+            return Self::local(Path::new(dir));
+        }
+        let Some(rest) = url.strip_prefix("s3://") else {
+            return Err(StoreError::Url(url.to_owned()));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(StoreError::Url(url.to_owned()));
+        }
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
+        if let Some(e) = &endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://")).with_virtual_hosted_style_request(false);
+        }
+        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+            b = b.with_region("us-east-1");
+        }
+        let s3: Arc<dyn ObjectStore> = Arc::new(b.build()?);
+        let inner = match prefix.trim_matches('/') {
+            "" => s3,
+            p => Arc::new(object_store::prefix::PrefixStore::new(s3, p.to_owned())),
+        };
+        Ok(Self { inner })
+    }
+
+    /// One cheap request, for health checks: fails when the backend is unreachable.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match self.inner.head(&Key::from("ferrocast-health-probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A store over any `object_store` backend (S3 in cluster mode, memory in tests).
