@@ -390,6 +390,7 @@ mod tests {
             metrics: PrometheusBuilder::new().build_recorder().handle(),
             dash: Arc::new(DashRegistry::default()),
             store: SegmentStore::new(Arc::new(object_store::memory::InMemory::new())),
+            health: Default::default(),
         };
         (st, publishing)
     }
