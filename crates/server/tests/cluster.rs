@@ -1,0 +1,272 @@
+//! A real local cluster on 127.0.0.1, started by `scripts/cluster.sh up`: Redis
+//! (redis-server), an S3 server (s3s-fs), two encoders, a gateway and an edge, all separate
+//! processes of the `ferrocast` binary. ffmpeg publishes over RTMPS to the edge.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use common::{ffmpeg_publish, ffprobe};
+use ferrocast::{
+    coord::{EncoderInfo, Registry},
+    gateway::choose,
+    redis_backend::RedisBackend,
+    store::SegmentStore,
+};
+use tokio::process::Child;
+
+struct Cluster {
+    dir: PathBuf,
+    env: HashMap<String, String>,
+}
+
+impl Cluster {
+    fn up() -> Self {
+        let dir = std::env::temp_dir().join(format!("ferrocast-cluster-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let out = std::process::Command::new(root.join("scripts/cluster.sh"))
+            .args(["up", "--dir"])
+            .arg(&dir)
+            .env("CLUSTER_DETACH", "1")
+            .env("FERROCAST_BIN", env!("CARGO_BIN_EXE_ferrocast"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("scripts/cluster.sh");
+        let mut c = Self { env: HashMap::new(), dir };
+        assert!(out.status.success(), "cluster did not start:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let env = std::fs::read_to_string(c.dir.join("cluster.env")).unwrap();
+        c.env = env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        c
+    }
+
+    fn port(&self, k: &str) -> u16 {
+        self.env[k].parse().unwrap()
+    }
+
+    /// Starts one more process of the cluster (recorded so `down` stops it).
+    fn spawn(&self, name: &str, args: &[&str]) -> u32 {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let mut cmd = std::process::Command::new(args[0]);
+        cmd.args(&args[1..]).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+            cmd.env(k, &self.env[k]);
+        }
+        let child = cmd.spawn().unwrap();
+        std::fs::write(self.dir.join(format!("{name}.pid")), child.id().to_string()).unwrap();
+        child.id()
+    }
+
+    fn kill(&self, name: &str, signal: &str) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("{name}.pid"))).unwrap();
+        let _ = std::process::Command::new("kill").args([signal, pid.trim()]).status();
+        // Wait for it to be gone so its ports are free again.
+        let t0 = Instant::now();
+        // Gone, or a zombie (a process this test spawned and has not reaped): its ports are free.
+        while std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|s| !s.contains(") Z ")) && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let _ = std::process::Command::new(root.join("scripts/cluster.sh")).args(["down", "--dir"]).arg(&self.dir).output();
+    }
+}
+
+async fn eventually<F, Fut>(what: &str, within: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t0 = Instant::now();
+    while t0.elapsed() < within {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{what}: not within {within:?}");
+}
+
+/// Names of the streams live on the encoder with HTTP port `port`.
+async fn live_on(port: u16) -> Vec<String> {
+    let (status, body) = http_get(port, "/api/streams").await;
+    if status != 200 {
+        return vec![];
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["state"] == "live")
+        .filter_map(|s| s["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn publish(c: &Cluster, name: &str) -> Child {
+    ffmpeg_publish(&format!("rtmps://127.0.0.1:{}/live/{name}", c.port("EDGE_RTMPS")), "320x240", 180)
+}
+
+/// A name the ring puts on `on_two` with the cluster's two encoders and on `on_three` once
+/// `enc-3` joins.
+fn name_moving(encoders: &[EncoderInfo], with3: &[EncoderInfo], prefix: &str, on_two: Option<&str>, on_three: &str) -> String {
+    (0..10_000)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|n| on_two.is_none_or(|e| choose(encoders, None, n).unwrap().0.id == e) && choose(with3, None, n).unwrap().0.id == on_three)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessions() {
+    let c = Cluster::up();
+    for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        std::env::set_var(k, &c.env[k]);
+    }
+    let redis = RedisBackend::connect(&c.env["REDIS_URL"]).await.unwrap();
+    let mut encoders = vec![];
+    for _ in 0..40 {
+        encoders = redis.encoders().await.unwrap();
+        if encoders.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(encoders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["enc-1", "enc-2"]);
+    let http_of = |id: &str| match id {
+        "enc-1" => c.port("ENC1_HTTP"),
+        "enc-2" => c.port("ENC2_HTTP"),
+        _ => unreachable!(),
+    };
+    let mut with3 = encoders.clone();
+    with3.push(EncoderInfo { id: "enc-3".into(), rtmp: String::new(), http: String::new() });
+
+    // Four streams, one of which (`moving`) the ring will give to enc-3 once it joins.
+    let moving = name_moving(&encoders, &with3, "mov", None, "enc-3");
+    let names = vec![moving.clone(), "cam-a".to_string(), "cam-b".to_string(), "cam-c".to_string()];
+    let mut pubs: HashMap<String, Child> = names.iter().map(|n| (n.clone(), publish(&c, n))).collect();
+    let edge = c.port("EDGE_HTTP");
+    for n in &names {
+        let expected = choose(&encoders, None, n).unwrap().0.id.clone();
+        let other = if expected == "enc-1" { "enc-2" } else { "enc-1" };
+        eventually(&format!("{n} live on {expected}"), Duration::from_secs(30), || async { live_on(http_of(&expected)).await.contains(n) }).await;
+        assert!(!live_on(http_of(other)).await.contains(n), "{n} also on {other}");
+        eventually(&format!("{n}: manifest through the edge"), Duration::from_secs(40), || async {
+            let (s, body) = http_get(edge, &format!("/live/{n}/manifest.mpd")).await;
+            s == 200 && body.contains("v720") && body.contains("<S ")
+        })
+        .await;
+    }
+    // A real player reads the DASH through the edge: both renditions and the audio.
+    let probe = ffprobe(&format!("http://127.0.0.1:{edge}/live/{}/manifest.mpd", names[1]), &[]).await;
+    let mut seen: Vec<String> = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}:{}x{}", s["codec_name"].as_str().unwrap_or(""), s["width"].as_u64().unwrap_or(0), s["height"].as_u64().unwrap_or(0)))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, ["aac:0x0", "h264:400x400", "h264:720x720"], "{probe}");
+
+    // Segments are in S3: the edge's bytes are the stored object's, and the second request
+    // is a cache hit.
+    let store = SegmentStore::from_url("s3://ferrocast").unwrap();
+    for n in &names {
+        let init = format!("live/{n}/v720/init-p0.mp4");
+        let stored = store.get(&init).await.unwrap().unwrap_or_else(|| panic!("{init} not in S3"));
+        let (s1, h1, b1) = get_bytes(edge, &format!("/{init}")).await;
+        let (s2, h2, b2) = get_bytes(edge, &format!("/{init}")).await;
+        assert_eq!((s1, s2), (200, 200));
+        assert_eq!(b1, stored);
+        assert_eq!(b2, stored);
+        // (ffprobe above may have brought one of them into the cache already.)
+        assert!(["miss", "coalesced", "hit"].iter().any(|x| h1.contains(&format!("x-cache: {x}"))), "{h1}");
+        assert!(h2.contains("x-cache: hit"), "{h2}");
+    }
+    let first_seg = format!("live/{}/v720/0.m4s", names[1]);
+    eventually("a finished segment in S3", Duration::from_secs(20), || async { store.get(&first_seg).await.ok().flatten().is_some() }).await;
+
+    // A third encoder joins: new streams follow the new ring, but a broadcaster of a stream
+    // that already lives on enc-1/enc-2 goes back to its encoder when it reconnects.
+    let holder = choose(&encoders, None, &moving).unwrap().0.id.clone();
+    let bin = env!("CARGO_BIN_EXE_ferrocast");
+    let d3 = c.dir.join("encoder-3");
+    let d3 = d3.to_str().unwrap();
+    let enc3 = [bin, "encoder", "--redis", &c.env["REDIS_URL"], "--store", "s3://ferrocast", "--id", "enc-3", "--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", d3];
+    c.spawn("encoder-3", &enc3);
+    eventually("enc-3 registered", Duration::from_secs(20), || async { redis.encoders().await.unwrap().len() == 3 }).await;
+    let enc3_http: u16 = redis.encoders().await.unwrap().iter().find(|e| e.id == "enc-3").unwrap().http.rsplit(':').next().unwrap().parse().unwrap();
+
+    let reconnect = |name: String, pubs: &mut HashMap<String, Child>| {
+        drop(pubs.remove(&name));
+        let p = publish(&c, &name);
+        pubs.insert(name, p);
+    };
+    eventually(&format!("{moving} still live before the reconnect"), Duration::from_secs(5), || async { live_on(http_of(&holder)).await.contains(&moving) }).await;
+    drop(pubs.remove(&moving));
+    eventually(&format!("{moving} gone from {holder}"), Duration::from_secs(15), || async { !live_on(http_of(&holder)).await.contains(&moving) }).await;
+    reconnect(moving.clone(), &mut pubs);
+    eventually(&format!("{moving} back on {holder} (session map)"), Duration::from_secs(30), || async { live_on(http_of(&holder)).await.contains(&moving) }).await;
+    assert!(!live_on(enc3_http).await.contains(&moving), "the reconnecting broadcaster moved to enc-3");
+    let fresh = name_moving(&encoders, &with3, "new", None, "enc-3");
+    let _fresh_pub = publish(&c, &fresh);
+    eventually(&format!("new stream {fresh} on enc-3 (the ring changed)"), Duration::from_secs(30), || async { live_on(enc3_http).await.contains(&fresh) }).await;
+
+    // The session map lives in Redis: a restarted gateway still sends the broadcaster home.
+    c.kill("gateway", "-TERM");
+    let gw_rtmp = format!("127.0.0.1:{}", c.port("GW_RTMP"));
+    let gw_http = format!("127.0.0.1:{}", c.port("GW_HTTP"));
+    let gdir = c.dir.join("gateway");
+    c.spawn("gateway", &[bin, "gateway", "--redis", &c.env["REDIS_URL"], "--rtmp-addr", &gw_rtmp, "--http-addr", &gw_http, "--data-dir", gdir.to_str().unwrap()]);
+    eventually("gateway back", Duration::from_secs(20), || async { http_get(c.port("GW_HTTP"), "/healthz").await.0 == 200 }).await;
+    drop(pubs.remove(&moving));
+    eventually(&format!("{moving} gone from {holder}"), Duration::from_secs(15), || async { !live_on(http_of(&holder)).await.contains(&moving) }).await;
+    reconnect(moving.clone(), &mut pubs);
+    eventually(&format!("{moving} on {holder} after the gateway restart"), Duration::from_secs(30), || async { live_on(http_of(&holder)).await.contains(&moving) }).await;
+    assert!(!live_on(enc3_http).await.contains(&moving));
+
+    // Redis down: reported by /healthz (and the metric), while the edge keeps serving what it
+    // has cached. Back up: everything recovers by itself (encoders re-register).
+    let cached = format!("/live/{}/v720/init-p0.mp4", names[2]);
+    c.kill("redis", "-KILL");
+    eventually("edge /healthz reports Redis down", Duration::from_secs(15), || async {
+        let (s, body) = http_get(edge, "/healthz").await;
+        s == 503 && body.contains("redis: DOWN")
+    })
+    .await;
+    let (s, h, _) = get_bytes(edge, &cached).await;
+    assert_eq!(s, 200, "cached object not served while Redis is down: {h}");
+    let redis_port = c.env["REDIS_PORT"].clone();
+    c.spawn("redis", &["redis-server", "--port", &redis_port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    eventually("edge healthy again", Duration::from_secs(20), || async { http_get(edge, "/healthz").await.0 == 200 }).await;
+    eventually("encoders registered again", Duration::from_secs(20), || async { redis.encoders().await.map(|e| e.len()).unwrap_or(0) == 3 }).await;
+    drop(pubs);
+}
+
+/// GET returning (status, body); status 0 when nothing listens (a process being restarted).
+async fn http_get(port: u16, path: &str) -> (u16, String) {
+    let (s, _, b) = get_bytes(port, path).await;
+    (s, String::from_utf8_lossy(&b).into_owned())
+}
+
+/// GET returning (status, lower-cased head, body bytes); status 0 when the connection fails.
+async fn get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return (0, String::new(), vec![]) };
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp)).await.unwrap().unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |p| p + 4);
+    let head = String::from_utf8_lossy(&resp[..split]).to_lowercase();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head, resp[split..].to_vec())
+}
