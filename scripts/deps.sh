@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(ffmpeg)
 if [[ "${1:-run}" == test ]]; then
-  want+=(chromium openssl rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
+  want+=(redis-server curl chromium openssl rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
 fi
 # npm (for dash.js and, in tests, playwright-core): use the machine's Node if it has one,
 # else Debian's.
@@ -19,4 +19,9 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The cluster test's S3 server: s3s-fs (an S3 API over a directory, in Rust) from crates.io.
+if [[ "${1:-run}" == test ]] && ! command -v s3s-fs >/dev/null && [[ ! -x "$HOME/.cargo/bin/s3s-fs" ]]; then
+  echo "installing s3s-fs (S3-compatible server for the cluster test) with cargo" >&2
+  cargo install --quiet --locked s3s-fs@0.14.1 --features binary
 fi
