@@ -63,8 +63,9 @@ pub struct EdgeCluster {
     encoders: RwLock<Vec<EncoderInfo>>,
 }
 
-/// How long one edge holds the fetch lock for an object at most (a crashed holder's lock
-/// expires by itself).
+/// How long an edge holds the fetch lock for an object: during that time the other edges
+/// fetch the object from it (its cache) rather than from the origin. A crashed holder's lock
+/// expires by itself; a failed fetch releases it at once.
 const FETCH_LOCK_TTL: Duration = Duration::from_secs(10);
 /// Marks a request from another edge (the lock holder serves it from its cache or its fetch
 /// in flight, never by locking again).
@@ -362,10 +363,19 @@ async fn fetch_from(client: &HttpClient, base: &str, key: &str, peer: bool) -> R
 }
 
 /// Reads a response: whole when its length is known, else chunk by chunk to the waiters.
-async fn finish((head, mut body): Fetched, release: Option<Release>) -> Result<OriginResponse, OriginError> {
+/// A fetch lock is kept after a success until it expires, so edges that ask meanwhile get the
+/// object from this edge's cache instead of the origin; after a failure it is released at
+/// once so that another edge may try.
+async fn finish((head, mut body): Fetched, mut release: Option<Release>) -> Result<OriginResponse, OriginError> {
+    if head.status >= 400 {
+        // Not there (yet) or broken: let the next asker try for itself.
+        if let Some(rel) = release.take() {
+            rel.run().await;
+        }
+    }
     if head.content_length.is_some() {
         let r = body.collect().await.map_err(|e| OriginError::Body(e.to_string()));
-        if let Some(rel) = release {
+        if let (Err(_), Some(rel)) = (&r, release) {
             rel.run().await;
         }
         return Ok(OriginResponse::full(head, r?.to_bytes()));
@@ -373,6 +383,7 @@ async fn finish((head, mut body): Fetched, release: Option<Release>) -> Result<O
     // A segment in progress: hand chunks to the waiting viewers as they arrive.
     let (tx, rx) = mpsc::channel::<Result<Bytes, OriginError>>(64);
     tokio::spawn(async move {
+        let mut failed = false;
         while let Some(frame) = body.frame().await {
             let item = match frame {
                 Ok(f) => match f.into_data() {
@@ -381,12 +392,12 @@ async fn finish((head, mut body): Fetched, release: Option<Release>) -> Result<O
                 },
                 Err(e) => Err(OriginError::Body(e.to_string())),
             };
-            let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
+            failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
                 break;
             }
         }
-        if let Some(rel) = release {
+        if let (true, Some(rel)) = (failed, release) {
             rel.run().await;
         }
     });
