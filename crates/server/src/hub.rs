@@ -197,6 +197,11 @@ impl Stream {
         Some((snap, rx, PlayerGuard(self.clone())))
     }
 
+    /// Receivers of the live channel (players and internal consumers).
+    pub fn subscribers(&self) -> usize {
+        self.tx.lock().unwrap().as_ref().map_or(0, |t| t.receiver_count())
+    }
+
     /// True once the publisher left.
     pub fn is_ended(&self) -> bool {
         self.tx.lock().unwrap().is_none()

@@ -28,6 +28,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::{
+    pull::Puller,
     relay::{self, Resolver},
     auth::PublishAuth,
     config::Limits,
@@ -63,6 +64,8 @@ pub struct RtmpContext {
     /// Relay mode (edge, gateway): accepted streams are forwarded to the upstream this picks,
     /// and a publish is answered only once the upstream took it.
     pub upstream: Option<Arc<dyn Resolver>>,
+    /// Play relay (edge): streams that are not here are pulled from their encoder.
+    pub pull: Option<Arc<Puller>>,
 }
 
 /// Holds one of an address's connection slots.
@@ -265,6 +268,17 @@ struct Conn<'a> {
     closing: Option<String>,
     /// A publish waiting for the upstream's answer (relay mode).
     pending_relay: Option<PendingRelay>,
+    /// A play waiting for its stream to be pulled from an encoder (edge).
+    pending_pull: Option<PendingPull>,
+    /// Set while a play is re-evaluated after its pull (no second pull).
+    pulled: bool,
+}
+
+struct PendingPull {
+    stream_id: u32,
+    name: String,
+    query: Option<String>,
+    rendition: Option<&'static str>,
 }
 
 struct PendingRelay {
@@ -303,7 +317,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, c
     .await
     .map_err(|_| ConnError::Timeout("RTMP handshake did not finish in time"))??;
 
-    let mut conn = Conn { ctx, peer, app: String::new(), publishing: None, playing: None, closing: None, pending_relay: None };
+    let mut conn = Conn { ctx, peer, app: String::new(), publishing: None, playing: None, closing: None, pending_relay: None, pending_pull: None, pulled: false };
     let r = conn.run(&mut io, &mut session, &mut buf, &mut out).await;
     if let Some(p) = &conn.publishing {
         info!(%peer, stream = %p.handle.stream.name, "publish ended");
@@ -343,6 +357,18 @@ impl Conn<'_> {
                     break;
                 }
                 session.handle_input(buf)?;
+            }
+            if let Some(p) = self.pending_pull.take() {
+                if let Some(puller) = self.ctx.pull.clone() {
+                    if let Err(e) = puller.ensure(&p.name, p.rendition).await {
+                        debug!(peer = %self.peer, stream = %p.name, "pull: {e}");
+                    }
+                }
+                self.pulled = true;
+                self.on_play(session, p.stream_id, &p.name, p.query.as_deref(), out);
+                self.pulled = false;
+                session.handle_input(buf)?;
+                continue;
             }
             if let Some(p) = self.pending_relay.take() {
                 self.relay_publish(p, session).await;
@@ -643,8 +669,33 @@ impl Conn<'_> {
             return refuse(session, "this connection already plays a stream".into());
         }
         let not_live = || format!("stream {name:?} is not live: publish to rtmp://HOST:1935/{APP}/{name} first");
-        let Some(base) = self.ctx.hub.get(name) else { return refuse(session, not_live()) };
         let choice = query_param(query, "rendition").unwrap_or("source");
+        if self.ctx.pull.is_some() && !self.pulled {
+            // An edge pulls what it does not have from the stream's encoder (auto mode starts
+            // at 720 and switches only to renditions that are here).
+            let rendition = match choice {
+                "720" | "v720" | "auto" => Some("v720"),
+                "400" | "v400" => Some("v400"),
+                "audio" | "a64" => Some("a64"),
+                _ => None,
+            };
+            let local = rendition.map_or_else(|| name.to_owned(), |r| rendition_name(name, r));
+            if self.ctx.hub.get(&local).is_none() {
+                self.pending_pull = Some(PendingPull { stream_id, name: name.to_owned(), query: query.map(str::to_owned), rendition });
+                return;
+            }
+        }
+        // At an edge that pulls a rendition, the source may not be here: count viewers there.
+        let base = self.ctx.hub.get(name).or_else(|| {
+            let rep = match choice {
+                "720" | "v720" | "auto" => "v720",
+                "400" | "v400" => "v400",
+                "audio" | "a64" => "a64",
+                _ => return None,
+            };
+            self.ctx.hub.get(&rendition_name(name, rep))
+        });
+        let Some(base) = base else { return refuse(session, not_live()) };
         let (target, auto) = match choice {
             "source" => (name.to_string(), None),
             "720" | "v720" => (rendition_name(name, "v720"), None),

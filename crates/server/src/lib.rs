@@ -27,6 +27,7 @@ pub mod names;
 pub mod packager;
 pub mod player;
 pub mod probe;
+pub mod pull;
 pub mod redis_backend;
 pub mod relay;
 pub mod remux;

@@ -197,11 +197,10 @@ pub async fn edge(a: EdgeArgs, shutdown: impl Future<Output = ()>) -> Result<(),
         None => None,
     };
     let (tls_cert, tls_key) = a.tls.map_or((None, None), |(c, k)| (Some(c), Some(k)));
-    let relay = gateway.is_some();
     let config = Config {
         data_dir: a.data_dir,
-        rtmp_addr: a.rtmp_addr.filter(|_| relay),
-        rtmps_addr: a.rtmps_addr.filter(|_| relay),
+        rtmp_addr: a.rtmp_addr,
+        rtmps_addr: a.rtmps_addr,
         http_addr: a.http_addr,
         tls_cert,
         tls_key,
@@ -213,7 +212,20 @@ pub async fn edge(a: EdgeArgs, shutdown: impl Future<Output = ()>) -> Result<(),
     let advertise = a.advertise.unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
     let health = Health::default().with("redis", redis_check(&redis));
     let state = EdgeState::cluster(redis.clone(), redis.clone(), redis.clone(), redis.clone(), advertise, health.clone());
+    // RTMP play of a stream that was not published here: pulled from the encoder the session
+    // map names.
+    let locate: crate::pull::Locate = {
+        let redis = redis.clone();
+        Arc::new(move |name: String| {
+            let redis = redis.clone();
+            Box::pin(async move {
+                let id = crate::coord::SessionMap::get(&*redis, &name).await.ok().flatten()?;
+                redis.encoders().await.ok()?.into_iter().find(|e| e.id == id).map(|e| e.rtmp)
+            })
+        })
+    };
     let role = RoleOptions {
+        pull: Some(locate),
         upstream: gateway.map(|g| Arc::new(FixedUpstream(g)) as Arc<dyn crate::relay::Resolver>),
         http: Some(edge_role::router(state)),
         health,

@@ -117,6 +117,8 @@ pub struct RoleOptions {
     pub events: Option<Arc<dyn EventBus>>,
     /// Relay mode (edge, gateway): accepted publishes go upstream instead of to a transcoder.
     pub upstream: Option<Arc<dyn Resolver>>,
+    /// Play relay (edge): where to find the encoder of a stream that is not here.
+    pub pull: Option<crate::pull::Locate>,
     /// Replaces the origin's HTTP routes (the edge serves its cache instead).
     pub http: Option<axum::Router>,
     /// Backends checked by `/healthz`.
@@ -179,6 +181,7 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         per_ip: Default::default(),
         shutdown: stop_rx.clone(),
         upstream: role.upstream,
+        pull: role.pull.map(|locate| Arc::new(crate::pull::Puller::new(hub.clone(), locate))),
     });
     let mut tasks = tokio::task::JoinSet::new();
 

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{ffmpeg_publish, ffprobe};
+use common::{ffmpeg_decode_frames, ffmpeg_publish, ffprobe};
 use ferrocast::{
     coord::{EncoderInfo, Registry},
     gateway::choose,
@@ -79,6 +79,12 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
         let _ = std::process::Command::new(root.join("scripts/cluster.sh")).args(["down", "--dir"]).arg(&self.dir).output();
+        // Logs stay for a failed run.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("cluster logs kept in {}", self.dir.display());
+        }
     }
 }
 
@@ -194,6 +200,14 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
     }
     let first_seg = format!("live/{}/v720/0.m4s", names[1]);
     eventually("a finished segment in S3", Duration::from_secs(20), || async { store.get(&first_seg).await.ok().flatten().is_some() }).await;
+
+    // RTMP play at the edge: the source it relays, and a rendition it pulls from the encoder
+    // (one upstream play shared by the edge's players).
+    let edge_rtmp = c.port("EDGE_RTMP");
+    let (frames, err) = ffmpeg_decode_frames(&format!("rtmp://127.0.0.1:{edge_rtmp}/live/{}?rendition=400", names[2]), 3, &[]).await;
+    assert!(frames >= 30, "rendition 400 via the edge: {frames} frames; {err}");
+    let probe = ffprobe(&format!("rtmp://127.0.0.1:{edge_rtmp}/live/{}?rendition=400", names[2]), &[]).await;
+    assert_eq!(probe["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "video").unwrap()["width"], 400, "{probe}");
 
     // A third encoder joins: new streams follow the new ring, but a broadcaster of a stream
     // that already lives on enc-1/enc-2 goes back to its encoder when it reconnects.
