@@ -70,6 +70,25 @@ pub trait DistLock: Send + Sync {
     fn unlock<'a>(&'a self, key: &'a str, token: &'a LockToken) -> BoxFut<'a, Result<(), CoordError>>;
 }
 
+/// Who may write a stream's segments and metadata: one encoder at a time, with a lease and an
+/// epoch that grows with every new owner. Every write is checked against the epoch
+/// (**fencing**), so a primary that was paused past its lease and wakes up cannot overwrite
+/// what the standby that replaced it wrote.
+pub trait Ownership: Send + Sync {
+    /// Takes `stream` for `encoder` unconditionally (a new publish starts here), returning the
+    /// new epoch.
+    fn claim<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFut<'a, Result<u64, CoordError>>;
+    /// Takes `stream` only if nobody holds it (a standby promoting itself after the primary's
+    /// lease lapsed); `None` if someone does.
+    fn claim_if_free<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFut<'a, Result<Option<u64>, CoordError>>;
+    /// Renews the lease if `(encoder, epoch)` still owns `stream`; false when fenced off.
+    fn renew<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64, lease: Duration) -> BoxFut<'a, Result<bool, CoordError>>;
+    /// True if `(encoder, epoch)` still owns `stream` (checked before every write).
+    fn check<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64) -> BoxFut<'a, Result<bool, CoordError>>;
+    /// The current owner and epoch, if the lease is current.
+    fn owner<'a>(&'a self, stream: &'a str) -> BoxFut<'a, Result<Option<(String, u64)>, CoordError>>;
+}
+
 /// What changed at an origin, for edges to drop stale cache entries without polling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -104,6 +123,8 @@ pub struct MemoryCoord {
     encoders: Mutex<HashMap<String, (EncoderInfo, Instant)>>,
     sessions: Mutex<HashMap<String, (String, Instant)>>,
     locks: Mutex<HashMap<String, (String, Instant)>>,
+    owners: Mutex<HashMap<String, (String, u64, Instant)>>,
+    epochs: Mutex<HashMap<String, u64>>,
     events: broadcast::Sender<ClusterEvent>,
 }
 
@@ -113,6 +134,8 @@ impl Default for MemoryCoord {
             encoders: Default::default(),
             sessions: Default::default(),
             locks: Default::default(),
+            owners: Default::default(),
+            epochs: Default::default(),
             events: broadcast::channel(1024).0,
         }
     }
@@ -176,6 +199,55 @@ impl DistLock for MemoryCoord {
     }
 }
 
+impl MemoryCoord {
+    fn next_epoch(&self, stream: &str) -> u64 {
+        let mut e = self.epochs.lock().unwrap();
+        let n = e.entry(stream.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+}
+
+impl Ownership for MemoryCoord {
+    fn claim<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFut<'a, Result<u64, CoordError>> {
+        let epoch = self.next_epoch(stream);
+        self.owners.lock().unwrap().insert(stream.to_owned(), (encoder.to_owned(), epoch, Instant::now() + lease));
+        ready(Ok(epoch))
+    }
+    fn claim_if_free<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFut<'a, Result<Option<u64>, CoordError>> {
+        let now = Instant::now();
+        let mut o = self.owners.lock().unwrap();
+        if o.get(stream).is_some_and(|(_, _, until)| *until > now) {
+            return ready(Ok(None));
+        }
+        let epoch = self.next_epoch(stream);
+        o.insert(stream.to_owned(), (encoder.to_owned(), epoch, now + lease));
+        ready(Ok(Some(epoch)))
+    }
+    fn renew<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64, lease: Duration) -> BoxFut<'a, Result<bool, CoordError>> {
+        let now = Instant::now();
+        let mut o = self.owners.lock().unwrap();
+        let r = match o.get_mut(stream) {
+            Some((e, n, until)) if e == encoder && *n == epoch && *until > now => {
+                *until = now + lease;
+                true
+            }
+            _ => false,
+        };
+        ready(Ok(r))
+    }
+    fn check<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64) -> BoxFut<'a, Result<bool, CoordError>> {
+        let now = Instant::now();
+        let r = self.owners.lock().unwrap().get(stream).is_some_and(|(e, n, until)| e == encoder && *n == epoch && *until > now);
+        ready(Ok(r))
+    }
+    fn owner<'a>(&'a self, stream: &'a str) -> BoxFut<'a, Result<Option<(String, u64)>, CoordError>> {
+        let now = Instant::now();
+        let r = self.owners.lock().unwrap().get(stream).filter(|(_, _, until)| *until > now).map(|(e, n, _)| (e.clone(), *n));
+        ready(Ok(r))
+    }
+}
+
 impl EventBus for MemoryCoord {
     fn publish<'a>(&'a self, ev: &'a ClusterEvent) -> BoxFut<'a, Result<(), CoordError>> {
         let _ = self.events.send(ev.clone());
@@ -233,6 +305,22 @@ mod tests {
         assert!(c.try_lock("k", "http://e3", Duration::from_secs(1)).await.unwrap().is_ok());
         c.unlock("k", &t2).await.unwrap();
         assert!(c.try_lock("k", "http://e4", Duration::from_secs(1)).await.unwrap().is_err(), "expired token released a new holder's lock");
+    }
+
+    #[tokio::test]
+    async fn ownership_fences_a_stale_owner() {
+        let c = MemoryCoord::default();
+        let e1 = c.claim("s", "enc-1", Duration::from_millis(20)).await.unwrap();
+        assert_eq!(c.claim_if_free("s", "enc-2", Duration::from_secs(5)).await.unwrap(), None);
+        assert!(c.renew("s", "enc-1", e1, Duration::from_millis(20)).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        // The primary's lease lapsed: the standby takes over with a higher epoch.
+        let e2 = c.claim_if_free("s", "enc-2", Duration::from_secs(5)).await.unwrap().unwrap();
+        assert!(e2 > e1);
+        assert!(!c.check("s", "enc-1", e1).await.unwrap(), "a stale owner passed the fence");
+        assert!(!c.renew("s", "enc-1", e1, Duration::from_secs(5)).await.unwrap());
+        assert!(c.check("s", "enc-2", e2).await.unwrap());
+        assert_eq!(c.owner("s").await.unwrap(), Some(("enc-2".into(), e2)));
     }
 
     #[tokio::test]

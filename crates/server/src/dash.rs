@@ -235,6 +235,16 @@ impl DashRegistry {
         state
     }
 
+    /// Installs a presentation restored from a snapshot (a standby taking over), unless one
+    /// is live here already.
+    pub fn restore(&self, state: DashState) {
+        let mut map = self.map.lock().unwrap();
+        if map.get(&state.name).is_some_and(|s| !s.read().unwrap().ended) {
+            return;
+        }
+        map.insert(state.name.clone(), Arc::new(RwLock::new(state)));
+    }
+
     /// Forgets presentations that ended more than a window ago; returns, per stream, the
     /// `(rendition, file)` pairs still stored for it, to delete.
     pub fn collect_garbage(&self, now: SystemTime) -> Vec<(String, Vec<(String, String)>)> {

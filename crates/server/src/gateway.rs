@@ -65,6 +65,15 @@ impl Resolver for RingResolver {
         })
     }
 
+    fn standby<'a>(&'a self, stream: &'a str, primary: &'a Route) -> BoxFut<'a, Option<Route>> {
+        Box::pin(async move {
+            let encoders = self.registry.encoders().await.ok()?;
+            let ring = Ring::uniform(encoders.iter().map(|e| e.id.clone()));
+            let id = ring.get_n(stream, encoders.len()).into_iter().find(|id| Some(*id) != primary.encoder.as_deref())?.to_owned();
+            encoders.into_iter().find(|e| e.id == id).map(|e| Route { addr: e.rtmp, encoder: Some(e.id) })
+        })
+    }
+
     fn hold<'a>(&'a self, stream: &'a str, route: &'a Route) -> BoxFut<'a, ()> {
         Box::pin(async move {
             let Some(id) = &route.encoder else { return };

@@ -43,7 +43,7 @@ pub struct HttpState {
 pub struct StreamEntry {
     /// Stream name.
     pub name: String,
-    /// Always `live` for now.
+    /// `live`, `standby` (a hot-standby copy on an encoder, cluster) or `rejected`.
     pub state: &'static str,
     /// Publisher's address.
     pub publisher: String,
@@ -265,7 +265,7 @@ fn entries(hub: &Hub, dash: &DashRegistry) -> Vec<StreamEntry> {
             let ready = d.as_ref().is_some_and(|d| d.periods.iter().any(|p| p.reps.iter().any(|r| !r.segments.is_empty())));
             StreamEntry {
             name: s.name.clone(),
-            state: "live",
+            state: if s.is_standby() { "standby" } else { "live" },
             publisher: s.publisher.to_string(),
             started_unix: s.started.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             uptime_secs: (s.uptime_secs() * 10.0).round() / 10.0,

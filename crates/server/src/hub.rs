@@ -105,9 +105,21 @@ pub struct Stream {
     bytes_in: AtomicU64,
     frames_in: AtomicU64,
     tracks: OnceLock<Tracks>,
+    standby: std::sync::atomic::AtomicBool,
 }
 
 impl Stream {
+    /// Marks a stream sent to this encoder as a hot standby (cluster): kept ready, transcoded
+    /// only if the owner fails.
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::Release);
+    }
+
+    /// See [`set_standby`](Self::set_standby).
+    pub fn is_standby(&self) -> bool {
+        self.standby.load(Ordering::Acquire)
+    }
+
     /// Records the tracks the validator accepted.
     pub fn set_tracks(&self, tracks: Tracks) {
         let _ = self.tracks.set(tracks);
@@ -349,6 +361,7 @@ impl Hub {
             bytes_in: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
             tracks: OnceLock::new(),
+            standby: Default::default(),
         });
         map.insert(name.into(), stream.clone());
         PublishHandle { hub: self.clone(), stream }

@@ -622,6 +622,9 @@ impl Conn<'_> {
                 self.pending_relay = Some(PendingRelay { stream_id, name: name.to_owned(), query: query.map(str::to_owned), handle: h });
             }
             Ok(h) => {
+                if query_param(query, "standby") == Some("1") {
+                    h.stream.set_standby(true);
+                }
                 info!(peer = %self.peer, stream = %name, "publishing");
                 counter!("ferrocast_publishes_total").increment(1);
                 session.accept_publish(stream_id, name);
@@ -644,7 +647,9 @@ impl Conn<'_> {
                 info!(peer = %self.peer, stream = %p.name, upstream = %up.route.addr, "publishing (relayed)");
                 counter!("ferrocast_publishes_total").increment(1);
                 session.accept_publish(p.stream_id, &p.name);
-                tokio::spawn(relay::forward(p.handle.stream.clone(), p.name, p.query, up, resolver));
+                let target: relay::StandbyTarget = Arc::default();
+                tokio::spawn(relay::forward_standby(p.handle.stream.clone(), p.name.clone(), p.query.clone(), up.route.clone(), resolver.clone(), target.clone()));
+                tokio::spawn(relay::forward(p.handle.stream.clone(), p.name, p.query, up, resolver, Some(target)));
                 self.publishing = Some(Publishing { stream_id: p.stream_id, handle: p.handle, validator: Some(Validator::new()) });
             }
             Err(e) => {

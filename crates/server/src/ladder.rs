@@ -15,7 +15,7 @@ pub const SEGMENT_SECS: u32 = 4;
 pub const CHUNK_MS: u64 = 500;
 
 /// What a rendition carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RenditionKind {
     /// A square H.264 video: the source is scaled to fit inside and padded (letterbox or
     /// pillarbox) so the aspect ratio is kept and nothing is cropped.
@@ -33,7 +33,7 @@ pub enum RenditionKind {
 }
 
 /// One output of the transcoder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rendition {
     /// Stable id used in URLs (`v720`, `v400`, `a64`).
     pub id: String,

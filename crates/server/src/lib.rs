@@ -33,6 +33,7 @@ pub mod relay;
 pub mod remux;
 pub mod roles;
 mod serve;
+pub mod standby;
 pub mod store;
 pub mod tls;
 pub mod transcode;

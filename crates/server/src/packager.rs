@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     coord::{ClusterEvent, EventBus},
+    standby::Fence,
     dash::{unix_ms, DashState, WINDOW},
     ladder::{Rendition, RenditionKind, SEGMENT_SECS},
     meta::{MetaStore, StreamRecord, StreamState},
@@ -100,8 +101,10 @@ pub async fn run(
     meta: Arc<dyn MetaStore>,
     events: Arc<dyn EventBus>,
     hub: Arc<Hub>,
+    fence: Option<Arc<Fence>>,
     mut rx: mpsc::Receiver<TranscodeEvent>,
 ) {
+    let fence = fence.as_deref();
     let (name, period_id, first_number) = {
         let s = state.read().unwrap();
         (s.name.clone(), s.periods.last().map(|p| p.id.clone()).unwrap_or_default(), s.next_number)
@@ -141,7 +144,10 @@ pub async fn run(
                 if let Err(e) = t.segmenter.push(&bytes, SystemTime::now()) {
                     warn!(stream = %name, rendition = %ladder[index].id, "cannot package transcoder output: {e}");
                 }
-                drain(&state, &store, &*events, &name, &period_id, index, &ladder[index], t, &mut rtmp).await;
+                drain(&state, &store, &*events, fence, &name, &period_id, index, &ladder[index], t, &mut rtmp).await;
+                if fence.is_some_and(Fence::is_lost) {
+                    break;
+                }
             }
             TranscodeEvent::Ended => break,
             TranscodeEvent::Failed(msg) => {
@@ -152,7 +158,7 @@ pub async fn run(
     }
     for (i, t) in tracks.iter_mut().enumerate() {
         let _ = t.segmenter.finish();
-        drain(&state, &store, &*events, &name, &period_id, i, &ladder[i], t, &mut rtmp).await;
+        drain(&state, &store, &*events, fence, &name, &period_id, i, &ladder[i], t, &mut rtmp).await;
     }
     abort_live(&state);
     let (ladder_ids, last) = {
@@ -163,6 +169,11 @@ pub async fn run(
         s.next_number = last.map_or(s.next_number, |n| n + 1);
         (s.ladder(), last)
     };
+    if fence.is_some_and(Fence::is_lost) {
+        // Another encoder owns the stream now: its record and its MPD are not ours to end.
+        info!(stream = %name, "packaging stopped: fenced off by a newer owner");
+        return;
+    }
     let st = if failed.is_some() { StreamState::Failed } else { StreamState::Ended };
     meta.put(StreamRecord { name: name.clone(), state: st, ladder: ladder_ids, last_segment: last, updated_ms: StreamRecord::now_ms() }).await;
     if let Err(e) = events.publish(&ClusterEvent::Ended { stream: name.clone() }).await {
@@ -175,6 +186,7 @@ async fn drain(
     state: &Arc<RwLock<DashState>>,
     store: &SegmentStore,
     events: &dyn EventBus,
+    fence: Option<&Fence>,
     name: &str,
     period_id: &str,
     index: usize,
@@ -186,6 +198,11 @@ async fn drain(
         match ev {
             SegmenterEvent::Init { bytes, info } => {
                 rtmp.on_init(index, &bytes);
+                if let Some(f) = fence {
+                    if !f.allows_write().await {
+                        return;
+                    }
+                }
                 if let Err(e) = store.put(&key(name, &rendition.id, &format!("init-{period_id}.mp4")), bytes).await {
                     warn!(stream = %name, "storing init segment: {e}");
                 }
@@ -239,6 +256,11 @@ async fn drain(
                 if let Some(l) = t.live.take() {
                     state.read().unwrap().live_track(&rendition.id).inspect(|lt| lt.end(l.number));
                 }
+                if let Some(f) = fence {
+                    if !f.allows_write().await {
+                        return;
+                    }
+                }
                 if let Err(err) = store.put(&key(name, &rendition.id, &format!("{}.m4s", e.segment)), data.freeze()).await {
                     warn!(stream = %name, "storing segment {}: {err}", e.segment);
                     continue;
@@ -248,6 +270,9 @@ async fn drain(
                     let _ = store.delete(&key(name, &rendition.id, &format!("{n}.m4s"))).await;
                 }
                 counter!("ferrocast_segments_total").increment(1);
+                if let Some(f) = fence {
+                    crate::standby::save_snapshot(store, f, state).await;
+                }
                 let ev = ClusterEvent::Segment { stream: name.to_owned(), rep: rendition.id.clone(), number: e.segment };
                 if let Err(err) = events.publish(&ev).await {
                     debug!(stream = %name, "segment event not sent: {err}");

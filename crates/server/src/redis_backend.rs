@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::{
-    coord::{holder_of, new_token, ClusterEvent, CoordError, DistLock, EncoderInfo, EventBus, LockToken, Registry, SessionMap},
+    coord::{holder_of, new_token, ClusterEvent, CoordError, DistLock, EncoderInfo, EventBus, LockToken, Ownership, Registry, SessionMap},
     meta::{BoxFut, MetaStore, StreamRecord},
 };
 
@@ -21,6 +21,23 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Releases a lock only if the caller's token still holds it.
 const UNLOCK: &str = r#"if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"#;
+
+/// Takes a free stream: KEYS owner, epoch; ARGV encoder, lease ms. Returns the new epoch or nil.
+const CLAIM_IF_FREE: &str = r#"if redis.call('exists', KEYS[1]) == 1 then return false end
+local e = redis.call('incr', KEYS[2])
+redis.call('set', KEYS[1], ARGV[1] .. '|' .. e, 'PX', ARGV[2])
+return e"#;
+/// Renews only the caller's own lease: KEYS owner, epoch; ARGV "encoder|epoch", lease ms,
+/// epoch. A missing owner key with no newer epoch (Redis restarted without its data) is
+/// re-created, so a Redis restart does not fail every stream over.
+const RENEW: &str = r#"local v = redis.call('get', KEYS[1])
+if v == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+if not v and tonumber(redis.call('get', KEYS[2]) or '0') <= tonumber(ARGV[3]) then
+  redis.call('set', KEYS[2], ARGV[3])
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0"#;
 
 /// All cluster backends on one Redis.
 #[derive(Clone)]
@@ -182,6 +199,56 @@ impl DistLock for RedisBackend {
             inv.arg(&token.0);
             tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async::<i64>(&mut c)).await.map_err(|_| self.err("timed out"))?.map_err(|e| self.err(e))?;
             Ok(())
+        })
+    }
+}
+
+impl RedisBackend {
+    async fn script<T: redis::FromRedisValue>(&self, src: &str, keys: &[String], args: &[String]) -> Result<T, CoordError> {
+        let script = redis::Script::new(src);
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(k);
+        }
+        for a in args {
+            inv.arg(a);
+        }
+        let mut c = self.conn.clone();
+        tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async::<T>(&mut c)).await.map_err(|_| self.err("timed out"))?.map_err(|e| self.err(e))
+    }
+}
+
+fn owner_value(encoder: &str, epoch: u64) -> String {
+    format!("{encoder}|{epoch}")
+}
+
+impl Ownership for RedisBackend {
+    fn claim<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFut<'a, Result<u64, CoordError>> {
+        Box::pin(async move {
+            let epoch: u64 = self.call(redis::cmd("INCR").arg(key("epoch", stream))).await?;
+            self.call::<()>(redis::cmd("SET").arg(key("owner", stream)).arg(owner_value(encoder, epoch)).arg("PX").arg(lease.as_millis() as u64)).await?;
+            Ok(epoch)
+        })
+    }
+    fn claim_if_free<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFut<'a, Result<Option<u64>, CoordError>> {
+        Box::pin(async move { self.script(CLAIM_IF_FREE, &[key("owner", stream), key("epoch", stream)], &[encoder.to_owned(), lease.as_millis().to_string()]).await })
+    }
+    fn renew<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64, lease: Duration) -> BoxFut<'a, Result<bool, CoordError>> {
+        Box::pin(async move {
+            let n: i64 = self.script(RENEW, &[key("owner", stream), key("epoch", stream)], &[owner_value(encoder, epoch), lease.as_millis().to_string(), epoch.to_string()]).await?;
+            Ok(n == 1)
+        })
+    }
+    fn check<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64) -> BoxFut<'a, Result<bool, CoordError>> {
+        Box::pin(async move {
+            let cur: Option<String> = self.call(redis::cmd("GET").arg(key("owner", stream))).await?;
+            Ok(cur.as_deref() == Some(owner_value(encoder, epoch).as_str()))
+        })
+    }
+    fn owner<'a>(&'a self, stream: &'a str) -> BoxFut<'a, Result<Option<(String, u64)>, CoordError>> {
+        Box::pin(async move {
+            let cur: Option<String> = self.call(redis::cmd("GET").arg(key("owner", stream))).await?;
+            Ok(cur.and_then(|v| v.rsplit_once('|').and_then(|(e, n)| Some((e.to_owned(), n.parse().ok()?)))))
         })
     }
 }

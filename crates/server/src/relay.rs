@@ -21,7 +21,7 @@ use tokio::{
     sync::broadcast,
     time::timeout,
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{hub::Stream, ingest::APP, meta::BoxFut};
 
@@ -82,6 +82,52 @@ pub trait Resolver: Send + Sync {
     /// Called once the upstream accepted `stream`, then every [`HOLD_EVERY`] while it lives
     /// (the gateway records the session map here).
     fn hold<'a>(&'a self, stream: &'a str, route: &'a Route) -> BoxFut<'a, ()>;
+    /// Where a hot-standby copy of `stream` goes (the gateway: the next encoder on the ring
+    /// after the primary); `None` for no standby.
+    fn standby<'a>(&'a self, _stream: &'a str, _primary: &'a Route) -> BoxFut<'a, Option<Route>> {
+        Box::pin(async { None })
+    }
+}
+
+/// The encoder currently receiving a stream's standby copy, shared by its two forwarders: when
+/// the primary's route turns into the standby's encoder (it took over), the primary
+/// forwarder stops and the standby copy carries on.
+pub type StandbyTarget = Arc<std::sync::Mutex<Option<String>>>;
+
+/// Keeps a standby copy of `stream` flowing to the encoder `resolver.standby` names, with the
+/// broadcaster's query plus `standby=1`, reconnecting like the primary does.
+pub async fn forward_standby(stream: Arc<Stream>, name: String, query: Option<String>, primary: Route, resolver: Arc<dyn Resolver>, target: StandbyTarget) {
+    let q = match &query {
+        Some(q) if !q.is_empty() => format!("{q}&standby=1"),
+        _ => "standby=1".to_owned(),
+    };
+    let mut backoff = Duration::from_millis(200);
+    while !stream.is_ended() {
+        // No standby (an edge's upstream, or a single encoder): nothing to do.
+        let Some(route) = resolver.standby(&name, &primary).await else { return };
+        let mut up = match connect(route.clone(), &name, Some(&q)).await {
+            Ok(u) => u,
+            Err(e) => {
+                debug!(stream = %name, "standby copy: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(200);
+        *target.lock().unwrap() = route.encoder.clone();
+        info!(stream = %name, standby = ?route.encoder, "hot standby copy flowing");
+        let Some((snapshot, rx)) = stream.subscribe_internal() else { return };
+        let noop = FixedUpstream(String::new());
+        match pump(&mut up, &snapshot, rx, &name, &noop).await {
+            Ok(()) => {
+                up.session.close();
+                let _ = up.flush().await;
+                return;
+            }
+            Err(e) => warn!(stream = %name, "standby copy broke: {e}; reconnecting"),
+        }
+    }
 }
 
 /// Always the same upstream (an edge's gateway).
@@ -177,7 +223,7 @@ impl Upstream {
 /// Forwards `stream` upstream until its publisher leaves, starting on `first`; on a broken
 /// upstream, reconnects (with back-off, resolving the route again) and resumes from the last
 /// keyframe.
-pub async fn forward(stream: Arc<Stream>, name: String, query: Option<String>, first: Upstream, resolver: Arc<dyn Resolver>) {
+pub async fn forward(stream: Arc<Stream>, name: String, query: Option<String>, first: Upstream, resolver: Arc<dyn Resolver>, standby: Option<StandbyTarget>) {
     let mut next = Some(first);
     let mut backoff = Duration::from_millis(100);
     let mut reconnects = 0u32;
@@ -200,6 +246,11 @@ pub async fn forward(stream: Arc<Stream>, name: String, query: Option<String>, f
                         continue;
                     }
                 };
+                let standby_enc = standby.as_ref().and_then(|t| t.lock().unwrap().clone());
+                if route.encoder.is_some() && route.encoder == standby_enc {
+                    info!(stream = %name, encoder = ?route.encoder, "relay: the standby took the stream over; its copy carries on");
+                    return;
+                }
                 match connect(route, &name, query.as_deref()).await {
                     Ok(u) => {
                         reconnects += 1;

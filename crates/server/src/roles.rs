@@ -154,6 +154,7 @@ pub async fn encoder(a: EncoderArgs, shutdown: impl Future<Output = ()>) -> Resu
         })
     };
     let role = RoleOptions {
+        cluster: Some(crate::encoder::EncoderCluster { id: info.id.clone(), own: redis.clone(), sessions: redis.clone() }),
         store: Some(store.clone()),
         meta: Some(redis.clone()),
         events: Some(redis.clone()),

@@ -117,6 +117,8 @@ pub struct RoleOptions {
     pub events: Option<Arc<dyn EventBus>>,
     /// Relay mode (edge, gateway): accepted publishes go upstream instead of to a transcoder.
     pub upstream: Option<Arc<dyn Resolver>>,
+    /// Encoder in a cluster: ownership, fencing and hot standby.
+    pub cluster: Option<crate::encoder::EncoderCluster>,
     /// Play relay (edge): where to find the encoder of a stream that is not here.
     pub pull: Option<crate::pull::Locate>,
     /// Replaces the origin's HTTP routes (the edge serves its cache instead).
@@ -170,6 +172,7 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         dash: dash.clone(),
         active: active.clone(),
         hub: hub.clone(),
+        cluster: role.cluster,
     };
     let ctx = Arc::new(ingest::RtmpContext {
         hub: hub.clone(),
