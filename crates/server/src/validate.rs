@@ -269,7 +269,7 @@ mod tests {
     /// Exp-Golomb writer for a minimal Baseline SPS (no VUI).
     fn build_baseline_sps(w_mbs: u32, h_mbs: u32) -> Vec<u8> {
         let mut bits: Vec<bool> = vec![];
-        let mut put = |v: u32, n: usize, bits: &mut Vec<bool>| (0..n).rev().for_each(|i| bits.push(v >> i & 1 == 1));
+        let put = |v: u32, n: usize, bits: &mut Vec<bool>| (0..n).rev().for_each(|i| bits.push(v >> i & 1 == 1));
         let ue = |v: u32, bits: &mut Vec<bool>| {
             let x = v + 1;
             let len = 32 - x.leading_zeros() as usize;

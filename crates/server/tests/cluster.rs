@@ -4,14 +4,12 @@
 
 mod common;
 
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    process::Stdio,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
-use common::{ffmpeg_decode_frames, ffmpeg_publish, ffprobe};
+use common::{
+    cluster::{eventually, get_bytes, http_get, live_on, publish, Cluster},
+    ffmpeg_decode_frames, ffprobe,
+};
 use ferrocast::{
     coord::{EncoderInfo, Registry},
     gateway::choose,
@@ -19,108 +17,6 @@ use ferrocast::{
     store::SegmentStore,
 };
 use tokio::process::Child;
-
-struct Cluster {
-    dir: PathBuf,
-    env: HashMap<String, String>,
-}
-
-impl Cluster {
-    fn up() -> Self {
-        let dir = std::env::temp_dir().join(format!("ferrocast-cluster-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let out = std::process::Command::new(root.join("scripts/cluster.sh"))
-            .args(["up", "--dir"])
-            .arg(&dir)
-            .env("CLUSTER_DETACH", "1")
-            .env("FERROCAST_BIN", env!("CARGO_BIN_EXE_ferrocast"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("scripts/cluster.sh");
-        let mut c = Self { env: HashMap::new(), dir };
-        assert!(out.status.success(), "cluster did not start:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        let env = std::fs::read_to_string(c.dir.join("cluster.env")).unwrap();
-        c.env = env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        c
-    }
-
-    fn port(&self, k: &str) -> u16 {
-        self.env[k].parse().unwrap()
-    }
-
-    /// Starts one more process of the cluster (recorded so `down` stops it).
-    fn spawn(&self, name: &str, args: &[&str]) -> u32 {
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
-        let mut cmd = std::process::Command::new(args[0]);
-        cmd.args(&args[1..]).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-        for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
-            cmd.env(k, &self.env[k]);
-        }
-        let child = cmd.spawn().unwrap();
-        std::fs::write(self.dir.join(format!("{name}.pid")), child.id().to_string()).unwrap();
-        child.id()
-    }
-
-    fn kill(&self, name: &str, signal: &str) {
-        let pid = std::fs::read_to_string(self.dir.join(format!("{name}.pid"))).unwrap();
-        let _ = std::process::Command::new("kill").args([signal, pid.trim()]).status();
-        // Wait for it to be gone so its ports are free again.
-        let t0 = Instant::now();
-        // Gone, or a zombie (a process this test spawned and has not reaped): its ports are free.
-        while std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|s| !s.contains(") Z ")) && t0.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let _ = std::process::Command::new(root.join("scripts/cluster.sh")).args(["down", "--dir"]).arg(&self.dir).output();
-        // Logs stay for a failed run.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        } else {
-            eprintln!("cluster logs kept in {}", self.dir.display());
-        }
-    }
-}
-
-async fn eventually<F, Fut>(what: &str, within: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let t0 = Instant::now();
-    while t0.elapsed() < within {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{what}: not within {within:?}");
-}
-
-/// Names of the streams live on the encoder with HTTP port `port`.
-async fn live_on(port: u16) -> Vec<String> {
-    let (status, body) = http_get(port, "/api/streams").await;
-    if status != 200 {
-        return vec![];
-    }
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["state"] == "live")
-        .filter_map(|s| s["name"].as_str().map(str::to_owned))
-        .collect()
-}
-
-fn publish(c: &Cluster, name: &str) -> Child {
-    ffmpeg_publish(&format!("rtmps://127.0.0.1:{}/live/{name}", c.port("EDGE_RTMPS")), "320x240", 180)
-}
 
 /// A name the ring puts on `on_two` with the cluster's two encoders and on `on_three` once
 /// `enc-3` joins.
@@ -266,21 +162,3 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
     drop(pubs);
 }
 
-/// GET returning (status, body); status 0 when nothing listens (a process being restarted).
-async fn http_get(port: u16, path: &str) -> (u16, String) {
-    let (s, _, b) = get_bytes(port, path).await;
-    (s, String::from_utf8_lossy(&b).into_owned())
-}
-
-/// GET returning (status, lower-cased head, body bytes); status 0 when the connection fails.
-async fn get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return (0, String::new(), vec![]) };
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
-    let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp)).await.unwrap().unwrap();
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |p| p + 4);
-    let head = String::from_utf8_lossy(&resp[..split]).to_lowercase();
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head, resp[split..].to_vec())
-}

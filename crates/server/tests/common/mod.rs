@@ -2,6 +2,8 @@
 //! (ffmpeg, ffprobe, rtmpdump, GStreamer) as child processes.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::{
     path::PathBuf,
     process::Stdio,
