@@ -104,6 +104,7 @@ up() {
   cat >"$dir/cluster.env" <<EOF
 CLUSTER_DIR=$dir
 FERROCAST_BIN=$FERROCAST_BIN
+S3S_BIN=$(command -v s3s-fs)
 REDIS_PORT=$REDIS_PORT
 REDIS_URL=$REDIS_URL
 S3_PORT=$S3_PORT

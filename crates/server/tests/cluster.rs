@@ -159,6 +159,18 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
     c.spawn("redis", &["redis-server", "--port", &redis_port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
     eventually("edge healthy again", Duration::from_secs(20), || async { http_get(edge, "/healthz").await.0 == 200 }).await;
     eventually("encoders registered again", Duration::from_secs(20), || async { redis.encoders().await.map(|e| e.len()).unwrap_or(0) == 3 }).await;
+
+    // The S3 server down: the encoders' /healthz names it; back up: healthy again.
+    let enc1 = c.port("ENC1_HTTP");
+    c.kill("s3", "-KILL");
+    eventually("encoder /healthz reports the store down", Duration::from_secs(15), || async {
+        let (s, body) = http_get(enc1, "/healthz").await;
+        s == 503 && body.contains("store: DOWN")
+    })
+    .await;
+    let s3_root = c.dir.join("s3");
+    c.spawn("s3", &[&c.env["S3S_BIN"], "--host", "127.0.0.1", "--port", &c.env["S3_PORT"], "--access-key", &c.env["AWS_ACCESS_KEY_ID"], "--secret-key", &c.env["AWS_SECRET_ACCESS_KEY"], s3_root.to_str().unwrap()]);
+    eventually("encoder healthy again", Duration::from_secs(20), || async { http_get(enc1, "/healthz").await.0 == 200 }).await;
     drop(pubs);
 }
 

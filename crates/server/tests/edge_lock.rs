@@ -3,6 +3,8 @@
 //! (the lock holder fetches; the other edge gets the bytes from it), and a segment-ready event
 //! on Redis pub/sub drops the stale manifest from both caches.
 
+mod common;
+
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -18,6 +20,7 @@ use ferrocast::{
     health::Health,
     redis_backend::RedisBackend,
 };
+use common::cluster::get_bytes;
 use tokio::process::{Child, Command};
 
 struct Origin {
@@ -70,17 +73,11 @@ async fn start_edge(redis: &Arc<RedisBackend>) -> (u16, EdgeState) {
     (port, st)
 }
 
+/// Status, X-Cache and body of a GET.
 async fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
-    let mut v = vec![];
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut v)).await.unwrap().unwrap();
-    let head_end = v.windows(4).position(|w| w == b"\r\n\r\n").map_or(v.len(), |p| p + 4);
-    let head = String::from_utf8_lossy(&v[..head_end]).to_lowercase();
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (status, head, body) = get_bytes(port, path).await;
     let xcache = head.lines().find_map(|l| l.strip_prefix("x-cache: ")).unwrap_or("").trim().to_uppercase();
-    (status, xcache, v[head_end..].to_vec())
+    (status, xcache, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
