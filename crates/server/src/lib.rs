@@ -18,6 +18,7 @@ pub mod health;
 pub mod hls;
 pub mod http;
 pub mod hub;
+pub mod jitter;
 pub mod ingest;
 pub mod keys;
 pub mod ladder;

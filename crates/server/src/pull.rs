@@ -1,7 +1,8 @@
 //! Play relay: an edge's RTMP player asks for a stream that lives on an encoder. One upstream
 //! play per (stream, rendition) feeds a local hub stream that all of the edge's players of it
 //! share (GOP cache, fan-out), so an encoder sees one connection per edge, not per viewer. The
-//! pull ends when the upstream ends or nobody has watched for [`IDLE`].
+//! pull ends when the upstream ends or nobody has watched for [`IDLE`]. Frames pass through a
+//! [`JitterBuffer`] of [`JITTER_DELAY`], so upstream jitter up to that reaches players smoothed.
 
 use std::{
     collections::HashSet,
@@ -25,10 +26,13 @@ use tracing::{debug, info, warn};
 
 use crate::{
     hub::{rendition_name, Frame, Hub, PublishHandle},
+    jitter::JitterBuffer,
     ingest::APP,
     meta::BoxFut,
 };
 
+/// Upstream jitter the relay smooths away (frames reach the edge's players this much later).
+pub const JITTER_DELAY: Duration = Duration::from_millis(200);
 /// A pull with no local player for this long stops.
 pub const IDLE: Duration = Duration::from_secs(10);
 /// How long a player waits for the upstream's first keyframe.
@@ -100,6 +104,8 @@ impl Puller {
         let (mut buf, mut out) = (BytesMut::with_capacity(64 * 1024), Vec::new());
         let mut handle: Option<PublishHandle> = None;
         let mut idle_since: Option<tokio::time::Instant> = None;
+        // About 4 s of frames at most: a stuck hub loses the oldest, not memory.
+        let mut jitter: JitterBuffer<Frame> = JitterBuffer::new(JITTER_DELAY, 512);
         counter!("ferrocast_edge_pulls_total").increment(1);
         loop {
             session.poll_transmit(&mut out);
@@ -125,8 +131,8 @@ impl Puller {
                         }
                     }
                     ClientEvent::Media { kind, timestamp, payload } => {
-                        if let Some(h) = &handle {
-                            h.stream.push(Frame::new(kind, timestamp, payload));
+                        if handle.is_some() {
+                            jitter.push(std::time::Instant::now(), timestamp, Frame::new(kind, timestamp, payload));
                         }
                     }
                     _ => {}
@@ -143,7 +149,13 @@ impl Puller {
                     idle_since = None;
                 }
             }
-            match timeout(Duration::from_secs(1), io.read_buf(&mut buf)).await {
+            if let Some(h) = &handle {
+                for f in jitter.pop_due(std::time::Instant::now()) {
+                    h.stream.push(f);
+                }
+            }
+            let wait = jitter.next_due().map_or(Duration::from_secs(1), |d| d.saturating_duration_since(std::time::Instant::now()).min(Duration::from_secs(1)));
+            match timeout(wait, io.read_buf(&mut buf)).await {
                 Ok(Ok(0)) => return Ok(()),
                 Ok(Ok(_)) => session.handle_input(&mut buf).map_err(|e| e.to_string())?,
                 Ok(Err(e)) => return Err(e.to_string()),
