@@ -136,6 +136,9 @@ pub fn router(state: EdgeState) -> Router {
         .route("/healthz", get(|State(st): State<EdgeState>| async move { st.health.respond().await }))
         .route("/metrics", get(metrics))
         .route("/live/{*path}", get(live).head(live))
+        .merge(crate::player::page_routes())
+        // The page's quality beacons go to the origins' metrics; an edge takes and drops them.
+        .route("/api/beacon", axum::routing::post(|| async { StatusCode::NO_CONTENT }))
         .fallback(|m: Method| async move {
             if m == Method::OPTIONS {
                 StatusCode::NO_CONTENT.into_response()

@@ -41,10 +41,13 @@ pub const MAX_LATENCY_SAMPLES: usize = 64;
 
 /// The player's routes, to merge into the main router.
 pub fn routes() -> Router<HttpState> {
-    Router::new()
-        .route("/watch/{name}", get(watch))
-        .route("/player/{file}", get(player_file))
-        .route("/api/beacon", post(beacon))
+    page_routes().route("/api/beacon", post(beacon))
+}
+
+/// The page and its scripts alone (an edge serves these so viewers load the player and the
+/// DASH from the same place; it has no beacon metrics).
+pub fn page_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/watch/{name}", get(watch)).route("/player/{file}", get(player_file))
 }
 
 async fn watch(Path(name): Path<String>, headers: HeaderMap) -> Response {
