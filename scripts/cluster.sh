@@ -153,15 +153,16 @@ demo() {
     local mpd="http://127.0.0.1:$EDGE_HTTP/live/$n/manifest.mpd"
     for _ in $(seq 1 150); do curl -fsS -o /dev/null "$mpd" 2>/dev/null && break; sleep 0.2; done
     local where="?"
-    curl -fsS "http://127.0.0.1:$ENC1_HTTP/api/streams" | grep -q "\"$n\"" && where=enc-1
-    curl -fsS "http://127.0.0.1:$ENC2_HTTP/api/streams" | grep -q "\"$n\"" && where=enc-2
+    # Each stream is live on one encoder and a hot-standby copy on the other.
+    curl -fsS "http://127.0.0.1:$ENC1_HTTP/api/streams" | grep -q "\"name\":\"$n\",\"state\":\"live\"" && where="enc-1 (standby enc-2)"
+    curl -fsS "http://127.0.0.1:$ENC2_HTTP/api/streams" | grep -q "\"name\":\"$n\",\"state\":\"live\"" && where="enc-2 (standby enc-1)"
     local probe
     probe=$(ffprobe -v error -show_entries stream=codec_name,width,height -of csv=p=0 "$mpd" 2>&1 | sort -u | tr '\n' ' ')
     echo "$n: on $where; DASH through the edge: $probe"
     case "$probe" in *h264,720,720*h264,400,400*|*h264,400,400*h264,720,720*) ok=$((ok + 1)) ;; esac
   done
   echo "edge cache: $(curl -fsS "http://127.0.0.1:$EDGE_HTTP/metrics" | grep -E '^ferrocast_edge_(hits|misses|origin_fetches)_total' | tr '\n' ' ')"
-  if [ "$ok" = "$streams" ]; then echo "demo ok: $ok/$streams streams played through the edge"; else echo "demo FAILED: $ok/$streams streams played (logs in $dir)" >&2; exit 1; fi
+  if [ "$ok" = "$streams" ]; then echo "demo ok: $ok/$streams streams played through the edge"; trap 'down; rm -rf "$dir"' EXIT; else echo "demo FAILED: $ok/$streams streams played (logs in $dir)" >&2; exit 1; fi
 }
 
 case "$cmd" in
