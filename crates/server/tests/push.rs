@@ -144,8 +144,8 @@ fn player(port: u16, name: &str, stop: watch::Receiver<bool>) -> tokio::task::Jo
             }
             while let Some(ev) = s.poll_event() {
                 if let ClientEvent::Media { kind: MediaKind::Video, timestamp, payload } = ev {
-                    // Sequence headers are not frames.
-                    if payload.get(1) != Some(&0) {
+                    // Coded frames only (not sequence headers or end-of-sequence tags).
+                    if payload.get(1) == Some(&1) {
                         frames.push((Instant::now(), timestamp));
                     }
                 }
@@ -334,7 +334,11 @@ async fn a_restarted_clock_is_shifted_to_continue() {
         s.poll_transmit(&mut o);
         io.write_all(&o).await.unwrap();
         if round == 0 {
-            srv.wait_live("obs", Duration::from_secs(10)).await;
+            let t0 = Instant::now();
+            while started_unix(&srv.streams().await, "obs").is_none() {
+                assert!(t0.elapsed() < Duration::from_secs(10), "stream obs not listed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             *out.lock().unwrap() = Some(player(srv.rtmp, "obs", stop_rx.clone()));
             tokio::time::sleep(Duration::from_millis(500)).await;
             // A hard drop: no deleteStream.
