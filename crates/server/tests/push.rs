@@ -357,3 +357,55 @@ async fn a_restarted_clock_is_shifted_to_continue() {
     assert!(*ts.last().unwrap() > 11_000, "the second publish was not shifted after the first: {ts:?}");
     srv.stop().await;
 }
+
+/// RTMPS: the server's self-signed certificate is refused unless trusted with --ca-file (or
+/// accepted with --insecure); with --ca-file the stream goes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_over_rtmps_verifies_the_certificate() {
+    let flv = test_flv(20).await;
+    let srv = TestServer::start(|c| c.transcode = false).await;
+    let t0 = Instant::now();
+    let p = push(&flv, &srv.rtmps_url("tls"), &["--quiet"]);
+    let (code, stderr) = finish(p, Duration::from_secs(10)).await;
+    assert!(matches!(code, Some(c) if c != 0), "exit {code:?}: {stderr}");
+    assert!(stderr.contains("--ca-file") && stderr.contains("--insecure"), "{stderr}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    let ca = srv.data_dir.join("tls").join("cert.pem");
+    let p = push(&flv, &srv.rtmps_url("tls"), &["--quiet", "--ca-file", ca.to_str().unwrap()]);
+    srv.wait_live("tls", Duration::from_secs(15)).await;
+    interrupt(&p);
+    let (code, stderr) = finish(p, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    srv.stop().await;
+}
+
+/// Non-FLV input goes through an ffmpeg child (`-c copy`); push ends by itself with the input
+/// and the stream ends at once (clean unpublish).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_reads_other_inputs_through_ffmpeg() {
+    let mp4 = std::env::temp_dir().join(format!("ferrocast-push-{}.mp4", std::process::id()));
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac"])
+        .arg(&mp4);
+    let (ok, _, err) = run(&mut cmd, Duration::from_secs(60)).await;
+    assert!(ok, "{err}");
+    let srv = TestServer::start(|c| c.transcode = false).await;
+    let p = push(&mp4, &srv.rtmp_url("viaffmpeg"), &["--quiet"]);
+    let live = srv.wait_live("viaffmpeg", Duration::from_secs(15)).await;
+    assert_eq!(live["width"], 320, "{live}");
+    let (code, stderr) = finish(p, Duration::from_secs(20)).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("reconnects=0"), "{stderr}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(started_unix(&srv.streams().await, "viaffmpeg").is_none(), "stream still listed after push ended");
+    // A missing input is a clear error, not a retry loop.
+    let p = push(std::path::Path::new("/nonexistent/input.mp4"), &srv.rtmp_url("missing"), &["--quiet"]);
+    let (code, stderr) = finish(p, Duration::from_secs(10)).await;
+    assert!(matches!(code, Some(c) if c != 0), "{stderr}");
+    assert!(stderr.contains("No such file"), "{stderr}");
+    let _ = std::fs::remove_file(&mp4);
+    srv.stop().await;
+}
