@@ -63,6 +63,10 @@ pub struct Limits {
     pub player_batch_ms: u64,
     /// Most bytes of one GOP kept for late joiners; a longer GOP is not cached.
     pub max_gop_bytes: usize,
+    /// When a publisher's connection drops without a clean unpublish, its stream stays live
+    /// this long (ms); a publish of the same name within it continues the same stream
+    /// (transcoder, DASH Period, players). 0: the stream ends at once.
+    pub reconnect_grace_ms: u64,
 }
 
 impl Default for Limits {
@@ -78,6 +82,7 @@ impl Default for Limits {
             player_queue_frames: 1024,
             player_batch_ms: 100,
             max_gop_bytes: 32 << 20,
+            reconnect_grace_ms: 5000,
         }
     }
 }
@@ -90,6 +95,10 @@ impl Limits {
     /// Idle timeout as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+    /// Reconnect grace as a duration.
+    pub fn reconnect_grace(&self) -> Duration {
+        Duration::from_millis(self.reconnect_grace_ms)
     }
     /// Write timeout as a duration.
     pub fn write_timeout(&self) -> Duration {
@@ -183,6 +192,9 @@ impl Config {
         }
         if l.player_batch_ms > 1000 {
             return Err(ConfigError::Invalid("[limits] player_batch_ms must be at most 1000".into()));
+        }
+        if l.reconnect_grace_ms > 600_000 {
+            return Err(ConfigError::Invalid("[limits] reconnect_grace_ms must be at most 600000 (10 minutes)".into()));
         }
         if l.player_queue_frames < 16 {
             return Err(ConfigError::Invalid("[limits] player_queue_frames must be at least 16".into()));

@@ -32,6 +32,7 @@ use crate::{
     relay::{self, Resolver},
     auth::PublishAuth,
     config::Limits,
+    continuation::{Codecs, Continuity, Parked, Parking},
     hub::{rendition_name, Frame, Hub, PlayerGuard, PublishHandle, Stream},
     names::{is_valid_stream_name, query_param},
     validate::{Tracks, Validator, Verdict},
@@ -66,6 +67,9 @@ pub struct RtmpContext {
     pub upstream: Option<Arc<dyn Resolver>>,
     /// Play relay (edge): streams that are not here are pulled from their encoder.
     pub pull: Option<Arc<Puller>>,
+    /// Streams whose publisher dropped, kept for `limits.reconnect_grace_ms` (see
+    /// [`crate::continuation`]).
+    pub parked: Arc<Parking>,
 }
 
 /// Holds one of an address's connection slots.
@@ -293,6 +297,18 @@ struct Publishing {
     handle: PublishHandle,
     /// Judges the first frames; `None` once it has decided.
     validator: Option<Validator>,
+    /// Timestamps pushed so far (and their mapping on a continuation).
+    cont: Continuity,
+    /// The stream's codecs.
+    codecs: Codecs,
+    /// The sequence headers pushed last (video, audio).
+    headers: (Option<Bytes>, Option<Bytes>),
+}
+
+impl Publishing {
+    fn new(stream_id: u32, handle: PublishHandle) -> Self {
+        Self { stream_id, handle, validator: Some(Validator::new()), cont: Continuity::fresh(), codecs: Codecs::default(), headers: (None, None) }
+    }
 }
 
 async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, ctx: &RtmpContext) -> Result<(), ConnError> {
@@ -319,8 +335,18 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, c
 
     let mut conn = Conn { ctx, peer, app: String::new(), publishing: None, playing: None, closing: None, pending_relay: None, pending_pull: None, pulled: false };
     let r = conn.run(&mut io, &mut session, &mut buf, &mut out).await;
-    if let Some(p) = &conn.publishing {
-        info!(%peer, stream = %p.handle.stream.name, "publish ended");
+    if let Some(p) = conn.publishing.take() {
+        let grace = ctx.limits.reconnect_grace();
+        // A drop without a clean unpublish: keep the stream for a returning publisher (not in
+        // relay mode, where the upstream judges the key; not before validation decided).
+        if !grace.is_zero() && ctx.upstream.is_none() && p.validator.is_none() && !*ctx.shutdown.borrow() {
+            info!(%peer, stream = %p.handle.stream.name, grace_ms = ctx.limits.reconnect_grace_ms, "publisher connection dropped; keeping the stream for a reconnect");
+            counter!("ferrocast_publish_drops_parked_total").increment(1);
+            let parked = Parked { handle: p.handle, last: p.cont.last(), codecs: p.codecs, headers: p.headers };
+            ctx.parked.park(parked, grace, ctx.shutdown.clone());
+        } else {
+            info!(%peer, stream = %p.handle.stream.name, "publish ended");
+        }
     }
     r
 }
@@ -527,8 +553,39 @@ impl Conn<'_> {
         if p.stream_id != stream_id {
             return;
         }
+        let frame = Frame::new(kind, timestamp, payload);
+        if p.cont.is_continuation() {
+            if let Some(reason) = p.codecs.mismatch(kind, &frame.payload) {
+                let name = p.handle.stream.name.clone();
+                counter!("ferrocast_publish_rejected_total", "reason" => "continuation_changed").increment(1);
+                warn!(peer = %self.peer, stream = %name, "reconnected publisher refused: {reason}");
+                session.reject_publish(stream_id, "NetStream.Publish.Rejected", &format!("stream {name:?} refused: {reason}"));
+                // The stream ends: its transcoder was set up for the old codecs.
+                self.publishing = None;
+                self.closing = Some(reason);
+                return;
+            }
+            let last_header = match kind {
+                MediaKind::Video => &p.headers.0,
+                MediaKind::Audio => &p.headers.1,
+            };
+            if frame.sequence_header && last_header.as_ref() == Some(&frame.payload) {
+                // The same decoder configuration again: nothing to tell the consumers.
+                return;
+            }
+        }
+        let Some(ts) = p.cont.map(kind, frame.timestamp, frame.sequence_header) else { return };
+        let frame = if ts == frame.timestamp { frame } else { Frame::new(kind, ts, frame.payload) };
+        if frame.sequence_header {
+            match kind {
+                MediaKind::Video => p.headers.0 = Some(frame.payload.clone()),
+                MediaKind::Audio => p.headers.1 = Some(frame.payload.clone()),
+            }
+        } else {
+            p.codecs.observe(kind, &frame.payload);
+        }
         if let Some(v) = &mut p.validator {
-            match v.on_frame(kind, timestamp, &payload) {
+            match v.on_frame(kind, frame.timestamp, &frame.payload) {
                 Verdict::Pending => {}
                 Verdict::Accept(tracks) => {
                     p.validator = None;
@@ -550,7 +607,7 @@ impl Conn<'_> {
                 }
             }
         }
-        p.handle.stream.push(Frame::new(kind, timestamp, payload));
+        p.handle.stream.push(frame);
     }
 
     /// Automatic rendition mode: step down on congestion, up after a calm period.
@@ -616,6 +673,23 @@ impl Conn<'_> {
         if let Err(e) = self.ctx.auth.check(name, query_param(query, "key"), self.peer.ip(), Instant::now()) {
             return refuse(session, e.label(), "NetStream.Publish.Unauthorized", e.to_string());
         }
+        if self.ctx.upstream.is_none() {
+            if let Some(parked) = self.ctx.parked.take(name) {
+                // The same stream continues: transcoder, packager and players carry on.
+                info!(peer = %self.peer, stream = %name, "publisher reconnected within the grace; continuing the stream");
+                counter!("ferrocast_publish_continuations_total").increment(1);
+                session.accept_publish(stream_id, name);
+                self.publishing = Some(Publishing {
+                    stream_id,
+                    handle: parked.handle,
+                    validator: None,
+                    cont: Continuity::resume(parked.last),
+                    codecs: parked.codecs,
+                    headers: parked.headers,
+                });
+                return;
+            }
+        }
         match self.ctx.hub.publish(name, self.peer) {
             Ok(h) if self.ctx.upstream.is_some() => {
                 // Answered once the upstream has decided (see `relay_publish`).
@@ -628,7 +702,7 @@ impl Conn<'_> {
                 info!(peer = %self.peer, stream = %name, "publishing");
                 counter!("ferrocast_publishes_total").increment(1);
                 session.accept_publish(stream_id, name);
-                self.publishing = Some(Publishing { stream_id, handle: h, validator: Some(Validator::new()) });
+                self.publishing = Some(Publishing::new(stream_id, h));
             }
             Err(e) => refuse(session, "busy", "NetStream.Publish.BadName", e.to_string()),
         }
@@ -650,7 +724,7 @@ impl Conn<'_> {
                 let target: relay::StandbyTarget = Arc::default();
                 tokio::spawn(relay::forward_standby(p.handle.stream.clone(), p.name.clone(), p.query.clone(), up.route.clone(), resolver.clone(), target.clone()));
                 tokio::spawn(relay::forward(p.handle.stream.clone(), p.name, p.query, up, resolver, Some(target)));
-                self.publishing = Some(Publishing { stream_id: p.stream_id, handle: p.handle, validator: Some(Validator::new()) });
+                self.publishing = Some(Publishing::new(p.stream_id, p.handle));
             }
             Err(e) => {
                 counter!("ferrocast_publish_rejected_total", "reason" => "upstream").increment(1);

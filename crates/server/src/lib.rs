@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod continuation;
 pub mod coord;
 pub mod dash;
 pub mod edge_role;
@@ -29,6 +30,7 @@ pub mod packager;
 pub mod player;
 pub mod probe;
 pub mod pull;
+pub mod push;
 pub mod redis_backend;
 pub mod relay;
 pub mod remux;

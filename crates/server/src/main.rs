@@ -61,6 +61,13 @@ enum Command {
     /// Cluster: routes each publish to an encoder (Ketama ring over the registered encoders,
     /// session map for reconnecting broadcasters).
     Gateway(ferrocast::roles::GatewayArgs),
+    /// Publish a file or any ffmpeg input to an RTMP(S) server, surviving network trouble:
+    /// reconnects with back-off and re-sends the last keyframe-GOP (a ferrocast server
+    /// continues the same stream).
+    ///
+    /// An FLV file is read directly, paced by its timestamps; anything else goes through an
+    /// ffmpeg child (`-c copy`, or H.264/AAC with --transcode).
+    Push(ferrocast::push::PushArgs),
     /// Manage publish keys (stored hashed in DATA_DIR/keys.toml; a running server picks up
     /// changes at the next publish).
     Keys {
@@ -221,6 +228,16 @@ fn main() -> ExitCode {
                 ferrocast::run(config, listeners, shutdown_signal()).await.map_err(|e| e.to_string())
             }
             Command::Keys { .. } => unreachable!("handled above"),
+            Command::Push(args) => match ferrocast::push::run(args, shutdown_signal()).await {
+                Ok(s) => {
+                    eprintln!(
+                        "ferrocast push: done after {:.1} s: reconnects={} bytes={} tags={} longest_outage_secs={:.2}",
+                        s.secs, s.reconnects, s.bytes, s.tags, s.longest_outage_secs
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(format!("push: {e}")),
+            },
             Command::Encoder(a) => ferrocast::roles::encoder(a, shutdown_signal()).await,
             Command::Gateway(a) => ferrocast::roles::gateway(a, shutdown_signal()).await,
             Command::Edge { redis: Some(redis), gateway, rtmp_addr, rtmps_addr, http_addr, advertise, data_dir, tls_cert, tls_key, .. } => {

@@ -185,6 +185,7 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         shutdown: stop_rx.clone(),
         upstream: role.upstream,
         pull: role.pull.map(|locate| Arc::new(crate::pull::Puller::new(hub.clone(), locate))),
+        parked: Default::default(),
     });
     let mut tasks = tokio::task::JoinSet::new();
 

@@ -146,7 +146,10 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
 
     // Redis down: reported by /healthz (and the metric), while the edge keeps serving what it
     // has cached. Back up: everything recovers by itself (encoders re-register).
+    // (Cached just before: the gateway restart above ended and restarted the encoders'
+    // presentations, whose end events dropped the edge's earlier entries.)
     let cached = format!("/live/{}/v720/init-p0.mp4", names[2]);
+    eventually("an object cached at the edge", Duration::from_secs(20), || async { get_bytes(edge, &cached).await.1.contains("x-cache: hit") }).await;
     c.kill("redis", "-KILL");
     eventually("edge /healthz reports Redis down", Duration::from_secs(15), || async {
         let (s, body) = http_get(edge, "/healthz").await;
@@ -155,6 +158,7 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
     .await;
     let (s, h, _) = get_bytes(edge, &cached).await;
     assert_eq!(s, 200, "cached object not served while Redis is down: {h}");
+    assert!(h.contains("x-cache: hit"), "{h}");
     let redis_port = c.env["REDIS_PORT"].clone();
     c.spawn("redis", &["redis-server", "--port", &redis_port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
     eventually("edge healthy again", Duration::from_secs(20), || async { http_get(edge, "/healthz").await.0 == 200 }).await;
