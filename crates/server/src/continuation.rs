@@ -188,6 +188,8 @@ pub struct Parked {
     /// The sequence headers pushed last (video, audio): an identical one from the new
     /// publisher is not pushed again.
     pub headers: (Option<Bytes>, Option<Bytes>),
+    /// The key it was published with.
+    pub key: Option<String>,
 }
 
 /// Streams in their reconnect grace, by name.
@@ -228,6 +230,16 @@ impl Parking {
     /// Takes the parked stream `name` for a returning publisher.
     pub fn take(&self, name: &str) -> Option<Parked> {
         self.map.lock().unwrap().remove(name).map(|(_, p)| p)
+    }
+
+    /// Takes the parked stream `name` if `ok` accepts it (the same key); leaves it otherwise.
+    pub fn take_if(&self, name: &str, ok: impl FnOnce(&Parked) -> bool) -> Option<Parked> {
+        let mut m = self.map.lock().unwrap();
+        if m.get(name).is_some_and(|(_, p)| ok(p)) {
+            m.remove(name).map(|(_, p)| p)
+        } else {
+            None
+        }
     }
 
     /// Whether `name` waits for its publisher.

@@ -303,11 +303,13 @@ struct Publishing {
     codecs: Codecs,
     /// The sequence headers pushed last (video, audio).
     headers: (Option<Bytes>, Option<Bytes>),
+    /// The publisher's `?key=`: only the same key may continue the stream after a drop.
+    key: Option<String>,
 }
 
 impl Publishing {
-    fn new(stream_id: u32, handle: PublishHandle) -> Self {
-        Self { stream_id, handle, validator: Some(Validator::new()), cont: Continuity::fresh(), codecs: Codecs::default(), headers: (None, None) }
+    fn new(stream_id: u32, handle: PublishHandle, key: Option<&str>) -> Self {
+        Self { stream_id, handle, validator: Some(Validator::new()), cont: Continuity::fresh(), codecs: Codecs::default(), headers: (None, None), key: key.map(str::to_owned) }
     }
 }
 
@@ -337,12 +339,13 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, c
     let r = conn.run(&mut io, &mut session, &mut buf, &mut out).await;
     if let Some(p) = conn.publishing.take() {
         let grace = ctx.limits.reconnect_grace();
-        // A drop without a clean unpublish: keep the stream for a returning publisher (not in
-        // relay mode, where the upstream judges the key; not before validation decided).
-        if !grace.is_zero() && ctx.upstream.is_none() && p.validator.is_none() && !*ctx.shutdown.borrow() {
+        // A drop without a clean unpublish: keep the stream for a returning publisher with the
+        // same key (not before validation decided). At an edge this also keeps the upstream
+        // relay open, so the encoder continues the same presentation.
+        if !grace.is_zero() && p.validator.is_none() && !*ctx.shutdown.borrow() {
             info!(%peer, stream = %p.handle.stream.name, grace_ms = ctx.limits.reconnect_grace_ms, "publisher connection dropped; keeping the stream for a reconnect");
             counter!("ferrocast_publish_drops_parked_total").increment(1);
-            let parked = Parked { handle: p.handle, last: p.cont.last(), codecs: p.codecs, headers: p.headers };
+            let parked = Parked { handle: p.handle, last: p.cont.last(), codecs: p.codecs, headers: p.headers, key: p.key };
             ctx.parked.park(parked, grace, ctx.shutdown.clone());
         } else {
             info!(%peer, stream = %p.handle.stream.name, "publish ended");
@@ -673,8 +676,10 @@ impl Conn<'_> {
         if let Err(e) = self.ctx.auth.check(name, query_param(query, "key"), self.peer.ip(), Instant::now()) {
             return refuse(session, e.label(), "NetStream.Publish.Unauthorized", e.to_string());
         }
-        if self.ctx.upstream.is_none() {
-            if let Some(parked) = self.ctx.parked.take(name) {
+        {
+            // Only the key the stream was published with takes it back (in relay mode the
+            // upstream is not asked again, so this is the check).
+            if let Some(parked) = self.ctx.parked.take_if(name, |p| p.key.as_deref() == query_param(query, "key")) {
                 // The same stream continues: transcoder, packager and players carry on.
                 info!(peer = %self.peer, stream = %name, "publisher reconnected within the grace; continuing the stream");
                 counter!("ferrocast_publish_continuations_total").increment(1);
@@ -686,6 +691,7 @@ impl Conn<'_> {
                     cont: Continuity::resume(parked.last),
                     codecs: parked.codecs,
                     headers: parked.headers,
+                    key: parked.key,
                 });
                 return;
             }
@@ -702,7 +708,7 @@ impl Conn<'_> {
                 info!(peer = %self.peer, stream = %name, "publishing");
                 counter!("ferrocast_publishes_total").increment(1);
                 session.accept_publish(stream_id, name);
-                self.publishing = Some(Publishing::new(stream_id, h));
+                self.publishing = Some(Publishing::new(stream_id, h, query_param(query, "key")));
             }
             Err(e) => refuse(session, "busy", "NetStream.Publish.BadName", e.to_string()),
         }
@@ -723,8 +729,9 @@ impl Conn<'_> {
                 session.accept_publish(p.stream_id, &p.name);
                 let target: relay::StandbyTarget = Arc::default();
                 tokio::spawn(relay::forward_standby(p.handle.stream.clone(), p.name.clone(), p.query.clone(), up.route.clone(), resolver.clone(), target.clone()));
+                let key = query_param(p.query.as_deref(), "key").map(str::to_owned);
                 tokio::spawn(relay::forward(p.handle.stream.clone(), p.name, p.query, up, resolver, Some(target)));
-                self.publishing = Some(Publishing::new(p.stream_id, p.handle));
+                self.publishing = Some(Publishing::new(p.stream_id, p.handle, key.as_deref()));
             }
             Err(e) => {
                 counter!("ferrocast_publish_rejected_total", "reason" => "upstream").increment(1);

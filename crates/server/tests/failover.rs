@@ -10,7 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::cluster::{eventually, get_bytes, http_get, live_on, publish, Cluster};
+use common::{
+    cluster::{eventually, get_bytes, http_get, live_on, publish, Cluster},
+    finish,
+    push_tools::{interrupt, push, test_flv, Proxy},
+};
 use ferrocast::{coord::Ownership, redis_backend::RedisBackend, store::SegmentStore};
 
 /// `(period id, rendition, number)` of every segment listed in an MPD.
@@ -195,4 +199,37 @@ async fn the_standby_takes_over_a_killed_owner_and_fencing_stops_a_frozen_one() 
     assert_eq!(redis.owner("fz").await.unwrap().map(|x| x.0), Some(other.to_string()));
     assert!(live_on(http_port(&c, other)).await.contains(&"fz".to_string()));
     drop(pubs);
+}
+
+/// The broadcaster's link to the edge is cut for 2 s: `ferrocast push` reconnects, the edge
+/// takes it back as the same stream (same key, within the grace) without touching its relay,
+/// so the encoder's presentation goes on: one Period, numbers continue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_second_cut_between_push_and_the_edge_is_bridged() {
+    let c = Cluster::up();
+    let edge = c.port("EDGE_HTTP");
+    let flv = test_flv(20).await;
+    let proxy = Proxy::start(c.port("EDGE_RTMP")).await;
+    let p = push(&flv, &format!("rtmp://127.0.0.1:{}/live/cut", proxy.port), &["--loop", "--quiet"]);
+    eventually("segments of cut at the edge", Duration::from_secs(60), || async {
+        mpd(edge, "cut").await.is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 2)
+    })
+    .await;
+    let before = listed(&mpd(edge, "cut").await.unwrap());
+    proxy.outage(Duration::from_secs(2)).await;
+    let max_before = before.iter().map(|x| x.2).max().unwrap();
+    eventually("3 more segments after the cut", Duration::from_secs(40), || async {
+        mpd(edge, "cut").await.is_some_and(|m| listed(&m).iter().any(|x| x.1 == "v720" && x.2 >= max_before + 3))
+    })
+    .await;
+    let text = mpd(edge, "cut").await.unwrap();
+    let after = listed(&text);
+    let periods: BTreeSet<_> = after.iter().map(|x| x.0.clone()).collect();
+    assert_eq!(periods.len(), 1, "a new Period after the cut: {text}");
+    let v: Vec<u64> = after.iter().filter(|x| x.1 == "v720").map(|x| x.2).collect();
+    assert!(v.windows(2).all(|w| w[1] == w[0] + 1), "numbering has a hole: {v:?}");
+    interrupt(&p);
+    let (code, stderr) = finish(p, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("reconnects=1 "), "{stderr}");
 }

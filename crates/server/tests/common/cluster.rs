@@ -15,11 +15,19 @@ use super::ffmpeg_publish;
 pub struct Cluster {
     pub dir: PathBuf,
     pub env: HashMap<String, String>,
+    /// One cluster at a time per test process: two would share two cores and the timing
+    /// assertions would measure each other.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Cluster {
     pub fn up() -> Self {
-        let dir = std::env::temp_dir().join(format!("ferrocast-cluster-test-{}", std::process::id()));
+        let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ferrocast-cluster-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -31,7 +39,7 @@ impl Cluster {
             .stdin(Stdio::null())
             .output()
             .expect("scripts/cluster.sh");
-        let mut c = Self { env: HashMap::new(), dir };
+        let mut c = Self { env: HashMap::new(), dir, _one_at_a_time: guard };
         assert!(out.status.success(), "cluster did not start:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         let env = std::fs::read_to_string(c.dir.join("cluster.env")).unwrap();
         c.env = env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod push_tools;
 
 use std::{
     path::PathBuf,
