@@ -167,6 +167,9 @@ pub struct ObjectCount {
 pub struct DashReport {
     /// The MPD URL.
     pub url: String,
+    /// `X-Cache` of the one MPD GET made before the players start (to find the server's
+    /// clock); not in `x_cache`.
+    pub probe_x_cache: Option<String>,
     /// Players.
     pub clients: usize,
     /// Each player's playing time (s).
@@ -998,15 +1001,33 @@ fn setup(ctx: &Ctx, v: &Mutex<Viewer>, m: Mpd) -> Result<(), Error> {
 }
 
 /// Server clock − local clock (ms) from the MPD's HTTP UTCTiming, if it has one on the same
-/// host; 0 otherwise.
-async fn clock_offset(cfg: &DashConfig, origin: &str, client: &HttpClient) -> f64 {
+/// host; 0 otherwise. Also the `X-Cache` of the MPD GET this makes.
+async fn clock_offset(
+    cfg: &DashConfig,
+    origin: &str,
+    client: &HttpClient,
+) -> (f64, Option<String>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     let Ok(uri) = http::parse_uri(&cfg.url) else {
-        return 0.0;
+        return (0.0, None);
     };
     let Ok(f) = http::get(client, &uri, true, mpd::MAX_MPD_BYTES as u64, deadline).await else {
-        return 0.0;
+        return (0.0, None);
     };
+    let x_cache = Some(f.x_cache.clone().unwrap_or_else(|| "none".into()));
+    (
+        clock_offset_from(cfg, origin, client, f, deadline).await,
+        x_cache,
+    )
+}
+
+async fn clock_offset_from(
+    cfg: &DashConfig,
+    origin: &str,
+    client: &HttpClient,
+    f: http::Fetched,
+    deadline: Instant,
+) -> f64 {
     let Some(m) = f
         .body
         .as_deref()
@@ -1068,7 +1089,7 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
         .collect::<Result<_, _>>()?;
     let me = std::process::id();
     let client_before = sample_tree(me, false).unwrap_or_default();
-    let clock_offset_ms = clock_offset(&cfg, &origin, &http::client(1)).await;
+    let (clock_offset_ms, probe_x_cache) = clock_offset(&cfg, &origin, &http::client(1)).await;
 
     let t0 = Instant::now() + Duration::from_millis(20);
     let last_start = t0 + cfg.ramp * (cfg.clients.saturating_sub(1)) as u32;
@@ -1180,6 +1201,7 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
         .map(|o| o.clone())
         .unwrap_or_default();
     Ok(DashReport::new(
+        probe_x_cache,
         &cfg,
         (stop_at - t0).as_secs_f64(),
         window_s,
@@ -1191,7 +1213,9 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
 }
 
 impl DashReport {
+    #[allow(clippy::too_many_arguments)]
     fn new(
+        probe_x_cache: Option<String>,
         cfg: &DashConfig,
         run_s: f64,
         window_s: f64,
@@ -1227,6 +1251,7 @@ impl DashReport {
         let object_misses = objects.values().map(|o| o.misses).sum();
         Self {
             url: cfg.url.clone(),
+            probe_x_cache,
             clients: cfg.clients,
             duration_s: cfg.duration.as_secs_f64(),
             ramp_ms: cfg.ramp.as_secs_f64() * 1000.0,
