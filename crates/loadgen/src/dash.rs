@@ -587,8 +587,12 @@ impl Viewer {
     }
 }
 
-/// Records a response in the player's and the run's counters.
+/// Records a response in the player's and the run's counters. A request cut off because the
+/// run ended is not counted: it is no error of the server's.
 fn record(ctx: &Ctx, v: &Mutex<Viewer>, f: &Result<http::Fetched, Error>, object: Option<&str>) {
+    if f.is_err() && Instant::now() >= ctx.stop_at {
+        return;
+    }
     let Ok(mut v) = v.lock() else { return };
     match f {
         Ok(f) => {
@@ -744,6 +748,9 @@ async fn track_loop(
                 if let Some(init_uri) = init {
                     let f = fetch(ctx, client, &init_uri, false, MAX_SEGMENT_BYTES).await;
                     record(ctx, v, &f, Some(init_uri.path()));
+                    if f.is_err() && Instant::now() >= ctx.stop_at {
+                        return Ok(()); // the run ended during the request
+                    }
                     let ok = matches!(&f, Ok(f) if f.status == 200);
                     {
                         let mut g = v.lock().map_err(|_| Error::Input("poisoned".into()))?;
@@ -760,8 +767,54 @@ async fn track_loop(
                     }
                     continue;
                 }
-                let f = fetch(ctx, client, &uri, false, MAX_SEGMENT_BYTES).await;
+                let f = if complete {
+                    fetch(ctx, client, &uri, false, MAX_SEGMENT_BYTES).await
+                } else {
+                    // A segment still being made arrives chunk by chunk, in real time: what
+                    // has arrived reaches up to the live edge (less one 0.5 s chunk), which is
+                    // what a low-latency player appends to its buffer as it goes.
+                    let deadline = (Instant::now() + ctx.cfg.request_timeout).min(ctx.stop_at);
+                    let mut on_data = |_: u64| {
+                        if let Ok(mut g) = v.lock() {
+                            let ast = g.mpd.availability_start_ms.unwrap_or(0) as f64;
+                            let edge = (ctx.server_now_ms() - ast) / 1000.0 - 0.5;
+                            let partial = edge.min(end);
+                            let g = &mut *g;
+                            let tr = &mut g.tracks[t];
+                            if tr.end.is_some_and(|e| e >= start - 0.05)
+                                && partial > tr.end.unwrap_or(0.0)
+                            {
+                                tr.end = Some(partial);
+                                if g.playback.started() {
+                                    let buffered = g
+                                        .tracks
+                                        .iter()
+                                        .filter_map(|t| t.end)
+                                        .fold(f64::INFINITY, f64::min);
+                                    let now_s = g.secs(Instant::now());
+                                    let before = g.playback.stalls;
+                                    g.playback.buffered(now_s, buffered);
+                                    ctx.shared
+                                        .stalls
+                                        .fetch_add(u64::from(g.playback.stalls - before), Relaxed);
+                                }
+                            }
+                        }
+                    };
+                    http::get_with(
+                        client,
+                        &uri,
+                        false,
+                        MAX_SEGMENT_BYTES,
+                        deadline,
+                        &mut on_data,
+                    )
+                    .await
+                };
                 record(ctx, v, &f, Some(uri.path()));
+                if f.is_err() && Instant::now() >= ctx.stop_at {
+                    return Ok(()); // the run ended during the request
+                }
                 let failed = {
                     let mut g = v.lock().map_err(|_| Error::Input("poisoned".into()))?;
                     let now_s = g.secs(Instant::now());

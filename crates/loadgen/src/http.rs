@@ -64,6 +64,18 @@ pub async fn get(
     max_bytes: u64,
     deadline: Instant,
 ) -> Result<Fetched, Error> {
+    get_with(client, uri, keep_body, max_bytes, deadline, &mut |_| {}).await
+}
+
+/// [`get`], calling `on_data(bytes so far)` as body data arrives.
+pub async fn get_with(
+    client: &HttpClient,
+    uri: &Uri,
+    keep_body: bool,
+    max_bytes: u64,
+    deadline: Instant,
+    on_data: &mut (dyn FnMut(u64) + Send),
+) -> Result<Fetched, Error> {
     let begin = Instant::now();
     let req = Request::get(uri.clone())
         .header(header::USER_AGENT, "ferrocast-bench")
@@ -98,6 +110,7 @@ pub async fn get(
             if keep_body {
                 kept.extend_from_slice(&data);
             }
+            on_data(bytes);
         }
     }
     Ok(Fetched {
