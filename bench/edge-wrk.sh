@@ -43,8 +43,10 @@ build_release
 cargo build --release --locked -p loadgen >/dev/null 2>&1 || cargo build --release -p loadgen
 BIN=target/release/ferrocast
 BENCH=target/release/ferrocast-bench
-# Thousands of connections at once: the tool, the edge and nginx need the descriptors.
-ulimit -n 65536
+# Thousands of connections at once: the tool, the edge and nginx need the descriptors (a
+# container may cap the hard limit: take what is allowed).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
 
 TMP=$(mktemp -d /tmp/ferrocast-edge-wrk.XXXXXX)
 PIDS=()
@@ -82,11 +84,11 @@ mkdir -p "$TMP/nginx/logs" "$TMP/nginx/cache"
 cat > "$TMP/nginx/nginx.conf" <<EOF
 $( [[ $(id -u) -eq 0 ]] && echo "user root;" )
 worker_processes 1;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile $NOFILE;
 daemon off;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 30000; }
+events { worker_connections $((NOFILE * 3 / 4)); }
 http {
   access_log off;
   sendfile on;

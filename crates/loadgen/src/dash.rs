@@ -142,7 +142,8 @@ pub struct ViewerResult {
     pub switches_down: u32,
     /// `X-Cache` values of all responses ("none" when absent).
     pub x_cache: BTreeMap<String, u64>,
-    /// HTTP errors by kind ("status 404", "timeout: response head", "http", "bad MPD").
+    /// HTTP errors by request ("mpd", "segment": init or media) and kind ("segment: status
+    /// 404", "mpd: timeout: response head", "segment: http", "mpd: unusable").
     pub http_errors: BTreeMap<String, u64>,
     /// The MPD ended (no more segments) before the run did.
     pub ended: bool,
@@ -212,6 +213,8 @@ pub struct DashReport {
     pub x_cache: BTreeMap<String, u64>,
     /// HTTP errors of all players by kind.
     pub http_errors: BTreeMap<String, u64>,
+    /// Of these, errors of init and media segment requests.
+    pub segment_errors: u64,
     /// Init and media segment URLs requested.
     pub objects: usize,
     /// MISS/BYPASS responses for them: origin fetches the players caused.
@@ -594,6 +597,7 @@ fn record(ctx: &Ctx, v: &Mutex<Viewer>, f: &Result<http::Fetched, Error>, object
         return;
     }
     let Ok(mut v) = v.lock() else { return };
+    let what = if object.is_some() { "segment" } else { "mpd" };
     match f {
         Ok(f) => {
             v.result.bytes += f.bytes;
@@ -603,7 +607,10 @@ fn record(ctx: &Ctx, v: &Mutex<Viewer>, f: &Result<http::Fetched, Error>, object
                 f.x_cache.as_deref().unwrap_or("none"),
             );
             if f.status != 200 {
-                bump(&mut v.result.http_errors, &format!("status {}", f.status));
+                bump(
+                    &mut v.result.http_errors,
+                    &format!("{what}: status {}", f.status),
+                );
                 ctx.shared.http_errors.fetch_add(1, Relaxed);
             }
             if let Some(key) = object {
@@ -617,7 +624,7 @@ fn record(ctx: &Ctx, v: &Mutex<Viewer>, f: &Result<http::Fetched, Error>, object
             }
         }
         Err(e) => {
-            bump(&mut v.result.http_errors, &e.kind());
+            bump(&mut v.result.http_errors, &format!("{what}: {}", e.kind()));
             ctx.shared.http_errors.fetch_add(1, Relaxed);
         }
     }
@@ -649,7 +656,7 @@ async fn fetch_mpd(ctx: &Ctx, client: &HttpClient, v: &Mutex<Viewer>) -> Result<
     if let Ok(mut v) = v.lock() {
         match &parsed {
             Ok(_) => v.result.mpd_fetches += 1,
-            Err(_) => bump(&mut v.result.http_errors, "bad MPD"),
+            Err(_) => bump(&mut v.result.http_errors, "mpd: unusable"),
         }
     }
     Ok(parsed?)
@@ -1340,6 +1347,11 @@ impl DashReport {
                 viewers.iter().map(|v| u64::from(v.switches_down)).sum(),
             ),
             x_cache,
+            segment_errors: http_errors
+                .iter()
+                .filter(|(k, _)| k.starts_with("segment"))
+                .map(|(_, n)| n)
+                .sum(),
             http_errors,
             objects: objects.len(),
             object_misses,

