@@ -279,8 +279,10 @@ print(line("ferrocast origin behind nginx", dn, 1))
 print()
 for name, d in (("edge", de), ("nginx", dn)):
     su = d.get("startup_s") or {}
-    print(f"Through the {name}: {d['segments']} segments, {d['total_mbps']:.0f} Mbit/s in all, startup p50 {su.get('p50', 0):.2f} s / max {su.get('max', 0):.2f} s, "
-          f"HTTP errors {sum(d['http_errors'].values())}, X-Cache {', '.join(f'{k} {v}' for k, v in sorted(d['x_cache'].items()))}"
+    errs = sum(d['http_errors'].values())
+    print(f"Through {'the edge' if name == 'edge' else 'nginx'}: {d['segments']} segments, {d['total_mbps']:.0f} Mbit/s in all, startup p50 {su.get('p50', 0):.2f} s / max {su.get('max', 0):.2f} s, "
+          f"latency p50 {(d.get('latency_s') or {}).get('p50', 0):.1f} s, rendition switches up/down {d['switches'][0]}/{d['switches'][1]}, "
+          f"HTTP errors {errs} ({d['segment_errors']} on segments, {errs - d['segment_errors']} on MPD refreshes: {', '.join(f'{k} {v}' for k, v in sorted(d['http_errors'].items())) or 'none'}), X-Cache {', '.join(f'{k} {v}' for k, v in sorted(d['x_cache'].items()))}"
           + (f" (hit ratio seen by the players {hit(d):.4f}), {d['object_misses']} origin fetches for {d['objects']} segment URLs" if name == "edge" else "") + ".")
 PY
 )
