@@ -461,6 +461,8 @@ struct Viewer {
     result: ViewerResult,
 }
 
+// One per loop turn of a track, never stored: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Plan {
     Fetch {
         init: Option<::http::Uri>,
