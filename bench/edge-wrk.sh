@@ -283,7 +283,8 @@ for name, d in (("edge", de), ("nginx", dn)):
     print(f"Through {'the edge' if name == 'edge' else 'nginx'}: {d['segments']} segments, {d['total_mbps']:.0f} Mbit/s in all, startup p50 {su.get('p50', 0):.2f} s / max {su.get('max', 0):.2f} s, "
           f"latency p50 {(d.get('latency_s') or {}).get('p50', 0):.1f} s, rendition switches up/down {d['switches'][0]}/{d['switches'][1]}, "
           f"HTTP errors {errs} ({d['segment_errors']} on segments, {errs - d['segment_errors']} on MPD refreshes: {', '.join(f'{k} {v}' for k, v in sorted(d['http_errors'].items())) or 'none'}), X-Cache {', '.join(f'{k} {v}' for k, v in sorted(d['x_cache'].items()))}"
-          + (f" (hit ratio seen by the players {hit(d):.4f}), {d['object_misses']} origin fetches for {d['objects']} segment URLs" if name == "edge" else "") + ".")
+          + (f" (hit ratio seen by the players {hit(d):.4f}), {d['object_misses']} origin fetches for {d['objects']} segment URLs" if name == "edge" else "")
+          + f"; segment responses slower than 1 s: {', '.join(f'{k} {v}' for k, v in sorted(d['slow'].items())) or 'none'}.")
 PY
 )
 VIEW_TABLE=$(cat <<EOF
@@ -302,3 +303,6 @@ echo "$VIEW_TABLE"
 if ((WRITE)); then
   write_benchmarks_block dash-viewers "Memory per DASH viewer: edge and origin with 500 simulated players" "$VIEW_TABLE"
 fi
+# The full reports (every request's and every player's numbers) outlive the temp dir.
+mkdir -p /tmp/ferrocast-edge-wrk-last && cp "$TMP"/*.json /tmp/ferrocast-edge-wrk-last/ 2>/dev/null || true
+echo "JSON reports: /tmp/ferrocast-edge-wrk-last/" >&2

@@ -45,6 +45,8 @@ use crate::{
     Error,
 };
 
+/// A segment response slower than this is counted as slow (by its `X-Cache`).
+const SLOW: Duration = Duration::from_secs(1);
 /// Largest segment accepted (bytes).
 const MAX_SEGMENT_BYTES: u64 = 64 << 20;
 /// Tries for one segment before skipping it.
@@ -142,6 +144,9 @@ pub struct ViewerResult {
     pub switches_down: u32,
     /// `X-Cache` values of all responses ("none" when absent).
     pub x_cache: BTreeMap<String, u64>,
+    /// Init and media segment responses that took more than 1 s, by `X-Cache` (a COALESCED or
+    /// BYPASS one is usually a segment still being made at the origin).
+    pub slow: BTreeMap<String, u64>,
     /// HTTP errors by request ("mpd", "segment": init or media) and kind ("segment: status
     /// 404", "mpd: timeout: response head", "segment: http", "mpd: unusable").
     pub http_errors: BTreeMap<String, u64>,
@@ -211,6 +216,8 @@ pub struct DashReport {
     pub switches: (u64, u64),
     /// `X-Cache` of all responses.
     pub x_cache: BTreeMap<String, u64>,
+    /// Segment responses slower than 1 s, by `X-Cache`.
+    pub slow: BTreeMap<String, u64>,
     /// HTTP errors of all players by kind.
     pub http_errors: BTreeMap<String, u64>,
     /// Of these, errors of init and media segment requests.
@@ -614,6 +621,9 @@ fn record(ctx: &Ctx, v: &Mutex<Viewer>, f: &Result<http::Fetched, Error>, object
                     &format!("{what}: status {}", f.status),
                 );
                 ctx.shared.http_errors.fetch_add(1, Relaxed);
+            }
+            if object.is_some() && f.elapsed > SLOW {
+                bump(&mut v.result.slow, f.x_cache.as_deref().unwrap_or("none"));
             }
             if let Some(key) = object {
                 if let Ok(mut o) = ctx.shared.objects.lock() {
@@ -1288,6 +1298,7 @@ impl DashReport {
     ) -> Self {
         let mut error_kinds = BTreeMap::new();
         let mut x_cache = BTreeMap::new();
+        let mut slow = BTreeMap::new();
         let mut http_errors = BTreeMap::new();
         let mut final_renditions = BTreeMap::new();
         for v in &viewers {
@@ -1296,6 +1307,9 @@ impl DashReport {
             }
             for (k, n) in &v.x_cache {
                 *x_cache.entry(k.clone()).or_insert(0) += n;
+            }
+            for (k, n) in &v.slow {
+                *slow.entry(k.clone()).or_insert(0) += n;
             }
             for (k, n) in &v.http_errors {
                 *http_errors.entry(k.clone()).or_insert(0) += n;
@@ -1349,6 +1363,7 @@ impl DashReport {
                 viewers.iter().map(|v| u64::from(v.switches_down)).sum(),
             ),
             x_cache,
+            slow,
             segment_errors: http_errors
                 .iter()
                 .filter(|(k, _)| k.starts_with("segment"))

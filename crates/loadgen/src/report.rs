@@ -189,6 +189,13 @@ pub fn dash_summary(r: &DashReport) -> String {
     );
     let _ = writeln!(s);
     let _ = writeln!(s, "X-Cache: {}", counts(&r.x_cache));
+    if !r.slow.is_empty() {
+        let _ = writeln!(
+            s,
+            "segment responses slower than 1 s, by X-Cache: {}",
+            counts(&r.slow)
+        );
+    }
     let _ = writeln!(
         s,
         "init + media segment URLs: {}, MISS/BYPASS responses for them: {} (max {} for one URL, {} URLs more than once)",
