@@ -205,14 +205,14 @@ LOAD_BURST=$(cut -d' ' -f1-3 /proc/loadavg)
 N=$(next_done "$(latest_done)")
 E1=$(burst edge-done "http://127.0.0.1:$EDGE/live/bench/v720/$N.m4s" "http://127.0.0.1:$EDGE/metrics")
 E1_UP=$(jq_py "$E1" 'int(d["metrics_delta"].get("ferrocast_edge_origin_fetches_total", -1))')
-N2=$(next_done "$N")
+N2=$(next_done "$(latest_done)")
 G1=$(burst nginx-done "http://127.0.0.1:$NGXP/live/bench/v720/$N2.m4s")
 G1_UP=$(upstream_count "/live/bench/v720/$N2.m4s")
 # b) still being made: the one after the newest finished segment (starts now, ends ~4 s later).
-N3=$(next_done "$N2")
+N3=$(next_done "$(latest_done)") # just finished, so N3 + 1 has just started
 E2=$(burst edge-next "http://127.0.0.1:$EDGE/live/bench/v720/$((N3 + 1)).m4s" "http://127.0.0.1:$EDGE/metrics")
 E2_UP=$(jq_py "$E2" 'int(d["metrics_delta"].get("ferrocast_edge_origin_fetches_total", -1))')
-N4=$(next_done "$((N3 + 1))")
+N4=$(next_done "$(latest_done)")
 G2=$(burst nginx-next "http://127.0.0.1:$NGXP/live/bench/v720/$((N4 + 1)).m4s")
 G2_UP=$(upstream_count "/live/bench/v720/$((N4 + 1)).m4s")
 BURST_TABLE=$(cat <<EOF
