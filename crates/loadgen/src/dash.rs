@@ -122,6 +122,10 @@ pub struct ViewerResult {
     pub stalls: u32,
     /// Time spent stalled (s).
     pub stall_s: f64,
+    /// When the player started, from the start of the run (s).
+    pub started_at_s: f64,
+    /// When its (first 100) stalls began, from the player's start (s).
+    pub stall_starts_s: Vec<f64>,
     /// Live latency at the end: live edge − playhead (s).
     pub latency_s: Option<f64>,
     /// Body bytes received (MPDs, inits, segments).
@@ -251,6 +255,8 @@ pub struct Playback {
     buffered: f64,
     /// Nothing more will come: reaching the end is the end, not a stall.
     eos: bool,
+    /// When the first 100 stalls began.
+    pub stall_starts: Vec<f64>,
     /// Stalls so far.
     pub stalls: u32,
     /// Stalled time so far (ended stalls, plus the one in progress at [`finish`](Self::finish)).
@@ -281,6 +287,9 @@ impl Playback {
                 if !self.eos {
                     *stalled = Some(reach.max(*at));
                     self.stalls += 1;
+                    if self.stall_starts.len() < 100 {
+                        self.stall_starts.push(reach.max(*at));
+                    }
                 }
             } else {
                 *pos += now - *at;
@@ -402,6 +411,7 @@ struct Ctx {
     origin: String,
     /// Server clock − local clock (ms).
     clock_offset_ms: f64,
+    t0: Instant,
     stop_at: Instant,
     shared: Shared,
 }
@@ -550,7 +560,9 @@ impl Viewer {
                 return Ok(Plan::Wait(now));
             }
             return Ok(match self.next_refresh {
-                Some(r) => Plan::Wait(r),
+                // (While the refresh is under way `r` is past: the refresh's notification
+                // wakes the track, so do not spin until it lands.)
+                Some(r) => Plan::Wait(r.max(now + Duration::from_secs(1))),
                 None => Plan::Done, // ended: nothing more will be listed
             });
         };
@@ -1001,6 +1013,8 @@ async fn viewer(ctx: Arc<Ctx>, index: usize, start_at: Instant) -> ViewerResult 
         g.result.error_kind = Some(e.kind());
     }
     g.result.stalls = g.playback.stalls;
+    g.result.started_at_s = (begin - ctx.t0).as_secs_f64();
+    g.result.stall_starts_s = std::mem::take(&mut g.playback.stall_starts);
     g.result.stall_s = g.playback.stall_s;
     if let (Some(pos), Some(ast)) = (g.playback.position(now_s), g.mpd.availability_start_ms) {
         g.result.latency_s = Some((ctx.server_now_ms() - ast as f64) / 1000.0 - pos);
@@ -1172,6 +1186,7 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
         mpd_uri,
         origin,
         clock_offset_ms,
+        t0,
         stop_at,
         shared: Shared::default(),
     });
