@@ -31,9 +31,18 @@ pub enum Error {
     /// A deadline passed.
     #[error("timeout: {0}")]
     Timeout(&'static str),
-    /// A bad FLV input file.
+    /// A bad FLV input file, or bad options.
     #[error("{0}")]
     Input(String),
+    /// An HTTP request failed (connect, protocol, body).
+    #[error("http: {0}")]
+    Http(String),
+    /// The server answered with this status.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// An MPD the players cannot use.
+    #[error("{0}")]
+    Mpd(#[from] crate::mpd::MpdError),
 }
 
 impl Error {
@@ -48,6 +57,9 @@ impl Error {
             Error::Closed => "closed by server".into(),
             Error::Timeout(what) => format!("timeout: {what}"),
             Error::Input(_) => "input".into(),
+            Error::Http(_) => "http".into(),
+            Error::Status(s) => format!("status {s}"),
+            Error::Mpd(_) => "bad MPD".into(),
         }
     }
 }

@@ -1,7 +1,12 @@
 //! The ferrocast load generator (`ferrocast-bench`): RTMP(S) players and publishers built on
-//! rtmp-proto's sans-IO `ClientSession`, one tokio task per connection.
+//! rtmp-proto's sans-IO `ClientSession`, one tokio task per connection; simulated live DASH
+//! players ([`dash`], on the [`mpd`] parser); bursts of HTTP requests for one URL ([`burst`]).
 
+pub mod burst;
+pub mod dash;
 pub mod error;
+pub mod http;
+pub mod mpd;
 pub mod net;
 pub mod play;
 pub mod procstat;

@@ -1,9 +1,11 @@
-//! `ferrocast-bench`: load generator for RTMP(S) servers.
+//! `ferrocast-bench`: load generator for RTMP(S) and live DASH servers.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use loadgen::{
+    burst::{self, BurstConfig},
+    dash::{self, DashConfig},
     play::{self, PlayConfig},
     publish::{self, Clip, PublishConfig},
     report,
@@ -16,7 +18,7 @@ use loadgen::{
 #[command(
     name = "ferrocast-bench",
     version,
-    about = "Load generator for RTMP(S) servers: many players or publishers"
+    about = "Load generator for RTMP(S) and live DASH servers: many players or publishers, HTTP bursts"
 )]
 struct Cli {
     /// Worker threads [default: number of CPUs].
@@ -35,6 +37,76 @@ enum Command {
     RtmpPlay(PlayArgs),
     /// N publishers sending an FLV file in real time.
     RtmpPublish(PublishArgs),
+    /// N simulated live DASH players: startup, stalls, renditions, X-Cache, HTTP errors.
+    DashPlay(DashArgs),
+    /// Many requests for one URL at the same moment (a thundering herd).
+    HttpBurst(BurstArgs),
+}
+
+#[derive(clap::Args)]
+struct DashArgs {
+    /// http://HOST:PORT/live/NAME/manifest.mpd
+    #[arg(long)]
+    url: String,
+    /// Concurrent players.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Seconds every player plays (the run lasts the ramp plus this).
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Milliseconds between two players' starts.
+    #[arg(long, default_value_t = 10.0)]
+    ramp_ms: f64,
+    /// Seconds behind the live edge to start at [default: 2 segments; with --low-latency the
+    /// MPD's suggestedPresentationDelay].
+    #[arg(long)]
+    delay: Option<f64>,
+    /// Ask for segments availabilityTimeOffset early (chunked, while they are being made).
+    #[arg(long)]
+    low_latency: bool,
+    /// Seconds to wait past a segment's availability time before asking for it.
+    #[arg(long, default_value_t = 0.5)]
+    margin: f64,
+    /// Most media (s) fetched ahead of the playhead.
+    #[arg(long, default_value_t = 30.0)]
+    max_buffer: f64,
+    /// Deadline of one request (s).
+    #[arg(long, default_value_t = 10.0)]
+    request_timeout: f64,
+    /// Also report CPU and RSS of this process tree (repeatable: edge, origin).
+    #[arg(long)]
+    server_pid: Vec<u32>,
+    /// With --server-pid: those processes only, not their children (e.g. ffmpeg).
+    #[arg(long)]
+    server_self_only: bool,
+    /// Seconds after the last start before the CPU window opens.
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
+    /// Write the full report (every player) as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct BurstArgs {
+    /// http://HOST:PORT/PATH
+    #[arg(long)]
+    url: String,
+    /// Requests in all.
+    #[arg(long, default_value_t = 10_000)]
+    requests: usize,
+    /// Connections (opened first; each then sends its share back to back).
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Seconds the whole burst may take, connecting included.
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// A ferrocast edge's /metrics URL: report its counters' growth (origin fetches).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// Write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -148,6 +220,44 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 report::write_json(p, &r)?;
             }
             Ok(r.errors == 0)
+        }
+        Command::DashPlay(a) => {
+            let cfg = DashConfig {
+                url: a.url,
+                clients: a.clients,
+                duration: secs("--duration", a.duration)?,
+                ramp: secs("--ramp-ms", a.ramp_ms / 1000.0)?,
+                delay: a.delay.map(|d| secs("--delay", d)).transpose()?,
+                low_latency: a.low_latency,
+                margin: secs("--margin", a.margin)?,
+                max_buffer: secs("--max-buffer", a.max_buffer)?,
+                request_timeout: secs("--request-timeout", a.request_timeout)?,
+                server_pids: a.server_pid,
+                server_self_only: a.server_self_only,
+                settle: secs("--settle", a.settle)?,
+                progress: !cli.quiet,
+            };
+            let r = dash::run(cfg).await?;
+            print!("{}", report::dash_summary(&r));
+            if let Some(p) = &a.json {
+                report::write_json(p, &r)?;
+            }
+            Ok(r.errors == 0)
+        }
+        Command::HttpBurst(a) => {
+            let cfg = BurstConfig {
+                url: a.url,
+                requests: a.requests,
+                connections: a.connections,
+                timeout: secs("--timeout", a.timeout)?,
+                metrics: a.metrics,
+            };
+            let r = burst::run(cfg).await?;
+            print!("{}", report::burst_summary(&r));
+            if let Some(p) = &a.json {
+                report::write_json(p, &r)?;
+            }
+            Ok(r.ok == r.requests)
         }
     }
 }
