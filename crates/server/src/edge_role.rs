@@ -96,7 +96,14 @@ impl EdgeState {
                 return Err(EdgeRoleError::BadOrigin(o.clone()));
             }
         }
-        let edge = Edge::new(EdgeConfig::default());
+        let mut cfg = EdgeConfig::default();
+        // P95 × 1.2 of recent origin latencies, but never under 1 s: a loaded origin that
+        // takes 300 ms for an MPD is slow, not broken (a 200 ms floor turned such answers into
+        // 504s in the 500-viewer runs).
+        let mut t = edge::TimeoutConfig::default();
+        t.bounds(Duration::from_secs(1), Duration::from_secs(10));
+        cfg.timeout(t);
+        let edge = Edge::new(cfg);
         edge.set_origins(Ring::uniform(origins.iter().cloned()));
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -137,6 +144,9 @@ pub fn router(state: EdgeState) -> Router {
         .route("/metrics", get(metrics))
         .route("/live/{*path}", get(live).head(live))
         .merge(crate::player::page_routes())
+        // The MPD's UTCTiming points here (`/time`): the edge answers with its own clock
+        // (NTP-synced like the origins') rather than 404.
+        .route("/time", get(crate::http::time))
         // The page's quality beacons go to the origins' metrics; an edge takes and drops them.
         .route("/api/beacon", axum::routing::post(|| async { StatusCode::NO_CONTENT }))
         .fallback(|m: Method| async move {

@@ -108,7 +108,7 @@ fn not_found(msg: String) -> Response {
 }
 
 /// `UTCTiming` (urn:mpeg:dash:utc:http-iso:2014): the server's clock, to the millisecond.
-async fn time() -> Response {
+pub async fn time() -> Response {
     let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     ([(header::CACHE_CONTROL, "no-store"), (header::CONTENT_TYPE, "text/plain")], iso8601(now)).into_response()
 }

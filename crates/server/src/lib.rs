@@ -42,4 +42,4 @@ pub mod tls;
 pub mod transcode;
 pub mod validate;
 
-pub use serve::{bind, run, run_role, Listeners, RoleOptions, ServeError};
+pub use serve::{bind, listen, run, run_role, Listeners, RoleOptions, ServeError};

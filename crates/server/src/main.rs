@@ -255,8 +255,7 @@ fn main() -> ExitCode {
             }
             Command::Edge { origin, http_addr, .. } => {
                 let state = ferrocast::edge_role::EdgeState::new(&origin).map_err(|e| e.to_string())?;
-                let listener = tokio::net::TcpListener::bind(http_addr)
-                    .await
+                let listener = ferrocast::listen(http_addr)
                     .map_err(|e| format!("cannot listen on {http_addr}: {e} — pick another address with --http-addr"))?;
                 ferrocast::edge_role::run(listener, state, shutdown_signal()).await;
                 Ok(())

@@ -68,7 +68,17 @@ pub struct Listeners {
 }
 
 async fn bind_one(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, what, source })
+    listen(addr).map_err(|source| ServeError::Bind { addr, what, source })
+}
+
+/// A listener with a deep accept queue: a thousand viewers arriving at once should wait in the
+/// kernel's queue, not be dropped and retry a second later (tokio's default backlog is 1024,
+/// and the kernel caps it at `net.core.somaxconn`).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(8192)
 }
 
 /// Binds the listeners the config asks for.
