@@ -94,6 +94,56 @@ pub struct Snapshot {
     pub next_seq: u64,
 }
 
+/// A batch's bytes in the stream's shared in-memory file, for `sendfile` (Linux): the kernel
+/// then hands the same pages to every player's socket instead of copying the bytes in per
+/// player. The region starts on a page boundary and is punched out of the file when the batch
+/// is dropped; pages still queued in sockets stay valid (they hold their own references) and
+/// are never rewritten, because regions are only ever appended.
+#[derive(Debug)]
+struct FileRegion {
+    file: Arc<std::fs::File>,
+    offset: u64,
+    /// Bytes reserved in the file (the data rounded up to whole pages).
+    reserved: u64,
+}
+
+impl Drop for FileRegion {
+    fn drop(&mut self) {
+        shm::punch(&self.file, self.offset, self.reserved);
+    }
+}
+
+/// The in-memory file behind [`FileRegion`]s.
+#[cfg(target_os = "linux")]
+mod shm {
+    use std::fs::File;
+
+    use rustix::fs::{fallocate, memfd_create, FallocateFlags, MemfdFlags};
+
+    pub const PAGE: u64 = 4096;
+
+    /// A new anonymous in-memory file (`memfd_create`), `None` if the system refuses one.
+    pub fn create() -> Option<File> {
+        memfd_create("ferrocast-batches", MemfdFlags::CLOEXEC).ok().map(File::from)
+    }
+
+    /// Frees the pages of `offset..offset + len` (whole pages; failure only leaves them
+    /// allocated until the stream ends).
+    pub fn punch(file: &File, offset: u64, len: u64) {
+        let _ = fallocate(file, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod shm {
+    use std::fs::File;
+    pub const PAGE: u64 = 4096;
+    pub fn create() -> Option<File> {
+        None
+    }
+    pub fn punch(_: &File, _: u64, _: u64) {}
+}
+
 /// The frames of one batching window, published to RTMP players as one unit.
 #[derive(Debug)]
 pub struct Batch {
@@ -105,6 +155,8 @@ pub struct Batch {
     offsets: Vec<usize>,
     /// The RTMP chunks of all frames for message stream 1, back to back.
     bytes: Bytes,
+    /// The same bytes in the stream's shared file, when zero-copy sends are on.
+    file: Option<FileRegion>,
 }
 
 impl Batch {
@@ -138,6 +190,14 @@ impl Batch {
         self.frames.iter().skip(from).position(|f| f.kind == MediaKind::Video && f.keyframe).map(|i| i + from)
     }
 
+    /// Where the RTMP chunks of frames `from..` for message stream 1 are in the stream's shared
+    /// file: (file, offset, length), for `sendfile`. `None` when zero-copy sends are off.
+    pub fn file_range(&self, from: usize) -> Option<(&std::fs::File, u64, usize)> {
+        let r = self.file.as_ref()?;
+        let start = self.offsets[from.min(self.frames.len())];
+        Some((&r.file, r.offset + start as u64, self.bytes.len() - start))
+    }
+
     /// RTMP chunks of frames `from..` for a player on `stream_id`: a slice of the shared
     /// buffer for stream 1 (no copy), encoded afresh for any other stream id.
     pub fn encoded_from(&self, from: usize, stream_id: u32) -> Bytes {
@@ -164,6 +224,9 @@ struct Pending {
     opened: Option<Instant>,
     /// Size of the last batch, to allocate the next one in one go.
     last_len: usize,
+    /// The shared file batches are appended to (zero-copy sends), and where the next goes.
+    file: Option<Arc<std::fs::File>>,
+    file_end: u64,
 }
 
 #[derive(Default)]
@@ -196,6 +259,8 @@ pub struct Stream {
     batch_window: Duration,
     /// Number of the frame after the last one published in a batch.
     published_seq: AtomicU64,
+    /// Wakes the stream's flusher when a window opens (and when the stream ends).
+    window_opened: tokio::sync::Notify,
     players: AtomicUsize,
     bytes_in: AtomicU64,
     frames_in: AtomicU64,
@@ -290,6 +355,9 @@ impl Stream {
             p.first_seq = seq;
             p.opened = Some(Instant::now());
             p.bytes.reserve(p.last_len + p.last_len / 4);
+            if !self.batch_window.is_zero() {
+                self.window_opened.notify_one();
+            }
         }
         p.offsets.push(p.bytes.len());
         encode_message(&mut p.bytes, OUT_CHUNK_SIZE, frame.kind.csid(), frame.timestamp, frame.kind.type_id(), 1, &frame.payload);
@@ -315,21 +383,43 @@ impl Stream {
         for (i, f) in frames.iter().enumerate() {
             let _ = f.encoded.set(bytes.slice(offsets[i]..offsets[i + 1]));
         }
-        let batch = Batch { first_seq: p.first_seq, frames, offsets, bytes };
+        let file = p.file.as_ref().and_then(|f| {
+            use std::os::unix::fs::FileExt;
+            let reserved = (bytes.len() as u64).div_ceil(shm::PAGE) * shm::PAGE;
+            let offset = p.file_end;
+            f.write_all_at(&bytes, offset).ok()?;
+            p.file_end += reserved;
+            Some(FileRegion { file: f.clone(), offset, reserved })
+        });
+        let batch = Batch { first_seq: p.first_seq, frames, offsets, bytes, file };
         self.published_seq.store(batch.end_seq(), Ordering::Release);
         if let Some(tx) = self.batch_tx.lock().unwrap().as_ref() {
             let _ = tx.send(Arc::new(batch));
         }
     }
 
-    /// Publishes the open window if it has been open for the batching window (called by the
-    /// stream's timer, for when the publisher pauses). False once the stream has ended.
-    pub fn flush_due(&self) -> bool {
+    /// Publishes the open window if it has been open for the batching window (for the
+    /// stream's flusher: a push publishes it otherwise, but the publisher may pause). Returns
+    /// when the window open now is due (`Some(None)`: none is open), `None` once the stream
+    /// has ended.
+    fn flush_due(&self) -> Option<Option<Instant>> {
         let mut c = self.cache.lock().unwrap();
         if c.pending.opened.is_some_and(|t| t.elapsed() >= self.batch_window) {
             self.flush_locked(&mut c);
         }
-        self.batch_tx.lock().unwrap().is_some()
+        self.batch_tx.lock().unwrap().as_ref()?;
+        Some(c.pending.opened.map(|t| t + self.batch_window))
+    }
+
+    /// Publishes each window that is still open when it is due, until the stream ends. One
+    /// wakeup per window, none while nothing is published.
+    async fn flusher(self: Arc<Self>) {
+        while let Some(due) = self.flush_due() {
+            match due {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => self.window_opened.notified().await,
+            }
+        }
     }
 
     /// Publishes the open window now.
@@ -447,6 +537,7 @@ pub struct Hub {
     queue_frames: usize,
     max_gop_bytes: usize,
     batch_window: Duration,
+    zero_copy: bool,
 }
 
 impl Hub {
@@ -460,7 +551,15 @@ impl Hub {
             queue_frames,
             max_gop_bytes,
             batch_window: Duration::ZERO,
+            zero_copy: false,
         }
+    }
+
+    /// Batches also go to an in-memory file per stream, which RTMP players send from with
+    /// `sendfile` (`[limits] player_zero_copy`; Linux only, ignored elsewhere).
+    pub fn with_zero_copy(mut self, on: bool) -> Self {
+        self.zero_copy = on;
+        self
     }
 
     /// Frames reach RTMP players in one batch per `ms` milliseconds (`[limits]
@@ -528,33 +627,26 @@ impl Hub {
             started: SystemTime::now(),
             started_at: Instant::now(),
             max_gop_bytes: self.max_gop_bytes,
-            cache: Mutex::new(Cache::default()),
+            cache: Mutex::new(Cache {
+                pending: Pending { file: if self.zero_copy { shm::create().map(Arc::new) } else { None }, ..Default::default() },
+                ..Default::default()
+            }),
             tx: Mutex::new(Some(tx)),
             batch_tx: Mutex::new(Some(batch_tx)),
             batch_window: self.batch_window,
             published_seq: AtomicU64::new(0),
+            window_opened: tokio::sync::Notify::new(),
             players: AtomicUsize::new(0),
             bytes_in: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
             tracks: OnceLock::new(),
         });
         map.insert(name.into(), stream.clone());
-        // A window left open when the publisher pauses is published by this timer (a push
+        // A window left open when the publisher pauses is published by the flusher (a push
         // publishes it otherwise). Without a runtime (unit tests) only pushes publish.
         if !self.batch_window.is_zero() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let weak = Arc::downgrade(&stream);
-                let mut tick = tokio::time::interval(self.batch_window / 2);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                rt.spawn(async move {
-                    loop {
-                        tick.tick().await;
-                        match weak.upgrade() {
-                            Some(s) if s.flush_due() => {}
-                            _ => break,
-                        }
-                    }
-                });
+                rt.spawn(stream.clone().flusher());
             }
         }
         PublishHandle { hub: self.clone(), stream }
@@ -590,6 +682,8 @@ impl Drop for PublishHandle {
         self.stream.tx.lock().unwrap().take();
         self.stream.flush();
         self.stream.batch_tx.lock().unwrap().take();
+        // Lets the flusher see the end (and drop its reference).
+        self.stream.window_opened.notify_one();
     }
 }
 
@@ -772,5 +866,37 @@ mod tests {
             h.stream.push(video(i * 33, i % 30 == 0, false));
         }
         assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn zero_copy_batches_are_in_the_shared_file_page_aligned() {
+        use std::os::unix::fs::FileExt;
+        let hub = Arc::new(Hub::new(64, 1 << 20).with_batch_ms(60_000).with_zero_copy(true));
+        let h = hub.publish("a", addr()).unwrap();
+        let (_, mut rx) = h.stream.subscribe_batches().unwrap();
+        for round in 0..3u32 {
+            h.stream.push(video(round * 100, true, false));
+            h.stream.push(audio(round * 100 + 5));
+            h.stream.flush();
+            let b = rx.try_recv().unwrap();
+            for from in 0..2 {
+                let (file, offset, len) = b.file_range(from).expect("zero copy on");
+                let expect = b.encoded_from(from, 1);
+                assert_eq!(len, expect.len());
+                if from == 0 {
+                    assert_eq!(offset % 4096, 0, "regions start on a page");
+                }
+                let mut got = vec![0; len];
+                file.read_exact_at(&mut got, offset).unwrap();
+                assert_eq!(got, &expect[..]);
+            }
+        }
+        // Off by default: no file.
+        let plain = Arc::new(Hub::new(64, 1 << 20));
+        let h2 = plain.publish("b", addr()).unwrap();
+        let (_, mut rx2) = h2.stream.subscribe_batches().unwrap();
+        h2.stream.push(audio(0));
+        assert!(rx2.try_recv().unwrap().file_range(0).is_none());
     }
 }

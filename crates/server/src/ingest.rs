@@ -278,7 +278,49 @@ struct Publishing {
     validator: Option<Validator>,
 }
 
-async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, ctx: &RtmpContext) -> Result<(), ConnError> {
+/// A connection's byte stream. Plain TCP can also send straight from a file (the batches'
+/// shared file), which TLS cannot.
+trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP socket, when bytes may go to it unencrypted.
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl Transport for TcpStream {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Transport for tokio_rustls::server::TlsStream<IO> {}
+
+/// Sends `len` bytes of `file` from `offset` with `sendfile`: the socket takes references to
+/// the file's pages instead of a copy of the bytes.
+#[cfg(target_os = "linux")]
+async fn send_file(tcp: &TcpStream, file: &std::fs::File, mut offset: u64, mut len: usize) -> std::io::Result<()> {
+    while len > 0 {
+        let n = tcp
+            .async_io(tokio::io::Interest::WRITABLE, || {
+                let mut off = offset;
+                rustix::fs::sendfile(tcp, file, Some(&mut off), len).map_err(std::io::Error::from)
+            })
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        offset += n as u64;
+        len -= n;
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn send_file(_: &TcpStream, _: &std::fs::File, _: u64, _: usize) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+async fn drive<S: Transport>(mut io: S, peer: SocketAddr, ctx: &RtmpContext) -> Result<(), ConnError> {
     let mut random = [0u8; HANDSHAKE_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
     let limits = ChunkLimits { max_message_size: ctx.limits.max_message_size, ..Default::default() };
@@ -318,7 +360,7 @@ async fn flush<S: AsyncWrite + Unpin>(io: &mut S, session: &mut ServerSession, o
 }
 
 impl Conn<'_> {
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    async fn run<S: Transport>(
         &mut self,
         io: &mut S,
         session: &mut ServerSession,
@@ -404,12 +446,17 @@ impl Conn<'_> {
                             if from >= batch.len() {
                                 continue;
                             }
-                            let bytes = batch.encoded_from(from, p.stream_id);
-                            drop(batch);
                             let t0 = Instant::now();
-                            timeout(write_timeout, io.write_all(&bytes))
-                                .await
-                                .map_err(|_| ConnError::Timeout("player stopped reading (write timeout)"))??;
+                            // Plain RTMP on stream 1 (every client we know): the shared pages
+                            // of the batch's file. Otherwise the shared bytes (or, for another
+                            // stream id, a fresh encoding).
+                            let written = match (p.stream_id, io.plain_tcp(), batch.file_range(from)) {
+                                (1, Some(tcp), Some((file, offset, len))) => timeout(write_timeout, send_file(tcp, file, offset, len)).await,
+                                _ => timeout(write_timeout, io.write_all(&batch.encoded_from(from, p.stream_id))).await,
+                            };
+                            written.map_err(|_| ConnError::Timeout("player stopped reading (write timeout)"))??;
+                            // The batch (and its file region) is only released after the send.
+                            drop(batch);
                             // A write that blocks, or batches piling up behind this player, mean
                             // its connection cannot carry the rendition.
                             let congested = t0.elapsed() > CONGESTED_WRITE || p.rx.len() > p.congested_backlog();

@@ -121,7 +121,8 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
     let hub = Arc::new(
         Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes)
             .with_max_streams(config.limits.max_publishers)
-            .with_batch_ms(config.limits.player_batch_ms),
+            .with_batch_ms(config.limits.player_batch_ms)
+            .with_zero_copy(config.limits.player_zero_copy),
     );
     let store = SegmentStore::local(&config.data_dir.join("store"))?;
     let dash = Arc::new(DashRegistry::default());
