@@ -315,6 +315,21 @@ async fn send_file(tcp: &TcpStream, file: &std::fs::File, mut offset: u64, mut l
     Ok(())
 }
 
+/// One non-blocking `sendfile` of up to `len` bytes if the socket is writable now: how many
+/// went (`WouldBlock` when none could).
+#[cfg(target_os = "linux")]
+fn try_send_file(tcp: &TcpStream, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<usize> {
+    tcp.try_io(tokio::io::Interest::WRITABLE, || {
+        let mut off = offset;
+        rustix::fs::sendfile(tcp, file, Some(&mut off), len).map_err(std::io::Error::from)
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn try_send_file(_: &TcpStream, _: &std::fs::File, _: u64, _: usize) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
 #[cfg(not(target_os = "linux"))]
 async fn send_file(_: &TcpStream, _: &std::fs::File, _: u64, _: usize) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
@@ -446,21 +461,36 @@ impl Conn<'_> {
                             if from >= batch.len() {
                                 continue;
                             }
-                            let t0 = Instant::now();
+                            // Only the automatic mode looks at how long writes take.
+                            let t0 = p.auto.is_some().then(Instant::now);
                             // Plain RTMP on stream 1 (every client we know): the shared pages
-                            // of the batch's file. Otherwise the shared bytes (or, for another
-                            // stream id, a fresh encoding).
+                            // of the batch's file, sent straight away when the socket has room
+                            // (the usual case: no timer, no clock read). Otherwise the shared
+                            // bytes (or, for another stream id, a fresh encoding).
                             let written = match (p.stream_id, io.plain_tcp(), batch.file_range(from)) {
-                                (1, Some(tcp), Some((file, offset, len))) => timeout(write_timeout, send_file(tcp, file, offset, len)).await,
+                                (1, Some(tcp), Some((file, offset, len))) => {
+                                    let sent = match try_send_file(tcp, file, offset, len) {
+                                        Ok(n) => n,
+                                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                                        Err(e) => return Err(e.into()),
+                                    };
+                                    if sent < len {
+                                        timeout(write_timeout, send_file(tcp, file, offset + sent as u64, len - sent)).await
+                                    } else {
+                                        Ok(Ok(()))
+                                    }
+                                }
                                 _ => timeout(write_timeout, io.write_all(&batch.encoded_from(from, p.stream_id))).await,
                             };
                             written.map_err(|_| ConnError::Timeout("player stopped reading (write timeout)"))??;
                             // The batch (and its file region) is only released after the send.
                             drop(batch);
-                            // A write that blocks, or batches piling up behind this player, mean
-                            // its connection cannot carry the rendition.
-                            let congested = t0.elapsed() > CONGESTED_WRITE || p.rx.len() > p.congested_backlog();
-                            self.adapt(congested, session, out);
+                            if let Some(t0) = t0 {
+                                // A write that blocks, or batches piling up behind this player,
+                                // mean its connection cannot carry the rendition.
+                                let congested = t0.elapsed() > CONGESTED_WRITE || p.rx.len() > p.congested_backlog();
+                                self.adapt(congested, session, out);
+                            }
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             debug!(peer = %self.peer, skipped = n, "player fell behind; skipping to the next keyframe");
