@@ -3,13 +3,13 @@
 //!
 //! `cargo bench -p cmaf --bench cmaf`
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use cmaf::{
     AdaptationSet, ContentType, Format, FrameRate, Manifest, Period, Representation, SegmentEnd,
     SegmentRef, Segmenter, SegmenterEvent, TrackInfo, TrackKind, UtcTiming,
 };
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const SEGMENT: Duration = Duration::from_secs(4);
 
@@ -46,7 +46,10 @@ fn segment(kind: TrackKind, data: &[u8], step: usize) -> (TrackInfo, Vec<Segment
 
 fn segmenter(c: &mut Criterion) {
     let mut g = c.benchmark_group("segmenter");
-    for (name, kind) in [("ladder_v720.mp4", TrackKind::Video), ("ladder_audio.mp4", TrackKind::Audio)] {
+    for (name, kind) in [
+        ("ladder_v720.mp4", TrackKind::Video),
+        ("ladder_audio.mp4", TrackKind::Audio),
+    ] {
         let data = asset(name);
         // Sanity: the real capture gives the 3 segments of 4 s it holds.
         let (_, ends, out) = segment(kind, &data, 64 * 1024);
@@ -54,13 +57,21 @@ fn segmenter(c: &mut Criterion) {
         assert!(out > data.len() / 2, "{name}");
         g.throughput(Throughput::Bytes(data.len() as u64));
         for step in [4096usize, 64 * 1024] {
-            g.bench_with_input(BenchmarkId::new(name, step), &data, |b, data| b.iter(|| segment(kind, data, step).2));
+            g.bench_with_input(BenchmarkId::new(name, step), &data, |b, data| {
+                b.iter(|| segment(kind, data, step).2)
+            });
         }
     }
     g.finish();
 }
 
-fn rep(id: &str, info: &TrackInfo, ends: &[SegmentEnd], bandwidth: u32, count: usize) -> Representation {
+fn rep(
+    id: &str,
+    info: &TrackInfo,
+    ends: &[SegmentEnd],
+    bandwidth: u32,
+    count: usize,
+) -> Representation {
     let mut r = Representation::from_track(id, info, bandwidth);
     if let Format::Video { frame_rate, .. } = &mut r.format {
         *frame_rate = Some(FrameRate { num: 30, den: 1 });
@@ -70,7 +81,11 @@ fn rep(id: &str, info: &TrackInfo, ends: &[SegmentEnd], bandwidth: u32, count: u
     while segs.len() < count {
         let last = *segs.last().unwrap();
         let d = segs[segs.len() % ends.len()].duration;
-        segs.push(SegmentRef { number: last.number + 1, start: last.start + last.duration, duration: d });
+        segs.push(SegmentRef {
+            number: last.number + 1,
+            start: last.start + last.duration,
+            duration: d,
+        });
     }
     segs.truncate(count);
     r.segments = segs;
@@ -86,20 +101,28 @@ fn mpd(c: &mut Criterion) {
     // 3: the real captures; 150: a full 10-minute time-shift window of 4 s segments.
     for count in [3usize, 150] {
         let mut video = AdaptationSet::new(0, ContentType::Video);
-        video.representations = vec![rep("v720", &v720.0, &v720.1, 1_500_000, count), rep("v400", &v400.0, &v400.1, 500_000, count)];
+        video.representations = vec![
+            rep("v720", &v720.0, &v720.1, 1_500_000, count),
+            rep("v400", &v400.0, &v400.1, 500_000, count),
+        ];
         let mut a = AdaptationSet::new(1, ContentType::Audio);
         a.lang = Some("und".into());
         a.representations = vec![rep("a64", &audio.0, &audio.1, 64_000, count)];
         let mut m = Manifest::new(ast, ast + count as u64 * 4000);
         m.utc_timing.push(UtcTiming::HttpIso("/time".into()));
-        m.periods.push(Period { id: "p0".into(), start: Duration::ZERO, adaptation_sets: vec![video, a] });
+        m.periods.push(Period {
+            id: "p0".into(),
+            start: Duration::ZERO,
+            adaptation_sets: vec![video, a],
+        });
         let xml = m.render().expect("render");
         assert!(xml.contains("<SegmentTimeline>"));
         g.throughput(Throughput::Bytes(xml.len() as u64));
-        g.bench_with_input(BenchmarkId::new("segments_per_rep", count), &m, |b, m| b.iter(|| m.render().unwrap().len()));
+        g.bench_with_input(BenchmarkId::new("segments_per_rep", count), &m, |b, m| {
+            b.iter(|| m.render().unwrap().len())
+        });
     }
     g.finish();
-    let _ = SystemTime::now();
 }
 
 criterion_group!(benches, segmenter, mpd);
