@@ -61,6 +61,9 @@ pub struct Limits {
     /// write each frame at once). Costs at most this much latency, saves most of the CPU per
     /// player.
     pub player_batch_ms: u64,
+    /// Plain-RTMP players are sent each batch with `sendfile` from one in-memory file per
+    /// stream (the kernel shares the pages instead of copying the bytes per player). Linux.
+    pub player_zero_copy: bool,
     /// Most bytes of one GOP kept for late joiners; a longer GOP is not cached.
     pub max_gop_bytes: usize,
     /// When a publisher's connection drops without a clean unpublish, its stream stays live
@@ -81,6 +84,7 @@ impl Default for Limits {
             max_message_size: 8 << 20,
             player_queue_frames: 1024,
             player_batch_ms: 100,
+            player_zero_copy: true,
             max_gop_bytes: 32 << 20,
             reconnect_grace_ms: 5000,
         }

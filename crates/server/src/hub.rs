@@ -6,6 +6,13 @@
 //! `broadcast` channel for live frames. A player subscribes and snapshots the cache under the
 //! same lock, so it sees every frame exactly once. The channel is bounded: a player that falls
 //! behind gets `Lagged` and skips to the next keyframe; the publisher never waits for anyone.
+//!
+//! RTMP players do not take frames one by one: the stream collects the frames of each
+//! `player_batch_ms` window into one [`Batch`] — the frames plus their RTMP chunks for message
+//! stream 1, encoded once into one contiguous buffer — and publishes that on a second channel.
+//! A player then wakes once per window and writes shared bytes with one syscall, instead of
+//! waking (and copying) per frame. Frames are numbered, so a player that subscribed while a
+//! window was open skips the frames its snapshot already had.
 
 use std::{
     collections::HashMap,
@@ -14,12 +21,17 @@ use std::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, OnceLock,
     },
-    time::{Instant, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use bytes::Bytes;
 use media::flv;
-use rtmp_proto::{amf0::Value, session::encode_media, MediaKind};
+use rtmp_proto::{
+    amf0::Value,
+    chunk::encode_message,
+    session::{encode_media, OUT_CHUNK_SIZE},
+    MediaKind,
+};
 use tokio::sync::broadcast;
 
 use crate::{
@@ -77,6 +89,144 @@ pub struct Snapshot {
     pub metadata: Option<Value>,
     /// Sequence headers then the current GOP, in order.
     pub frames: Vec<Arc<Frame>>,
+    /// Number of the next frame the publisher will push: batches carry frames from before the
+    /// snapshot too (the window that was open); a player starts at this one.
+    pub next_seq: u64,
+}
+
+/// A batch's bytes in the stream's shared in-memory file, for `sendfile` (Linux): the kernel
+/// then hands the same pages to every player's socket instead of copying the bytes in per
+/// player. The region starts on a page boundary and is punched out of the file when the batch
+/// is dropped; pages still queued in sockets stay valid (they hold their own references) and
+/// are never rewritten, because regions are only ever appended.
+#[derive(Debug)]
+struct FileRegion {
+    file: Arc<std::fs::File>,
+    offset: u64,
+    /// Bytes reserved in the file (the data rounded up to whole pages).
+    reserved: u64,
+}
+
+impl Drop for FileRegion {
+    fn drop(&mut self) {
+        shm::punch(&self.file, self.offset, self.reserved);
+    }
+}
+
+/// The in-memory file behind [`FileRegion`]s.
+#[cfg(target_os = "linux")]
+mod shm {
+    use std::fs::File;
+
+    use rustix::fs::{fallocate, memfd_create, FallocateFlags, MemfdFlags};
+
+    pub const PAGE: u64 = 4096;
+
+    /// A new anonymous in-memory file (`memfd_create`), `None` if the system refuses one.
+    pub fn create() -> Option<File> {
+        memfd_create("ferrocast-batches", MemfdFlags::CLOEXEC).ok().map(File::from)
+    }
+
+    /// Frees the pages of `offset..offset + len` (whole pages; failure only leaves them
+    /// allocated until the stream ends).
+    pub fn punch(file: &File, offset: u64, len: u64) {
+        let _ = fallocate(file, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod shm {
+    use std::fs::File;
+    pub const PAGE: u64 = 4096;
+    pub fn create() -> Option<File> {
+        None
+    }
+    pub fn punch(_: &File, _: u64, _: u64) {}
+}
+
+/// The frames of one batching window, published to RTMP players as one unit.
+#[derive(Debug)]
+pub struct Batch {
+    /// Number of the first frame (frames are numbered per stream from 0, in push order).
+    first_seq: u64,
+    /// The frames, in order.
+    frames: Vec<Arc<Frame>>,
+    /// Frame `i` is `bytes[offsets[i]..offsets[i + 1]]`.
+    offsets: Vec<usize>,
+    /// The RTMP chunks of all frames for message stream 1, back to back.
+    bytes: Bytes,
+    /// The same bytes in the stream's shared file, when zero-copy sends are on.
+    file: Option<FileRegion>,
+}
+
+impl Batch {
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// True when the batch has no frames (never published).
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The frames, in order.
+    pub fn frames(&self) -> &[Arc<Frame>] {
+        &self.frames
+    }
+
+    /// Number of the frame after the last one.
+    pub fn end_seq(&self) -> u64 {
+        self.first_seq + self.frames.len() as u64
+    }
+
+    /// Index of the first frame numbered `seq` or later (`len()` if none).
+    pub fn index_of(&self, seq: u64) -> usize {
+        (seq.saturating_sub(self.first_seq)).min(self.frames.len() as u64) as usize
+    }
+
+    /// Index of the first video keyframe at `from` or later.
+    pub fn keyframe_from(&self, from: usize) -> Option<usize> {
+        self.frames.iter().skip(from).position(|f| f.kind == MediaKind::Video && f.keyframe).map(|i| i + from)
+    }
+
+    /// Where the RTMP chunks of frames `from..` for message stream 1 are in the stream's shared
+    /// file: (file, offset, length), for `sendfile`. `None` when zero-copy sends are off.
+    pub fn file_range(&self, from: usize) -> Option<(&std::fs::File, u64, usize)> {
+        let r = self.file.as_ref()?;
+        let start = self.offsets[from.min(self.frames.len())];
+        Some((&r.file, r.offset + start as u64, self.bytes.len() - start))
+    }
+
+    /// RTMP chunks of frames `from..` for a player on `stream_id`: a slice of the shared
+    /// buffer for stream 1 (no copy), encoded afresh for any other stream id.
+    pub fn encoded_from(&self, from: usize, stream_id: u32) -> Bytes {
+        let from = from.min(self.frames.len());
+        if stream_id == 1 {
+            self.bytes.slice(self.offsets[from]..)
+        } else {
+            let mut out = Vec::with_capacity(self.bytes.len() - self.offsets[from]);
+            for f in &self.frames[from..] {
+                out.extend_from_slice(&encode_media(stream_id, f.kind, f.timestamp, &f.payload));
+            }
+            out.into()
+        }
+    }
+}
+
+/// The window being collected.
+#[derive(Default)]
+struct Pending {
+    first_seq: u64,
+    frames: Vec<Arc<Frame>>,
+    offsets: Vec<usize>,
+    bytes: Vec<u8>,
+    opened: Option<Instant>,
+    /// Size of the last batch, to allocate the next one in one go.
+    last_len: usize,
+    /// The shared file batches are appended to (zero-copy sends), and where the next goes.
+    file: Option<Arc<std::fs::File>>,
+    file_end: u64,
 }
 
 #[derive(Default)]
@@ -87,6 +237,9 @@ struct Cache {
     gop: Vec<Arc<Frame>>,
     gop_bytes: usize,
     probe: Probe,
+    /// Number of the next frame pushed.
+    next_seq: u64,
+    pending: Pending,
 }
 
 /// A live stream.
@@ -101,6 +254,13 @@ pub struct Stream {
     max_gop_bytes: usize,
     cache: Mutex<Cache>,
     tx: Mutex<Option<broadcast::Sender<Arc<Frame>>>>,
+    batch_tx: Mutex<Option<broadcast::Sender<Arc<Batch>>>>,
+    /// The batching window (zero: every frame is its own batch).
+    batch_window: Duration,
+    /// Number of the frame after the last one published in a batch.
+    published_seq: AtomicU64,
+    /// Wakes the stream's flusher when a window opens (and when the stream ends).
+    window_opened: tokio::sync::Notify,
     players: AtomicUsize,
     bytes_in: AtomicU64,
     frames_in: AtomicU64,
@@ -197,8 +357,97 @@ impl Stream {
         // Send while holding the cache lock, so a subscribing player sees each frame once:
         // either in its snapshot or from the channel.
         if let Some(tx) = self.tx.lock().unwrap().as_ref() {
-            let _ = tx.send(frame);
+            let _ = tx.send(frame.clone());
         }
+        let c = &mut *c;
+        let seq = c.next_seq;
+        c.next_seq += 1;
+        let p = &mut c.pending;
+        if p.frames.is_empty() {
+            p.first_seq = seq;
+            p.opened = Some(Instant::now());
+            p.bytes.reserve(p.last_len + p.last_len / 4);
+            if !self.batch_window.is_zero() {
+                self.window_opened.notify_one();
+            }
+        }
+        p.offsets.push(p.bytes.len());
+        encode_message(&mut p.bytes, OUT_CHUNK_SIZE, frame.kind.csid(), frame.timestamp, frame.kind.type_id(), 1, &frame.payload);
+        p.frames.push(frame);
+        if p.opened.is_some_and(|t| t.elapsed() >= self.batch_window) {
+            self.flush_locked(c);
+        }
+    }
+
+    /// Publishes the open window as a batch (under the cache lock, like `push`).
+    fn flush_locked(&self, c: &mut Cache) {
+        let p = &mut c.pending;
+        if p.frames.is_empty() {
+            return;
+        }
+        p.opened = None;
+        p.last_len = p.bytes.len();
+        let mut offsets = std::mem::take(&mut p.offsets);
+        offsets.push(p.bytes.len());
+        let bytes = Bytes::from(std::mem::take(&mut p.bytes));
+        let frames = std::mem::take(&mut p.frames);
+        // Late joiners get these frames from the GOP cache: let them share the batch's bytes.
+        for (i, f) in frames.iter().enumerate() {
+            let _ = f.encoded.set(bytes.slice(offsets[i]..offsets[i + 1]));
+        }
+        let file = p.file.as_ref().and_then(|f| {
+            use std::os::unix::fs::FileExt;
+            let reserved = (bytes.len() as u64).div_ceil(shm::PAGE) * shm::PAGE;
+            let offset = p.file_end;
+            f.write_all_at(&bytes, offset).ok()?;
+            p.file_end += reserved;
+            Some(FileRegion { file: f.clone(), offset, reserved })
+        });
+        let batch = Batch { first_seq: p.first_seq, frames, offsets, bytes, file };
+        self.published_seq.store(batch.end_seq(), Ordering::Release);
+        if let Some(tx) = self.batch_tx.lock().unwrap().as_ref() {
+            let _ = tx.send(Arc::new(batch));
+        }
+    }
+
+    /// Publishes the open window if it has been open for the batching window (for the
+    /// stream's flusher: a push publishes it otherwise, but the publisher may pause). Returns
+    /// when the window open now is due (`Some(None)`: none is open), `None` once the stream
+    /// has ended.
+    fn flush_due(&self) -> Option<Option<Instant>> {
+        let mut c = self.cache.lock().unwrap();
+        if c.pending.opened.is_some_and(|t| t.elapsed() >= self.batch_window) {
+            self.flush_locked(&mut c);
+        }
+        self.batch_tx.lock().unwrap().as_ref()?;
+        Some(c.pending.opened.map(|t| t + self.batch_window))
+    }
+
+    /// Publishes each window that is still open when it is due, until the stream ends. One
+    /// wakeup per window, none while nothing is published.
+    async fn flusher(self: Arc<Self>) {
+        while let Some(due) = self.flush_due() {
+            match due {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => self.window_opened.notified().await,
+            }
+        }
+    }
+
+    /// Publishes the open window now.
+    pub fn flush(&self) {
+        let mut c = self.cache.lock().unwrap();
+        self.flush_locked(&mut c);
+    }
+
+    /// Number of the frame after the last one published in a batch: how far the live edge is.
+    pub fn published_seq(&self) -> u64 {
+        self.published_seq.load(Ordering::Acquire)
+    }
+
+    /// The batching window.
+    pub fn batch_window(&self) -> Duration {
+        self.batch_window
     }
 
     /// Subscribes a player: the snapshot to send first, then the live channel. `None` if the
@@ -231,11 +480,23 @@ impl Stream {
     pub fn subscribe_internal(&self) -> Option<(Snapshot, broadcast::Receiver<Arc<Frame>>)> {
         let c = self.cache.lock().unwrap();
         let rx = self.tx.lock().unwrap().as_ref()?.subscribe();
+        Some((Self::snapshot(&c), rx))
+    }
+
+    /// Like [`subscribe_internal`](Self::subscribe_internal), with live frames in batches (for
+    /// RTMP players). The first batch may start before [`Snapshot::next_seq`].
+    pub fn subscribe_batches(&self) -> Option<(Snapshot, broadcast::Receiver<Arc<Batch>>)> {
+        let c = self.cache.lock().unwrap();
+        let rx = self.batch_tx.lock().unwrap().as_ref()?.subscribe();
+        Some((Self::snapshot(&c), rx))
+    }
+
+    fn snapshot(c: &Cache) -> Snapshot {
         let mut frames = Vec::with_capacity(c.gop.len() + 2);
         frames.extend(c.video_header.clone());
         frames.extend(c.audio_header.clone());
         frames.extend(c.gop.iter().cloned());
-        Some((Snapshot { metadata: c.metadata.clone(), frames }, rx))
+        Snapshot { metadata: c.metadata.clone(), frames, next_seq: c.next_seq }
     }
 }
 
@@ -297,12 +558,44 @@ pub struct Hub {
     rejections: Mutex<std::collections::VecDeque<Rejection>>,
     queue_frames: usize,
     max_gop_bytes: usize,
+    batch_window: Duration,
+    zero_copy: bool,
 }
 
 impl Hub {
-    /// An empty hub; `queue_frames` bounds how far a player may lag.
+    /// An empty hub; `queue_frames` bounds how far a player may lag. Frames go to RTMP players
+    /// one batch each until [`with_batch_ms`](Self::with_batch_ms) sets a window.
     pub fn new(queue_frames: usize, max_gop_bytes: usize) -> Self {
-        Self { streams: Mutex::new(HashMap::new()), max_streams: usize::MAX, rejections: Mutex::default(), queue_frames, max_gop_bytes }
+        Self {
+            streams: Mutex::new(HashMap::new()),
+            max_streams: usize::MAX,
+            rejections: Mutex::default(),
+            queue_frames,
+            max_gop_bytes,
+            batch_window: Duration::ZERO,
+            zero_copy: false,
+        }
+    }
+
+    /// Batches also go to an in-memory file per stream, which RTMP players send from with
+    /// `sendfile` (`[limits] player_zero_copy`; Linux only, ignored elsewhere).
+    pub fn with_zero_copy(mut self, on: bool) -> Self {
+        self.zero_copy = on;
+        self
+    }
+
+    /// Frames reach RTMP players in one batch per `ms` milliseconds (`[limits]
+    /// player_batch_ms`; 0: every frame at once).
+    pub fn with_batch_ms(mut self, ms: u64) -> Self {
+        self.batch_window = Duration::from_millis(ms);
+        self
+    }
+
+    /// Batches a player's queue holds: `queue_frames` frames at up to 100 frames a second
+    /// (60 fps video and 48 kHz AAC is ~107), at least 16.
+    fn queue_batches(&self) -> usize {
+        let per_batch = (self.batch_window.as_millis() as usize / 10).max(1);
+        (self.queue_frames / per_batch).max(16)
     }
 
     /// Caps how many streams may be published at once.
@@ -349,14 +642,22 @@ impl Hub {
 
     fn insert(self: &Arc<Self>, map: &mut HashMap<String, Arc<Stream>>, name: &str, publisher: SocketAddr) -> PublishHandle {
         let (tx, _) = broadcast::channel(self.queue_frames);
+        let (batch_tx, _) = broadcast::channel(self.queue_batches());
         let stream = Arc::new(Stream {
             name: name.into(),
             publisher,
             started: SystemTime::now(),
             started_at: Instant::now(),
             max_gop_bytes: self.max_gop_bytes,
-            cache: Mutex::new(Cache::default()),
+            cache: Mutex::new(Cache {
+                pending: Pending { file: if self.zero_copy { shm::create().map(Arc::new) } else { None }, ..Default::default() },
+                ..Default::default()
+            }),
             tx: Mutex::new(Some(tx)),
+            batch_tx: Mutex::new(Some(batch_tx)),
+            batch_window: self.batch_window,
+            published_seq: AtomicU64::new(0),
+            window_opened: tokio::sync::Notify::new(),
             players: AtomicUsize::new(0),
             bytes_in: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
@@ -364,6 +665,13 @@ impl Hub {
             standby: Default::default(),
         });
         map.insert(name.into(), stream.clone());
+        // A window left open when the publisher pauses is published by the flusher (a push
+        // publishes it otherwise). Without a runtime (unit tests) only pushes publish.
+        if !self.batch_window.is_zero() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(stream.clone().flusher());
+            }
+        }
         PublishHandle { hub: self.clone(), stream }
     }
 
@@ -395,6 +703,10 @@ impl Drop for PublishHandle {
         }
         // Dropping the sender ends every player's channel once it has drained.
         self.stream.tx.lock().unwrap().take();
+        self.stream.flush();
+        self.stream.batch_tx.lock().unwrap().take();
+        // Lets the flusher see the end (and drop its reference).
+        self.stream.window_opened.notify_one();
     }
 }
 
@@ -474,5 +786,140 @@ mod tests {
         }
         let (snap, _, _g) = h.stream.subscribe().unwrap();
         assert!(snap.frames.is_empty());
+    }
+    fn audio(ts: u32) -> Frame {
+        Frame::new(MediaKind::Audio, ts, Bytes::from(vec![0xAF, 1, ts as u8, 7]))
+    }
+
+    fn encoded_all(frames: &[&Frame], stream_id: u32) -> Vec<u8> {
+        frames.iter().flat_map(|f| encode_media(stream_id, f.kind, f.timestamp, &f.payload)).collect()
+    }
+
+    #[test]
+    fn without_a_window_every_frame_is_its_own_batch() {
+        let hub = Arc::new(Hub::new(64, 1 << 20));
+        let h = hub.publish("a", addr()).unwrap();
+        let (snap, mut rx) = h.stream.subscribe_batches().unwrap();
+        assert_eq!(snap.next_seq, 0);
+        h.stream.push(video(0, true, false));
+        h.stream.push(audio(10));
+        let b0 = rx.try_recv().unwrap();
+        let b1 = rx.try_recv().unwrap();
+        assert_eq!((b0.len(), b0.end_seq(), b1.len(), b1.end_seq()), (1, 1, 1, 2));
+        assert_eq!(&b1.encoded_from(0, 1)[..], &encode_media(1, MediaKind::Audio, 10, &[0xAF, 1, 10, 7])[..]);
+        assert_eq!(h.stream.published_seq(), 2);
+    }
+
+    #[test]
+    fn a_window_collects_frames_into_one_shared_buffer() {
+        // No runtime here, so no timer: the window stays open until flushed.
+        let hub = Arc::new(Hub::new(64, 1 << 20).with_batch_ms(60_000));
+        let h = hub.publish("a", addr()).unwrap();
+        let (_, mut rx) = h.stream.subscribe_batches().unwrap();
+        let frames = [video(0, true, false), audio(5), video(33, false, false), audio(26)];
+        let expect = encoded_all(&frames.iter().collect::<Vec<_>>(), 1);
+        let expect_s2 = encoded_all(&frames.iter().collect::<Vec<_>>(), 2);
+        for f in frames {
+            h.stream.push(f);
+        }
+        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Empty)));
+        assert_eq!(h.stream.published_seq(), 0);
+        h.stream.flush();
+        let b = rx.try_recv().unwrap();
+        assert_eq!(b.len(), 4);
+        assert_eq!(&b.encoded_from(0, 1)[..], &expect[..]);
+        // Other stream ids are encoded afresh, with their own id in the headers.
+        assert_eq!(&b.encoded_from(0, 2)[..], &expect_s2[..]);
+        assert_ne!(expect, expect_s2);
+        // Frame i's own encoding is a slice of the batch (late joiners share it).
+        let tail: Vec<u8> = b.frames()[2..].iter().flat_map(|f| f.encoded(1).to_vec()).collect();
+        assert_eq!(&b.encoded_from(2, 1)[..], &tail[..]);
+        assert_eq!(b.keyframe_from(0), Some(0));
+        assert_eq!(b.keyframe_from(1), None);
+        assert_eq!(h.stream.published_seq(), 4);
+    }
+
+    #[test]
+    fn a_player_joining_mid_window_skips_what_its_snapshot_had() {
+        let hub = Arc::new(Hub::new(64, 1 << 20).with_batch_ms(60_000));
+        let h = hub.publish("a", addr()).unwrap();
+        h.stream.push(video(0, true, true));
+        h.stream.push(video(0, true, false));
+        h.stream.push(video(33, false, false));
+        let (snap, mut rx) = h.stream.subscribe_batches().unwrap();
+        assert_eq!(snap.frames.len(), 3);
+        assert_eq!(snap.next_seq, 3);
+        h.stream.push(video(66, false, false));
+        h.stream.flush();
+        let b = rx.try_recv().unwrap();
+        assert_eq!(b.len(), 4, "the batch holds the whole window");
+        let from = b.index_of(snap.next_seq);
+        assert_eq!(from, 3);
+        assert_eq!(b.frames()[from].timestamp, 66);
+        assert_eq!(b.index_of(100), 4);
+    }
+
+    #[test]
+    fn ending_the_stream_publishes_the_open_window_then_closes() {
+        let hub = Arc::new(Hub::new(64, 1 << 20).with_batch_ms(60_000));
+        let h = hub.publish("a", addr()).unwrap();
+        let (_, mut rx) = h.stream.subscribe_batches().unwrap();
+        h.stream.push(audio(0));
+        drop(h);
+        assert_eq!(rx.try_recv().unwrap().len(), 1);
+        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn the_timer_publishes_a_window_when_the_publisher_pauses() {
+        let hub = Arc::new(Hub::new(64, 1 << 20).with_batch_ms(100));
+        let h = hub.publish("a", addr()).unwrap();
+        let (_, mut rx) = h.stream.subscribe_batches().unwrap();
+        h.stream.push(audio(0));
+        let b = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn slow_batch_player_lags() {
+        let hub = Arc::new(Hub::new(16, 1 << 20));
+        let h = hub.publish("a", addr()).unwrap();
+        let (_, mut rx) = h.stream.subscribe_batches().unwrap();
+        for i in 0..100 {
+            h.stream.push(video(i * 33, i % 30 == 0, false));
+        }
+        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn zero_copy_batches_are_in_the_shared_file_page_aligned() {
+        use std::os::unix::fs::FileExt;
+        let hub = Arc::new(Hub::new(64, 1 << 20).with_batch_ms(60_000).with_zero_copy(true));
+        let h = hub.publish("a", addr()).unwrap();
+        let (_, mut rx) = h.stream.subscribe_batches().unwrap();
+        for round in 0..3u32 {
+            h.stream.push(video(round * 100, true, false));
+            h.stream.push(audio(round * 100 + 5));
+            h.stream.flush();
+            let b = rx.try_recv().unwrap();
+            for from in 0..2 {
+                let (file, offset, len) = b.file_range(from).expect("zero copy on");
+                let expect = b.encoded_from(from, 1);
+                assert_eq!(len, expect.len());
+                if from == 0 {
+                    assert_eq!(offset % 4096, 0, "regions start on a page");
+                }
+                let mut got = vec![0; len];
+                file.read_exact_at(&mut got, offset).unwrap();
+                assert_eq!(got, &expect[..]);
+            }
+        }
+        // Off by default: no file.
+        let plain = Arc::new(Hub::new(64, 1 << 20));
+        let h2 = plain.publish("b", addr()).unwrap();
+        let (_, mut rx2) = h2.stream.subscribe_batches().unwrap();
+        h2.stream.push(audio(0));
+        assert!(rx2.try_recv().unwrap().file_range(0).is_none());
     }
 }

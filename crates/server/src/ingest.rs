@@ -33,7 +33,7 @@ use crate::{
     auth::PublishAuth,
     config::Limits,
     continuation::{Codecs, Continuity, Parked, Parking},
-    hub::{rendition_name, Frame, Hub, PlayerGuard, PublishHandle, Stream},
+    hub::{rendition_name, Batch, Frame, Hub, PlayerGuard, PublishHandle, Stream},
     names::{is_valid_stream_name, query_param},
     validate::{Tracks, Validator, Verdict},
 };
@@ -215,7 +215,10 @@ async fn handle(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, ctx:
 struct Playing {
     stream_id: u32,
     stream: Arc<Stream>,
-    rx: broadcast::Receiver<Arc<Frame>>,
+    /// Live frames, one batch per `player_batch_ms` window, shared by all players.
+    rx: broadcast::Receiver<Arc<Batch>>,
+    /// Number of the next frame this player needs (earlier ones were in its snapshot).
+    next_seq: u64,
     _guard: PlayerGuard,
     /// After a lag, drop frames until the next video keyframe so the decoder restarts clean.
     skip_to_keyframe: bool,
@@ -228,10 +231,10 @@ struct Playing {
 const SEND_BUFFER: usize = 128 * 1024;
 /// Bytes kept allocated for a connection's outgoing control buffer between writes.
 const OUT_KEEP: usize = 64 * 1024;
-/// Most bytes of already-waiting frames written to a player at once.
-const BATCH_BYTES: usize = 256 * 1024;
-/// Frames queued for a player (about 2 s of video and audio) that count as congestion.
-const CONGESTED_BACKLOG: usize = 150;
+/// Media queued for a player that counts as congestion.
+const CONGESTED_BACKLOG: std::time::Duration = std::time::Duration::from_secs(2);
+/// Frames per second assumed when the batching window is off (one frame per batch).
+const FRAMES_PER_SEC: u32 = 75;
 
 impl Playing {
     /// The player lost frames: resume at the next keyframe so its decoder restarts clean
@@ -239,6 +242,13 @@ impl Playing {
     fn fell_behind(&mut self) {
         counter!("ferrocast_player_lag_skips_total").increment(1);
         self.skip_to_keyframe = self.stream.info().video_codec.is_some();
+    }
+
+    /// Batches waiting for this player that count as congestion (about 2 s of media).
+    fn congested_backlog(&self) -> usize {
+        let window = self.stream.batch_window();
+        let per_batch = if window.is_zero() { CONGESTED_BACKLOG / FRAMES_PER_SEC } else { window };
+        (CONGESTED_BACKLOG.as_micros() / per_batch.as_micros().max(1)).max(2) as usize
     }
 }
 
@@ -313,7 +323,64 @@ impl Publishing {
     }
 }
 
-async fn drive<S: AsyncRead + AsyncWrite + Unpin>(mut io: S, peer: SocketAddr, ctx: &RtmpContext) -> Result<(), ConnError> {
+/// A connection's byte stream. Plain TCP can also send straight from a file (the batches'
+/// shared file), which TLS cannot.
+trait Transport: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP socket, when bytes may go to it unencrypted.
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl Transport for TcpStream {
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        Some(self)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Transport for tokio_rustls::server::TlsStream<IO> {}
+
+/// Sends `len` bytes of `file` from `offset` with `sendfile`: the socket takes references to
+/// the file's pages instead of a copy of the bytes.
+#[cfg(target_os = "linux")]
+async fn send_file(tcp: &TcpStream, file: &std::fs::File, mut offset: u64, mut len: usize) -> std::io::Result<()> {
+    while len > 0 {
+        let n = tcp
+            .async_io(tokio::io::Interest::WRITABLE, || {
+                let mut off = offset;
+                rustix::fs::sendfile(tcp, file, Some(&mut off), len).map_err(std::io::Error::from)
+            })
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        offset += n as u64;
+        len -= n;
+    }
+    Ok(())
+}
+
+/// One non-blocking `sendfile` of up to `len` bytes if the socket is writable now: how many
+/// went (`WouldBlock` when none could).
+#[cfg(target_os = "linux")]
+fn try_send_file(tcp: &TcpStream, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<usize> {
+    tcp.try_io(tokio::io::Interest::WRITABLE, || {
+        let mut off = offset;
+        rustix::fs::sendfile(tcp, file, Some(&mut off), len).map_err(std::io::Error::from)
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn try_send_file(_: &TcpStream, _: &std::fs::File, _: u64, _: usize) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn send_file(_: &TcpStream, _: &std::fs::File, _: u64, _: usize) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+async fn drive<S: Transport>(mut io: S, peer: SocketAddr, ctx: &RtmpContext) -> Result<(), ConnError> {
     let mut random = [0u8; HANDSHAKE_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
     let limits = ChunkLimits { max_message_size: ctx.limits.max_message_size, ..Default::default() };
@@ -364,7 +431,7 @@ async fn flush<S: AsyncWrite + Unpin>(io: &mut S, session: &mut ServerSession, o
 }
 
 impl Conn<'_> {
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    async fn run<S: Transport>(
         &mut self,
         io: &mut S,
         session: &mut ServerSession,
@@ -432,64 +499,72 @@ impl Conn<'_> {
                 return Ok(());
             }
             let write_timeout = self.ctx.limits.write_timeout();
-            let batch_window = std::time::Duration::from_millis(self.ctx.limits.player_batch_ms);
+            let queue_frames = self.ctx.limits.player_queue_frames;
             if let Some(p) = &mut self.playing {
                 tokio::select! {
                     r = io.read_buf(buf) => {
                         if r? == 0 { return Ok(()); }
                         session.handle_input(buf)?;
                     }
-                    f = p.rx.recv() => match f {
-                        Ok(frame) => {
+                    b = p.rx.recv() => match b {
+                        Ok(batch) => {
+                            // One batch per window, one write of shared bytes per batch: a
+                            // player wakes ~10 times a second instead of once per frame.
+                            let mut from = batch.index_of(p.next_seq);
+                            p.next_seq = p.next_seq.max(batch.end_seq());
+                            // The queue is bounded in batches; bound it in frames as well
+                            // (`player_queue_frames`): a player that far behind starts again
+                            // at the live edge.
+                            let behind = p.stream.published_seq().saturating_sub(batch.end_seq());
+                            if behind > queue_frames as u64 {
+                                debug!(peer = %self.peer, behind, "player fell behind; skipping to the next keyframe");
+                                p.rx = p.rx.resubscribe();
+                                p.fell_behind();
+                                self.adapt(true, session, out);
+                                continue;
+                            }
                             if p.skip_to_keyframe {
-                                if frame.kind == MediaKind::Video && frame.keyframe {
-                                    p.skip_to_keyframe = false;
-                                } else {
-                                    continue;
+                                match batch.keyframe_from(from) {
+                                    Some(i) => {
+                                        from = i;
+                                        p.skip_to_keyframe = false;
+                                    }
+                                    None => continue,
                                 }
                             }
-                            // Frames that are already waiting go out in the same write: one
-                            // syscall (and one TLS record) for several frames.
-                            let first = frame.encoded(p.stream_id);
-                            let mut batch: Option<Vec<u8>> = None;
-                            // Frames are merged into one write: those already waiting, and those
-                            // arriving within the batch window. One wakeup and one syscall per
-                            // window instead of per frame is most of the CPU per player (SRS
-                            // merges writes the same way); it delays frames by at most the window.
-                            let deadline = tokio::time::Instant::now() + batch_window;
-                            while batch.as_ref().map_or(first.len(), Vec::len) < BATCH_BYTES {
-                                let next = match p.rx.try_recv() {
-                                    Ok(f) => Ok(f),
-                                    Err(broadcast::error::TryRecvError::Empty) if !batch_window.is_zero() => {
-                                        match tokio::time::timeout_at(deadline, p.rx.recv()).await {
-                                            Ok(r) => r.map_err(|e| matches!(e, broadcast::error::RecvError::Lagged(_))),
-                                            Err(_) => break,
-                                        }
-                                    }
-                                    Err(broadcast::error::TryRecvError::Lagged(_)) => Err(true),
-                                    Err(_) => Err(false),
-                                };
-                                let next = match next {
-                                    Ok(f) => f,
-                                    Err(lagged) => {
-                                        if lagged {
-                                            p.fell_behind();
-                                        }
-                                        break;
-                                    }
-                                };
-                                let b = batch.get_or_insert_with(|| first.to_vec());
-                                b.extend_from_slice(&next.encoded(p.stream_id));
+                            if from >= batch.len() {
+                                continue;
                             }
-                            let bytes: &[u8] = batch.as_deref().unwrap_or(&first);
-                            let t0 = Instant::now();
-                            timeout(write_timeout, io.write_all(bytes))
-                                .await
-                                .map_err(|_| ConnError::Timeout("player stopped reading (write timeout)"))??;
-                            // A write that blocks, or frames piling up behind this player, mean
-                            // its connection cannot carry the rendition.
-                            let congested = t0.elapsed() > CONGESTED_WRITE || p.rx.len() > CONGESTED_BACKLOG;
-                            self.adapt(congested, session, out);
+                            // Only the automatic mode looks at how long writes take.
+                            let t0 = p.auto.is_some().then(Instant::now);
+                            // Plain RTMP on stream 1 (every client we know): the shared pages
+                            // of the batch's file, sent straight away when the socket has room
+                            // (the usual case: no timer, no clock read). Otherwise the shared
+                            // bytes (or, for another stream id, a fresh encoding).
+                            let written = match (p.stream_id, io.plain_tcp(), batch.file_range(from)) {
+                                (1, Some(tcp), Some((file, offset, len))) => {
+                                    let sent = match try_send_file(tcp, file, offset, len) {
+                                        Ok(n) => n,
+                                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                                        Err(e) => return Err(e.into()),
+                                    };
+                                    if sent < len {
+                                        timeout(write_timeout, send_file(tcp, file, offset + sent as u64, len - sent)).await
+                                    } else {
+                                        Ok(Ok(()))
+                                    }
+                                }
+                                _ => timeout(write_timeout, io.write_all(&batch.encoded_from(from, p.stream_id))).await,
+                            };
+                            written.map_err(|_| ConnError::Timeout("player stopped reading (write timeout)"))??;
+                            // The batch (and its file region) is only released after the send.
+                            drop(batch);
+                            if let Some(t0) = t0 {
+                                // A write that blocks, or batches piling up behind this player,
+                                // mean its connection cannot carry the rendition.
+                                let congested = t0.elapsed() > CONGESTED_WRITE || p.rx.len() > p.congested_backlog();
+                                self.adapt(congested, session, out);
+                            }
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
                             debug!(peer = %self.peer, skipped = n, "player fell behind; skipping to the next keyframe");
@@ -629,7 +704,7 @@ impl Conn<'_> {
             return;
         };
         let Some(target) = self.ctx.hub.get(&rendition_name(&a.base, AUTO_LEVELS[next])) else { return };
-        let Some((snapshot, rx)) = target.subscribe_internal() else { return };
+        let Some((snapshot, rx)) = target.subscribe_batches() else { return };
         let direction = if next > a.level { "down" } else { "up" };
         debug!(peer = %self.peer, from = AUTO_LEVELS[a.level], to = AUTO_LEVELS[next], "automatic rendition switch {direction}");
         counter!("ferrocast_player_rendition_switches_total", "direction" => direction).increment(1);
@@ -641,6 +716,7 @@ impl Conn<'_> {
         }
         p.skip_to_keyframe = AUTO_LEVELS[next] != "a64";
         p.rx = rx;
+        p.next_seq = snapshot.next_seq;
         p.stream = target;
         let _ = session;
     }
@@ -795,10 +871,11 @@ impl Conn<'_> {
         let Some(stream) = self.ctx.hub.get(&target) else {
             return refuse(session, format!("rendition {choice:?} of {name:?} is not available yet (the transcoder starts a few seconds after the publish); try ?rendition=source"));
         };
-        let Some((snapshot, rx)) = stream.subscribe_internal() else { return refuse(session, not_live()) };
+        let Some((snapshot, rx)) = stream.subscribe_batches() else { return refuse(session, not_live()) };
         // Viewers are counted on the stream, whichever rendition they watch.
         let guard = base.viewer();
-        self.playing = Some(Playing { stream_id, stream, rx, _guard: guard, skip_to_keyframe: false, auto });
+        let next_seq = snapshot.next_seq;
+        self.playing = Some(Playing { stream_id, stream, rx, next_seq, _guard: guard, skip_to_keyframe: false, auto });
         session.accept_play(stream_id, name);
         if let Some(meta) = &snapshot.metadata {
             session.send_metadata(stream_id, meta);

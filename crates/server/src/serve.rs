@@ -160,7 +160,12 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         warn!("open mode: no publish keys configured, anyone who reaches the RTMP ports can publish any stream name; add keys with `ferrocast keys add NAME`, --publish-key NAME=SECRET or [auth.keys] in the config");
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let hub = Arc::new(Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes).with_max_streams(config.limits.max_publishers));
+    let hub = Arc::new(
+        Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes)
+            .with_max_streams(config.limits.max_publishers)
+            .with_batch_ms(config.limits.player_batch_ms)
+            .with_zero_copy(config.limits.player_zero_copy),
+    );
     let store = match role.store {
         Some(s) => s,
         None => SegmentStore::local(&config.data_dir.join("store"))?,
