@@ -18,7 +18,7 @@ struct TestEdge {
 
 async fn start_edge(origins: &[String]) -> TestEdge {
     let state = EdgeState::new(origins).unwrap();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l = ferrocast::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = l.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(edge_role::run(l, state.clone(), async {

@@ -66,7 +66,7 @@ async fn redis_server() -> (Child, String) {
 }
 
 async fn start_edge(redis: &Arc<RedisBackend>) -> (u16, EdgeState) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l = ferrocast::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = l.local_addr().unwrap().port();
     let st = EdgeState::cluster(redis.clone(), redis.clone(), redis.clone(), redis.clone(), format!("http://127.0.0.1:{port}"), Health::default());
     tokio::spawn(edge_role::run(l, st.clone(), std::future::pending()));
