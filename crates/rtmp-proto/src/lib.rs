@@ -24,6 +24,7 @@ mod error;
 pub mod handshake;
 pub mod message;
 pub mod session;
+pub mod url;
 
 pub use error::RtmpError;
 pub use message::{MediaKind, MessageType};

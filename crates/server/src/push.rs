@@ -158,73 +158,12 @@ pub struct PushSummary {
 // ---------------------------------------------------------------------------------------------
 // URL
 
-/// A parsed `rtmp[s]://HOST[:PORT]/APP/NAME[?QUERY]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushUrl {
-    /// TLS.
-    pub tls: bool,
-    /// Host name or address (no brackets).
-    pub host: String,
-    /// Port (1935 for rtmp, 443 for rtmps by default).
-    pub port: u16,
-    /// Application.
-    pub app: String,
-    /// Stream name with its query (`demo?key=…`).
-    pub name: String,
-}
+/// A parsed publish URL (the parser is shared with the load tool).
+pub type PushUrl = rtmp_proto::url::RtmpUrl;
 
-impl PushUrl {
-    /// Parses a publish URL.
-    pub fn parse(s: &str) -> Result<Self, PushError> {
-        let bad = |why: &str| PushError::Url(format!("bad URL {:?}: {why} (expected rtmp[s]://HOST[:PORT]/live/NAME[?key=SECRET])", s.chars().take(200).collect::<String>()));
-        let (tls, rest) = if let Some(r) = s.strip_prefix("rtmps://") {
-            (true, r)
-        } else if let Some(r) = s.strip_prefix("rtmp://") {
-            (false, r)
-        } else {
-            return Err(bad("scheme must be rtmp or rtmps"));
-        };
-        let (authority, path) = rest.split_once('/').ok_or_else(|| bad("no application"))?;
-        let (app, name) = path.split_once('/').ok_or_else(|| bad("no stream name"))?;
-        if app.is_empty() || name.is_empty() || name.starts_with('?') {
-            return Err(bad("empty application or stream name"));
-        }
-        let default_port = if tls { 443 } else { 1935 };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in host"))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| bad("bad port"))?,
-                None if after.is_empty() => default_port,
-                None => return Err(bad("junk after ]")),
-            };
-            (h.to_string(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| bad("bad port"))?),
-                None => (authority.to_string(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("empty host"));
-        }
-        Ok(Self { tls, host, port, app: app.into(), name: name.into() })
-    }
-
-    /// The `tcUrl` of `connect`.
-    pub fn tc_url(&self) -> String {
-        let scheme = if self.tls { "rtmps" } else { "rtmp" };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        format!("{scheme}://{host}:{}/{}", self.port, self.app)
-    }
-
-    /// The stream name without the query.
-    pub fn bare_name(&self) -> &str {
-        self.name.split_once('?').map_or(&self.name, |(n, _)| n)
-    }
-
-    /// The URL without its query (no secrets in messages).
-    pub fn display(&self) -> String {
-        format!("{}/{}", self.tc_url(), self.bare_name())
+impl From<rtmp_proto::url::UrlError> for PushError {
+    fn from(e: rtmp_proto::url::UrlError) -> Self {
+        PushError::Url(e.to_string())
     }
 }
 
