@@ -53,6 +53,8 @@ done
 [[ "$FANOUT" =~ ^[0-9]+$ ]] || { echo "--fanout must be a non-negative integer" >&2; exit 2; }
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 NGINX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 STREAM=bench
@@ -84,64 +86,12 @@ FERROCAST="$ROOT/target/release/ferrocast"
 # ---- temp dir and cleanup ----------------------------------------------------------------------------
 TMP="$(mktemp -d /tmp/ferrocast-first-keyframe.XXXXXX)"
 PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        local alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [[ $alive == 0 ]] && break
-        sleep 0.1
-    done
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    if [[ $KEEP_TMP == 1 || $rc != 0 ]]; then
-        log "logs kept in $TMP"
-    else
-        rm -rf "$TMP"
-    fi
-    exit "$rc"
-}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-alive_or_die() { # NAME PID LOG
-    kill -0 "$2" 2>/dev/null || { echo "$1 exited early; last log lines:" >&2; tail -20 "$3" >&2; exit 1; }
-}
-
-wait_port() { # PORT NAME PID LOG
-    local i
-    for i in $(seq 100); do
-        alive_or_die "$2" "$3" "$4"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "$2 is not listening on 127.0.0.1:$1 after 10 s" >&2; tail -20 "$4" >&2; exit 1
-}
-
-# Free loopback ports. Port 0 would hand out ports from the kernel's ephemeral range, where any
-# outgoing connection on the machine may take one between our check and the server's bind; so
-# pick random ports below that range (bound together so they differ, then released).
-read -r P_FC_RTMP P_FC_RTMPS P_FC_HTTP P_NGX < <(python3 - <<'EOF'
-import random, socket
-lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-ports, socks = [], []
-while len(ports) < 4:
-    p = random.randrange(10000, max(10001, lo))
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        s.close()
-        continue
-    socks.append(s)
-    ports.append(p)
-print(*ports)
-EOF
-)
+# Free loopback ports below the ephemeral range (see free_ports in lib.sh).
+read -r P_FC_RTMP P_FC_RTMPS P_FC_HTTP P_NGX < <(free_ports 4)
 
 # ---- servers ----------------------------------------------------------------------------------------------
 log "ferrocast on rtmp://127.0.0.1:$P_FC_RTMP (rtmps $P_FC_RTMPS, http $P_FC_HTTP)"

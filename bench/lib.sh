@@ -37,3 +37,64 @@ s = re.sub(re.escape(b) + ".*?" + re.escape(e), lambda m: block, s, flags=re.S) 
 open(p, "w").write(s)
 PY
 }
+
+# Process bookkeeping for scripts that start servers: add each PID to PIDS, set TMP (and
+# KEEP_TMP=1 to keep it), define log(), then `trap cleanup EXIT`. On exit everything in PIDS
+# gets SIGTERM, then SIGKILL after 5 s; TMP is removed unless the run failed or KEEP_TMP=1.
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        local alive=0
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [[ $alive == 0 ]] && break
+        sleep 0.1
+    done
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [[ $KEEP_TMP == 1 || $rc != 0 ]]; then
+        log "logs kept in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+
+alive_or_die() { # NAME PID LOG
+    kill -0 "$2" 2>/dev/null || { echo "$1 exited early; last log lines:" >&2; tail -20 "$3" >&2; exit 1; }
+}
+
+wait_port() { # PORT NAME PID LOG
+    local i
+    for i in $(seq 100); do
+        alive_or_die "$2" "$3" "$4"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "$2 is not listening on 127.0.0.1:$1 after 10 s" >&2; tail -20 "$4" >&2; exit 1
+}
+
+# N distinct free loopback ports below the ephemeral range, on one line. Port 0 would hand
+# out ports from the kernel's ephemeral range, where any outgoing connection on the machine may
+# take one between our check and the server's bind; so pick random ports below that range
+# (bound together so they differ, then released).
+free_ports() { # N
+python3 - "$1" <<'EOF'
+import random, socket, sys
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+ports, socks = [], []
+while len(ports) < int(sys.argv[1]):
+    p = random.randrange(10000, max(10001, lo))
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        s.close()
+        continue
+    socks.append(s)
+    ports.append(p)
+print(*ports)
+EOF
+}
