@@ -10,7 +10,7 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use rand::RngCore;
 use rtmp_proto::{
     chunk::ChunkLimits,
@@ -254,6 +254,16 @@ impl Playing {
 
 /// Renditions of the automatic mode, best first.
 const AUTO_LEVELS: [&str; 3] = ["v720", "v400", "a64"];
+/// A viewer connection's quality, 100 (writes return at once, nothing queued) to 0 (a write
+/// blocked for [`CONGESTED_WRITE`] or a full backlog of batches waiting): the worse of the two
+/// ratios. Exported as the `ferrocast_player_quality_index` histogram; 0 makes the automatic
+/// mode step down.
+pub fn quality_index(write: std::time::Duration, backlog: usize, backlog_limit: usize) -> f64 {
+    let w = write.as_secs_f64() / CONGESTED_WRITE.as_secs_f64();
+    let b = backlog as f64 / backlog_limit.max(1) as f64;
+    (100.0 * (1.0 - w.max(b))).clamp(0.0, 100.0)
+}
+
 /// A frame write that blocks this long means the player's connection is congested.
 const CONGESTED_WRITE: std::time::Duration = std::time::Duration::from_millis(250);
 /// Congestion-free time before stepping a rendition up again.
@@ -562,8 +572,9 @@ impl Conn<'_> {
                             if let Some(t0) = t0 {
                                 // A write that blocks, or batches piling up behind this player,
                                 // mean its connection cannot carry the rendition.
-                                let congested = t0.elapsed() > CONGESTED_WRITE || p.rx.len() > p.congested_backlog();
-                                self.adapt(congested, session, out);
+                                let q = quality_index(t0.elapsed(), p.rx.len(), p.congested_backlog());
+                                histogram!("ferrocast_player_quality_index").record(q);
+                                self.adapt(q <= 0.0, session, out);
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -885,5 +896,20 @@ impl Conn<'_> {
             out.extend_from_slice(&f.encoded(stream_id));
         }
         debug!(peer = %self.peer, stream = %name, cached = snapshot.frames.len(), "playing");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quality_index_is_the_worse_of_write_time_and_backlog() {
+        use std::time::Duration;
+        assert_eq!(quality_index(Duration::ZERO, 0, 20), 100.0);
+        assert_eq!(quality_index(CONGESTED_WRITE / 2, 0, 20), 50.0);
+        assert_eq!(quality_index(Duration::ZERO, 15, 20), 25.0);
+        assert_eq!(quality_index(CONGESTED_WRITE * 2, 0, 20), 0.0);
+        assert_eq!(quality_index(Duration::ZERO, 21, 20), 0.0);
     }
 }

@@ -396,5 +396,12 @@ async fn automatic_mode_degrades_a_throttled_player_only() {
     assert!(slow_w.contains(&400), "the throttled player was not degraded: {slow_w:?}");
     let (_, metrics) = srv.get("/metrics").await;
     assert!(metrics.contains("ferrocast_player_rendition_switches_total{direction=\"down\"}"), "{metrics}");
+    // The per-connection quality index behind the decision: the fast player's samples sit at
+    // the top, the throttled one's reached 0.
+    let bucket = |le: &str| -> u64 {
+        metrics.lines().find(|l| l.starts_with(&format!("ferrocast_player_quality_index_bucket{{le=\"{le}\"}}"))).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    assert!(bucket("0") > 0, "no connection ever scored 0: {metrics}");
+    assert!(bucket("+Inf") > bucket("99"), "no connection scored 100: {metrics}");
     srv.stop().await;
 }
