@@ -211,8 +211,11 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
         .map(|k| r.x_cache.get(*k).copied().unwrap_or(0))
         .sum::<u64>();
     let fetches = fetches as u64;
+    // A few requests are still in flight when the players stop at the end of the run: the
+    // edge fetched for them, but their MISS never reached a player's count.
+    let cut_off = 3;
     assert!(
-        fetches >= client_misses + probe_miss && fetches <= client_misses + probe_miss + failed,
+        fetches >= client_misses + probe_miss && fetches <= client_misses + probe_miss + failed + cut_off,
         "{fetches} origin fetches for {client_misses} MISS/BYPASS answers (+{probe_miss} probe, {failed} failed): {summary}"
     );
     // About one origin fetch per segment URL: a second one only for a segment asked for while
