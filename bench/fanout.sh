@@ -281,7 +281,6 @@ VERSIONS="nginx $("$NGINX_BIN" -v 2>&1 | sed 's#.*/##') + libnginx-mod-rtmp $(dp
 CMD="bench/fanout.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
 
 {
-    echo "<!-- fanout:begin (written by bench/fanout.sh; edit outside the markers) -->"
     echo "Last run: $(date -u '+%Y-%m-%d %H:%M UTC'), ferrocast $COMMIT."
     echo
     echo "- Command: \`$([[ -n "${FERROCAST_BIN:-}" ]] && echo "FERROCAST_BIN=$FERROCAST_BIN ")$CMD\`"
@@ -299,30 +298,12 @@ CMD="bench/fanout.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
     echo
     cat "$TMP/result.md"
     for l in "${SEARCH_LINES[@]+"${SEARCH_LINES[@]}"}"; do echo "$l"; done
-    echo "<!-- fanout:end -->"
 } >"$TMP/section.md"
 
 echo
 cat "$TMP/section.md"
 
 if [[ $WRITE == 1 ]]; then
-    python3 - "$ROOT/BENCHMARKS.md" "$TMP/section.md" <<'EOF'
-import os, sys
-path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-heading = "## RTMP fan-out: server CPU and memory per player"
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-begin = "<!-- fanout:begin"
-end = "<!-- fanout:end -->"
-if begin in text and end in text:
-    i = text.index(begin)
-    j = text.index(end) + len(end)
-    text = text[:i] + section + text[j:]
-elif heading in text:
-    i = text.index(heading) + len(heading)
-    text = text[:i] + "\n\n" + section + "\n" + text[i:]
-else:
-    text = text.rstrip("\n") + "\n\n" + heading + "\n\n" + section + "\n"
-open(path, "w").write(text if text.endswith("\n") else text + "\n")
-EOF
+    write_benchmarks_block fanout "RTMP fan-out: server CPU and memory per player" "$(cat "$TMP/section.md")" "written by bench/fanout.sh; edit outside the markers"
     log "updated $ROOT/BENCHMARKS.md"
 fi

@@ -152,7 +152,6 @@ VERSIONS="nginx $("$NGINX_BIN" -v 2>&1 | sed 's#.*/##') + libnginx-mod-rtmp $(dp
 CMD="bench/first-keyframe.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
 
 {
-    echo "<!-- first-keyframe:begin (written by bench/first-keyframe.sh; edit outside the markers) -->"
     echo "Last run: $(date -u '+%Y-%m-%d %H:%M UTC'), ferrocast $COMMIT."
     echo
     echo "- Command: \`$CMD\`"
@@ -164,30 +163,12 @@ CMD="bench/first-keyframe.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
     echo "- Joins: $TRIALS per server, interleaved, random 0–${MAX_PAUSE} s pause before each$([[ $FANOUT -gt 0 ]] && echo ", with $FANOUT extra rtmpdump players on each server")"
     echo
     cat "$TMP/result.md"
-    echo "<!-- first-keyframe:end -->"
 } >"$TMP/section.md"
 
 echo
 cat "$TMP/section.md"
 
 if [[ $WRITE == 1 ]]; then
-    python3 - "$ROOT/BENCHMARKS.md" "$TMP/section.md" <<'EOF'
-import os, re, sys
-path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n")
-heading = "## RTMP connect → first keyframe (GOP cache)"
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-begin = "<!-- first-keyframe:begin"
-end = "<!-- first-keyframe:end -->"
-if begin in text and end in text:
-    i = text.index(begin)
-    j = text.index(end) + len(end)
-    text = text[:i] + section + text[j:]
-elif heading in text:
-    i = text.index(heading) + len(heading)
-    text = text[:i] + "\n\n" + section + "\n" + text[i:]
-else:
-    text = text.rstrip("\n") + "\n\n" + heading + "\n\n" + section + "\n"
-open(path, "w").write(text if text.endswith("\n") else text + "\n")
-EOF
+    write_benchmarks_block first-keyframe "RTMP connect → first keyframe (GOP cache)" "$(cat "$TMP/section.md")" "written by bench/first-keyframe.sh; edit outside the markers"
     log "updated $ROOT/BENCHMARKS.md"
 fi

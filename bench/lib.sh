@@ -26,15 +26,26 @@ while True:
 
 # Replaces the block between <!-- NAME:begin --> and <!-- NAME:end --> in BENCHMARKS.md with
 # TEXT, or appends it under HEADING.
-write_benchmarks_block() { # NAME HEADING TEXT
-  python3 - "$1" "$2" "$3" <<'PY'
-import sys, re
-name, heading, text = sys.argv[1:4]
-p = "BENCHMARKS.md"; s = open(p).read()
-b, e = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+write_benchmarks_block() { # NAME HEADING TEXT [NOTE]
+  # Replaces the block between <!-- NAME:begin ... --> and <!-- NAME:end --> in BENCHMARKS.md;
+  # without one, puts it under "## HEADING" (or appends both). NOTE goes into the begin marker.
+  python3 - "$1" "$2" "$3" "${4:-}" "$(dirname "${BASH_SOURCE[0]}")/../BENCHMARKS.md" <<'PY'
+import os, re, sys
+name, heading, text, note, p = sys.argv[1:6]
+s = open(p).read() if os.path.exists(p) else "# Benchmarks\n"
+b = f"<!-- {name}:begin ({note}) -->" if note else f"<!-- {name}:begin -->"
+e = f"<!-- {name}:end -->"
 block = f"{b}\n{text}\n{e}"
-s = re.sub(re.escape(b) + ".*?" + re.escape(e), lambda m: block, s, flags=re.S) if b in s else s + f"\n## {heading}\n\n{block}\n"
-open(p, "w").write(s)
+old = re.compile(re.escape(f"<!-- {name}:begin") + r"[^>]*-->.*?" + re.escape(e), re.S)
+h = f"## {heading}"
+if old.search(s):
+    s = old.sub(lambda m: block, s, count=1)
+elif h in s:
+    i = s.index(h) + len(h)
+    s = s[:i] + "\n\n" + block + "\n" + s[i:]
+else:
+    s = s.rstrip("\n") + f"\n\n{h}\n\n{block}\n"
+open(p, "w").write(s if s.endswith("\n") else s + "\n")
 PY
 }
 
