@@ -161,11 +161,7 @@ async fn one(sender: &mut Sender, uri: &::http::Uri, deadline: Instant) -> One {
     };
     let ttfb = begin.elapsed();
     let status = resp.status().as_u16();
-    let x_cache = resp
-        .headers()
-        .get("x-cache")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_uppercase());
+    let x_cache = crate::http::x_cache(resp.headers());
     let mut body = resp.into_body();
     let mut h = DefaultHasher::new();
     let mut len = 0u64;

@@ -22,7 +22,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::IsTerminal,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc, Mutex,
@@ -30,7 +29,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use tokio::{
     sync::Notify,
@@ -1414,20 +1413,15 @@ struct Progress {
 
 impl Progress {
     fn new(cfg: &DashConfig, t0: Instant, end: Instant) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        let bar = (cfg.progress && tty).then(|| {
-            let b = ProgressBar::new((end - t0).as_millis() as u64);
-            b.set_style(
-                ProgressStyle::with_template("{spinner} [{bar:30}] {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
-            b
-        });
+        let (bar, plain) = crate::report::progress_bar(
+            cfg.progress,
+            (end - t0).as_millis() as u64,
+            "{spinner} [{bar:30}] {msg}",
+        );
         let now = Instant::now();
         Self {
             bar,
-            plain: cfg.progress && !tty,
+            plain,
             clients: cfg.clients,
             t0,
             last: Mutex::new((now, 0, now)),

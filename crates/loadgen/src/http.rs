@@ -87,11 +87,7 @@ pub async fn get_with(
         .map_err(|e| Error::Http(error_chain(&e)))?;
     let ttfb = begin.elapsed();
     let status = resp.status().as_u16();
-    let x_cache = resp
-        .headers()
-        .get("x-cache")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_uppercase());
+    let x_cache = x_cache(resp.headers());
     let mut body = resp.into_body();
     let mut kept = BytesMut::new();
     let mut bytes = 0u64;
@@ -121,6 +117,14 @@ pub async fn get_with(
         ttfb,
         elapsed: begin.elapsed(),
     })
+}
+
+/// The `X-Cache` header (HIT, MISS, COALESCED, …), upper-cased.
+pub fn x_cache(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-cache")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_uppercase())
 }
 
 /// An error with its sources, on one line.

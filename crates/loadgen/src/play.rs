@@ -7,7 +7,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::IsTerminal,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc,
@@ -16,7 +15,7 @@ use std::{
 };
 
 use bytes::BytesMut;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use media::flv::{parse_video_tag, FrameType, VideoPacket};
 use rand::RngCore;
 use rtmp_proto::{
@@ -487,20 +486,15 @@ struct Progress {
 
 impl Progress {
     fn new(cfg: &PlayConfig, t0: Instant, window_start: Instant, window_end: Instant) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        let bar = (cfg.progress && tty).then(|| {
-            let b = ProgressBar::new((window_end - t0).as_millis() as u64);
-            b.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:>8} [{bar:30}] {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
-            b
-        });
+        let (bar, plain) = crate::report::progress_bar(
+            cfg.progress,
+            (window_end - t0).as_millis() as u64,
+            "{spinner} {prefix:>8} [{bar:30}] {msg}",
+        );
         let now = Instant::now();
         Self {
             bar,
-            plain: cfg.progress && !tty,
+            plain,
             clients: cfg.clients,
             t0,
             window_start,

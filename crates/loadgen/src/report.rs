@@ -306,6 +306,27 @@ pub fn burst_summary(r: &BurstReport) -> String {
     s
 }
 
+/// A progress bar of `len` ticks on a terminal, else `None`; the flag says whether to print
+/// plain progress lines instead (progress wanted, stderr not a terminal).
+pub fn progress_bar(
+    wanted: bool,
+    len: u64,
+    template: &str,
+) -> (Option<indicatif::ProgressBar>, bool) {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let bar = (wanted && tty).then(|| {
+        let b = indicatif::ProgressBar::new(len);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b
+    });
+    (bar, wanted && !tty)
+}
+
 /// Writes `value` as pretty JSON to `path`.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::Input(e.to_string()))?;
