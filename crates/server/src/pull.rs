@@ -12,11 +12,7 @@ use std::{
 
 use bytes::BytesMut;
 use metrics::counter;
-use rand::RngCore;
-use rtmp_proto::{
-    client::{ClientEvent, ClientMode, ClientSession},
-    handshake::HANDSHAKE_SIZE,
-};
+use rtmp_proto::client::{ClientEvent, ClientMode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -27,7 +23,6 @@ use tracing::{debug, info, warn};
 use crate::{
     hub::{rendition_name, Frame, Hub, PublishHandle},
     jitter::JitterBuffer,
-    ingest::APP,
     meta::BoxFut,
 };
 
@@ -94,13 +89,11 @@ impl Puller {
     async fn pull(&self, addr: &str, name: &str, rendition: Option<&str>) -> Result<(), String> {
         let mut io = timeout(Duration::from_secs(5), TcpStream::connect(addr)).await.map_err(|_| "connect timed out".to_string())?.map_err(|e| e.to_string())?;
         let _ = io.set_nodelay(true);
-        let mut random = [0u8; HANDSHAKE_SIZE];
-        rand::thread_rng().fill_bytes(&mut random);
         let target = match rendition {
             Some(r) => format!("{name}?rendition={r}"),
             None => name.to_owned(),
         };
-        let mut session = ClientSession::new(random, 0, false, &format!("rtmp://{addr}/{APP}"), &target, ClientMode::Play);
+        let mut session = crate::relay::inner_session(addr, &target, ClientMode::Play);
         let (mut buf, mut out) = (BytesMut::with_capacity(64 * 1024), Vec::new());
         let mut handle: Option<PublishHandle> = None;
         let mut idle_since: Option<tokio::time::Instant> = None;

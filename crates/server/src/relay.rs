@@ -143,6 +143,14 @@ impl Resolver for FixedUpstream {
     }
 }
 
+/// A client session to another node of the cluster (`host:port`, application `live`), for
+/// `name` (with its query): plain RTMP, simple handshake.
+pub fn inner_session(addr: &str, name: &str, mode: ClientMode) -> ClientSession {
+    let mut random = [0u8; HANDSHAKE_SIZE];
+    rand::thread_rng().fill_bytes(&mut random);
+    ClientSession::new(random, 0, false, &format!("rtmp://{addr}/{APP}"), name, mode)
+}
+
 /// A publishing connection to the upstream.
 pub struct Upstream {
     io: TcpStream,
@@ -159,13 +167,11 @@ pub async fn connect(route: Route, name: &str, query: Option<&str>) -> Result<Up
     let run = async {
         let io = TcpStream::connect(&route.addr).await.map_err(|e| cerr(e.to_string()))?;
         let _ = io.set_nodelay(true);
-        let mut random = [0u8; HANDSHAKE_SIZE];
-        rand::thread_rng().fill_bytes(&mut random);
         let full = match query {
             Some(q) if !q.is_empty() => format!("{name}?{q}"),
             _ => name.to_owned(),
         };
-        let session = ClientSession::new(random, 0, false, &format!("rtmp://{}/{APP}", route.addr), &full, ClientMode::Publish);
+        let session = inner_session(&route.addr, &full, ClientMode::Publish);
         let mut up = Upstream { io, session, buf: BytesMut::with_capacity(8192), out: Vec::new(), route: route.clone() };
         loop {
             up.flush().await.map_err(|e| cerr(e.to_string()))?;
