@@ -270,7 +270,13 @@ async fn drain(
                     let _ = store.delete(&key(name, &rendition.id, &format!("{n}.m4s"))).await;
                 }
                 counter!("ferrocast_segments_total").increment(1);
-                if let Some(f) = fence {
+                // One timeline snapshot per segment number: when its last rendition lands (or
+                // when a rendition has fallen two behind and would hold the snapshot back).
+                let last_of_number = state.read().unwrap().periods.last().is_none_or(|p| {
+                    let slowest = p.reps.iter().map(|r| r.segments.back().map_or(0, |x| x.number)).min().unwrap_or(0);
+                    slowest >= e.segment || slowest + 1 < e.segment
+                });
+                if let (Some(f), true) = (fence, last_of_number) {
                     crate::standby::save_snapshot(store, f, state).await;
                 }
                 let ev = ClusterEvent::Segment { stream: name.to_owned(), rep: rendition.id.clone(), number: e.segment };
