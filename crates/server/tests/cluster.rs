@@ -7,7 +7,8 @@ mod common;
 use std::{collections::HashMap, time::Duration};
 
 use common::{
-    cluster::{eventually, get_bytes, http_get, live_on, publish, Cluster},
+    cluster::{eventually, live_on, publish, Cluster},
+    get_bytes, http_get,
     ffmpeg_decode_frames, ffprobe,
 };
 use ferrocast::{

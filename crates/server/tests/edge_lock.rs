@@ -20,7 +20,7 @@ use ferrocast::{
     health::Health,
     redis_backend::RedisBackend,
 };
-use common::cluster::get_bytes;
+use common::get_bytes;
 use tokio::process::{Child, Command};
 
 struct Origin {

@@ -11,7 +11,8 @@ use std::{
 };
 
 use common::{
-    cluster::{eventually, get_bytes, http_get, live_on, publish, Cluster},
+    cluster::{eventually, live_on, publish, Cluster},
+    get_bytes, http_get,
     finish,
     push_tools::{interrupt, push, test_flv, Proxy},
 };

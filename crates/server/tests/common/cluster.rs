@@ -10,7 +10,7 @@ use std::{
 
 use tokio::process::Child;
 
-use super::ffmpeg_publish;
+use super::{ffmpeg_publish, http_get};
 
 pub struct Cluster {
     pub dir: PathBuf,
@@ -120,23 +120,4 @@ pub async fn live_on(port: u16) -> Vec<String> {
 
 pub fn publish(c: &Cluster, name: &str) -> Child {
     ffmpeg_publish(&format!("rtmps://127.0.0.1:{}/live/{name}", c.port("EDGE_RTMPS")), "320x240", 180)
-}
-
-/// GET returning (status, body); status 0 when nothing listens (a process being restarted).
-pub async fn http_get(port: u16, path: &str) -> (u16, String) {
-    let (s, _, b) = get_bytes(port, path).await;
-    (s, String::from_utf8_lossy(&b).into_owned())
-}
-
-/// GET returning (status, lower-cased head, body bytes); status 0 when the connection fails.
-pub async fn get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return (0, String::new(), vec![]) };
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
-    let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp)).await.unwrap().unwrap();
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |p| p + 4);
-    let head = String::from_utf8_lossy(&resp[..split]).to_lowercase();
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head, resp[split..].to_vec())
 }

@@ -104,16 +104,23 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, Ordering::Relaxed) * 1_000_003 + Instant::now().elapsed().subsec_nanos() as u64
 }
 
-/// A plain HTTP/1.0 GET, enough for our own endpoints.
+/// A plain HTTP/1.0 GET, enough for our own endpoints: (status, body); status 0 when nothing
+/// listens (a process being restarted).
 pub async fn http_get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (s, _, b) = get_bytes(port, path).await;
+    (s, String::from_utf8_lossy(&b).into_owned())
+}
+
+/// GET returning (status, lower-cased head, body bytes); status 0 when the connection fails.
+pub async fn get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await else { return (0, String::new(), vec![]) };
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
     let mut resp = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp)).await.unwrap().unwrap();
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |p| p + 4);
+    let head = String::from_utf8_lossy(&resp[..split]).to_lowercase();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head, resp[split..].to_vec())
 }
 
 /// ffmpeg publishing a generated test pattern (H.264 + AAC) in real time.
