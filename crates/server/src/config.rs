@@ -172,7 +172,7 @@ impl Config {
     /// Checks everything that can be checked before binding sockets.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (name, secret) in &self.auth.keys {
-            if !crate::names::is_valid_stream_name(name) {
+            if !crate::stream::name::is_valid_stream_name(name) {
                 return Err(ConfigError::Invalid(format!(
                     "publish key for {name:?}: stream names are 1-64 characters of A-Z a-z 0-9 _ -"
                 )));

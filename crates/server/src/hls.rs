@@ -8,8 +8,8 @@
 use std::fmt::Write as _;
 
 use crate::{
-    dash::DashState,
-    ladder::{RenditionKind, SEGMENT_SECS},
+    encode::presentation::DashState,
+    encode::ladder::{RenditionKind, SEGMENT_SECS},
 };
 
 /// The master playlist, or `None` before any rendition has segments.

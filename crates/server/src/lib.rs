@@ -1,45 +1,41 @@
 //! ferrocast: the live streaming server. This crate holds all the IO — sockets, TLS, HTTP,
-//! timers — around the sans-IO protocol core in `rtmp-proto` and the parsers in `media`.
+//! processes, timers, backends — around the sans-IO cores: `rtmp-proto` (RTMP sessions),
+//! `media` (FLV, H.264, AAC, probe and validation), `cmaf` (fMP4, MPD, HLS, fMP4→FLV) and
+//! `edge` (cache policy and coalescing).
+//!
+//! Data flows one way; each stage is a room (module folder) of this crate:
 //!
 //! ```text
-//! socket ─▶ ingest (TLS?, ServerSession) ─▶ hub (GOP cache, broadcast) ─▶ ingest (players)
-//!                                             └─▶ http (/api/streams, /metrics)
+//!  broadcaster ─RTMP(S)─▶ rtmp (listener, session) ─▶ auth ─▶ validate ─▶ stream (hub: GOP
+//!                                                                         cache, broadcast)
+//!        ┌────────────────────────────────────────────────────────────────────┤
+//!        ▼                                                                    ▼
+//!  encode: transcode (ffmpeg) ─▶ packager (CMAF chunks) ─▶ backend::store     rtmp (players)
+//!          └▶ live (segment in progress) ─┐   presentation (MPD/HLS state)   cluster::relay
+//!                                         ▼          ▼                       (edge→gateway→
+//!                                     http (DASH, HLS, API, player page)      encoder)
+//!                                         ▼
+//!                      edge_http (cache in front of origins) ─▶ viewers
 //! ```
+//!
+//! `app` wires the rooms into `ferrocast serve` and the cluster roles; `backend` holds the
+//! traits the cluster runs on Redis and S3; `cli` is the command line.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod auth;
+pub mod backend;
+pub mod cli;
+pub mod cluster;
 pub mod config;
-pub mod continuation;
-pub mod coord;
-pub mod dash;
-pub mod edge_role;
-pub mod encoder;
-pub mod gateway;
-pub mod health;
+pub mod edge_http;
+pub mod encode;
 pub mod hls;
 pub mod http;
-pub mod hub;
-pub mod jitter;
-pub mod ingest;
-pub mod keys;
-pub mod ladder;
-pub mod live;
-pub mod meta;
-pub mod names;
-pub mod packager;
-pub mod player;
 pub mod probe;
-pub mod pull;
-pub mod push;
-pub mod redis_backend;
-pub mod relay;
 pub mod remux;
-pub mod roles;
-mod serve;
-pub mod standby;
-pub mod store;
-pub mod tls;
-pub mod transcode;
+pub mod rtmp;
+pub mod stream;
 pub mod validate;
 
-pub use serve::{bind, listen, run, run_role, Listeners, RoleOptions, ServeError};
+pub use app::serve::{bind, listen, run, run_role, Listeners, RoleOptions, ServeError};

@@ -58,7 +58,7 @@ const CTS_RANGE: std::ops::RangeInclusive<i64> = -0x80_0000..=0x7f_ffff;
 
 /// One FLV tag out of [`FlvRemuxer::push_chunk`]: kind, timestamp in ms, tag body, and whether
 /// it is a video keyframe (a sync sample; always `false` for audio, as
-/// [`hub::Frame::keyframe`](crate::hub::Frame::keyframe), though any AAC frame is a place to
+/// [`hub::Frame::keyframe`](crate::stream::hub::Frame::keyframe), though any AAC frame is a place to
 /// start).
 pub type FlvTag = (MediaKind, u32, Bytes, bool);
 

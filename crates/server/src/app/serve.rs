@@ -1,0 +1,288 @@
+//! `ferrocast serve`: binds the listeners and runs everything in one process.
+
+use std::{future::Future, net::SocketAddr, sync::{Arc, OnceLock}, time::Instant};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::{net::TcpListener, sync::{watch, Semaphore}};
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn};
+
+use futures::future::BoxFuture;
+use crate::{
+    auth::PublishAuth,
+    config::{Config, ConfigError},
+    encode::presentation::DashRegistry,
+    encode::pipeline::Encoder,
+    http,
+    stream::hub::Hub,
+    rtmp::ingest,
+    backend::coord::{EventBus, MemoryCoord},
+    backend::health::Health,
+    backend::meta::{MemoryMeta, MetaStore},
+    cluster::relay::Resolver,
+
+    backend::store::{self, SegmentStore, StoreError},
+    app::tls,
+    encode::transcode::TranscodeConfig,
+};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source} — is another server (or another ferrocast) using it? pick another with --{what}-addr")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which listener.
+        what: &'static str,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// TLS setup failed.
+    #[error("RTMPS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The segment store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data directory is unusable.
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+}
+
+/// The bound sockets, so callers (and tests) can bind port 0 and learn the real ports.
+pub struct Listeners {
+    /// Plain RTMP.
+    pub rtmp: Option<TcpListener>,
+    /// RTMPS.
+    pub rtmps: Option<TcpListener>,
+    /// HTTP.
+    pub http: TcpListener,
+}
+
+async fn bind_one(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
+    listen(addr).map_err(|source| ServeError::Bind { addr, what, source })
+}
+
+/// A listener with a deep accept queue: a thousand viewers arriving at once should wait in the
+/// kernel's queue, not be dropped and retry a second later (tokio's default backlog is 1024,
+/// and the kernel caps it at `net.core.somaxconn`).
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(8192)
+}
+
+/// Binds the listeners the config asks for.
+pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
+    let rtmp = match config.rtmp_addr {
+        Some(a) => Some(bind_one(a, "rtmp").await?),
+        None => None,
+    };
+    let rtmps = match config.rtmps_addr {
+        Some(a) => Some(bind_one(a, "rtmps").await?),
+        None => None,
+    };
+    let http = bind_one(config.http_addr, "http").await?;
+    Ok(Listeners { rtmp, rtmps, http })
+}
+
+fn metrics_handle() -> PrometheusHandle {
+    // One recorder per process; tests run several servers in one process.
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            use metrics_exporter_prometheus::Matcher;
+            // Player-reported times as real histograms (the default is a summary, which
+            // cannot be aggregated across instances).
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("ferrocast_player_first_frame_seconds".into()), &[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0])
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("ferrocast_player_latency_seconds".into()), &[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0, 30.0]))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("ferrocast_player_quality_index".into()), &[0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 99.0, 100.0]))
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// What the cluster roles change in the machinery of `serve`; the default is `serve` itself
+/// (local disk, in-process metadata and events).
+#[derive(Default)]
+pub struct RoleOptions {
+    /// Segment store (default: DATA_DIR/store on local disk).
+    pub store: Option<SegmentStore>,
+    /// Stream metadata (default: in-process).
+    pub meta: Option<Arc<dyn MetaStore>>,
+    /// Where the packager announces segments (default: in-process).
+    pub events: Option<Arc<dyn EventBus>>,
+    /// Relay mode (edge, gateway): accepted publishes go upstream instead of to a transcoder.
+    pub upstream: Option<Arc<dyn Resolver>>,
+    /// Encoder in a cluster: ownership, fencing and hot standby.
+    pub cluster: Option<crate::encode::pipeline::EncoderCluster>,
+    /// Play relay (edge): where to find the encoder of a stream that is not here.
+    pub pull: Option<crate::cluster::pull::Locate>,
+    /// Replaces the origin's HTTP routes (the edge serves its cache instead).
+    pub http: Option<axum::Router>,
+    /// Backends checked by `/healthz`.
+    pub health: Health,
+    /// Tasks that run alongside (an encoder's lease renewal); dropped at shutdown.
+    pub background: Vec<BoxFuture<'static, ()>>,
+}
+
+/// Runs the server on bound listeners until `shutdown` completes.
+pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    run_role(config, listeners, RoleOptions::default(), shutdown).await
+}
+
+/// Runs `serve`'s machinery with a role's backends until `shutdown` completes.
+pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    config.validate()?;
+    // Install the recorder before any listener runs, so no early count is lost.
+    let metrics = metrics_handle();
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    // Absolute, because the transcoder's socket paths are handed to ffmpeg as URLs.
+    let mut config = config;
+    config.data_dir = std::fs::canonicalize(&config.data_dir)
+        .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    let auth = PublishAuth::new(config.auth.keys.clone(), Some(crate::auth::keys::path_in(&config.data_dir)));
+    if auth.is_open() {
+        warn!("open mode: no publish keys configured, anyone who reaches the RTMP ports can publish any stream name; add keys with `ferrocast keys add NAME`, --publish-key NAME=SECRET or [auth.keys] in the config");
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let hub = Arc::new(
+        Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes)
+            .with_max_streams(config.limits.max_publishers)
+            .with_batch_ms(config.limits.player_batch_ms)
+            .with_zero_copy(config.limits.player_zero_copy),
+    );
+    let store = match role.store {
+        Some(s) => s,
+        None => SegmentStore::local(&config.data_dir.join("store"))?,
+    };
+    let meta: Arc<dyn MetaStore> = role.meta.unwrap_or_else(|| Arc::new(MemoryMeta::default()));
+    let events: Arc<dyn EventBus> = role.events.unwrap_or_else(|| Arc::new(MemoryCoord::default()));
+    let dash = Arc::new(DashRegistry::default());
+    let run_dir = config.data_dir.join("run");
+    std::fs::create_dir_all(&run_dir).map_err(|source| ServeError::DataDir { path: run_dir.display().to_string(), source })?;
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let encoder = Encoder {
+        transcode: TranscodeConfig {
+            ffmpeg: std::env::var_os("FERROCAST_FFMPEG").map(Into::into).unwrap_or_else(|| "ffmpeg".into()),
+            run_dir,
+        },
+        store: store.clone(),
+        meta,
+        events,
+        dash: dash.clone(),
+        active: active.clone(),
+        hub: hub.clone(),
+        cluster: role.cluster,
+    };
+    let ctx = Arc::new(ingest::RtmpContext {
+        hub: hub.clone(),
+        auth,
+        limits: config.limits.clone(),
+        connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+        started: Instant::now(),
+        on_accept: (config.transcode && role.upstream.is_none()).then(|| Box::new(move |stream, tracks| encoder.start(stream, tracks)) as ingest::OnAccept),
+        per_ip: Default::default(),
+        shutdown: stop_rx.clone(),
+        upstream: role.upstream,
+        pull: role.pull.map(|locate| Arc::new(crate::cluster::pull::Puller::new(hub.clone(), locate))),
+        parked: Default::default(),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if let Some(l) = listeners.rtmp {
+        info!("RTMP listening on rtmp://{}/live/NAME", l.local_addr().map_err(|source| ServeError::DataDir { path: "rtmp listener".into(), source })?);
+        tasks.spawn(ingest::serve(l, None, ctx.clone(), stop_rx.clone()));
+    }
+    if let Some(l) = listeners.rtmps {
+        let (cert, key, made) = tls::ensure_cert(&config.data_dir, config.tls_cert.as_deref(), config.tls_key.as_deref())?;
+        if made {
+            info!(cert = %cert.display(), "generated a self-signed certificate for RTMPS (localhost, 127.0.0.1); pass --tls-cert/--tls-key for a real one");
+        }
+        let reloadable = tls::ReloadableCert::load(&cert, &key)?;
+        let acceptor = TlsAcceptor::from(tls::server_config(reloadable.clone())?);
+        // SIGHUP re-reads the certificate files (e.g. after a renewal) without dropping
+        // anyone: new handshakes use the new certificate.
+        #[cfg(unix)]
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            let mut stop = stop_rx.clone();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! { _ = hup.recv() => {}, _ = stop.changed() => return }
+                    match reloadable.reload() {
+                        Ok(()) => info!("SIGHUP: reloaded the RTMPS certificate"),
+                        Err(e) => warn!("SIGHUP: keeping the current RTMPS certificate: {e}"),
+                    }
+                }
+            });
+        }
+        if let Ok(a) = l.local_addr() {
+            info!("RTMPS listening on rtmps://{a}/live/NAME");
+        }
+        tasks.spawn(ingest::serve(l, Some(acceptor), ctx.clone(), stop_rx.clone()));
+    }
+    for task in role.background {
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            tokio::select! { _ = task => {}, _ = stop.changed() => {} }
+        });
+    }
+    let state = http::HttpState { hub, metrics, dash: dash.clone(), store: store.clone(), health: role.health };
+    // Presentations that ended more than the time-shift window ago, and their files, go.
+    let mut gc_stop = stop_rx.clone();
+    tasks.spawn(async move {
+        let mut iv = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            tokio::select! { _ = iv.tick() => {}, _ = gc_stop.changed() => return }
+            for (name, files) in dash.collect_garbage(std::time::SystemTime::now()) {
+                for (rep, file) in files {
+                    let _ = store.delete(&store::key(&name, &rep, &file)).await;
+                }
+            }
+        }
+    });
+    if let Ok(a) = listeners.http.local_addr() {
+        info!("HTTP listening on http://{a}/ (API /api/streams, metrics /metrics)");
+    }
+    let mut http_stop = stop_rx.clone();
+    let app = role.http.unwrap_or_else(|| http::router(state));
+    tasks.spawn(async move {
+        let r = axum::serve(listeners.http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await;
+        if let Err(e) = r {
+            warn!("HTTP server stopped: {e}");
+        }
+    });
+
+    shutdown.await;
+    info!("shutting down: closing connections and ending the live presentations");
+    let _ = stop_tx.send(true);
+    // Publishers are gone now; give each transcoder time to flush its last segment so the
+    // MPDs end with everything that was published.
+    let t0 = Instant::now();
+    while active.load(std::sync::atomic::Ordering::Acquire) > 0 && t0.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Listeners stop accepting at once; connections in flight end with the runtime.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! Who may publish: the keys file and the per-publish check (constant-time comparison,
+//! per-IP failure limit).
+pub mod keys;
+mod publish;
+
+pub use publish::{AuthError, PublishAuth, FAILURE_WINDOW, MAX_FAILURES};

@@ -1,0 +1,8 @@
+//! The backends behind traits, each with an in-process implementation (`ferrocast serve`,
+//! tests) and a real one (Redis, S3): cluster coordination, stream metadata, segment storage,
+//! and the health checks of all of them.
+pub mod coord;
+pub mod health;
+pub mod meta;
+pub mod redis;
+pub mod store;

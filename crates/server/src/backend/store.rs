@@ -1,0 +1,137 @@
+//! Segment storage through `object_store`: a local directory by default (S3 in cluster mode).
+//! Keys are built only from validated stream names, rendition ids and numbers.
+
+use std::{path::Path, sync::Arc};
+
+use bytes::Bytes;
+use object_store::{local::LocalFileSystem, path::Path as Key, ObjectStore, PutPayload};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed.
+    #[error("object store: {0}")]
+    Backend(#[from] object_store::Error),
+    /// `--store` is neither `file:///DIR` nor `s3://BUCKET[/PREFIX]`.
+    #[error("--store {0:?}: expected file:///DIR or s3://BUCKET[/PREFIX] (S3 endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
+    Url(String),
+    /// The local directory could not be prepared.
+    #[error("store directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+}
+
+/// Where segments and manifests live.
+#[derive(Clone, Debug)]
+pub struct SegmentStore {
+    inner: Arc<dyn ObjectStore>,
+}
+
+impl SegmentStore {
+    /// A store in a local directory (created if missing).
+    pub fn local(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.display().to_string(), source })?;
+        let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+        Ok(Self { inner: Arc::new(fs) })
+    }
+
+    /// A store from `--store`: `file:///DIR` (a local directory) or `s3://BUCKET[/PREFIX]` (S3 or
+    /// any S3-compatible server; endpoint, region and credentials from the usual `AWS_*`
+    /// environment, e.g. `AWS_ENDPOINT_URL=http://127.0.0.1:9000`; plain http is allowed when the
+    /// endpoint says so).
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        if let Some(dir) = url.strip_prefix("file://") {
+            return Self::local(Path::new(dir));
+        }
+        let Some(rest) = url.strip_prefix("s3://") else {
+            return Err(StoreError::Url(url.to_owned()));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(StoreError::Url(url.to_owned()));
+        }
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
+        if let Some(e) = &endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://")).with_virtual_hosted_style_request(false);
+        }
+        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+            b = b.with_region("us-east-1");
+        }
+        let s3: Arc<dyn ObjectStore> = Arc::new(b.build()?);
+        let inner = match prefix.trim_matches('/') {
+            "" => s3,
+            p => Arc::new(object_store::prefix::PrefixStore::new(s3, p.to_owned())),
+        };
+        Ok(Self { inner })
+    }
+
+    /// One cheap request, for health checks: fails when the backend is unreachable.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        match self.inner.head(&Key::from("ferrocast-health-probe")).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A store over any `object_store` backend (S3 in cluster mode, memory in tests).
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        Self { inner }
+    }
+
+    /// Writes an object (atomically: readers see the old one or the whole new one).
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
+        self.inner.put(&Key::from(key), PutPayload::from_bytes(bytes)).await?;
+        Ok(())
+    }
+
+    /// Reads an object; `None` if it does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        match self.inner.get(&Key::from(key)).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// True if the object exists.
+    pub async fn exists(&self, key: &str) -> bool {
+        self.inner.head(&Key::from(key)).await.is_ok()
+    }
+
+    /// Deletes an object; a missing one is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.inner.delete(&Key::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_delete_on_disk() {
+        let dir = std::env::temp_dir().join(format!("ferrocast-store-{}", std::process::id()));
+        let s = SegmentStore::local(&dir).unwrap();
+        s.put("live/a/p0/v720/1.m4s", Bytes::from_static(b"seg")).await.unwrap();
+        assert!(dir.join("live/a/p0/v720/1.m4s").exists());
+        assert_eq!(s.get("live/a/p0/v720/1.m4s").await.unwrap().as_deref(), Some(&b"seg"[..]));
+        assert_eq!(s.get("live/a/p0/v720/2.m4s").await.unwrap(), None);
+        s.delete("live/a/p0/v720/1.m4s").await.unwrap();
+        s.delete("live/a/p0/v720/1.m4s").await.unwrap();
+        assert_eq!(s.get("live/a/p0/v720/1.m4s").await.unwrap(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// Store key of a file of a stream's rendition.
+pub fn key(stream: &str, rep: &str, file: &str) -> String {
+    format!("live/{stream}/{rep}/{file}")
+}

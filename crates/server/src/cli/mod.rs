@@ -1,0 +1,273 @@
+//! The command line: `ferrocast serve | edge | encoder | gateway | push | keys`.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "ferrocast", version, about = "Live streaming server: RTMP/RTMPS ingest and playback")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything (RTMP, RTMPS, HTTP) in one process with embedded defaults.
+    Serve(ServeArgs),
+    /// A DASH/HLS caching edge in front of origins (`ferrocast serve` instances or encoders):
+    /// request coalescing, byte-bounded LRU/TTL cache, per-object token buckets, circuit
+    /// breakers, adaptive origin timeouts, Ketama origin choice with failover.
+    ///
+    /// In a cluster (`--redis`), the origins are the encoders registered in Redis, edges share
+    /// a fetch lock and invalidate on the encoders' events, and with `--gateway` the edge also
+    /// takes RTMP/RTMPS publishes and relays them to the gateway.
+    Edge {
+        /// Fixed origins, `http://HOST:PORT`, comma-separated (without --redis).
+        #[arg(long, value_delimiter = ',', required_unless_present = "redis", conflicts_with = "redis")]
+        origin: Vec<String>,
+        /// Cluster mode: Redis holding the cluster's state (`redis://HOST:PORT`).
+        #[arg(long)]
+        redis: Option<String>,
+        /// Relay publishes to this gateway (`rtmp://HOST:PORT`); needs --redis.
+        #[arg(long, requires = "redis")]
+        gateway: Option<String>,
+        /// RTMP listener for publishes (with --gateway).
+        #[arg(long, default_value = "0.0.0.0:1935")]
+        rtmp_addr: SocketAddr,
+        /// RTMPS listener for publishes (with --gateway).
+        #[arg(long, default_value = "0.0.0.0:1936")]
+        rtmps_addr: SocketAddr,
+        /// HTTP listener of the edge.
+        #[arg(long, default_value = "0.0.0.0:8081")]
+        http_addr: SocketAddr,
+        /// This edge's URL as other edges reach it [default: http://127.0.0.1:HTTP_PORT].
+        #[arg(long)]
+        advertise: Option<String>,
+        /// Data directory (the self-signed RTMPS certificate).
+        #[arg(long, default_value = "data-edge")]
+        data_dir: PathBuf,
+        /// PEM certificate chain for RTMPS (default: self-signed, made in the data dir).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for RTMPS.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Cluster: transcodes and packages the streams the gateway sends it; segments to the
+    /// store (S3), metadata and events to Redis; serves its streams' DASH to the edges.
+    Encoder(crate::app::roles::EncoderArgs),
+    /// Cluster: routes each publish to an encoder (Ketama ring over the registered encoders,
+    /// session map for reconnecting broadcasters).
+    Gateway(crate::app::roles::GatewayArgs),
+    /// Publish a file or any ffmpeg input to an RTMP(S) server, surviving network trouble:
+    /// reconnects with back-off and re-sends the last keyframe-GOP (a ferrocast server
+    /// continues the same stream).
+    ///
+    /// An FLV file is read directly, paced by its timestamps; anything else goes through an
+    /// ffmpeg child (`-c copy`, or H.264/AAC with --transcode).
+    Push(push::PushArgs),
+    /// Manage publish keys (stored hashed in DATA_DIR/keys.toml; a running server picks up
+    /// changes at the next publish).
+    Keys {
+        /// Data directory of the server [default: ./data].
+        #[arg(long, global = true, default_value = "data")]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create or replace the key for NAME and print the secret (shown only this once).
+    Add {
+        /// Stream name.
+        name: String,
+        /// Use this secret instead of a random one.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// List the stream names that have a key.
+    List,
+    /// Remove the key for NAME: its publishers are refused from the next attempt on.
+    Revoke {
+        /// Stream name.
+        name: String,
+    },
+}
+
+fn keys(data_dir: &std::path::Path, action: KeysAction) -> Result<(), crate::auth::keys::KeysError> {
+    use crate::auth::keys::{path_in, KeyFile};
+    let path = path_in(data_dir);
+    let mut kf = KeyFile::load(&path)?;
+    match action {
+        KeysAction::Add { name, secret } => {
+            let secret = kf.add(&name, secret)?;
+            kf.save(&path)?;
+            println!("key for {name:?} saved in {}", path.display());
+            println!("publish to rtmp[s]://HOST:PORT/live/{name}?key={secret}");
+            println!("(OBS: server rtmps://HOST:1936/live, stream key {name}?key={secret})");
+        }
+        KeysAction::List => {
+            if kf.keys.is_empty() {
+                println!("no keys in {} (open mode unless --publish-key is given)", path.display());
+            }
+            for (name, k) in &kf.keys {
+                println!("{name}\tadded {}", k.created);
+            }
+        }
+        KeysAction::Revoke { name } => {
+            kf.revoke(&name)?;
+            kf.save(&path)?;
+            println!("key for {name:?} revoked");
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file; flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory for the self-signed certificate and stream data [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// RTMP listener [default: 0.0.0.0:1935].
+    #[arg(long)]
+    rtmp_addr: Option<SocketAddr>,
+    /// RTMPS listener [default: 0.0.0.0:1936].
+    #[arg(long)]
+    rtmps_addr: Option<SocketAddr>,
+    /// HTTP listener for the API, metrics and playback [default: 0.0.0.0:8080].
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
+    /// PEM certificate chain for RTMPS (default: self-signed, made in the data dir).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for RTMPS.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require a key to publish NAME: `--publish-key NAME=SECRET` (repeatable). The
+    /// broadcaster then publishes to rtmp[s]://HOST/live/NAME?key=SECRET. Without any key,
+    /// anyone may publish (open mode).
+    #[arg(long = "publish-key", value_name = "NAME=SECRET")]
+    publish_keys: Vec<String>,
+    /// Do not transcode or package (no DASH/HLS, no renditions): a pure RTMP(S) server.
+    #[arg(long)]
+    no_transcode: bool,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Result<Config, crate::config::ConfigError> {
+        let mut c = match &self.config {
+            Some(p) => Config::from_file(p)?,
+            None => Config::default(),
+        };
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = self.rtmp_addr {
+            c.rtmp_addr = Some(v);
+        }
+        if let Some(v) = self.rtmps_addr {
+            c.rtmps_addr = Some(v);
+        }
+        if let Some(v) = self.http_addr {
+            c.http_addr = v;
+        }
+        if self.tls_cert.is_some() {
+            c.tls_cert = self.tls_cert;
+            c.tls_key = self.tls_key;
+        }
+        c.add_publish_keys(&self.publish_keys)?;
+        if self.no_transcode {
+            c.transcode = false;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Parses the command line and runs the command; what `main` returns.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    // For HTTPS to S3 (the RTMPS listener picks its provider explicitly).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    if let Command::Keys { data_dir, action } = cli.command {
+        return match keys(&data_dir, action) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ferrocast keys: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let r = rt.block_on(async {
+        match cli.command {
+            Command::Serve(args) => {
+                let config = args.into_config().map_err(|e| e.to_string())?;
+                let listeners = crate::bind(&config).await.map_err(|e| e.to_string())?;
+                crate::run(config, listeners, shutdown_signal()).await.map_err(|e| e.to_string())
+            }
+            Command::Keys { .. } => unreachable!("handled above"),
+            Command::Push(args) => match push::run(args, shutdown_signal()).await {
+                Ok(s) => {
+                    eprintln!(
+                        "ferrocast push: done after {:.1} s: reconnects={} bytes={} tags={} longest_outage_secs={:.2}",
+                        s.secs, s.reconnects, s.bytes, s.tags, s.longest_outage_secs
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(format!("push: {e}")),
+            },
+            Command::Encoder(a) => crate::app::roles::encoder(a, shutdown_signal()).await,
+            Command::Gateway(a) => crate::app::roles::gateway(a, shutdown_signal()).await,
+            Command::Edge { redis: Some(redis), gateway, rtmp_addr, rtmps_addr, http_addr, advertise, data_dir, tls_cert, tls_key, .. } => {
+                let a = crate::app::roles::EdgeArgs {
+                    redis,
+                    gateway,
+                    rtmp_addr: Some(rtmp_addr),
+                    rtmps_addr: Some(rtmps_addr),
+                    http_addr,
+                    advertise,
+                    data_dir,
+                    tls: tls_cert.zip(tls_key),
+                };
+                crate::app::roles::edge(a, shutdown_signal()).await
+            }
+            Command::Edge { origin, http_addr, .. } => {
+                let state = crate::edge_http::EdgeState::new(&origin).map_err(|e| e.to_string())?;
+                let listener = crate::listen(http_addr)
+                    .map_err(|e| format!("cannot listen on {http_addr}: {e} — pick another address with --http-addr"))?;
+                crate::edge_http::run(listener, state, shutdown_signal()).await;
+                Ok(())
+            }
+        }
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrocast: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

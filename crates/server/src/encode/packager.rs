@@ -1,0 +1,319 @@
+//! The packager: turns the transcoder's fragmented-MP4 outputs into DASH — init segments and
+//! 4 s media segments in the store, and the segment lists the MPD is rendered from.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime},
+};
+
+use bytes::{Bytes, BytesMut};
+use cmaf::{SegmentRef, Segmenter, SegmenterConfig, SegmenterEvent, TrackKind};
+use metrics::{counter, histogram};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::{
+    backend::coord::{ClusterEvent, EventBus},
+    encode::standby::Fence,
+    encode::presentation::{unix_ms, DashState, WINDOW},
+    encode::ladder::{Rendition, RenditionKind, SEGMENT_SECS},
+    backend::meta::{MetaStore, StreamRecord, StreamState},
+    backend::store::{key, SegmentStore},
+    stream::hub::{Frame, Hub, PublishHandle},
+    encode::live::LiveSegment,
+    remux::FlvRemuxer,
+    encode::transcode::TranscodeEvent,
+};
+
+/// The renditions as RTMP streams in the hub (`NAME~v720`…), remuxed from the CMAF output, so
+/// RTMP players can pick a rendition. Each video rendition also carries the audio.
+struct RtmpOut {
+    streams: Vec<PublishHandle>,
+    remux: Vec<Option<FlvRemuxer>>,
+    audio: Option<usize>,
+}
+
+impl RtmpOut {
+    fn new(hub: &Arc<Hub>, name: &str, ladder: &[Rendition]) -> Self {
+        Self {
+            streams: ladder.iter().map(|r| hub.publish_rendition(name, &r.id)).collect(),
+            remux: ladder.iter().map(|_| None).collect(),
+            audio: ladder.iter().position(|r| matches!(r.kind, RenditionKind::Audio { .. })),
+        }
+    }
+
+    /// Streams that carry rendition `index`: its own, and every video one for audio.
+    fn targets(&self, index: usize) -> Vec<&PublishHandle> {
+        if Some(index) == self.audio {
+            self.streams.iter().collect()
+        } else {
+            self.streams.get(index).into_iter().collect()
+        }
+    }
+
+    fn on_init(&mut self, index: usize, init: &[u8]) {
+        match FlvRemuxer::new(init) {
+            Ok(r) => {
+                let (kind, header) = r.sequence_header();
+                for t in self.targets(index) {
+                    t.stream.push(Frame::new(kind, 0, header.clone()));
+                }
+                self.remux[index] = Some(r);
+            }
+            Err(e) => warn!("rendition {index} cannot be remuxed for RTMP: {e}"),
+        }
+    }
+
+    fn on_chunk(&mut self, index: usize, chunk: &[u8]) {
+        let Some(r) = self.remux.get_mut(index).and_then(Option::as_mut) else { return };
+        match r.push_chunk(chunk) {
+            Ok(tags) => {
+                for (kind, ts, body, _) in tags {
+                    for t in self.targets(index) {
+                        t.stream.push(Frame::new(kind, ts, body.clone()));
+                    }
+                }
+            }
+            Err(e) => warn!("rendition {index}: remuxing a chunk for RTMP failed: {e}"),
+        }
+    }
+}
+
+struct Track {
+    segmenter: Segmenter,
+    /// The segment in progress, as served to low-latency readers.
+    live: Option<Arc<LiveSegment>>,
+    /// Chunks of the segment being produced.
+    open: Vec<Bytes>,
+    open_number: Option<u64>,
+}
+
+/// Runs until the transcoder ends; then marks the presentation ended.
+pub async fn run(
+    state: Arc<RwLock<DashState>>,
+    ladder: Vec<Rendition>,
+    store: SegmentStore,
+    meta: Arc<dyn MetaStore>,
+    events: Arc<dyn EventBus>,
+    hub: Arc<Hub>,
+    fence: Option<Arc<Fence>>,
+    mut rx: mpsc::Receiver<TranscodeEvent>,
+) {
+    let fence = fence.as_deref();
+    let (name, period_id, first_number) = {
+        let s = state.read().unwrap();
+        (s.name.clone(), s.periods.last().map(|p| p.id.clone()).unwrap_or_default(), s.next_number)
+    };
+    if let Some(p) = state.write().unwrap().current() {
+        p.first_number = first_number;
+    }
+    let new_tracks = || -> Vec<Track> {
+        ladder
+            .iter()
+            .map(|r| {
+                let kind = match r.kind {
+                    RenditionKind::Video { .. } => TrackKind::Video,
+                    RenditionKind::Audio { .. } => TrackKind::Audio,
+                };
+                let mut cfg = SegmenterConfig::new(kind, Duration::from_secs(SEGMENT_SECS as u64));
+                cfg.first_number(first_number);
+                Track { segmenter: Segmenter::with_config(cfg), live: None, open: vec![], open_number: None }
+            })
+            .collect()
+    };
+    let mut tracks = new_tracks();
+    let mut rtmp = RtmpOut::new(&hub, &name, &ladder);
+    let mut failed = None;
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            TranscodeEvent::Started { generation } => {
+                if generation > 1 {
+                    // A restarted ffmpeg starts over with an init segment; what it produces
+                    // again for segments already listed is dropped below.
+                    tracks = new_tracks();
+                    abort_live(&state);
+                }
+            }
+            TranscodeEvent::Output { index, bytes } => {
+                let Some(t) = tracks.get_mut(index) else { continue };
+                if let Err(e) = t.segmenter.push(&bytes, SystemTime::now()) {
+                    warn!(stream = %name, rendition = %ladder[index].id, "cannot package transcoder output: {e}");
+                }
+                drain(&state, &store, &*events, fence, &name, &period_id, index, &ladder[index], t, &mut rtmp).await;
+                if fence.is_some_and(Fence::is_lost) {
+                    break;
+                }
+            }
+            TranscodeEvent::Ended => break,
+            TranscodeEvent::Failed(msg) => {
+                failed = Some(msg);
+                break;
+            }
+        }
+    }
+    for (i, t) in tracks.iter_mut().enumerate() {
+        let _ = t.segmenter.finish();
+        drain(&state, &store, &*events, fence, &name, &period_id, i, &ladder[i], t, &mut rtmp).await;
+    }
+    abort_live(&state);
+    let (ladder_ids, last) = {
+        let mut s = state.write().unwrap();
+        s.ended = true;
+        s.ended_ms = Some(unix_ms(SystemTime::now()));
+        let last = s.periods.iter().flat_map(|p| p.reps.iter()).filter_map(|r| r.segments.back().map(|x| x.number)).max();
+        s.next_number = last.map_or(s.next_number, |n| n + 1);
+        (s.ladder(), last)
+    };
+    if fence.is_some_and(Fence::is_lost) {
+        // Another encoder owns the stream now: its record and its MPD are not ours to end.
+        info!(stream = %name, "packaging stopped: fenced off by a newer owner");
+        return;
+    }
+    let st = if failed.is_some() { StreamState::Failed } else { StreamState::Ended };
+    meta.put(StreamRecord { name: name.clone(), state: st, ladder: ladder_ids, last_segment: last, updated_ms: StreamRecord::now_ms() }).await;
+    if let Err(e) = events.publish(&ClusterEvent::Ended { stream: name.clone() }).await {
+        warn!(stream = %name, "stream-ended event not sent: {e}");
+    }
+    info!(stream = %name, last_segment = ?last, failed = ?failed, "DASH presentation ended");
+}
+
+async fn drain(
+    state: &Arc<RwLock<DashState>>,
+    store: &SegmentStore,
+    events: &dyn EventBus,
+    fence: Option<&Fence>,
+    name: &str,
+    period_id: &str,
+    index: usize,
+    rendition: &Rendition,
+    t: &mut Track,
+    rtmp: &mut RtmpOut,
+) {
+    while let Some(ev) = t.segmenter.poll() {
+        match ev {
+            SegmenterEvent::Init { bytes, info } => {
+                rtmp.on_init(index, &bytes);
+                if let Some(f) = fence {
+                    if !f.allows_write().await {
+                        return;
+                    }
+                }
+                if let Err(e) = store.put(&key(name, &rendition.id, &format!("init-{period_id}.mp4")), bytes).await {
+                    warn!(stream = %name, "storing init segment: {e}");
+                }
+                let mut s = state.write().unwrap();
+                if let Some(p) = s.current() {
+                    p.reps[index].info = Some(info);
+                }
+            }
+            SegmenterEvent::Chunk(c) => {
+                let mut s = state.write().unwrap();
+                let Some(p) = s.current() else { continue };
+                let rep = &p.reps[index];
+                if rep.segments.back().is_some_and(|l| c.segment <= l.number) {
+                    continue; // already listed (a restarted transcoder repeating itself)
+                }
+                if p.origin_ms.is_none() {
+                    if let Some(info) = &rep.info {
+                        p.origin_ms = Some(c.start * 1000 / info.timescale.max(1) as u64);
+                    }
+                }
+                if t.open_number != Some(c.segment) {
+                    t.open.clear();
+                    t.open_number = Some(c.segment);
+                    t.live = Some(rep.live.begin(c.segment));
+                }
+                if let Some(l) = &t.live {
+                    l.push_timed(c.bytes.clone(), c.start, c.duration);
+                    // The chunk that reaches the segment boundary completes the segment: end
+                    // its readers now rather than when the next segment's first chunk arrives
+                    // (0.5 s later), so low-latency players ask for the next one in time.
+                    let ts = rep.info.as_ref().map_or(0, |i| i.timescale as u64);
+                    let slot = c.segment.saturating_sub(p.first_number) + 1;
+                    if ts > 0 && c.start + c.duration >= slot * SEGMENT_SECS as u64 * ts {
+                        rep.live.end(c.segment);
+                    }
+                }
+                rtmp.on_chunk(index, &c.bytes);
+                t.open.push(c.bytes);
+            }
+            SegmenterEvent::SegmentEnd(e) => {
+                if t.open_number != Some(e.segment) {
+                    continue;
+                }
+                let mut data = BytesMut::with_capacity(e.bytes as usize);
+                for c in t.open.drain(..) {
+                    data.extend_from_slice(&c);
+                }
+                t.open_number = None;
+                // Readers of the segment in progress finish now; the store write follows and
+                // the segment stays served from memory meanwhile.
+                if let Some(l) = t.live.take() {
+                    state.read().unwrap().live_track(&rendition.id).inspect(|lt| lt.end(l.number));
+                }
+                if let Some(f) = fence {
+                    if !f.allows_write().await {
+                        return;
+                    }
+                }
+                if let Err(err) = store.put(&key(name, &rendition.id, &format!("{}.m4s", e.segment)), data.freeze()).await {
+                    warn!(stream = %name, "storing segment {}: {err}", e.segment);
+                    continue;
+                }
+                let expired = publish_segment(state, index, e.into());
+                for n in expired {
+                    let _ = store.delete(&key(name, &rendition.id, &format!("{n}.m4s"))).await;
+                }
+                counter!("ferrocast_segments_total").increment(1);
+                // One timeline snapshot per segment number: when its last rendition lands (or
+                // when a rendition has fallen two behind and would hold the snapshot back).
+                let last_of_number = state.read().unwrap().periods.last().is_none_or(|p| {
+                    let slowest = p.reps.iter().map(|r| r.segments.back().map_or(0, |x| x.number)).min().unwrap_or(0);
+                    slowest >= e.segment || slowest + 1 < e.segment
+                });
+                if let (Some(f), true) = (fence, last_of_number) {
+                    crate::encode::standby::save_snapshot(store, f, state).await;
+                }
+                let ev = ClusterEvent::Segment { stream: name.to_owned(), rep: rendition.id.clone(), number: e.segment };
+                if let Err(err) = events.publish(&ev).await {
+                    debug!(stream = %name, "segment event not sent: {err}");
+                }
+                debug!(stream = %name, rendition = %rendition.id, segment = e.segment, "segment ready");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Ends every in-progress segment of the current Period (readers get what exists).
+fn abort_live(state: &Arc<RwLock<DashState>>) {
+    let mut s = state.write().unwrap();
+    if let Some(p) = s.current() {
+        for r in &p.reps {
+            r.live.abort();
+        }
+    }
+}
+
+/// Lists a finished segment and drops those that left the window; returns the numbers to
+/// delete from the store. Also records how late the segment became available.
+fn publish_segment(state: &Arc<RwLock<DashState>>, index: usize, seg: SegmentRef) -> Vec<u64> {
+    let now = SystemTime::now();
+    let mut s = state.write().unwrap();
+    let ast = s.availability_start_ms;
+    let Some(p) = s.current() else { return vec![] };
+    let (start, origin) = (p.start, p.origin_ms.unwrap_or(0));
+    let rep = &mut p.reps[index];
+    let ts = rep.info.as_ref().map_or(1000, |i| i.timescale.max(1)) as u64;
+    rep.segments.push_back(seg);
+    // Lag = now − the wall-clock time at which the segment's media ended.
+    let end_ms = ast + start.as_millis() as u64 + ((seg.start + seg.duration) * 1000 / ts).saturating_sub(origin);
+    histogram!("ferrocast_segment_lag_seconds").record(unix_ms(now).saturating_sub(end_ms) as f64 / 1000.0);
+    let window_ticks = WINDOW.as_secs() * ts;
+    let newest_end = seg.start + seg.duration;
+    let mut expired = vec![];
+    while rep.segments.front().is_some_and(|f| f.start + f.duration + window_ticks < newest_end) {
+        expired.push(rep.segments.pop_front().unwrap().number);
+    }
+    expired
+}

@@ -1,0 +1,117 @@
+//! The encoder role inside one process: for each accepted stream, a transcoder feeding a
+//! packager, writing DASH into the store and the presentation registry.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::SystemTime,
+};
+
+use tokio::sync::mpsc;
+
+use tracing::{info, warn};
+
+use crate::{
+    backend::coord::{EventBus, Ownership, SessionMap},
+    encode::standby,
+    encode::presentation::DashRegistry,
+    stream::hub::Stream,
+    encode::ladder::ladder,
+    backend::meta::{MetaStore, StreamRecord, StreamState},
+    encode::packager,
+    backend::store::SegmentStore,
+    encode::transcode::{self, TranscodeConfig},
+    validate::Tracks,
+};
+
+/// Cluster mode: this encoder's id and the backends for ownership and the session map.
+#[derive(Clone)]
+pub struct EncoderCluster {
+    /// Node id on the ring.
+    pub id: String,
+    /// Stream ownership (lease + epoch).
+    pub own: Arc<dyn Ownership>,
+    /// Stream → encoder.
+    pub sessions: Arc<dyn SessionMap>,
+}
+
+/// Starts transcoding and packaging for accepted streams.
+#[derive(Clone)]
+pub struct Encoder {
+    /// ffmpeg and its socket directory.
+    pub transcode: TranscodeConfig,
+    /// Where segments go.
+    pub store: SegmentStore,
+    /// Stream records.
+    pub meta: Arc<dyn MetaStore>,
+    /// Where segment-ready and stream-ended events go (edges invalidate on them).
+    pub events: Arc<dyn EventBus>,
+    /// Presentations served over HTTP.
+    pub dash: Arc<DashRegistry>,
+    /// Streams being packaged right now (shutdown waits for them to flush).
+    pub active: Arc<AtomicUsize>,
+    /// Where the renditions are offered to RTMP players.
+    pub hub: Arc<crate::stream::hub::Hub>,
+    /// Cluster mode (ownership, fencing, standby); `None` in `serve`.
+    pub cluster: Option<EncoderCluster>,
+}
+
+impl Encoder {
+    /// Starts the transcoder and packager for `stream`; both end when the publisher leaves.
+    /// In a cluster, the stream is first claimed (a new epoch) — or, for a hot standby, kept
+    /// ready until the owner's lease lapses, then taken over with the DASH timeline restored.
+    pub fn start(&self, stream: Arc<Stream>, tracks: Tracks) {
+        let Some(c) = self.cluster.clone() else { return self.start_packaging(stream, tracks, None) };
+        let me = self.clone();
+        tokio::spawn(async move {
+            let epoch = if stream.is_standby() {
+                info!(stream = %stream.name, "hot standby: stream ready, waiting for the owner's lease to lapse");
+                let Some(epoch) = standby::wait_for_takeover(&*c.own, &*c.sessions, &c.id, &stream).await else { return };
+                stream.set_standby(false);
+                if let Some(snap) = standby::load_snapshot(&me.store, &stream.name).await {
+                    let restored = snap.restore(&stream.name, &me.store, Arc::default()).await;
+                    info!(stream = %stream.name, periods = restored.periods.len(), next_number = restored.next_number, "standby: DASH timeline restored");
+                    me.dash.restore(restored);
+                }
+                epoch
+            } else {
+                match c.own.claim(&stream.name, &c.id, standby::OWNER_LEASE).await {
+                    Ok(e) => e,
+                    Err(e) => {
+                        warn!(stream = %stream.name, "cannot claim the stream in Redis ({e}); packaging without fencing");
+                        return me.start_packaging(stream, tracks, None);
+                    }
+                }
+            };
+            let fence = standby::Fence::hold(c.own.clone(), c.id.clone(), stream.name.clone(), epoch);
+            me.start_packaging(stream, tracks, Some(fence));
+        });
+    }
+
+    fn start_packaging(&self, stream: Arc<Stream>, tracks: Tracks, fence: Option<Arc<standby::Fence>>) {
+        let ladder = ladder(&tracks);
+        let stats = Arc::default();
+        let fps = tracks.video.as_ref().and_then(|v| v.fps).or(stream.info().fps);
+        let state = self.dash.begin_period(&stream.name, &ladder, fps, Arc::clone(&stats), SystemTime::now());
+        let (tx, rx) = mpsc::channel(256);
+        let meta = self.meta.clone();
+        let rec = StreamRecord {
+            name: stream.name.clone(),
+            state: StreamState::Live,
+            ladder: ladder.iter().map(|r| r.id.clone()).collect(),
+            last_segment: None,
+            updated_ms: StreamRecord::now_ms(),
+        };
+        tokio::spawn(async move { meta.put(rec).await });
+        tokio::spawn(transcode::run(stream, tracks, ladder.clone(), self.transcode.clone(), stats, tx));
+        let active = self.active.clone();
+        active.fetch_add(1, Ordering::AcqRel);
+        let packaging = packager::run(state, ladder, self.store.clone(), self.meta.clone(), self.events.clone(), self.hub.clone(), fence, rx);
+        tokio::spawn(async move {
+            packaging.await;
+            active.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}

@@ -1,0 +1,320 @@
+//! What the HTTP side needs to serve a stream as DASH: per stream, its Periods (one per
+//! publish), each rendition's init segment and list of finished segments, and whether the
+//! presentation has ended. The packager writes it; `GET manifest.mpd` renders it.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use cmaf::{AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation, SegmentRef, TrackInfo, UtcTiming};
+
+use crate::{
+    encode::ladder::{Rendition, RenditionKind, CHUNK_MS, SEGMENT_SECS},
+    encode::live::LiveTrack,
+    encode::transcode::TranscodeStats,
+};
+
+/// How long finished segments stay listed and stored (the MPD's time-shift buffer).
+pub const WINDOW: Duration = Duration::from_secs(600);
+/// The live latency players should aim for.
+pub const LL_TARGET_LATENCY: Duration = Duration::from_millis(2500);
+
+/// URL of our clock for `UTCTiming` (relative to the MPD).
+pub const TIME_URL: &str = "/time";
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// One rendition within a Period.
+#[derive(Debug)]
+pub struct RepState {
+    /// Ladder entry.
+    pub rendition: Rendition,
+    /// From the init segment, once seen.
+    pub info: Option<TrackInfo>,
+    /// Finished segments still in the window.
+    pub segments: VecDeque<SegmentRef>,
+    /// The segment in progress and recent ones, in memory.
+    pub live: Arc<LiveTrack>,
+}
+
+/// One publish (or transcoder timeline) of the stream.
+#[derive(Debug)]
+pub struct PeriodState {
+    /// `Period@id`, also part of the init segment's file name.
+    pub id: String,
+    /// Start relative to the availability start time.
+    pub start: Duration,
+    /// Media time (ms) presented at the Period start: that of its first chunk.
+    pub origin_ms: Option<u64>,
+    /// Frame rate of the source, for `@frameRate`.
+    pub fps: Option<f64>,
+    /// Segment number at media time 0 (numbers are `first_number + floor(t / 4 s)`).
+    pub first_number: u64,
+    /// The renditions.
+    pub reps: Vec<RepState>,
+}
+
+/// Everything about one stream's presentation.
+#[derive(Debug)]
+pub struct DashState {
+    /// Stream name.
+    pub name: String,
+    /// `MPD@availabilityStartTime` (Unix ms).
+    pub availability_start_ms: u64,
+    /// Periods, oldest first.
+    pub periods: Vec<PeriodState>,
+    /// The publisher left; the MPD is final.
+    pub ended: bool,
+    /// When it ended (Unix ms), for garbage collection.
+    pub ended_ms: Option<u64>,
+    /// Next segment number to use for a new Period (numbers never repeat within a
+    /// presentation, so URLs stay unique).
+    pub next_number: u64,
+    /// The transcoder's numbers.
+    pub stats: Arc<TranscodeStats>,
+}
+
+impl DashState {
+    /// The newest Period.
+    pub fn current(&mut self) -> Option<&mut PeriodState> {
+        self.periods.last_mut()
+    }
+
+    /// Renditions of the current Period, for the API.
+    pub fn ladder(&self) -> Vec<String> {
+        self.periods.last().map(|p| p.reps.iter().map(|r| r.rendition.id.clone()).collect()).unwrap_or_default()
+    }
+
+    /// The in-memory track of rendition `rep` in the newest Period that has it.
+    pub fn live_track(&self, rep: &str) -> Option<Arc<LiveTrack>> {
+        self.periods.iter().rev().find_map(|p| p.reps.iter().find(|r| r.rendition.id == rep)).map(|r| r.live.clone())
+    }
+
+    /// Finds which Period holds `rep`'s segment `number` (to check a request is valid).
+    pub fn has_segment(&self, rep: &str, number: u64) -> bool {
+        self.periods.iter().any(|p| p.reps.iter().any(|r| r.rendition.id == rep && r.segments.iter().any(|s| s.number == number)))
+    }
+
+    /// Renders the MPD as of `now`.
+    pub fn render(&self, now: SystemTime) -> Result<String, cmaf::CmafError> {
+        let mut m = Manifest::new(self.availability_start_ms, unix_ms(now).max(self.availability_start_ms));
+        m.utc_timing = vec![UtcTiming::HttpIso(TIME_URL.into())];
+        m.ended = self.ended;
+        m.suggested_presentation_delay = LL_TARGET_LATENCY;
+        m.low_latency = Some(LowLatency {
+            // A segment may be requested one chunk (0.5 s) after it starts.
+            availability_time_offset: Duration::from_millis(SEGMENT_SECS as u64 * 1000 - CHUNK_MS),
+            target_latency: LL_TARGET_LATENCY,
+            min_latency: Some(Duration::from_millis(1500)),
+            max_latency: Some(Duration::from_secs(8)),
+            playback_rate: Some((0.96, 1.04)),
+        });
+        for p in &self.periods {
+            // A new Period is shown once every rendition has a segment, so players never see
+            // an audio-only Period because video was a moment late. A rendition that stays
+            // empty while another has two segments is treated as broken and left out.
+            let ready = p.reps.iter().all(|r| !r.segments.is_empty());
+            let most = p.reps.iter().map(|r| r.segments.len()).max().unwrap_or(0);
+            if !ready && most < 2 && !self.ended {
+                continue;
+            }
+            let mut video = AdaptationSet::new(0, ContentType::Video);
+            let mut audio = AdaptationSet::new(1, ContentType::Audio);
+            for (set, _) in [(&mut video, ()), (&mut audio, ())] {
+                set.initialization = format!("$RepresentationID$/init-{}.mp4", p.id);
+            }
+            for r in &p.reps {
+                let Some(info) = &r.info else { continue };
+                if r.segments.is_empty() {
+                    continue;
+                }
+                let mut rep = Representation::from_track(r.rendition.id.clone(), info, r.rendition.bandwidth() as u32);
+                rep.presentation_time_offset = p.origin_ms.unwrap_or(0) * info.timescale as u64 / 1000;
+                if let (Format::Video { frame_rate, .. }, Some(fps)) = (&mut rep.format, p.fps) {
+                    *frame_rate = Some(frame_rate_of(fps));
+                }
+                rep.segments = r.segments.iter().copied().collect();
+                // Low latency: the segment in progress is listed already, with the duration
+                // it will have, so players can ask for it (availabilityTimeOffset lets them
+                // do so half a second after it starts) and get its chunks as they are made.
+                if let Some(live) = r.live.current() {
+                    let after_last = r.segments.back().is_none_or(|l| live.number > l.number);
+                    let slot = live.number.saturating_sub(p.first_number) + 1;
+                    let boundary = slot * SEGMENT_SECS as u64 * info.timescale as u64;
+                    if let (true, Some((start, duration))) = (after_last && !self.ended, live.predicted(boundary)) {
+                        rep.segments.push(SegmentRef { number: live.number, start, duration });
+                    }
+                }
+                match r.rendition.kind {
+                    RenditionKind::Video { .. } => video.representations.push(rep),
+                    RenditionKind::Audio { .. } => audio.representations.push(rep),
+                }
+            }
+            let mut sets = vec![];
+            if !video.representations.is_empty() {
+                sets.push(video);
+            }
+            if !audio.representations.is_empty() {
+                sets.push(audio);
+            }
+            m.periods.push(Period { id: p.id.clone(), start: p.start, adaptation_sets: sets });
+        }
+        m.render()
+    }
+}
+
+fn frame_rate_of(fps: f64) -> FrameRate {
+    // NTSC rates are x/1.001; everything else is close enough to an integer.
+    let rounded = fps.round();
+    if (fps - rounded).abs() < 0.01 {
+        FrameRate { num: rounded as u32, den: 1 }
+    } else {
+        FrameRate { num: (fps * 1001.0).round() as u32, den: 1001 }
+    }
+}
+
+/// All presentations, live or recently ended.
+#[derive(Debug, Default)]
+pub struct DashRegistry {
+    map: Mutex<HashMap<String, Arc<RwLock<DashState>>>>,
+}
+
+impl DashRegistry {
+    /// The presentation of `name`, if any.
+    pub fn get(&self, name: &str) -> Option<Arc<RwLock<DashState>>> {
+        self.map.lock().unwrap().get(name).cloned()
+    }
+
+    /// Starts a new Period for a publish of `name` (a new presentation if there is none or it
+    /// ended long ago). `origin_ms` is the media time of the first frame.
+    pub fn begin_period(
+        &self,
+        name: &str,
+        ladder: &[Rendition],
+        fps: Option<f64>,
+        stats: Arc<TranscodeStats>,
+        now: SystemTime,
+    ) -> Arc<RwLock<DashState>> {
+        let mut map = self.map.lock().unwrap();
+        let now_ms = unix_ms(now);
+        let reuse = map.get(name).filter(|s| {
+            let s = s.read().unwrap();
+            s.ended_ms.is_some_and(|e| now_ms.saturating_sub(e) < WINDOW.as_millis() as u64)
+        });
+        let state = match reuse {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(RwLock::new(DashState {
+                    name: name.into(),
+                    availability_start_ms: now_ms,
+                    periods: vec![],
+                    ended: false,
+                    ended_ms: None,
+                    next_number: 0,
+                    stats: stats.clone(),
+                }));
+                map.insert(name.into(), s.clone());
+                s
+            }
+        };
+        {
+            let mut s = state.write().unwrap();
+            let start = Duration::from_millis(now_ms.saturating_sub(s.availability_start_ms));
+            let id = format!("p{}", s.periods.len());
+            let reps = ladder.iter().map(|r| RepState { rendition: r.clone(), info: None, segments: VecDeque::new(), live: Arc::default() }).collect();
+            s.periods.push(PeriodState { id, start, origin_ms: None, fps, first_number: 0, reps });
+            s.ended = false;
+            s.ended_ms = None;
+            s.stats = stats;
+        }
+        state
+    }
+
+    /// Installs a presentation restored from a snapshot (a standby taking over), unless one
+    /// is live here already.
+    pub fn restore(&self, state: DashState) {
+        let mut map = self.map.lock().unwrap();
+        if map.get(&state.name).is_some_and(|s| !s.read().unwrap().ended) {
+            return;
+        }
+        map.insert(state.name.clone(), Arc::new(RwLock::new(state)));
+    }
+
+    /// Forgets presentations that ended more than a window ago; returns, per stream, the
+    /// `(rendition, file)` pairs still stored for it, to delete.
+    pub fn collect_garbage(&self, now: SystemTime) -> Vec<(String, Vec<(String, String)>)> {
+        let now_ms = unix_ms(now);
+        let mut map = self.map.lock().unwrap();
+        let old: Vec<String> = map
+            .iter()
+            .filter(|(_, s)| s.read().unwrap().ended_ms.is_some_and(|e| now_ms.saturating_sub(e) > WINDOW.as_millis() as u64))
+            .map(|(k, _)| k.clone())
+            .collect();
+        old.into_iter()
+            .filter_map(|k| {
+                let s = map.remove(&k)?;
+                let s = s.read().unwrap();
+                let mut files = vec![];
+                for p in &s.periods {
+                    for r in &p.reps {
+                        files.push((r.rendition.id.clone(), format!("init-{}.mp4", p.id)));
+                        files.extend(r.segments.iter().map(|x| (r.rendition.id.clone(), format!("{}.m4s", x.number))));
+                    }
+                }
+                Some((k, files))
+            })
+            .collect()
+    }
+
+    /// Names of all presentations.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<_> = self.map.lock().unwrap().keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{encode::ladder::ladder, validate::{AudioTrack, Tracks, VideoTrack}};
+
+    #[test]
+    fn periods_and_reuse() {
+        let reg = DashRegistry::default();
+        let t = Tracks {
+            video: Some(VideoTrack { width: 1280, height: 720, fps: Some(30.0), codec: "avc1.64001f".into() }),
+            audio: Some(AudioTrack { sample_rate: 48000, channels: 2 }),
+        };
+        let l = ladder(&t);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let s = reg.begin_period("a", &l, Some(30.0), Arc::default(), t0);
+        assert_eq!(s.read().unwrap().periods[0].id, "p0");
+        // Ended recently: a republish continues the presentation as a new Period.
+        s.write().unwrap().ended_ms = Some(unix_ms(t0 + Duration::from_secs(10)));
+        let s2 = reg.begin_period("a", &l, Some(30.0), Arc::default(), t0 + Duration::from_secs(20));
+        assert!(Arc::ptr_eq(&s, &s2));
+        let st = s2.read().unwrap();
+        assert_eq!(st.periods.len(), 2);
+        assert_eq!(st.periods[1].start, Duration::from_secs(20));
+        assert!(!st.ended);
+        drop(st);
+        s2.write().unwrap().ended_ms = Some(unix_ms(t0));
+        let gone = reg.collect_garbage(t0 + WINDOW + Duration::from_secs(1));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].0, "a");
+        assert!(gone[0].1.contains(&("v720".to_string(), "init-p1.mp4".to_string())));
+        assert!(reg.get("a").is_none());
+    }
+
+    #[test]
+    fn frame_rates() {
+        assert_eq!(frame_rate_of(30.0), FrameRate { num: 30, den: 1 });
+        assert_eq!(frame_rate_of(29.97), FrameRate { num: 30000, den: 1001 });
+    }
+}

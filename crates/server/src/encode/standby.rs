@@ -1,0 +1,259 @@
+//! Hot standby and fencing (cluster). Each stream has one owner encoder with a lease and an
+//! epoch in Redis; the gateway also sends the stream to a standby encoder (the next node on
+//! the ring), which keeps its GOP ready without transcoding. When the owner's lease lapses,
+//! the standby claims the stream (a higher epoch), restores the DASH timeline from the store
+//! (`live/NAME/state.json`, written by the owner after every segment) and starts a new Period
+//! whose numbers continue, so players see one discontinuity, never a restart from zero.
+//! Every segment, snapshot and metadata write first checks the epoch: an old owner that was
+//! frozen past its lease and wakes up is refused and stops.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use cmaf::SegmentRef;
+use metrics::counter;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::{
+    backend::coord::{Ownership, SessionMap},
+    encode::presentation::{unix_ms, DashState, PeriodState, RepState},
+    backend::coord::SESSION_LEASE,
+    encode::ladder::Rendition,
+    backend::store::SegmentStore,
+    encode::transcode::TranscodeStats,
+};
+
+/// How long an owner's lease lasts without renewal: the failover detection time.
+pub const OWNER_LEASE: Duration = Duration::from_secs(3);
+/// How often the owner renews, and the standby looks.
+pub const OWNER_RENEW: Duration = Duration::from_millis(500);
+
+/// This encoder's right to write one stream.
+pub struct Fence {
+    own: Arc<dyn Ownership>,
+    encoder: String,
+    stream: String,
+    epoch: u64,
+    lost: AtomicBool,
+}
+
+impl Fence {
+    /// Holds `epoch` of `stream` for `encoder`, renewing the lease in the background until
+    /// the fence is dropped or lost.
+    pub fn hold(own: Arc<dyn Ownership>, encoder: String, stream: String, epoch: u64) -> Arc<Self> {
+        let f = Arc::new(Self { own, encoder, stream, epoch, lost: AtomicBool::new(false) });
+        let weak = Arc::downgrade(&f);
+        tokio::spawn(async move {
+            let mut iv = tokio::time::interval(OWNER_RENEW);
+            loop {
+                iv.tick().await;
+                let Some(f) = weak.upgrade() else { return };
+                match f.own.renew(&f.stream, &f.encoder, f.epoch, OWNER_LEASE).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        f.fenced("lease taken over");
+                        return;
+                    }
+                    // Redis unreachable: keep going (availability); the write checks decide.
+                    Err(e) => warn!(stream = %f.stream, "owner lease not renewed: {e}"),
+                }
+            }
+        });
+        f
+    }
+
+    /// The epoch held.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn fenced(&self, why: &str) {
+        if !self.lost.swap(true, Ordering::AcqRel) {
+            counter!("ferrocast_fenced_writes_total").increment(1);
+            warn!(stream = %self.stream, encoder = %self.encoder, epoch = self.epoch, "fenced off ({why}): another encoder owns the stream now; this one stops writing it");
+        }
+    }
+
+    /// True once another owner took the stream.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
+    /// Checks the epoch before a write. A Redis outage lets the write through (the stream
+    /// keeps going); a newer owner does not.
+    pub async fn allows_write(&self) -> bool {
+        if self.is_lost() {
+            return false;
+        }
+        match self.own.check(&self.stream, &self.encoder, self.epoch).await {
+            Ok(true) => true,
+            Ok(false) => {
+                self.fenced("epoch check before a write");
+                false
+            }
+            Err(e) => {
+                warn!(stream = %self.stream, "fence check unavailable, writing anyway: {e}");
+                true
+            }
+        }
+    }
+}
+
+/// The DASH timeline of a stream as stored for a standby.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashSnapshot {
+    /// `MPD@availabilityStartTime` (Unix ms).
+    pub availability_start_ms: u64,
+    /// First number a new Period may use.
+    pub next_number: u64,
+    /// Periods, oldest first.
+    pub periods: Vec<PeriodSnapshot>,
+}
+
+/// One Period of a [`DashSnapshot`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeriodSnapshot {
+    /// `Period@id`.
+    pub id: String,
+    /// Start after the availability start (ms).
+    pub start_ms: u64,
+    /// Media time at the Period start (ms).
+    pub origin_ms: Option<u64>,
+    /// Source frame rate.
+    pub fps: Option<f64>,
+    /// Segment number at media time 0.
+    pub first_number: u64,
+    /// Renditions and their finished segments `(number, start, duration)`.
+    pub reps: Vec<(Rendition, Vec<(u64, u64, u64)>)>,
+}
+
+impl DashSnapshot {
+    /// The timeline of `s`. The next number skips one past the newest finished segment: that
+    /// one may have been announced as "in progress" by a low-latency MPD and never finished,
+    /// and a URL is never reused for other content.
+    pub fn of(s: &DashState) -> Self {
+        let newest = s.periods.iter().flat_map(|p| p.reps.iter()).filter_map(|r| r.segments.back().map(|x| x.number)).max();
+        Self {
+            availability_start_ms: s.availability_start_ms,
+            next_number: newest.map_or(s.next_number, |n| n + 2).max(s.next_number),
+            periods: s
+                .periods
+                .iter()
+                .map(|p| PeriodSnapshot {
+                    id: p.id.clone(),
+                    start_ms: p.start.as_millis() as u64,
+                    origin_ms: p.origin_ms,
+                    fps: p.fps,
+                    first_number: p.first_number,
+                    reps: p.reps.iter().map(|r| (r.rendition.clone(), r.segments.iter().map(|x| (x.number, x.start, x.duration)).collect())).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds the state: track information comes from the stored init segments; Periods
+    /// whose init segments are gone are dropped.
+    pub async fn restore(&self, name: &str, store: &SegmentStore, stats: Arc<TranscodeStats>) -> DashState {
+        let mut periods = vec![];
+        for p in &self.periods {
+            let mut reps = vec![];
+            for (rendition, segs) in &p.reps {
+                let init = store.get(&crate::backend::store::key(name, &rendition.id, &format!("init-{}.mp4", p.id))).await.ok().flatten();
+                let info = init.and_then(|b| cmaf::parse_init(&b).ok());
+                let segments: VecDeque<SegmentRef> = segs.iter().map(|&(number, start, duration)| SegmentRef { number, start, duration }).collect();
+                reps.push(RepState { rendition: rendition.clone(), info, segments, live: Arc::default() });
+            }
+            if reps.iter().any(|r| r.info.is_none() && !r.segments.is_empty()) {
+                warn!(stream = %name, period = %p.id, "standby: a Period's init segment is missing from the store; leaving it out");
+                continue;
+            }
+            periods.push(PeriodState { id: p.id.clone(), start: Duration::from_millis(p.start_ms), origin_ms: p.origin_ms, fps: p.fps, first_number: p.first_number, reps });
+        }
+        DashState {
+            name: name.to_owned(),
+            availability_start_ms: self.availability_start_ms,
+            periods,
+            ended: true,
+            ended_ms: Some(unix_ms(SystemTime::now())),
+            next_number: self.next_number,
+            stats,
+        }
+    }
+}
+
+/// Where the snapshot of `name` is stored.
+pub fn snapshot_key(name: &str) -> String {
+    format!("live/{name}/state.json")
+}
+
+/// Writes the snapshot of `state` if the fence allows.
+pub async fn save_snapshot(store: &SegmentStore, fence: &Fence, state: &Arc<RwLock<DashState>>) {
+    let (name, snap) = {
+        let s = state.read().unwrap();
+        (s.name.clone(), DashSnapshot::of(&s))
+    };
+    let Ok(json) = serde_json::to_vec(&snap) else { return };
+    if fence.allows_write().await {
+        if let Err(e) = store.put(&snapshot_key(&name), Bytes::from(json)).await {
+            warn!(stream = %name, "DASH timeline snapshot not stored: {e}");
+        }
+    }
+}
+
+/// Reads the stored snapshot of `name`.
+pub async fn load_snapshot(store: &SegmentStore, name: &str) -> Option<DashSnapshot> {
+    let bytes = store.get(&snapshot_key(name)).await.ok().flatten()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// A standby's watch: waits while the stream's owner holds its lease; when it lapses (and this
+/// standby still receives the stream), claims it and returns the new epoch. `None` when the
+/// stream ended first.
+pub async fn wait_for_takeover(own: &dyn Ownership, sessions: &dyn SessionMap, encoder: &str, stream: &crate::stream::hub::Stream) -> Option<u64> {
+    let mut iv = tokio::time::interval(OWNER_RENEW);
+    // The owner must be missing twice in a row: after a Redis restart the live owner
+    // re-creates its key at its next renewal, and should win over the standby.
+    let mut missing = 0;
+    loop {
+        iv.tick().await;
+        if stream.is_ended() {
+            return None;
+        }
+        match own.owner(&stream.name).await {
+            Ok(Some(_)) => {
+                missing = 0;
+                continue;
+            }
+            Ok(None) => {
+                missing += 1;
+                if missing < 2 {
+                    continue;
+                }
+            }
+            Err(e) => {
+                warn!(stream = %stream.name, "standby cannot see the owner: {e}");
+                continue;
+            }
+        }
+        match own.claim_if_free(&stream.name, encoder, OWNER_LEASE).await {
+            Ok(Some(epoch)) => {
+                counter!("ferrocast_standby_promotions_total").increment(1);
+                info!(stream = %stream.name, %encoder, epoch, "standby: the owner's lease lapsed; taking over");
+                if let Err(e) = sessions.set(&stream.name, encoder, SESSION_LEASE).await {
+                    warn!(stream = %stream.name, "session map not updated after takeover: {e}");
+                }
+                return Some(epoch);
+            }
+            Ok(None) => continue,
+            Err(e) => warn!(stream = %stream.name, "standby claim failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The transcoder: one supervised ffmpeg child per stream. It is fed the stream as FLV on
+//! stdin (starting at the last keyframe, from the hub like a player) and writes each rendition
+//! as fragmented MP4 to its own Unix socket, which we read and hand to the packager.
+//!
+//! The child is killed when the task ends (`kill_on_drop`) and always waited for, so there are
+//! no zombies; if ferrocast itself dies, the child sees EOF on stdin and broken sockets and
+//! exits on its own, so there are no orphans either.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::{Bytes, BytesMut};
+use media::flv;
+use metrics::counter;
+use rtmp_proto::MediaKind;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::UnixListener,
+    process::{ChildStdin, Command},
+    sync::{broadcast, mpsc},
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    stream::hub::{Frame, Stream},
+    encode::ladder::{ffmpeg_args, Rendition, Restart, Supervisor},
+    validate::Tracks,
+};
+
+/// What the transcoder tells the packager.
+#[derive(Debug)]
+pub enum TranscodeEvent {
+    /// A new ffmpeg process started; its outputs start over with an init segment.
+    Started {
+        /// Counts restarts (1 for the first process).
+        generation: u32,
+    },
+    /// Bytes of fragmented MP4 for rendition `index` of the ladder.
+    Output {
+        /// Index into the ladder.
+        index: usize,
+        /// The bytes, in order.
+        bytes: Bytes,
+    },
+    /// The publisher left and ffmpeg flushed everything.
+    Ended,
+    /// ffmpeg kept failing; no more output will come.
+    Failed(String),
+}
+
+/// Live numbers about the child, for `/metrics` and `/api/streams`.
+#[derive(Debug, Default)]
+pub struct TranscodeStats {
+    cpu_permille: AtomicU64,
+    restarts: AtomicU64,
+    rss_kib: AtomicU64,
+}
+
+impl TranscodeStats {
+    /// ffmpeg's CPU use over the last sample, in % of one core.
+    pub fn cpu_percent(&self) -> f64 {
+        self.cpu_permille.load(Ordering::Relaxed) as f64 / 10.0
+    }
+    /// How many times ffmpeg was restarted.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+    /// ffmpeg's resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        self.rss_kib.load(Ordering::Relaxed)
+    }
+}
+
+/// Where ffmpeg is and where its sockets go.
+#[derive(Debug, Clone)]
+pub struct TranscodeConfig {
+    /// The ffmpeg binary (`FERROCAST_FFMPEG`, default `ffmpeg` on PATH).
+    pub ffmpeg: PathBuf,
+    /// Directory for the per-stream socket directories.
+    pub run_dir: PathBuf,
+}
+
+/// Runs the transcoder for `stream` until the publisher leaves or ffmpeg gives up.
+pub async fn run(
+    stream: Arc<Stream>,
+    tracks: Tracks,
+    ladder: Vec<Rendition>,
+    cfg: TranscodeConfig,
+    stats: Arc<TranscodeStats>,
+    events: mpsc::Sender<TranscodeEvent>,
+) {
+    let mut supervisor = Supervisor::default();
+    let mut generation = 0;
+    loop {
+        generation += 1;
+        let r = run_once(&stream, &tracks, &ladder, &cfg, &stats, &events, generation).await;
+        match r {
+            Ok(Ended::Publisher) => {
+                let _ = events.send(TranscodeEvent::Ended).await;
+                return;
+            }
+            Ok(Ended::Packager) => return,
+            Ok(Ended::Crashed(why)) | Err(why) => {
+                counter!("ferrocast_transcoder_restarts_total").increment(1);
+                stats.restarts.fetch_add(1, Ordering::Relaxed);
+                match supervisor.on_exit(Instant::now()) {
+                    Restart::After(d) => {
+                        warn!(stream = %stream.name, "transcoder failed ({why}); restarting in {d:?}");
+                        tokio::time::sleep(d).await;
+                    }
+                    Restart::GiveUp => {
+                        let msg = format!("ffmpeg failed {} times in a minute, last: {why}", supervisor.recent_exits());
+                        warn!(stream = %stream.name, "transcoder gave up: {msg}");
+                        let _ = events.send(TranscodeEvent::Failed(msg)).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Ended {
+    Publisher,
+    Packager,
+    Crashed(String),
+}
+
+async fn run_once(
+    stream: &Arc<Stream>,
+    tracks: &Tracks,
+    ladder: &[Rendition],
+    cfg: &TranscodeConfig,
+    stats: &Arc<TranscodeStats>,
+    events: &mpsc::Sender<TranscodeEvent>,
+    generation: u32,
+) -> Result<Ended, String> {
+    let dir = cfg.run_dir.join(format!("{}-{}-{generation}", stream.name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let paths: Vec<PathBuf> = ladder.iter().map(|r| dir.join(format!("{}.sock", r.id))).collect();
+    let mut listeners = Vec::new();
+    for p in &paths {
+        listeners.push(UnixListener::bind(p).map_err(|e| format!("binding {}: {e}", p.display()))?);
+    }
+    let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let args = ffmpeg_args(tracks, ladder, &path_refs);
+    debug!(stream = %stream.name, "ffmpeg {}", args.join(" "));
+    let mut child = Command::new(&cfg.ffmpeg)
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e} — install ffmpeg (apt-get install ffmpeg) or set FERROCAST_FFMPEG", cfg.ffmpeg.display()))?;
+    info!(stream = %stream.name, pid = child.id(), generation, "transcoder started");
+    if events.send(TranscodeEvent::Started { generation }).await.is_err() {
+        return Ok(Ended::Packager);
+    }
+
+    let name = stream.name.clone();
+    let stderr = child.stderr.take().expect("piped");
+    let log_task = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            warn!(stream = %name, "ffmpeg: {line}");
+        }
+    });
+    let cpu_task = child.id().map(|pid| tokio::spawn(sample_cpu(pid, stats.clone())));
+
+    let stdin = child.stdin.take().expect("piped");
+    let Some((snapshot, rx)) = stream.subscribe_internal() else { return Ok(Ended::Publisher) };
+    let feeder = tokio::spawn(feed(stdin, snapshot.frames, rx, tracks.clone()));
+
+    let mut readers = Vec::new();
+    for (index, l) in listeners.into_iter().enumerate() {
+        let events = events.clone();
+        readers.push(tokio::spawn(async move {
+            let (mut sock, _) = tokio::time::timeout(Duration::from_secs(30), l.accept())
+                .await
+                .map_err(|_| "ffmpeg did not open its output in 30 s".to_string())?
+                .map_err(|e| e.to_string())?;
+            let mut buf = BytesMut::with_capacity(256 * 1024);
+            loop {
+                buf.reserve(64 * 1024);
+                let n = sock.read_buf(&mut buf).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Ok::<_, String>(true);
+                }
+                if events.send(TranscodeEvent::Output { index, bytes: buf.split().freeze() }).await.is_err() {
+                    return Ok(false);
+                }
+            }
+        }));
+    }
+
+    let status = child.wait().await.map_err(|e| e.to_string())?;
+    let publisher_left = feeder.await.unwrap_or(false);
+    let mut packager_gone = false;
+    for r in readers {
+        match r.await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => packager_gone = true,
+            Ok(Err(e)) => debug!(stream = %stream.name, "ffmpeg output: {e}"),
+            Err(_) => {}
+        }
+    }
+    log_task.abort();
+    if let Some(t) = cpu_task {
+        t.abort();
+    }
+    if packager_gone {
+        return Ok(Ended::Packager);
+    }
+    if publisher_left && status.success() {
+        info!(stream = %stream.name, "transcoder finished");
+        return Ok(Ended::Publisher);
+    }
+    if publisher_left {
+        // The publisher left and ffmpeg did not exit cleanly: nothing to restart for.
+        return Ok(Ended::Publisher);
+    }
+    Ok(Ended::Crashed(format!("ffmpeg exited with {status}")))
+}
+
+/// Writes the stream to ffmpeg's stdin as FLV. Returns true when the publisher left (normal
+/// end), false when ffmpeg stopped reading.
+async fn feed(mut stdin: ChildStdin, first: Vec<Arc<Frame>>, mut rx: broadcast::Receiver<Arc<Frame>>, tracks: Tracks) -> bool {
+    let mut out = Vec::with_capacity(256 * 1024);
+    flv::write_file_header(tracks.audio.is_some(), tracks.video.is_some(), &mut out);
+    let write = |f: &Frame, out: &mut Vec<u8>| {
+        let t = match f.kind {
+            MediaKind::Audio => flv::TagType::Audio,
+            MediaKind::Video => flv::TagType::Video,
+        };
+        let _ = flv::write_tag(t, f.timestamp, &f.payload, out);
+    };
+    for f in &first {
+        write(f, &mut out);
+    }
+    if stdin.write_all(&out).await.is_err() {
+        return false;
+    }
+    let mut skip_to_keyframe = false;
+    loop {
+        match rx.recv().await {
+            Ok(f) => {
+                if skip_to_keyframe {
+                    if f.kind == MediaKind::Video && f.keyframe {
+                        skip_to_keyframe = false;
+                    } else {
+                        continue;
+                    }
+                }
+                out.clear();
+                write(&f, &mut out);
+                if stdin.write_all(&out).await.is_err() {
+                    return false;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                counter!("ferrocast_transcoder_input_skips_total").increment(1);
+                warn!("transcoder fell {n} frames behind the publisher; skipping to the next keyframe");
+                skip_to_keyframe = tracks.video.is_some();
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                // Closing stdin makes ffmpeg flush the last fragments and exit.
+                let _ = stdin.shutdown().await;
+                return true;
+            }
+        }
+    }
+}
+
+/// Samples the child's CPU time and RSS from /proc every 2 s.
+async fn sample_cpu(pid: u32, stats: Arc<TranscodeStats>) {
+    let ticks = 100.0; // USER_HZ on Linux
+    let mut last: Option<(f64, Instant)> = None;
+    let mut iv = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        iv.tick().await;
+        let Ok(stat) = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await else { return };
+        // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(u), Some(s), Some(rss)) = (f.get(11), f.get(12), f.get(21)) else { return };
+        let cpu = (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / ticks;
+        let now = Instant::now();
+        if let Some((c0, t0)) = last {
+            let pct = (cpu - c0) / now.duration_since(t0).as_secs_f64() * 100.0;
+            stats.cpu_permille.store((pct * 10.0).max(0.0) as u64, Ordering::Relaxed);
+        }
+        stats.rss_kib.store(rss.parse::<u64>().unwrap_or(0) * 4, Ordering::Relaxed);
+        last = Some((cpu, now));
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

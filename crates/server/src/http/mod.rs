@@ -1,0 +1,15 @@
+//! The origin's HTTP side: DASH and HLS, the stream API, metrics, the clock and the web
+//! player. `router` is the table of routes; each handler lives in the file named for what it
+//! serves.
+mod api;
+mod error;
+mod origin;
+pub mod player;
+mod router;
+mod state;
+
+pub use api::StreamEntry;
+pub use error::{AppError, AppResult};
+pub use origin::{iso8601, time};
+pub use router::{cors, router};
+pub use state::HttpState;

@@ -1,0 +1,162 @@
+//! The origin's playback routes: the MPD, HLS playlists, init and media segments (the one in
+//! progress streamed chunk by chunk), and the clock players sync to (`/time`).
+
+use std::time::UNIX_EPOCH;
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+};
+use futures::StreamExt;
+
+use super::{error::{AppError, AppResult}, state::HttpState};
+use crate::{backend::store, stream::name::is_valid_stream_name};
+
+fn not_found(msg: String) -> Response {
+    AppError::NotFound(msg).into_response()
+}
+
+/// `UTCTiming` (urn:mpeg:dash:utc:http-iso:2014): the server's clock, to the millisecond.
+pub async fn time() -> Response {
+    let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    ([(header::CACHE_CONTROL, "no-store"), (header::CONTENT_TYPE, "text/plain")], iso8601(now)).into_response()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` from a time since the Unix epoch.
+pub fn iso8601(t: std::time::Duration) -> String {
+    let secs = t.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), valid for any date after 1970.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.subsec_millis()
+    )
+}
+
+pub(super) async fn manifest(State(st): State<HttpState>, Path(name): Path<String>) -> Response {
+    if !is_valid_stream_name(&name) {
+        return (StatusCode::BAD_REQUEST, "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n").into_response();
+    }
+    let Some(state) = st.dash.get(&name) else {
+        return not_found(format!("stream {name:?} has no DASH presentation: it is not live (see /api/streams)"));
+    };
+    let rendered = state.read().unwrap().render(std::time::SystemTime::now());
+    match rendered {
+        Ok(xml) => (
+            [(header::CONTENT_TYPE, "application/dash+xml"), (header::CACHE_CONTROL, "no-cache")],
+            xml,
+        )
+            .into_response(),
+        // Before the first segment there is nothing a player could use yet.
+        Err(e) => {
+            tracing::debug!(stream = %name, "MPD not ready: {e}");
+            (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-cache"), (header::RETRY_AFTER, "1")], format!("stream {name:?} is starting: no segment yet, retry in a second\n"))
+                .into_response()
+        }
+    }
+}
+
+/// How long a request for the next segment may wait for it to start.
+const LL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A reader of a segment in progress gives up if no chunk comes for this long.
+const LL_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn media_type(rep: &str) -> &'static str {
+    if rep.starts_with('a') {
+        "audio/mp4"
+    } else {
+        "video/mp4"
+    }
+}
+
+fn live_segment_response(seg: std::sync::Arc<crate::encode::live::LiveSegment>, rep: &str) -> AppResult {
+    let b = Response::builder().header(header::CONTENT_TYPE, media_type(rep));
+    let r = if seg.is_complete() {
+        b.header(header::CACHE_CONTROL, "public, max-age=31536000, immutable").body(Body::from(seg.bytes()))
+    } else {
+        // Not cacheable until complete: a cache must not keep a partial segment.
+        b.header(header::CACHE_CONTROL, "no-cache").body(Body::from_stream(seg.stream(LL_STALL)))
+    };
+    Ok(r?)
+}
+
+const M3U8: &str = "application/vnd.apple.mpegurl";
+
+pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<String>) -> Response {
+    if !is_valid_stream_name(&name) {
+        return (StatusCode::BAD_REQUEST, "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n").into_response();
+    }
+    let Some(state) = st.dash.get(&name) else {
+        return not_found(format!("stream {name:?} is not live (see /api/streams)"));
+    };
+    let text = crate::hls::master(&state.read().unwrap());
+    match text {
+        Some(t) => ([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response(),
+        None => not_found(format!("stream {name:?} is starting: no segment yet, retry in a second")),
+    }
+}
+
+pub(super) async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(String, String, String)>) -> AppResult {
+    if file == "index.m3u8" && is_valid_stream_name(&name) && is_valid_stream_name(&rep) {
+        let text = st.dash.get(&name).and_then(|d| crate::hls::media(&d.read().unwrap(), &rep));
+        return match text {
+            Some(t) => Ok(([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response()),
+            None => Err(AppError::NotFound(format!("no HLS playlist for {name}/{rep}: not live or no segment yet"))),
+        };
+    }
+    let valid_file = file
+        .strip_suffix(".m4s")
+        .map(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
+        .or_else(|| file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).map(is_valid_stream_name))
+        .unwrap_or(false);
+    if !is_valid_stream_name(&name) || !is_valid_stream_name(&rep) || !valid_file {
+        return Err(AppError::BadRequest("bad segment path: expected /live/NAME/REP/N.m4s or /live/NAME/REP/init-PERIOD.mp4".into()));
+    }
+    // Media segments still in memory (in progress or just finished) are served from there;
+    // the one in progress is streamed chunk by chunk as the transcoder makes it.
+    if let Some(number) = file.strip_suffix(".m4s").and_then(|n| n.parse::<u64>().ok()) {
+        let track = st.dash.get(&name).and_then(|d| d.read().unwrap().live_track(&rep));
+        if let Some(track) = track {
+            if let Some(seg) = track.get(number) {
+                return live_segment_response(seg, &rep);
+            }
+            // The segment after the one in progress: low-latency players (and edges) ask for
+            // it early. Answer at once and send its chunks once it starts, so nobody's
+            // header timeout runs while we wait.
+            let is_next = track.current().is_some_and(|c| c.number + 1 == number);
+            if is_next && !st.store.exists(&store::key(&name, &rep, &file)).await {
+                let body = futures::stream::once(async move { track.wait_for(number, LL_WAIT).await })
+                    .filter_map(|seg| async move { seg })
+                    .flat_map(|seg| seg.stream(LL_STALL));
+                return Ok(Response::builder()
+                    .header(header::CONTENT_TYPE, media_type(&rep))
+                    .header(header::CACHE_CONTROL, "no-cache")
+                    .body(Body::from_stream(body))?);
+            }
+        }
+    }
+    match st.store.get(&store::key(&name, &rep, &file)).await {
+        Ok(Some(bytes)) => Ok(Response::builder()
+            .header(header::CONTENT_TYPE, media_type(&rep))
+            // Segment and init URLs are never reused with other content.
+            .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+            .body(Body::from(bytes))?),
+        Ok(None) => Err(AppError::NotFound(format!("no such segment: {name}/{rep}/{file}"))),
+        Err(e) => Err(AppError::Backend { what: "segment store", detail: e.to_string() }),
+    }
+}
+

@@ -1,0 +1,27 @@
+//! What every HTTP handler of the origin shares.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::{
+    backend::{health::Health, store::SegmentStore},
+    encode::presentation::DashRegistry,
+    stream::hub::Hub,
+};
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Live streams.
+    pub hub: Arc<Hub>,
+    /// Renders the process-wide metrics.
+    pub metrics: PrometheusHandle,
+    /// DASH presentations.
+    pub dash: Arc<DashRegistry>,
+    /// Where segments are.
+    pub store: SegmentStore,
+    /// Backends `/healthz` checks.
+    pub health: Health,
+}
+

@@ -1,0 +1,197 @@
+//! Shared by the integration tests: an in-process server on loopback ports and real clients
+//! (ffmpeg, ffprobe, rtmpdump, GStreamer) as child processes.
+
+pub mod cluster;
+pub mod push_tools;
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use ferrocast::config::Config;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    process::{Child, Command},
+    sync::oneshot,
+};
+
+pub struct TestServer {
+    pub rtmp: u16,
+    pub rtmps: u16,
+    pub http: u16,
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = std::env::temp_dir().join(format!(
+            "ferrocast-test-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        let mut c = Config {
+            rtmp_addr: Some("127.0.0.1:0".parse().unwrap()),
+            rtmps_addr: Some("127.0.0.1:0".parse().unwrap()),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.clone(),
+            ..Config::default()
+        };
+        tweak(&mut c);
+        let l = ferrocast::bind(&c).await.unwrap();
+        let rtmp = l.rtmp.as_ref().unwrap().local_addr().unwrap().port();
+        let rtmps = l.rtmps.as_ref().unwrap().local_addr().unwrap().port();
+        let http = l.http.local_addr().unwrap().port();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            ferrocast::run(c, l, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self { rtmp, rtmps, http, data_dir, stop: Some(tx), task: Some(task) }
+    }
+
+    pub fn rtmp_url(&self, name: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{name}", self.rtmp)
+    }
+
+    pub fn rtmps_url(&self, name: &str) -> String {
+        format!("rtmps://127.0.0.1:{}/live/{name}", self.rtmps)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.http, path).await
+    }
+
+    pub async fn streams(&self) -> serde_json::Value {
+        let (status, body) = self.get("/api/streams").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until `/api/streams` shows `name` with the probe filled in.
+    pub async fn wait_live(&self, name: &str, timeout: Duration) -> serde_json::Value {
+        let t0 = Instant::now();
+        loop {
+            let v = self.streams().await;
+            if let Some(s) = v.as_array().unwrap().iter().find(|s| s["name"] == name) {
+                if !s["width"].is_null() && !s["bitrate_kbps"].is_null() {
+                    return s.clone();
+                }
+            }
+            assert!(t0.elapsed() < timeout, "stream {name} not live after {timeout:?}: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap()).await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) * 1_000_003 + Instant::now().elapsed().subsec_nanos() as u64
+}
+
+/// A plain HTTP/1.0 GET, enough for our own endpoints: (status, body); status 0 when nothing
+/// listens (a process being restarted).
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    let (s, _, b) = get_bytes(port, path).await;
+    (s, String::from_utf8_lossy(&b).into_owned())
+}
+
+/// GET returning (status, lower-cased head, body bytes); status 0 when the connection fails.
+pub async fn get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await else { return (0, String::new(), vec![]) };
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp)).await.unwrap().unwrap();
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |p| p + 4);
+    let head = String::from_utf8_lossy(&resp[..split]).to_lowercase();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head, resp[split..].to_vec())
+}
+
+/// ffmpeg publishing a generated test pattern (H.264 + AAC) in real time.
+pub fn ffmpeg_publish(url: &str, size: &str, seconds: u32) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=30")])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-b:v", "800k"])
+        .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg not found: install it with apt-get install ffmpeg")
+}
+
+/// Runs a command to completion with a deadline; returns (success, stdout, stderr).
+pub async fn run(cmd: &mut Command, deadline: Duration) -> (bool, Vec<u8>, String) {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let child = cmd.spawn().expect("spawn");
+    match tokio::time::timeout(deadline, child.wait_with_output()).await {
+        Ok(Ok(o)) => (o.status.success(), o.stdout, String::from_utf8_lossy(&o.stderr).to_string()),
+        Ok(Err(e)) => panic!("wait: {e}"),
+        Err(_) => (false, vec![], format!("timed out after {deadline:?}")),
+    }
+}
+
+/// Collects a child's stderr after it exits (or is killed at the deadline).
+pub async fn finish(child: Child, deadline: Duration) -> (Option<i32>, String) {
+    match tokio::time::timeout(deadline, child.wait_with_output()).await {
+        Ok(Ok(o)) => (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string()),
+        _ => (None, "timed out".into()),
+    }
+}
+
+/// Decodes `seconds` of the stream at `url` with ffmpeg; returns how many video frames it
+/// decoded (from `-progress`).
+pub async fn ffmpeg_decode_frames(url: &str, seconds: u32, extra: &[&str]) -> (u64, String) {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostats", "-loglevel", "error"])
+        .args(extra)
+        .args(["-i", url, "-t", &seconds.to_string(), "-map", "0:v", "-f", "null", "-progress", "pipe:1", "-"]);
+    let (_, out, err) = run(&mut cmd, Duration::from_secs(seconds as u64 + 30)).await;
+    let out = String::from_utf8_lossy(&out);
+    let frames = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .last()
+        .unwrap_or(0);
+    (frames, err)
+}
+
+/// ffprobe's view of a URL as JSON.
+pub async fn ffprobe(url: &str, extra: &[&str]) -> serde_json::Value {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error", "-of", "json", "-show_streams"]).args(extra).arg(url);
+    let (ok, out, err) = run(&mut cmd, Duration::from_secs(30)).await;
+    assert!(ok, "ffprobe {url} failed: {err}");
+    serde_json::from_slice(&out).unwrap()
+}
+
+/// Runs a long-lived player for `dur`, then kills it; returns what it wrote to stdout.
+pub async fn capture_stdout(cmd: &mut Command, dur: Duration) -> Vec<u8> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(dur, stdout.read_to_end(&mut out)).await;
+    let _ = child.kill().await;
+    out
+}
