@@ -111,7 +111,7 @@ impl Puller {
                     ClientEvent::Started if handle.is_none() => {
                         let h = match rendition {
                             Some(r) => self.hub.publish_rendition(name, r),
-                            None => self.hub.publish(name, addr.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 0).into())).map_err(|e| e.to_string())?,
+                            None => self.hub.publish_pulled(name, addr.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 0).into())).map_err(|e| e.to_string())?,
                         };
                         info!(stream = %h.stream.name, upstream = %addr, "pulling for local players");
                         handle = Some(h);
