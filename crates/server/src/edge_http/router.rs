@@ -150,14 +150,8 @@ pub fn router(state: EdgeState) -> Router {
         .route("/time", get(crate::http::time))
         // The page's quality beacons go to the origins' metrics; an edge takes and drops them.
         .route("/api/beacon", axum::routing::post(|| async { StatusCode::NO_CONTENT }))
-        .fallback(|m: Method| async move {
-            if m == Method::OPTIONS {
-                StatusCode::NO_CONTENT.into_response()
-            } else {
-                (StatusCode::NOT_FOUND, "not found: this edge serves /live/NAME/… only\n").into_response()
-            }
-        })
-        .layer(axum::middleware::map_response(crate::http::cors))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: this edge serves /live/NAME/… only\n") })
+        .layer(crate::http::cors())
         .with_state(state)
 }
 
