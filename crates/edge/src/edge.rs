@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use ketama::Ring;
 
 use crate::breaker::{lower_rendition_path, Admission, BreakerState, Breakers, FallbackMode};
 use crate::bucket::TokenBuckets;
@@ -36,7 +37,6 @@ use crate::cache::{CachedObject, Lookup, ObjectCache, ObjectKind};
 use crate::coalesce::{Coalescer, Lock, WaitError};
 use crate::config::EdgeConfig;
 use crate::error::{BreakerScope, EdgeError, OriginError};
-use crate::ketama::Ring;
 use crate::origin::{OriginBody, OriginResponse};
 use crate::phase::CachePhase;
 use crate::response::{EdgeBody, EdgeResponse, Fill, Permit, Shared};

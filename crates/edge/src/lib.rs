@@ -3,7 +3,7 @@
 //!
 //! This crate opens no socket and spawns no task. It uses `tokio::sync`
 //! (watch channels for coalescing) and `tokio::time` (timeouts, sleeping on
-//! a token bucket); the pure parts ([`ketama`], [`bucket`], [`breaker`],
+//! a token bucket); the pure parts ([`bucket`], [`breaker`],
 //! [`timeout`], [`cache::CachePolicy`]) take `now: Instant` and never read
 //! the clock.
 //!
@@ -26,7 +26,7 @@
 //!
 //! References followed, in part, as documented per module:
 //! - last.fm libketama (`ketama_create_continuum`, `ketama_hashi`): the
-//!   MD5 continuum — in [`ketama`].
+//!   MD5 continuum — in the `ketama` crate.
 //! - pingora-cache's cache lock (one writer, readers with a timeout,
 //!   dangling writers) and `CachePhase`; pingora-error's error sources — in
 //!   [`coalesce`], [`CachePhase`] and [`EdgeError`].
@@ -44,7 +44,6 @@ pub mod coalesce;
 mod config;
 mod edge;
 mod error;
-pub mod ketama;
 mod origin;
 mod phase;
 mod response;
@@ -64,7 +63,6 @@ pub use coalesce::{Coalescer, Lock, ReadLock, WaitError, WritePermit};
 pub use config::EdgeConfig;
 pub use edge::{rendition_of, Edge};
 pub use error::{BreakerScope, EdgeError, ErrorSource, OriginError};
-pub use ketama::Ring;
 pub use origin::{ChunkFuture, ChunkSource, OriginBody, OriginResponse};
 pub use phase::CachePhase;
 pub use response::{EdgeBody, EdgeResponse, Fill};
