@@ -19,12 +19,13 @@ use axum::{
     Router,
 };
 use bytes::Bytes;
-use edge::{Edge, EdgeConfig, ObjectHead, OriginError, OriginResponse, Ring};
+use edge::{Edge, EdgeConfig, ObjectHead, OriginError, OriginResponse};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
 };
+use ketama::Ring;
 use metrics::counter;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
