@@ -486,7 +486,7 @@ struct Progress {
 
 impl Progress {
     fn new(cfg: &PlayConfig, t0: Instant, window_start: Instant, window_end: Instant) -> Self {
-        let (bar, plain) = crate::report::progress_bar(
+        let (bar, plain) = crate::progress::bar(
             cfg.progress,
             (window_end - t0).as_millis() as u64,
             "{spinner} {prefix:>8} [{bar:30}] {msg}",

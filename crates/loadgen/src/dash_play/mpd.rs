@@ -703,7 +703,7 @@ mod tests {
 
     /// Captured from `ferrocast serve` (commit cff4b4f) while ffmpeg published a 1280×720
     /// testsrc2 stream: `curl http://127.0.0.1:PORT/live/cap/manifest.mpd`.
-    const CAPTURED: &str = include_str!("../tests/assets/ferrocast-live.mpd");
+    const CAPTURED: &str = include_str!("../../tests/assets/ferrocast-live.mpd");
 
     #[test]
     fn durations_and_dates() {

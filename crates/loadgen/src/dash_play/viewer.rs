@@ -36,9 +36,9 @@ use tokio::{
     time::{sleep_until, timeout_at, Instant},
 };
 
+use super::mpd::{self, Content, Mpd, Segment};
 use crate::{
     http::{self, HttpClient},
-    mpd::{self, Content, Mpd, Segment},
     procstat::{sample_tree, CpuMem, TreeSample},
     stats::Dist,
     Error,
@@ -1413,7 +1413,7 @@ struct Progress {
 
 impl Progress {
     fn new(cfg: &DashConfig, t0: Instant, end: Instant) -> Self {
-        let (bar, plain) = crate::report::progress_bar(
+        let (bar, plain) = crate::progress::bar(
             cfg.progress,
             (end - t0).as_millis() as u64,
             "{spinner} [{bar:30}] {msg}",

@@ -4,12 +4,7 @@
 use std::time::Duration;
 
 use ferrocast::config::Config;
-use loadgen::{
-    play::{self, PlayConfig},
-    publish::{self, Clip, PublishConfig},
-    stats::KeptUpRule,
-    url::RtmpUrl,
-};
+use loadgen::{Clip, KeptUpRule, PlayConfig, PublishConfig, RtmpUrl};
 use tokio::sync::oneshot;
 
 const FILE: &str = concat!(
@@ -38,7 +33,7 @@ async fn players_keep_up_with_a_looping_publisher() {
     }));
 
     let clip = Clip::parse(&std::fs::read(FILE).unwrap()).unwrap();
-    let publishers = tokio::spawn(publish::run(
+    let publishers = tokio::spawn(loadgen::rtmp_publish(
         PublishConfig {
             url: RtmpUrl::parse(&format!("rtmp://127.0.0.1:{rtmp}/live/e2e")).unwrap(),
             clients: 2,
@@ -53,7 +48,7 @@ async fn players_keep_up_with_a_looping_publisher() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let play = |url: String, clients| {
-        play::run(PlayConfig {
+        loadgen::rtmp_play(PlayConfig {
             url: RtmpUrl::parse(&url).unwrap(),
             clients,
             duration: Duration::from_secs(3),
@@ -75,7 +70,7 @@ async fn players_keep_up_with_a_looping_publisher() {
     );
     // Bounds are loose where a busy shared machine can stall everything for a moment.
     for r in [plain.unwrap(), tls.unwrap()] {
-        let summary = loadgen::report::play_summary(&r);
+        let summary = r.summary();
         assert_eq!(
             (r.errors, r.started),
             (0, r.clients),
@@ -107,7 +102,7 @@ async fn players_keep_up_with_a_looping_publisher() {
     );
 
     let p = publishers.await.unwrap().unwrap();
-    assert_eq!(p.errors, 0, "{}", loadgen::report::publish_summary(&p));
+    assert_eq!(p.errors, 0, "{}", p.summary());
     assert!(
         p.publishers
             .iter()

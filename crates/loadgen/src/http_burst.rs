@@ -1,0 +1,9 @@
+//! `http-burst`: many requests for one URL at the same moment (see `burst.rs`).
+//!
+//! - `burst.rs`: the connections, the go, and the per-request measurements;
+//! - `report.rs`: the end-of-run summary.
+
+mod burst;
+mod report;
+
+pub use burst::{run, BurstConfig, BurstReport};
