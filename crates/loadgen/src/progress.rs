@@ -20,3 +20,15 @@ pub fn bar(wanted: bool, len: u64, template: &str) -> (Option<ProgressBar>, bool
     });
     (bar, wanted && !tty)
 }
+
+/// A spinner with `template` on a terminal when `wanted`, else `None`.
+pub fn spinner(wanted: bool, template: &str) -> Option<ProgressBar> {
+    (wanted && std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        b
+    })
+}

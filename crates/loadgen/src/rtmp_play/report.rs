@@ -1,12 +1,148 @@
-//! The `rtmp-play` report: the end-of-run summary (a Markdown table on stdout); the JSON file is
-//! the report itself, serialized.
+//! The `rtmp-play` report: every player's outcome, the run's aggregates, and the end-of-run
+//! summary (a Markdown table on stdout); the JSON file is the report serialized.
 
-use std::fmt::Write as _;
+use std::{collections::BTreeMap, fmt::Write as _};
 
-use super::play::PlayReport;
-use crate::output::{mib, opt};
+use serde::Serialize;
+
+use super::play::PlayConfig;
+use crate::{
+    output::{mib, opt},
+    procstat::CpuMem,
+    stats::{self, Dist, KeptUpRule, Verdict},
+};
+
+/// One player's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayerResult {
+    /// Index (start order).
+    pub index: usize,
+    /// Seconds from starting to connect until TCP (and TLS) was up.
+    pub connect_s: Option<f64>,
+    /// ... until NetStream.Play.Start.
+    pub play_start_s: Option<f64>,
+    /// ... until the first video keyframe that is not a sequence header.
+    pub first_keyframe_s: Option<f64>,
+    /// All bytes received.
+    pub bytes: u64,
+    /// The measurement window.
+    pub verdict: Verdict,
+    /// `verdict.kept_up` and no error.
+    pub kept_up: bool,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The error's group for the summary.
+    #[serde(skip)]
+    pub error_kind: Option<String>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayReport {
+    /// The URL played.
+    pub url: String,
+    /// Players.
+    pub clients: usize,
+    /// Configured window (s).
+    pub duration_s: f64,
+    /// Ramp between starts (ms).
+    pub ramp_ms: f64,
+    /// Settle time (s).
+    pub settle_s: f64,
+    /// The rule applied.
+    pub rule: KeptUpRule,
+    /// Measured window (s).
+    pub window_s: f64,
+    /// Players that got NetStream.Play.Start.
+    pub started: usize,
+    /// Players that kept up.
+    pub kept_up: usize,
+    /// The best media/wall ratio of a player without error: how fast the stream itself
+    /// advanced (a player cannot run ahead of the publisher).
+    pub live_edge_ratio: Option<f64>,
+    /// Players that kept up relative to that best player instead of the wall clock (so a
+    /// publisher that slowed down, e.g. on a saturated machine, is not held against them).
+    pub kept_up_vs_edge: usize,
+    /// Players with an error.
+    pub errors: usize,
+    /// Errors by kind.
+    pub error_kinds: BTreeMap<String, usize>,
+    /// Players without error during the window (the divisor of "per 100 players").
+    pub active: usize,
+    /// Connect → first keyframe (s).
+    pub first_keyframe_s: Option<Dist>,
+    /// Per-player bitrate over its window (kbit/s).
+    pub bitrate_kbps: Option<Dist>,
+    /// Sum of the per-player bitrates (Mbit/s).
+    pub total_mbps: f64,
+    /// The server tree's cost over the window.
+    pub server: Option<CpuMem>,
+    /// Server CPU as % of one core per 100 active players.
+    pub server_cpu_pct_per_100: Option<f64>,
+    /// Server RSS growth per active player (KiB), end of window vs before the run.
+    pub server_rss_per_player_kib: Option<f64>,
+    /// This process's cost over the window.
+    pub client: Option<CpuMem>,
+    /// Every player.
+    pub players: Vec<PlayerResult>,
+}
 
 impl PlayReport {
+    /// Aggregates the players' outcomes.
+    pub(super) fn new(
+        cfg: &PlayConfig,
+        window_s: f64,
+        server: Option<CpuMem>,
+        client: Option<CpuMem>,
+        players: Vec<PlayerResult>,
+    ) -> Self {
+        let mut error_kinds = BTreeMap::new();
+        for p in &players {
+            if let Some(k) = &p.error_kind {
+                *error_kinds.entry(k.clone()).or_insert(0) += 1;
+            }
+        }
+        let errors = players.iter().filter(|p| p.error.is_some()).count();
+        let active = players.len() - errors;
+        let bitrates: Vec<f64> = players
+            .iter()
+            .filter(|p| p.error.is_none())
+            .map(|p| p.verdict.kbps.unwrap_or(0.0))
+            .collect();
+        let per = |x: f64| (active > 0).then(|| x / active as f64);
+        let verdicts: Vec<Verdict> = players
+            .iter()
+            .filter(|p| p.error.is_none())
+            .map(|p| p.verdict)
+            .collect();
+        let (live_edge_ratio, kept_up_vs_edge) = stats::relative_to_edge(&verdicts, &cfg.rule);
+        Self {
+            url: format!("{}/{}", cfg.url.tc_url(), cfg.url.name),
+            clients: cfg.clients,
+            duration_s: cfg.duration.as_secs_f64(),
+            ramp_ms: cfg.ramp.as_secs_f64() * 1000.0,
+            settle_s: cfg.settle.as_secs_f64(),
+            rule: cfg.rule,
+            window_s,
+            started: players.iter().filter(|p| p.play_start_s.is_some()).count(),
+            kept_up: players.iter().filter(|p| p.kept_up).count(),
+            live_edge_ratio,
+            kept_up_vs_edge,
+            errors,
+            error_kinds,
+            active,
+            first_keyframe_s: Dist::of(players.iter().filter_map(|p| p.first_keyframe_s)),
+            total_mbps: bitrates.iter().sum::<f64>() / 1000.0,
+            bitrate_kbps: Dist::of(bitrates),
+            server_cpu_pct_per_100: server.and_then(|s| per(s.cpu_pct_of_core * 100.0)),
+            server_rss_per_player_kib: server
+                .and_then(|s| per(s.rss_end_kib as f64 - s.rss_before_kib as f64)),
+            server,
+            client,
+            players,
+        }
+    }
+
     /// The `rtmp-play` summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
