@@ -1,12 +1,260 @@
-//! The `dash-play` report: the end-of-run summary (a Markdown table on stdout); the JSON file is
-//! the report itself, serialized.
+//! The `dash-play` report: every player's outcome, the run's aggregates (X-Cache, origin
+//! fetches per URL, stalls, renditions), and the end-of-run summary (a Markdown table on
+//! stdout); the JSON file is the report serialized.
 
-use std::fmt::Write as _;
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+};
 
-use super::viewer::DashReport;
-use crate::output::{counts, mib, opt};
+use serde::Serialize;
+
+use super::DashConfig;
+use crate::{
+    output::{counts, mib, opt},
+    procstat::CpuMem,
+    stats::Dist,
+};
+
+/// One player's outcome.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ViewerResult {
+    /// Start order.
+    pub index: usize,
+    /// Start → first video and first audio media segment received (s).
+    pub startup_s: Option<f64>,
+    /// Times the buffer ran empty after startup.
+    pub stalls: u32,
+    /// Time spent stalled (s).
+    pub stall_s: f64,
+    /// When the player started, from the start of the run (s).
+    pub started_at_s: f64,
+    /// When its (first 100) stalls began, from the player's start (s).
+    pub stall_starts_s: Vec<f64>,
+    /// Live latency at the end: live edge − playhead (s).
+    pub latency_s: Option<f64>,
+    /// Body bytes received (MPDs, inits, segments).
+    pub bytes: u64,
+    /// MPDs received and parsed.
+    pub mpd_fetches: u32,
+    /// Media segments received, video.
+    pub video_segments: u32,
+    /// Media segments received, audio.
+    pub audio_segments: u32,
+    /// Segments given up on (errors) or fallen out of the MPD before they were fetched.
+    pub skipped: u32,
+    /// Video segments per Representation id.
+    pub renditions: BTreeMap<String, u32>,
+    /// The video Representation at the end.
+    pub final_rendition: Option<String>,
+    /// Rendition switches up.
+    pub switches_up: u32,
+    /// ... and down.
+    pub switches_down: u32,
+    /// `X-Cache` values of all responses ("none" when absent).
+    pub x_cache: BTreeMap<String, u64>,
+    /// Init and media segment responses that took more than 1 s, by `X-Cache` (a COALESCED or
+    /// BYPASS one is usually a segment still being made at the origin).
+    pub slow: BTreeMap<String, u64>,
+    /// HTTP errors by request ("mpd", "segment": init or media) and kind ("segment: status
+    /// 404", "mpd: timeout: response head", "segment: http", "mpd: unusable").
+    pub http_errors: BTreeMap<String, u64>,
+    /// The MPD ended (no more segments) before the run did.
+    pub ended: bool,
+    /// The player could not play at all.
+    pub error: Option<String>,
+    /// The error's group.
+    #[serde(skip)]
+    pub error_kind: Option<String>,
+}
+
+/// How many requests and origin fetches one URL saw during the run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ObjectCount {
+    /// Responses.
+    pub requests: u64,
+    /// Responses marked MISS or BYPASS (each one an origin fetch).
+    pub misses: u64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct DashReport {
+    /// The MPD URL.
+    pub url: String,
+    /// `X-Cache` of the one MPD GET made before the players start (to find the server's
+    /// clock); not in `x_cache`.
+    pub probe_x_cache: Option<String>,
+    /// Players.
+    pub clients: usize,
+    /// Each player's playing time (s).
+    pub duration_s: f64,
+    /// Ramp between starts (ms).
+    pub ramp_ms: f64,
+    /// Delay behind the live edge the players started at (s), as configured.
+    pub delay_s: Option<f64>,
+    /// Low-latency fetching.
+    pub low_latency: bool,
+    /// Players that started playing.
+    pub started: usize,
+    /// Players that could not play.
+    pub errors: usize,
+    /// Their errors by kind.
+    pub error_kinds: BTreeMap<String, usize>,
+    /// Startup times (s).
+    pub startup_s: Option<Dist>,
+    /// Stalls of all players.
+    pub stalls: u64,
+    /// Players with at least one stall.
+    pub viewers_with_stalls: usize,
+    /// Stalled time of all players (s).
+    pub stall_s: f64,
+    /// Live latency at the end (s).
+    pub latency_s: Option<Dist>,
+    /// Media segments received.
+    pub segments: u64,
+    /// Segments skipped.
+    pub skipped: u64,
+    /// Body bytes received in all.
+    pub bytes: u64,
+    /// Mean receive rate over the run (Mbit/s).
+    pub total_mbps: f64,
+    /// Players by final video Representation.
+    pub final_renditions: BTreeMap<String, usize>,
+    /// Rendition switches (up, down).
+    pub switches: (u64, u64),
+    /// `X-Cache` of all responses.
+    pub x_cache: BTreeMap<String, u64>,
+    /// Segment responses slower than 1 s, by `X-Cache`.
+    pub slow: BTreeMap<String, u64>,
+    /// HTTP errors of all players by kind.
+    pub http_errors: BTreeMap<String, u64>,
+    /// Of these, errors of init and media segment requests.
+    pub segment_errors: u64,
+    /// Init and media segment URLs requested.
+    pub objects: usize,
+    /// MISS/BYPASS responses for them: origin fetches the players caused.
+    pub object_misses: u64,
+    /// The most MISS/BYPASS responses one URL got.
+    pub max_misses_per_object: u64,
+    /// URLs with more than one.
+    pub objects_missed_more_than_once: usize,
+    /// Window of the CPU measurement (s): from `settle` after the last start to the end.
+    pub window_s: f64,
+    /// The measured servers.
+    pub servers: Vec<CpuMem>,
+    /// RSS growth per playing player (KiB), per server, end of run vs before it.
+    pub server_rss_per_viewer_kib: Vec<Option<f64>>,
+    /// This process.
+    pub client: Option<CpuMem>,
+    /// Every player.
+    pub viewers: Vec<ViewerResult>,
+}
 
 impl DashReport {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        probe_x_cache: Option<String>,
+        cfg: &DashConfig,
+        run_s: f64,
+        window_s: f64,
+        servers: Vec<CpuMem>,
+        client: Option<CpuMem>,
+        objects: HashMap<String, ObjectCount>,
+        viewers: Vec<ViewerResult>,
+    ) -> Self {
+        let mut error_kinds = BTreeMap::new();
+        let mut x_cache = BTreeMap::new();
+        let mut slow = BTreeMap::new();
+        let mut http_errors = BTreeMap::new();
+        let mut final_renditions = BTreeMap::new();
+        for v in &viewers {
+            if let Some(k) = &v.error_kind {
+                *error_kinds.entry(k.clone()).or_insert(0) += 1;
+            }
+            for (k, n) in &v.x_cache {
+                *x_cache.entry(k.clone()).or_insert(0) += n;
+            }
+            for (k, n) in &v.slow {
+                *slow.entry(k.clone()).or_insert(0) += n;
+            }
+            for (k, n) in &v.http_errors {
+                *http_errors.entry(k.clone()).or_insert(0) += n;
+            }
+            if v.error.is_none() {
+                if let Some(r) = &v.final_rendition {
+                    *final_renditions.entry(r.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        let errors = viewers.iter().filter(|v| v.error.is_some()).count();
+        let started = viewers.iter().filter(|v| v.startup_s.is_some()).count();
+        let bytes: u64 = viewers.iter().map(|v| v.bytes).sum();
+        let playing = viewers.len() - errors;
+        let object_misses = objects.values().map(|o| o.misses).sum();
+        Self {
+            url: cfg.url.clone(),
+            probe_x_cache,
+            clients: cfg.clients,
+            duration_s: cfg.duration.as_secs_f64(),
+            ramp_ms: cfg.ramp.as_secs_f64() * 1000.0,
+            delay_s: cfg.delay.map(|d| d.as_secs_f64()),
+            low_latency: cfg.low_latency,
+            started,
+            errors,
+            error_kinds,
+            startup_s: Dist::of(viewers.iter().filter_map(|v| v.startup_s)),
+            stalls: viewers.iter().map(|v| u64::from(v.stalls)).sum(),
+            viewers_with_stalls: viewers.iter().filter(|v| v.stalls > 0).count(),
+            stall_s: viewers.iter().map(|v| v.stall_s).sum(),
+            latency_s: Dist::of(
+                viewers
+                    .iter()
+                    .filter(|v| v.error.is_none())
+                    .filter_map(|v| v.latency_s),
+            ),
+            segments: viewers
+                .iter()
+                .map(|v| u64::from(v.video_segments) + u64::from(v.audio_segments))
+                .sum(),
+            skipped: viewers.iter().map(|v| u64::from(v.skipped)).sum(),
+            bytes,
+            total_mbps: if run_s > 0.0 {
+                bytes as f64 * 8.0 / 1e6 / run_s
+            } else {
+                0.0
+            },
+            final_renditions,
+            switches: (
+                viewers.iter().map(|v| u64::from(v.switches_up)).sum(),
+                viewers.iter().map(|v| u64::from(v.switches_down)).sum(),
+            ),
+            x_cache,
+            slow,
+            segment_errors: http_errors
+                .iter()
+                .filter(|(k, _)| k.starts_with("segment"))
+                .map(|(_, n)| n)
+                .sum(),
+            http_errors,
+            objects: objects.len(),
+            object_misses,
+            max_misses_per_object: objects.values().map(|o| o.misses).max().unwrap_or(0),
+            objects_missed_more_than_once: objects.values().filter(|o| o.misses > 1).count(),
+            window_s,
+            server_rss_per_viewer_kib: servers
+                .iter()
+                .map(|s| {
+                    (playing > 0)
+                        .then(|| (s.rss_end_kib as f64 - s.rss_before_kib as f64) / playing as f64)
+                })
+                .collect(),
+            servers,
+            client,
+            viewers,
+        }
+    }
+
     /// The `dash-play` summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();

@@ -1,10 +1,57 @@
-//! The `http-burst` report: the end-of-run summary (a Markdown table on stdout); the JSON file is
-//! the report itself, serialized.
+//! The `http-burst` report: what the burst measured and the end-of-run summary (a Markdown
+//! table on stdout); the JSON file is the report serialized.
 
-use std::fmt::Write as _;
+use std::{collections::BTreeMap, fmt::Write as _};
 
-use super::burst::BurstReport;
-use crate::output::counts;
+use serde::Serialize;
+
+use crate::{output::counts, stats::Dist};
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct BurstReport {
+    /// The URL.
+    pub url: String,
+    /// Requests asked for.
+    pub requests: usize,
+    /// Connections asked for.
+    pub connections: usize,
+    /// Connections that opened.
+    pub connected: usize,
+    /// Time to open them (s).
+    pub connect_s: f64,
+    /// Responses with status 200 and a complete body.
+    pub ok: usize,
+    /// Responses by status.
+    pub statuses: BTreeMap<u16, usize>,
+    /// Failures (no response, broken body, timeout) by kind.
+    pub errors: BTreeMap<String, usize>,
+    /// `X-Cache` values ("none" when absent).
+    pub x_cache: BTreeMap<String, usize>,
+    /// Distinct 200 bodies (1 when everyone got the same bytes).
+    pub distinct_bodies: usize,
+    /// Size of the most common 200 body.
+    pub body_bytes: Option<u64>,
+    /// Request sent → response head (ms).
+    pub ttfb_ms: Option<Dist>,
+    /// Request sent → body complete (ms).
+    pub total_ms: Option<Dist>,
+    /// Go → last response (s).
+    pub elapsed_s: f64,
+    /// Completed requests per second over `elapsed_s`.
+    pub req_per_s: f64,
+    /// Growth of the edge's `ferrocast_edge_*_total` counters over the burst.
+    pub metrics_delta: BTreeMap<String, f64>,
+}
+
+impl BurstReport {
+    /// `ferrocast_edge_origin_fetches_total` growth, if the metrics were read.
+    pub fn origin_fetches(&self) -> Option<f64> {
+        self.metrics_delta
+            .get("ferrocast_edge_origin_fetches_total")
+            .copied()
+    }
+}
 
 impl BurstReport {
     /// The `http-burst` summary.
