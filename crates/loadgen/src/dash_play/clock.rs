@@ -4,21 +4,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use super::{
-    mpd::{self, Mpd},
-    DashConfig,
-};
+use url::{Origin, Url};
+
+use super::mpd::{self, Mpd};
 use crate::http::{self, HttpClient};
 
 /// Server clock − local clock (ms) from the MPD's HTTP UTCTiming, if it has one on the same
 /// host; 0 otherwise. Also the `X-Cache` of the MPD GET this makes.
 pub(super) async fn clock_offset(
-    cfg: &DashConfig,
-    origin: &str,
+    mpd_url: &Url,
+    origin: &Origin,
     client: &HttpClient,
 ) -> (f64, Option<String>) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    let Ok(uri) = http::parse_uri(&cfg.url) else {
+    let Ok(uri) = http::parse_uri(mpd_url.as_str()) else {
         return (0.0, None);
     };
     let Ok(f) = http::get(client, &uri, true, mpd::MAX_MPD_BYTES as u64, deadline).await else {
@@ -26,14 +25,14 @@ pub(super) async fn clock_offset(
     };
     let x_cache = Some(f.x_cache.clone().unwrap_or_else(|| "none".into()));
     (
-        clock_offset_from(cfg, origin, client, f, deadline).await,
+        clock_offset_from(mpd_url, origin, client, f, deadline).await,
         x_cache,
     )
 }
 
 async fn clock_offset_from(
-    cfg: &DashConfig,
-    origin: &str,
+    mpd_url: &Url,
+    origin: &Origin,
     client: &HttpClient,
     f: http::Fetched,
     deadline: Instant,
@@ -42,7 +41,7 @@ async fn clock_offset_from(
         .body
         .as_deref()
         .and_then(|b| std::str::from_utf8(b).ok())
-        .and_then(|t| Mpd::parse(t).ok())
+        .and_then(|t| Mpd::parse(t, mpd_url).ok())
     else {
         return 0.0;
     };
@@ -53,11 +52,13 @@ async fn clock_offset_from(
         ) {
             continue;
         }
-        let url = mpd::resolve(&cfg.url, value);
-        if mpd::origin_of(&url) != Some(origin) {
+        let Ok(url) = mpd_url.join(value) else {
+            continue;
+        };
+        if url.origin() != *origin {
             continue;
         }
-        let Ok(u) = http::parse_uri(&url) else {
+        let Ok(u) = http::parse_uri(url.as_str()) else {
             continue;
         };
         let sent = SystemTime::now();

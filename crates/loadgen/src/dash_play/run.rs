@@ -12,10 +12,10 @@ use std::{
 
 use indicatif::ProgressBar;
 use tokio::time::{sleep_until, timeout_at, Instant};
+use url::{Origin, Url};
 
 use super::{
     clock::clock_offset,
-    mpd,
     report::{DashReport, ObjectCount, ViewerResult},
     viewer::viewer,
 };
@@ -95,8 +95,10 @@ pub(super) struct Shared {
 pub(super) struct Ctx {
     pub(super) cfg: DashConfig,
     pub(super) mpd_uri: ::http::Uri,
-    /// `scheme://authority` of the MPD: the only place players send requests to.
-    pub(super) origin: String,
+    /// The MPD's URL: the base of the URLs in it.
+    pub(super) mpd_url: Url,
+    /// Scheme, host and port of the MPD: the only place players send requests to.
+    pub(super) origin: Origin,
     /// Server clock − local clock (ms).
     pub(super) clock_offset_ms: f64,
     pub(super) t0: Instant,
@@ -125,16 +127,15 @@ impl Ctx {
         }
     }
 
-    /// Resolves a URL of the MPD and refuses any other host.
-    pub(super) fn url(&self, reference: &str) -> Result<::http::Uri, Error> {
-        let u = mpd::resolve(&self.cfg.url, reference);
-        if mpd::origin_of(&u) != Some(self.origin.as_str()) {
+    /// The request for a URL of the MPD; any other host is refused.
+    pub(super) fn uri(&self, u: &Url) -> Result<::http::Uri, Error> {
+        if u.origin() != self.origin {
             return Err(Error::Url(format!(
                 "{u}: the MPD points to another host than {} (not followed)",
-                self.origin
+                self.origin.ascii_serialization()
             )));
         }
-        http::parse_uri(&u)
+        http::parse_uri(u.as_str())
     }
 }
 
@@ -144,9 +145,8 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
         return Err(Error::Input("--clients must be at least 1".into()));
     }
     let mpd_uri = http::parse_uri(&cfg.url)?;
-    let origin = mpd::origin_of(&cfg.url)
-        .ok_or_else(|| Error::Url(cfg.url.clone()))?
-        .to_owned();
+    let mpd_url = Url::parse(&cfg.url).map_err(|e| Error::Url(format!("{}: {e}", cfg.url)))?;
+    let origin = mpd_url.origin();
     let servers_before: Vec<TreeSample> = cfg
         .server_pids
         .iter()
@@ -157,7 +157,7 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
         .collect::<Result<_, _>>()?;
     let me = std::process::id();
     let client_before = sample_tree(me, false).unwrap_or_default();
-    let (clock_offset_ms, probe_x_cache) = clock_offset(&cfg, &origin, &http::client(1)).await;
+    let (clock_offset_ms, probe_x_cache) = clock_offset(&mpd_url, &origin, &http::client(1)).await;
 
     let t0 = Instant::now() + Duration::from_millis(20);
     let last_start = t0 + cfg.ramp * (cfg.clients.saturating_sub(1)) as u32;
@@ -166,6 +166,7 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
     let ctx = Arc::new(Ctx {
         cfg: cfg.clone(),
         mpd_uri,
+        mpd_url,
         origin,
         clock_offset_ms,
         t0,

@@ -179,14 +179,14 @@ impl Viewer {
         }
         let init = match &track.init {
             Some((p, r)) if *p == track.period && *r == rep.id => None,
-            _ => match rep.init_url() {
-                Some(u) => Some(ctx.url(&u)?),
+            _ => match rep.init_url()? {
+                Some(u) => Some(ctx.uri(&u)?),
                 None => None,
             },
         };
         Ok(Plan::Fetch {
             init,
-            uri: ctx.url(&rep.media_url(&seg))?,
+            uri: ctx.uri(&rep.media_url(&seg)?)?,
             rep: rep.id.clone(),
             number: seg.number,
             start,
@@ -262,7 +262,7 @@ async fn fetch_mpd(ctx: &Ctx, client: &HttpClient, v: &Mutex<Viewer>) -> Result<
     let body = f.body.unwrap_or_default();
     let text =
         std::str::from_utf8(&body).map_err(|_| Error::Mpd(mpd::MpdError("not UTF-8".into())))?;
-    let parsed = Mpd::parse(text);
+    let parsed = Mpd::parse(text, &ctx.mpd_url);
     if let Ok(mut v) = v.lock() {
         match &parsed {
             Ok(_) => v.result.mpd_fetches += 1,

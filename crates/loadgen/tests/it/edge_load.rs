@@ -37,7 +37,10 @@ async fn mpd_segments(client: &HttpClient, url: &str) -> usize {
         return 0;
     }
     let body = f.body.unwrap_or_default();
-    let Ok(m) = Mpd::parse(&String::from_utf8_lossy(&body)) else {
+    let Ok(m) = Mpd::parse(
+        &String::from_utf8_lossy(&body),
+        &url::Url::parse(url).unwrap(),
+    ) else {
         return 0;
     };
     m.last_period()
