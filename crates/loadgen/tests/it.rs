@@ -5,3 +5,5 @@
 mod edge_load;
 #[path = "it/end_to_end.rs"]
 mod end_to_end;
+#[path = "it/server.rs"]
+mod server;

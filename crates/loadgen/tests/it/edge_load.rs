@@ -10,12 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ferrocast::{
-    config::Config,
-    edge_role::{self, EdgeState},
-};
+use ferrocast::edge_role::{self, EdgeState};
 use loadgen::{Content, DashConfig, HttpClient, Mpd};
 use tokio::{process::Command, sync::oneshot};
+
+use crate::server::Server;
 
 const CLIENTS: usize = 50;
 const PLAY: Duration = Duration::from_secs(30);
@@ -51,21 +50,8 @@ async fn mpd_segments(client: &HttpClient, url: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_dash_players_through_the_edge_hit_its_cache() {
     let t_test = Instant::now();
-    let data_dir = std::env::temp_dir().join(format!("loadgen-edge-load-{}", std::process::id()));
-    let c = Config {
-        rtmp_addr: Some("127.0.0.1:0".parse().unwrap()),
-        rtmps_addr: Some("127.0.0.1:0".parse().unwrap()),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.clone(),
-        ..Config::default()
-    };
-    let l = ferrocast::bind(&c).await.unwrap();
-    let rtmp = l.rtmp.as_ref().unwrap().local_addr().unwrap().port();
-    let origin = l.http.local_addr().unwrap().port();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(ferrocast::run(c, l, async {
-        let _ = stopped.await;
-    }));
+    let server = Server::start("edge-load", true).await;
+    let (rtmp, origin) = (server.rtmp, server.http);
 
     // The edge in front of it.
     let state = EdgeState::new(&[format!("http://127.0.0.1:{origin}")]).unwrap();
@@ -239,8 +225,6 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
     );
 
     let _ = edge_stop.send(());
-    let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), edge_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    server.stop().await;
 }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use ferrocast::config::Config;
 use loadgen::{Clip, KeptUpRule, PlayConfig, PublishConfig, RtmpUrl};
-use tokio::sync::oneshot;
+
+use crate::server::Server;
 
 const FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -14,23 +14,9 @@ const FILE: &str = concat!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_keep_up_with_a_looping_publisher() {
-    let data_dir = std::env::temp_dir().join(format!("loadgen-e2e-{}", std::process::id()));
-    let c = Config {
-        rtmp_addr: Some("127.0.0.1:0".parse().unwrap()),
-        rtmps_addr: Some("127.0.0.1:0".parse().unwrap()),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.clone(),
-        // A pure RTMP server: no ffmpeg ladder for the test streams.
-        transcode: false,
-        ..Config::default()
-    };
-    let l = ferrocast::bind(&c).await.unwrap();
-    let rtmp = l.rtmp.as_ref().unwrap().local_addr().unwrap().port();
-    let rtmps = l.rtmps.as_ref().unwrap().local_addr().unwrap().port();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(ferrocast::run(c, l, async {
-        let _ = stopped.await;
-    }));
+    // A pure RTMP server: no ffmpeg ladder for the test streams.
+    let server = Server::start("e2e", false).await;
+    let (rtmp, rtmps) = (server.rtmp, server.rtmps);
 
     let clip = Clip::parse(&std::fs::read(FILE).unwrap()).unwrap();
     let publishers = tokio::spawn(loadgen::rtmp_publish(
@@ -110,7 +96,5 @@ async fn players_keep_up_with_a_looping_publisher() {
         "{:?}",
         p.publishers
     );
-    let _ = stop.send(());
-    let _ = server.await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    server.stop().await;
 }
