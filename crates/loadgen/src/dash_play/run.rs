@@ -10,7 +10,6 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use indicatif::ProgressBar;
 use tokio::time::{sleep_until, timeout_at, Instant};
 use url::{Origin, Url};
 
@@ -22,6 +21,7 @@ use super::{
 use crate::{
     http,
     procstat::{sample_tree, CpuMem, TreeSample},
+    progress::Progress,
     Error,
 };
 
@@ -182,7 +182,7 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
         )));
     }
 
-    let progress = Progress::new(&cfg, t0, stop_at);
+    let progress = Progress::new(cfg.progress, t0, stop_at, "{spinner} [{bar:30}] {msg}");
     let mut samples: [Option<(Vec<TreeSample>, TreeSample)>; 2] = [None, None];
     let sample = |cfg: &DashConfig| {
         (
@@ -201,7 +201,10 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
                 _ = sleep_until(next) => {}
                 _ = tokio::signal::ctrl_c() => { interrupted = true; }
             }
-            progress.update(&ctx.shared);
+            let bytes = ctx.shared.bytes.load(Relaxed);
+            progress.update(bytes, None, false, |mbps| {
+                message(&ctx.shared, cfg.clients, mbps)
+            });
             if interrupted || Instant::now() >= edge {
                 break;
             }
@@ -211,7 +214,7 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
         }
         samples[i] = Some(sample(&cfg));
     }
-    progress.finish(&ctx.shared);
+    progress.finish(|| message(&ctx.shared, cfg.clients, 0.0));
     let join_deadline = if interrupted {
         Instant::now()
     } else {
@@ -282,73 +285,15 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
     ))
 }
 
-struct Progress {
-    bar: Option<ProgressBar>,
-    plain: bool,
-    clients: usize,
-    t0: Instant,
-    last: Mutex<(Instant, u64, Instant)>,
-}
-
-impl Progress {
-    fn new(cfg: &DashConfig, t0: Instant, end: Instant) -> Self {
-        let (bar, plain) = crate::progress::bar(
-            cfg.progress,
-            (end - t0).as_millis() as u64,
-            "{spinner} [{bar:30}] {msg}",
-        );
-        let now = Instant::now();
-        Self {
-            bar,
-            plain,
-            clients: cfg.clients,
-            t0,
-            last: Mutex::new((now, 0, now)),
-        }
-    }
-
-    fn message(&self, s: &Shared, mbps: f64) -> String {
-        format!(
-            "{}/{} playing, {} failed, {} segments, {} stalls, {} HTTP errors, {mbps:.1} Mbit/s",
-            s.started.load(Relaxed),
-            self.clients,
-            s.failed.load(Relaxed),
-            s.segments.load(Relaxed),
-            s.stalls.load(Relaxed),
-            s.http_errors.load(Relaxed),
-        )
-    }
-
-    fn update(&self, s: &Shared) {
-        let now = Instant::now();
-        let bytes = s.bytes.load(Relaxed);
-        let Ok(mut last) = self.last.lock() else {
-            return;
-        };
-        let dt = (now - last.0).as_secs_f64();
-        if dt < 0.2 {
-            return;
-        }
-        let mbps = bytes.saturating_sub(last.1) as f64 * 8.0 / 1e6 / dt;
-        *last = (now, bytes, last.2);
-        let msg = self.message(s, mbps);
-        if let Some(b) = &self.bar {
-            b.set_position(now.saturating_duration_since(self.t0).as_millis() as u64);
-            b.set_message(msg);
-        } else if self.plain && (now - last.2) >= Duration::from_secs(5) {
-            last.2 = now;
-            eprintln!(
-                "[{:>5.1}s] {msg}",
-                now.saturating_duration_since(self.t0).as_secs_f64()
-            );
-        }
-    }
-
-    fn finish(&self, s: &Shared) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        } else if self.plain {
-            eprintln!("[done] {}", self.message(s, 0.0));
-        }
-    }
+/// The progress message: players, failures, segments, stalls, HTTP errors, throughput.
+fn message(s: &Shared, clients: usize, mbps: f64) -> String {
+    format!(
+        "{}/{} playing, {} failed, {} segments, {} stalls, {} HTTP errors, {mbps:.1} Mbit/s",
+        s.started.load(Relaxed),
+        clients,
+        s.failed.load(Relaxed),
+        s.segments.load(Relaxed),
+        s.stalls.load(Relaxed),
+        s.http_errors.load(Relaxed),
+    )
 }

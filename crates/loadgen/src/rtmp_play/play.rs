@@ -14,7 +14,6 @@ use std::{
 };
 
 use bytes::BytesMut;
-use indicatif::ProgressBar;
 use media::flv::{parse_video_tag, FrameType, VideoPacket};
 use rand::RngCore;
 use rtmp_proto::{
@@ -32,6 +31,7 @@ use super::report::{PlayReport, PlayerResult};
 use crate::{
     net,
     procstat::{sample_tree, CpuMem, TreeSample},
+    progress::Progress,
     stats::{KeptUpRule, Timeline},
     url::RtmpUrl,
     Error,
@@ -251,17 +251,7 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
             window_end,
             settle: cfg.settle,
             shared: shared.clone(),
-            result: PlayerResult {
-                index,
-                connect_s: None,
-                play_start_s: None,
-                first_keyframe_s: None,
-                bytes: 0,
-                verdict: Timeline::default().verdict(0.0, 0, &cfg.rule),
-                kept_up: false,
-                error: None,
-                error_kind: None,
-            },
+            result: PlayerResult::new(index, &cfg.rule),
             timeline: Timeline::new(cfg.rule.max_gap_ms),
             started: false,
         };
@@ -269,7 +259,12 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
     }
 
     // Samples at the window's edges, progress in between.
-    let progress = Progress::new(&cfg, t0, window_start, window_end);
+    let progress = Progress::new(
+        cfg.progress,
+        t0,
+        window_end,
+        "{spinner} {prefix:>8} [{bar:30}] {msg}",
+    );
     let mut samples: [Option<(TreeSample, TreeSample)>; 2] = [None, None];
     let mut interrupted = false;
     for (i, edge) in [window_start, window_end].into_iter().enumerate() {
@@ -279,7 +274,7 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
                 _ = sleep_until(next) => {}
                 _ = tokio::signal::ctrl_c() => { interrupted = true; }
             }
-            progress.update(&shared);
+            show(&progress, &shared, &cfg, (window_start, window_end));
             if interrupted || Instant::now() >= edge {
                 break;
             }
@@ -297,7 +292,14 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
     if interrupted {
         shared.stop.store(true, Relaxed);
     }
-    progress.finish(&shared);
+    progress.finish(|| {
+        format!(
+            "{}/{} playing, {} failed",
+            shared.playing.load(Relaxed),
+            cfg.clients,
+            shared.failed.load(Relaxed)
+        )
+    });
 
     let mut players = Vec::with_capacity(handles.len());
     let join_deadline = if interrupted {
@@ -313,15 +315,9 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
         match r {
             Ok(Ok(r)) => players.push(r),
             _ => players.push(PlayerResult {
-                index,
-                connect_s: None,
-                play_start_s: None,
-                first_keyframe_s: None,
-                bytes: 0,
-                verdict: Timeline::default().verdict(0.0, 0, &cfg.rule),
-                kept_up: false,
                 error: Some("player task did not finish".into()),
                 error_kind: Some("did not finish".into()),
+                ..PlayerResult::new(index, &cfg.rule)
             }),
         }
     }
@@ -342,84 +338,24 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
     Ok(PlayReport::new(&cfg, window_s, server, client, players))
 }
 
-struct Progress {
-    bar: Option<ProgressBar>,
-    plain: bool,
-    clients: usize,
-    t0: Instant,
-    window_start: Instant,
-    window_end: Instant,
-    last: std::sync::Mutex<(Instant, u64, Instant)>,
-}
-
-impl Progress {
-    fn new(cfg: &PlayConfig, t0: Instant, window_start: Instant, window_end: Instant) -> Self {
-        let (bar, plain) = crate::progress::bar(
-            cfg.progress,
-            (window_end - t0).as_millis() as u64,
-            "{spinner} {prefix:>8} [{bar:30}] {msg}",
-        );
-        let now = Instant::now();
-        Self {
-            bar,
-            plain,
-            clients: cfg.clients,
-            t0,
-            window_start,
-            window_end,
-            last: std::sync::Mutex::new((now, 0, now)),
-        }
-    }
-
-    fn update(&self, shared: &Shared) {
-        let now = Instant::now();
-        let bytes = shared.bytes.load(Relaxed);
-        let Ok(mut last) = self.last.lock() else {
-            return;
-        };
-        let dt = (now - last.0).as_secs_f64();
-        if dt < 0.2 && now < self.window_end {
-            return;
-        }
-        let mbps = (bytes - last.1) as f64 * 8.0 / 1e6 / dt.max(1e-3);
-        *last = (now, bytes, last.2);
-        let phase = if now < self.window_start {
-            "ramp-up"
-        } else {
-            "measure"
-        };
-        let msg = format!(
-            "{}/{} playing (started {}), {} failed, {mbps:.1} Mbit/s",
-            shared.playing.load(Relaxed),
-            self.clients,
-            shared.started.load(Relaxed),
-            shared.failed.load(Relaxed),
-        );
-        if let Some(b) = &self.bar {
-            b.set_prefix(phase);
-            b.set_position(now.saturating_duration_since(self.t0).as_millis() as u64);
-            b.set_message(msg);
-        } else if self.plain && (now - last.2) >= Duration::from_secs(5) {
-            last.2 = now;
-            eprintln!(
-                "[{:>5.1}s {phase}] {msg}",
-                now.saturating_duration_since(self.t0).as_secs_f64()
-            );
-        }
-    }
-
-    fn finish(&self, shared: &Shared) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        } else if self.plain {
-            eprintln!(
-                "[done] {}/{} playing, {} failed",
+/// The progress message: phase, players playing, started, failed, throughput.
+fn show(progress: &Progress, shared: &Shared, cfg: &PlayConfig, window: (Instant, Instant)) {
+    let now = Instant::now();
+    let phase = if now < window.0 { "ramp-up" } else { "measure" };
+    progress.update(
+        shared.bytes.load(Relaxed),
+        Some(phase),
+        now >= window.1,
+        |mbps| {
+            format!(
+                "{}/{} playing (started {}), {} failed, {mbps:.1} Mbit/s",
                 shared.playing.load(Relaxed),
-                self.clients,
-                shared.failed.load(Relaxed)
-            );
-        }
-    }
+                cfg.clients,
+                shared.started.load(Relaxed),
+                shared.failed.load(Relaxed),
+            )
+        },
+    );
 }
 
 #[cfg(test)]

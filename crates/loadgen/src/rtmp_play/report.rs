@@ -9,7 +9,7 @@ use super::play::PlayConfig;
 use crate::{
     output::{mib, opt},
     procstat::CpuMem,
-    stats::{self, Dist, KeptUpRule, Verdict},
+    stats::{self, Dist, KeptUpRule, Timeline, Verdict},
 };
 
 /// One player's outcome.
@@ -34,6 +34,23 @@ pub struct PlayerResult {
     /// The error's group for the summary.
     #[serde(skip)]
     pub error_kind: Option<String>,
+}
+
+impl PlayerResult {
+    /// Player `index` before it connected: nothing measured yet.
+    pub(super) fn new(index: usize, rule: &KeptUpRule) -> Self {
+        Self {
+            index,
+            connect_s: None,
+            play_start_s: None,
+            first_keyframe_s: None,
+            bytes: 0,
+            verdict: Timeline::default().verdict(0.0, 0, rule),
+            kept_up: false,
+            error: None,
+            error_kind: None,
+        }
+    }
 }
 
 /// The whole run.
