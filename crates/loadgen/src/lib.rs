@@ -1,24 +1,27 @@
-//! The ferrocast load generator (`ferrocast-bench`): RTMP(S) players and publishers built on
-//! rtmp-proto's sans-IO `ClientSession`, one tokio task per connection; simulated live DASH
-//! players; bursts of HTTP requests for one URL.
+//! The ferrocast load generator (`ferrocast-bench`): many RTMP(S) players or publishers on
+//! rtmp-proto's sans-IO `ClientSession`, simulated live DASH players, and bursts of HTTP
+//! requests for one URL, one tokio task per connection, against a server on this machine.
 //!
-//! One module per mode, each owning its run and its report:
+//! One module per mode (the CLI's subcommands), each owning its run and its report:
 //!
 //! ```text
-//!                 ┌ rtmp_play ──── N players: connect (net) → ClientSession → media timestamps
-//!  main (CLI) ──> │                 → stats::Timeline → PlayReport
-//!  Config         ├ rtmp_publish ─ FLV file → Clip → N publishers → ClientSession → PublishReport
-//!                 ├ dash_play ──── N players: GET MPD (http) → mpd::Mpd → plan → GET init/media
-//!                 │                 segments → playhead, stalls, ABR → DashReport
-//!                 └ http_burst ─── C connections, R requests at one go (http) → BurstReport
+//! main.rs: CLI → XConfig → loadgen::{rtmp_play, rtmp_publish, dash_play, http_burst}(config)
+//!                                                    → XReport → .summary() on stdout, JSON file
 //!
-//!  shared: stats (percentiles, "kept up"), procstat (server CPU/RSS from /proc),
-//!          progress (the bar), http (GET with deadline), net + url (RTMP(S) connect),
-//!          output (summary number formats, JSON file), error
+//! rtmp_play     N × (net::connect → ClientSession::Play → media timestamps → stats::Timeline)
+//!               + server CPU/RSS (procstat) over the window                  → PlayReport
+//! rtmp_publish  FLV file → Clip → N × (net::connect → ClientSession::Publish ← tags on time)
+//!                                                                            → PublishReport
+//! dash_play     N × (http GET MPD → mpd::Mpd → plan the next segment → http GET init/media
+//!               → playhead, stalls, ABR) + X-Cache and origin fetches per URL → DashReport
+//! http_burst    C connections opened, then R GETs at one go (hyper) + edge /metrics before
+//!               and after                                                     → BurstReport
 //! ```
 //!
-//! Each report prints itself as a Markdown summary (`summary()`) and serializes as the JSON
-//! file ([`write_json`]).
+//! Shared by the modes: `stats` (percentiles, "kept up"), `procstat` (CPU and RSS of a process
+//! tree from /proc), `progress` (the bar, or plain lines), `http` (a GET with a deadline and a
+//! body cap), `net` + `url` (RTMP(S) connect), `output` (summary number formats, the JSON
+//! file), `error`.
 
 #![forbid(unsafe_code)]
 
