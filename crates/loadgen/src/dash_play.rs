@@ -20,22 +20,27 @@
 //! an origin says nothing: "none"), and for init and media segments the run also counts, per
 //! URL, how many responses were MISS or BYPASS: the origin fetches this run caused for it.
 //!
-//! - `run.rs`: the run: configuration, the players' shared context, the start ramp, CPU
-//!   samples, progress;
+//! - `config.rs`: what to run; `context.rs`: what the players share;
+//! - `run.rs`: the run: the start ramp, CPU samples, progress, the report;
 //! - `viewer.rs`: one player: MPD refreshes, what to fetch next, segment fetches;
 //! - `mpd.rs`: the part of the MPD a live player needs;
 //! - `playback.rs`: the playhead and its stalls; `abr.rs`: the rendition choice;
 //! - `clock.rs`: the server's clock, from the MPD's UTCTiming;
 //! - `report.rs`: the outcomes (per player, the run) and the end-of-run summary.
+//!
+//! Imports go one way: run → viewer → context → config; everything → report, mpd.
 
 mod abr;
 mod clock;
-mod mpd;
+mod config;
+mod context;
+pub(crate) mod mpd;
 mod playback;
 mod report;
 mod run;
 mod viewer;
 
+pub use config::DashConfig;
 pub use mpd::{AdaptationSet, Content, Mpd, MpdError, Period, Representation, Segment, Template};
 pub use report::{DashReport, ObjectCount, ViewerResult};
-pub use run::{run, DashConfig};
+pub use run::run;

@@ -2,14 +2,10 @@
 //! fetches per URL, stalls, renditions), and the end-of-run summary (a Markdown table on
 //! stdout); the JSON file is the report serialized.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    fmt::Write as _,
-};
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use serde::Serialize;
 
-use super::DashConfig;
 use crate::{
     output::{counts, mib, opt},
     procstat::CpuMem,
@@ -152,109 +148,6 @@ pub struct DashReport {
 }
 
 impl DashReport {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        probe_x_cache: Option<String>,
-        cfg: &DashConfig,
-        run_s: f64,
-        window_s: f64,
-        servers: Vec<CpuMem>,
-        client: Option<CpuMem>,
-        objects: HashMap<String, ObjectCount>,
-        viewers: Vec<ViewerResult>,
-    ) -> Self {
-        let mut error_kinds = BTreeMap::new();
-        let mut x_cache = BTreeMap::new();
-        let mut slow = BTreeMap::new();
-        let mut http_errors = BTreeMap::new();
-        let mut final_renditions = BTreeMap::new();
-        for v in &viewers {
-            if let Some(k) = &v.error_kind {
-                *error_kinds.entry(k.clone()).or_insert(0) += 1;
-            }
-            for (k, n) in &v.x_cache {
-                *x_cache.entry(k.clone()).or_insert(0) += n;
-            }
-            for (k, n) in &v.slow {
-                *slow.entry(k.clone()).or_insert(0) += n;
-            }
-            for (k, n) in &v.http_errors {
-                *http_errors.entry(k.clone()).or_insert(0) += n;
-            }
-            if v.error.is_none() {
-                if let Some(r) = &v.final_rendition {
-                    *final_renditions.entry(r.clone()).or_insert(0) += 1;
-                }
-            }
-        }
-        let errors = viewers.iter().filter(|v| v.error.is_some()).count();
-        let started = viewers.iter().filter(|v| v.startup_s.is_some()).count();
-        let bytes: u64 = viewers.iter().map(|v| v.bytes).sum();
-        let playing = viewers.len() - errors;
-        let object_misses = objects.values().map(|o| o.misses).sum();
-        Self {
-            url: cfg.url.clone(),
-            probe_x_cache,
-            clients: cfg.clients,
-            duration_s: cfg.duration.as_secs_f64(),
-            ramp_ms: cfg.ramp.as_secs_f64() * 1000.0,
-            delay_s: cfg.delay.map(|d| d.as_secs_f64()),
-            low_latency: cfg.low_latency,
-            started,
-            errors,
-            error_kinds,
-            startup_s: Dist::of(viewers.iter().filter_map(|v| v.startup_s)),
-            stalls: viewers.iter().map(|v| u64::from(v.stalls)).sum(),
-            viewers_with_stalls: viewers.iter().filter(|v| v.stalls > 0).count(),
-            stall_s: viewers.iter().map(|v| v.stall_s).sum(),
-            latency_s: Dist::of(
-                viewers
-                    .iter()
-                    .filter(|v| v.error.is_none())
-                    .filter_map(|v| v.latency_s),
-            ),
-            segments: viewers
-                .iter()
-                .map(|v| u64::from(v.video_segments) + u64::from(v.audio_segments))
-                .sum(),
-            skipped: viewers.iter().map(|v| u64::from(v.skipped)).sum(),
-            bytes,
-            total_mbps: if run_s > 0.0 {
-                bytes as f64 * 8.0 / 1e6 / run_s
-            } else {
-                0.0
-            },
-            final_renditions,
-            switches: (
-                viewers.iter().map(|v| u64::from(v.switches_up)).sum(),
-                viewers.iter().map(|v| u64::from(v.switches_down)).sum(),
-            ),
-            x_cache,
-            slow,
-            segment_errors: http_errors
-                .iter()
-                .filter(|(k, _)| k.starts_with("segment"))
-                .map(|(_, n)| n)
-                .sum(),
-            http_errors,
-            objects: objects.len(),
-            object_misses,
-            max_misses_per_object: objects.values().map(|o| o.misses).max().unwrap_or(0),
-            objects_missed_more_than_once: objects.values().filter(|o| o.misses > 1).count(),
-            window_s,
-            server_rss_per_viewer_kib: servers
-                .iter()
-                .map(|s| {
-                    (playing > 0)
-                        .then(|| (s.rss_end_kib as f64 - s.rss_before_kib as f64) / playing as f64)
-                })
-                .collect(),
-            servers,
-            client,
-            viewers,
-        }
-    }
-
     /// The `dash-play` summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();

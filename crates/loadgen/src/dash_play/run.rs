@@ -1,20 +1,19 @@
-//! The `dash-play` run: configuration, what the players share, the ramp of starts, the CPU
-//! window, progress.
+//! The `dash-play` run: the ramp of starts, the CPU window, progress, and the report made of
+//! what the players found.
 
 use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed},
-        Arc, Mutex,
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    collections::{BTreeMap, HashMap},
+    sync::{atomic::Ordering::Relaxed, Arc},
+    time::Duration,
 };
 
 use tokio::time::{sleep_until, timeout_at, Instant};
-use url::{Origin, Url};
+use url::Url;
 
 use super::{
     clock::clock_offset,
+    config::DashConfig,
+    context::{Ctx, Shared},
     report::{DashReport, ObjectCount, ViewerResult},
     viewer::viewer,
 };
@@ -22,122 +21,9 @@ use crate::{
     http,
     procstat::{sample_tree, CpuMem, TreeSample},
     progress::Progress,
+    stats::Dist,
     Error,
 };
-
-/// What to run.
-#[derive(Debug, Clone)]
-pub struct DashConfig {
-    /// `http://HOST:PORT/…/manifest.mpd`.
-    pub url: String,
-    /// Concurrent players.
-    pub clients: usize,
-    /// How long every player plays (the run lasts the ramp plus this).
-    pub duration: Duration,
-    /// Pause between two players' starts.
-    pub ramp: Duration,
-    /// Distance behind the live edge to start at (default: two segments, or the MPD's
-    /// suggestedPresentationDelay with `low_latency`).
-    pub delay: Option<Duration>,
-    /// Ask for a segment `availabilityTimeOffset` early (it then arrives chunk by chunk as it
-    /// is made). Throughput is not measured on such fetches.
-    pub low_latency: bool,
-    /// Wait this long past a segment's availability time before asking for it.
-    pub margin: Duration,
-    /// Fetch ahead at most this much media.
-    pub max_buffer: Duration,
-    /// Deadline of one request (head and body).
-    pub request_timeout: Duration,
-    /// Measure these process trees (servers): CPU over the window, RSS before → end.
-    pub server_pids: Vec<u32>,
-    /// Measure only the server processes, not their children.
-    pub server_self_only: bool,
-    /// Wait this long after the last player started before the CPU window opens.
-    pub settle: Duration,
-    /// Draw a progress bar (else a line every 5 s when stderr is not a terminal).
-    pub progress: bool,
-}
-
-impl DashConfig {
-    /// Defaults for `url`: 1 player, 30 s, 10 ms ramp, 0.5 s margin, 30 s buffer, 10 s
-    /// requests.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            clients: 1,
-            duration: Duration::from_secs(30),
-            ramp: Duration::from_millis(10),
-            delay: None,
-            low_latency: false,
-            margin: Duration::from_millis(500),
-            max_buffer: Duration::from_secs(30),
-            request_timeout: Duration::from_secs(10),
-            server_pids: Vec::new(),
-            server_self_only: false,
-            settle: Duration::from_secs(3),
-            progress: false,
-        }
-    }
-}
-
-#[derive(Default)]
-pub(super) struct Shared {
-    pub(super) started: AtomicUsize,
-    pub(super) failed: AtomicUsize,
-    pub(super) stalls: AtomicU64,
-    pub(super) segments: AtomicU64,
-    pub(super) bytes: AtomicU64,
-    pub(super) http_errors: AtomicU64,
-    pub(super) objects: Mutex<HashMap<String, ObjectCount>>,
-}
-
-/// What the run's players share.
-pub(super) struct Ctx {
-    pub(super) cfg: DashConfig,
-    pub(super) mpd_uri: ::http::Uri,
-    /// The MPD's URL: the base of the URLs in it.
-    pub(super) mpd_url: Url,
-    /// Scheme, host and port of the MPD: the only place players send requests to.
-    pub(super) origin: Origin,
-    /// Server clock − local clock (ms).
-    pub(super) clock_offset_ms: f64,
-    pub(super) t0: Instant,
-    pub(super) stop_at: Instant,
-    pub(super) shared: Shared,
-}
-
-impl Ctx {
-    /// Server wall-clock now, ms since the epoch.
-    pub(super) fn server_now_ms(&self) -> f64 {
-        let local = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64()
-            * 1000.0;
-        local + self.clock_offset_ms
-    }
-
-    /// The local instant at server wall-clock `ms`, `now` if that is past.
-    pub(super) fn instant_at(&self, ms: f64, now: Instant) -> Instant {
-        let d = (ms - self.server_now_ms()) / 1000.0;
-        if d <= 0.0 {
-            now
-        } else {
-            now + Duration::from_secs_f64(d.min(86_400.0))
-        }
-    }
-
-    /// The request for a URL of the MPD; any other host is refused.
-    pub(super) fn uri(&self, u: &Url) -> Result<::http::Uri, Error> {
-        if u.origin() != self.origin {
-            return Err(Error::Url(format!(
-                "{u}: the MPD points to another host than {} (not followed)",
-                self.origin.ascii_serialization()
-            )));
-        }
-        http::parse_uri(u.as_str())
-    }
-}
 
 /// Runs the players and gathers the report.
 pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
@@ -283,6 +169,111 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
         objects,
         viewers,
     ))
+}
+
+impl DashReport {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        probe_x_cache: Option<String>,
+        cfg: &DashConfig,
+        run_s: f64,
+        window_s: f64,
+        servers: Vec<CpuMem>,
+        client: Option<CpuMem>,
+        objects: HashMap<String, ObjectCount>,
+        viewers: Vec<ViewerResult>,
+    ) -> Self {
+        let mut error_kinds = BTreeMap::new();
+        let mut x_cache = BTreeMap::new();
+        let mut slow = BTreeMap::new();
+        let mut http_errors = BTreeMap::new();
+        let mut final_renditions = BTreeMap::new();
+        for v in &viewers {
+            if let Some(k) = &v.error_kind {
+                *error_kinds.entry(k.clone()).or_insert(0) += 1;
+            }
+            for (k, n) in &v.x_cache {
+                *x_cache.entry(k.clone()).or_insert(0) += n;
+            }
+            for (k, n) in &v.slow {
+                *slow.entry(k.clone()).or_insert(0) += n;
+            }
+            for (k, n) in &v.http_errors {
+                *http_errors.entry(k.clone()).or_insert(0) += n;
+            }
+            if v.error.is_none() {
+                if let Some(r) = &v.final_rendition {
+                    *final_renditions.entry(r.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        let errors = viewers.iter().filter(|v| v.error.is_some()).count();
+        let started = viewers.iter().filter(|v| v.startup_s.is_some()).count();
+        let bytes: u64 = viewers.iter().map(|v| v.bytes).sum();
+        let playing = viewers.len() - errors;
+        let object_misses = objects.values().map(|o| o.misses).sum();
+        Self {
+            url: cfg.url.clone(),
+            probe_x_cache,
+            clients: cfg.clients,
+            duration_s: cfg.duration.as_secs_f64(),
+            ramp_ms: cfg.ramp.as_secs_f64() * 1000.0,
+            delay_s: cfg.delay.map(|d| d.as_secs_f64()),
+            low_latency: cfg.low_latency,
+            started,
+            errors,
+            error_kinds,
+            startup_s: Dist::of(viewers.iter().filter_map(|v| v.startup_s)),
+            stalls: viewers.iter().map(|v| u64::from(v.stalls)).sum(),
+            viewers_with_stalls: viewers.iter().filter(|v| v.stalls > 0).count(),
+            stall_s: viewers.iter().map(|v| v.stall_s).sum(),
+            latency_s: Dist::of(
+                viewers
+                    .iter()
+                    .filter(|v| v.error.is_none())
+                    .filter_map(|v| v.latency_s),
+            ),
+            segments: viewers
+                .iter()
+                .map(|v| u64::from(v.video_segments) + u64::from(v.audio_segments))
+                .sum(),
+            skipped: viewers.iter().map(|v| u64::from(v.skipped)).sum(),
+            bytes,
+            total_mbps: if run_s > 0.0 {
+                bytes as f64 * 8.0 / 1e6 / run_s
+            } else {
+                0.0
+            },
+            final_renditions,
+            switches: (
+                viewers.iter().map(|v| u64::from(v.switches_up)).sum(),
+                viewers.iter().map(|v| u64::from(v.switches_down)).sum(),
+            ),
+            x_cache,
+            slow,
+            segment_errors: http_errors
+                .iter()
+                .filter(|(k, _)| k.starts_with("segment"))
+                .map(|(_, n)| n)
+                .sum(),
+            http_errors,
+            objects: objects.len(),
+            object_misses,
+            max_misses_per_object: objects.values().map(|o| o.misses).max().unwrap_or(0),
+            objects_missed_more_than_once: objects.values().filter(|o| o.misses > 1).count(),
+            window_s,
+            server_rss_per_viewer_kib: servers
+                .iter()
+                .map(|s| {
+                    (playing > 0)
+                        .then(|| (s.rss_end_kib as f64 - s.rss_before_kib as f64) / playing as f64)
+                })
+                .collect(),
+            servers,
+            client,
+            viewers,
+        }
+    }
 }
 
 /// The progress message: players, failures, segments, stalls, HTTP errors, throughput.

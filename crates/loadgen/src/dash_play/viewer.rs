@@ -15,10 +15,10 @@ use tokio::{
 
 use super::{
     abr::{Abr, Switch},
+    context::Ctx,
     mpd::{self, Content, Mpd, Segment},
     playback::Playback,
     report::ViewerResult,
-    run::Ctx,
 };
 use crate::{
     http::{self, HttpClient},

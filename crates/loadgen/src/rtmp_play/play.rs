@@ -6,6 +6,7 @@
 //! connecting and the GOP-cache bursts are not counted.
 
 use std::{
+    collections::BTreeMap,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc,
@@ -32,7 +33,7 @@ use crate::{
     net,
     procstat::{sample_tree, CpuMem, TreeSample},
     progress::Progress,
-    stats::{KeptUpRule, Timeline},
+    stats::{self, Dist, KeptUpRule, Timeline, Verdict},
     url::RtmpUrl,
     Error,
 };
@@ -336,6 +337,63 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
         _ => (None, None),
     };
     Ok(PlayReport::new(&cfg, window_s, server, client, players))
+}
+
+impl PlayReport {
+    /// Aggregates the players' outcomes.
+    pub(super) fn new(
+        cfg: &PlayConfig,
+        window_s: f64,
+        server: Option<CpuMem>,
+        client: Option<CpuMem>,
+        players: Vec<PlayerResult>,
+    ) -> Self {
+        let mut error_kinds = BTreeMap::new();
+        for p in &players {
+            if let Some(k) = &p.error_kind {
+                *error_kinds.entry(k.clone()).or_insert(0) += 1;
+            }
+        }
+        let errors = players.iter().filter(|p| p.error.is_some()).count();
+        let active = players.len() - errors;
+        let bitrates: Vec<f64> = players
+            .iter()
+            .filter(|p| p.error.is_none())
+            .map(|p| p.verdict.kbps.unwrap_or(0.0))
+            .collect();
+        let per = |x: f64| (active > 0).then(|| x / active as f64);
+        let verdicts: Vec<Verdict> = players
+            .iter()
+            .filter(|p| p.error.is_none())
+            .map(|p| p.verdict)
+            .collect();
+        let (live_edge_ratio, kept_up_vs_edge) = stats::relative_to_edge(&verdicts, &cfg.rule);
+        Self {
+            url: format!("{}/{}", cfg.url.tc_url(), cfg.url.name),
+            clients: cfg.clients,
+            duration_s: cfg.duration.as_secs_f64(),
+            ramp_ms: cfg.ramp.as_secs_f64() * 1000.0,
+            settle_s: cfg.settle.as_secs_f64(),
+            rule: cfg.rule,
+            window_s,
+            started: players.iter().filter(|p| p.play_start_s.is_some()).count(),
+            kept_up: players.iter().filter(|p| p.kept_up).count(),
+            live_edge_ratio,
+            kept_up_vs_edge,
+            errors,
+            error_kinds,
+            active,
+            first_keyframe_s: Dist::of(players.iter().filter_map(|p| p.first_keyframe_s)),
+            total_mbps: bitrates.iter().sum::<f64>() / 1000.0,
+            bitrate_kbps: Dist::of(bitrates),
+            server_cpu_pct_per_100: server.and_then(|s| per(s.cpu_pct_of_core * 100.0)),
+            server_rss_per_player_kib: server
+                .and_then(|s| per(s.rss_end_kib as f64 - s.rss_before_kib as f64)),
+            server,
+            client,
+            players,
+        }
+    }
 }
 
 /// The progress message: phase, players playing, started, failed, throughput.
