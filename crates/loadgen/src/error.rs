@@ -42,7 +42,7 @@ pub enum Error {
     Status(u16),
     /// An MPD the players cannot use.
     #[error("{0}")]
-    Mpd(#[from] crate::mpd::MpdError),
+    Mpd(#[from] crate::dash_play::mpd::MpdError),
 }
 
 impl Error {

@@ -4,14 +4,8 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use loadgen::{
-    burst::{self, BurstConfig},
-    dash::{self, DashConfig},
-    play::{self, PlayConfig},
-    publish::{self, Clip, PublishConfig},
-    report,
-    stats::KeptUpRule,
-    url::RtmpUrl,
-    Error,
+    write_json, BurstConfig, Clip, DashConfig, Error, KeptUpRule, PlayConfig, PublishConfig,
+    RtmpUrl,
 };
 
 #[derive(Parser)]
@@ -195,10 +189,10 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 server_self_only: a.server_self_only,
                 progress: !cli.quiet,
             };
-            let r = play::run(cfg).await?;
-            print!("{}", report::play_summary(&r));
+            let r = loadgen::rtmp_play(cfg).await?;
+            print!("{}", r.summary());
             if let Some(p) = &a.json {
-                report::write_json(p, &r)?;
+                write_json(p, &r)?;
             }
             Ok(r.errors == 0)
         }
@@ -214,10 +208,10 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 ramp: secs("--ramp-ms", a.ramp_ms / 1000.0)?,
                 progress: !cli.quiet,
             };
-            let r = publish::run(cfg, clip).await?;
-            print!("{}", report::publish_summary(&r));
+            let r = loadgen::rtmp_publish(cfg, clip).await?;
+            print!("{}", r.summary());
             if let Some(p) = &a.json {
-                report::write_json(p, &r)?;
+                write_json(p, &r)?;
             }
             Ok(r.errors == 0)
         }
@@ -237,10 +231,10 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 settle: secs("--settle", a.settle)?,
                 progress: !cli.quiet,
             };
-            let r = dash::run(cfg).await?;
-            print!("{}", report::dash_summary(&r));
+            let r = loadgen::dash_play(cfg).await?;
+            print!("{}", r.summary());
             if let Some(p) = &a.json {
-                report::write_json(p, &r)?;
+                write_json(p, &r)?;
             }
             Ok(r.errors == 0)
         }
@@ -252,10 +246,10 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 timeout: secs("--timeout", a.timeout)?,
                 metrics: a.metrics,
             };
-            let r = burst::run(cfg).await?;
-            print!("{}", report::burst_summary(&r));
+            let r = loadgen::http_burst(cfg).await?;
+            print!("{}", r.summary());
             if let Some(p) = &a.json {
-                report::write_json(p, &r)?;
+                write_json(p, &r)?;
             }
             Ok(r.ok == r.requests)
         }

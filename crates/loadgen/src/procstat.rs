@@ -1,55 +1,43 @@
-//! CPU time and resident memory of a process and all its descendants, from `/proc` (Linux).
-//! nginx does its work in a worker child of the master, so the tree is what counts.
+//! CPU time and resident memory of a process and all its descendants, from `/proc/PID/stat`
+//! (Linux) through `procfs`: clock ticks are divided by the system's ticks per second and
+//! resident pages multiplied by its page size, neither assumed. nginx does its work in a
+//! worker child of the master, so the tree is what counts.
 
-use std::fs;
+use std::time::Duration;
 
+use procfs::{
+    process::{Process, Stat},
+    WithCurrentSystemInfo,
+};
 use serde::Serialize;
-
-/// `/proc/PID/stat` counts CPU time in clock ticks of 1/100 s (USER_HZ, 100 on Linux).
-pub const TICKS_PER_SEC: f64 = 100.0;
 
 /// One reading of a process tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TreeSample {
-    /// utime + stime of every process in the tree (ticks).
-    pub cpu_ticks: u64,
-    /// Sum of VmRSS (KiB).
+    /// utime + stime of every process in the tree.
+    pub cpu: Duration,
+    /// Sum of the resident set sizes (KiB).
     pub rss_kib: u64,
     /// Processes in the tree.
     pub processes: usize,
 }
 
-/// utime + stime (fields 14 and 15) from the text of `/proc/PID/stat`.
-pub fn parse_stat_ticks(stat: &str) -> Option<u64> {
-    // The command name (field 2) may hold spaces and parentheses: fields resume after the
-    // last ')'. Field 3 (state) is then the first one.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+/// CPU time (utime + stime) and resident KiB of one process.
+fn cost(stat: &Stat) -> (Duration, u64) {
+    let ticks = stat.utime.saturating_add(stat.stime);
+    let cpu = Duration::from_secs_f64(ticks as f64 / procfs::ticks_per_second().max(1) as f64);
+    (cpu, stat.rss_bytes().get() / 1024)
 }
 
-/// VmRSS in KiB from the text of `/proc/PID/status` (0 for a zombie, which has none).
-pub fn parse_vmrss_kib(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"));
-    match line {
-        Some(l) => l.split_whitespace().nth(1)?.parse().ok(),
-        None => Some(0),
-    }
-}
-
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
+/// The children of every thread of `p` (a child belongs to the thread that forked it).
+fn children_of(p: &Process) -> Vec<u32> {
+    let Ok(tasks) = p.tasks() else {
+        return Vec::new();
     };
-    for t in tasks.flatten() {
-        if let Ok(s) = fs::read_to_string(t.path().join("children")) {
-            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-        }
-    }
-    out
+    tasks
+        .flatten()
+        .flat_map(|t| t.children().unwrap_or_default())
+        .collect()
 }
 
 /// Reads `pid` and its descendants (only `pid` unless `with_children`); `None` if `pid` itself
@@ -58,20 +46,21 @@ pub fn sample_tree(pid: u32, with_children: bool) -> Option<TreeSample> {
     let mut sample = TreeSample::default();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
-        let stat = fs::read_to_string(format!("/proc/{p}/stat"));
-        let status = fs::read_to_string(format!("/proc/{p}/status"));
-        match (stat, status) {
-            (Ok(stat), Ok(status)) => {
-                sample.cpu_ticks += parse_stat_ticks(&stat).unwrap_or(0);
-                sample.rss_kib += parse_vmrss_kib(&status).unwrap_or(0);
-                sample.processes += 1;
+        let process = i32::try_from(p).ok().and_then(|p| Process::new(p).ok());
+        let read = process.and_then(|pr| pr.stat().ok().map(|st| (pr, st)));
+        let Some((process, stat)) = read else {
+            if p == pid {
+                return None;
             }
-            _ if p == pid => return None,
-            _ => continue, // a child that just exited
-        }
+            continue; // a child that just exited
+        };
+        let (cpu, rss_kib) = cost(&stat);
+        sample.cpu += cpu;
+        sample.rss_kib += rss_kib;
+        sample.processes += 1;
         // Bounded: a tree larger than this is not a server we benchmark.
         if with_children && sample.processes < 4096 {
-            todo.extend(children_of(p));
+            todo.extend(children_of(&process));
         }
     }
     Some(sample)
@@ -103,7 +92,7 @@ impl CpuMem {
         end: TreeSample,
         window_s: f64,
     ) -> Self {
-        let cpu_s = end.cpu_ticks.saturating_sub(start.cpu_ticks) as f64 / TICKS_PER_SEC;
+        let cpu_s = end.cpu.saturating_sub(start.cpu).as_secs_f64();
         Self {
             pid,
             cpu_s,
@@ -121,17 +110,24 @@ impl CpuMem {
 
 #[cfg(test)]
 mod tests {
+    use procfs::FromRead;
+
     use super::*;
 
     #[test]
-    fn parses_stat_and_status() {
+    fn parses_stat() {
+        // A stat line as Linux writes it (52 fields); the command name holds spaces and
+        // parentheses.
         let stat = "1234 (nginx: worker (x) ) S 1 1234 1234 0 -1 4194624 900 0 0 0 \
-                    250 75 0 0 20 0 1 0 100 1000000 500 18446744073709551615";
-        assert_eq!(parse_stat_ticks(stat), Some(325));
-        assert_eq!(parse_stat_ticks("garbage"), None);
-        let status = "Name:\tferrocast\nVmPeak:\t  9000 kB\nVmRSS:\t   20480 kB\nThreads:\t3\n";
-        assert_eq!(parse_vmrss_kib(status), Some(20480));
-        assert_eq!(parse_vmrss_kib("Name:\tzombie\n"), Some(0));
+                    250 75 0 0 20 0 1 0 100 1000000 500 18446744073709551615 1 1 0 0 0 0 0 0 0 \
+                    0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        let st = Stat::from_read(stat.as_bytes()).unwrap();
+        assert_eq!(st.utime + st.stime, 325);
+        let (cpu, rss_kib) = cost(&st);
+        let tps = procfs::ticks_per_second() as f64;
+        assert!((cpu.as_secs_f64() - 325.0 / tps).abs() < 1e-6, "{cpu:?}");
+        assert_eq!(rss_kib, 500 * procfs::page_size() / 1024);
+        assert!(Stat::from_read("garbage".as_bytes()).is_err());
     }
 
     #[test]
@@ -141,12 +137,12 @@ mod tests {
         assert_eq!(sample_tree(std::process::id(), false).unwrap().processes, 1);
         assert!(sample_tree(u32::MAX, true).is_none());
         let a = TreeSample {
-            cpu_ticks: 100,
+            cpu: Duration::from_secs(1),
             rss_kib: 1000,
             processes: 1,
         };
         let b = TreeSample {
-            cpu_ticks: 400,
+            cpu: Duration::from_secs(4),
             rss_kib: 3000,
             processes: 2,
         };

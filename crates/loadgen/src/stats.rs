@@ -159,11 +159,6 @@ impl Timeline {
         *slot = Some(ext);
     }
 
-    /// Whether media has arrived.
-    pub fn has_media(&self) -> bool {
-        self.last.is_some()
-    }
-
     /// Whether the window has started.
     pub fn is_anchored(&self) -> bool {
         self.anchor.is_some()
@@ -192,6 +187,7 @@ impl Timeline {
     }
 
     /// Whether the window has ended.
+    #[cfg(test)]
     pub fn is_closed(&self) -> bool {
         self.close.is_some()
     }

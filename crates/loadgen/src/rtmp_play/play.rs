@@ -15,7 +15,6 @@ use std::{
 };
 
 use bytes::BytesMut;
-use indicatif::ProgressBar;
 use media::flv::{parse_video_tag, FrameType, VideoPacket};
 use rand::RngCore;
 use rtmp_proto::{
@@ -23,16 +22,17 @@ use rtmp_proto::{
     handshake::HANDSHAKE_SIZE,
     MediaKind,
 };
-use serde::Serialize;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     time::{sleep_until, timeout, timeout_at, Instant},
 };
 use tokio_rustls::TlsConnector;
 
+use super::report::{PlayReport, PlayerResult};
 use crate::{
     net,
     procstat::{sample_tree, CpuMem, TreeSample},
+    progress::Progress,
     stats::{self, Dist, KeptUpRule, Timeline, Verdict},
     url::RtmpUrl,
     Error,
@@ -67,81 +67,6 @@ pub struct PlayConfig {
     pub server_self_only: bool,
     /// Draw a progress bar (else a line every 5 s when stderr is not a terminal).
     pub progress: bool,
-}
-
-/// One player's outcome.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlayerResult {
-    /// Index (start order).
-    pub index: usize,
-    /// Seconds from starting to connect until TCP (and TLS) was up.
-    pub connect_s: Option<f64>,
-    /// ... until NetStream.Play.Start.
-    pub play_start_s: Option<f64>,
-    /// ... until the first video keyframe that is not a sequence header.
-    pub first_keyframe_s: Option<f64>,
-    /// All bytes received.
-    pub bytes: u64,
-    /// The measurement window.
-    pub verdict: Verdict,
-    /// `verdict.kept_up` and no error.
-    pub kept_up: bool,
-    /// What went wrong.
-    pub error: Option<String>,
-    /// The error's group for the summary.
-    #[serde(skip)]
-    pub error_kind: Option<String>,
-}
-
-/// The whole run.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlayReport {
-    /// The URL played.
-    pub url: String,
-    /// Players.
-    pub clients: usize,
-    /// Configured window (s).
-    pub duration_s: f64,
-    /// Ramp between starts (ms).
-    pub ramp_ms: f64,
-    /// Settle time (s).
-    pub settle_s: f64,
-    /// The rule applied.
-    pub rule: KeptUpRule,
-    /// Measured window (s).
-    pub window_s: f64,
-    /// Players that got NetStream.Play.Start.
-    pub started: usize,
-    /// Players that kept up.
-    pub kept_up: usize,
-    /// The best media/wall ratio of a player without error: how fast the stream itself
-    /// advanced (a player cannot run ahead of the publisher).
-    pub live_edge_ratio: Option<f64>,
-    /// Players that kept up relative to that best player instead of the wall clock (so a
-    /// publisher that slowed down, e.g. on a saturated machine, is not held against them).
-    pub kept_up_vs_edge: usize,
-    /// Players with an error.
-    pub errors: usize,
-    /// Errors by kind.
-    pub error_kinds: BTreeMap<String, usize>,
-    /// Players without error during the window (the divisor of "per 100 players").
-    pub active: usize,
-    /// Connect → first keyframe (s).
-    pub first_keyframe_s: Option<Dist>,
-    /// Per-player bitrate over its window (kbit/s).
-    pub bitrate_kbps: Option<Dist>,
-    /// Sum of the per-player bitrates (Mbit/s).
-    pub total_mbps: f64,
-    /// The server tree's cost over the window.
-    pub server: Option<CpuMem>,
-    /// Server CPU as % of one core per 100 active players.
-    pub server_cpu_pct_per_100: Option<f64>,
-    /// Server RSS growth per active player (KiB), end of window vs before the run.
-    pub server_rss_per_player_kib: Option<f64>,
-    /// This process's cost over the window.
-    pub client: Option<CpuMem>,
-    /// Every player.
-    pub players: Vec<PlayerResult>,
 }
 
 #[derive(Default)]
@@ -327,17 +252,7 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
             window_end,
             settle: cfg.settle,
             shared: shared.clone(),
-            result: PlayerResult {
-                index,
-                connect_s: None,
-                play_start_s: None,
-                first_keyframe_s: None,
-                bytes: 0,
-                verdict: Timeline::default().verdict(0.0, 0, &cfg.rule),
-                kept_up: false,
-                error: None,
-                error_kind: None,
-            },
+            result: PlayerResult::new(index, &cfg.rule),
             timeline: Timeline::new(cfg.rule.max_gap_ms),
             started: false,
         };
@@ -345,7 +260,12 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
     }
 
     // Samples at the window's edges, progress in between.
-    let progress = Progress::new(&cfg, t0, window_start, window_end);
+    let progress = Progress::new(
+        cfg.progress,
+        t0,
+        window_end,
+        "{spinner} {prefix:>8} [{bar:30}] {msg}",
+    );
     let mut samples: [Option<(TreeSample, TreeSample)>; 2] = [None, None];
     let mut interrupted = false;
     for (i, edge) in [window_start, window_end].into_iter().enumerate() {
@@ -355,7 +275,7 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
                 _ = sleep_until(next) => {}
                 _ = tokio::signal::ctrl_c() => { interrupted = true; }
             }
-            progress.update(&shared);
+            show(&progress, &shared, &cfg, (window_start, window_end));
             if interrupted || Instant::now() >= edge {
                 break;
             }
@@ -373,7 +293,14 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
     if interrupted {
         shared.stop.store(true, Relaxed);
     }
-    progress.finish(&shared);
+    progress.finish(|| {
+        format!(
+            "{}/{} playing, {} failed",
+            shared.playing.load(Relaxed),
+            cfg.clients,
+            shared.failed.load(Relaxed)
+        )
+    });
 
     let mut players = Vec::with_capacity(handles.len());
     let join_deadline = if interrupted {
@@ -389,15 +316,9 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
         match r {
             Ok(Ok(r)) => players.push(r),
             _ => players.push(PlayerResult {
-                index,
-                connect_s: None,
-                play_start_s: None,
-                first_keyframe_s: None,
-                bytes: 0,
-                verdict: Timeline::default().verdict(0.0, 0, &cfg.rule),
-                kept_up: false,
                 error: Some("player task did not finish".into()),
                 error_kind: Some("did not finish".into()),
+                ..PlayerResult::new(index, &cfg.rule)
             }),
         }
     }
@@ -419,7 +340,8 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
 }
 
 impl PlayReport {
-    fn new(
+    /// Aggregates the players' outcomes.
+    pub(super) fn new(
         cfg: &PlayConfig,
         window_s: f64,
         server: Option<CpuMem>,
@@ -474,84 +396,24 @@ impl PlayReport {
     }
 }
 
-struct Progress {
-    bar: Option<ProgressBar>,
-    plain: bool,
-    clients: usize,
-    t0: Instant,
-    window_start: Instant,
-    window_end: Instant,
-    last: std::sync::Mutex<(Instant, u64, Instant)>,
-}
-
-impl Progress {
-    fn new(cfg: &PlayConfig, t0: Instant, window_start: Instant, window_end: Instant) -> Self {
-        let (bar, plain) = crate::report::progress_bar(
-            cfg.progress,
-            (window_end - t0).as_millis() as u64,
-            "{spinner} {prefix:>8} [{bar:30}] {msg}",
-        );
-        let now = Instant::now();
-        Self {
-            bar,
-            plain,
-            clients: cfg.clients,
-            t0,
-            window_start,
-            window_end,
-            last: std::sync::Mutex::new((now, 0, now)),
-        }
-    }
-
-    fn update(&self, shared: &Shared) {
-        let now = Instant::now();
-        let bytes = shared.bytes.load(Relaxed);
-        let Ok(mut last) = self.last.lock() else {
-            return;
-        };
-        let dt = (now - last.0).as_secs_f64();
-        if dt < 0.2 && now < self.window_end {
-            return;
-        }
-        let mbps = (bytes - last.1) as f64 * 8.0 / 1e6 / dt.max(1e-3);
-        *last = (now, bytes, last.2);
-        let phase = if now < self.window_start {
-            "ramp-up"
-        } else {
-            "measure"
-        };
-        let msg = format!(
-            "{}/{} playing (started {}), {} failed, {mbps:.1} Mbit/s",
-            shared.playing.load(Relaxed),
-            self.clients,
-            shared.started.load(Relaxed),
-            shared.failed.load(Relaxed),
-        );
-        if let Some(b) = &self.bar {
-            b.set_prefix(phase);
-            b.set_position(now.saturating_duration_since(self.t0).as_millis() as u64);
-            b.set_message(msg);
-        } else if self.plain && (now - last.2) >= Duration::from_secs(5) {
-            last.2 = now;
-            eprintln!(
-                "[{:>5.1}s {phase}] {msg}",
-                now.saturating_duration_since(self.t0).as_secs_f64()
-            );
-        }
-    }
-
-    fn finish(&self, shared: &Shared) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        } else if self.plain {
-            eprintln!(
-                "[done] {}/{} playing, {} failed",
+/// The progress message: phase, players playing, started, failed, throughput.
+fn show(progress: &Progress, shared: &Shared, cfg: &PlayConfig, window: (Instant, Instant)) {
+    let now = Instant::now();
+    let phase = if now < window.0 { "ramp-up" } else { "measure" };
+    progress.update(
+        shared.bytes.load(Relaxed),
+        Some(phase),
+        now >= window.1,
+        |mbps| {
+            format!(
+                "{}/{} playing (started {}), {} failed, {mbps:.1} Mbit/s",
                 shared.playing.load(Relaxed),
-                self.clients,
-                shared.failed.load(Relaxed)
-            );
-        }
-    }
+                cfg.clients,
+                shared.started.load(Relaxed),
+                shared.failed.load(Relaxed),
+            )
+        },
+    );
 }
 
 #[cfg(test)]

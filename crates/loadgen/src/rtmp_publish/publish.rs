@@ -2,7 +2,6 @@
 //! timestamps that keep increasing across loops.
 
 use std::{
-    io::IsTerminal,
     sync::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
         Arc,
@@ -11,7 +10,6 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use indicatif::{ProgressBar, ProgressStyle};
 use media::flv::{parse_audio_tag, parse_video_tag, FileReader, TagType, VideoPacket};
 use rand::RngCore;
 use rtmp_proto::{
@@ -20,14 +18,14 @@ use rtmp_proto::{
     handshake::HANDSHAKE_SIZE,
     MediaKind,
 };
-use serde::Serialize;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     time::{sleep_until, timeout, Instant},
 };
 use tokio_rustls::TlsConnector;
 
-use crate::{net, url::RtmpUrl, Error};
+use super::report::{PublishReport, PublisherResult};
+use crate::{net, progress, url::RtmpUrl, Error};
 
 /// Connect, handshake and publish must finish within this.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -171,38 +169,6 @@ pub struct PublishConfig {
     pub progress: bool,
 }
 
-/// One publisher's outcome.
-#[derive(Debug, Clone, Serialize)]
-pub struct PublisherResult {
-    /// Stream name.
-    pub name: String,
-    /// Frames sent.
-    pub frames: u64,
-    /// Bytes written to the socket.
-    pub bytes: u64,
-    /// Loops started (1 = the file once).
-    pub laps: u64,
-    /// Largest delay of a frame behind its schedule (ms): how well it kept real time.
-    pub max_late_ms: f64,
-    /// What went wrong.
-    pub error: Option<String>,
-}
-
-/// The whole run.
-#[derive(Debug, Clone, Serialize)]
-pub struct PublishReport {
-    /// Publishers.
-    pub clients: usize,
-    /// Seconds from the first start to the last stop.
-    pub elapsed_s: f64,
-    /// Publishers with an error.
-    pub errors: usize,
-    /// Sum of bytes sent over elapsed time (Mbit/s).
-    pub total_mbps: f64,
-    /// Each publisher.
-    pub publishers: Vec<PublisherResult>,
-}
-
 #[derive(Default)]
 struct Shared {
     publishing: AtomicUsize,
@@ -251,14 +217,7 @@ pub async fn run(cfg: PublishConfig, clip: Clip) -> Result<PublishReport, Error>
             r
         }));
     }
-    let bar = (cfg.progress && std::io::stderr().is_terminal()).then(|| {
-        let b = ProgressBar::new_spinner();
-        b.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        b
-    });
+    let bar = progress::spinner(cfg.progress, "{spinner} {elapsed} {msg}");
     let mut last = (Instant::now(), 0u64);
     while !handles.iter().all(|h| h.is_finished()) {
         tokio::select! {

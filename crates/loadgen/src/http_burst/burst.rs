@@ -20,13 +20,13 @@ use ::http::{header, Request};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
 use tokio::{
     net::TcpStream,
     sync::{watch, Semaphore},
     time::{timeout_at, Instant},
 };
 
+use super::report::BurstReport;
 use crate::{
     http::{self, error_chain},
     stats::Dist,
@@ -51,52 +51,6 @@ pub struct BurstConfig {
     pub timeout: Duration,
     /// A ferrocast edge `/metrics` URL to read counters from before and after.
     pub metrics: Option<String>,
-}
-
-/// What happened.
-#[derive(Debug, Clone, Serialize)]
-pub struct BurstReport {
-    /// The URL.
-    pub url: String,
-    /// Requests asked for.
-    pub requests: usize,
-    /// Connections asked for.
-    pub connections: usize,
-    /// Connections that opened.
-    pub connected: usize,
-    /// Time to open them (s).
-    pub connect_s: f64,
-    /// Responses with status 200 and a complete body.
-    pub ok: usize,
-    /// Responses by status.
-    pub statuses: BTreeMap<u16, usize>,
-    /// Failures (no response, broken body, timeout) by kind.
-    pub errors: BTreeMap<String, usize>,
-    /// `X-Cache` values ("none" when absent).
-    pub x_cache: BTreeMap<String, usize>,
-    /// Distinct 200 bodies (1 when everyone got the same bytes).
-    pub distinct_bodies: usize,
-    /// Size of the most common 200 body.
-    pub body_bytes: Option<u64>,
-    /// Request sent → response head (ms).
-    pub ttfb_ms: Option<Dist>,
-    /// Request sent → body complete (ms).
-    pub total_ms: Option<Dist>,
-    /// Go → last response (s).
-    pub elapsed_s: f64,
-    /// Completed requests per second over `elapsed_s`.
-    pub req_per_s: f64,
-    /// Growth of the edge's `ferrocast_edge_*_total` counters over the burst.
-    pub metrics_delta: BTreeMap<String, f64>,
-}
-
-impl BurstReport {
-    /// `ferrocast_edge_origin_fetches_total` growth, if the metrics were read.
-    pub fn origin_fetches(&self) -> Option<f64> {
-        self.metrics_delta
-            .get("ferrocast_edge_origin_fetches_total")
-            .copied()
-    }
 }
 
 struct One {

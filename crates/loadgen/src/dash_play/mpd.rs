@@ -4,10 +4,17 @@
 //! `@suggestedPresentationDelay`, `@timeShiftBufferDepth`, `@mediaPresentationDuration`,
 //! `UTCTiming`; each `Period` (`@id`, `@start`); its `AdaptationSet`s (content type from
 //! `@contentType`, else `@mimeType`, of the set or its first Representation) and their
-//! `Representation`s (`@id`, `@bandwidth`, `@width`, `@height`); `BaseURL` at every level; and
-//! `SegmentTemplate` with a `SegmentTimeline`, inherited Period → AdaptationSet →
-//! Representation (attributes of the nearer one win, the nearest timeline is used), with
-//! `$RepresentationID$`, `$Number$`, `$Bandwidth$`, `$Time$` (and `%0Nd` widths) substituted.
+//! `Representation`s (`@id`, `@bandwidth`, `@width`, `@height`); `BaseURL` at every level,
+//! each resolved against the one above it, starting from the MPD's own URL (RFC 3986, by
+//! `url::Url::join`); and `SegmentTemplate` with a `SegmentTimeline`, inherited Period →
+//! AdaptationSet → Representation (attributes of the nearer one win, the nearest timeline is
+//! used), with `$RepresentationID$`, `$Number$`, `$Bandwidth$`, `$Time$` (and `%0Nd` widths)
+//! substituted.
+//!
+//! The XML is read by `roxmltree`, dates by `time`. (The `dash-mpd` crate was tried instead: its
+//! releases now carry a downloader, and its parser crate `dash-mpd-core` 0.1 reads malformed
+//! xs:durations such as `PT-1S` as 0 s and panics on an out-of-range one in debug builds, which
+//! an MPD from the network must not do.)
 //!
 //! Anything else is ignored. What cannot be used (no timeline, a zero timescale, a timeline
 //! that expands to more than [`MAX_SEGMENTS`] segments, a date that is not a date) is an
@@ -16,13 +23,15 @@
 use std::time::Duration;
 
 use roxmltree::{Document, Node};
+use url::Url;
 
 /// Most segments one Representation's timeline may expand to.
 pub const MAX_SEGMENTS: usize = 100_000;
 /// Largest MPD accepted (bytes).
 pub const MAX_MPD_BYTES: usize = 4 << 20;
 
-/// Why an MPD cannot be used.
+/// Why the server's MPD cannot be used: not XML, not an MPD, or without what a live player
+/// needs (the server's fault, not the player's).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("MPD: {0}")]
 pub struct MpdError(pub String);
@@ -94,8 +103,9 @@ pub struct Representation {
     pub bandwidth: u64,
     /// `@width`, `@height` if given.
     pub size: Option<(u32, u32)>,
-    /// Concatenated `BaseURL`s (MPD → Representation), to resolve against the MPD's URL.
-    pub base_url: String,
+    /// The MPD's URL with every level's `BaseURL` (MPD → Representation) resolved against it
+    /// in turn.
+    pub base_url: Url,
     /// The inherited SegmentTemplate.
     pub template: Template,
 }
@@ -134,8 +144,8 @@ pub struct Segment {
 }
 
 impl Mpd {
-    /// Parses MPD text.
-    pub fn parse(text: &str) -> Result<Mpd, MpdError> {
+    /// Parses MPD text fetched from `url` (the base of the URLs in it).
+    pub fn parse(text: &str, url: &Url) -> Result<Mpd, MpdError> {
         if text.len() > MAX_MPD_BYTES {
             return err(format!("{} bytes, more than {MAX_MPD_BYTES}", text.len()));
         }
@@ -163,7 +173,7 @@ impl Mpd {
         if mpd.dynamic && mpd.availability_start_ms.is_none() {
             return err("a dynamic MPD without availabilityStartTime");
         }
-        let mpd_base = base_url_of(root);
+        let mpd_base = join_base(url, root)?;
         for child in root.children().filter(Node::is_element) {
             match child.tag_name().name() {
                 "UTCTiming" => mpd.utc_timing.push((
@@ -179,7 +189,7 @@ impl Mpd {
                         .map(parse_duration)
                         .transpose()?
                         .map_or(0.0, |d| d.as_secs_f64());
-                    let base = mpd_base.clone() + &base_url_of(child);
+                    let base = join_base(&mpd_base, child)?;
                     let period_template = child_element(child, "SegmentTemplate");
                     let mut sets = Vec::new();
                     for set in children(child, "AdaptationSet") {
@@ -281,17 +291,25 @@ impl Template {
 }
 
 impl Representation {
-    /// The media URL (relative to the MPD's) of segment `seg`.
-    pub fn media_url(&self, seg: &Segment) -> String {
-        self.base_url.clone()
-            + &fill_template(&self.template.media, &self.id, self.bandwidth, Some(seg))
+    /// The URL of media segment `seg`.
+    pub fn media_url(&self, seg: &Segment) -> Result<Url, MpdError> {
+        let path = fill_template(&self.template.media, &self.id, self.bandwidth, Some(seg));
+        join(&self.base_url, &path)
     }
 
-    /// The init segment URL (relative to the MPD's), if the template has one.
-    pub fn init_url(&self) -> Option<String> {
-        let init = self.template.initialization.as_deref()?;
-        Some(self.base_url.clone() + &fill_template(init, &self.id, self.bandwidth, None))
+    /// The init segment's URL, if the template has one.
+    pub fn init_url(&self) -> Result<Option<Url>, MpdError> {
+        let Some(init) = self.template.initialization.as_deref() else {
+            return Ok(None);
+        };
+        let path = fill_template(init, &self.id, self.bandwidth, None);
+        join(&self.base_url, &path).map(Some)
     }
+}
+
+fn join(base: &Url, reference: &str) -> Result<Url, MpdError> {
+    base.join(reference)
+        .map_err(|e| MpdError(format!("bad URL {reference:?}: {e}")))
 }
 
 fn children<'a, 'i>(n: Node<'a, 'i>, name: &'static str) -> impl Iterator<Item = Node<'a, 'i>> {
@@ -303,11 +321,15 @@ fn child_element<'a, 'i>(n: Node<'a, 'i>, name: &'static str) -> Option<Node<'a,
     children(n, name).next()
 }
 
-fn base_url_of(n: Node<'_, '_>) -> String {
-    child_element(n, "BaseURL")
+/// `base` with the first `BaseURL` child of `n` resolved against it (`base` if none).
+fn join_base(base: &Url, n: Node<'_, '_>) -> Result<Url, MpdError> {
+    match child_element(n, "BaseURL")
         .and_then(|b| b.text())
-        .map(|t| t.trim().to_owned())
-        .unwrap_or_default()
+        .map(str::trim)
+    {
+        Some(b) if !b.is_empty() => join(base, b),
+        _ => Ok(base.clone()),
+    }
 }
 
 fn content_of(set: Node<'_, '_>) -> Content {
@@ -329,7 +351,7 @@ fn content_of(set: Node<'_, '_>) -> Content {
 fn parse_set(
     set: Node<'_, '_>,
     period_template: Option<Node<'_, '_>>,
-    base: &str,
+    base: &Url,
 ) -> Result<Option<AdaptationSet>, MpdError> {
     let content = content_of(set);
     if content == Content::Other {
@@ -337,7 +359,7 @@ fn parse_set(
         return Ok(None);
     }
     let set_template = child_element(set, "SegmentTemplate");
-    let base = base.to_owned() + &base_url_of(set);
+    let base = join_base(base, set)?;
     let mut reps = Vec::new();
     for rep in children(set, "Representation") {
         let id = rep
@@ -372,7 +394,7 @@ fn parse_set(
             id: id.to_owned(),
             bandwidth,
             size,
-            base_url: base.clone() + &base_url_of(rep),
+            base_url: join_base(&base, rep)?,
             template: parse_template(id, &levels)?,
         });
     }
@@ -609,92 +631,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, MpdError> {
 /// Parses an xs:dateTime (`2024-11-25T11:58:38.123Z`, `…+01:00`; no zone is taken as UTC)
 /// into ms since the Unix epoch.
 pub fn parse_datetime_ms(s: &str) -> Result<i64, MpdError> {
-    let bad = || MpdError(format!("bad date-time {s:?}"));
+    use time::{format_description::well_known::Rfc3339, OffsetDateTime, PrimitiveDateTime};
     let s = s.trim();
-    let (date, time) = s.split_once('T').ok_or_else(bad)?;
-    let mut d = date.splitn(3, '-');
-    let (y, mo, da) = (
-        d.next().ok_or_else(bad)?,
-        d.next().ok_or_else(bad)?,
-        d.next().ok_or_else(bad)?,
+    let local = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
     );
-    let y: i64 = y.parse().map_err(|_| bad())?;
-    let mo: i64 = mo.parse().map_err(|_| bad())?;
-    let da: i64 = da.parse().map_err(|_| bad())?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || !(0..=9999).contains(&y) {
-        return Err(bad());
-    }
-    // The zone: Z, ±hh:mm, or none.
-    let (clock, offset_min) = if let Some(c) = time.strip_suffix('Z') {
-        (c, 0i64)
-    } else if let Some(i) = time.rfind(['+', '-']).filter(|&i| i >= 8) {
-        let (c, z) = time.split_at(i);
-        let sign = if z.starts_with('-') { -1 } else { 1 };
-        let (h, m) = z[1..].split_once(':').ok_or_else(bad)?;
-        let h: i64 = h.parse().map_err(|_| bad())?;
-        let m: i64 = m.parse().map_err(|_| bad())?;
-        (c, sign * (h * 60 + m))
-    } else {
-        (time, 0)
-    };
-    let mut c = clock.splitn(3, ':');
-    let (h, mi, sec) = (
-        c.next().ok_or_else(bad)?,
-        c.next().ok_or_else(bad)?,
-        c.next().ok_or_else(bad)?,
-    );
-    let h: i64 = h.parse().map_err(|_| bad())?;
-    let mi: i64 = mi.parse().map_err(|_| bad())?;
-    let sec: f64 = sec.parse().map_err(|_| bad())?;
-    if !(0..=24).contains(&h) || !(0..60).contains(&mi) || !(0.0..61.0).contains(&sec) {
-        return Err(bad());
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + da - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let ms = days * 86_400_000
-        + (h * 3600 + mi * 60 - offset_min * 60) * 1000
-        + (sec * 1000.0).round() as i64;
-    Ok(ms)
-}
-
-/// Resolves `reference` against `base` (an absolute `http://host[:port]/path` URL): absolute
-/// URLs are kept, `/path` replaces the path, anything else replaces the last path segment.
-/// Queries and fragments of the base are dropped.
-pub fn resolve(base: &str, reference: &str) -> String {
-    if reference.starts_with("http://") || reference.starts_with("https://") {
-        return reference.to_owned();
-    }
-    let base = base.split(['?', '#']).next().unwrap_or(base);
-    let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[after_scheme..]
-        .find('/')
-        .map_or(base.len(), |i| after_scheme + i);
-    if let Some(abs) = reference.strip_prefix('/') {
-        return format!("{}/{abs}", &base[..path_start]);
-    }
-    let dir_end = base[path_start..]
-        .rfind('/')
-        .map_or(base.len(), |i| path_start + i + 1);
-    let mut out = base[..dir_end].to_owned();
-    if dir_end == base.len() && !out.ends_with('/') {
-        out.push('/');
-    }
-    out.push_str(reference);
-    out
-}
-
-/// `scheme://authority` of an absolute URL.
-pub fn origin_of(url: &str) -> Option<&str> {
-    let after = url.find("://")? + 3;
-    let end = url[after..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| after + i);
-    (end > after).then(|| &url[..end])
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .or_else(|_| PrimitiveDateTime::parse(s, local).map(PrimitiveDateTime::assume_utc))
+        .map_err(|_| MpdError(format!("bad date-time {s:?}")))?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| MpdError(format!("bad date-time {s:?}")))
 }
 
 #[cfg(test)]
@@ -703,7 +649,17 @@ mod tests {
 
     /// Captured from `ferrocast serve` (commit cff4b4f) while ffmpeg published a 1280×720
     /// testsrc2 stream: `curl http://127.0.0.1:PORT/live/cap/manifest.mpd`.
-    const CAPTURED: &str = include_str!("../tests/assets/ferrocast-live.mpd");
+    const CAPTURED: &str = include_str!("../../tests/assets/ferrocast-live.mpd");
+    /// Where it was fetched from.
+    const CAPTURED_URL: &str = "http://127.0.0.1:8080/live/cap/manifest.mpd";
+
+    fn url(u: &str) -> Url {
+        Url::parse(u).unwrap()
+    }
+
+    fn parse(text: &str) -> Result<Mpd, MpdError> {
+        Mpd::parse(text, &url(CAPTURED_URL))
+    }
 
     #[test]
     fn durations_and_dates() {
@@ -789,22 +745,25 @@ mod tests {
 
     #[test]
     fn urls() {
-        let b = "http://127.0.0.1:8080/live/cam/manifest.mpd?x=1";
+        // What the players rely on from RFC 3986 resolution.
+        let b = url("http://127.0.0.1:8080/live/cam/manifest.mpd?x=1");
+        let j = |base: &Url, r: &str| join(base, r).unwrap().to_string();
         assert_eq!(
-            resolve(b, "v720/3.m4s"),
+            j(&b, "v720/3.m4s"),
             "http://127.0.0.1:8080/live/cam/v720/3.m4s"
         );
-        assert_eq!(resolve(b, "/time"), "http://127.0.0.1:8080/time");
-        assert_eq!(resolve(b, "http://other/x"), "http://other/x");
-        assert_eq!(resolve("http://h:1", "a"), "http://h:1/a");
-        assert_eq!(origin_of(b), Some("http://127.0.0.1:8080"));
-        assert_eq!(origin_of("http://h"), Some("http://h"));
-        assert_eq!(origin_of("nope"), None);
+        assert_eq!(j(&b, "/time"), "http://127.0.0.1:8080/time");
+        assert_eq!(j(&b, "http://other/x"), "http://other/x");
+        assert_eq!(j(&url("http://h:1"), "a"), "http://h:1/a");
+        assert_eq!(b.origin().ascii_serialization(), "http://127.0.0.1:8080");
+        assert_eq!(url("http://h").origin().ascii_serialization(), "http://h");
+        assert!(Url::parse("nope").is_err());
+        assert!(join(&b, "http://[::1").is_err());
     }
 
     #[test]
     fn parses_a_real_ferrocast_mpd() {
-        let m = Mpd::parse(CAPTURED).unwrap();
+        let m = parse(CAPTURED).unwrap();
         assert!(m.dynamic);
         assert!(m.availability_start_ms.unwrap() > 1_600_000_000_000);
         assert!(m.publish_time_ms.unwrap() >= m.availability_start_ms.unwrap());
@@ -848,12 +807,18 @@ mod tests {
             assert!(!t.availability_time_complete);
             let first = t.segments[0];
             assert_eq!(
-                rep.media_url(&first),
-                format!("{}/{}.m4s", rep.id, first.number)
+                rep.media_url(&first).unwrap().as_str(),
+                format!(
+                    "http://127.0.0.1:8080/live/cap/{}/{}.m4s",
+                    rep.id, first.number
+                )
             );
             assert_eq!(
-                rep.init_url().unwrap(),
-                format!("{}/init-{}.mp4", rep.id, p.id)
+                rep.init_url().unwrap().unwrap().as_str(),
+                format!(
+                    "http://127.0.0.1:8080/live/cap/{}/init-{}.mp4",
+                    rep.id, p.id
+                )
             );
             assert_eq!(t.segment(first.number + 1), t.segments.get(1));
             assert_eq!(t.segment(first.number.wrapping_sub(1)), None);
@@ -885,7 +850,7 @@ mod tests {
             <AdaptationSet><Representation id="t" mimeType="text/vtt" bandwidth="1"/></AdaptationSet>
           </Period>
         </MPD>"#;
-        let m = Mpd::parse(xml).unwrap();
+        let m = Mpd::parse(xml, &url("http://h/live/x/manifest.mpd")).unwrap();
         let p = &m.periods[0];
         assert_eq!(p.start_s, 10.0);
         let v = p.set(Content::Video).unwrap();
@@ -894,8 +859,14 @@ mod tests {
         assert_eq!(lo.template.timescale, 10);
         assert_eq!(lo.template.segments.len(), 4); // 20, 40, 60 (r=-1 up to 80), 80
         assert_eq!(lo.template.start_s(&lo.template.segments[0]), 0.0);
-        assert_eq!(lo.media_url(&lo.template.segments[1]), "media/low/lo-6.m4s");
-        assert_eq!(lo.init_url().unwrap(), "media/low/lo-init.mp4");
+        assert_eq!(
+            lo.media_url(&lo.template.segments[1]).unwrap().as_str(),
+            "http://h/live/x/media/low/lo-6.m4s"
+        );
+        assert_eq!(
+            lo.init_url().unwrap().unwrap().as_str(),
+            "http://h/live/x/media/low/lo-init.mp4"
+        );
         let hi = &v.representations[1];
         let n: Vec<(u64, u64)> = hi
             .template
@@ -906,6 +877,27 @@ mod tests {
         assert_eq!(n, [(5, 2000), (6, 4000), (7, 6000), (8, 8000)]);
         assert_eq!(hi.template.segments[3].duration, 1000);
         assert!(p.set(Content::Other).is_none(), "text is skipped");
+        // A BaseURL with a path or a host of its own replaces what is above it instead of
+        // being appended to it.
+        let hi_url = hi.media_url(&hi.template.segments[0]).unwrap();
+        assert_eq!(hi_url.as_str(), "http://h/live/x/media/hi-5.m4s");
+        let abs = xml
+            .replace("<BaseURL>low/</BaseURL>", "<BaseURL>/abs/</BaseURL>")
+            .replace(
+                "<BaseURL>media/</BaseURL>",
+                "<BaseURL>http://cdn:81/m/</BaseURL>",
+            );
+        let m = Mpd::parse(&abs, &url("http://h/live/x/manifest.mpd")).unwrap();
+        let v = m.periods[0].set(Content::Video).unwrap();
+        let (lo, hi) = (&v.representations[0], &v.representations[1]);
+        assert_eq!(
+            lo.init_url().unwrap().unwrap().as_str(),
+            "http://cdn:81/abs/lo-init.mp4"
+        );
+        assert_eq!(
+            hi.init_url().unwrap().unwrap().as_str(),
+            "http://cdn:81/m/hi-init.mp4"
+        );
     }
 
     #[test]
@@ -944,15 +936,11 @@ mod tests {
             "x".repeat(MAX_MPD_BYTES + 1),
         ];
         for c in &cases {
-            assert!(
-                Mpd::parse(c).is_err(),
-                "accepted: {}",
-                &c[..c.len().min(300)]
-            );
+            assert!(parse(c).is_err(), "accepted: {}", &c[..c.len().min(300)]);
         }
         // Every prefix of a real MPD, and single-byte corruptions of it: no panic.
         for cut in (0..CAPTURED.len()).step_by(7) {
-            let _ = Mpd::parse(&CAPTURED[..cut]);
+            let _ = parse(&CAPTURED[..cut]);
         }
         let bytes = CAPTURED.as_bytes();
         for i in (0..bytes.len()).step_by(5) {
@@ -960,9 +948,144 @@ mod tests {
                 let mut v = bytes.to_vec();
                 v[i] = b;
                 if let Ok(s) = std::str::from_utf8(&v) {
-                    let _ = Mpd::parse(s);
+                    let _ = parse(s);
                 }
             }
+        }
+    }
+
+    /// The MPDs the server writes (`cmaf::Manifest`): a republish (two Periods), low latency,
+    /// every UTCTiming kind, the end of the stream. What the model says is what is read back.
+    #[test]
+    fn reads_what_the_server_renders() {
+        use cmaf::{
+            AdaptationSet as Set, ContentType, Format, FrameRate, LowLatency, Manifest,
+            Period as P, Representation as R, SegmentRef, UtcTiming,
+        };
+        let ast: u64 = 1_764_000_000_123;
+        let rep = |id: &str, bandwidth, timescale, format, n: u64, d: u64| R {
+            id: id.into(),
+            bandwidth,
+            codecs: "avc1.64001f".into(),
+            timescale,
+            presentation_time_offset: 0,
+            format,
+            segments: (0..n)
+                .map(|i| SegmentRef {
+                    number: 10 + i,
+                    start: i * d,
+                    duration: d,
+                })
+                .collect(),
+        };
+        let video = Format::Video {
+            width: 1280,
+            height: 720,
+            frame_rate: Some(FrameRate {
+                num: 30000,
+                den: 1001,
+            }),
+            sar: (1, 1),
+        };
+        let audio = Format::Audio {
+            sampling_rate: 48_000,
+            channels: 2,
+        };
+        let period = |id: &str, start_s: u64| {
+            let mut v = Set::new(0, ContentType::Video);
+            v.representations = vec![
+                rep("v720", 1_500_000, 15_360, video, 5, 61_440),
+                rep("v400", 500_000, 15_360, video, 5, 61_440),
+            ];
+            let mut a = Set::new(1, ContentType::Audio);
+            a.lang = Some("en".into());
+            a.representations = vec![rep("a64", 64_000, 48_000, audio, 5, 192_000)];
+            P {
+                id: id.into(),
+                start: Duration::from_secs(start_s),
+                adaptation_sets: vec![v, a],
+            }
+        };
+        let mut m = Manifest::new(ast, ast + 70_000);
+        m.periods = vec![period("p0", 0), period("p1", 50)];
+        m.utc_timing = vec![
+            UtcTiming::HttpIso("/time".into()),
+            UtcTiming::HttpXsDate("http://127.0.0.1:8080/time".into()),
+            UtcTiming::HttpHead("/".into()),
+            UtcTiming::Direct,
+        ];
+        m.low_latency = Some(LowLatency {
+            availability_time_offset: Duration::from_millis(3500),
+            target_latency: Duration::from_millis(2500),
+            min_latency: Some(Duration::from_millis(1500)),
+            max_latency: None,
+            playback_rate: Some((0.96, 1.04)),
+        });
+        let base = url("http://127.0.0.1:8080/live/cam/manifest.mpd");
+        for ended in [false, true] {
+            m.ended = ended;
+            let xml = m.render().unwrap();
+            let got = Mpd::parse(&xml, &base).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+            assert!(got.dynamic);
+            assert_eq!(got.availability_start_ms, Some(ast as i64));
+            assert_eq!(got.publish_time_ms, Some(ast as i64 + 70_000));
+            assert_eq!(got.time_shift_buffer_depth, Some(m.time_shift_buffer_depth));
+            assert_eq!(
+                got.suggested_presentation_delay,
+                Some(m.suggested_presentation_delay)
+            );
+            assert_eq!(
+                got.minimum_update_period,
+                (!ended).then_some(m.min_update_period)
+            );
+            assert_eq!(got.media_presentation_duration.is_some(), ended);
+            let schemes: Vec<&str> = got.utc_timing.iter().map(|u| u.0.as_str()).collect();
+            assert_eq!(
+                schemes,
+                [
+                    "urn:mpeg:dash:utc:http-iso:2014",
+                    "urn:mpeg:dash:utc:http-xsdate:2014",
+                    "urn:mpeg:dash:utc:http-head:2014",
+                    "urn:mpeg:dash:utc:direct:2014"
+                ]
+            );
+            assert_eq!(got.utc_timing[0].1, "/time");
+            let ids: Vec<(&str, f64)> = got
+                .periods
+                .iter()
+                .map(|p| (p.id.as_str(), p.start_s))
+                .collect();
+            assert_eq!(ids, [("p0", 0.0), ("p1", 50.0)]);
+            assert_eq!(got.period_after("p0").map(|p| p.id.as_str()), Some("p1"));
+            for p in &got.periods {
+                let v = p.set(Content::Video).unwrap();
+                let reps: Vec<(&str, u64)> = v
+                    .representations
+                    .iter()
+                    .map(|r| (r.id.as_str(), r.bandwidth))
+                    .collect();
+                assert_eq!(reps, [("v400", 500_000), ("v720", 1_500_000)]);
+                assert_eq!(v.representations[1].size, Some((1280, 720)));
+                let a = p.set(Content::Audio).unwrap();
+                assert_eq!(a.representations[0].id, "a64");
+                for r in v.representations.iter().chain(&a.representations) {
+                    let t = &r.template;
+                    assert!((t.availability_time_offset_s - 3.5).abs() < 1e-9);
+                    assert!(!t.availability_time_complete);
+                    let numbers: Vec<u64> = t.segments.iter().map(|s| s.number).collect();
+                    assert_eq!(numbers, [10, 11, 12, 13, 14], "{}", r.id);
+                    assert!((t.end_s(&t.segments[4]) - 20.0).abs() < 1e-9);
+                    assert_eq!(
+                        r.media_url(&t.segments[2]).unwrap().as_str(),
+                        format!("http://127.0.0.1:8080/live/cam/{}/12.m4s", r.id)
+                    );
+                    assert_eq!(
+                        r.init_url().unwrap().unwrap().as_str(),
+                        format!("http://127.0.0.1:8080/live/cam/{}/init.mp4", r.id)
+                    );
+                }
+            }
+            assert!((got.max_segment_s().unwrap() - 4.0).abs() < 1e-9);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The caching edge under steady DASH load, in-process: a real origin (`serve` with the ffmpeg
 //! transcoder making the v720/v400/a64 ladder) fed by a real ffmpeg publisher, `edge` in front
-//! of it, and 50 simulated DASH players (`loadgen::dash`) playing through the edge for 30 s.
+//! of it, and 50 simulated DASH players (`loadgen::dash_play`) playing through the edge for 30 s.
 //! From the edge's `/metrics`: the hit ratio is above 90 % and its origin fetches are exactly
 //! the MISS/BYPASS answers the players saw; from the players: everyone played, no HTTP
 //! error, and about one origin fetch per segment URL.
@@ -10,24 +10,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ferrocast::{
-    config::Config,
-    edge_http::{self, EdgeState},
-};
-use loadgen::{
-    dash::{self, DashConfig},
-    http,
-};
+use ferrocast::edge_http::{self, EdgeState};
+use loadgen::{Content, DashConfig, HttpClient, Mpd};
 use tokio::{process::Command, sync::oneshot};
+
+use crate::server::Server;
 
 const CLIENTS: usize = 50;
 const PLAY: Duration = Duration::from_secs(30);
 
-async fn mpd_segments(client: &http::HttpClient, url: &str) -> usize {
+async fn mpd_segments(client: &HttpClient, url: &str) -> usize {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let Ok(f) = http::get(
+    let Ok(f) = loadgen::http_get(
         client,
-        &http::parse_uri(url).unwrap(),
+        &loadgen::parse_uri(url).unwrap(),
         true,
         1 << 20,
         deadline,
@@ -40,32 +36,22 @@ async fn mpd_segments(client: &http::HttpClient, url: &str) -> usize {
         return 0;
     }
     let body = f.body.unwrap_or_default();
-    let Ok(m) = loadgen::mpd::Mpd::parse(&String::from_utf8_lossy(&body)) else {
+    let Ok(m) = Mpd::parse(
+        &String::from_utf8_lossy(&body),
+        &url::Url::parse(url).unwrap(),
+    ) else {
         return 0;
     };
     m.last_period()
-        .and_then(|p| p.set(loadgen::mpd::Content::Video))
+        .and_then(|p| p.set(Content::Video))
         .map_or(0, |s| s.representations[0].template.segments.len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_dash_players_through_the_edge_hit_its_cache() {
     let t_test = Instant::now();
-    let data_dir = std::env::temp_dir().join(format!("loadgen-edge-load-{}", std::process::id()));
-    let c = Config {
-        rtmp_addr: Some("127.0.0.1:0".parse().unwrap()),
-        rtmps_addr: Some("127.0.0.1:0".parse().unwrap()),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.clone(),
-        ..Config::default()
-    };
-    let l = ferrocast::bind(&c).await.unwrap();
-    let rtmp = l.rtmp.as_ref().unwrap().local_addr().unwrap().port();
-    let origin = l.http.local_addr().unwrap().port();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(ferrocast::run(c, l, async {
-        let _ = stopped.await;
-    }));
+    let server = Server::start("edge-load", true).await;
+    let (rtmp, origin) = (server.rtmp, server.http);
 
     // The edge in front of it.
     let state = EdgeState::new(&[format!("http://127.0.0.1:{origin}")]).unwrap();
@@ -104,7 +90,7 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
 
     // Players start 2 segments behind the live edge: wait until the origin lists 3.
     let origin_mpd = format!("http://127.0.0.1:{origin}/live/load/manifest.mpd");
-    let probe = http::client(1);
+    let probe = loadgen::http_client(1);
     let t0 = Instant::now();
     while mpd_segments(&probe, &origin_mpd).await < 3 {
         assert!(
@@ -119,15 +105,15 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
     cfg.clients = CLIENTS;
     cfg.duration = PLAY;
     cfg.ramp = Duration::from_millis(40);
-    let r = tokio::time::timeout(PLAY + Duration::from_secs(30), dash::run(cfg))
+    let r = tokio::time::timeout(PLAY + Duration::from_secs(30), loadgen::dash_play(cfg))
         .await
         .expect("dash-play did not end in time")
         .unwrap();
-    let summary = loadgen::report::dash_summary(&r);
+    let summary = r.summary();
     eprintln!("{summary}");
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let m = http::scrape(
+    let m = loadgen::scrape_metrics(
         &probe,
         &format!("http://127.0.0.1:{edge}/metrics"),
         deadline,
@@ -239,8 +225,6 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
     );
 
     let _ = edge_stop.send(());
-    let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), edge_task).await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    server.stop().await;
 }

@@ -3,14 +3,9 @@
 
 use std::time::Duration;
 
-use ferrocast::config::Config;
-use loadgen::{
-    play::{self, PlayConfig},
-    publish::{self, Clip, PublishConfig},
-    stats::KeptUpRule,
-    url::RtmpUrl,
-};
-use tokio::sync::oneshot;
+use loadgen::{Clip, KeptUpRule, PlayConfig, PublishConfig, RtmpUrl};
+
+use crate::server::Server;
 
 const FILE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -19,26 +14,12 @@ const FILE: &str = concat!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn players_keep_up_with_a_looping_publisher() {
-    let data_dir = std::env::temp_dir().join(format!("loadgen-e2e-{}", std::process::id()));
-    let c = Config {
-        rtmp_addr: Some("127.0.0.1:0".parse().unwrap()),
-        rtmps_addr: Some("127.0.0.1:0".parse().unwrap()),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.clone(),
-        // A pure RTMP server: no ffmpeg ladder for the test streams.
-        transcode: false,
-        ..Config::default()
-    };
-    let l = ferrocast::bind(&c).await.unwrap();
-    let rtmp = l.rtmp.as_ref().unwrap().local_addr().unwrap().port();
-    let rtmps = l.rtmps.as_ref().unwrap().local_addr().unwrap().port();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(ferrocast::run(c, l, async {
-        let _ = stopped.await;
-    }));
+    // A pure RTMP server: no ffmpeg ladder for the test streams.
+    let server = Server::start("e2e", false).await;
+    let (rtmp, rtmps) = (server.rtmp, server.rtmps);
 
     let clip = Clip::parse(&std::fs::read(FILE).unwrap()).unwrap();
-    let publishers = tokio::spawn(publish::run(
+    let publishers = tokio::spawn(loadgen::rtmp_publish(
         PublishConfig {
             url: RtmpUrl::parse(&format!("rtmp://127.0.0.1:{rtmp}/live/e2e")).unwrap(),
             clients: 2,
@@ -53,7 +34,7 @@ async fn players_keep_up_with_a_looping_publisher() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let play = |url: String, clients| {
-        play::run(PlayConfig {
+        loadgen::rtmp_play(PlayConfig {
             url: RtmpUrl::parse(&url).unwrap(),
             clients,
             duration: Duration::from_secs(3),
@@ -75,7 +56,7 @@ async fn players_keep_up_with_a_looping_publisher() {
     );
     // Bounds are loose where a busy shared machine can stall everything for a moment.
     for r in [plain.unwrap(), tls.unwrap()] {
-        let summary = loadgen::report::play_summary(&r);
+        let summary = r.summary();
         assert_eq!(
             (r.errors, r.started),
             (0, r.clients),
@@ -107,7 +88,7 @@ async fn players_keep_up_with_a_looping_publisher() {
     );
 
     let p = publishers.await.unwrap().unwrap();
-    assert_eq!(p.errors, 0, "{}", loadgen::report::publish_summary(&p));
+    assert_eq!(p.errors, 0, "{}", p.summary());
     assert!(
         p.publishers
             .iter()
@@ -115,7 +96,5 @@ async fn players_keep_up_with_a_looping_publisher() {
         "{:?}",
         p.publishers
     );
-    let _ = stop.send(());
-    let _ = server.await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    server.stop().await;
 }

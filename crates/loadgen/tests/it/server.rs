@@ -1,0 +1,61 @@
+//! The real server, in-process, on loopback ports the OS picks; one per test.
+
+use std::{path::PathBuf, time::Duration};
+
+use ferrocast::config::Config;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// A running `ferrocast serve`.
+pub struct Server {
+    /// RTMP port.
+    pub rtmp: u16,
+    /// RTMPS port (the server's self-signed certificate).
+    pub rtmps: u16,
+    /// HTTP port (DASH, /metrics).
+    pub http: u16,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts a server whose data lives in a fresh temporary folder named after `test`;
+    /// `transcode` runs the ffmpeg ladder for published streams.
+    pub async fn start(test: &str, transcode: bool) -> Self {
+        let data_dir = std::env::temp_dir().join(format!("loadgen-{test}-{}", std::process::id()));
+        let c = Config {
+            rtmp_addr: Some("127.0.0.1:0".parse().unwrap()),
+            rtmps_addr: Some("127.0.0.1:0".parse().unwrap()),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.clone(),
+            transcode,
+            ..Config::default()
+        };
+        let l = ferrocast::bind(&c).await.unwrap();
+        let rtmp = l.rtmp.as_ref().unwrap().local_addr().unwrap().port();
+        let rtmps = l.rtmps.as_ref().unwrap().local_addr().unwrap().port();
+        let http = l.http.local_addr().unwrap().port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = ferrocast::run(c, l, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Self {
+            rtmp,
+            rtmps,
+            http,
+            stop,
+            task,
+            data_dir,
+        }
+    }
+
+    /// Stops it (waiting up to 10 s) and removes its data.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
