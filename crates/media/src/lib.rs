@@ -18,9 +18,10 @@
 #![deny(missing_docs)]
 
 pub mod aac;
-mod bits;
+pub mod amf0;
+pub mod codec;
 mod error;
 pub mod flv;
 pub mod h264;
 
-pub use error::MediaError;
+pub use error::{ApiMisuse, InvalidMessage, MediaError, PeerIncompatible};
