@@ -25,3 +25,5 @@ pub mod flv;
 pub mod h264;
 
 pub use error::{ApiMisuse, InvalidMessage, MediaError, PeerIncompatible};
+pub mod probe;
+pub mod validate;

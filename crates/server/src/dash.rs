@@ -282,7 +282,8 @@ impl DashRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ladder::ladder, validate::{AudioTrack, Tracks, VideoTrack}};
+    use crate::ladder::ladder;
+    use media::validate::{AudioTrack, Tracks, VideoTrack};
 
     #[test]
     fn periods_and_reuse() {

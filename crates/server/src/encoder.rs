@@ -23,8 +23,8 @@ use crate::{
     packager,
     store::SegmentStore,
     transcode::{self, TranscodeConfig},
-    validate::Tracks,
 };
+use media::validate::Tracks;
 
 /// Cluster mode: this encoder's id and the backends for ownership and the session map.
 #[derive(Clone)]

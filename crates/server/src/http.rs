@@ -19,9 +19,9 @@ use crate::{
     hub::Hub,
     names::is_valid_stream_name,
     packager,
-    probe::StreamInfo,
     store::SegmentStore,
 };
+use media::probe::StreamInfo;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]

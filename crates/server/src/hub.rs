@@ -34,7 +34,7 @@ use rtmp_proto::{
 };
 use tokio::sync::broadcast;
 
-use crate::{
+use media::{
     probe::{Probe, StreamInfo},
     validate::Tracks,
 };

@@ -28,7 +28,6 @@ pub mod meta;
 pub mod names;
 pub mod packager;
 pub mod player;
-pub mod probe;
 pub mod pull;
 pub mod push;
 pub mod redis_backend;
@@ -40,6 +39,5 @@ pub mod standby;
 pub mod store;
 pub mod tls;
 pub mod transcode;
-pub mod validate;
 
 pub use serve::{bind, listen, run, run_role, Listeners, RoleOptions, ServeError};
