@@ -50,7 +50,7 @@ pub use boxes::{
     FourCC, FragmentInfo, MediaParams, Prft, Sample, SampleData, TrackDefaults, TrackInfo,
     MAX_FRAGMENT_SAMPLES,
 };
-pub use error::CmafError;
+pub use error::{ApiMisuse, CmafError, InvalidMessage, PeerIncompatible, PeerMisbehaved};
 pub use mpd::{
     AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation,
     SegmentRef, UtcTiming,

@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use crate::boxes::{MediaParams, TrackInfo};
 use crate::segmenter::SegmentEnd;
-use crate::CmafError;
+use crate::{ApiMisuse, CmafError};
 
 /// The DASH profile used: ISO BMFF live (SegmentTemplate, fragmented MP4).
 pub const PROFILE_ISOFF_LIVE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
@@ -307,7 +307,7 @@ impl Manifest {
 
     /// Renders the MPD as XML.
     ///
-    /// Fails with [`CmafError::InvalidManifest`] if the model cannot be
+    /// Fails with [`ApiMisuse::InvalidManifest`] if the model cannot be
     /// rendered: no Period, Periods out of order, a zero timescale, a media
     /// template without `$Number$`, or non-finite playback rates.
     pub fn render(&self) -> Result<String, CmafError> {
@@ -412,26 +412,27 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), CmafError> {
         if self.periods.is_empty() {
-            return Err(CmafError::InvalidManifest("no Period"));
+            return Err(ApiMisuse::InvalidManifest("no Period").into());
         }
         if self.periods.windows(2).any(|w| w[1].start < w[0].start) {
-            return Err(CmafError::InvalidManifest("Periods out of order"));
+            return Err(ApiMisuse::InvalidManifest("Periods out of order").into());
         }
         for period in &self.periods {
             for set in &period.adaptation_sets {
                 if !set.media.contains("$Number$") {
-                    return Err(CmafError::InvalidManifest(
+                    return Err(ApiMisuse::InvalidManifest(
                         "SegmentTemplate@media without $Number$",
-                    ));
+                    )
+                    .into());
                 }
                 if set.representations.iter().any(|r| r.timescale == 0) {
-                    return Err(CmafError::InvalidManifest("zero timescale"));
+                    return Err(ApiMisuse::InvalidManifest("zero timescale").into());
                 }
             }
         }
         if let Some((min, max)) = self.low_latency.as_ref().and_then(|ll| ll.playback_rate) {
             if !min.is_finite() || !max.is_finite() {
-                return Err(CmafError::InvalidManifest("non-finite playback rate"));
+                return Err(ApiMisuse::InvalidManifest("non-finite playback rate").into());
             }
         }
         Ok(())
@@ -931,7 +932,12 @@ mod tests {
     #[test]
     fn validation() {
         let mut m = Manifest::new(0, 0);
-        assert_eq!(m.render(), Err(CmafError::InvalidManifest("no Period")));
+        assert_eq!(
+            m.render(),
+            Err(CmafError::ApiMisuse(ApiMisuse::InvalidManifest(
+                "no Period"
+            )))
+        );
         m.periods.push(Period {
             id: "b".into(),
             start: Duration::from_secs(10),
@@ -944,7 +950,9 @@ mod tests {
         });
         assert_eq!(
             m.render(),
-            Err(CmafError::InvalidManifest("Periods out of order"))
+            Err(CmafError::ApiMisuse(ApiMisuse::InvalidManifest(
+                "Periods out of order"
+            )))
         );
         m.periods.pop();
         let mut set = AdaptationSet::new(0, ContentType::Video);
