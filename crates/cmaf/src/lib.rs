@@ -41,8 +41,10 @@
 
 pub mod boxes;
 mod error;
+pub mod hls;
 pub mod mpd;
 mod reader;
+mod remux;
 pub mod segmenter;
 
 pub use boxes::{
@@ -55,6 +57,7 @@ pub use mpd::{
     AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation,
     SegmentRef, UtcTiming,
 };
+pub use remux::{FlvRemuxer, FlvTag, RemuxError};
 pub use segmenter::{Chunk, SegmentEnd, Segmenter, SegmenterConfig, SegmenterEvent};
 
 /// The kind of track a rendition carries.

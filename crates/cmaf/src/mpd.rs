@@ -187,6 +187,10 @@ pub struct Representation {
     /// expressed with `$Number$`: after a gap, only the segments after the
     /// last gap are listed.
     pub segments: Vec<SegmentRef>,
+    /// The segment being made, with the duration it will have: the MPD lists it after the
+    /// finished ones (low-latency players fetch it as its chunks are made); HLS playlists,
+    /// which list finished segments only, leave it out.
+    pub in_progress: Option<SegmentRef>,
 }
 
 impl Representation {
@@ -215,6 +219,7 @@ impl Representation {
             presentation_time_offset: 0,
             format,
             segments: Vec::new(),
+            in_progress: None,
         }
     }
 }
@@ -438,26 +443,38 @@ impl Manifest {
         Ok(())
     }
 
+    /// Whether segment `s` of `rep` in `period` is still inside the time-shift buffer (its
+    /// availability has not ended before `publish_time`).
+    pub(crate) fn in_time_shift_buffer(
+        &self,
+        period: &Period,
+        rep: &Representation,
+        s: &SegmentRef,
+    ) -> bool {
+        let now_ns = i128::from(self.publish_time) * 1_000_000;
+        let ast_ns = i128::from(self.availability_start_time) * 1_000_000;
+        let period_ns = ast_ns + period.start.as_nanos() as i128;
+        let depth_ns = self.time_shift_buffer_depth.as_nanos() as i128;
+        let end = rel_ns(s.start.saturating_add(s.duration), rep);
+        period_ns + end + depth_ns >= now_ns
+    }
+
     /// Periods, AdaptationSets and Representations that still have segments
     /// in the time-shift window, each with its listable segments. The last
     /// Period is always kept.
     fn visible_periods(&self) -> Vec<VisiblePeriod<'_>> {
-        let now_ns = i128::from(self.publish_time) * 1_000_000;
-        let ast_ns = i128::from(self.availability_start_time) * 1_000_000;
-        let depth_ns = self.time_shift_buffer_depth.as_nanos() as i128;
         let last = self.periods.len().saturating_sub(1);
         let mut out = Vec::new();
         for (index, period) in self.periods.iter().enumerate() {
-            let period_ns = ast_ns + period.start.as_nanos() as i128;
             let mut sets = Vec::new();
             for set in &period.adaptation_sets {
                 let mut reps = Vec::new();
                 for rep in &set.representations {
-                    let in_window = |s: &SegmentRef| {
-                        let end = rel_ns(s.start.saturating_add(s.duration), rep);
-                        period_ns + end + depth_ns >= now_ns
-                    };
-                    let segments = listable(rep.segments.iter().copied().filter(in_window));
+                    let all = rep.segments.iter().chain(&rep.in_progress);
+                    let segments = listable(
+                        all.copied()
+                            .filter(|s| self.in_time_shift_buffer(period, rep, s)),
+                    );
                     if !segments.is_empty() {
                         reps.push((rep, segments));
                     }

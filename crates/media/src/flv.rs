@@ -11,6 +11,8 @@ mod video;
 
 pub use audio::{parse_audio_tag, AacPacketType, AudioTag, SoundFormat};
 pub use demux::{Demuxer, Tag};
-pub use file::{write_file_header, write_tag, FileHeader, FileReader, FileTag, MediaKind, TagType};
+pub use file::{
+    write_file_header, write_tag, FileHeader, FileReader, FileTag, MediaKind, TagType, MAX_TAG_DATA,
+};
 pub use script::parse_metadata;
 pub use video::{parse_video_tag, FrameType, VideoCodec, VideoPacket};

@@ -192,7 +192,7 @@ async fn hls_master(State(st): State<HttpState>, Path(name): Path<String>) -> Re
     let Some(state) = st.dash.get(&name) else {
         return not_found(format!("stream {name:?} is not live (see /api/streams)"));
     };
-    let text = crate::hls::master(&state.read().unwrap());
+    let text = cmaf::hls::master(&state.read().unwrap().manifest(std::time::SystemTime::now()));
     match text {
         Some(t) => ([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response(),
         None => not_found(format!("stream {name:?} is starting: no segment yet, retry in a second")),
@@ -201,7 +201,7 @@ async fn hls_master(State(st): State<HttpState>, Path(name): Path<String>) -> Re
 
 async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(String, String, String)>) -> Response {
     if file == "index.m3u8" && is_valid_stream_name(&name) && is_valid_stream_name(&rep) {
-        let text = st.dash.get(&name).and_then(|d| crate::hls::media(&d.read().unwrap(), &rep));
+        let text = st.dash.get(&name).and_then(|d| cmaf::hls::media(&d.read().unwrap().manifest(std::time::SystemTime::now()), &rep, std::time::Duration::from_secs(crate::ladder::SEGMENT_SECS.into())));
         return match text {
             Some(t) => ([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response(),
             None => not_found(format!("no HLS playlist for {name}/{rep}: not live or no segment yet")),

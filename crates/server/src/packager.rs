@@ -21,9 +21,9 @@ use crate::{
     store::SegmentStore,
     hub::{Frame, Hub, PublishHandle},
     live::LiveSegment,
-    remux::FlvRemuxer,
     transcode::TranscodeEvent,
 };
+use cmaf::FlvRemuxer;
 
 /// Store key of a file of a stream's rendition.
 pub fn key(stream: &str, rep: &str, file: &str) -> String {

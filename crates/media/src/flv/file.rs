@@ -10,8 +10,8 @@ pub(super) const HEADER_LEN: usize = 9;
 pub(super) const TAG_HEADER_LEN: usize = 11;
 /// Size of the `PreviousTagSize` field after the header and after each tag.
 pub(super) const PREVIOUS_TAG_SIZE_LEN: usize = 4;
-/// Largest tag data size: the field has 24 bits.
-const MAX_TAG_DATA: usize = 0x00ff_ffff;
+/// Largest tag data size (and RTMP message): the field has 24 bits.
+pub const MAX_TAG_DATA: usize = 0x00ff_ffff;
 
 /// The type of an FLV file tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
