@@ -44,6 +44,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use time::{OffsetDateTime, PrimitiveDateTime};
+
 use crate::boxes::{MediaParams, TrackInfo};
 use crate::segmenter::SegmentEnd;
 use crate::{ApiMisuse, CmafError};
@@ -781,38 +783,27 @@ pub fn xs_duration(d: Duration) -> String {
 }
 
 /// An xs:dateTime in UTC, e.g. `2024-05-01T12:00:00.250Z`, from milliseconds
-/// since the Unix epoch.
+/// since the Unix epoch (the fraction only when there is one).
 pub fn xs_datetime(unix_ms: u64) -> String {
-    let days = (unix_ms / 86_400_000) as i64;
-    let ms_of_day = unix_ms % 86_400_000;
-    let (y, mo, d) = civil_from_days(days);
-    let (h, mi, s, ms) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000,
+    // The calendar is the `time` crate's; it ends with the year 9999, where xs:dateTime's
+    // four-digit years do too, and later times are written as its last millisecond.
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(PrimitiveDateTime::MAX.assume_utc());
+    let mut out = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     );
-    let mut out = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+    let ms = t.millisecond();
     if ms > 0 {
         let _ = write!(out, ".{ms:03}");
     }
     out.push('Z');
     out
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Escapes an attribute value; characters XML 1.0 forbids become U+FFFD.

@@ -609,57 +609,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, MpdError> {
 /// Parses an xs:dateTime (`2024-11-25T11:58:38.123Z`, `…+01:00`; no zone is taken as UTC)
 /// into ms since the Unix epoch.
 pub fn parse_datetime_ms(s: &str) -> Result<i64, MpdError> {
-    let bad = || MpdError(format!("bad date-time {s:?}"));
+    use time::{format_description::well_known::Rfc3339, OffsetDateTime};
     let s = s.trim();
-    let (date, time) = s.split_once('T').ok_or_else(bad)?;
-    let mut d = date.splitn(3, '-');
-    let (y, mo, da) = (
-        d.next().ok_or_else(bad)?,
-        d.next().ok_or_else(bad)?,
-        d.next().ok_or_else(bad)?,
-    );
-    let y: i64 = y.parse().map_err(|_| bad())?;
-    let mo: i64 = mo.parse().map_err(|_| bad())?;
-    let da: i64 = da.parse().map_err(|_| bad())?;
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || !(0..=9999).contains(&y) {
-        return Err(bad());
-    }
-    // The zone: Z, ±hh:mm, or none.
-    let (clock, offset_min) = if let Some(c) = time.strip_suffix('Z') {
-        (c, 0i64)
-    } else if let Some(i) = time.rfind(['+', '-']).filter(|&i| i >= 8) {
-        let (c, z) = time.split_at(i);
-        let sign = if z.starts_with('-') { -1 } else { 1 };
-        let (h, m) = z[1..].split_once(':').ok_or_else(bad)?;
-        let h: i64 = h.parse().map_err(|_| bad())?;
-        let m: i64 = m.parse().map_err(|_| bad())?;
-        (c, sign * (h * 60 + m))
-    } else {
-        (time, 0)
-    };
-    let mut c = clock.splitn(3, ':');
-    let (h, mi, sec) = (
-        c.next().ok_or_else(bad)?,
-        c.next().ok_or_else(bad)?,
-        c.next().ok_or_else(bad)?,
-    );
-    let h: i64 = h.parse().map_err(|_| bad())?;
-    let mi: i64 = mi.parse().map_err(|_| bad())?;
-    let sec: f64 = sec.parse().map_err(|_| bad())?;
-    if !(0..=24).contains(&h) || !(0..60).contains(&mi) || !(0.0..61.0).contains(&sec) {
-        return Err(bad());
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + da - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let ms = days * 86_400_000
-        + (h * 3600 + mi * 60 - offset_min * 60) * 1000
-        + (sec * 1000.0).round() as i64;
-    Ok(ms)
+    // xs:dateTime is RFC 3339 whose zone may be left out.
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .or_else(|e| OffsetDateTime::parse(&format!("{s}Z"), &Rfc3339).map_err(|_| e))
+        .map_err(|_| MpdError(format!("bad date-time {s:?}")))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 /// Resolves `reference` against `base` (an absolute `http://host[:port]/path` URL): absolute
