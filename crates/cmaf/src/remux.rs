@@ -33,9 +33,12 @@
 //! access unit, as FLV wants. Samples of 0 bytes carry nothing to decode and are skipped.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use media::flv::{MediaKind, MAX_TAG_DATA as MAX_TAG_BODY};
+use media::flv::MediaKind;
 
 use crate::{chunk_samples, parse_init, CmafError, DecoderConfig, TrackInfo};
+
+/// The largest FLV tag body (and RTMP message): its length field has 24 bits.
+pub const MAX_TAG_BODY: usize = media::flv::MAX_TAG_DATA;
 
 /// FLV video tag header byte: frame type 1 (keyframe), codec 7 (AVC).
 const AVC_KEYFRAME: u8 = 0x17;

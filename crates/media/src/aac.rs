@@ -112,7 +112,7 @@ fn read_frequency(r: &mut BitReader<'_>) -> Result<(Option<u8>, u32), InvalidMes
     if index == 15 {
         let f = r.bits(24, "samplingFrequency")?;
         if f == 0 {
-            return Err(r.invalid("samplingFrequency", 0).into());
+            return Err(r.invalid("samplingFrequency", 0));
         }
         return Ok((None, f));
     }

@@ -310,7 +310,7 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), InvalidMe
         if next_scale != 0 {
             let delta = r.se("delta_scale")?;
             if !(-128..=127).contains(&delta) {
-                return Err(r.invalid("delta_scale", delta).into());
+                return Err(r.invalid("delta_scale", delta));
             }
             next_scale = (last_scale + delta + 256) % 256;
         }

@@ -424,9 +424,7 @@ mod tests {
         put(0, 1, &mut bits); // cropping
         put(0, 1, &mut bits); // vui
         bits.push(true); // stop bit
-        while bits.len() % 8 != 0 {
-            bits.push(false);
-        }
+        bits.resize(bits.len().div_ceil(8) * 8, false);
         let mut out = vec![0x67];
         out.extend(
             bits.chunks(8)
