@@ -1,4 +1,5 @@
-//! Every media parser on the same bytes: FLV tags and files, AVC config, SPS, AAC ASC.
+//! Every media parser on the same bytes: FLV tags and files (in memory and streamed in two
+//! pieces), onMetaData, AVC config, SPS, AAC ASC.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use media::{aac, flv, h264};
@@ -23,4 +24,16 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(mut r) = flv::FileReader::new(data) {
         while let Some(Ok(_)) = r.next_tag() {}
     }
+    let _ = flv::parse_metadata(data);
+    let mut d = flv::Demuxer::new();
+    let split = data.len() / 3;
+    for part in [&data[..split], &data[split..]] {
+        d.push(part);
+        while let Ok(Some(t)) = d.poll() {
+            if t.tag_type == flv::TagType::Script {
+                let _ = flv::parse_metadata(&t.data);
+            }
+        }
+    }
+    let _ = d.finish();
 });

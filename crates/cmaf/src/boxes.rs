@@ -37,8 +37,8 @@ pub use prft::{ntp_timestamp, Prft, PRFT_FLAGS_MOOF_WRITTEN};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::reader::Reader;
-use crate::CmafError;
+use crate::reader::{BmffRead, Reader};
+use crate::{ApiMisuse, CmafError, InvalidMessage, PeerMisbehaved};
 
 /// A four-character box type such as `moov`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,7 +114,7 @@ fn read_header(buf: &[u8]) -> Result<Option<Header>, CmafError> {
     let size32 = r.u32()?;
     let fourcc = FourCC(r.fourcc()?);
     let (size, mut header_len) = match size32 {
-        0 => return Err(CmafError::InvalidBoxSize { fourcc, size: 0 }),
+        0 => return Err(InvalidMessage::InvalidBoxSize { fourcc, size: 0 }.into()),
         1 => {
             if buf.len() < 16 {
                 return Ok(None);
@@ -127,7 +127,7 @@ fn read_header(buf: &[u8]) -> Result<Option<Header>, CmafError> {
         header_len += 16;
     }
     if size < header_len {
-        return Err(CmafError::InvalidBoxSize { fourcc, size });
+        return Err(InvalidMessage::InvalidBoxSize { fourcc, size }.into());
     }
     Ok(Some(Header {
         fourcc,
@@ -217,14 +217,15 @@ impl BoxSplitter {
             return Ok(None);
         };
         if header.size > self.max_box_size {
-            return Err(CmafError::BoxTooLarge {
+            return Err(InvalidMessage::BoxTooLarge {
                 fourcc: header.fourcc,
                 size: header.size,
                 limit: self.max_box_size,
-            });
+            }
+            .into());
         }
         // Bounded by max_box_size, which the caller chose to fit in memory.
-        let size = usize::try_from(header.size).map_err(|_| CmafError::BoxTooLarge {
+        let size = usize::try_from(header.size).map_err(|_| InvalidMessage::BoxTooLarge {
             fourcc: header.fourcc,
             size: header.size,
             limit: self.max_box_size,
@@ -258,22 +259,24 @@ pub(crate) struct RawBox<'a> {
 /// Splits a complete box into its header and payload, checking that the
 /// announced size is exactly the length of `data`.
 pub(crate) fn split_box(data: &[u8], expected: FourCC) -> Result<&[u8], CmafError> {
-    let header = read_header(data)?.ok_or(CmafError::Truncated {
+    let header = read_header(data)?.ok_or(InvalidMessage::Truncated {
         what: "box header",
         need: 8,
         got: data.len() as u64,
     })?;
     if header.fourcc != expected {
-        return Err(CmafError::UnexpectedBox {
+        return Err(PeerMisbehaved::UnexpectedBox {
             fourcc: header.fourcc,
             state: "where another box type was expected",
-        });
+        }
+        .into());
     }
     if header.size != data.len() as u64 {
-        return Err(CmafError::InvalidBoxSize {
+        return Err(InvalidMessage::InvalidBoxSize {
             fourcc: header.fourcc,
             size: header.size,
-        });
+        }
+        .into());
     }
     // header_len <= size == data.len(), so the slice is in bounds.
     Ok(data.get(header.header_len as usize..).unwrap_or_default())
@@ -305,15 +308,17 @@ impl<'a> Iterator for Children<'a> {
                     body: &whole[h.header_len as usize..],
                 }));
             }
-            Ok(Some(h)) => Err(CmafError::InvalidBoxSize {
+            Ok(Some(h)) => Err(InvalidMessage::InvalidBoxSize {
                 fourcc: h.fourcc,
                 size: h.size,
-            }),
-            Ok(None) => Err(CmafError::Truncated {
+            }
+            .into()),
+            Ok(None) => Err(InvalidMessage::Truncated {
                 what: "box header",
                 need: 8,
                 got: self.data.len() as u64,
-            }),
+            }
+            .into()),
             Err(e) => Err(e),
         };
         self.data = &[];
@@ -366,15 +371,17 @@ impl<'a> Iterator for BoxesOf<'a> {
                 self.position += whole.len();
                 return Some(Ok(item));
             }
-            Ok(Some(h)) => Err(CmafError::InvalidBoxSize {
+            Ok(Some(h)) => Err(InvalidMessage::InvalidBoxSize {
                 fourcc: h.fourcc,
                 size: h.size,
-            }),
-            Ok(None) => Err(CmafError::Truncated {
+            }
+            .into()),
+            Ok(None) => Err(InvalidMessage::Truncated {
                 what: "box header",
                 need: 8,
                 got: rest.len() as u64,
-            }),
+            }
+            .into()),
             Err(e) => Err(e),
         };
         self.position = self.data.len();
@@ -396,7 +403,7 @@ pub(crate) fn find_child<'a>(
     Ok(None)
 }
 
-/// The payload of the first child of type `child`, or [`CmafError::MissingBox`].
+/// The payload of the first child of type `child`, or [`InvalidMessage::MissingBox`].
 pub(crate) fn require_child<'a>(
     payload: &'a [u8],
     parent: &'static str,
@@ -404,7 +411,7 @@ pub(crate) fn require_child<'a>(
 ) -> Result<&'a [u8], CmafError> {
     let mut fourcc = [0u8; 4];
     fourcc.copy_from_slice(child.as_bytes().get(..4).unwrap_or(b"    "));
-    find_child(payload, &fourcc)?.ok_or(CmafError::MissingBox { parent, child })
+    find_child(payload, &fourcc)?.ok_or(InvalidMessage::MissingBox { parent, child }.into())
 }
 
 /// Appends a box of type `fourcc` to `out`: writes a placeholder header,
@@ -426,10 +433,11 @@ pub fn write_box(
     let size = out.len() - start;
     let Ok(size32) = u32::try_from(size) else {
         out.truncate(start);
-        return Err(CmafError::TooLarge {
+        return Err(ApiMisuse::TooLarge {
             fourcc,
             size: size as u64,
-        });
+        }
+        .into());
     };
     out[start..start + 4].copy_from_slice(&size32.to_be_bytes());
     Ok(())
@@ -453,6 +461,7 @@ pub fn write_full_box(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PeerIncompatible;
 
     fn boxed(fourcc: &[u8; 4], payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -514,17 +523,17 @@ mod tests {
         for (header, expected) in [
             (
                 [0, 0, 0, 7, b'f', b'r', b'e', b'e'].to_vec(),
-                CmafError::InvalidBoxSize {
+                CmafError::InvalidMessage(InvalidMessage::InvalidBoxSize {
                     fourcc: FourCC(*b"free"),
                     size: 7,
-                },
+                }),
             ),
             (
                 [0, 0, 0, 0, b'm', b'd', b'a', b't'].to_vec(),
-                CmafError::InvalidBoxSize {
+                CmafError::InvalidMessage(InvalidMessage::InvalidBoxSize {
                     fourcc: FourCC::MDAT,
                     size: 0,
-                },
+                }),
             ),
             (
                 [
@@ -534,26 +543,26 @@ mod tests {
                     [0, 0, 0, 15],
                 ]
                 .concat(),
-                CmafError::InvalidBoxSize {
+                CmafError::InvalidMessage(InvalidMessage::InvalidBoxSize {
                     fourcc: FourCC::MDAT,
                     size: 15,
-                },
+                }),
             ),
             (
                 [[0, 0, 0, 1], *b"mdat", [0xff; 4], [0xff; 4]].concat(),
-                CmafError::BoxTooLarge {
+                CmafError::InvalidMessage(InvalidMessage::BoxTooLarge {
                     fourcc: FourCC::MDAT,
                     size: u64::MAX,
                     limit: BoxSplitter::DEFAULT_MAX_BOX_SIZE,
-                },
+                }),
             ),
             (
                 [0xff, 0xff, 0xff, 0xff, b'm', b'o', b'o', b'f'].to_vec(),
-                CmafError::BoxTooLarge {
+                CmafError::InvalidMessage(InvalidMessage::BoxTooLarge {
                     fourcc: FourCC::MOOF,
                     size: 0xffff_ffff,
                     limit: BoxSplitter::DEFAULT_MAX_BOX_SIZE,
-                },
+                }),
             ),
         ] {
             let mut s = BoxSplitter::new();
@@ -574,7 +583,9 @@ mod tests {
         s.push(&boxed(b"free", &[0; 9]));
         assert!(matches!(
             s.pop(),
-            Some(Err(CmafError::BoxTooLarge { size: 17, .. }))
+            Some(Err(CmafError::InvalidMessage(
+                InvalidMessage::BoxTooLarge { size: 17, .. }
+            )))
         ));
     }
 
@@ -590,7 +601,9 @@ mod tests {
         s.push(&data);
         assert!(matches!(
             s.pop(),
-            Some(Err(CmafError::InvalidBoxSize { .. }))
+            Some(Err(CmafError::InvalidMessage(
+                InvalidMessage::InvalidBoxSize { .. }
+            )))
         ));
     }
 
@@ -603,11 +616,19 @@ mod tests {
         assert!(items[0].is_ok());
         assert!(matches!(
             items[1],
-            Err(CmafError::InvalidBoxSize { size: 50, .. })
+            Err(CmafError::InvalidMessage(InvalidMessage::InvalidBoxSize {
+                size: 50,
+                ..
+            }))
         ));
         // Trailing bytes too short for a header.
         let items: Vec<_> = children(&[0, 0, 0]).collect();
-        assert!(matches!(items[..], [Err(CmafError::Truncated { .. })]));
+        assert!(matches!(
+            items[..],
+            [Err(CmafError::InvalidMessage(
+                InvalidMessage::Truncated { .. }
+            ))]
+        ));
     }
 
     #[test]
@@ -625,7 +646,9 @@ mod tests {
         // A failing body leaves the output untouched.
         let err = write_box(&mut out, FourCC(*b"fail"), |o| {
             o.push(1);
-            Err(CmafError::Unsupported("test"))
+            Err(CmafError::PeerIncompatible(PeerIncompatible::Unsupported(
+                "test",
+            )))
         });
         assert!(err.is_err());
         assert_eq!(out.len(), 13);

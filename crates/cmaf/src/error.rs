@@ -1,23 +1,38 @@
-//! The one error type of this crate.
+//! The errors of this crate, sorted the rustls way by who is at fault.
 
 use thiserror::Error;
 
 use crate::boxes::FourCC;
 use crate::TrackKind;
 
-/// Everything that can go wrong in this crate.
+/// Everything that can go wrong in this crate: one of four faults.
 ///
-/// The variants fall in three groups, as in rustls: bytes that are not valid
-/// ISO BMFF ([`Truncated`](Self::Truncated), [`InvalidBoxSize`](Self::InvalidBoxSize),
-/// [`InvalidValue`](Self::InvalidValue), ...), valid boxes in an order or with
-/// content the packager cannot use ([`UnexpectedBox`](Self::UnexpectedBox),
-/// [`NonMonotonic`](Self::NonMonotonic), [`Unsupported`](Self::Unsupported), ...),
-/// and misuse of the API by the caller ([`Finished`](Self::Finished),
-/// [`InvalidManifest`](Self::InvalidManifest)). Every message names what was
-/// being parsed, so it can be logged as is.
+/// As in rustls: bytes that are not valid ISO BMFF ([`InvalidMessage`]), valid boxes in an
+/// order or with content the stream must not have ([`PeerMisbehaved`]), valid boxes using a
+/// feature this crate does not handle ([`PeerIncompatible`], rustls' name for it), and misuse
+/// of the API by the caller ([`ApiMisuse`]). Every message names what was being parsed, so it
+/// can be logged as is.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum CmafError {
+    /// The bytes are not valid ISO BMFF / CMAF.
+    #[error(transparent)]
+    InvalidMessage(#[from] InvalidMessage),
+    /// Valid boxes that the stream must not have where they are.
+    #[error(transparent)]
+    PeerMisbehaved(#[from] PeerMisbehaved),
+    /// Valid boxes that use a feature this crate does not handle.
+    #[error(transparent)]
+    PeerIncompatible(#[from] PeerIncompatible),
+    /// The caller asked for something impossible (a bug on our side).
+    #[error(transparent)]
+    ApiMisuse(#[from] ApiMisuse),
+}
+
+/// Bad bytes: what the box parsers found wrong with their input.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InvalidMessage {
     /// A structure ended before a field it must contain.
     #[error("{what} truncated: need {need} bytes, got {got}")]
     Truncated {
@@ -73,14 +88,53 @@ pub enum CmafError {
         value: u64,
     },
 
-    /// Well-formed input that uses a feature this crate does not handle.
-    #[error("unsupported: {0}")]
-    Unsupported(&'static str),
+    /// A `trun` points at sample data outside its `moof` + `mdat` pair.
+    #[error("trun data {start}..{end} lies outside the {available} bytes of moof+mdat")]
+    DataOutOfBounds {
+        /// First data byte, relative to the start of the `moof`.
+        start: u64,
+        /// One past the last data byte, relative to the start of the `moof`.
+        end: u64,
+        /// Size of `moof` plus `mdat`.
+        available: u64,
+    },
 
-    /// A sample entry (codec) that this crate cannot describe in an MPD.
-    #[error("unsupported sample entry '{0}' (expected avc1, avc3 or mp4a)")]
-    UnsupportedCodec(FourCC),
+    /// The stream ended in the middle of a box or between a `moof` and its `mdat`.
+    #[error("stream ended with {bytes} bytes of an incomplete fragment")]
+    TruncatedStream {
+        /// How many bytes were left over.
+        bytes: u64,
+    },
 
+    /// A structure inside a box that `media` parses (the AudioSpecificConfig) is invalid.
+    #[error(transparent)]
+    Media(media::MediaError),
+}
+
+/// Reads through `media::codec::Reader` fail with media's truncation, which is ours too.
+impl From<media::InvalidMessage> for InvalidMessage {
+    fn from(e: media::InvalidMessage) -> Self {
+        match e {
+            media::InvalidMessage::Truncated { what, need, got } => InvalidMessage::Truncated {
+                what,
+                need: need as u64,
+                got: got as u64,
+            },
+            other => InvalidMessage::Media(other.into()),
+        }
+    }
+}
+
+impl From<media::InvalidMessage> for CmafError {
+    fn from(e: media::InvalidMessage) -> Self {
+        InvalidMessage::from(e).into()
+    }
+}
+
+/// Well-formed boxes that the stream must not have where they are.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PeerMisbehaved {
     /// A top-level box arrived where the stream cannot have one, e.g. `mdat`
     /// before any `moof`, or a second `moov`.
     #[error("unexpected top-level box '{fourcc}' {state}")]
@@ -119,25 +173,25 @@ pub enum CmafError {
         /// Start (baseMediaDecodeTime) of this fragment.
         start: u64,
     },
+}
 
-    /// A `trun` points at sample data outside its `moof` + `mdat` pair.
-    #[error("trun data {start}..{end} lies outside the {available} bytes of moof+mdat")]
-    DataOutOfBounds {
-        /// First data byte, relative to the start of the `moof`.
-        start: u64,
-        /// One past the last data byte, relative to the start of the `moof`.
-        end: u64,
-        /// Size of `moof` plus `mdat`.
-        available: u64,
-    },
+/// Well-formed input that uses a feature this crate does not handle.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum PeerIncompatible {
+    /// A feature this crate does not handle.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
 
-    /// The stream ended in the middle of a box or between a `moof` and its `mdat`.
-    #[error("stream ended with {bytes} bytes of an incomplete fragment")]
-    TruncatedStream {
-        /// How many bytes were left over.
-        bytes: u64,
-    },
+    /// A sample entry (codec) that this crate cannot describe in an MPD.
+    #[error("unsupported sample entry '{0}' (expected avc1, avc3 or mp4a)")]
+    UnsupportedCodec(FourCC),
+}
 
+/// The caller asked for something impossible: a bug on our side, not the peer's.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ApiMisuse {
     /// A box would be larger than a 32-bit size field can describe.
     #[error("box '{fourcc}' of {size} bytes is too large to write")]
     TooLarge {
@@ -147,11 +201,11 @@ pub enum CmafError {
         size: u64,
     },
 
-    /// `push` was called after `finish` (a bug in the caller).
+    /// `push` was called after `finish`.
     #[error("segmenter already finished")]
     Finished,
 
-    /// The manifest model cannot be rendered (a bug in the caller).
+    /// The manifest model cannot be rendered.
     #[error("invalid manifest: {0}")]
     InvalidManifest(&'static str),
 }

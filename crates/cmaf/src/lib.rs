@@ -1,9 +1,12 @@
-//! Pure, sans-IO packaging of live fragmented MP4 into CMAF chunks, 4 s DASH
-//! segments and a dynamic MPD.
+//! Pure, sans-IO packaging of live fragmented MP4: CMAF chunks and segments, the dynamic
+//! DASH MPD and the HLS playlists that describe them, and the remux of CMAF back to FLV tags
+//! for RTMP players.
 //!
 //! This crate does no IO, spawns nothing, never reads the clock (the wall
 //! clock is passed in) and never panics on its input: every parser returns a
-//! `Result` with a [`CmafError`], and sizes read from the input are bounded.
+//! `Result` with a [`CmafError`] that says whose fault it is, and sizes read
+//! from the input are bounded. Bytes are read through `media`'s bounds-checked
+//! `Reader`; AudioSpecificConfigs through `media`'s parser.
 //!
 //! ```text
 //!  ffmpeg, one pipe per rendition: ftyp moov (prft) moof mdat (prft) moof mdat ...
@@ -12,49 +15,49 @@
 //!  Segmenter::push ── BoxSplitter ── parse_moov / parse_moof
 //!        │ poll()
 //!        ├─▶ Init { ftyp+moov, TrackInfo }      → $RepresentationID$/init.mp4
+//!        │         └─ FlvRemuxer::new ─▶ sequence_header()            ┐ FLV tag bodies
 //!        ├─▶ Chunk { segment, prft+moof+mdat }  → appended to $Number$.m4s (LL: sent as it comes)
-//!        │         └─ chunk_samples ─▶ per-sample time, flags, bytes (e.g. a remux to FLV/RTMP,
-//!        │                             with TrackInfo::decoder_config as the sequence header)
+//!        │         └─ FlvRemuxer::push_chunk ─▶ one tag per sample    ┘ for RTMP players
 //!        └─▶ SegmentEnd { segment, start, duration }
 //!                      │ SegmentRef
 //!                      ▼
-//!  Manifest { Periods, AdaptationSets, Representations, segments } ── render() ─▶ manifest.mpd
+//!  Manifest { Periods, AdaptationSets, Representations, segments, in_progress }
+//!        ├── render() ─────────▶ manifest.mpd
+//!        ├── hls::master() ────▶ master.m3u8
+//!        └── hls::media() ─────▶ REP/index.m3u8
 //! ```
 //!
-//! Specifications implemented (in part, as documented per module):
-//! - ISO/IEC 14496-12 (ISO base media file format): box structure, `moov`
-//!   (`tkhd`, `mdhd`, `hdlr`, `stsd`, `btrt`, `trex`), `moof` (`mfhd`, `tfhd`,
-//!   `tfdt`, `trun`, sample flags), `prft` — in [`boxes`].
-//! - ISO/IEC 14496-15 `avcC` and ISO/IEC 14496-1/-3 `esds` and
-//!   AudioSpecificConfig, for RFC 6381 codec strings — in [`boxes`].
-//! - ISO/IEC 23000-19 (CMAF): chunks (`moof`+`mdat`, default-base-is-moof,
-//!   `tfdt` required) and segments of whole chunks starting with a stream
-//!   access point — in [`segmenter`].
-//! - ISO/IEC 23009-1 (MPEG-DASH): dynamic MPD, SegmentTemplate with
-//!   `$Number$` and SegmentTimeline, UTCTiming, time-shift buffer — in [`mpd`].
-//! - DASH-IF Interoperability Points v4.3 (4.4.3.1 end of a live
-//!   presentation; live2vod) and the DASH-IF low-latency guidelines
-//!   (`availabilityTimeOffset`, `ServiceDescription`, `prft`) — in [`mpd`] and
-//!   [`segmenter`].
+//! | specification | where |
+//! |---|---|
+//! | ISO/IEC 14496-12 (ISO BMFF): box structure, `moov` (`tkhd`, `mdhd`, `hdlr`, `stsd`, `btrt`, `trex`), `moof` (`mfhd`, `tfhd`, `tfdt`, `trun`, sample flags), `prft` | `boxes` ([`parse_moov`], [`parse_moof`], [`Prft`]) |
+//! | ISO/IEC 14496-15 `avcC`; ISO/IEC 14496-1 `esds` descriptors, 14496-3 AudioSpecificConfig (via `media`): RFC 6381 codec strings | `boxes` ([`TrackInfo`]) |
+//! | ISO/IEC 23000-19 (CMAF): chunks (`moof`+`mdat`, default-base-is-moof, `tfdt` required), segments of whole chunks starting with a stream access point | `segmenter` ([`Segmenter`]) |
+//! | ISO/IEC 23009-1 (MPEG-DASH): dynamic MPD, SegmentTemplate with `$Number$` and SegmentTimeline, UTCTiming, time-shift buffer | `mpd` ([`Manifest`]) |
+//! | DASH-IF IOP v4.3 4.4.3.1 (end of a live presentation; live2vod), DASH-IF low-latency guidelines (`availabilityTimeOffset`, `ServiceDescription`, `prft`) | `mpd`, `segmenter` |
+//! | RFC 8216 (HLS) with fMP4 segments: master and media playlists, discontinuities | [`hls`] |
+//! | FLV v10.1 E.4.2/E.4.3 tag bodies (AVC NALU packets, AAC raw frames) from CMAF samples | `remux` ([`FlvRemuxer`]) |
 #![forbid(unsafe_code)]
-#![deny(missing_docs)]
+#![deny(missing_docs, unreachable_pub)]
 
-pub mod boxes;
+mod boxes;
 mod error;
-pub mod mpd;
+pub mod hls;
+mod mpd;
 mod reader;
-pub mod segmenter;
+mod remux;
+mod segmenter;
 
 pub use boxes::{
-    chunk_samples, parse_init, parse_moof, parse_moov, parse_samples, BoxSplitter, DecoderConfig,
-    FourCC, FragmentInfo, MediaParams, Prft, Sample, SampleData, TrackDefaults, TrackInfo,
-    MAX_FRAGMENT_SAMPLES,
+    chunk_samples, ntp_timestamp, parse_init, parse_moof, parse_moov, parse_samples, write_box,
+    write_full_box, Bitrate, BoxSplitter, DecoderConfig, FourCC, FragmentInfo, MediaParams, Prft,
+    Sample, SampleData, TrackDefaults, TrackInfo, MAX_FRAGMENT_SAMPLES, PRFT_FLAGS_MOOF_WRITTEN,
 };
-pub use error::CmafError;
+pub use error::{ApiMisuse, CmafError, InvalidMessage, PeerIncompatible, PeerMisbehaved};
 pub use mpd::{
-    AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation,
-    SegmentRef, UtcTiming,
+    xs_datetime, xs_duration, AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest,
+    Period, Representation, SegmentRef, UtcTiming, AUDIO_CHANNEL_SCHEME, PROFILE_ISOFF_LIVE,
 };
+pub use remux::{FlvRemuxer, FlvTag, RemuxError, MAX_TAG_BODY};
 pub use segmenter::{Chunk, SegmentEnd, Segmenter, SegmenterConfig, SegmenterEvent};
 
 /// The kind of track a rendition carries.

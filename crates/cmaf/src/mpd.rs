@@ -44,9 +44,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use time::{OffsetDateTime, PrimitiveDateTime};
+
 use crate::boxes::{MediaParams, TrackInfo};
 use crate::segmenter::SegmentEnd;
-use crate::CmafError;
+use crate::{ApiMisuse, CmafError};
 
 /// The DASH profile used: ISO BMFF live (SegmentTemplate, fragmented MP4).
 pub const PROFILE_ISOFF_LIVE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
@@ -187,6 +189,10 @@ pub struct Representation {
     /// expressed with `$Number$`: after a gap, only the segments after the
     /// last gap are listed.
     pub segments: Vec<SegmentRef>,
+    /// The segment being made, with the duration it will have: the MPD lists it after the
+    /// finished ones (low-latency players fetch it as its chunks are made); HLS playlists,
+    /// which list finished segments only, leave it out.
+    pub in_progress: Option<SegmentRef>,
 }
 
 impl Representation {
@@ -215,6 +221,7 @@ impl Representation {
             presentation_time_offset: 0,
             format,
             segments: Vec::new(),
+            in_progress: None,
         }
     }
 }
@@ -307,7 +314,7 @@ impl Manifest {
 
     /// Renders the MPD as XML.
     ///
-    /// Fails with [`CmafError::InvalidManifest`] if the model cannot be
+    /// Fails with [`ApiMisuse::InvalidManifest`] if the model cannot be
     /// rendered: no Period, Periods out of order, a zero timescale, a media
     /// template without `$Number$`, or non-finite playback rates.
     pub fn render(&self) -> Result<String, CmafError> {
@@ -412,51 +419,64 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), CmafError> {
         if self.periods.is_empty() {
-            return Err(CmafError::InvalidManifest("no Period"));
+            return Err(ApiMisuse::InvalidManifest("no Period").into());
         }
         if self.periods.windows(2).any(|w| w[1].start < w[0].start) {
-            return Err(CmafError::InvalidManifest("Periods out of order"));
+            return Err(ApiMisuse::InvalidManifest("Periods out of order").into());
         }
         for period in &self.periods {
             for set in &period.adaptation_sets {
                 if !set.media.contains("$Number$") {
-                    return Err(CmafError::InvalidManifest(
+                    return Err(ApiMisuse::InvalidManifest(
                         "SegmentTemplate@media without $Number$",
-                    ));
+                    )
+                    .into());
                 }
                 if set.representations.iter().any(|r| r.timescale == 0) {
-                    return Err(CmafError::InvalidManifest("zero timescale"));
+                    return Err(ApiMisuse::InvalidManifest("zero timescale").into());
                 }
             }
         }
         if let Some((min, max)) = self.low_latency.as_ref().and_then(|ll| ll.playback_rate) {
             if !min.is_finite() || !max.is_finite() {
-                return Err(CmafError::InvalidManifest("non-finite playback rate"));
+                return Err(ApiMisuse::InvalidManifest("non-finite playback rate").into());
             }
         }
         Ok(())
+    }
+
+    /// Whether segment `s` of `rep` in `period` is still inside the time-shift buffer (its
+    /// availability has not ended before `publish_time`).
+    pub(crate) fn in_time_shift_buffer(
+        &self,
+        period: &Period,
+        rep: &Representation,
+        s: &SegmentRef,
+    ) -> bool {
+        let now_ns = i128::from(self.publish_time) * 1_000_000;
+        let ast_ns = i128::from(self.availability_start_time) * 1_000_000;
+        let period_ns = ast_ns + period.start.as_nanos() as i128;
+        let depth_ns = self.time_shift_buffer_depth.as_nanos() as i128;
+        let end = rel_ns(s.start.saturating_add(s.duration), rep);
+        period_ns + end + depth_ns >= now_ns
     }
 
     /// Periods, AdaptationSets and Representations that still have segments
     /// in the time-shift window, each with its listable segments. The last
     /// Period is always kept.
     fn visible_periods(&self) -> Vec<VisiblePeriod<'_>> {
-        let now_ns = i128::from(self.publish_time) * 1_000_000;
-        let ast_ns = i128::from(self.availability_start_time) * 1_000_000;
-        let depth_ns = self.time_shift_buffer_depth.as_nanos() as i128;
         let last = self.periods.len().saturating_sub(1);
         let mut out = Vec::new();
         for (index, period) in self.periods.iter().enumerate() {
-            let period_ns = ast_ns + period.start.as_nanos() as i128;
             let mut sets = Vec::new();
             for set in &period.adaptation_sets {
                 let mut reps = Vec::new();
                 for rep in &set.representations {
-                    let in_window = |s: &SegmentRef| {
-                        let end = rel_ns(s.start.saturating_add(s.duration), rep);
-                        period_ns + end + depth_ns >= now_ns
-                    };
-                    let segments = listable(rep.segments.iter().copied().filter(in_window));
+                    let all = rep.segments.iter().chain(&rep.in_progress);
+                    let segments = listable(
+                        all.copied()
+                            .filter(|s| self.in_time_shift_buffer(period, rep, s)),
+                    );
                     if !segments.is_empty() {
                         reps.push((rep, segments));
                     }
@@ -763,38 +783,27 @@ pub fn xs_duration(d: Duration) -> String {
 }
 
 /// An xs:dateTime in UTC, e.g. `2024-05-01T12:00:00.250Z`, from milliseconds
-/// since the Unix epoch.
+/// since the Unix epoch (the fraction only when there is one).
 pub fn xs_datetime(unix_ms: u64) -> String {
-    let days = (unix_ms / 86_400_000) as i64;
-    let ms_of_day = unix_ms % 86_400_000;
-    let (y, mo, d) = civil_from_days(days);
-    let (h, mi, s, ms) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000,
+    // The calendar is the `time` crate's; it ends with the year 9999, where xs:dateTime's
+    // four-digit years do too, and later times are written as its last millisecond.
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(PrimitiveDateTime::MAX.assume_utc());
+    let mut out = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     );
-    let mut out = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
+    let ms = t.millisecond();
     if ms > 0 {
         let _ = write!(out, ".{ms:03}");
     }
     out.push('Z');
     out
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// Escapes an attribute value; characters XML 1.0 forbids become U+FFFD.
@@ -931,7 +940,12 @@ mod tests {
     #[test]
     fn validation() {
         let mut m = Manifest::new(0, 0);
-        assert_eq!(m.render(), Err(CmafError::InvalidManifest("no Period")));
+        assert_eq!(
+            m.render(),
+            Err(CmafError::ApiMisuse(ApiMisuse::InvalidManifest(
+                "no Period"
+            )))
+        );
         m.periods.push(Period {
             id: "b".into(),
             start: Duration::from_secs(10),
@@ -944,7 +958,9 @@ mod tests {
         });
         assert_eq!(
             m.render(),
-            Err(CmafError::InvalidManifest("Periods out of order"))
+            Err(CmafError::ApiMisuse(ApiMisuse::InvalidManifest(
+                "Periods out of order"
+            )))
         );
         m.periods.pop();
         let mut set = AdaptationSet::new(0, ContentType::Video);

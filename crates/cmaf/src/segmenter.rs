@@ -56,7 +56,7 @@ use crate::boxes::{
     ntp_timestamp, parse_moof, parse_moov, BoxSplitter, FourCC, FragmentInfo, Prft, TrackInfo,
     PRFT_FLAGS_MOOF_WRITTEN,
 };
-use crate::{CmafError, TrackKind};
+use crate::{ApiMisuse, CmafError, InvalidMessage, PeerIncompatible, PeerMisbehaved, TrackKind};
 
 /// At most this many `prft`/`emsg` boxes may wait for their `moof`.
 const MAX_PENDING_BOXES: usize = 16;
@@ -255,7 +255,7 @@ impl Segmenter {
             return Err(e.clone());
         }
         if matches!(self.phase, Phase::Finished) {
-            return Err(CmafError::Finished);
+            return Err(ApiMisuse::Finished.into());
         }
         self.splitter.push(data);
         while let Some(item) = self.splitter.pop() {
@@ -270,7 +270,7 @@ impl Segmenter {
 
     /// Ends the stream: closes the open segment (queuing its
     /// [`SegmenterEvent::SegmentEnd`]). Returns
-    /// [`CmafError::TruncatedStream`] if an incomplete box or a `moof`
+    /// [`InvalidMessage::TruncatedStream`] if an incomplete box or a `moof`
     /// without its `mdat` was left over (the complete chunks stay valid).
     pub fn finish(&mut self) -> Result<(), CmafError> {
         if let Some(e) = &self.error {
@@ -288,7 +288,7 @@ impl Segmenter {
             }
         }
         if leftover > 0 {
-            let e = CmafError::TruncatedStream { bytes: leftover };
+            let e = CmafError::from(InvalidMessage::TruncatedStream { bytes: leftover });
             self.error = Some(e.clone());
             return Err(e);
         }
@@ -315,10 +315,11 @@ impl Segmenter {
                 b"moov" => {
                     let info = parse_moov(&bytes)?;
                     if info.kind != self.config.kind {
-                        return Err(CmafError::KindMismatch {
+                        return Err(PeerMisbehaved::KindMismatch {
                             expected: self.config.kind,
                             found: info.kind,
-                        });
+                        }
+                        .into());
                     }
                     let init = match ftyp.take() {
                         Some(ftyp) => {
@@ -331,11 +332,12 @@ impl Segmenter {
                     };
                     let segment_ticks = to_ticks(self.config.segment_duration, info.timescale);
                     if segment_ticks == 0 {
-                        return Err(CmafError::InvalidValue {
+                        return Err(InvalidMessage::InvalidValue {
                             what: "segmenter config",
                             field: "segment duration in timescale units",
                             value: 0,
-                        });
+                        }
+                        .into());
                     }
                     self.events.push_back(SegmenterEvent::Init {
                         bytes: init,
@@ -354,37 +356,42 @@ impl Segmenter {
                     Ok(())
                 }
                 b"free" | b"skip" | b"uuid" | b"styp" => Ok(()),
-                _ => Err(CmafError::UnexpectedBox {
+                _ => Err(PeerMisbehaved::UnexpectedBox {
                     fourcc,
                     state: "before the moov",
-                }),
+                }
+                .into()),
             },
             Phase::Ready(ready) => match &fourcc.0 {
-                b"ftyp" | b"moov" => Err(CmafError::UnexpectedBox {
+                b"ftyp" | b"moov" => Err(PeerMisbehaved::UnexpectedBox {
                     fourcc,
                     state: "after the init segment",
-                }),
+                }
+                .into()),
                 b"prft" | b"emsg" => {
                     if ready.moof.is_some() {
-                        return Err(CmafError::UnexpectedBox {
+                        return Err(PeerMisbehaved::UnexpectedBox {
                             fourcc,
                             state: "between a moof and its mdat",
-                        });
+                        }
+                        .into());
                     }
                     if ready.pending.len() >= MAX_PENDING_BOXES {
-                        return Err(CmafError::Unsupported(
+                        return Err(PeerIncompatible::Unsupported(
                             "too many prft/emsg boxes before a moof",
-                        ));
+                        )
+                        .into());
                     }
                     ready.pending.push(bytes);
                     Ok(())
                 }
                 b"moof" => {
                     if ready.moof.is_some() {
-                        return Err(CmafError::UnexpectedBox {
+                        return Err(PeerMisbehaved::UnexpectedBox {
                             fourcc,
                             state: "after a moof without its mdat",
-                        });
+                        }
+                        .into());
                     }
                     let info = parse_moof(&bytes, &ready.info.defaults)?;
                     ready.moof = Some((bytes, info));
@@ -392,10 +399,11 @@ impl Segmenter {
                 }
                 b"mdat" => {
                     let Some((moof, fragment)) = ready.moof.take() else {
-                        return Err(CmafError::UnexpectedBox {
+                        return Err(PeerMisbehaved::UnexpectedBox {
                             fourcc,
                             state: "without a preceding moof",
-                        });
+                        }
+                        .into());
                     };
                     fragment.check_data(moof.len() as u64, bytes.len() as u64)?;
                     let pending = std::mem::take(&mut ready.pending);
@@ -412,7 +420,7 @@ impl Segmenter {
                 }
                 _ => Ok(()),
             },
-            Phase::Finished => Err(CmafError::Finished),
+            Phase::Finished => Err(ApiMisuse::Finished.into()),
         }
     }
 }
@@ -450,10 +458,11 @@ impl Ready {
         let start = fragment.base_media_decode_time;
         if let Some(previous_end) = self.last_end {
             if start.saturating_add(self.slack_ticks) < previous_end {
-                return Err(CmafError::NonMonotonic {
+                return Err(PeerMisbehaved::NonMonotonic {
                     previous_end,
                     start,
-                });
+                }
+                .into());
             }
         }
         let eligible = config.kind == TrackKind::Audio || fragment.starts_with_sync;

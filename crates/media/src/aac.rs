@@ -2,8 +2,8 @@
 //! sequence headers carry, including explicit (object types 5 and 29) and
 //! backward-compatible (sync extension 0x2b7 / 0x548) SBR and PS signaling.
 
-use crate::bits::BitReader;
-use crate::MediaError;
+use crate::codec::BitReader;
+use crate::{InvalidMessage, MediaError};
 
 const WHAT: &str = "AudioSpecificConfig";
 
@@ -98,7 +98,7 @@ impl AudioSpecificConfig {
 }
 
 /// `GetAudioObjectType()`: 5 bits, 31 escapes to 32 + 6 more bits.
-fn read_object_type(r: &mut BitReader<'_>) -> Result<u8, MediaError> {
+fn read_object_type(r: &mut BitReader<'_>) -> Result<u8, InvalidMessage> {
     let aot = r.bits(5, "audioObjectType")? as u8;
     if aot == 31 {
         return Ok(32 + r.bits(6, "audioObjectTypeExt")? as u8);
@@ -107,7 +107,7 @@ fn read_object_type(r: &mut BitReader<'_>) -> Result<u8, MediaError> {
 }
 
 /// A sampling frequency index and, for index 15, the explicit frequency.
-fn read_frequency(r: &mut BitReader<'_>) -> Result<(Option<u8>, u32), MediaError> {
+fn read_frequency(r: &mut BitReader<'_>) -> Result<(Option<u8>, u32), InvalidMessage> {
     let index = r.bits(4, "samplingFrequencyIndex")? as u8;
     if index == 15 {
         let f = r.bits(24, "samplingFrequency")?;
@@ -139,10 +139,10 @@ fn channels_of(config: u8) -> Option<u8> {
 /// present and valid. What follows is read on a best-effort basis, only to
 /// find backward-compatible SBR/PS signaling: a defect there is not an error.
 pub fn parse_audio_specific_config(data: &[u8]) -> Result<AudioSpecificConfig, MediaError> {
-    let mut r = BitReader::new(data, WHAT);
+    let mut r = BitReader::new(WHAT, data);
     let audio_object_type = read_object_type(&mut r)?;
     if audio_object_type == 0 {
-        return Err(r.invalid("audioObjectType", 0));
+        return Err(r.invalid("audioObjectType", 0).into());
     }
     let (sampling_frequency_index, sampling_frequency) = read_frequency(&mut r)?;
     let channel_configuration = r.bits(4, "channelConfiguration")? as u8;
@@ -165,7 +165,7 @@ pub fn parse_audio_specific_config(data: &[u8]) -> Result<AudioSpecificConfig, M
         config.extension_sampling_frequency = Some(read_frequency(&mut r)?.1);
         config.core_object_type = read_object_type(&mut r)?;
         if config.core_object_type == 0 {
-            return Err(r.invalid("audioObjectType", 0));
+            return Err(r.invalid("audioObjectType", 0).into());
         }
     } else if matches!(audio_object_type, 1..=4 | 6 | 7) && channel_configuration != 0 {
         // Backward-compatible signaling after the GASpecificConfig. With
@@ -345,11 +345,12 @@ mod tests {
         );
         assert_eq!(
             parse_audio_specific_config(&pack(&[(0, 5), (3, 4), (2, 4)])).unwrap_err(),
-            MediaError::InvalidValue {
+            InvalidMessage::InvalidValue {
                 what: WHAT,
                 field: "audioObjectType",
                 value: 0
             }
+            .into()
         );
         assert!(parse_audio_specific_config(&pack(&[(2, 5), (15, 4), (0, 24), (2, 4)])).is_err());
         // Explicit SBR cut before the core object type.

@@ -13,8 +13,8 @@
 
 use bytes::Bytes;
 
-use crate::bits::BitReader;
-use crate::MediaError;
+use crate::codec::{BitReader, Reader};
+use crate::{ApiMisuse, InvalidMessage, MediaError};
 
 /// NAL unit type of a sequence parameter set.
 const NAL_SPS: u8 = 7;
@@ -53,47 +53,20 @@ impl AvcConfig {
     }
 }
 
-/// A byte cursor whose reads fail with [`MediaError::Truncated`].
-struct ByteCursor<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> ByteCursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], MediaError> {
-        let end = self.pos.saturating_add(n);
-        let out = self.data.get(self.pos..end).ok_or(MediaError::Truncated {
-            what: "AVCDecoderConfigurationRecord",
-            need: end,
-            got: self.data.len(),
-        })?;
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8, MediaError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, MediaError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-}
-
 /// Parses an `AVCDecoderConfigurationRecord` (the body of an FLV AVC
 /// sequence header). Trailing bytes (the high-profile chroma/bit depth
 /// extension, or padding) are ignored. Counts are bounded by their field
 /// widths (31 SPSs, 255 PPSs) and every length is checked against the input.
 pub fn parse_avc_config(data: &[u8]) -> Result<AvcConfig, MediaError> {
-    let mut r = ByteCursor { data, pos: 0 };
+    let mut r = Reader::new("AVCDecoderConfigurationRecord", data);
     let version = r.u8()?;
     if version != 1 {
-        return Err(MediaError::InvalidValue {
+        return Err(InvalidMessage::InvalidValue {
             what: "AVCDecoderConfigurationRecord",
             field: "configurationVersion",
             value: i64::from(version),
-        });
+        }
+        .into());
     }
     let profile_idc = r.u8()?;
     let profile_compatibility = r.u8()?;
@@ -202,16 +175,16 @@ fn unescape_rbsp(payload: &[u8]) -> Vec<u8> {
 /// error. Values the standard forbids, and pictures larger than 32768 pixels
 /// on a side, are errors. Only the first 8 KiB of `nal` are looked at.
 pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, MediaError> {
-    let header = *nal.first().ok_or(MediaError::Truncated {
+    let header = *nal.first().ok_or(InvalidMessage::Truncated {
         what: "H.264 SPS",
         need: 1,
         got: 0,
     })?;
     if header & 0x1f != NAL_SPS {
-        return Err(MediaError::NotSps(header & 0x1f));
+        return Err(InvalidMessage::NotSps(header & 0x1f).into());
     }
     let rbsp = unescape_rbsp(&nal[1..nal.len().min(MAX_SPS_BYTES)]);
-    let mut r = BitReader::new(&rbsp, "H.264 SPS");
+    let mut r = BitReader::new("H.264 SPS", &rbsp);
 
     let profile_idc = r.bits(8, "profile_idc")? as u8;
     let constraint_flags = r.bits(8, "constraint_set_flags")? as u8;
@@ -258,7 +231,7 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, MediaError> {
             }
         }
         2 => {}
-        other => return Err(r.invalid("pic_order_cnt_type", i64::from(other))),
+        other => return Err(r.invalid("pic_order_cnt_type", i64::from(other)).into()),
     }
     r.ue("max_num_ref_frames")?;
     r.bit("gaps_in_frame_num_value_allowed_flag")?;
@@ -302,7 +275,9 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, MediaError> {
     let width = full_width.checked_sub(crop_unit_x * (left + right));
     let height = full_height.checked_sub(crop_unit_y * (top + bottom));
     let (Some(width @ 1..), Some(height @ 1..)) = (width, height) else {
-        return Err(r.invalid("frame cropping", (left + right).max(top + bottom) as i64));
+        return Err(r
+            .invalid("frame cropping", (left + right).max(top + bottom) as i64)
+            .into());
     };
 
     let fps = if r.bit("vui_parameters_present_flag")? {
@@ -328,7 +303,7 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, MediaError> {
 }
 
 /// Reads `scaling_list()` (7.3.2.1.1.1) only to step over it.
-fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), MediaError> {
+fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), InvalidMessage> {
     let mut last_scale: i64 = 8;
     let mut next_scale: i64 = 8;
     for _ in 0..size {
@@ -347,7 +322,7 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), MediaErro
 }
 
 /// Reads `vui_parameters()` (E.1.1) up to and including the timing info.
-fn read_vui_fps(r: &mut BitReader<'_>) -> Result<Option<f64>, MediaError> {
+fn read_vui_fps(r: &mut BitReader<'_>) -> Result<Option<f64>, InvalidMessage> {
     if r.bit("aspect_ratio_info_present_flag")? {
         let aspect_ratio_idc = r.bits(8, "aspect_ratio_idc")?;
         if aspect_ratio_idc == 255 {
@@ -411,11 +386,7 @@ impl<'a> AvccNalus<'a> {
     fn next_nalu(&mut self) -> Option<Result<&'a [u8], MediaError>> {
         let size = usize::from(self.nal_length_size);
         if !(1..=4).contains(&size) {
-            return Some(Err(MediaError::InvalidValue {
-                what: "AVCC",
-                field: "nal_length_size",
-                value: i64::from(self.nal_length_size),
-            }));
+            return Some(Err(ApiMisuse::NalLengthSize(self.nal_length_size).into()));
         }
         loop {
             let rest = self.data.get(self.pos..).unwrap_or_default();
@@ -423,22 +394,24 @@ impl<'a> AvccNalus<'a> {
                 return None;
             }
             let Some(prefix) = rest.get(..size) else {
-                return Some(Err(MediaError::Truncated {
+                return Some(Err(InvalidMessage::Truncated {
                     what: "AVCC NALU length prefix",
                     need: size,
                     got: rest.len(),
-                }));
+                }
+                .into()));
             };
             let len = prefix
                 .iter()
                 .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
             let body = &rest[size..];
             let Some(nalu) = body.get(..len) else {
-                return Some(Err(MediaError::NaluOverrun {
+                return Some(Err(InvalidMessage::NaluOverrun {
                     len,
                     offset: self.pos,
                     available: body.len(),
-                }));
+                }
+                .into()));
             };
             self.pos += size + len;
             if !nalu.is_empty() {
@@ -518,8 +491,14 @@ mod tests {
 
     #[test]
     fn sps_rejections() {
-        assert!(matches!(parse_sps(&[]), Err(MediaError::Truncated { .. })));
-        assert_eq!(parse_sps(&[0x68, 0xee]), Err(MediaError::NotSps(8)));
+        assert!(matches!(
+            parse_sps(&[]),
+            Err(MediaError::InvalidMessage(InvalidMessage::Truncated { .. }))
+        ));
+        assert_eq!(
+            parse_sps(&[0x68, 0xee]),
+            Err(InvalidMessage::NotSps(8).into())
+        );
         assert_eq!(
             parse_sps(&[0x67, 0x64]).unwrap_err().to_string(),
             "H.264 SPS truncated while reading constraint_set_flags"

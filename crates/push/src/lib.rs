@@ -33,7 +33,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use media::flv::{self, VideoPacket};
 use rand::RngCore;
 use rtmp_proto::{
-    amf0::{self, Value},
+    amf0::Value,
     client::{ClientEvent, ClientMode, ClientSession},
     handshake::HANDSHAKE_SIZE,
     MediaKind,
@@ -65,8 +65,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Longest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// Largest FLV header data offset accepted (the header is 9 bytes in every known file).
-const MAX_FLV_HEADER: u32 = 1 << 16;
 
 /// Command-line arguments of `ferrocast push`.
 #[derive(Debug, Clone, clap::Args)]
@@ -386,10 +384,11 @@ enum Item {
     Failed(String),
 }
 
-/// Reads FLV tags from a byte stream (a file or a pipe), one at a time.
+/// Reads FLV tags from a byte stream (a file or a pipe), one at a time: the IO around
+/// [`flv::Demuxer`].
 struct FlvStream<R> {
     r: R,
-    started: bool,
+    demux: flv::Demuxer,
 }
 
 /// One raw tag: type id, timestamp, body.
@@ -397,55 +396,18 @@ type RawTag = (u8, u32, Bytes);
 
 impl<R: AsyncRead + Unpin> FlvStream<R> {
     fn new(r: R) -> Self {
-        Self { r, started: false }
+        Self { r, demux: flv::Demuxer::new() }
     }
 
     async fn next(&mut self) -> Result<Option<RawTag>, String> {
-        if !self.started {
-            let mut h = [0u8; 9];
-            self.r.read_exact(&mut h).await.map_err(|e| format!("FLV header: {e}"))?;
-            if &h[..3] != b"FLV" {
-                return Err("not an FLV stream (no FLV header)".into());
+        loop {
+            if let Some(t) = self.demux.poll().map_err(|e| e.to_string())? {
+                return Ok(Some((t.tag_type.id(), t.timestamp, t.data)));
             }
-            let offset = u32::from_be_bytes([h[5], h[6], h[7], h[8]]);
-            if !(9..=MAX_FLV_HEADER).contains(&offset) {
-                return Err(format!("FLV header: bad data offset {offset}"));
+            if self.r.read_buf(self.demux.buffer_mut()).await.map_err(|e| e.to_string())? == 0 {
+                return self.demux.finish().map(|()| None).map_err(|e| e.to_string());
             }
-            // The rest of the header, then PreviousTagSize0.
-            let mut skip = vec![0u8; offset as usize - 9 + 4];
-            self.r.read_exact(&mut skip).await.map_err(|e| format!("FLV header: {e}"))?;
-            self.started = true;
         }
-        let mut h = [0u8; 11];
-        let n = self.r.read(&mut h[..1]).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Ok(None);
-        }
-        self.r.read_exact(&mut h[1..]).await.map_err(|e| format!("truncated FLV tag header: {e}"))?;
-        if h[0] & 0x20 != 0 {
-            return Err("encrypted FLV tags are not supported".into());
-        }
-        let size = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
-        let ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
-        let mut data = vec![0u8; size];
-        self.r.read_exact(&mut data).await.map_err(|e| format!("truncated FLV tag: {e}"))?;
-        let mut prev = [0u8; 4];
-        // The trailer after the last tag may be missing.
-        let _ = self.r.read_exact(&mut prev).await;
-        Ok(Some((h[0] & 0x1f, ts, data.into())))
-    }
-}
-
-fn on_metadata(data: &[u8]) -> Option<Value> {
-    let mut vals = amf0::decode_all(data).ok()?.into_iter();
-    match vals.next()?.as_str()? {
-        // ffmpeg's own muxer writes "onMetaData"; some tools keep "@setDataFrame" in files.
-        "@setDataFrame" => match vals.next()?.as_str()? {
-            "onMetaData" => vals.next(),
-            _ => None,
-        },
-        "onMetaData" => vals.next(),
-        _ => None,
     }
 }
 
@@ -483,7 +445,7 @@ async fn flv_source_inner(path: &Path, looping: bool, tx: &mpsc::Sender<Item>) -
                 9 => MediaKind::Video,
                 18 => {
                     if lap == 0 {
-                        if let Some(m) = on_metadata(&data) {
+                        if let Some(m) = flv::parse_metadata(&data).ok().flatten() {
                             tx.send(Item::Meta(m)).await.map_err(|_| "stopped")?;
                         }
                     }
@@ -571,7 +533,7 @@ async fn ffmpeg_source(mut child: Child, tx: mpsc::Sender<Item>) {
             let item = match type_id {
                 8 => Tag::new(MediaKind::Audio, ts, data).map(Item::Tag),
                 9 => Tag::new(MediaKind::Video, ts, data).map(Item::Tag),
-                18 => on_metadata(&data).map(Item::Meta),
+                18 => flv::parse_metadata(&data).ok().flatten().map(Item::Meta),
                 _ => None,
             };
             if let Some(item) = item {
@@ -1062,7 +1024,7 @@ mod tests {
         let mut meta = 0;
         while let Some((t, _, d)) = s.next().await.unwrap() {
             n += 1;
-            if t == 18 && on_metadata(&d).is_some() {
+            if t == 18 && flv::parse_metadata(&d).ok().flatten().is_some() {
                 meta += 1;
             }
         }

@@ -18,21 +18,12 @@ use rtmp_proto::{
 fn messages() -> Vec<(u8, u32, Vec<u8>)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../media/tests/assets/avc_aac_720p30.flv");
     let flv = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    assert_eq!(&flv[..3], b"FLV");
-    let header_len = u32::from_be_bytes([flv[5], flv[6], flv[7], flv[8]]) as usize;
-    let mut tags = Vec::new();
-    let mut pos = header_len + 4;
-    while pos + 11 <= flv.len() {
-        let t = &flv[pos..];
-        let kind = t[0] & 0x1f;
-        let size = u32::from_be_bytes([0, t[1], t[2], t[3]]) as usize;
-        let ts = u32::from_be_bytes([t[7], t[4], t[5], t[6]]);
-        let Some(body) = flv.get(pos + 11..pos + 11 + size) else { break };
-        if kind == 8 || kind == 9 {
-            tags.push((kind, ts, body.to_vec()));
-        }
-        pos += 11 + size + 4;
-    }
+    let tags: Vec<(u8, u32, Vec<u8>)> = media::flv::FileReader::new(&flv)
+        .expect("an FLV file")
+        .map_while(Result::ok)
+        .filter(|t| t.tag_type.media_kind().is_some())
+        .map(|t| (t.tag_type.id(), t.timestamp, t.data.to_vec()))
+        .collect();
     assert!(tags.len() > 70, "expected ~78 media tags, got {}", tags.len());
     let span = tags.iter().map(|t| t.1).max().unwrap() + 33;
     (0..10u32).flat_map(|i| tags.iter().map(move |(k, ts, b)| (*k, ts + i * span, b.clone()))).collect()

@@ -163,11 +163,8 @@ impl ClientSession {
                     self.events.push_back(ClientEvent::Media { kind, timestamp: m.timestamp, payload: m.payload });
                 }
                 18 => {
-                    let vals = amf0::decode_all(&m.payload)?;
-                    if vals.first().and_then(Value::as_str) == Some("onMetaData") {
-                        if let Some(v) = vals.into_iter().nth(1) {
-                            self.events.push_back(ClientEvent::Metadata(v));
-                        }
+                    if let Some(v) = media::flv::parse_metadata(&m.payload)? {
+                        self.events.push_back(ClientEvent::Metadata(v));
                     }
                 }
                 20 => self.handle_command(&m.payload)?,
@@ -233,7 +230,7 @@ impl ClientSession {
 
     /// Sends an audio or video message (publish mode, once started).
     pub fn send_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) {
-        encode_message(&mut self.out, OUT_CHUNK_SIZE, kind.csid(), timestamp, kind.type_id(), self.stream_id, payload);
+        encode_message(&mut self.out, OUT_CHUNK_SIZE, message::media_csid(kind), timestamp, kind.type_id(), self.stream_id, payload);
     }
 
     /// Asks the server to end the stream (FCUnpublish / deleteStream).

@@ -1,4 +1,4 @@
-use crate::{amf0::Amf0Error, chunk::ChunkError, handshake::HandshakeError};
+use crate::{chunk::ChunkError, handshake::HandshakeError};
 
 /// Everything that can go wrong in an RTMP session. Each variant closes the connection.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +12,7 @@ pub enum RtmpError {
     Chunk(#[from] ChunkError),
     /// An AMF0 value could not be decoded.
     #[error("AMF0: {0}")]
-    Amf0(#[from] Amf0Error),
+    Amf0(#[from] media::InvalidMessage),
     /// Well-formed bytes in an order or shape the protocol does not allow.
     #[error("peer misbehaved: {0}")]
     PeerMisbehaved(String),

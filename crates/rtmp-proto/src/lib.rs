@@ -12,12 +12,11 @@
 //! |---|---|
 //! | Adobe RTMP spec 1.0 §5.2 handshake (+ the FP9 digest variant) | [`handshake`] |
 //! | RTMP §5.3 chunk stream, §5.4 protocol control messages | [`chunk`], [`message`] |
-//! | AMF0 (Adobe AMF0 spec) | [`amf0`] |
+//! | AMF0 (Adobe AMF0 spec), re-exported from `media` (FLV script data is AMF0 too) | [`amf0`] |
 //! | RTMP §7 command messages (NetConnection / NetStream) | [`session`], [`client`] |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod amf0;
 pub mod chunk;
 pub mod client;
 mod error;
@@ -26,6 +25,8 @@ pub mod message;
 pub mod session;
 pub mod url;
 
+/// AMF0 lives in `media` (FLV script data tags use it as RTMP commands do).
+pub use media::amf0;
 pub use error::RtmpError;
 pub use message::{MediaKind, MessageType};
 pub use session::{Event, ServerSession, SessionConfig};

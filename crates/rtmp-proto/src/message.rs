@@ -47,29 +47,14 @@ pub enum MessageType {
     Aggregate = 22,
 }
 
-/// Audio or video: the two kinds of media message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    /// Type 8: an FLV audio tag body.
-    Audio,
-    /// Type 9: an FLV video tag body.
-    Video,
-}
+/// Audio or video: the two kinds of media message (type 8 and 9, the FLV tag types).
+pub use media::flv::MediaKind;
 
-impl MediaKind {
-    /// The message type id carrying this kind.
-    pub fn type_id(self) -> u8 {
-        match self {
-            MediaKind::Audio => MessageType::Audio as u8,
-            MediaKind::Video => MessageType::Video as u8,
-        }
-    }
-    /// The chunk stream we send this kind on.
-    pub fn csid(self) -> u32 {
-        match self {
-            MediaKind::Audio => CSID_AUDIO,
-            MediaKind::Video => CSID_VIDEO,
-        }
+/// The chunk stream we send media of this kind on.
+pub fn media_csid(kind: MediaKind) -> u32 {
+    match kind {
+        MediaKind::Audio => CSID_AUDIO,
+        MediaKind::Video => CSID_VIDEO,
     }
 }
 

@@ -273,16 +273,8 @@ impl ServerSession {
         if self.streams.get(&stream_id) != Some(&StreamRole::Publishing) {
             return Ok(());
         }
-        let vals = amf0::decode_all(body)?;
-        let mut it = vals.into_iter();
-        let mut first = it.next();
-        if first.as_ref().and_then(Value::as_str) == Some("@setDataFrame") {
-            first = it.next();
-        }
-        if first.as_ref().and_then(Value::as_str) == Some("onMetaData") {
-            if let Some(value) = it.next() {
-                self.events.push_back(Event::Metadata { stream_id, value });
-            }
+        if let Some(value) = media::flv::parse_metadata(body)? {
+            self.events.push_back(Event::Metadata { stream_id, value });
         }
         Ok(())
     }
@@ -448,7 +440,7 @@ impl ServerSession {
     /// Queues a media message for a player (see also [`encode_media`] to share one encoding
     /// among many players).
     pub fn send_media(&mut self, stream_id: u32, kind: MediaKind, timestamp: u32, payload: &[u8]) {
-        encode_message(&mut self.out, OUT_CHUNK_SIZE, kind.csid(), timestamp, kind.type_id(), stream_id, payload);
+        encode_message(&mut self.out, OUT_CHUNK_SIZE, message::media_csid(kind), timestamp, kind.type_id(), stream_id, payload);
     }
 
     /// Queues an `onMetaData` data message for a player.
@@ -481,7 +473,7 @@ impl ServerSession {
 /// bytes are independent of the connection's history, so many players can share them.
 pub fn encode_media(stream_id: u32, kind: MediaKind, timestamp: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 16);
-    encode_message(&mut out, OUT_CHUNK_SIZE, kind.csid(), timestamp, kind.type_id(), stream_id, payload);
+    encode_message(&mut out, OUT_CHUNK_SIZE, message::media_csid(kind), timestamp, kind.type_id(), stream_id, payload);
     out
 }
 

@@ -30,12 +30,8 @@ pub mod cluster;
 pub mod config;
 pub mod edge_http;
 pub mod encode;
-pub mod hls;
 pub mod http;
-pub mod probe;
-pub mod remux;
 pub mod rtmp;
 pub mod stream;
-pub mod validate;
 
 pub use app::serve::{bind, listen, run, run_role, Listeners, RoleOptions, ServeError};

@@ -9,8 +9,8 @@
 //! (bounded by [`MAX_FRAGMENT_SAMPLES`]), the latter with their bytes.
 
 use super::{boxes_of, children, split_box, FourCC, TrackDefaults};
-use crate::reader::Reader;
-use crate::CmafError;
+use crate::reader::{BmffRead, Reader};
+use crate::{CmafError, InvalidMessage, PeerIncompatible, PeerMisbehaved};
 
 /// What one `moof` says about its fragment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +46,12 @@ impl FragmentInfo {
     pub fn check_data(&self, moof_len: u64, mdat_len: u64) -> Result<(), CmafError> {
         let available = moof_len.saturating_add(mdat_len);
         if self.sample_count > 0 && (self.data_start < moof_len || self.data_end > available) {
-            return Err(CmafError::DataOutOfBounds {
+            return Err(InvalidMessage::DataOutOfBounds {
                 start: self.data_start,
                 end: self.data_end,
                 available,
-            });
+            }
+            .into());
         }
         Ok(())
     }
@@ -105,20 +106,21 @@ fn moof_parts(moof: &[u8]) -> Result<(u32, &[u8]), CmafError> {
             }
             b"traf" => {
                 if traf.is_some() {
-                    return Err(CmafError::Unsupported(
+                    return Err(PeerIncompatible::Unsupported(
                         "moof with more than one traf (write one rendition per output)",
-                    ));
+                    )
+                    .into());
                 }
                 traf = Some(child.body);
             }
             _ => {}
         }
     }
-    let sequence_number = sequence_number.ok_or(CmafError::MissingBox {
+    let sequence_number = sequence_number.ok_or(InvalidMessage::MissingBox {
         parent: "moof",
         child: "mfhd",
     })?;
-    let traf = traf.ok_or(CmafError::MissingBox {
+    let traf = traf.ok_or(InvalidMessage::MissingBox {
         parent: "moof",
         child: "traf",
     })?;
@@ -137,15 +139,17 @@ fn parse_tfhd(body: &[u8], defaults: &TrackDefaults) -> Result<Tfhd, CmafError> 
     let (_version, flags) = r.full_box_header()?;
     let track_id = r.u32()?;
     if track_id != defaults.track_id {
-        return Err(CmafError::TrackMismatch {
+        return Err(PeerMisbehaved::TrackMismatch {
             expected: defaults.track_id,
             found: track_id,
-        });
+        }
+        .into());
     }
     if flags & TFHD_BASE_DATA_OFFSET != 0 {
-        return Err(CmafError::Unsupported(
+        return Err(PeerIncompatible::Unsupported(
             "tfhd base_data_offset (use -movflags default_base_moof)",
-        ));
+        )
+        .into());
     }
     if flags & TFHD_SAMPLE_DESCRIPTION_INDEX != 0 {
         r.skip(4)?;
@@ -172,12 +176,13 @@ fn parse_tfdt(body: &[u8]) -> Result<u64, CmafError> {
     let mut r = Reader::new("tfdt", body);
     match r.full_box_header()?.0 {
         0 => Ok(r.u32()?.into()),
-        1 => r.u64(),
-        v => Err(CmafError::InvalidValue {
+        1 => Ok(r.u64()?),
+        v => Err(InvalidMessage::InvalidValue {
             what: "tfdt",
             field: "version",
             value: v.into(),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -224,11 +229,13 @@ fn read_trun_header(r: &mut Reader<'_>, body_len: usize) -> Result<TrunHeader, C
     let data_offset = if flags & TRUN_DATA_OFFSET != 0 {
         // A signed offset from the moof start; negative would point before it.
         let offset = r.u32()? as i32;
-        Some(u64::try_from(offset).map_err(|_| CmafError::InvalidValue {
-            what: "trun",
-            field: "data_offset",
-            value: u64::from(offset as u32),
-        })?)
+        Some(
+            u64::try_from(offset).map_err(|_| InvalidMessage::InvalidValue {
+                what: "trun",
+                field: "data_offset",
+                value: u64::from(offset as u32),
+            })?,
+        )
     } else {
         None
     };
@@ -243,12 +250,13 @@ fn read_trun_header(r: &mut Reader<'_>, body_len: usize) -> Result<TrunHeader, C
         .count() as u64
         * 4;
     let table = u64::from(count) * per_sample;
-    if table > r.remaining() as u64 {
-        return Err(CmafError::Truncated {
+    if table > r.left() as u64 {
+        return Err(InvalidMessage::Truncated {
             what: "trun",
-            need: (body_len - r.remaining()) as u64 + table,
+            need: (body_len - r.left()) as u64 + table,
             got: body_len as u64,
-        });
+        }
+        .into());
     }
     Ok(TrunHeader {
         version,
@@ -305,9 +313,10 @@ fn parse_trun(body: &[u8], tfhd: &Tfhd, runs: &mut Runs) -> Result<(), CmafError
     let start = match h.data_offset.or(runs.data_end) {
         Some(start) => start,
         None => {
-            return Err(CmafError::Unsupported(
+            return Err(PeerIncompatible::Unsupported(
                 "trun without data_offset (CMAF requires it)",
-            ))
+            )
+            .into())
         }
     };
     let mut size_total: u64 = 0;
@@ -361,7 +370,7 @@ fn parse_traf(
             b"tfhd" => tfhd = Some(parse_tfhd(child.body, defaults)?),
             b"tfdt" => tfdt = Some(parse_tfdt(child.body)?),
             b"trun" => {
-                let tfhd = tfhd.as_ref().ok_or(CmafError::MissingBox {
+                let tfhd = tfhd.as_ref().ok_or(InvalidMessage::MissingBox {
                     parent: "traf",
                     child: "tfhd",
                 })?;
@@ -370,11 +379,11 @@ fn parse_traf(
             _ => {}
         }
     }
-    let tfhd = tfhd.ok_or(CmafError::MissingBox {
+    let tfhd = tfhd.ok_or(InvalidMessage::MissingBox {
         parent: "traf",
         child: "tfhd",
     })?;
-    let base = tfdt.ok_or(CmafError::MissingBox {
+    let base = tfdt.ok_or(InvalidMessage::MissingBox {
         parent: "traf",
         child: "tfdt",
     })?;
@@ -427,7 +436,7 @@ pub struct Sample {
 /// single-track fragment, in decode order.
 ///
 /// Reads what [`parse_moof`] reads, with the same refusals, and in addition
-/// fails with [`CmafError::InvalidValue`] if the fragment holds more than
+/// fails with [`InvalidMessage::InvalidValue`] if the fragment holds more than
 /// [`MAX_FRAGMENT_SAMPLES`] samples or a version-0 composition offset does not
 /// fit an `i32`. Data offsets are not checked against any `mdat`; use
 /// [`chunk_samples`] to get the samples with their bytes.
@@ -445,7 +454,7 @@ pub fn parse_samples(moof: &[u8], defaults: &TrackDefaults) -> Result<Vec<Sample
             b"tfhd" => tfhd = Some(parse_tfhd(child.body, defaults)?),
             b"tfdt" => base = Some(parse_tfdt(child.body)?),
             b"trun" => {
-                let tfhd = tfhd.as_ref().ok_or(CmafError::MissingBox {
+                let tfhd = tfhd.as_ref().ok_or(InvalidMessage::MissingBox {
                     parent: "traf",
                     child: "tfhd",
                 })?;
@@ -453,15 +462,19 @@ pub fn parse_samples(moof: &[u8], defaults: &TrackDefaults) -> Result<Vec<Sample
                 let h = read_trun_header(&mut r, child.body.len())?;
                 let total = samples.len() as u64 + u64::from(h.count);
                 if total > MAX_FRAGMENT_SAMPLES as u64 {
-                    return Err(CmafError::InvalidValue {
+                    return Err(InvalidMessage::InvalidValue {
                         what: "trun",
                         field: "sample_count (over MAX_FRAGMENT_SAMPLES in the fragment)",
                         value: total,
-                    });
+                    }
+                    .into());
                 }
-                let mut position = h.data_offset.or(next_data).ok_or(CmafError::Unsupported(
-                    "trun without data_offset (CMAF requires it)",
-                ))?;
+                let mut position =
+                    h.data_offset
+                        .or(next_data)
+                        .ok_or(PeerIncompatible::Unsupported(
+                            "trun without data_offset (CMAF requires it)",
+                        ))?;
                 // Bounded by MAX_FRAGMENT_SAMPLES just above.
                 samples.reserve(h.count as usize);
                 for i in 0..h.count {
@@ -473,7 +486,7 @@ pub fn parse_samples(moof: &[u8], defaults: &TrackDefaults) -> Result<Vec<Sample
                     }
                     .unwrap_or(tfhd.flags);
                     let composition_offset =
-                        i32::try_from(e.cts).map_err(|_| CmafError::InvalidValue {
+                        i32::try_from(e.cts).map_err(|_| InvalidMessage::InvalidValue {
                             what: "trun",
                             field: "sample_composition_time_offset",
                             value: e.cts as u64,
@@ -495,12 +508,13 @@ pub fn parse_samples(moof: &[u8], defaults: &TrackDefaults) -> Result<Vec<Sample
         }
     }
     if tfhd.is_none() {
-        return Err(CmafError::MissingBox {
+        return Err(InvalidMessage::MissingBox {
             parent: "traf",
             child: "tfhd",
-        });
+        }
+        .into());
     }
-    let base = base.ok_or(CmafError::MissingBox {
+    let base = base.ok_or(InvalidMessage::MissingBox {
         parent: "traf",
         child: "tfdt",
     })?;
@@ -530,7 +544,7 @@ pub struct SampleData<'a> {
 /// `sidx`, `free`, `ftyp`, `moov`, ...) are skipped. Each sample's data must
 /// lie inside the payload of the `mdat` that follows its `moof` (data offsets
 /// count from the first byte of the `moof`, default-base-is-moof), else
-/// [`CmafError::DataOutOfBounds`]. A `moof` without its `mdat`, an `mdat`
+/// [`InvalidMessage::DataOutOfBounds`]. A `moof` without its `mdat`, an `mdat`
 /// without a `moof`, no `moof` at all, or more than [`MAX_FRAGMENT_SAMPLES`]
 /// samples in all are errors too.
 pub fn chunk_samples<'a>(
@@ -546,28 +560,31 @@ pub fn chunk_samples<'a>(
         match b.fourcc {
             FourCC::MOOF => {
                 if moof.is_some() {
-                    return Err(CmafError::UnexpectedBox {
+                    return Err(PeerMisbehaved::UnexpectedBox {
                         fourcc: b.fourcc,
                         state: "after a moof without its mdat",
-                    });
+                    }
+                    .into());
                 }
                 moof = Some((b.position, b.whole));
                 moofs += 1;
             }
             FourCC::MDAT => {
                 let Some((moof_start, moof_box)) = moof.take() else {
-                    return Err(CmafError::UnexpectedBox {
+                    return Err(PeerMisbehaved::UnexpectedBox {
                         fourcc: b.fourcc,
                         state: "without a preceding moof",
-                    });
+                    }
+                    .into());
                 };
                 let samples = parse_samples(moof_box, defaults)?;
                 if out.len() + samples.len() > MAX_FRAGMENT_SAMPLES {
-                    return Err(CmafError::InvalidValue {
+                    return Err(InvalidMessage::InvalidValue {
                         what: "chunk",
                         field: "sample count (over MAX_FRAGMENT_SAMPLES in the chunk)",
                         value: (out.len() + samples.len()) as u64,
-                    });
+                    }
+                    .into());
                 }
                 // From the moof's first byte (where data offsets count from)
                 // to the end of this mdat; the data must be in its payload.
@@ -582,7 +599,7 @@ pub fn chunk_samples<'a>(
                     let data = (start >= first && stop <= end)
                         .then(|| moof_based.get(start as usize..stop as usize))
                         .flatten()
-                        .ok_or(CmafError::DataOutOfBounds {
+                        .ok_or(InvalidMessage::DataOutOfBounds {
                             start,
                             end: stop,
                             available: end,
@@ -594,16 +611,18 @@ pub fn chunk_samples<'a>(
         }
     }
     if moof.is_some() {
-        return Err(CmafError::MissingBox {
+        return Err(InvalidMessage::MissingBox {
             parent: "chunk",
             child: "mdat",
-        });
+        }
+        .into());
     }
     if moofs == 0 {
-        return Err(CmafError::MissingBox {
+        return Err(InvalidMessage::MissingBox {
             parent: "chunk",
             child: "moof",
-        });
+        }
+        .into());
     }
     Ok(out)
 }
@@ -727,20 +746,24 @@ mod tests {
         );
         assert!(matches!(
             parse_moof(&base, &DEFAULTS),
-            Err(CmafError::Unsupported(_))
+            Err(CmafError::PeerIncompatible(PeerIncompatible::Unsupported(
+                _
+            )))
         ));
         let negative = moof((0, &[]), &[(0, TRUN_DATA_OFFSET, 1, &[(-8i32) as u32])]);
         assert!(matches!(
             parse_moof(&negative, &DEFAULTS),
-            Err(CmafError::InvalidValue {
+            Err(CmafError::InvalidMessage(InvalidMessage::InvalidValue {
                 field: "data_offset",
                 ..
-            })
+            }))
         ));
         let no_offset = moof((0, &[]), &[(0, 0, 1, &[])]);
         assert!(matches!(
             parse_moof(&no_offset, &DEFAULTS),
-            Err(CmafError::Unsupported(_))
+            Err(CmafError::PeerIncompatible(PeerIncompatible::Unsupported(
+                _
+            )))
         ));
         let other_track = TrackDefaults {
             track_id: 2,
@@ -749,10 +772,10 @@ mod tests {
         let ok = moof((0, &[]), &[(0, TRUN_DATA_OFFSET, 1, &[8])]);
         assert_eq!(
             parse_moof(&ok, &other_track),
-            Err(CmafError::TrackMismatch {
+            Err(CmafError::PeerMisbehaved(PeerMisbehaved::TrackMismatch {
                 expected: 2,
                 found: 1
-            })
+            }))
         );
         // A table longer than the box.
         let short = moof(
@@ -761,7 +784,7 @@ mod tests {
         );
         assert!(matches!(
             parse_moof(&short, &DEFAULTS),
-            Err(CmafError::Truncated { .. })
+            Err(CmafError::InvalidMessage(InvalidMessage::Truncated { .. }))
         ));
     }
 
@@ -828,11 +851,11 @@ mod tests {
         );
         assert!(matches!(
             parse_samples(&v0, &DEFAULTS),
-            Err(CmafError::InvalidValue {
+            Err(CmafError::InvalidMessage(InvalidMessage::InvalidValue {
                 what: "trun",
                 field: "sample_composition_time_offset",
                 ..
-            })
+            }))
         ));
     }
 
@@ -865,7 +888,7 @@ mod tests {
         assert_eq!(info.sample_count as usize, samples.len());
         assert_eq!(
             info.duration,
-            samples.iter().map(|s| u64::from(s.duration)).sum()
+            samples.iter().map(|s| u64::from(s.duration)).sum::<u64>()
         );
         assert_eq!((info.data_start, info.data_end), (100, 500));
     }
@@ -877,7 +900,7 @@ mod tests {
             let data = moof((0, &[]), &[(0, TRUN_DATA_OFFSET, count, &[200])]);
             assert!(matches!(
                 parse_samples(&data, &DEFAULTS),
-                Err(CmafError::InvalidValue { value, .. }) if value == u64::from(count)
+                Err(CmafError::InvalidMessage(InvalidMessage::InvalidValue { value, .. })) if value == u64::from(count)
             ));
         }
         // Two runs that are each within the bound but not together.
@@ -937,7 +960,7 @@ mod tests {
         let short = chunk((0, &[]), trun, &payload[..59]);
         assert!(matches!(
             chunk_samples(&short, &DEFAULTS),
-            Err(CmafError::DataOutOfBounds { end, available, .. }) if end == available + 1
+            Err(CmafError::InvalidMessage(InvalidMessage::DataOutOfBounds { end, available, .. })) if end == available + 1
         ));
     }
 
@@ -963,7 +986,9 @@ mod tests {
             assert!(
                 matches!(
                     chunk_samples(&bytes, &DEFAULTS),
-                    Err(CmafError::DataOutOfBounds { .. })
+                    Err(CmafError::InvalidMessage(
+                        InvalidMessage::DataOutOfBounds { .. }
+                    ))
                 ),
                 "offset {offset}"
             );
@@ -976,36 +1001,50 @@ mod tests {
         );
         assert!(matches!(
             chunk_samples(&huge, &DEFAULTS),
-            Err(CmafError::DataOutOfBounds { .. })
+            Err(CmafError::InvalidMessage(
+                InvalidMessage::DataOutOfBounds { .. }
+            ))
         ));
         // mdat without moof, moof without mdat, no moof, moof moof mdat.
         let (moof_only, mdat_only) = good.split_at(moof_len);
         assert!(matches!(
             chunk_samples(mdat_only, &DEFAULTS),
-            Err(CmafError::UnexpectedBox { .. })
+            Err(CmafError::PeerMisbehaved(
+                PeerMisbehaved::UnexpectedBox { .. }
+            ))
         ));
         assert!(matches!(
             chunk_samples(moof_only, &DEFAULTS),
-            Err(CmafError::MissingBox { child: "mdat", .. })
+            Err(CmafError::InvalidMessage(InvalidMessage::MissingBox {
+                child: "mdat",
+                ..
+            }))
         ));
         assert!(matches!(
             chunk_samples(&[], &DEFAULTS),
-            Err(CmafError::MissingBox { child: "moof", .. })
+            Err(CmafError::InvalidMessage(InvalidMessage::MissingBox {
+                child: "moof",
+                ..
+            }))
         ));
         let mut twice = moof_only.to_vec();
         twice.extend_from_slice(&good);
         assert!(matches!(
             chunk_samples(&twice, &DEFAULTS),
-            Err(CmafError::UnexpectedBox { .. })
+            Err(CmafError::PeerMisbehaved(
+                PeerMisbehaved::UnexpectedBox { .. }
+            ))
         ));
         // A truncated last box.
         assert!(matches!(
             chunk_samples(&good[..good.len() - 1], &DEFAULTS),
-            Err(CmafError::InvalidBoxSize { .. })
+            Err(CmafError::InvalidMessage(
+                InvalidMessage::InvalidBoxSize { .. }
+            ))
         ));
         assert!(matches!(
             chunk_samples(&good[..moof_len + 3], &DEFAULTS),
-            Err(CmafError::Truncated { .. })
+            Err(CmafError::InvalidMessage(InvalidMessage::Truncated { .. }))
         ));
         // Every prefix and every corrupted byte: an error or a result, no panic.
         for len in 0..good.len() {

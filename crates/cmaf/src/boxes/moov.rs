@@ -8,8 +8,8 @@
 use bytes::Bytes;
 
 use super::{boxes_of, children, find_child, require_child, split_box, FourCC};
-use crate::reader::{BitReader, Reader};
-use crate::{CmafError, TrackKind};
+use crate::reader::{BmffRead, Reader};
+use crate::{CmafError, InvalidMessage, PeerIncompatible, PeerMisbehaved, TrackKind};
 
 /// What the `moov` of a single-track fragmented MP4 says about its track.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,14 +127,15 @@ pub fn parse_moov(moov: &[u8]) -> Result<TrackInfo, CmafError> {
         let child = child?;
         if child.fourcc.0 == *b"trak" {
             if trak.is_some() {
-                return Err(CmafError::Unsupported(
+                return Err(PeerIncompatible::Unsupported(
                     "moov with more than one trak (write one rendition per output)",
-                ));
+                )
+                .into());
             }
             trak = Some(child.body);
         }
     }
-    let trak = trak.ok_or(CmafError::MissingBox {
+    let trak = trak.ok_or(InvalidMessage::MissingBox {
         parent: "moov",
         child: "trak",
     })?;
@@ -148,7 +149,7 @@ pub fn parse_moov(moov: &[u8]) -> Result<TrackInfo, CmafError> {
     let stsd = require_child(stbl, "stbl", "stsd")?;
     let entry = parse_stsd(stsd, kind)?;
 
-    let mvex = find_child(body, b"mvex")?.ok_or(CmafError::Unsupported(
+    let mvex = find_child(body, b"mvex")?.ok_or(PeerIncompatible::Unsupported(
         "moov has no mvex: not a fragmented MP4 (use -movflags empty_moov+default_base_moof+frag_keyframe)",
     ))?;
     let mut defaults = None;
@@ -161,7 +162,7 @@ pub fn parse_moov(moov: &[u8]) -> Result<TrackInfo, CmafError> {
             }
         }
     }
-    let defaults = defaults.ok_or(CmafError::MissingBox {
+    let defaults = defaults.ok_or(InvalidMessage::MissingBox {
         parent: "mvex",
         child: "trex",
     })?;
@@ -188,15 +189,16 @@ pub fn parse_init(init: &[u8]) -> Result<TrackInfo, CmafError> {
         let b = b?;
         if b.fourcc == FourCC::MOOV {
             if moov.is_some() {
-                return Err(CmafError::UnexpectedBox {
+                return Err(PeerMisbehaved::UnexpectedBox {
                     fourcc: b.fourcc,
                     state: "after the init segment's moov",
-                });
+                }
+                .into());
             }
             moov = Some(b.whole);
         }
     }
-    parse_moov(moov.ok_or(CmafError::MissingBox {
+    parse_moov(moov.ok_or(InvalidMessage::MissingBox {
         parent: "init segment",
         child: "moov",
     })?)
@@ -209,20 +211,22 @@ fn parse_tkhd(body: &[u8]) -> Result<u32, CmafError> {
         0 => r.skip(8)?,
         1 => r.skip(16)?,
         v => {
-            return Err(CmafError::InvalidValue {
+            return Err(InvalidMessage::InvalidValue {
                 what: "tkhd",
                 field: "version",
                 value: v.into(),
-            })
+            }
+            .into())
         }
     }
     let track_id = r.u32()?;
     if track_id == 0 {
-        return Err(CmafError::InvalidValue {
+        return Err(InvalidMessage::InvalidValue {
             what: "tkhd",
             field: "track_ID",
             value: 0,
-        });
+        }
+        .into());
     }
     Ok(track_id)
 }
@@ -234,20 +238,22 @@ fn parse_mdhd(body: &[u8]) -> Result<u32, CmafError> {
         0 => r.skip(8)?,
         1 => r.skip(16)?,
         v => {
-            return Err(CmafError::InvalidValue {
+            return Err(InvalidMessage::InvalidValue {
                 what: "mdhd",
                 field: "version",
                 value: v.into(),
-            })
+            }
+            .into())
         }
     }
     let timescale = r.u32()?;
     if timescale == 0 {
-        return Err(CmafError::InvalidValue {
+        return Err(InvalidMessage::InvalidValue {
             what: "mdhd",
             field: "timescale",
             value: 0,
-        });
+        }
+        .into());
     }
     Ok(timescale)
 }
@@ -259,9 +265,9 @@ fn parse_hdlr(body: &[u8]) -> Result<TrackKind, CmafError> {
     match &r.fourcc()? {
         b"vide" => Ok(TrackKind::Video),
         b"soun" => Ok(TrackKind::Audio),
-        _ => Err(CmafError::Unsupported(
-            "hdlr handler type is neither 'vide' nor 'soun'",
-        )),
+        _ => Err(
+            PeerIncompatible::Unsupported("hdlr handler type is neither 'vide' nor 'soun'").into(),
+        ),
     }
 }
 
@@ -291,19 +297,22 @@ fn parse_stsd(body: &[u8], kind: TrackKind) -> Result<SampleEntry, CmafError> {
     r.full_box_header()?;
     let count = r.u32()?;
     if count == 0 {
-        return Err(CmafError::MissingBox {
+        return Err(InvalidMessage::MissingBox {
             parent: "stsd",
             child: "sample entry",
-        });
+        }
+        .into());
     }
-    let entry = children(r.rest()).next().ok_or(CmafError::MissingBox {
-        parent: "stsd",
-        child: "sample entry",
-    })??;
+    let entry = children(r.rest())
+        .next()
+        .ok_or(InvalidMessage::MissingBox {
+            parent: "stsd",
+            child: "sample entry",
+        })??;
     match (kind, &entry.fourcc.0) {
         (TrackKind::Video, b"avc1" | b"avc3") => parse_avc_entry(entry.fourcc, entry.body),
         (TrackKind::Audio, b"mp4a") => parse_mp4a_entry(entry.fourcc, entry.body),
-        _ => Err(CmafError::UnsupportedCodec(entry.fourcc)),
+        _ => Err(PeerIncompatible::UnsupportedCodec(entry.fourcc).into()),
     }
 }
 
@@ -324,28 +333,30 @@ fn parse_avc_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafError
     let height = r.u16()?;
     r.skip(4 + 4 + 4 + 2 + 32 + 2 + 2)?; // resolutions, reserved, frame_count, compressorname, depth, pre_defined
     let boxes = r.rest();
-    let avcc = find_child(boxes, b"avcC")?.ok_or(CmafError::MissingBox {
+    let avcc = find_child(boxes, b"avcC")?.ok_or(InvalidMessage::MissingBox {
         parent: "avc1",
         child: "avcC",
     })?;
     let mut a = Reader::new("avcC", avcc);
     let version = a.u8()?;
     if version != 1 {
-        return Err(CmafError::InvalidValue {
+        return Err(InvalidMessage::InvalidValue {
             what: "avcC",
             field: "configurationVersion",
             value: version.into(),
-        });
+        }
+        .into());
     }
     let profile = a.u8()?;
     let compatibility = a.u8()?;
     let level = a.u8()?;
     if width == 0 || height == 0 {
-        return Err(CmafError::InvalidValue {
+        return Err(InvalidMessage::InvalidValue {
             what: "avc1 sample entry",
             field: "width/height",
             value: u64::from(width.min(height)),
-        });
+        }
+        .into());
     }
     let bitrate = find_child(boxes, b"btrt")?.map(parse_btrt).transpose()?;
     Ok(SampleEntry {
@@ -372,15 +383,16 @@ fn parse_mp4a_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafErro
         1 => r.skip(16)?,
         2 => r.skip(36)?,
         v => {
-            return Err(CmafError::InvalidValue {
+            return Err(InvalidMessage::InvalidValue {
                 what: "mp4a sample entry",
                 field: "version",
                 value: v.into(),
-            })
+            }
+            .into())
         }
     }
     let boxes = r.rest();
-    let esds = find_child(boxes, b"esds")?.ok_or(CmafError::MissingBox {
+    let esds = find_child(boxes, b"esds")?.ok_or(InvalidMessage::MissingBox {
         parent: "mp4a",
         child: "esds",
     })?;
@@ -408,11 +420,12 @@ fn parse_mp4a_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafErro
         ),
     };
     if sample_rate == 0 || channels == 0 {
-        return Err(CmafError::InvalidValue {
+        return Err(InvalidMessage::InvalidValue {
             what: "mp4a sample entry",
             field: "sample rate/channels",
             value: 0,
-        });
+        }
+        .into());
     }
     let bitrate = match find_child(boxes, b"btrt")?.map(parse_btrt).transpose()? {
         Some(b) => Some(b),
@@ -455,11 +468,12 @@ fn descriptor<'a>(r: &mut Reader<'a>) -> Result<(u8, &'a [u8]), CmafError> {
             break;
         }
         if i == 3 {
-            return Err(CmafError::InvalidValue {
+            return Err(InvalidMessage::InvalidValue {
                 what: "esds",
                 field: "descriptor size",
                 value: size as u64,
-            });
+            }
+            .into());
         }
     }
     Ok((tag, r.take(size)?))
@@ -470,11 +484,12 @@ fn parse_esds(body: &[u8]) -> Result<EsInfo<'_>, CmafError> {
     r.full_box_header()?;
     let (tag, es) = descriptor(&mut r)?;
     if tag != 3 {
-        return Err(CmafError::InvalidValue {
+        return Err(InvalidMessage::InvalidValue {
             what: "esds",
             field: "ES_Descriptor tag",
             value: tag.into(),
-        });
+        }
+        .into());
     }
     let mut e = Reader::new("ES_Descriptor", es);
     e.skip(2)?; // ES_ID
@@ -489,7 +504,7 @@ fn parse_esds(body: &[u8]) -> Result<EsInfo<'_>, CmafError> {
     if flags & 0x20 != 0 {
         e.skip(2)?; // OCR_ES_Id
     }
-    while e.remaining() > 0 {
+    while e.left() > 0 {
         let (tag, dcd) = descriptor(&mut e)?;
         if tag != 4 {
             continue;
@@ -501,7 +516,7 @@ fn parse_esds(body: &[u8]) -> Result<EsInfo<'_>, CmafError> {
         let avg_bitrate = d.u32()?;
         let mut asc = None;
         let mut asc_bytes = None;
-        while d.remaining() > 0 {
+        while d.left() > 0 {
             let (tag, dsi) = descriptor(&mut d)?;
             if tag == 5 {
                 asc = Some(parse_asc(dsi)?);
@@ -517,10 +532,11 @@ fn parse_esds(body: &[u8]) -> Result<EsInfo<'_>, CmafError> {
             asc_bytes,
         });
     }
-    Err(CmafError::MissingBox {
+    Err(InvalidMessage::MissingBox {
         parent: "esds",
         child: "DecoderConfigDescriptor",
-    })
+    }
+    .into())
 }
 
 struct Asc {
@@ -530,61 +546,27 @@ struct Asc {
     channels: u16,
 }
 
-const SAMPLE_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
-
-fn asc_object_type(b: &mut BitReader<'_>) -> Result<u32, CmafError> {
-    let aot = b.bits(5)?;
-    if aot == 31 {
-        Ok(32 + b.bits(6)?)
-    } else {
-        Ok(aot)
-    }
-}
-
-fn asc_rate(b: &mut BitReader<'_>) -> Result<u32, CmafError> {
-    let index = b.bits(4)?;
-    if index == 15 {
-        return b.bits(24);
-    }
-    SAMPLE_RATES
-        .get(index as usize)
-        .copied()
-        .ok_or(CmafError::InvalidValue {
-            what: "AudioSpecificConfig",
-            field: "samplingFrequencyIndex",
-            value: index.into(),
-        })
-}
-
-/// AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1), up to the channel
-/// configuration and the explicit SBR extension rate.
+/// What the MPD needs from an AudioSpecificConfig, read by `media`'s parser (ISO/IEC
+/// 14496-3 1.6.2.1, with SBR/PS signaling).
 fn parse_asc(data: &[u8]) -> Result<Asc, CmafError> {
-    let mut b = BitReader::new("AudioSpecificConfig", data);
-    let object_type = asc_object_type(&mut b)?;
-    let mut sample_rate = asc_rate(&mut b)?;
-    let config = b.bits(4)?;
-    if object_type == 5 || object_type == 29 {
-        sample_rate = asc_rate(&mut b)?;
-    }
-    let channels = match config {
-        0 => 0, // in the program_config_element; fall back to the sample entry
-        1..=6 => config as u16,
-        7 | 12 | 14 => 8,
-        11 => 7,
-        13 => 24,
-        other => {
-            return Err(CmafError::InvalidValue {
+    let asc = media::aac::parse_audio_specific_config(data)
+        .map_err(|e| CmafError::from(InvalidMessage::Media(e)))?;
+    let channels = match (asc.channel_configuration, asc.channels) {
+        // In the program_config_element; fall back to the sample entry.
+        (0, _) => 0,
+        (_, Some(n)) => n.into(),
+        (config, None) => {
+            return Err(InvalidMessage::InvalidValue {
                 what: "AudioSpecificConfig",
                 field: "channelConfiguration",
-                value: other.into(),
-            })
+                value: config.into(),
+            }
+            .into())
         }
     };
     Ok(Asc {
-        object_type,
-        sample_rate,
+        object_type: asc.audio_object_type.into(),
+        sample_rate: asc.output_sampling_frequency(),
         channels,
     })
 }
@@ -631,7 +613,7 @@ mod tests {
         let mut r = Reader::new("t", &[5, 0x05, 1]);
         assert!(matches!(
             descriptor(&mut r),
-            Err(CmafError::Truncated { .. })
+            Err(CmafError::InvalidMessage(InvalidMessage::Truncated { .. }))
         ));
     }
 }

@@ -5,8 +5,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{split_box, write_full_box, FourCC};
-use crate::reader::Reader;
-use crate::CmafError;
+use crate::reader::{BmffRead, Reader};
+use crate::{CmafError, InvalidMessage};
 
 /// `prft` flags value 4: the NTP time is when the following `moof` was
 /// written (here: when the packager received it), and `media_time` is the
@@ -52,11 +52,12 @@ impl Prft {
             0 => r.u32()?.into(),
             1 => r.u64()?,
             v => {
-                return Err(CmafError::InvalidValue {
+                return Err(InvalidMessage::InvalidValue {
                     what: "prft",
                     field: "version",
                     value: v.into(),
-                })
+                }
+                .into())
             }
         };
         Ok(Self {

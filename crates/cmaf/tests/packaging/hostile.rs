@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use cmaf::{
-    chunk_samples, parse_init, parse_moof, parse_moov, parse_samples, BoxSplitter, CmafError,
-    Segmenter, SegmenterConfig, TrackKind,
+    chunk_samples, parse_init, parse_moof, parse_moov, parse_samples, ApiMisuse, BoxSplitter,
+    CmafError, InvalidMessage, PeerMisbehaved, Segmenter, SegmenterConfig, TrackKind,
 };
 
 use super::util::{asset, clock, SEGMENT};
@@ -305,7 +305,9 @@ fn segmenter_on_damaged_streams() {
     // Wrong kind.
     assert!(matches!(
         run(&audio, &data),
-        Err(CmafError::KindMismatch { .. })
+        Err(CmafError::PeerMisbehaved(
+            PeerMisbehaved::KindMismatch { .. }
+        ))
     ));
 
     // mdat before moof, and a moof without its mdat.
@@ -320,12 +322,16 @@ fn segmenter_on_damaged_streams() {
     .concat();
     assert!(matches!(
         run(&video, &swapped),
-        Err(CmafError::UnexpectedBox { .. })
+        Err(CmafError::PeerMisbehaved(
+            PeerMisbehaved::UnexpectedBox { .. }
+        ))
     ));
     let two_moofs = [&data[..first_moof.end], &data[first_moof.clone()]].concat();
     assert!(matches!(
         run(&video, &two_moofs),
-        Err(CmafError::UnexpectedBox { .. })
+        Err(CmafError::PeerMisbehaved(
+            PeerMisbehaved::UnexpectedBox { .. }
+        ))
     ));
 
     // A fragment from the past.
@@ -343,7 +349,9 @@ fn segmenter_on_damaged_streams() {
     .concat();
     assert!(matches!(
         run(&video, &replay),
-        Err(CmafError::NonMonotonic { .. })
+        Err(CmafError::PeerMisbehaved(
+            PeerMisbehaved::NonMonotonic { .. }
+        ))
     ));
 
     // An mdat shorter than the trun says.
@@ -353,14 +361,18 @@ fn segmenter_on_damaged_streams() {
     short.truncate(first_mdat.end - 100);
     assert!(matches!(
         run(&video, &short),
-        Err(CmafError::DataOutOfBounds { .. })
+        Err(CmafError::InvalidMessage(
+            InvalidMessage::DataOutOfBounds { .. }
+        ))
     ));
 
     // A second init segment.
     let reinit = [&data[..first_mdat.end], &data[..moov_end]].concat();
     assert!(matches!(
         run(&video, &reinit),
-        Err(CmafError::UnexpectedBox { .. })
+        Err(CmafError::PeerMisbehaved(
+            PeerMisbehaved::UnexpectedBox { .. }
+        ))
     ));
 
     // Errors are sticky, and push after finish is refused.
@@ -370,7 +382,10 @@ fn segmenter_on_damaged_streams() {
     assert_eq!(seg.finish(), Err(e));
     let mut seg = Segmenter::new(TrackKind::Video, SEGMENT);
     seg.finish().unwrap();
-    assert_eq!(seg.push(&data, clock()), Err(CmafError::Finished));
+    assert_eq!(
+        seg.push(&data, clock()),
+        Err(CmafError::ApiMisuse(ApiMisuse::Finished))
+    );
 
     // Random damage anywhere in the stream never panics.
     let mut rng = Rng(7);
@@ -387,7 +402,9 @@ fn segmenter_on_damaged_streams() {
     let zero = SegmenterConfig::new(TrackKind::Video, Duration::ZERO);
     assert!(matches!(
         run(&zero, &data),
-        Err(CmafError::InvalidValue { .. })
+        Err(CmafError::InvalidMessage(
+            InvalidMessage::InvalidValue { .. }
+        ))
     ));
 }
 

@@ -6,7 +6,8 @@
 use std::process::Command;
 
 use cmaf::{
-    chunk_samples, parse_init, parse_moof, parse_samples, CmafError, DecoderConfig, TrackKind,
+    chunk_samples, parse_init, parse_moof, parse_samples, CmafError, DecoderConfig, InvalidMessage,
+    PeerMisbehaved, TrackKind,
 };
 
 use super::util::{asset, segment, Output};
@@ -243,16 +244,18 @@ fn parse_init_needs_exactly_one_moov() {
     assert!(parse_init(&init[ftyp_len..]).is_ok());
     assert_eq!(
         parse_init(&init[..ftyp_len]),
-        Err(CmafError::MissingBox {
+        Err(CmafError::InvalidMessage(InvalidMessage::MissingBox {
             parent: "init segment",
             child: "moov"
-        })
+        }))
     );
     let mut twice = init.clone();
     twice.extend_from_slice(&init[ftyp_len..]);
     assert!(matches!(
         parse_init(&twice),
-        Err(CmafError::UnexpectedBox { .. })
+        Err(CmafError::PeerMisbehaved(
+            PeerMisbehaved::UnexpectedBox { .. }
+        ))
     ));
     for len in 0..init.len() {
         assert!(parse_init(&init[..len]).is_err(), "init[..{len}]");

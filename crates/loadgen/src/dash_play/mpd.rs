@@ -977,6 +977,7 @@ mod tests {
                     duration: d,
                 })
                 .collect(),
+            in_progress: None,
         };
         let video = Format::Video {
             width: 1280,

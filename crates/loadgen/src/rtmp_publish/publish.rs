@@ -10,10 +10,12 @@ use std::{
 };
 
 use bytes::{Bytes, BytesMut};
-use media::flv::{parse_audio_tag, parse_video_tag, FileReader, TagType, VideoPacket};
+use media::flv::{
+    parse_audio_tag, parse_metadata, parse_video_tag, FileReader, TagType, VideoPacket,
+};
 use rand::RngCore;
 use rtmp_proto::{
-    amf0::{self, Value},
+    amf0::Value,
     client::{ClientEvent, ClientMode, ClientSession},
     handshake::HANDSHAKE_SIZE,
     MediaKind,
@@ -70,7 +72,7 @@ impl Clip {
             let (kind, sequence_header) = match tag.tag_type {
                 TagType::Script => {
                     if metadata.is_none() {
-                        metadata = on_metadata(tag.data);
+                        metadata = parse_metadata(tag.data).ok().flatten();
                     }
                     continue;
                 }
@@ -116,15 +118,6 @@ impl Clip {
     /// When (ms after the start) the tag with file timestamp `ts` is due in loop `lap`.
     pub fn due_ms(&self, ts: u32, lap: u64) -> u64 {
         ts.saturating_sub(self.base_ms) as u64 + lap * self.period_ms as u64
-    }
-}
-
-/// `onMetaData`'s object from a script tag (`["onMetaData", {…}]`).
-fn on_metadata(data: &[u8]) -> Option<Value> {
-    let mut vals = amf0::decode_all(data).ok()?.into_iter();
-    match vals.next()?.as_str()? {
-        "onMetaData" => vals.next(),
-        _ => None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! FLV audio tag bodies (FLV spec v10.1 E.4.2.1 `AUDIODATA`).
 
-use crate::MediaError;
+use crate::{InvalidMessage, MediaError};
 
 /// FLV `SoundFormat`: the upper 4 bits of the first byte, all 16 values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,7 +147,7 @@ impl AudioTag<'_> {
 /// Every `SoundFormat` is accepted; for AAC the `AACPacketType` byte must be
 /// present and be 0 or 1.
 pub fn parse_audio_tag(data: &[u8]) -> Result<AudioTag<'_>, MediaError> {
-    let first = *data.first().ok_or(MediaError::Truncated {
+    let first = *data.first().ok_or(InvalidMessage::Truncated {
         what: "FLV audio tag",
         need: 1,
         got: 0,
@@ -157,7 +157,7 @@ pub fn parse_audio_tag(data: &[u8]) -> Result<AudioTag<'_>, MediaError> {
     let bits_per_sample = if first & 0x02 != 0 { 16 } else { 8 };
     let stereo = first & 0x01 != 0;
     let (aac_packet_type, body) = if format == SoundFormat::Aac {
-        let pt = *data.get(1).ok_or(MediaError::Truncated {
+        let pt = *data.get(1).ok_or(InvalidMessage::Truncated {
             what: "FLV AAC audio tag",
             need: 2,
             got: data.len(),
@@ -165,7 +165,7 @@ pub fn parse_audio_tag(data: &[u8]) -> Result<AudioTag<'_>, MediaError> {
         let pt = match pt {
             0 => AacPacketType::SequenceHeader,
             1 => AacPacketType::Raw,
-            other => return Err(MediaError::InvalidAacPacketType(other)),
+            other => return Err(InvalidMessage::InvalidAacPacketType(other).into()),
         };
         (Some(pt), &data[2..])
     } else {
@@ -210,7 +210,7 @@ mod tests {
         );
         assert_eq!(
             parse_audio_tag(&[0xaf, 0x02]),
-            Err(MediaError::InvalidAacPacketType(2))
+            Err(InvalidMessage::InvalidAacPacketType(2).into())
         );
         assert_eq!(
             parse_audio_tag(&[]).unwrap_err().to_string(),

@@ -1,14 +1,17 @@
-//! FLV files held in memory (FLV spec v10.1 E.2 header, E.3 body, E.4.1 tag
-//! header): a tag reader, and writers for the header and for tags.
+//! FLV files (FLV spec v10.1 E.2 header, E.3 body, E.4.1 tag header): the header and tag
+//! header parsers that both readers use (this [`FileReader`] over a file held in memory and
+//! the streaming [`super::Demuxer`]), and the writer for the header and for tags.
 
-use crate::MediaError;
+use crate::{ApiMisuse, InvalidMessage, MediaError, PeerIncompatible};
 
 /// Size of the FLV file header written by [`write_file_header`].
-const HEADER_LEN: usize = 9;
+pub(super) const HEADER_LEN: usize = 9;
 /// Size of an FLV tag header.
-const TAG_HEADER_LEN: usize = 11;
-/// Largest tag data size: the field has 24 bits.
-const MAX_TAG_DATA: usize = 0x00ff_ffff;
+pub(super) const TAG_HEADER_LEN: usize = 11;
+/// Size of the `PreviousTagSize` field after the header and after each tag.
+pub(super) const PREVIOUS_TAG_SIZE_LEN: usize = 4;
+/// Largest tag data size (and RTMP message): the field has 24 bits.
+pub const MAX_TAG_DATA: usize = 0x00ff_ffff;
 
 /// The type of an FLV file tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +45,42 @@ impl TagType {
     }
 }
 
+/// Audio or video: the two kinds of FLV media tag, which RTMP carries as messages of the
+/// same type ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// Type 8: an FLV audio tag body.
+    Audio,
+    /// Type 9: an FLV video tag body.
+    Video,
+}
+
+impl MediaKind {
+    /// The tag type number, 8 or 9 (also the RTMP message type id).
+    pub fn type_id(self) -> u8 {
+        self.tag_type().id()
+    }
+
+    /// The tag type of this kind.
+    pub fn tag_type(self) -> TagType {
+        match self {
+            MediaKind::Audio => TagType::Audio,
+            MediaKind::Video => TagType::Video,
+        }
+    }
+}
+
+impl TagType {
+    /// Audio or video, or `None` for script data.
+    pub fn media_kind(self) -> Option<MediaKind> {
+        match self {
+            TagType::Audio => Some(MediaKind::Audio),
+            TagType::Video => Some(MediaKind::Video),
+            TagType::Script => None,
+        }
+    }
+}
+
 /// The FLV file header's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileHeader {
@@ -65,6 +104,63 @@ pub struct FileTag<'a> {
     pub data: &'a [u8],
 }
 
+/// The fields of an 11-byte FLV tag header (E.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TagHeader {
+    pub(super) tag_type: TagType,
+    /// The size of the tag data.
+    pub(super) size: usize,
+    pub(super) timestamp: u32,
+}
+
+/// The file header at the start of `buf` and where the first tag starts (after the data
+/// offset and `PreviousTagSize0`), or `None` if `buf` is shorter than 9 bytes.
+pub(super) fn read_file_header(buf: &[u8]) -> Result<Option<(FileHeader, usize)>, MediaError> {
+    let Some(&[f, l, v, version, flags, o0, o1, o2, o3]) = buf.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    if [f, l, v] != *b"FLV" {
+        return Err(InvalidMessage::NotFlv([f, l, v]).into());
+    }
+    let offset = u32::from_be_bytes([o0, o1, o2, o3]);
+    if (offset as usize) < HEADER_LEN {
+        return Err(InvalidMessage::InvalidValue {
+            what: "FLV file header",
+            field: "DataOffset",
+            value: i64::from(offset),
+        }
+        .into());
+    }
+    let header = FileHeader {
+        version,
+        has_audio: flags & 0x04 != 0,
+        has_video: flags & 0x01 != 0,
+    };
+    // The body starts with PreviousTagSize0 (4 bytes, always 0).
+    Ok(Some((
+        header,
+        (offset as usize).saturating_add(PREVIOUS_TAG_SIZE_LEN),
+    )))
+}
+
+/// The tag header at the start of `buf`, or `None` if `buf` is shorter than 11 bytes.
+pub(super) fn read_tag_header(buf: &[u8]) -> Result<Option<TagHeader>, MediaError> {
+    let Some(&[kind, s0, s1, s2, t0, t1, t2, t3, ..]) = buf.get(..TAG_HEADER_LEN) else {
+        return Ok(None);
+    };
+    if kind & 0x20 != 0 {
+        return Err(PeerIncompatible::EncryptedTag.into());
+    }
+    let type_id = kind & 0x1f;
+    let tag_type = TagType::from_id(type_id).ok_or(InvalidMessage::UnknownTagType(type_id))?;
+    Ok(Some(TagHeader {
+        tag_type,
+        size: u32::from_be_bytes([0, s0, s1, s2]) as usize,
+        // Lower 24 bits, then the extension byte with the upper 8 bits.
+        timestamp: u32::from_be_bytes([t3, t0, t1, t2]),
+    }))
+}
+
 /// Iterates over the tags of an FLV file held in memory.
 ///
 /// After the first error the reader yields nothing more.
@@ -81,37 +177,21 @@ impl<'a> FileReader<'a> {
     /// Checks the 9-byte file header ("FLV", version, flags, data offset) and
     /// positions the reader on the first tag.
     pub fn new(file: &'a [u8]) -> Result<Self, MediaError> {
-        let Some(&[f, l, v, version, flags, o0, o1, o2, o3]) = file.get(..HEADER_LEN) else {
-            return Err(MediaError::Truncated {
+        let Some((header, body_start)) = read_file_header(file)? else {
+            return Err(InvalidMessage::Truncated {
                 what: "FLV file header",
                 need: HEADER_LEN,
                 got: file.len(),
-            });
+            }
+            .into());
         };
-        if [f, l, v] != *b"FLV" {
-            return Err(MediaError::NotFlv([f, l, v]));
-        }
-        let offset = u32::from_be_bytes([o0, o1, o2, o3]);
-        if (offset as usize) < HEADER_LEN {
-            return Err(MediaError::InvalidValue {
-                what: "FLV file header",
-                field: "DataOffset",
-                value: i64::from(offset),
-            });
-        }
-        // The body starts with PreviousTagSize0 (4 bytes, always 0).
-        let body_start = (offset as usize).saturating_add(4);
-        let rest = file.get(body_start..).ok_or(MediaError::Truncated {
+        let rest = file.get(body_start..).ok_or(InvalidMessage::Truncated {
             what: "FLV file header",
             need: body_start,
             got: file.len(),
         })?;
         Ok(FileReader {
-            header: FileHeader {
-                version,
-                has_audio: flags & 0x04 != 0,
-                has_video: flags & 0x01 != 0,
-            },
+            header,
             rest,
             failed: false,
         })
@@ -140,31 +220,24 @@ impl<'a> FileReader<'a> {
 
     fn read_tag(&mut self) -> Result<FileTag<'a>, MediaError> {
         let rest = self.rest;
-        let Some(&[kind, s0, s1, s2, t0, t1, t2, t3, ..]) = rest.get(..TAG_HEADER_LEN) else {
-            return Err(MediaError::Truncated {
-                what: "FLV file tag header",
-                need: TAG_HEADER_LEN,
-                got: rest.len(),
-            });
-        };
-        if kind & 0x20 != 0 {
-            return Err(MediaError::EncryptedTag);
-        }
-        let type_id = kind & 0x1f;
-        let tag_type = TagType::from_id(type_id).ok_or(MediaError::UnknownTagType(type_id))?;
-        let size = u32::from_be_bytes([0, s0, s1, s2]) as usize;
-        let timestamp = u32::from_be_bytes([t3, t0, t1, t2]);
-        let end = TAG_HEADER_LEN + size;
-        let data = rest.get(TAG_HEADER_LEN..end).ok_or(MediaError::Truncated {
-            what: "FLV file tag",
-            need: end,
+        let header = read_tag_header(rest)?.ok_or(InvalidMessage::Truncated {
+            what: "FLV file tag header",
+            need: TAG_HEADER_LEN,
             got: rest.len(),
         })?;
+        let end = TAG_HEADER_LEN + header.size;
+        let data = rest
+            .get(TAG_HEADER_LEN..end)
+            .ok_or(InvalidMessage::Truncated {
+                what: "FLV file tag",
+                need: end,
+                got: rest.len(),
+            })?;
         // Skip the PreviousTagSize trailer (4 bytes), or what is left of it.
-        self.rest = rest.get(end + 4..).unwrap_or_default();
+        self.rest = rest.get(end + PREVIOUS_TAG_SIZE_LEN..).unwrap_or_default();
         Ok(FileTag {
-            tag_type,
-            timestamp,
+            tag_type: header.tag_type,
+            timestamp: header.timestamp,
             data,
         })
     }
@@ -199,7 +272,7 @@ pub fn write_tag(
     out: &mut Vec<u8>,
 ) -> Result<(), MediaError> {
     if data.len() > MAX_TAG_DATA {
-        return Err(MediaError::TagTooLarge(data.len()));
+        return Err(ApiMisuse::TagTooLarge(data.len()).into());
     }
     let size = (data.len() as u32).to_be_bytes();
     let ts = timestamp_ms.to_be_bytes();
@@ -271,7 +344,7 @@ mod tests {
         );
         assert_eq!(
             FileReader::new(b"MP4\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00").unwrap_err(),
-            MediaError::NotFlv(*b"MP4")
+            InvalidMessage::NotFlv(*b"MP4").into()
         );
         assert!(FileReader::new(b"FLV\x01\x05\x00\x00\x00\x08\x00\x00\x00\x00").is_err());
         assert!(FileReader::new(b"FLV\x01\x05\xff\xff\xff\xff\x00\x00\x00\x00").is_err());
@@ -289,14 +362,17 @@ mod tests {
         let mut bad = file.clone();
         bad.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let mut r = FileReader::new(&bad).unwrap();
-        assert_eq!(r.next_tag(), Some(Err(MediaError::UnknownTagType(7))));
+        assert_eq!(
+            r.next_tag(),
+            Some(Err(InvalidMessage::UnknownTagType(7).into()))
+        );
         assert_eq!(r.next_tag(), None);
 
         let mut enc = file.clone();
         enc.extend_from_slice(&[0x29, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(
             FileReader::new(&enc).unwrap().next(),
-            Some(Err(MediaError::EncryptedTag))
+            Some(Err(PeerIncompatible::EncryptedTag.into()))
         );
 
         let mut short = file.clone();
@@ -318,7 +394,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             write_tag(TagType::Video, 0, &data, &mut out),
-            Err(MediaError::TagTooLarge(MAX_TAG_DATA + 1))
+            Err(ApiMisuse::TagTooLarge(MAX_TAG_DATA + 1).into())
         );
         assert!(out.is_empty());
         write_tag(TagType::Video, 0, &data[1..], &mut out).unwrap();

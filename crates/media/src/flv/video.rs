@@ -1,7 +1,7 @@
 //! FLV video tag bodies (FLV spec v10.1 E.4.3.1) and the Enhanced RTMP
 //! `ExVideoTagHeader` (veovera enhanced-rtmp v1/v2, "Enhanced Video").
 
-use crate::MediaError;
+use crate::{InvalidMessage, MediaError, PeerIncompatible};
 
 /// FLV `FrameType` (the upper bits of the first byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,7 +29,7 @@ impl FrameType {
             3 => FrameType::Disposable,
             4 => FrameType::GeneratedKey,
             5 => FrameType::Command,
-            other => return Err(MediaError::InvalidFrameType(other)),
+            other => return Err(InvalidMessage::InvalidFrameType(other).into()),
         })
     }
 }
@@ -158,8 +158,8 @@ impl VideoTag<'_> {
     }
 }
 
-fn truncated(need: usize, got: usize) -> MediaError {
-    MediaError::Truncated {
+fn truncated(need: usize, got: usize) -> InvalidMessage {
+    InvalidMessage::Truncated {
         what: "FLV video tag",
         need,
         got,
@@ -198,7 +198,7 @@ fn parse_legacy(first: u8, data: &[u8]) -> Result<VideoTag<'_>, MediaError> {
         6 => VideoCodec::Screen2,
         7 => VideoCodec::Avc,
         12 => VideoCodec::Hevc,
-        other => return Err(MediaError::UnknownVideoCodec(other)),
+        other => return Err(InvalidMessage::UnknownVideoCodec(other).into()),
     };
     let rest = &data[1..];
     if frame_type == FrameType::Command {
@@ -222,21 +222,22 @@ fn parse_legacy(first: u8, data: &[u8]) -> Result<VideoTag<'_>, MediaError> {
         });
     }
     let Some(&[packet_type, c0, c1, c2]) = data.get(1..5) else {
-        return Err(truncated(5, data.len()));
+        return Err(truncated(5, data.len()).into());
     };
     let packet = match packet_type {
         0 => VideoPacket::SequenceHeader,
         1 => VideoPacket::CodedFrames,
         2 => VideoPacket::EndOfSequence,
         other => {
-            return Err(MediaError::InvalidVideoPacketType {
+            return Err(InvalidMessage::InvalidVideoPacketType {
                 kind: if codec == VideoCodec::Avc {
                     "AVC"
                 } else {
                     "HEVC"
                 },
                 packet_type: other,
-            })
+            }
+            .into())
         }
     };
     Ok(VideoTag {
@@ -257,12 +258,13 @@ fn parse_enhanced(first: u8, data: &[u8]) -> Result<VideoTag<'_>, MediaError> {
         2 => VideoPacket::EndOfSequence,
         4 => VideoPacket::Metadata,
         5 => VideoPacket::Mpeg2TsSequenceStart,
-        6 => return Err(MediaError::Unsupported("Enhanced RTMP multitrack video")),
+        6 => return Err(PeerIncompatible::Unsupported("Enhanced RTMP multitrack video").into()),
         other => {
-            return Err(MediaError::InvalidVideoPacketType {
+            return Err(InvalidMessage::InvalidVideoPacketType {
                 kind: "Enhanced RTMP",
                 packet_type: other,
-            })
+            }
+            .into())
         }
     };
     let frame_type = match (packet, FrameType::from_bits(frame_bits)) {
@@ -273,7 +275,7 @@ fn parse_enhanced(first: u8, data: &[u8]) -> Result<VideoTag<'_>, MediaError> {
     if frame_type == FrameType::Command && packet != VideoPacket::Metadata {
         // videoCommand = UI8 follows directly; there is no FourCC.
         if data.len() < 2 {
-            return Err(truncated(2, data.len()));
+            return Err(truncated(2, data.len()).into());
         }
         return Ok(VideoTag {
             frame_type,
@@ -285,14 +287,14 @@ fn parse_enhanced(first: u8, data: &[u8]) -> Result<VideoTag<'_>, MediaError> {
         });
     }
     let Some(&[f0, f1, f2, f3]) = data.get(1..5) else {
-        return Err(truncated(5, data.len()));
+        return Err(truncated(5, data.len()).into());
     };
     let codec = VideoCodec::from_fourcc([f0, f1, f2, f3]);
     // Only `CodedFrames` (1), not `CodedFramesX` (3), carries an SI24
     // composition time, and only for AVC and HEVC.
     if first & 0x0f == 1 && codec.has_composition_time() {
         let Some(&[c0, c1, c2]) = data.get(5..8) else {
-            return Err(truncated(8, data.len()));
+            return Err(truncated(8, data.len()).into());
         };
         return Ok(VideoTag {
             frame_type,
@@ -399,16 +401,16 @@ mod tests {
         for id in [0u8, 1, 8, 9, 10, 11, 13, 14, 15] {
             assert_eq!(
                 parse_video_tag(&[0x10 | id, 0, 0, 0, 0]),
-                Err(MediaError::UnknownVideoCodec(id))
+                Err(InvalidMessage::UnknownVideoCodec(id).into())
             );
         }
         assert_eq!(
             parse_video_tag(&[0x07, 0, 0, 0, 0]),
-            Err(MediaError::InvalidFrameType(0))
+            Err(InvalidMessage::InvalidFrameType(0).into())
         );
         assert_eq!(
             parse_video_tag(&[0x67, 0, 0, 0, 0]),
-            Err(MediaError::InvalidFrameType(6))
+            Err(InvalidMessage::InvalidFrameType(6).into())
         );
         assert_eq!(
             parse_video_tag(&[0x17, 3, 0, 0, 0])
@@ -520,7 +522,7 @@ mod tests {
         assert!(parse_video_tag(&[0xd1]).is_err());
         assert_eq!(
             parse_video_tag(&[0x96, b'h', b'v', b'c', b'1']),
-            Err(MediaError::Unsupported("Enhanced RTMP multitrack video"))
+            Err(PeerIncompatible::Unsupported("Enhanced RTMP multitrack video").into())
         );
         assert_eq!(
             parse_video_tag(&[0x97, b'h', b'v', b'c', b'1'])
@@ -530,11 +532,11 @@ mod tests {
         );
         assert_eq!(
             parse_video_tag(&[0x80, b'h', b'v', b'c', b'1']),
-            Err(MediaError::InvalidFrameType(0))
+            Err(InvalidMessage::InvalidFrameType(0).into())
         );
         assert_eq!(
             parse_video_tag(&[0xf0, b'h', b'v', b'c', b'1']),
-            Err(MediaError::InvalidFrameType(7))
+            Err(InvalidMessage::InvalidFrameType(7).into())
         );
     }
 

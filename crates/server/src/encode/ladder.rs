@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::validate::Tracks;
+use media::validate::Tracks;
 
 /// Segment duration in seconds: keyframes are forced on these boundaries in every rendition.
 pub const SEGMENT_SECS: u32 = 4;
@@ -173,7 +173,7 @@ impl Supervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::{AudioTrack, VideoTrack};
+    use media::validate::{AudioTrack, VideoTrack};
 
     fn tracks(video: bool, audio: bool) -> Tracks {
         Tracks {

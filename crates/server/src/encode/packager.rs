@@ -21,9 +21,9 @@ use crate::{
     backend::store::{key, SegmentStore},
     stream::hub::{Frame, Hub, PublishHandle},
     encode::live::LiveSegment,
-    remux::FlvRemuxer,
     encode::transcode::TranscodeEvent,
 };
+use cmaf::FlvRemuxer;
 
 /// The renditions as RTMP streams in the hub (`NAME~v720`…), remuxed from the CMAF output, so
 /// RTMP players can pick a rendition. Each video rendition also carries the audio.

@@ -18,8 +18,8 @@ use crate::{
     encode::packager,
     backend::store::SegmentStore,
     encode::transcode::{self, TranscodeConfig},
-    validate::Tracks,
 };
+use media::validate::Tracks;
 
 /// Cluster mode: this encoder's id and the backends for ownership and the session map.
 #[derive(Clone)]

@@ -102,6 +102,11 @@ impl DashState {
 
     /// Renders the MPD as of `now`.
     pub fn render(&self, now: SystemTime) -> Result<String, cmaf::CmafError> {
+        self.manifest(now).render()
+    }
+
+    /// The presentation as of `now`, as the MPD and the HLS playlists show it.
+    pub fn manifest(&self, now: SystemTime) -> Manifest {
         let mut m = Manifest::new(self.availability_start_ms, unix_ms(now).max(self.availability_start_ms));
         m.utc_timing = vec![UtcTiming::HttpIso(TIME_URL.into())];
         m.ended = self.ended;
@@ -147,7 +152,7 @@ impl DashState {
                     let slot = live.number.saturating_sub(p.first_number) + 1;
                     let boundary = slot * SEGMENT_SECS as u64 * info.timescale as u64;
                     if let (true, Some((start, duration))) = (after_last && !self.ended, live.predicted(boundary)) {
-                        rep.segments.push(SegmentRef { number: live.number, start, duration });
+                        rep.in_progress = Some(SegmentRef { number: live.number, start, duration });
                     }
                 }
                 match r.rendition.kind {
@@ -164,7 +169,7 @@ impl DashState {
             }
             m.periods.push(Period { id: p.id.clone(), start: p.start, adaptation_sets: sets });
         }
-        m.render()
+        m
     }
 }
 
@@ -282,7 +287,8 @@ impl DashRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{encode::ladder::ladder, validate::{AudioTrack, Tracks, VideoTrack}};
+    use crate::encode::ladder::ladder;
+    use media::validate::{AudioTrack, Tracks, VideoTrack};
 
     #[test]
     fn periods_and_reuse() {

@@ -31,8 +31,8 @@ use tracing::{debug, info, warn};
 use crate::{
     stream::hub::{Frame, Stream},
     encode::ladder::{ffmpeg_args, Rendition, Restart, Supervisor},
-    validate::Tracks,
 };
+use media::validate::Tracks;
 
 /// What the transcoder tells the packager.
 #[derive(Debug)]

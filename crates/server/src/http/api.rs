@@ -12,7 +12,9 @@ use axum::{
 use serde::Serialize;
 
 use super::state::HttpState;
-use crate::{encode::presentation::DashRegistry, probe::StreamInfo, stream::hub::Hub};
+use media::probe::StreamInfo;
+
+use crate::{encode::presentation::DashRegistry, stream::hub::Hub};
 
 /// One entry of `GET /api/streams`.
 #[derive(Debug, Serialize)]

@@ -26,24 +26,16 @@ pub async fn time() -> Response {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` from a time since the Unix epoch.
 pub fn iso8601(t: std::time::Duration) -> String {
-    let secs = t.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), valid for any date after 1970.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + (m <= 2) as i64;
+    let t = time::OffsetDateTime::UNIX_EPOCH.saturating_add(t.try_into().unwrap_or(time::Duration::MAX));
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        t.subsec_millis()
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
     )
 }
 
@@ -103,7 +95,7 @@ pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<Str
     let Some(state) = st.dash.get(&name) else {
         return not_found(format!("stream {name:?} is not live (see /api/streams)"));
     };
-    let text = crate::hls::master(&state.read().unwrap());
+    let text = cmaf::hls::master(&state.read().unwrap().manifest(std::time::SystemTime::now()));
     match text {
         Some(t) => ([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response(),
         None => not_found(format!("stream {name:?} is starting: no segment yet, retry in a second")),
@@ -112,7 +104,7 @@ pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<Str
 
 pub(super) async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(String, String, String)>) -> AppResult {
     if file == "index.m3u8" && is_valid_stream_name(&name) && is_valid_stream_name(&rep) {
-        let text = st.dash.get(&name).and_then(|d| crate::hls::media(&d.read().unwrap(), &rep));
+        let text = st.dash.get(&name).and_then(|d| cmaf::hls::media(&d.read().unwrap().manifest(std::time::SystemTime::now()), &rep, std::time::Duration::from_secs(crate::encode::ladder::SEGMENT_SECS.into())));
         return match text {
             Some(t) => Ok(([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response()),
             None => Err(AppError::NotFound(format!("no HLS playlist for {name}/{rep}: not live or no segment yet"))),
@@ -160,3 +152,16 @@ pub(super) async fn segment(State(st): State<HttpState>, Path((name, rep, file))
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn iso8601_is_utc_to_the_millisecond() {
+        assert_eq!(super::iso8601(Duration::ZERO), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::iso8601(Duration::from_millis(951_782_400_000)), "2000-02-29T00:00:00.000Z");
+        assert_eq!(super::iso8601(Duration::from_millis(1_700_000_000_250)), "2023-11-14T22:13:20.250Z");
+        assert!(super::iso8601(Duration::MAX).ends_with('Z'));
+    }
+}

@@ -35,8 +35,8 @@ use crate::{
     stream::parking::{Codecs, Continuity, Parked, Parking},
     stream::hub::{rendition_name, Batch, Frame, Hub, PlayerGuard, PublishHandle, Stream},
     stream::name::{is_valid_stream_name, query_param, APP},
-    validate::{Tracks, Validator, Verdict},
 };
+use media::validate::{Tracks, Validator, Verdict};
 
 /// How long a refused publisher's connection stays open so it can read the refusal.
 const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -684,7 +684,8 @@ impl Conn<'_> {
                         hook(p.handle.stream.clone(), tracks);
                     }
                 }
-                Verdict::Reject(reason) => {
+                Verdict::Reject(rejection) => {
+                    let reason = rejection.to_string();
                     let name = p.handle.stream.name.clone();
                     counter!("ferrocast_publish_rejected_total", "reason" => "unsupported_media").increment(1);
                     warn!(peer = %self.peer, stream = %name, "stream refused: {reason}");

@@ -34,7 +34,7 @@ use rtmp_proto::{
 };
 use tokio::sync::broadcast;
 
-use crate::{
+use media::{
     probe::{Probe, StreamInfo},
     validate::Tracks,
 };
@@ -374,7 +374,7 @@ impl Stream {
             }
         }
         p.offsets.push(p.bytes.len());
-        encode_message(&mut p.bytes, OUT_CHUNK_SIZE, frame.kind.csid(), frame.timestamp, frame.kind.type_id(), 1, &frame.payload);
+        encode_message(&mut p.bytes, OUT_CHUNK_SIZE, rtmp_proto::message::media_csid(frame.kind), frame.timestamp, frame.kind.type_id(), 1, &frame.payload);
         p.frames.push(frame);
         if p.opened.is_some_and(|t| t.elapsed() >= self.batch_window) {
             self.flush_locked(c);

@@ -2,9 +2,12 @@
 //! and SPS for video, the AudioSpecificConfig for audio, and measured bitrate and frame rate.
 //! `onMetaData` only fills gaps (a publisher can claim anything there).
 
-use media::{aac, flv, h264};
-use rtmp_proto::{amf0::Value, MediaKind};
 use serde::Serialize;
+use thiserror::Error;
+
+use crate::amf0::Value;
+use crate::flv::{self, MediaKind};
+use crate::{aac, h264, MediaError};
 
 /// A stream's description, as shown by `/api/streams`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -48,6 +51,15 @@ pub struct Probe {
     window_frames: u32,
 }
 
+/// What the probe could not understand (shown as [`StreamInfo::problem`]).
+#[derive(Debug, Error)]
+enum Problem {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("AVC sequence header has no SPS")]
+    NoSps,
+}
+
 /// Length of the rate measuring window in media milliseconds.
 const WINDOW_MS: u32 = 2000;
 
@@ -61,7 +73,10 @@ impl Probe {
 
     /// Takes `onMetaData`: only the frame rate is used, as a last resort.
     pub fn on_metadata(&mut self, v: &Value) {
-        self.meta_fps = v.get("framerate").and_then(Value::as_number).filter(|f| *f > 0.0 && *f < 1000.0);
+        self.meta_fps = v
+            .get("framerate")
+            .and_then(Value::as_number)
+            .filter(|f| *f > 0.0 && *f < 1000.0);
     }
 
     /// Takes one frame.
@@ -72,7 +87,7 @@ impl Probe {
             MediaKind::Audio => self.on_audio(payload),
         };
         if let Err(e) = r {
-            self.info.problem = Some(e);
+            self.info.problem = Some(e.to_string());
         }
     }
 
@@ -90,7 +105,8 @@ impl Probe {
             self.window_frames = 0;
         } else if dt >= WINDOW_MS {
             let secs = dt as f64 / 1000.0;
-            self.info.bitrate_kbps = Some((self.window_bytes as f64 * 8.0 / 1000.0 / secs * 10.0).round() / 10.0);
+            self.info.bitrate_kbps =
+                Some((self.window_bytes as f64 * 8.0 / 1000.0 / secs * 10.0).round() / 10.0);
             if self.window_frames > 0 {
                 // Frames counted include the one at the window's end; rate over the span.
                 let fps = (self.window_frames.saturating_sub(1)) as f64 / secs;
@@ -102,30 +118,33 @@ impl Probe {
         }
     }
 
-    fn on_video(&mut self, payload: &[u8]) -> Result<(), String> {
-        let tag = flv::parse_video_tag(payload).map_err(|e| e.to_string())?;
+    fn on_video(&mut self, payload: &[u8]) -> Result<(), Problem> {
+        let tag = flv::parse_video_tag(payload)?;
         self.info.video_codec = Some(tag.codec.name().to_string());
         if tag.codec != flv::VideoCodec::Avc || !tag.is_sequence_header() {
             return Ok(());
         }
-        let cfg = h264::parse_avc_config(tag.body).map_err(|e| e.to_string())?;
-        let sps = cfg.sps.first().ok_or("AVC sequence header has no SPS")?;
-        let sps = h264::parse_sps(sps).map_err(|e| e.to_string())?;
+        let cfg = h264::parse_avc_config(tag.body)?;
+        let sps = cfg.sps.first().ok_or(Problem::NoSps)?;
+        let sps = h264::parse_sps(sps)?;
         self.info.profile = Some(sps.profile_name().to_string());
         self.info.level = Some(sps.level_idc as f64 / 10.0);
         self.info.width = Some(sps.width);
         self.info.height = Some(sps.height);
-        self.sps_fps = sps.fps.filter(|f| *f > 0.0 && *f < 1000.0).map(|f| (f * 1000.0).round() / 1000.0);
+        self.sps_fps = sps
+            .fps
+            .filter(|f| *f > 0.0 && *f < 1000.0)
+            .map(|f| (f * 1000.0).round() / 1000.0);
         Ok(())
     }
 
-    fn on_audio(&mut self, payload: &[u8]) -> Result<(), String> {
-        let tag = flv::parse_audio_tag(payload).map_err(|e| e.to_string())?;
+    fn on_audio(&mut self, payload: &[u8]) -> Result<(), Problem> {
+        let tag = flv::parse_audio_tag(payload)?;
         self.info.audio_codec = Some(tag.format.name().to_string());
         if tag.aac_packet_type != Some(flv::AacPacketType::SequenceHeader) {
             return Ok(());
         }
-        let asc = aac::parse_audio_specific_config(tag.body).map_err(|e| e.to_string())?;
+        let asc = aac::parse_audio_specific_config(tag.body)?;
         self.info.audio_profile = Some(asc.object_type_name().to_string());
         self.info.sample_rate = Some(asc.output_sampling_frequency());
         self.info.channels = asc.output_channels();

@@ -1,11 +1,16 @@
-//! AMF0 values (Adobe "Action Message Format -- AMF 0"), as carried in RTMP command and data
-//! messages. Decoding is bounded in nesting depth and element count so hostile input cannot
-//! exhaust memory or the stack.
+//! AMF0 values (Adobe "Action Message Format -- AMF 0"), as carried in FLV script data tags
+//! (FLV spec v10.1 E.4.4) and in RTMP command and data messages. Decoding is bounded in
+//! nesting depth and element count so hostile input cannot exhaust memory or the stack.
+
+use crate::codec::Reader;
+use crate::InvalidMessage;
 
 /// Deepest object nesting accepted; real commands nest two or three levels.
 pub const MAX_DEPTH: usize = 16;
 /// Most properties or array elements accepted in one container.
 pub const MAX_ELEMENTS: usize = 4096;
+/// The marker after the empty key that closes an object or ECMA array.
+const OBJECT_END: u8 = 0x09;
 
 /// A decoded AMF0 value.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,109 +73,67 @@ impl Value {
     }
 }
 
-/// Why AMF0 bytes could not be decoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Amf0Error {
-    /// The value ran past the end of the message.
-    #[error("value truncated at byte {0}")]
-    Truncated(usize),
-    /// A type marker this decoder does not know (or that AMF0 forbids in a message).
-    #[error("unsupported type marker 0x{0:02x}")]
-    UnsupportedMarker(u8),
-    /// Nesting deeper than [`MAX_DEPTH`].
-    #[error("objects nested deeper than {MAX_DEPTH}")]
-    TooDeep,
-    /// A container with more than [`MAX_ELEMENTS`] entries.
-    #[error("container has more than {MAX_ELEMENTS} elements")]
-    TooManyElements,
-    /// A string that is not UTF-8.
-    #[error("string is not valid UTF-8")]
-    InvalidUtf8,
+/// Decodes AMF0 values through the crate's [`Reader`], bounded in depth and element count.
+struct Decoder<'a> {
+    r: Reader<'a>,
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Amf0Error> {
-        let end = self.pos.checked_add(n).ok_or(Amf0Error::Truncated(self.pos))?;
-        let s = self.buf.get(self.pos..end).ok_or(Amf0Error::Truncated(self.pos))?;
-        self.pos = end;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, Amf0Error> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, Amf0Error> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Result<u32, Amf0Error> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn f64(&mut self) -> Result<f64, Amf0Error> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(f64::from_be_bytes(a))
-    }
-    fn utf8(&mut self, len: usize) -> Result<String, Amf0Error> {
-        let b = self.take(len)?;
-        String::from_utf8(b.to_vec()).map_err(|_| Amf0Error::InvalidUtf8)
-    }
-    fn short_string(&mut self) -> Result<String, Amf0Error> {
-        let n = self.u16()? as usize;
-        self.utf8(n)
+impl Decoder<'_> {
+    fn utf8(&mut self, len: usize) -> Result<String, InvalidMessage> {
+        let b = self.r.take(len)?;
+        String::from_utf8(b.to_vec()).map_err(|_| InvalidMessage::InvalidUtf8)
     }
 
-    fn properties(&mut self, depth: usize) -> Result<Vec<(String, Value)>, Amf0Error> {
+    fn short_string(&mut self) -> Result<String, InvalidMessage> {
+        let n = self.r.u16()?;
+        self.utf8(n.into())
+    }
+
+    fn properties(&mut self, depth: usize) -> Result<Vec<(String, Value)>, InvalidMessage> {
         let mut props = Vec::new();
         loop {
             let key = self.short_string()?;
             // An empty key followed by the object-end marker closes the object. Some encoders
             // omit the marker at the very end of a message; accept that too.
             if key.is_empty() {
-                if self.pos == self.buf.len() {
-                    return Ok(props);
-                }
-                if self.buf[self.pos] == 0x09 {
-                    self.pos += 1;
-                    return Ok(props);
+                match self.r.peek() {
+                    None => return Ok(props),
+                    Some(OBJECT_END) => {
+                        self.r.skip(1)?;
+                        return Ok(props);
+                    }
+                    Some(_) => {}
                 }
             }
             if props.len() >= MAX_ELEMENTS {
-                return Err(Amf0Error::TooManyElements);
+                return Err(InvalidMessage::Amf0TooManyElements);
             }
             let v = self.value(depth + 1)?;
             props.push((key, v));
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, Amf0Error> {
+    fn value(&mut self, depth: usize) -> Result<Value, InvalidMessage> {
         if depth > MAX_DEPTH {
-            return Err(Amf0Error::TooDeep);
+            return Err(InvalidMessage::Amf0TooDeep);
         }
-        let marker = self.u8()?;
+        let marker = self.r.u8()?;
         Ok(match marker {
-            0x00 => Value::Number(self.f64()?),
-            0x01 => Value::Boolean(self.u8()? != 0),
+            0x00 => Value::Number(self.r.f64()?),
+            0x01 => Value::Boolean(self.r.u8()? != 0),
             0x02 => Value::String(self.short_string()?),
             0x03 => Value::Object(self.properties(depth)?),
             0x05 => Value::Null,
             0x06 => Value::Undefined,
             0x08 => {
                 // The count is only a hint; the list is terminated like an object.
-                let _ = self.u32()?;
+                let _ = self.r.u32()?;
                 Value::EcmaArray(self.properties(depth)?)
             }
             0x0A => {
-                let n = self.u32()? as usize;
+                let n = self.r.u32()? as usize;
                 if n > MAX_ELEMENTS {
-                    return Err(Amf0Error::TooManyElements);
+                    return Err(InvalidMessage::Amf0TooManyElements);
                 }
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -179,32 +142,34 @@ impl<'a> Reader<'a> {
                 Value::StrictArray(items)
             }
             0x0B => {
-                let ms = self.f64()?;
-                let _tz = self.u16()?;
+                let ms = self.r.f64()?;
+                let _tz = self.r.u16()?;
                 Value::Date(ms)
             }
             0x0C => {
-                let n = self.u32()? as usize;
+                let n = self.r.u32()? as usize;
                 Value::String(self.utf8(n)?)
             }
             0x10 => {
                 let _class = self.short_string()?;
                 Value::Object(self.properties(depth)?)
             }
-            other => return Err(Amf0Error::UnsupportedMarker(other)),
+            other => return Err(InvalidMessage::UnsupportedAmf0Marker(other)),
         })
     }
 }
 
 /// Decodes every value in `buf` (a command message is a sequence of values).
-pub fn decode_all(buf: &[u8]) -> Result<Vec<Value>, Amf0Error> {
-    let mut r = Reader { buf, pos: 0 };
+pub fn decode_all(buf: &[u8]) -> Result<Vec<Value>, InvalidMessage> {
+    let mut d = Decoder {
+        r: Reader::new("AMF0 value", buf),
+    };
     let mut out = Vec::new();
-    while r.pos < buf.len() {
+    while d.r.any_left() {
         if out.len() >= MAX_ELEMENTS {
-            return Err(Amf0Error::TooManyElements);
+            return Err(InvalidMessage::Amf0TooManyElements);
         }
-        out.push(r.value(0)?);
+        out.push(d.value(0)?);
     }
     Ok(out)
 }
@@ -221,7 +186,7 @@ fn encode_props(out: &mut Vec<u8>, props: &[(String, Value)]) {
         encode_key(out, k);
         encode(out, v);
     }
-    out.extend_from_slice(&[0, 0, 0x09]);
+    out.extend_from_slice(&[0, 0, OBJECT_END]);
 }
 
 /// Appends the AMF0 encoding of `v` to `out`.
@@ -284,7 +249,7 @@ mod tests {
     /// `session`).
     const FFMPEG_CONNECT: &[u8] = &[
         0x02, 0x00, 0x07, b'c', b'o', b'n', b'n', b'e', b'c', b't', // "connect"
-        0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, // 1.0
+        0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0,    // 1.0
         0x03, // {
         0x00, 0x03, b'a', b'p', b'p', 0x02, 0x00, 0x04, b'l', b'i', b'v', b'e', //
         0x00, 0x04, b't', b'y', b'p', b'e', 0x02, 0x00, 0x0a, b'n', b'o', b'n', b'p', b'r', b'i',
@@ -315,7 +280,10 @@ mod tests {
                 ("width".into(), Value::Number(1280.0)),
                 ("stereo".into(), Value::Boolean(true)),
                 ("enc".into(), Value::Null),
-                ("arr".into(), Value::StrictArray(vec![Value::Undefined, Value::Date(5.0)])),
+                (
+                    "arr".into(),
+                    Value::StrictArray(vec![Value::Undefined, Value::Date(5.0)]),
+                ),
                 ("nested".into(), Value::object([("a", Value::string("b"))])),
             ]),
             Value::String("x".repeat(70_000)),
@@ -331,7 +299,10 @@ mod tests {
             // A prefix may end on a value boundary; only the last byte (the object-end
             // marker, which some encoders omit) may be missing from a whole connect.
             if let Ok(v) = r {
-                assert!(v.len() < 3 || n == FFMPEG_CONNECT.len() - 1, "prefix {n} decoded a whole connect");
+                assert!(
+                    v.len() < 3 || n == FFMPEG_CONNECT.len() - 1,
+                    "prefix {n} decoded a whole connect"
+                );
             }
         }
     }
@@ -341,14 +312,23 @@ mod tests {
         // Deep nesting.
         let mut deep = vec![0x03u8; 10_000];
         deep.extend_from_slice(&[0, 0, 9]);
-        assert!(matches!(decode_all(&deep), Err(Amf0Error::TooDeep) | Err(Amf0Error::Truncated(_))));
+        assert!(matches!(
+            decode_all(&deep),
+            Err(InvalidMessage::Amf0TooDeep) | Err(InvalidMessage::Truncated { .. })
+        ));
         // Huge strict array count with no body.
         assert_eq!(
             decode_all(&[0x0A, 0xff, 0xff, 0xff, 0xff]),
-            Err(Amf0Error::TooManyElements)
+            Err(InvalidMessage::Amf0TooManyElements)
         );
         // Long string claiming 4 GiB.
-        assert!(matches!(decode_all(&[0x0C, 0xff, 0xff, 0xff, 0xff, b'a']), Err(Amf0Error::Truncated(_))));
-        assert_eq!(decode_all(&[0x11]), Err(Amf0Error::UnsupportedMarker(0x11)));
+        assert!(matches!(
+            decode_all(&[0x0C, 0xff, 0xff, 0xff, 0xff, b'a']),
+            Err(InvalidMessage::Truncated { .. })
+        ));
+        assert_eq!(
+            decode_all(&[0x11]),
+            Err(InvalidMessage::UnsupportedAmf0Marker(0x11))
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! CMAF → FLV: turns a rendition's init segment and chunks (what the packager gets from
-//! [`cmaf::Segmenter`]) into FLV tag bodies, so RTMP players can play the transcoded
+//! [`crate::Segmenter`]) into FLV tag bodies, so RTMP players can play the transcoded
 //! renditions as they play the source.
 //!
 //! ```text
@@ -33,11 +33,12 @@
 //! access unit, as FLV wants. Samples of 0 bytes carry nothing to decode and are skipped.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use cmaf::{chunk_samples, parse_init, CmafError, DecoderConfig, TrackInfo};
-use rtmp_proto::MediaKind;
+use media::flv::MediaKind;
+
+use crate::{chunk_samples, parse_init, CmafError, DecoderConfig, TrackInfo};
 
 /// The largest FLV tag body (and RTMP message): its length field has 24 bits.
-pub const MAX_TAG_BODY: usize = 0x00ff_ffff;
+pub const MAX_TAG_BODY: usize = media::flv::MAX_TAG_DATA;
 
 /// FLV video tag header byte: frame type 1 (keyframe), codec 7 (AVC).
 const AVC_KEYFRAME: u8 = 0x17;
@@ -57,9 +58,8 @@ const AUDIO_HEADER_LEN: usize = 2;
 const CTS_RANGE: std::ops::RangeInclusive<i64> = -0x80_0000..=0x7f_ffff;
 
 /// One FLV tag out of [`FlvRemuxer::push_chunk`]: kind, timestamp in ms, tag body, and whether
-/// it is a video keyframe (a sync sample; always `false` for audio, as
-/// [`hub::Frame::keyframe`](crate::stream::hub::Frame::keyframe), though any AAC frame is a place to
-/// start).
+/// it is a video keyframe (a sync sample; always `false` for audio, as the server's hub marks
+/// frames, though any AAC frame is a place to start).
 pub type FlvTag = (MediaKind, u32, Bytes, bool);
 
 /// Why an init segment or a chunk cannot be turned into FLV.
@@ -128,7 +128,7 @@ pub struct FlvRemuxer {
 
 impl FlvRemuxer {
     /// A remuxer for the track of `init` (`ftyp` + `moov`, as in
-    /// [`cmaf::SegmenterEvent::Init`]): H.264 (`avc1`/`avc3`) or AAC.
+    /// [`crate::SegmenterEvent::Init`]): H.264 (`avc1`/`avc3`) or AAC.
     pub fn new(init: &[u8]) -> Result<Self, RemuxError> {
         let info = parse_init(init)?;
         let (kind, sequence_header, nal_length_size) = match &info.decoder_config {
@@ -192,7 +192,7 @@ impl FlvRemuxer {
         (self.kind, self.sequence_header.clone())
     }
 
-    /// Converts one chunk (`[prft] [emsg] moof mdat`, as in [`cmaf::Chunk::bytes`]; several
+    /// Converts one chunk (`[prft] [emsg] moof mdat`, as in [`crate::Chunk::bytes`]; several
     /// `moof`+`mdat` pairs, e.g. a whole segment, work too) into FLV tags, one per sample, in
     /// decode order. Nothing is returned unless the whole chunk converts.
     pub fn push_chunk(&mut self, chunk: &[u8]) -> Result<Vec<FlvTag>, RemuxError> {
@@ -339,18 +339,13 @@ mod tests {
     use std::process::Command;
     use std::time::{Duration, SystemTime};
 
-    use cmaf::{Segmenter, SegmenterEvent, TrackKind};
-    use media::flv::{self, TagType};
+    use media::flv;
+
+    use crate::{Segmenter, SegmenterEvent, TrackKind};
 
     use super::*;
 
     fn asset_path(name: &str) -> PathBuf {
-        let cmaf = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../cmaf/tests/assets")
-            .join(name);
-        if cmaf.exists() {
-            return cmaf;
-        }
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/assets")
             .join(name)
@@ -362,7 +357,7 @@ mod tests {
     }
 
     /// The init segment and chunks of a capture, as the packager gets them.
-    fn segment(kind: TrackKind, name: &str) -> (Bytes, Vec<cmaf::Chunk>) {
+    fn segment(kind: TrackKind, name: &str) -> (Bytes, Vec<crate::Chunk>) {
         let mut seg = Segmenter::new(kind, Duration::from_secs(4));
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let data = asset(name);
@@ -588,10 +583,7 @@ mod tests {
         let mut out = Vec::new();
         let has = |k| tracks.iter().any(|(r, _)| r.kind() == k);
         flv::write_file_header(has(MediaKind::Audio), has(MediaKind::Video), &mut out);
-        let tag_type = |k| match k {
-            MediaKind::Audio => TagType::Audio,
-            MediaKind::Video => TagType::Video,
-        };
+        let tag_type = MediaKind::tag_type;
         let mut all: Vec<&FlvTag> = tracks.iter().flat_map(|(_, t)| t.iter()).collect();
         all.sort_by_key(|t| t.1);
         let first = all.first().map_or(0, |t| t.1);
