@@ -7,7 +7,6 @@ use crate::policy::breaker::{BreakerConfig, FallbackMode};
 use crate::policy::bucket::BucketConfig;
 use crate::policy::freshness::CachePolicy;
 use crate::policy::timeout::TimeoutConfig;
-use crate::runtime::cache::CacheConfig;
 
 /// Settings for an [`Edge`](crate::Edge) (quinn-style: `Default` plus setters).
 #[derive(Debug, Clone)]
@@ -113,6 +112,39 @@ impl EdgeConfig {
     /// lower rendition (default: no; see [`FallbackMode`] for why).
     pub fn fallback(&mut self, mode: FallbackMode) -> &mut Self {
         self.fallback = mode;
+        self
+    }
+}
+
+/// Settings for the object cache ([`ObjectCache`](crate::ObjectCache)).
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    pub(crate) max_bytes: u64,
+    pub(crate) stale_if_error: Duration,
+}
+
+impl Default for CacheConfig {
+    /// 512 MiB: about ten minutes of the default ladder (1500 + 500 + 64
+    /// kbit/s ≈ 155 MB per stream) for three streams.
+    fn default() -> Self {
+        CacheConfig {
+            max_bytes: 512 << 20,
+            stale_if_error: Duration::from_secs(10),
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Capacity in bytes (bodies plus a small per-entry overhead).
+    pub fn max_bytes(&mut self, n: u64) -> &mut Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// How long past its TTL an entry is kept to be served if the origin
+    /// fails (default 10 s; zero disables stale serving).
+    pub fn stale_if_error(&mut self, d: Duration) -> &mut Self {
+        self.stale_if_error = d;
         self
     }
 }

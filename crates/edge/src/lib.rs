@@ -64,7 +64,7 @@ mod origin;
 mod policy;
 mod runtime;
 
-pub use config::EdgeConfig;
+pub use config::{CacheConfig, EdgeConfig};
 pub use error::{BreakerScope, EdgeError, ErrorSource, OriginError};
 pub use object::{etag_matches, etag_of, CachedObject, ObjectHead};
 pub use origin::{ChunkFuture, ChunkSource, OriginBody, OriginResponse};
@@ -76,7 +76,7 @@ pub use policy::bucket::{BucketConfig, TokenBuckets};
 pub use policy::freshness::{CacheControl, CachePolicy, ObjectKind};
 pub use policy::phase::CachePhase;
 pub use policy::timeout::{AdaptiveTimeout, TimeoutConfig};
-pub use runtime::cache::{CacheConfig, Lookup, ObjectCache};
+pub use runtime::cache::{Lookup, ObjectCache};
 pub use runtime::coalesce::{Coalescer, Lock, ReadLock, WritePermit};
 pub use runtime::edge::Edge;
 pub use runtime::growing::{Growing, GrowingReader, WaitError};

@@ -14,6 +14,7 @@
 //! maintenance removes them. Use it for rare events (a stream ends); for a
 //! changed manifest invalidate the one key.
 
+use crate::config::CacheConfig;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,39 +34,6 @@ pub enum Lookup {
     Stale(Arc<CachedObject>),
     /// Not cached.
     Miss,
-}
-
-/// Settings for [`ObjectCache`].
-#[derive(Debug, Clone)]
-pub struct CacheConfig {
-    max_bytes: u64,
-    stale_if_error: Duration,
-}
-
-impl Default for CacheConfig {
-    /// 512 MiB: about ten minutes of the default ladder (1500 + 500 + 64
-    /// kbit/s ≈ 155 MB per stream) for three streams.
-    fn default() -> Self {
-        CacheConfig {
-            max_bytes: 512 << 20,
-            stale_if_error: Duration::from_secs(10),
-        }
-    }
-}
-
-impl CacheConfig {
-    /// Capacity in bytes (bodies plus a small per-entry overhead).
-    pub fn max_bytes(&mut self, n: u64) -> &mut Self {
-        self.max_bytes = n;
-        self
-    }
-
-    /// How long past its TTL an entry is kept to be served if the origin
-    /// fails (default 10 s; zero disables stale serving).
-    pub fn stale_if_error(&mut self, d: Duration) -> &mut Self {
-        self.stale_if_error = d;
-        self
-    }
 }
 
 struct Expiry {
