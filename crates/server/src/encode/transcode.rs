@@ -87,11 +87,13 @@ pub struct TranscodeConfig {
     pub run_dir: PathBuf,
 }
 
-/// Runs the transcoder for `stream` until the publisher leaves or ffmpeg gives up.
+/// Runs the transcoder for `stream` until the publisher leaves or ffmpeg gives up. `lead`
+/// moves the forced keyframes earlier (see [`ffmpeg_args`]), as the packager's segmenter.
 pub async fn run(
     stream: Arc<Stream>,
     tracks: Tracks,
     ladder: Vec<Rendition>,
+    lead: Duration,
     cfg: TranscodeConfig,
     stats: Arc<TranscodeStats>,
     events: mpsc::Sender<TranscodeEvent>,
@@ -100,7 +102,7 @@ pub async fn run(
     let mut generation = 0;
     loop {
         generation += 1;
-        let r = run_once(&stream, &tracks, &ladder, &cfg, &stats, &events, generation).await;
+        let r = run_once(&stream, &tracks, &ladder, lead, &cfg, &stats, &events, generation).await;
         match r {
             Ok(Ended::Publisher) => {
                 let _ = events.send(TranscodeEvent::Ended).await;
@@ -137,6 +139,7 @@ async fn run_once(
     stream: &Arc<Stream>,
     tracks: &Tracks,
     ladder: &[Rendition],
+    lead: Duration,
     cfg: &TranscodeConfig,
     stats: &Arc<TranscodeStats>,
     events: &mpsc::Sender<TranscodeEvent>,
@@ -152,7 +155,7 @@ async fn run_once(
         listeners.push(UnixListener::bind(p).map_err(|e| format!("binding {}: {e}", p.display()))?);
     }
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    let args = ffmpeg_args(tracks, ladder, &path_refs);
+    let args = ffmpeg_args(tracks, ladder, &path_refs, lead);
     debug!(stream = %stream.name, "ffmpeg {}", args.join(" "));
     let mut child = Command::new(&cfg.ffmpeg)
         .args(&args)
