@@ -12,7 +12,7 @@ use std::{
 
 use ferrocast::{
     config::Config,
-    edge_role::{self, EdgeState},
+    edge_http::{self, EdgeState},
 };
 use loadgen::{
     dash::{self, DashConfig},
@@ -72,7 +72,7 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
     let el = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let edge = el.local_addr().unwrap().port();
     let (edge_stop, edge_stopped) = oneshot::channel::<()>();
-    let edge_task = tokio::spawn(edge_role::run(el, state.clone(), async {
+    let edge_task = tokio::spawn(edge_http::run(el, state.clone(), async {
         let _ = edge_stopped.await;
     }));
 
@@ -180,10 +180,12 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
             v.index
         );
     }
+    // The stutter KPI: under 1 % of players stall. As a count that rounds down (with 50
+    // players, 1 % is half a player): no player may stall.
     let with_stalls = r.viewers_with_stalls;
     assert!(
-        with_stalls <= CLIENTS / 10,
-        "{with_stalls} players stalled: {summary}"
+        with_stalls * 100 <= CLIENTS,
+        "{with_stalls} of {CLIENTS} players stalled (the KPI is ≤ 1 %): {summary}"
     );
     // Every response came through the edge's cache logic.
     let answered: u64 = r.x_cache.values().sum();
