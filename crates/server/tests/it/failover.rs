@@ -9,7 +9,8 @@ use std::{
 };
 
 use crate::common::{
-    cluster::{eventually, live_on, publish, Cluster},
+    cluster::{live_on, publish, Cluster},
+    eventually,
     get_bytes, http_get,
     finish,
     push_tools::{interrupt, push, test_flv, Proxy},
