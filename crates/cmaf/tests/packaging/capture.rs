@@ -190,7 +190,12 @@ fn a_lead_makes_the_first_segment_short() {
     config.lead(Duration::from_secs(3));
     let out = segment_with(&config, &asset("ladder_audio.mp4"), 65536);
     let frag = 24 * 1024;
-    let got: Vec<_> = out.segments.iter().map(|s| (s.segment, s.start)).take(3).collect();
+    let got: Vec<_> = out
+        .segments
+        .iter()
+        .map(|s| (s.segment, s.start))
+        .take(3)
+        .collect();
     assert_eq!(got, [(0, 0), (1, 2 * frag), (2, 10 * frag)]);
 }
 

@@ -102,7 +102,7 @@ pub async fn run(
     let mut generation = 0;
     loop {
         generation += 1;
-        let r = run_once(&stream, &tracks, &ladder, lead, &cfg, &stats, &events, generation).await;
+        let r = run_once(&stream, &tracks, (&ladder, lead), &cfg, &stats, &events, generation).await;
         match r {
             Ok(Ended::Publisher) => {
                 let _ = events.send(TranscodeEvent::Ended).await;
@@ -135,11 +135,12 @@ enum Ended {
     Crashed(String),
 }
 
+/// One ffmpeg process; `(ladder, lead)`: the renditions and how far their segment boundaries
+/// lead (see [`ffmpeg_args`]).
 async fn run_once(
     stream: &Arc<Stream>,
     tracks: &Tracks,
-    ladder: &[Rendition],
-    lead: Duration,
+    (ladder, lead): (&[Rendition], Duration),
     cfg: &TranscodeConfig,
     stats: &Arc<TranscodeStats>,
     events: &mpsc::Sender<TranscodeEvent>,

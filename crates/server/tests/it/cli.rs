@@ -12,10 +12,6 @@ use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrocast");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn ferrocast(args: &[&str]) -> (bool, String, String) {
     let (ok, out, err) = run(Command::new(BIN).args(args), Duration::from_secs(30)).await;
     (ok, String::from_utf8_lossy(&out).to_string(), err)

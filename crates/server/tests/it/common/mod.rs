@@ -120,6 +120,11 @@ where
     }
 }
 
+/// A loopback port free right now (for a child process to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A plain HTTP/1.0 GET, enough for our own endpoints: (status, body); status 0 when nothing
 /// listens (a process being restarted).
 pub async fn http_get(port: u16, path: &str) -> (u16, String) {
