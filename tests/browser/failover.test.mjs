@@ -6,8 +6,9 @@
 //
 //   npm ci --prefix web && cargo build -p ferrocast && node --test tests/browser/failover.test.mjs
 //
-// Asserts: playback resumes by itself after the kill and the video advances ≥ 10 s in the
-// 45 s after it, with no fatal dash.js error. Prints one JSON line with the measured stall.
+// Asserts: playback resumes by itself after the kill, the longest frozen picture is ≤ 10 s
+// (the failover budget), and the video advances ≥ 10 s in the 45 s after the kill, with no
+// fatal dash.js error. Prints one JSON line with the measured stall.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -95,6 +96,7 @@ test('dash.js keeps playing through an encoder failover', { timeout: 240_000 }, 
     const newOwner = execFileSync('redis-cli', ['-p', env.REDIS_PORT, 'GET', `ferrocast:owner:${STREAM}`]).toString().trim();
     console.log(JSON.stringify({ owner, new_owner: newOwner, advanced_s: +advanced.toFixed(1), longest_stall_s: +longestStall.toFixed(1), dashjs_errors: stats.errors.length, stalls: stats.stalls }));
     assert.ok(!newOwner.startsWith(`${owner}|`), `the stream still belongs to the killed ${owner}`);
+    assert.ok(longestStall <= 10, `the picture froze for ${longestStall.toFixed(1)} s, over the 10 s failover budget`);
     assert.ok(advanced >= 10, `video advanced only ${advanced.toFixed(1)} s in the 45 s after the kill (longest stall ${longestStall.toFixed(1)} s)`);
     assert.ok(last > atKill && performance.now() - lastMove < 5000, 'playback stopped again at the end');
     assert.deepEqual(pageErrors, [], 'page errors');

@@ -19,8 +19,9 @@
 //! # Segment numbering rule
 //! Let `D` be the segment duration and `E` the epoch (media time 0 by
 //! default), both converted to the track timescale, and let `slot(t) =
-//! floor((t − E + ε) / D)` for a fragment starting at decode time `t` (`ε` is
-//! 1 ms of slack for timescale rounding; `t < E` is slot 0). Then:
+//! floor((t − E + L + ε) / D)` for a fragment starting at decode time `t` (`ε` is
+//! 1 ms of slack for timescale rounding, `L` the lead, 0 by default; `t < E − L`
+//! is slot 0). Then:
 //!
 //! 1. The first segment starts at the first eligible fragment and has number
 //!    `first_number + slot(t)`.
@@ -69,6 +70,7 @@ pub struct SegmenterConfig {
     kind: TrackKind,
     segment_duration: Duration,
     epoch: Duration,
+    lead: Duration,
     first_number: u64,
     insert_prft: bool,
     max_box_size: u64,
@@ -82,6 +84,7 @@ impl SegmenterConfig {
             kind,
             segment_duration,
             epoch: Duration::ZERO,
+            lead: Duration::ZERO,
             first_number: 0,
             insert_prft: true,
             max_box_size: BoxSplitter::DEFAULT_MAX_BOX_SIZE,
@@ -92,6 +95,16 @@ impl SegmenterConfig {
     /// `first_number` begins. Default: 0.
     pub fn epoch(&mut self, epoch: Duration) -> &mut Self {
         self.epoch = epoch;
+        self
+    }
+
+    /// Moves every boundary `lead` earlier (less than the segment duration):
+    /// segment `first_number` then ends at `epoch + D − lead`, and the next
+    /// ones are `D` long from there. A stream picked up mid-flight (a standby
+    /// taking over) starts with a short segment this way, so its first one is
+    /// ready sooner. Default: 0.
+    pub fn lead(&mut self, lead: Duration) -> &mut Self {
+        self.lead = lead;
         self
     }
 
@@ -189,6 +202,7 @@ struct Ready {
     info: TrackInfo,
     segment_ticks: u64,
     epoch_ticks: u64,
+    lead_ticks: u64,
     slack_ticks: u64,
     pending: Vec<Bytes>,
     moof: Option<(Bytes, FragmentInfo)>,
@@ -346,6 +360,8 @@ impl Segmenter {
                     self.phase = Phase::Ready(Box::new(Ready {
                         segment_ticks,
                         epoch_ticks: to_ticks(self.config.epoch, info.timescale),
+                        lead_ticks: to_ticks(self.config.lead, info.timescale)
+                            .min(segment_ticks.saturating_sub(1)),
                         slack_ticks: u64::from(info.timescale / 1000),
                         info,
                         pending: Vec::new(),
@@ -440,6 +456,7 @@ impl OpenSegment {
 impl Ready {
     fn slot(&self, t: u64) -> u64 {
         t.saturating_add(self.slack_ticks)
+            .saturating_add(self.lead_ticks)
             .saturating_sub(self.epoch_ticks)
             / self.segment_ticks
     }

@@ -182,6 +182,24 @@ fn first_number_and_epoch_shift_the_numbers() {
 }
 
 #[test]
+fn a_lead_makes_the_first_segment_short() {
+    // A lead of 3 s moves the boundaries to 1 s, 5 s, 9 s: with 0.512 s AAC
+    // fragments, segment 0 is [0, 1.024 s) and the next start at the first
+    // fragment at or after each boundary.
+    let mut config = SegmenterConfig::new(TrackKind::Audio, SEGMENT);
+    config.lead(Duration::from_secs(3));
+    let out = segment_with(&config, &asset("ladder_audio.mp4"), 65536);
+    let frag = 24 * 1024;
+    let got: Vec<_> = out
+        .segments
+        .iter()
+        .map(|s| (s.segment, s.start))
+        .take(3)
+        .collect();
+    assert_eq!(got, [(0, 0), (1, 2 * frag), (2, 10 * frag)]);
+}
+
+#[test]
 fn push_granularity_does_not_matter() {
     let data = asset("ladder_v400.mp4");
     let mut config = SegmenterConfig::new(TrackKind::Video, SEGMENT);

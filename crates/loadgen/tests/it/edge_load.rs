@@ -166,10 +166,12 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
             v.index
         );
     }
+    // The stutter KPI: under 1 % of players stall. As a count that rounds down (with 50
+    // players, 1 % is half a player): no player may stall.
     let with_stalls = r.viewers_with_stalls;
     assert!(
-        with_stalls <= CLIENTS / 10,
-        "{with_stalls} players stalled: {summary}"
+        with_stalls * 100 <= CLIENTS,
+        "{with_stalls} of {CLIENTS} players stalled (the KPI is ≤ 1 %): {summary}"
     );
     // Every response came through the edge's cache logic.
     let answered: u64 = r.x_cache.values().sum();

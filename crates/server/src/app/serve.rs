@@ -1,8 +1,7 @@
 //! `ferrocast serve`: binds the listeners and runs everything in one process.
 
-use std::{future::Future, net::SocketAddr, sync::{Arc, OnceLock}, time::Instant};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::{watch, Semaphore}};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tokio_rustls::TlsAcceptor;
@@ -98,27 +97,6 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
     Ok(Listeners { rtmp, rtmps, http })
 }
 
-fn metrics_handle() -> PrometheusHandle {
-    // One recorder per process; tests run several servers in one process.
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            use metrics_exporter_prometheus::Matcher;
-            // Player-reported times as real histograms (the default is a summary, which
-            // cannot be aggregated across instances).
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full("ferrocast_player_first_frame_seconds".into()), &[0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0])
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("ferrocast_player_latency_seconds".into()), &[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0, 30.0]))
-                .and_then(|b| b.set_buckets_for_metric(Matcher::Full("ferrocast_player_quality_index".into()), &[0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 99.0, 100.0]))
-                .unwrap_or_else(|_| PrometheusBuilder::new());
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
-
 /// What the cluster roles change in the machinery of `serve`; the default is `serve` itself
 /// (local disk, in-process metadata and events).
 #[derive(Default)]
@@ -152,7 +130,7 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
 pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
     config.validate()?;
     // Install the recorder before any listener runs, so no early count is lost.
-    let metrics = metrics_handle();
+    let metrics = crate::http::recorder();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
     // Absolute, because the transcoder's socket paths are handed to ffmpeg as URLs.

@@ -4,7 +4,6 @@
 //! the origins.
 
 use std::{
-    fmt::Write as _,
     net::SocketAddr,
     sync::{Arc, RwLock},
     time::Duration,
@@ -26,7 +25,8 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use ketama::Ring;
-use metrics::counter;
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -46,6 +46,9 @@ pub struct EdgeState {
     client: HttpClient,
     cluster: Option<Arc<EdgeCluster>>,
     health: Health,
+    /// The process's recorder: this edge's counters (and, in a cluster, its RTMP relay's)
+    /// are rendered from it at `/metrics`.
+    metrics: PrometheusHandle,
 }
 
 /// Cluster mode: origins are the encoders registered in Redis, the encoder holding a stream
@@ -111,7 +114,10 @@ impl EdgeState {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(64).build(connector);
-        Ok(Self { edge, client, cluster: None, health: Health::default() })
+        // Installed here, before the edge serves, so no early count is lost (a standalone edge
+        // runs nothing else that would install it).
+        let metrics = crate::http::recorder();
+        Ok(Self { edge, client, cluster: None, health: Health::default(), metrics })
     }
 
     /// An edge in a cluster: origins come from the registry and change as encoders come and
@@ -166,9 +172,11 @@ pub async fn run(listener: tokio::net::TcpListener, state: EdgeState, shutdown: 
     }
 }
 
+/// The recorder's metrics, with the cache's own numbers copied into it first (the `edge`
+/// crate counts without a recorder; with several edges in one process, as in tests, the
+/// counters show the largest).
 async fn metrics(State(st): State<EdgeState>) -> Response {
     let s = st.edge.stats();
-    let mut t = String::new();
     for (name, v) in [
         ("ferrocast_edge_hits_total", s.hits),
         ("ferrocast_edge_misses_total", s.misses),
@@ -180,13 +188,13 @@ async fn metrics(State(st): State<EdgeState>) -> Response {
         ("ferrocast_edge_origin_failures_total", s.origin_failures),
         ("ferrocast_edge_origin_bytes_total", s.origin_bytes),
     ] {
-        let _ = writeln!(t, "# TYPE {name} counter\n{name} {v}");
+        counter!(name).absolute(v);
     }
-    let _ = writeln!(t, "# TYPE ferrocast_edge_hit_ratio gauge\nferrocast_edge_hit_ratio {}", s.hit_ratio());
-    let _ = writeln!(t, "# TYPE ferrocast_edge_origin_timeout_seconds gauge\nferrocast_edge_origin_timeout_seconds {}", st.edge.timeout_in_force().as_secs_f64());
-    let _ = writeln!(t, "# TYPE ferrocast_edge_cache_bytes gauge\nferrocast_edge_cache_bytes {}", st.edge.cache().weighted_size());
-    let _ = writeln!(t, "# TYPE ferrocast_edge_open_breakers gauge\nferrocast_edge_open_breakers {}", st.edge.open_breakers().len());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t).into_response()
+    gauge!("ferrocast_edge_hit_ratio").set(s.hit_ratio());
+    gauge!("ferrocast_edge_origin_timeout_seconds").set(st.edge.timeout_in_force().as_secs_f64());
+    gauge!("ferrocast_edge_cache_bytes").set(st.edge.cache().weighted_size() as f64);
+    gauge!("ferrocast_edge_open_breakers").set(st.edge.open_breakers().len() as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
 }
 
 async fn live(State(st): State<EdgeState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {

@@ -70,8 +70,10 @@ pub fn ladder(tracks: &Tracks) -> Vec<Rendition> {
 /// `-copyts` keeps the publisher's timestamps, so segment numbers (derived from media time)
 /// continue across a transcoder restart. Keyframes are forced at the first frame at or after
 /// each 4 s boundary (and on the first frame), in every rendition, so segments line up across
-/// the ladder; `-sc_threshold 0` and a long `-g` stop x264 from adding others.
-pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path]) -> Vec<String> {
+/// the ladder; `-sc_threshold 0` and a long `-g` stop x264 from adding others. A `lead`
+/// moves those boundaries earlier by as much (the packager's segmenter gets the same lead):
+/// a standby taking over starts with a short first segment instead of a whole 4 s one.
+pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path], lead: Duration) -> Vec<String> {
     let mut a: Vec<String> = ["-hide_banner", "-nostats", "-loglevel", "warning", "-nostdin"]
         .iter()
         .map(|s| s.to_string())
@@ -102,8 +104,11 @@ pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path])
     }
     let fps = tracks.video.as_ref().and_then(|v| v.fps).unwrap_or(30.0).clamp(1.0, 120.0);
     let gop = ((fps * SEGMENT_SECS as f64).ceil() as u32 * 2).to_string();
+    // ffmpeg's `t` starts at 0 on the first frame (as do the fragments' times).
+    let t = if lead.is_zero() { "t".to_string() } else { format!("t+{:.3}", lead.as_secs_f64()) };
+    let prev = if lead.is_zero() { "prev_forced_t".to_string() } else { format!("prev_forced_t+{:.3}", lead.as_secs_f64()) };
     let force = format!(
-        "expr:if(isnan(prev_forced_t),1,gte(t,(floor(prev_forced_t/{s})+1)*{s}))",
+        "expr:if(isnan(prev_forced_t),1,gte({t},(floor(({prev})/{s})+1)*{s}))",
         s = SEGMENT_SECS
     );
     for (i, r) in renditions.iter().enumerate() {
@@ -195,8 +200,11 @@ mod tests {
         let t = tracks(true, true);
         let l = ladder(&t);
         let paths = [Path::new("/r/v720.sock"), Path::new("/r/v400.sock"), Path::new("/r/a64.sock")];
-        let a = ffmpeg_args(&t, &l, &paths);
+        let a = ffmpeg_args(&t, &l, &paths, Duration::ZERO);
         let joined = a.join(" ");
+        assert!(joined.contains("-force_key_frames expr:if(isnan(prev_forced_t),1,gte(t,(floor((prev_forced_t)/4)+1)*4))"));
+        let led = ffmpeg_args(&t, &l, &paths, Duration::from_secs(3)).join(" ");
+        assert!(led.contains("gte(t+3.000,(floor((prev_forced_t+3.000)/4)+1)*4))"), "{led}");
         assert!(joined.contains("scale=720:720:force_original_aspect_ratio=decrease"));
         assert!(joined.contains("pad=400:400"));
         assert!(joined.contains("-b:v 1500k") && joined.contains("-b:v 500k") && joined.contains("-b:a 64k -ac 1"));

@@ -100,9 +100,10 @@ pub async fn run(
     mut rx: mpsc::Receiver<TranscodeEvent>,
 ) {
     let fence = fence.as_deref();
-    let (name, period_id, first_number) = {
+    let (name, period_id, first_number, lead) = {
         let s = state.read().unwrap();
-        (s.name.clone(), s.periods.last().map(|p| p.id.clone()).unwrap_or_default(), s.next_number)
+        let last = s.periods.last();
+        (s.name.clone(), last.map(|p| p.id.clone()).unwrap_or_default(), s.next_number, last.map_or(Duration::ZERO, |p| p.lead))
     };
     if let Some(p) = state.write().unwrap().current() {
         p.first_number = first_number;
@@ -116,7 +117,7 @@ pub async fn run(
                     RenditionKind::Audio { .. } => TrackKind::Audio,
                 };
                 let mut cfg = SegmenterConfig::new(kind, Duration::from_secs(SEGMENT_SECS as u64));
-                cfg.first_number(first_number);
+                cfg.first_number(first_number).lead(lead);
                 Track { segmenter: Segmenter::with_config(cfg), live: None, open: vec![], open_number: None }
             })
             .collect()
@@ -228,9 +229,8 @@ async fn drain(
                     // The chunk that reaches the segment boundary completes the segment: end
                     // its readers now rather than when the next segment's first chunk arrives
                     // (0.5 s later), so low-latency players ask for the next one in time.
-                    let ts = rep.info.as_ref().map_or(0, |i| i.timescale as u64);
-                    let slot = c.segment.saturating_sub(p.first_number) + 1;
-                    if ts > 0 && c.start + c.duration >= slot * SEGMENT_SECS as u64 * ts {
+                    let ts = rep.info.as_ref().map_or(0, |i| i.timescale);
+                    if ts > 0 && c.start + c.duration >= p.boundary(c.segment, ts) {
                         rep.live.end(c.segment);
                     }
                 }

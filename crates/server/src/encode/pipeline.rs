@@ -1,7 +1,10 @@
 //! The encoder role inside one process: for each accepted stream, a transcoder feeding a
 //! packager, writing DASH into the store and the presentation registry.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
@@ -59,10 +62,10 @@ impl Encoder {
     /// In a cluster, the stream is first claimed (a new epoch) — or, for a hot standby, kept
     /// ready until the owner's lease lapses, then taken over with the DASH timeline restored.
     pub fn start(&self, stream: Arc<Stream>, tracks: Tracks) {
-        let Some(c) = self.cluster.clone() else { return self.start_packaging(stream, tracks, None) };
+        let Some(c) = self.cluster.clone() else { return self.start_packaging(stream, tracks, None, Duration::ZERO) };
         let me = self.clone();
         tokio::spawn(async move {
-            let epoch = if stream.is_standby() {
+            let (epoch, lead) = if stream.is_standby() {
                 info!(stream = %stream.name, "hot standby: stream ready, waiting for the owner's lease to lapse");
                 let Some(epoch) = standby::wait_for_takeover(&*c.own, &*c.sessions, &c.id, &stream).await else { return };
                 stream.set_standby(false);
@@ -71,26 +74,31 @@ impl Encoder {
                     info!(stream = %stream.name, periods = restored.periods.len(), next_number = restored.next_number, "standby: DASH timeline restored");
                     me.dash.restore(restored);
                 }
-                epoch
+                (epoch, standby::TAKEOVER_LEAD)
             } else {
                 match c.own.claim(&stream.name, &c.id, standby::OWNER_LEASE).await {
-                    Ok(e) => e,
+                    Ok(e) => (e, Duration::ZERO),
                     Err(e) => {
                         warn!(stream = %stream.name, "cannot claim the stream in Redis ({e}); packaging without fencing");
-                        return me.start_packaging(stream, tracks, None);
+                        return me.start_packaging(stream, tracks, None, Duration::ZERO);
                     }
                 }
             };
             let fence = standby::Fence::hold(c.own.clone(), c.id.clone(), stream.name.clone(), epoch);
-            me.start_packaging(stream, tracks, Some(fence));
+            me.start_packaging(stream, tracks, Some(fence), lead);
         });
     }
 
-    fn start_packaging(&self, stream: Arc<Stream>, tracks: Tracks, fence: Option<Arc<standby::Fence>>) {
+    /// `lead`: how much shorter than 4 s the new Period's first segment is (see
+    /// [`standby::TAKEOVER_LEAD`]).
+    fn start_packaging(&self, stream: Arc<Stream>, tracks: Tracks, fence: Option<Arc<standby::Fence>>, lead: Duration) {
         let ladder = ladder(&tracks);
         let stats = Arc::default();
         let fps = tracks.video.as_ref().and_then(|v| v.fps).or(stream.info().fps);
         let state = self.dash.begin_period(&stream.name, &ladder, fps, Arc::clone(&stats), SystemTime::now());
+        if let Some(p) = state.write().unwrap().current() {
+            p.lead = lead;
+        }
         let (tx, rx) = mpsc::channel(256);
         let meta = self.meta.clone();
         let rec = StreamRecord {
@@ -101,7 +109,7 @@ impl Encoder {
             updated_ms: StreamRecord::now_ms(),
         };
         tokio::spawn(async move { meta.put(rec).await });
-        tokio::spawn(transcode::run(stream, tracks, ladder.clone(), self.transcode.clone(), stats, tx));
+        tokio::spawn(transcode::run(stream, tracks, ladder.clone(), lead, self.transcode.clone(), stats, tx));
         let packaging = packager::run(state, ladder, self.store.clone(), self.meta.clone(), self.events.clone(), self.hub.clone(), fence, rx);
         self.packagers.spawn(packaging);
     }

@@ -53,8 +53,12 @@ pub struct PeriodState {
     pub origin_ms: Option<u64>,
     /// Frame rate of the source, for `@frameRate`.
     pub fps: Option<f64>,
-    /// Segment number at media time 0 (numbers are `first_number + floor(t / 4 s)`).
+    /// Segment number at media time 0 (numbers are `first_number + floor((t + lead) / 4 s)`).
     pub first_number: u64,
+    /// How much shorter than 4 s the first segment is (every boundary moves as much): a
+    /// standby taking over starts with a short segment, so the new Period is listed sooner.
+    /// Not stored in the snapshot: only the live Period's boundaries need it.
+    pub lead: Duration,
     /// The renditions.
     pub reps: Vec<RepState>,
 }
@@ -77,6 +81,15 @@ pub struct DashState {
     pub next_number: u64,
     /// The transcoder's numbers.
     pub stats: Arc<TranscodeStats>,
+}
+
+impl PeriodState {
+    /// Media time (in `timescale` ticks) at which segment `number` of this Period ends.
+    pub fn boundary(&self, number: u64, timescale: u32) -> u64 {
+        let slot = number.saturating_sub(self.first_number) + 1;
+        let lead = self.lead.as_millis() as u64 * timescale as u64 / 1000;
+        (slot * SEGMENT_SECS as u64 * timescale as u64).saturating_sub(lead)
+    }
 }
 
 impl DashState {
@@ -149,8 +162,7 @@ impl DashState {
                 // do so half a second after it starts) and get its chunks as they are made.
                 if let Some(live) = r.live.current() {
                     let after_last = r.segments.back().is_none_or(|l| live.number > l.number);
-                    let slot = live.number.saturating_sub(p.first_number) + 1;
-                    let boundary = slot * SEGMENT_SECS as u64 * info.timescale as u64;
+                    let boundary = p.boundary(live.number, info.timescale);
                     if let (true, Some((start, duration))) = (after_last && !self.ended, live.predicted(boundary)) {
                         rep.in_progress = Some(SegmentRef { number: live.number, start, duration });
                     }
@@ -232,7 +244,7 @@ impl DashRegistry {
             let start = Duration::from_millis(now_ms.saturating_sub(s.availability_start_ms));
             let id = format!("p{}", s.periods.len());
             let reps = ladder.iter().map(|r| RepState { rendition: r.clone(), info: None, segments: VecDeque::new(), live: Arc::default() }).collect();
-            s.periods.push(PeriodState { id, start, origin_ms: None, fps, first_number: 0, reps });
+            s.periods.push(PeriodState { id, start, origin_ms: None, fps, first_number: 0, lead: Duration::ZERO, reps });
             s.ended = false;
             s.ended_ms = None;
             s.stats = stats;
@@ -316,6 +328,14 @@ mod tests {
         assert_eq!(gone[0].0, "a");
         assert!(gone[0].1.contains(&("v720".to_string(), "init-p1.mp4".to_string())));
         assert!(reg.get("a").is_none());
+    }
+
+    #[test]
+    fn a_lead_moves_every_boundary() {
+        let p = PeriodState { id: "p1".into(), start: Duration::ZERO, origin_ms: None, fps: None, first_number: 5, lead: Duration::from_secs(3), reps: vec![] };
+        assert_eq!((p.boundary(5, 1000), p.boundary(6, 1000)), (1000, 5000));
+        let p = PeriodState { lead: Duration::ZERO, ..p };
+        assert_eq!((p.boundary(5, 1000), p.boundary(6, 1000)), (4000, 8000));
     }
 
     #[test]

@@ -33,8 +33,20 @@ use crate::{
 
 /// How long an owner's lease lasts without renewal: the failover detection time.
 pub const OWNER_LEASE: Duration = Duration::from_secs(3);
-/// How often the owner renews, and the standby looks.
+/// How often the owner renews.
 pub const OWNER_RENEW: Duration = Duration::from_millis(500);
+/// How often the standby looks at the owner's key: more often than the owner renews, so a
+/// lapsed lease is seen within 0.2 s rather than within 0.5 s.
+const STANDBY_LOOK: Duration = Duration::from_millis(200);
+/// How long the owner's key must stay missing before the standby claims the stream: one
+/// renewal interval, because after a Redis restart (without data) the live owner re-creates
+/// its key at its next renewal and should win over the standby.
+const MISSING_FOR: Duration = OWNER_RENEW;
+/// The first segment of a taken-over Period is 4 s − this long (1 s): the standby starts
+/// from its GOP cache (the last keyframe, a second or so), so a 1 s segment is ready almost
+/// at once, where a whole one would wait for 3 more seconds of the live stream. Later
+/// boundaries move with it (keyframes are forced there).
+pub const TAKEOVER_LEAD: Duration = Duration::from_secs(3);
 
 /// This encoder's right to write one stream.
 pub struct Fence {
@@ -175,7 +187,7 @@ impl DashSnapshot {
                 warn!(stream = %name, period = %p.id, "standby: a Period's init segment is missing from the store; leaving it out");
                 continue;
             }
-            periods.push(PeriodState { id: p.id.clone(), start: Duration::from_millis(p.start_ms), origin_ms: p.origin_ms, fps: p.fps, first_number: p.first_number, reps });
+            periods.push(PeriodState { id: p.id.clone(), start: Duration::from_millis(p.start_ms), origin_ms: p.origin_ms, fps: p.fps, first_number: p.first_number, lead: Duration::ZERO, reps });
         }
         DashState {
             name: name.to_owned(),
@@ -218,10 +230,9 @@ pub async fn load_snapshot(store: &SegmentStore, name: &str) -> Option<DashSnaps
 /// standby still receives the stream), claims it and returns the new epoch. `None` when the
 /// stream ended first.
 pub async fn wait_for_takeover(own: &dyn Ownership, sessions: &dyn SessionMap, encoder: &str, stream: &crate::stream::hub::Stream) -> Option<u64> {
-    let mut iv = tokio::time::interval(OWNER_RENEW);
-    // The owner must be missing twice in a row: after a Redis restart the live owner
-    // re-creates its key at its next renewal, and should win over the standby.
-    let mut missing = 0;
+    let mut iv = tokio::time::interval(STANDBY_LOOK);
+    // When the owner's key was first seen missing (see `MISSING_FOR`).
+    let mut missing_since: Option<tokio::time::Instant> = None;
     loop {
         iv.tick().await;
         if stream.is_ended() {
@@ -229,12 +240,12 @@ pub async fn wait_for_takeover(own: &dyn Ownership, sessions: &dyn SessionMap, e
         }
         match own.owner(&stream.name).await {
             Ok(Some(_)) => {
-                missing = 0;
+                missing_since = None;
                 continue;
             }
             Ok(None) => {
-                missing += 1;
-                if missing < 2 {
+                let since = *missing_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() < MISSING_FOR {
                     continue;
                 }
             }

@@ -87,11 +87,13 @@ pub struct TranscodeConfig {
     pub run_dir: PathBuf,
 }
 
-/// Runs the transcoder for `stream` until the publisher leaves or ffmpeg gives up.
+/// Runs the transcoder for `stream` until the publisher leaves or ffmpeg gives up. `lead`
+/// moves the forced keyframes earlier (see [`ffmpeg_args`]), as the packager's segmenter.
 pub async fn run(
     stream: Arc<Stream>,
     tracks: Tracks,
     ladder: Vec<Rendition>,
+    lead: Duration,
     cfg: TranscodeConfig,
     stats: Arc<TranscodeStats>,
     events: mpsc::Sender<TranscodeEvent>,
@@ -100,7 +102,7 @@ pub async fn run(
     let mut generation = 0;
     loop {
         generation += 1;
-        let r = run_once(&stream, &tracks, &ladder, &cfg, &stats, &events, generation).await;
+        let r = run_once(&stream, &tracks, (&ladder, lead), &cfg, &stats, &events, generation).await;
         match r {
             Ok(Ended::Publisher) => {
                 let _ = events.send(TranscodeEvent::Ended).await;
@@ -150,10 +152,12 @@ enum TranscodeError {
     Exited(std::process::ExitStatus),
 }
 
+/// One ffmpeg process; `(ladder, lead)`: the renditions and how far their segment boundaries
+/// lead (see [`ffmpeg_args`]).
 async fn run_once(
     stream: &Arc<Stream>,
     tracks: &Tracks,
-    ladder: &[Rendition],
+    (ladder, lead): (&[Rendition], Duration),
     cfg: &TranscodeConfig,
     stats: &Arc<TranscodeStats>,
     events: &mpsc::Sender<TranscodeEvent>,
@@ -169,7 +173,7 @@ async fn run_once(
         listeners.push(UnixListener::bind(p).map_err(|source| TranscodeError::Setup { what: "binding", path: p.clone(), source })?);
     }
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    let args = ffmpeg_args(tracks, ladder, &path_refs);
+    let args = ffmpeg_args(tracks, ladder, &path_refs, lead);
     debug!(stream = %stream.name, "ffmpeg {}", args.join(" "));
     let mut child = Command::new(&cfg.ffmpeg)
         .args(&args)

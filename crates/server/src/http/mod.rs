@@ -5,11 +5,13 @@ mod api;
 mod error;
 mod origin;
 pub mod player;
+mod recorder;
 mod router;
 mod state;
 
 pub use api::StreamEntry;
 pub use error::{AppError, AppResult};
 pub use origin::{iso8601, time};
+pub use recorder::recorder;
 pub use router::{cors, router};
 pub use state::HttpState;

@@ -4,17 +4,13 @@
 
 use std::{
     process::Stdio,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use crate::common::*;
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrocast");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 async fn ferrocast(args: &[&str]) -> (bool, String, String) {
     let (ok, out, err) = run(Command::new(BIN).args(args), Duration::from_secs(30)).await;
@@ -42,11 +38,7 @@ async fn keys_cli_and_serve_with_revocation() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while http_get_opt(http, "/healthz").await.is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the server started", Duration::from_secs(10), || async { http_get_opt(http, "/healthz").await.is_some() }).await;
     let url = |k: &str| format!("rtmp://127.0.0.1:{rtmp}/live/cam?key={k}");
     let (code, err) = finish(ffmpeg_publish(&url("wrong"), "160x120", 3), Duration::from_secs(20)).await;
     assert_ne!(code, Some(0));
@@ -162,24 +154,16 @@ async fn sighup_reloads_the_certificate_and_sigterm_ends_cleanly() {
         .spawn()
         .unwrap();
     let pid = server.id().unwrap().to_string();
-    let t0 = Instant::now();
-    while http_get_opt(http, "/healthz").await.is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the server started", Duration::from_secs(10), || async { http_get_opt(http, "/healthz").await.is_some() }).await;
     assert_eq!(served_fingerprint(rtmps), fingerprint_of_file(&ca));
     let _publisher = ffmpeg_publish(&format!("rtmps://127.0.0.1:{rtmps}/live/tls"), "160x120", 30);
-    let t0 = Instant::now();
-    while http_get(http, "/live/tls/manifest.mpd").await.0 != 200 {
-        assert!(t0.elapsed() < Duration::from_secs(30), "no DASH");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually("DASH of the RTMPS publish", Duration::from_secs(30), || async { http_get(http, "/live/tls/manifest.mpd").await.0 == 200 }).await;
 
     std::fs::copy(&cb, &cert).unwrap();
     std::fs::copy(&kb, &key).unwrap();
     std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(served_fingerprint(rtmps), fingerprint_of_file(&cb), "SIGHUP did not switch the certificate");
+    let new_fingerprint = fingerprint_of_file(&cb);
+    eventually("SIGHUP switched the certificate", Duration::from_secs(5), || async { served_fingerprint(rtmps) == new_fingerprint }).await;
     let (_, streams) = http_get(http, "/api/streams").await;
     assert!(streams.contains("\"name\":\"tls\""), "the RTMPS publisher was dropped by the reload: {streams}");
 

@@ -5,7 +5,8 @@
 use std::{collections::HashMap, time::Duration};
 
 use crate::common::{
-    cluster::{eventually, live_on, publish, Cluster},
+    cluster::{live_on, publish, Cluster},
+    eventually,
     get_bytes, http_get,
     ffmpeg_decode_frames, ffprobe,
 };

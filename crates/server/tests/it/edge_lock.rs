@@ -20,7 +20,7 @@ use ferrocast::{
     },
     edge_http::{self, EdgeState},
 };
-use crate::common::get_bytes;
+use crate::common::{free_port, get_bytes};
 use tokio::process::{Child, Command};
 
 struct Origin {
@@ -41,10 +41,6 @@ async fn manifest(State(o): State<Arc<Origin>>) -> impl IntoResponse {
     o.manifest_fetches.fetch_add(1, Ordering::SeqCst);
     let m = o.manifest.lock().unwrap().clone();
     ([(header::CONTENT_TYPE, "application/dash+xml"), (header::CACHE_CONTROL, "public, max-age=60")], m)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn redis_server() -> (Child, String) {

@@ -9,7 +9,8 @@ use std::{
 };
 
 use crate::common::{
-    cluster::{eventually, live_on, publish, Cluster},
+    cluster::{live_on, publish, Cluster},
+    eventually,
     get_bytes, http_get,
     finish,
     push_tools::{interrupt, push, test_flv, Proxy},
@@ -77,12 +78,13 @@ async fn kill_owner(c: &Cluster, redis: &RedisBackend, name: &str) -> Duration {
     let before = listed(&mpd(edge, name).await.unwrap());
     c.kill(proc_name(&owner), "-KILL");
     let t_kill = Instant::now();
-    // New segments (a new Period continuing the numbers) through the edge.
+    // The first segment of the new Period (its numbers continue the old ones) through the edge.
     let max_before = before.iter().map(|x| x.2).max().unwrap();
+    let old_period = before.iter().next().unwrap().0.clone();
     let (t_new, after) = loop {
         if let Some(m) = mpd(edge, name).await {
             let after = listed(&m);
-            if after.iter().any(|x| x.2 > max_before + 1 && x.0 != before.iter().next().unwrap().0) {
+            if after.iter().any(|x| x.0 != old_period) {
                 break (t_kill.elapsed(), after);
             }
         }
@@ -93,9 +95,12 @@ async fn kill_owner(c: &Cluster, redis: &RedisBackend, name: &str) -> Duration {
     assert_eq!(new_owner, standby);
     assert!(epoch2 > epoch1);
     eprintln!("failover of {name}: first new segment listed {:.1} s after SIGKILL of the owner ({owner} → {standby}, epoch {epoch1} → {epoch2})", t_new.as_secs_f64());
-    assert!(t_new < Duration::from_secs(12), "failover took {t_new:?}");
-    // The timeline continues: the old Period's segments are still listed, numbers never repeat.
-    let old_period = before.iter().next().unwrap().0.clone();
+    // The seed's failover budget, with no margin: RELIABILITY.md has the measured spread.
+    assert!(t_new <= Duration::from_secs(10), "failover took {t_new:?}, over the 10 s budget");
+    // The timeline continues: the old Period's segments are still listed, numbers never repeat
+    // (not even the number of a segment the old owner only announced as in progress).
+    let reused: Vec<_> = after.iter().filter(|x| x.0 != old_period && x.2 <= max_before).collect();
+    assert!(reused.is_empty(), "the new Period reuses numbers announced before the kill (up to {max_before}): {reused:?}");
     // (The newest per rendition may be the low-latency "in progress" entry, which the dead
     // owner never finished: it is the one segment that can go.)
     let newest = |rep: &str| before.iter().filter(|x| x.1 == rep).map(|x| x.2).max().unwrap();

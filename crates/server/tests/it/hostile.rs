@@ -39,6 +39,31 @@ async fn after_connect_send(port: u16, extra: &[u8]) -> Duration {
     closed_within(&mut s, Duration::from_secs(10)).await
 }
 
+/// Viewers of the first stream listed.
+async fn viewers(srv: &TestServer) -> u64 {
+    srv.streams().await[0]["viewers"].as_u64().unwrap_or(0)
+}
+
+/// A connection from `ip` (any of 127.0.0.0/8): the per-address limits count it apart from
+/// the clients on 127.0.0.1.
+async fn connect_from(ip: [u8; 4], port: u16) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind((ip, 0).into()).unwrap();
+    sock.connect(([127, 0, 0, 1], port).into()).await.unwrap()
+}
+
+/// Sends C0+C1 and waits for S0: the server answers only once the connection holds one of
+/// its address's slots. The handshake then stalls (no C2) until the server's timeout.
+async fn holds_a_slot(s: &mut TcpStream) -> bool {
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[0u8; HANDSHAKE_SIZE]);
+    if s.write_all(&c0c1).await.is_err() {
+        return false;
+    }
+    let mut s0 = [0u8; 1];
+    matches!(tokio::time::timeout(Duration::from_secs(1), s.read(&mut s0)).await, Ok(Ok(1)))
+}
+
 async fn closed_within(s: &mut TcpStream, limit: Duration) -> Duration {
     let t0 = Instant::now();
     let mut junk = [0u8; 4096];
@@ -65,7 +90,7 @@ async fn bad_clients_are_closed_and_the_good_stream_continues() {
         let url = srv.rtmp_url("good");
         async move { ffmpeg_decode_frames(&url, 8, &[]).await }
     });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    eventually("the good player attached", Duration::from_secs(5), || async { viewers(&srv).await == 1 }).await;
 
     // Wrong RTMP version byte.
     let mut s = TcpStream::connect(("127.0.0.1", srv.rtmp)).await.unwrap();
@@ -126,18 +151,9 @@ async fn a_stalled_player_is_dropped_without_slowing_anyone() {
         let url = srv.rtmp_url("s");
         async move { ffmpeg_decode_frames(&url, 8, &[]).await }
     });
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(srv.streams().await[0]["viewers"], 2);
+    eventually("the stalled and the healthy player attached", Duration::from_secs(5), || async { viewers(&srv).await == 2 }).await;
     // The stalled player is cut off once its socket stays full past the write timeout.
-    let t0 = Instant::now();
-    loop {
-        let v = srv.streams().await[0]["viewers"].as_u64().unwrap();
-        if v == 1 {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(15), "stalled player still attached");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually("the stalled player dropped", Duration::from_secs(15), || async { viewers(&srv).await == 1 }).await;
     let (frames, err) = healthy.await.unwrap();
     assert!(frames >= 200, "healthy player decoded {frames}: {err}");
     // The publisher kept real time: ingest bitrate is still that of a live 30 fps stream.
@@ -157,21 +173,27 @@ async fn connection_and_publisher_limits_hold() {
         c.limits.handshake_timeout_secs = 2;
     })
     .await;
-    // Three idle sockets take the address's slots; a fourth is closed at once.
+    // Three sockets from 127.0.0.2 that stall in the handshake take that address's slots; a
+    // fourth is closed at once.
+    const OTHER: [u8; 4] = [127, 0, 0, 2];
     let mut idle = vec![];
     for _ in 0..3 {
-        idle.push(TcpStream::connect(("127.0.0.1", srv.rtmp)).await.unwrap());
+        let mut s = connect_from(OTHER, srv.rtmp).await;
+        assert!(holds_a_slot(&mut s).await, "a connection within the limit got no handshake answer");
+        idle.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut fourth = TcpStream::connect(("127.0.0.1", srv.rtmp)).await.unwrap();
+    let mut fourth = connect_from(OTHER, srv.rtmp).await;
     let t = closed_within(&mut fourth, Duration::from_secs(2)).await;
     assert!(t < Duration::from_millis(1000), "{t:?}");
-    // The idle ones are closed by the handshake timeout, which frees the slots.
+    // The stalled ones are closed by the handshake timeout, which frees the slots.
     for s in &mut idle {
         closed_within(s, Duration::from_secs(5)).await;
     }
     drop(idle);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("a slot of 127.0.0.2 free again", Duration::from_secs(5), || async {
+        holds_a_slot(&mut connect_from(OTHER, srv.rtmp).await).await
+    })
+    .await;
 
     let _first = ffmpeg_publish(&srv.rtmp_url("one"), "160x120", 30);
     srv.wait_live("one", Duration::from_secs(15)).await;

@@ -88,21 +88,6 @@ impl Drop for Cluster {
     }
 }
 
-pub async fn eventually<F, Fut>(what: &str, within: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let t0 = Instant::now();
-    while t0.elapsed() < within {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{what}: not within {within:?}");
-}
-
 /// Names of the streams live on the encoder with HTTP port `port`.
 pub async fn live_on(port: u16) -> Vec<String> {
     let (status, body) = http_get(port, "/api/streams").await;

@@ -103,6 +103,28 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, Ordering::Relaxed) * 1_000_003 + Instant::now().elapsed().subsec_nanos() as u64
 }
 
+/// Waits until `f` holds, asking every 250 ms; panics with `what` after `within`. The one way
+/// the tests wait for a condition (never a sleep followed by an assertion).
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t0 = Instant::now();
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(t0.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A loopback port free right now (for a child process to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A plain HTTP/1.0 GET, enough for our own endpoints: (status, body); status 0 when nothing
 /// listens (a process being restarted).
 pub async fn http_get(port: u16, path: &str) -> (u16, String) {
