@@ -4,9 +4,10 @@ use std::{
     fs,
     io::BufReader,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::Arc,
 };
 
+use parking_lot::RwLock;
 use rustls::{
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
@@ -101,14 +102,14 @@ impl ReloadableCert {
     /// Re-reads the files; on error the old certificate stays in use.
     pub fn reload(&self) -> Result<(), TlsError> {
         let ck = load_certified_key(&self.cert, &self.key)?;
-        *self.current.write().unwrap() = ck;
+        *self.current.write() = ck;
         Ok(())
     }
 }
 
 impl ResolvesServerCert for ReloadableCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().unwrap().clone())
+        Some(self.current.read().clone())
     }
 }
 

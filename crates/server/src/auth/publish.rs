@@ -7,10 +7,10 @@ use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
     path::PathBuf,
-    sync::Mutex,
     time::{Duration, Instant, SystemTime},
 };
 
+use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 use tracing::warn;
 
@@ -85,7 +85,7 @@ impl PublishAuth {
     }
 
     fn with_file<T>(&self, f: impl FnOnce(&KeyFile, bool) -> T) -> T {
-        let mut c = self.cache.lock().unwrap();
+        let mut c = self.cache.lock();
         if let Some(path) = &self.keyfile {
             let meta = std::fs::metadata(path);
             c.exists = meta.is_ok();
@@ -114,7 +114,7 @@ impl PublishAuth {
         if self.is_open() {
             return Ok(());
         }
-        if let Some(until) = self.failures.lock().unwrap().get(&ip).and_then(|f| f.blocked_until) {
+        if let Some(until) = self.failures.lock().get(&ip).and_then(|f| f.blocked_until) {
             if until > now {
                 let retry_after_secs = (until - now).as_secs().max(1);
                 return Err(AuthError::TooManyAttempts { ip, retry_after_secs });
@@ -146,7 +146,7 @@ impl PublishAuth {
     }
 
     fn record_failure(&self, ip: IpAddr, now: Instant) {
-        let mut map = self.failures.lock().unwrap();
+        let mut map = self.failures.lock();
         // Bound the table: forget stale entries when it grows.
         if map.len() > 10_000 {
             map.retain(|_, f| f.blocked_until.is_some_and(|u| u > now) || f.window_start.is_some_and(|s| now - s < FAILURE_WINDOW));

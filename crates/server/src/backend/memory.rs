@@ -3,10 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
+use parking_lot::Mutex;
 use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
@@ -42,16 +42,16 @@ fn ready<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
 
 impl Registry for MemoryCoord {
     fn register<'a>(&'a self, info: &'a EncoderInfo, lease: Duration) -> BoxFuture<'a, Result<(), CoordError>> {
-        self.encoders.lock().unwrap().insert(info.id.clone(), (info.clone(), Instant::now() + lease));
+        self.encoders.lock().insert(info.id.clone(), (info.clone(), Instant::now() + lease));
         ready(Ok(()))
     }
     fn deregister<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), CoordError>> {
-        self.encoders.lock().unwrap().remove(id);
+        self.encoders.lock().remove(id);
         ready(Ok(()))
     }
     fn encoders(&self) -> BoxFuture<'_, Result<Vec<EncoderInfo>, CoordError>> {
         let now = Instant::now();
-        let mut m = self.encoders.lock().unwrap();
+        let mut m = self.encoders.lock();
         m.retain(|_, (_, until)| *until > now);
         let mut v: Vec<EncoderInfo> = m.values().map(|(i, _)| i.clone()).collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -62,11 +62,11 @@ impl Registry for MemoryCoord {
 impl SessionMap for MemoryCoord {
     fn get<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Option<String>, CoordError>> {
         let now = Instant::now();
-        let r = self.sessions.lock().unwrap().get(stream).filter(|(_, until)| *until > now).map(|(e, _)| e.clone());
+        let r = self.sessions.lock().get(stream).filter(|(_, until)| *until > now).map(|(e, _)| e.clone());
         ready(Ok(r))
     }
     fn set<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFuture<'a, Result<(), CoordError>> {
-        self.sessions.lock().unwrap().insert(stream.to_owned(), (encoder.to_owned(), Instant::now() + lease));
+        self.sessions.lock().insert(stream.to_owned(), (encoder.to_owned(), Instant::now() + lease));
         ready(Ok(()))
     }
 }
@@ -74,7 +74,7 @@ impl SessionMap for MemoryCoord {
 impl DistLock for MemoryCoord {
     fn try_lock<'a>(&'a self, key: &'a str, holder: &'a str, ttl: Duration) -> BoxFuture<'a, Result<Locked, CoordError>> {
         let now = Instant::now();
-        let mut m = self.locks.lock().unwrap();
+        let mut m = self.locks.lock();
         let r = match m.get(key) {
             Some((token, until)) if *until > now => Locked::HeldBy(holder_of(token).to_owned()),
             _ => {
@@ -86,7 +86,7 @@ impl DistLock for MemoryCoord {
         ready(Ok(r))
     }
     fn unlock<'a>(&'a self, key: &'a str, token: &'a LockToken) -> BoxFuture<'a, Result<(), CoordError>> {
-        let mut m = self.locks.lock().unwrap();
+        let mut m = self.locks.lock();
         if m.get(key).is_some_and(|(t, _)| *t == token.0) {
             m.remove(key);
         }
@@ -96,7 +96,7 @@ impl DistLock for MemoryCoord {
 
 impl MemoryCoord {
     fn next_epoch(&self, stream: &str) -> u64 {
-        let mut e = self.epochs.lock().unwrap();
+        let mut e = self.epochs.lock();
         let n = e.entry(stream.to_owned()).or_insert(0);
         *n += 1;
         *n
@@ -106,12 +106,12 @@ impl MemoryCoord {
 impl Ownership for MemoryCoord {
     fn claim<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFuture<'a, Result<u64, CoordError>> {
         let epoch = self.next_epoch(stream);
-        self.owners.lock().unwrap().insert(stream.to_owned(), (encoder.to_owned(), epoch, Instant::now() + lease));
+        self.owners.lock().insert(stream.to_owned(), (encoder.to_owned(), epoch, Instant::now() + lease));
         ready(Ok(epoch))
     }
     fn claim_if_free<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFuture<'a, Result<Option<u64>, CoordError>> {
         let now = Instant::now();
-        let mut o = self.owners.lock().unwrap();
+        let mut o = self.owners.lock();
         if o.get(stream).is_some_and(|(_, _, until)| *until > now) {
             return ready(Ok(None));
         }
@@ -121,7 +121,7 @@ impl Ownership for MemoryCoord {
     }
     fn renew<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64, lease: Duration) -> BoxFuture<'a, Result<bool, CoordError>> {
         let now = Instant::now();
-        let mut o = self.owners.lock().unwrap();
+        let mut o = self.owners.lock();
         let r = match o.get_mut(stream) {
             Some((e, n, until)) if e == encoder && *n == epoch && *until > now => {
                 *until = now + lease;
@@ -133,12 +133,12 @@ impl Ownership for MemoryCoord {
     }
     fn check<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64) -> BoxFuture<'a, Result<bool, CoordError>> {
         let now = Instant::now();
-        let r = self.owners.lock().unwrap().get(stream).is_some_and(|(e, n, until)| e == encoder && *n == epoch && *until > now);
+        let r = self.owners.lock().get(stream).is_some_and(|(e, n, until)| e == encoder && *n == epoch && *until > now);
         ready(Ok(r))
     }
     fn owner<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Option<(String, u64)>, CoordError>> {
         let now = Instant::now();
-        let r = self.owners.lock().unwrap().get(stream).filter(|(_, _, until)| *until > now).map(|(e, n, _)| (e.clone(), *n));
+        let r = self.owners.lock().get(stream).filter(|(_, _, until)| *until > now).map(|(e, n, _)| (e.clone(), *n));
         ready(Ok(r))
     }
 }

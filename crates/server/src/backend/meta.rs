@@ -3,10 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use parking_lot::Mutex;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
@@ -64,15 +64,15 @@ pub struct MemoryMeta {
 
 impl MetaStore for MemoryMeta {
     fn put(&self, rec: StreamRecord) -> BoxFuture<'_, ()> {
-        self.map.lock().unwrap().insert(rec.name.clone(), rec);
+        self.map.lock().insert(rec.name.clone(), rec);
         Box::pin(async {})
     }
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<StreamRecord>> {
-        let r = self.map.lock().unwrap().get(name).cloned();
+        let r = self.map.lock().get(name).cloned();
         Box::pin(async move { r })
     }
     fn list(&self) -> BoxFuture<'_, Vec<StreamRecord>> {
-        let mut v: Vec<_> = self.map.lock().unwrap().values().cloned().collect();
+        let mut v: Vec<_> = self.map.lock().values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Box::pin(async move { v })
     }

@@ -5,10 +5,11 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::Duration,
 };
 
+use parking_lot::RwLock;
 use axum::{
     body::Body,
     extract::State,
@@ -277,7 +278,7 @@ async fn refresh_origins(edge: Edge, c: Arc<EdgeCluster>) {
             edge.set_origins(Ring::uniform(urls.iter().cloned()));
             last = Some(urls);
         }
-        *c.encoders.write().unwrap() = encoders;
+        *c.encoders.write() = encoders;
     }
 }
 
@@ -307,7 +308,7 @@ async fn invalidate_on_events(edge: Edge, mut rx: tokio::sync::broadcast::Receiv
 async fn fetch_locked(edge: Edge, client: HttpClient, cluster: Option<Arc<EdgeCluster>>, stream: String, key: String) -> Result<OriginResponse, OriginError> {
     let Some(c) = cluster else { return fetch_origin(edge, client, None, stream, key, None).await };
     let preferred = match c.sessions.get(&stream).await {
-        Ok(Some(id)) => c.encoders.read().unwrap().iter().find(|e| e.id == id).map(|e| e.http.clone()),
+        Ok(Some(id)) => c.encoders.read().iter().find(|e| e.id == id).map(|e| e.http.clone()),
         _ => None,
     };
     match c.lock.try_lock(&key, &c.advertise, FETCH_LOCK_TTL).await {

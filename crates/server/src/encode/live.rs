@@ -6,10 +6,11 @@
 use std::{
     collections::VecDeque,
     convert::Infallible,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
+use parking_lot::Mutex;
 use bytes::Bytes;
 use edge::Growing;
 use futures::Stream;
@@ -39,7 +40,7 @@ impl LiveSegment {
     /// and wakes the readers.
     pub fn push_timed(&self, chunk: Bytes, start: u64, duration: u64) {
         {
-            let mut t = self.timing.lock().unwrap();
+            let mut t = self.timing.lock();
             if self.body.chunk_count() == 0 {
                 t.0 = start;
             }
@@ -52,7 +53,7 @@ impl LiveSegment {
     /// Where the segment starts, and where it will end if it runs to the first chunk
     /// boundary at or after `boundary` with chunks as long as the last one.
     pub fn predicted(&self, boundary: u64) -> Option<(u64, u64)> {
-        let (start, end, dur) = *self.timing.lock().unwrap();
+        let (start, end, dur) = *self.timing.lock();
         if dur == 0 {
             return None;
         }
@@ -140,7 +141,7 @@ impl LiveTrack {
     }
 
     fn remember(&self, s: Arc<LiveSegment>) {
-        let mut r = self.recent.lock().unwrap();
+        let mut r = self.recent.lock();
         if r.iter().any(|x| Arc::ptr_eq(x, &s)) {
             return;
         }
@@ -160,7 +161,7 @@ impl LiveTrack {
         if let Some(s) = self.current.borrow().as_ref().filter(|s| s.number == number) {
             return Some(s.clone());
         }
-        self.recent.lock().unwrap().iter().rev().find(|s| s.number == number).cloned()
+        self.recent.lock().iter().rev().find(|s| s.number == number).cloned()
     }
 
     /// Waits up to `limit` for segment `number` to start, if it is the next one expected

@@ -2,10 +2,11 @@
 //! 4 s media segments in the store, and the segment lists the MPD is rendered from.
 
 use std::{
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
+use parking_lot::RwLock;
 use bytes::{Bytes, BytesMut};
 use cmaf::{SegmentRef, Segmenter, SegmenterConfig, SegmenterEvent, TrackKind};
 use metrics::{counter, histogram};
@@ -101,11 +102,11 @@ pub async fn run(
 ) {
     let fence = fence.as_deref();
     let (name, period_id, first_number, lead) = {
-        let s = state.read().unwrap();
+        let s = state.read();
         let last = s.periods.last();
         (s.name.clone(), last.map(|p| p.id.clone()).unwrap_or_default(), s.next_number, last.map_or(Duration::ZERO, |p| p.lead))
     };
-    if let Some(p) = state.write().unwrap().current() {
+    if let Some(p) = state.write().current() {
         p.first_number = first_number;
     }
     let new_tracks = || -> Vec<Track> {
@@ -158,7 +159,7 @@ pub async fn run(
     }
     abort_live(&state);
     let (ladder_ids, last) = {
-        let mut s = state.write().unwrap();
+        let mut s = state.write();
         s.ended = true;
         s.ended_ms = Some(unix_ms(SystemTime::now()));
         let last = s.periods.iter().flat_map(|p| p.reps.iter()).filter_map(|r| r.segments.back().map(|x| x.number)).max();
@@ -202,13 +203,13 @@ async fn drain(
                 if let Err(e) = store.put(&key(name, &rendition.id, &format!("init-{period_id}.mp4")), bytes).await {
                     warn!(stream = %name, "storing init segment: {e}");
                 }
-                let mut s = state.write().unwrap();
+                let mut s = state.write();
                 if let Some(p) = s.current() {
                     p.reps[index].info = Some(info);
                 }
             }
             SegmenterEvent::Chunk(c) => {
-                let mut s = state.write().unwrap();
+                let mut s = state.write();
                 let Some(p) = s.current() else { continue };
                 let rep = &p.reps[index];
                 if rep.segments.back().is_some_and(|l| c.segment <= l.number) {
@@ -249,7 +250,7 @@ async fn drain(
                 // Readers of the segment in progress finish now; the store write follows and
                 // the segment stays served from memory meanwhile.
                 if let Some(l) = t.live.take() {
-                    state.read().unwrap().live_track(&rendition.id).inspect(|lt| lt.end(l.number));
+                    state.read().live_track(&rendition.id).inspect(|lt| lt.end(l.number));
                 }
                 if let Some(f) = fence {
                     if !f.allows_write().await {
@@ -267,7 +268,7 @@ async fn drain(
                 counter!("ferrocast_segments_total").increment(1);
                 // One timeline snapshot per segment number: when its last rendition lands (or
                 // when a rendition has fallen two behind and would hold the snapshot back).
-                let last_of_number = state.read().unwrap().periods.last().is_none_or(|p| {
+                let last_of_number = state.read().periods.last().is_none_or(|p| {
                     let slowest = p.reps.iter().map(|r| r.segments.back().map_or(0, |x| x.number)).min().unwrap_or(0);
                     slowest >= e.segment || slowest + 1 < e.segment
                 });
@@ -287,7 +288,7 @@ async fn drain(
 
 /// Ends every in-progress segment of the current Period (readers get what exists).
 fn abort_live(state: &Arc<RwLock<DashState>>) {
-    let mut s = state.write().unwrap();
+    let mut s = state.write();
     if let Some(p) = s.current() {
         for r in &p.reps {
             r.live.abort();
@@ -299,7 +300,7 @@ fn abort_live(state: &Arc<RwLock<DashState>>) {
 /// delete from the store. Also records how late the segment became available.
 fn publish_segment(state: &Arc<RwLock<DashState>>, index: usize, seg: SegmentRef) -> Vec<u64> {
     let now = SystemTime::now();
-    let mut s = state.write().unwrap();
+    let mut s = state.write();
     let ast = s.availability_start_ms;
     let Some(p) = s.current() else { return vec![] };
     let (start, origin) = (p.start, p.origin_ms.unwrap_or(0));

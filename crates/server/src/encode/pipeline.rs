@@ -96,7 +96,7 @@ impl Encoder {
         let stats = Arc::default();
         let fps = tracks.video.as_ref().and_then(|v| v.fps).or(stream.info().fps);
         let state = self.dash.begin_period(&stream.name, &ladder, fps, Arc::clone(&stats), SystemTime::now());
-        if let Some(p) = state.write().unwrap().current() {
+        if let Some(p) = state.write().current() {
             p.lead = lead;
         }
         let (tx, rx) = mpsc::channel(256);

@@ -4,10 +4,11 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Arc, Mutex, RwLock},
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use parking_lot::{Mutex, RwLock};
 use cmaf::{AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation, SegmentRef, TrackInfo, UtcTiming};
 
 use crate::{
@@ -204,7 +205,7 @@ pub struct DashRegistry {
 impl DashRegistry {
     /// The presentation of `name`, if any.
     pub fn get(&self, name: &str) -> Option<Arc<RwLock<DashState>>> {
-        self.map.lock().unwrap().get(name).cloned()
+        self.map.lock().get(name).cloned()
     }
 
     /// Starts a new Period for a publish of `name` (a new presentation if there is none or it
@@ -217,10 +218,10 @@ impl DashRegistry {
         stats: Arc<TranscodeStats>,
         now: SystemTime,
     ) -> Arc<RwLock<DashState>> {
-        let mut map = self.map.lock().unwrap();
+        let mut map = self.map.lock();
         let now_ms = unix_ms(now);
         let reuse = map.get(name).filter(|s| {
-            let s = s.read().unwrap();
+            let s = s.read();
             s.ended_ms.is_some_and(|e| now_ms.saturating_sub(e) < WINDOW.as_millis() as u64)
         });
         let state = match reuse {
@@ -240,7 +241,7 @@ impl DashRegistry {
             }
         };
         {
-            let mut s = state.write().unwrap();
+            let mut s = state.write();
             let start = Duration::from_millis(now_ms.saturating_sub(s.availability_start_ms));
             let id = format!("p{}", s.periods.len());
             let reps = ladder.iter().map(|r| RepState { rendition: r.clone(), info: None, segments: VecDeque::new(), live: Arc::default() }).collect();
@@ -255,8 +256,8 @@ impl DashRegistry {
     /// Installs a presentation restored from a snapshot (a standby taking over), unless one
     /// is live here already.
     pub fn restore(&self, state: DashState) {
-        let mut map = self.map.lock().unwrap();
-        if map.get(&state.name).is_some_and(|s| !s.read().unwrap().ended) {
+        let mut map = self.map.lock();
+        if map.get(&state.name).is_some_and(|s| !s.read().ended) {
             return;
         }
         map.insert(state.name.clone(), Arc::new(RwLock::new(state)));
@@ -266,16 +267,16 @@ impl DashRegistry {
     /// `(rendition, file)` pairs still stored for it, to delete.
     pub fn collect_garbage(&self, now: SystemTime) -> Vec<(String, Vec<(String, String)>)> {
         let now_ms = unix_ms(now);
-        let mut map = self.map.lock().unwrap();
+        let mut map = self.map.lock();
         let old: Vec<String> = map
             .iter()
-            .filter(|(_, s)| s.read().unwrap().ended_ms.is_some_and(|e| now_ms.saturating_sub(e) > WINDOW.as_millis() as u64))
+            .filter(|(_, s)| s.read().ended_ms.is_some_and(|e| now_ms.saturating_sub(e) > WINDOW.as_millis() as u64))
             .map(|(k, _)| k.clone())
             .collect();
         old.into_iter()
             .filter_map(|k| {
                 let s = map.remove(&k)?;
-                let s = s.read().unwrap();
+                let s = s.read();
                 let mut files = vec![];
                 for p in &s.periods {
                     for r in &p.reps {
@@ -290,7 +291,7 @@ impl DashRegistry {
 
     /// Names of all presentations.
     pub fn names(&self) -> Vec<String> {
-        let mut v: Vec<_> = self.map.lock().unwrap().keys().cloned().collect();
+        let mut v: Vec<_> = self.map.lock().keys().cloned().collect();
         v.sort();
         v
     }
@@ -312,17 +313,17 @@ mod tests {
         let l = ladder(&t);
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let s = reg.begin_period("a", &l, Some(30.0), Arc::default(), t0);
-        assert_eq!(s.read().unwrap().periods[0].id, "p0");
+        assert_eq!(s.read().periods[0].id, "p0");
         // Ended recently: a republish continues the presentation as a new Period.
-        s.write().unwrap().ended_ms = Some(unix_ms(t0 + Duration::from_secs(10)));
+        s.write().ended_ms = Some(unix_ms(t0 + Duration::from_secs(10)));
         let s2 = reg.begin_period("a", &l, Some(30.0), Arc::default(), t0 + Duration::from_secs(20));
         assert!(Arc::ptr_eq(&s, &s2));
-        let st = s2.read().unwrap();
+        let st = s2.read();
         assert_eq!(st.periods.len(), 2);
         assert_eq!(st.periods[1].start, Duration::from_secs(20));
         assert!(!st.ended);
         drop(st);
-        s2.write().unwrap().ended_ms = Some(unix_ms(t0));
+        s2.write().ended_ms = Some(unix_ms(t0));
         let gone = reg.collect_garbage(t0 + WINDOW + Duration::from_secs(1));
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].0, "a");

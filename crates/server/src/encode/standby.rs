@@ -11,11 +11,12 @@ use std::{
     collections::VecDeque,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, RwLock,
+        Arc,
     },
     time::{Duration, SystemTime},
 };
 
+use parking_lot::RwLock;
 use bytes::Bytes;
 use cmaf::SegmentRef;
 use metrics::counter;
@@ -209,7 +210,7 @@ pub fn snapshot_key(name: &str) -> String {
 /// Writes the snapshot of `state` if the fence allows.
 pub async fn save_snapshot(store: &SegmentStore, fence: &Fence, state: &Arc<RwLock<DashState>>) {
     let (name, snap) = {
-        let s = state.read().unwrap();
+        let s = state.read();
         (s.name.clone(), DashSnapshot::of(&s))
     };
     let Ok(json) = serde_json::to_vec(&snap) else { return };

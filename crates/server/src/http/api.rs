@@ -51,7 +51,7 @@ fn entries(hub: &Hub, dash: &DashRegistry) -> Vec<StreamEntry> {
         .into_iter()
         .map(|s| {
             let d = dash.get(&s.name);
-            let d = d.as_ref().map(|d| d.read().unwrap());
+            let d = d.as_ref().map(|d| d.read());
             let ready = d.as_ref().is_some_and(|d| d.periods.iter().any(|p| p.reps.iter().any(|r| !r.segments.is_empty())));
             StreamEntry {
             name: s.name.clone(),

@@ -46,7 +46,7 @@ pub(super) async fn manifest(State(st): State<HttpState>, Path(name): Path<Strin
     let Some(state) = st.dash.get(&name) else {
         return not_found(format!("stream {name:?} has no DASH presentation: it is not live (see /api/streams)"));
     };
-    let rendered = state.read().unwrap().render(std::time::SystemTime::now());
+    let rendered = state.read().render(std::time::SystemTime::now());
     match rendered {
         Ok(xml) => (
             [(header::CONTENT_TYPE, "application/dash+xml"), (header::CACHE_CONTROL, "no-cache")],
@@ -95,7 +95,7 @@ pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<Str
     let Some(state) = st.dash.get(&name) else {
         return not_found(format!("stream {name:?} is not live (see /api/streams)"));
     };
-    let text = cmaf::hls::master(&state.read().unwrap().manifest(std::time::SystemTime::now()));
+    let text = cmaf::hls::master(&state.read().manifest(std::time::SystemTime::now()));
     match text {
         Some(t) => ([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response(),
         None => not_found(format!("stream {name:?} is starting: no segment yet, retry in a second")),
@@ -104,7 +104,7 @@ pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<Str
 
 pub(super) async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(String, String, String)>) -> AppResult {
     if file == "index.m3u8" && is_valid_stream_name(&name) && is_valid_stream_name(&rep) {
-        let text = st.dash.get(&name).and_then(|d| cmaf::hls::media(&d.read().unwrap().manifest(std::time::SystemTime::now()), &rep, std::time::Duration::from_secs(crate::encode::ladder::SEGMENT_SECS.into())));
+        let text = st.dash.get(&name).and_then(|d| cmaf::hls::media(&d.read().manifest(std::time::SystemTime::now()), &rep, std::time::Duration::from_secs(crate::encode::ladder::SEGMENT_SECS.into())));
         return match text {
             Some(t) => Ok(([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response()),
             None => Err(AppError::NotFound(format!("no HLS playlist for {name}/{rep}: not live or no segment yet"))),
@@ -121,7 +121,7 @@ pub(super) async fn segment(State(st): State<HttpState>, Path((name, rep, file))
     // Media segments still in memory (in progress or just finished) are served from there;
     // the one in progress is streamed chunk by chunk as the transcoder makes it.
     if let Some(number) = file.strip_suffix(".m4s").and_then(|n| n.parse::<u64>().ok()) {
-        let track = st.dash.get(&name).and_then(|d| d.read().unwrap().live_track(&rep));
+        let track = st.dash.get(&name).and_then(|d| d.read().live_track(&rep));
         if let Some(track) = track {
             if let Some(seg) = track.get(number) {
                 return live_segment_response(seg, &rep);

@@ -19,11 +19,12 @@ use std::{
     net::SocketAddr,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, Mutex, OnceLock,
+        Arc, OnceLock,
     },
     time::{Duration, Instant, SystemTime},
 };
 
+use parking_lot::Mutex;
 use bytes::Bytes;
 use media::flv;
 use rtmp_proto::{
@@ -294,7 +295,7 @@ impl Stream {
 
     /// Current stream description (codec, resolution, rates).
     pub fn info(&self) -> StreamInfo {
-        self.cache.lock().unwrap().probe.info()
+        self.cache.lock().probe.info()
     }
 
     /// Number of players attached.
@@ -314,7 +315,7 @@ impl Stream {
 
     /// Stores the publisher's onMetaData for late joiners (and as a fallback for the probe).
     pub fn set_metadata(&self, value: Value) {
-        let mut c = self.cache.lock().unwrap();
+        let mut c = self.cache.lock();
         c.probe.on_metadata(&value);
         c.metadata = Some(value.clone());
     }
@@ -325,7 +326,7 @@ impl Stream {
         self.bytes_in.fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         let frame = Arc::new(frame);
-        let mut c = self.cache.lock().unwrap();
+        let mut c = self.cache.lock();
         c.probe.on_frame(frame.kind, frame.timestamp, &frame.payload);
         if frame.sequence_header {
             match frame.kind {
@@ -358,7 +359,7 @@ impl Stream {
         }
         // Send while holding the cache lock, so a subscribing player sees each frame once:
         // either in its snapshot or from the channel.
-        if let Some(tx) = self.tx.lock().unwrap().as_ref() {
+        if let Some(tx) = self.tx.lock().as_ref() {
             let _ = tx.send(frame.clone());
         }
         let c = &mut *c;
@@ -407,7 +408,7 @@ impl Stream {
         });
         let batch = Batch { first_seq: p.first_seq, frames, offsets, bytes, file };
         self.published_seq.store(batch.end_seq(), Ordering::Release);
-        if let Some(tx) = self.batch_tx.lock().unwrap().as_ref() {
+        if let Some(tx) = self.batch_tx.lock().as_ref() {
             let _ = tx.send(Arc::new(batch));
         }
     }
@@ -417,11 +418,11 @@ impl Stream {
     /// when the window open now is due (`Some(None)`: none is open), `None` once the stream
     /// has ended.
     fn flush_due(&self) -> Option<Option<Instant>> {
-        let mut c = self.cache.lock().unwrap();
+        let mut c = self.cache.lock();
         if c.pending.opened.is_some_and(|t| t.elapsed() >= self.batch_window) {
             self.flush_locked(&mut c);
         }
-        self.batch_tx.lock().unwrap().as_ref()?;
+        self.batch_tx.lock().as_ref()?;
         Some(c.pending.opened.map(|t| t + self.batch_window))
     }
 
@@ -438,7 +439,7 @@ impl Stream {
 
     /// Publishes the open window now.
     pub fn flush(&self) {
-        let mut c = self.cache.lock().unwrap();
+        let mut c = self.cache.lock();
         self.flush_locked(&mut c);
     }
 
@@ -462,12 +463,12 @@ impl Stream {
 
     /// Receivers of the live channel (players and internal consumers).
     pub fn subscribers(&self) -> usize {
-        self.tx.lock().unwrap().as_ref().map_or(0, |t| t.receiver_count())
+        self.tx.lock().as_ref().map_or(0, |t| t.receiver_count())
     }
 
     /// True once the publisher left.
     pub fn is_ended(&self) -> bool {
-        self.tx.lock().unwrap().is_none()
+        self.tx.lock().is_none()
     }
 
     /// Counts a viewer of this stream for as long as the guard lives (for players that watch
@@ -480,16 +481,16 @@ impl Stream {
     /// Like [`subscribe`](Self::subscribe) for the server's own consumers (the transcoder),
     /// which are not viewers.
     pub fn subscribe_internal(&self) -> Option<(Snapshot, broadcast::Receiver<Arc<Frame>>)> {
-        let c = self.cache.lock().unwrap();
-        let rx = self.tx.lock().unwrap().as_ref()?.subscribe();
+        let c = self.cache.lock();
+        let rx = self.tx.lock().as_ref()?.subscribe();
         Some((Self::snapshot(&c), rx))
     }
 
     /// Like [`subscribe_internal`](Self::subscribe_internal), with live frames in batches (for
     /// RTMP players). The first batch may start before [`Snapshot::next_seq`].
     pub fn subscribe_batches(&self) -> Option<(Snapshot, broadcast::Receiver<Arc<Batch>>)> {
-        let c = self.cache.lock().unwrap();
-        let rx = self.batch_tx.lock().unwrap().as_ref()?.subscribe();
+        let c = self.cache.lock();
+        let rx = self.batch_tx.lock().as_ref()?.subscribe();
         Some((Self::snapshot(&c), rx))
     }
 
@@ -608,7 +609,7 @@ impl Hub {
 
     /// Remembers a refused stream (bounded list, newest last).
     pub fn record_rejection(&self, name: &str, publisher: SocketAddr, reason: &str) {
-        let mut r = self.rejections.lock().unwrap();
+        let mut r = self.rejections.lock();
         r.retain(|x| x.name != name);
         if r.len() >= MAX_REJECTIONS {
             r.pop_front();
@@ -618,13 +619,13 @@ impl Hub {
 
     /// Recently refused streams that are not live now.
     pub fn rejections(&self) -> Vec<Rejection> {
-        let live = self.streams.lock().unwrap();
-        self.rejections.lock().unwrap().iter().filter(|r| !live.contains_key(&r.name)).cloned().collect()
+        let live = self.streams.lock();
+        self.rejections.lock().iter().filter(|r| !live.contains_key(&r.name)).cloned().collect()
     }
 
     /// Claims `name` for a publisher. The stream ends when the handle is dropped.
     pub fn publish(self: &Arc<Self>, name: &str, publisher: SocketAddr) -> Result<PublishHandle, HubError> {
-        let mut map = self.streams.lock().unwrap();
+        let mut map = self.streams.lock();
         if let Some(s) = map.get(name) {
             return Err(HubError::AlreadyPublishing { name: name.into(), by: s.publisher });
         }
@@ -638,7 +639,7 @@ impl Hub {
     /// Publishes a copy of a stream that lives on another node (an edge's play relay) for the
     /// local players. It does not count toward `max_publishers`: it costs no transcoder.
     pub fn publish_pulled(self: &Arc<Self>, name: &str, upstream: SocketAddr) -> Result<PublishHandle, HubError> {
-        let mut map = self.streams.lock().unwrap();
+        let mut map = self.streams.lock();
         if let Some(s) = map.get(name) {
             return Err(HubError::AlreadyPublishing { name: name.into(), by: s.publisher });
         }
@@ -648,7 +649,7 @@ impl Hub {
     /// Publishes a transcoded rendition of `name` (fed by the packager), replacing a stale one
     /// left by an earlier publish. Renditions are not listed and do not count as streams.
     pub fn publish_rendition(self: &Arc<Self>, name: &str, rendition: &str) -> PublishHandle {
-        let mut map = self.streams.lock().unwrap();
+        let mut map = self.streams.lock();
         let local = SocketAddr::from(([127, 0, 0, 1], 0));
         self.insert(&mut map, &rendition_name(name, rendition), local, false)
     }
@@ -691,12 +692,12 @@ impl Hub {
 
     /// The live stream called `name`.
     pub fn get(&self, name: &str) -> Option<Arc<Stream>> {
-        self.streams.lock().unwrap().get(name).cloned()
+        self.streams.lock().get(name).cloned()
     }
 
     /// All live streams (not their renditions), sorted by name.
     pub fn list(&self) -> Vec<Arc<Stream>> {
-        let mut v: Vec<_> = self.streams.lock().unwrap().values().filter(|s| !s.name.contains(RENDITION_SEP)).cloned().collect();
+        let mut v: Vec<_> = self.streams.lock().values().filter(|s| !s.name.contains(RENDITION_SEP)).cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
@@ -711,14 +712,14 @@ pub struct PublishHandle {
 
 impl Drop for PublishHandle {
     fn drop(&mut self) {
-        let mut map = self.hub.streams.lock().unwrap();
+        let mut map = self.hub.streams.lock();
         if map.get(&self.stream.name).is_some_and(|s| Arc::ptr_eq(s, &self.stream)) {
             map.remove(&self.stream.name);
         }
         // Dropping the sender ends every player's channel once it has drained.
-        self.stream.tx.lock().unwrap().take();
+        self.stream.tx.lock().take();
         self.stream.flush();
-        self.stream.batch_tx.lock().unwrap().take();
+        self.stream.batch_tx.lock().take();
         // Lets the flusher see the end (and drop its reference).
         self.stream.window_opened.notify_one();
     }

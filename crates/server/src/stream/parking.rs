@@ -12,11 +12,11 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Mutex,
     },
     time::Duration,
 };
 
+use parking_lot::Mutex;
 use bytes::Bytes;
 use media::flv::{self, SoundFormat, VideoCodec};
 use rtmp_proto::MediaKind;
@@ -205,7 +205,7 @@ impl Parking {
     pub fn park(self: &std::sync::Arc<Self>, parked: Parked, grace: Duration, mut shutdown: watch::Receiver<bool>) {
         let name = parked.handle.stream.name.clone();
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let old = self.map.lock().unwrap().insert(name.clone(), (id, parked));
+        let old = self.map.lock().insert(name.clone(), (id, parked));
         drop(old);
         let this = self.clone();
         tokio::spawn(async move {
@@ -214,7 +214,7 @@ impl Parking {
                 _ = shutdown.wait_for(|v| *v) => {}
             }
             let gone = {
-                let mut m = this.map.lock().unwrap();
+                let mut m = this.map.lock();
                 match m.get(&name) {
                     Some((i, _)) if *i == id => m.remove(&name),
                     _ => None,
@@ -229,12 +229,12 @@ impl Parking {
 
     /// Takes the parked stream `name` for a returning publisher.
     pub fn take(&self, name: &str) -> Option<Parked> {
-        self.map.lock().unwrap().remove(name).map(|(_, p)| p)
+        self.map.lock().remove(name).map(|(_, p)| p)
     }
 
     /// Takes the parked stream `name` if `ok` accepts it (the same key); leaves it otherwise.
     pub fn take_if(&self, name: &str, ok: impl FnOnce(&Parked) -> bool) -> Option<Parked> {
-        let mut m = self.map.lock().unwrap();
+        let mut m = self.map.lock();
         if m.get(name).is_some_and(|(_, p)| ok(p)) {
             m.remove(name).map(|(_, p)| p)
         } else {
@@ -244,7 +244,7 @@ impl Parking {
 
     /// Whether `name` waits for its publisher.
     pub fn contains(&self, name: &str) -> bool {
-        self.map.lock().unwrap().contains_key(name)
+        self.map.lock().contains_key(name)
     }
 }
 
