@@ -69,7 +69,7 @@ impl Value {
 }
 
 /// Why AMF0 bytes could not be decoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Amf0Error {
     /// The value ran past the end of the message.
@@ -96,8 +96,14 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], Amf0Error> {
-        let end = self.pos.checked_add(n).ok_or(Amf0Error::Truncated(self.pos))?;
-        let s = self.buf.get(self.pos..end).ok_or(Amf0Error::Truncated(self.pos))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(Amf0Error::Truncated(self.pos))?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(Amf0Error::Truncated(self.pos))?;
         self.pos = end;
         Ok(s)
     }
@@ -284,7 +290,7 @@ mod tests {
     /// `session`).
     const FFMPEG_CONNECT: &[u8] = &[
         0x02, 0x00, 0x07, b'c', b'o', b'n', b'n', b'e', b'c', b't', // "connect"
-        0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, // 1.0
+        0x00, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0,    // 1.0
         0x03, // {
         0x00, 0x03, b'a', b'p', b'p', 0x02, 0x00, 0x04, b'l', b'i', b'v', b'e', //
         0x00, 0x04, b't', b'y', b'p', b'e', 0x02, 0x00, 0x0a, b'n', b'o', b'n', b'p', b'r', b'i',
@@ -315,7 +321,10 @@ mod tests {
                 ("width".into(), Value::Number(1280.0)),
                 ("stereo".into(), Value::Boolean(true)),
                 ("enc".into(), Value::Null),
-                ("arr".into(), Value::StrictArray(vec![Value::Undefined, Value::Date(5.0)])),
+                (
+                    "arr".into(),
+                    Value::StrictArray(vec![Value::Undefined, Value::Date(5.0)]),
+                ),
                 ("nested".into(), Value::object([("a", Value::string("b"))])),
             ]),
             Value::String("x".repeat(70_000)),
@@ -331,7 +340,10 @@ mod tests {
             // A prefix may end on a value boundary; only the last byte (the object-end
             // marker, which some encoders omit) may be missing from a whole connect.
             if let Ok(v) = r {
-                assert!(v.len() < 3 || n == FFMPEG_CONNECT.len() - 1, "prefix {n} decoded a whole connect");
+                assert!(
+                    v.len() < 3 || n == FFMPEG_CONNECT.len() - 1,
+                    "prefix {n} decoded a whole connect"
+                );
             }
         }
     }
@@ -341,14 +353,20 @@ mod tests {
         // Deep nesting.
         let mut deep = vec![0x03u8; 10_000];
         deep.extend_from_slice(&[0, 0, 9]);
-        assert!(matches!(decode_all(&deep), Err(Amf0Error::TooDeep) | Err(Amf0Error::Truncated(_))));
+        assert!(matches!(
+            decode_all(&deep),
+            Err(Amf0Error::TooDeep) | Err(Amf0Error::Truncated(_))
+        ));
         // Huge strict array count with no body.
         assert_eq!(
             decode_all(&[0x0A, 0xff, 0xff, 0xff, 0xff]),
             Err(Amf0Error::TooManyElements)
         );
         // Long string claiming 4 GiB.
-        assert!(matches!(decode_all(&[0x0C, 0xff, 0xff, 0xff, 0xff, b'a']), Err(Amf0Error::Truncated(_))));
+        assert!(matches!(
+            decode_all(&[0x0C, 0xff, 0xff, 0xff, 0xff, b'a']),
+            Err(Amf0Error::Truncated(_))
+        ));
         assert_eq!(decode_all(&[0x11]), Err(Amf0Error::UnsupportedMarker(0x11)));
     }
 }
