@@ -70,6 +70,10 @@ impl ClientConfig {
         self.start_timeout = d;
         self
     }
+    /// The start timeout in force.
+    pub fn get_start_timeout(&self) -> Duration {
+        self.start_timeout
+    }
     /// A player that receives no byte for this long fails (default: off).
     pub fn idle_timeout(&mut self, d: Option<Duration>) -> &mut Self {
         self.idle_timeout = d;
