@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use crate::breaker::{BreakerConfig, FallbackMode};
-use crate::bucket::BucketConfig;
-use crate::cache::{CacheConfig, CachePolicy};
-use crate::timeout::TimeoutConfig;
+use crate::policy::breaker::{BreakerConfig, FallbackMode};
+use crate::policy::bucket::BucketConfig;
+use crate::policy::freshness::CachePolicy;
+use crate::policy::timeout::TimeoutConfig;
+use crate::runtime::cache::CacheConfig;
 
 /// Settings for an [`Edge`](crate::Edge) (quinn-style: `Default` plus setters).
 #[derive(Debug, Clone)]
@@ -109,7 +110,7 @@ impl EdgeConfig {
     }
 
     /// Whether a broken rendition's segment may be answered from the next
-    /// lower rendition (default: no; see [`crate::breaker`]).
+    /// lower rendition (default: no; see [`FallbackMode`] for why).
     pub fn fallback(&mut self, mode: FallbackMode) -> &mut Self {
         self.fallback = mode;
         self

@@ -7,8 +7,8 @@ use std::pin::Pin;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::cache::ObjectHead;
 use crate::error::OriginError;
+use crate::object::ObjectHead;
 
 /// The future returned by [`ChunkSource::next_chunk`].
 pub type ChunkFuture<'a> =

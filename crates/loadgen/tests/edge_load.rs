@@ -12,7 +12,7 @@ use std::{
 
 use ferrocast::{
     config::Config,
-    edge_role::{self, EdgeState},
+    edge_http::{self, EdgeState},
 };
 use loadgen::{
     dash::{self, DashConfig},
@@ -72,7 +72,7 @@ async fn fifty_dash_players_through_the_edge_hit_its_cache() {
     let el = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let edge = el.local_addr().unwrap().port();
     let (edge_stop, edge_stopped) = oneshot::channel::<()>();
-    let edge_task = tokio::spawn(edge_role::run(el, state.clone(), async {
+    let edge_task = tokio::spawn(edge_http::run(el, state.clone(), async {
         let _ = edge_stopped.await;
     }));
 

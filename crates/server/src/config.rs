@@ -158,6 +158,46 @@ impl Config {
         toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
     }
 
+    /// `base` (a role's own defaults: its ports, its data directory) with every top-level key
+    /// that the file at `path` sets taken from the file instead, so every role reads the same
+    /// file and `[limits]` / `[auth]` apply wherever they are given. Flags go on top of this.
+    pub fn layered(base: Config, path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else { return Ok(base) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let file: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        // Which keys the file sets (its parse above already refused unknown ones).
+        let set: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        let has = |k: &str| set.contains_key(k);
+        let mut c = base;
+        if has("rtmp_addr") {
+            c.rtmp_addr = file.rtmp_addr;
+        }
+        if has("rtmps_addr") {
+            c.rtmps_addr = file.rtmps_addr;
+        }
+        if has("http_addr") {
+            c.http_addr = file.http_addr;
+        }
+        if has("data_dir") {
+            c.data_dir = file.data_dir;
+        }
+        if has("tls_cert") || has("tls_key") {
+            c.tls_cert = file.tls_cert;
+            c.tls_key = file.tls_key;
+        }
+        if has("auth") {
+            c.auth = file.auth;
+        }
+        if has("limits") {
+            c.limits = file.limits;
+        }
+        if has("transcode") {
+            c.transcode = file.transcode;
+        }
+        Ok(c)
+    }
+
     /// Adds `NAME=SECRET` publish keys from the command line.
     pub fn add_publish_keys(&mut self, specs: &[String]) -> Result<(), ConfigError> {
         for spec in specs {
@@ -222,6 +262,25 @@ mod tests {
         assert_eq!(c.limits.idle_timeout_secs, 5);
         assert_eq!(c.limits.handshake_timeout_secs, 10);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_role_takes_what_the_file_sets_and_keeps_its_own_defaults_for_the_rest() {
+        let dir = std::env::temp_dir().join(format!("ferrocast-layered-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ferrocast.toml");
+        std::fs::write(&path, "data_dir = \"/srv/x\"\n[limits]\nmax_publishers = 3\n").unwrap();
+        let base = Config { rtmp_addr: Some(([0, 0, 0, 0], 1938).into()), rtmps_addr: None, http_addr: ([0, 0, 0, 0], 8083).into(), ..Config::default() };
+        let c = Config::layered(base, Some(&path)).unwrap();
+        assert_eq!(c.limits.max_publishers, 3);
+        assert_eq!(c.limits.idle_timeout_secs, 30, "unset limits keep their defaults");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/x"));
+        assert_eq!(c.rtmp_addr.map(|a| a.port()), Some(1938), "the role's own port stays");
+        assert_eq!(c.rtmps_addr, None);
+        assert_eq!(c.http_addr.port(), 8083);
+        std::fs::write(&path, "bogus = 1\n").unwrap();
+        assert!(matches!(Config::layered(Config::default(), Some(&path)), Err(ConfigError::Parse { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

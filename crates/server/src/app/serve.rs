@@ -4,6 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::{Arc, OnceLock}, time::Instant}
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::{watch, Semaphore}};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
@@ -16,7 +17,8 @@ use crate::{
     http,
     stream::hub::Hub,
     rtmp,
-    backend::coord::{EventBus, MemoryCoord},
+    backend::coord::EventBus,
+    backend::memory::MemoryCoord,
     backend::health::Health,
     backend::meta::{MemoryMeta, MetaStore},
     cluster::relay::Resolver,
@@ -161,6 +163,10 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
     if auth.is_open() {
         warn!("open mode: no publish keys configured, anyone who reaches the RTMP ports can publish any stream name; add keys with `ferrocast keys add NAME`, --publish-key NAME=SECRET or [auth.keys] in the config");
     }
+    // One stop signal for every task of this server, and one tracker that shutdown drains.
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    // The RTMP listener still takes its stop signal as a watch.
     let (stop_tx, stop_rx) = watch::channel(false);
     let hub = Arc::new(
         Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes)
@@ -177,7 +183,7 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
     let dash = Arc::new(DashRegistry::default());
     let run_dir = config.data_dir.join("run");
     std::fs::create_dir_all(&run_dir).map_err(|source| ServeError::DataDir { path: run_dir.display().to_string(), source })?;
-    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let packagers = TaskTracker::new();
     let encoder = Encoder {
         transcode: TranscodeConfig {
             ffmpeg: std::env::var_os("FERROCAST_FFMPEG").map(Into::into).unwrap_or_else(|| "ffmpeg".into()),
@@ -187,7 +193,7 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         meta,
         events,
         dash: dash.clone(),
-        active: active.clone(),
+        packagers: packagers.clone(),
         hub: hub.clone(),
         cluster: role.cluster,
     };
@@ -204,7 +210,6 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         pull: role.pull.map(|locate| Arc::new(crate::cluster::pull::Puller::new(hub.clone(), locate))),
         parked: Default::default(),
     });
-    let mut tasks = tokio::task::JoinSet::new();
 
     if let Some(l) = listeners.rtmp {
         info!("RTMP listening on rtmp://{}/live/NAME", l.local_addr().map_err(|source| ServeError::DataDir { path: "rtmp listener".into(), source })?);
@@ -221,10 +226,10 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         // anyone: new handshakes use the new certificate.
         #[cfg(unix)]
         if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            let mut stop = stop_rx.clone();
+            let stop = stop.clone();
             tasks.spawn(async move {
                 loop {
-                    tokio::select! { _ = hup.recv() => {}, _ = stop.changed() => return }
+                    tokio::select! { _ = hup.recv() => {}, _ = stop.cancelled() => return }
                     match reloadable.reload() {
                         Ok(()) => info!("SIGHUP: reloaded the RTMPS certificate"),
                         Err(e) => warn!("SIGHUP: keeping the current RTMPS certificate: {e}"),
@@ -238,18 +243,15 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         tasks.spawn(rtmp::serve(l, Some(acceptor), ctx.clone(), stop_rx.clone()));
     }
     for task in role.background {
-        let mut stop = stop_rx.clone();
-        tasks.spawn(async move {
-            tokio::select! { _ = task => {}, _ = stop.changed() => {} }
-        });
+        tasks.spawn(stop.clone().run_until_cancelled_owned(task));
     }
     let state = http::HttpState { hub, metrics, dash: dash.clone(), store: store.clone(), health: role.health };
     // Presentations that ended more than the time-shift window ago, and their files, go.
-    let mut gc_stop = stop_rx.clone();
+    let gc_stop = stop.clone();
     tasks.spawn(async move {
         let mut iv = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
-            tokio::select! { _ = iv.tick() => {}, _ = gc_stop.changed() => return }
+            tokio::select! { _ = iv.tick() => {}, _ = gc_stop.cancelled() => return }
             for (name, files) in dash.collect_garbage(std::time::SystemTime::now()) {
                 for (rep, file) in files {
                     let _ = store.delete(&store::key(&name, &rep, &file)).await;
@@ -260,14 +262,10 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
     if let Ok(a) = listeners.http.local_addr() {
         info!("HTTP listening on http://{a}/ (API /api/streams, metrics /metrics)");
     }
-    let mut http_stop = stop_rx.clone();
     let app = role.http.unwrap_or_else(|| http::router(state));
+    let http_stop = stop.clone();
     tasks.spawn(async move {
-        let r = axum::serve(listeners.http, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.changed().await;
-            })
-            .await;
+        let r = axum::serve(listeners.http, app).with_graceful_shutdown(http_stop.cancelled_owned()).await;
         if let Err(e) = r {
             warn!("HTTP server stopped: {e}");
         }
@@ -275,14 +273,16 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
 
     shutdown.await;
     info!("shutting down: closing connections and ending the live presentations");
+    stop.cancel();
     let _ = stop_tx.send(true);
-    // Publishers are gone now; give each transcoder time to flush its last segment so the
-    // MPDs end with everything that was published.
-    let t0 = Instant::now();
-    while active.load(std::sync::atomic::Ordering::Acquire) > 0 && t0.elapsed() < std::time::Duration::from_secs(10) {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // Publishers are gone now; give each packager time to flush its last segment so the MPDs
+    // end with everything that was published.
+    packagers.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(10), packagers.wait()).await.is_err() {
+        warn!(left = packagers.len(), "shutdown: packagers still flushing after 10 s; ending without them");
     }
     // Listeners stop accepting at once; connections in flight end with the runtime.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await;
+    tasks.close();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tasks.wait()).await;
     Ok(())
 }

@@ -9,8 +9,20 @@ use metrics::gauge;
 
 use futures::future::BoxFuture;
 
+/// Why a backend is down, as its own error says.
+pub type CheckError = Box<dyn std::error::Error + Send + Sync>;
+
 /// One named check.
-pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), CheckError>> + Send + Sync>;
+
+/// The outcome of every check: whether all passed, and a line per backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Every check passed.
+    pub healthy: bool,
+    /// `ok` or `unhealthy`, then `NAME: ok` / `NAME: DOWN: reason` per backend.
+    pub text: String,
+}
 
 /// The backends to check, empty for `ferrocast serve` (everything in-process).
 #[derive(Clone, Default)]
@@ -28,8 +40,8 @@ impl Health {
         self
     }
 
-    /// Runs every check: `Ok(report)` when all pass, `Err(report)` naming the failures.
-    pub async fn run(&self) -> Result<String, String> {
+    /// Runs every check.
+    pub async fn run(&self) -> Report {
         let mut report = String::from("ok\n");
         let mut failed = false;
         for (name, check) in &self.checks {
@@ -44,17 +56,15 @@ impl Health {
             }
         }
         if failed {
-            Err(report.replacen("ok\n", "unhealthy\n", 1))
-        } else {
-            Ok(report)
+            report = report.replacen("ok\n", "unhealthy\n", 1);
         }
+        Report { healthy: !failed, text: report }
     }
 
     /// The `/healthz` response.
     pub async fn respond(&self) -> axum::response::Response {
-        match self.run().await {
-            Ok(r) => r.into_response(),
-            Err(r) => (StatusCode::SERVICE_UNAVAILABLE, r).into_response(),
-        }
+        let r = self.run().await;
+        let status = if r.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        (status, r.text).into_response()
     }
 }

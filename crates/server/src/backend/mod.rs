@@ -3,6 +3,7 @@
 //! and the health checks of all of them.
 pub mod coord;
 pub mod health;
+pub mod memory;
 pub mod meta;
 pub mod redis;
 pub mod store;

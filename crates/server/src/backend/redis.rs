@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use futures::future::BoxFuture;
 use crate::{
-    backend::coord::{holder_of, new_token, ClusterEvent, CoordError, DistLock, EncoderInfo, EventBus, LockToken, Ownership, Registry, SessionMap},
+    backend::coord::{holder_of, new_token, ClusterEvent, CoordError, DistLock, EncoderInfo, EventBus, LockToken, Locked, Ownership, Registry, SessionMap},
     backend::meta::{MetaStore, StreamRecord},
 };
 
@@ -180,16 +180,16 @@ impl SessionMap for RedisBackend {
 }
 
 impl DistLock for RedisBackend {
-    fn try_lock<'a>(&'a self, k: &'a str, holder: &'a str, ttl: Duration) -> BoxFuture<'a, Result<Result<LockToken, String>, CoordError>> {
+    fn try_lock<'a>(&'a self, k: &'a str, holder: &'a str, ttl: Duration) -> BoxFuture<'a, Result<Locked, CoordError>> {
         Box::pin(async move {
             let token = new_token(holder);
             let lk = key("lock", k);
             let set: Option<String> = self.call(redis::cmd("SET").arg(&lk).arg(&token).arg("NX").arg("PX").arg(ttl.as_millis().max(1) as u64)).await?;
             if set.is_some() {
-                return Ok(Ok(LockToken(token)));
+                return Ok(Locked::Acquired(LockToken(token)));
             }
             let cur: Option<String> = self.call(redis::cmd("GET").arg(&lk)).await?;
-            Ok(Err(cur.as_deref().map(holder_of).unwrap_or_default().to_owned()))
+            Ok(Locked::HeldBy(cur.as_deref().map(holder_of).unwrap_or_default().to_owned()))
         })
     }
     fn unlock<'a>(&'a self, k: &'a str, token: &'a LockToken) -> BoxFuture<'a, Result<(), CoordError>> {

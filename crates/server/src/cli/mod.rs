@@ -23,38 +23,7 @@ enum Command {
     /// In a cluster (`--redis`), the origins are the encoders registered in Redis, edges share
     /// a fetch lock and invalidate on the encoders' events, and with `--gateway` the edge also
     /// takes RTMP/RTMPS publishes and relays them to the gateway.
-    Edge {
-        /// Fixed origins, `http://HOST:PORT`, comma-separated (without --redis).
-        #[arg(long, value_delimiter = ',', required_unless_present = "redis", conflicts_with = "redis")]
-        origin: Vec<String>,
-        /// Cluster mode: Redis holding the cluster's state (`redis://HOST:PORT`).
-        #[arg(long)]
-        redis: Option<String>,
-        /// Relay publishes to this gateway (`rtmp://HOST:PORT`); needs --redis.
-        #[arg(long, requires = "redis")]
-        gateway: Option<String>,
-        /// RTMP listener for publishes (with --gateway).
-        #[arg(long, default_value = "0.0.0.0:1935")]
-        rtmp_addr: SocketAddr,
-        /// RTMPS listener for publishes (with --gateway).
-        #[arg(long, default_value = "0.0.0.0:1936")]
-        rtmps_addr: SocketAddr,
-        /// HTTP listener of the edge.
-        #[arg(long, default_value = "0.0.0.0:8081")]
-        http_addr: SocketAddr,
-        /// This edge's URL as other edges reach it [default: http://127.0.0.1:HTTP_PORT].
-        #[arg(long)]
-        advertise: Option<String>,
-        /// Data directory (the self-signed RTMPS certificate).
-        #[arg(long, default_value = "data-edge")]
-        data_dir: PathBuf,
-        /// PEM certificate chain for RTMPS (default: self-signed, made in the data dir).
-        #[arg(long, requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// PEM private key for RTMPS.
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-    },
+    Edge(crate::app::roles::EdgeArgs),
     /// Cluster: transcodes and packages the streams the gateway sends it; segments to the
     /// store (S3), metadata and events to Redis; serves its streams' DASH to the edges.
     Encoder(crate::app::roles::EncoderArgs),
@@ -191,6 +160,19 @@ impl ServeArgs {
     }
 }
 
+/// What a command can fail with; printed as `ferrocast: …` and exit status 1.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Serve(#[from] crate::ServeError),
+    #[error(transparent)]
+    Role(#[from] crate::app::roles::RoleError),
+    #[error("push: {0}")]
+    Push(#[from] push::PushError),
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -221,46 +203,25 @@ pub fn main() -> ExitCode {
         };
     }
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let r = rt.block_on(async {
+    let r: Result<(), CliError> = rt.block_on(async {
         match cli.command {
             Command::Serve(args) => {
-                let config = args.into_config().map_err(|e| e.to_string())?;
-                let listeners = crate::bind(&config).await.map_err(|e| e.to_string())?;
-                crate::run(config, listeners, shutdown_signal()).await.map_err(|e| e.to_string())
+                let config = args.into_config()?;
+                let listeners = crate::bind(&config).await?;
+                Ok(crate::run(config, listeners, shutdown_signal()).await?)
             }
             Command::Keys { .. } => unreachable!("handled above"),
-            Command::Push(args) => match push::run(args, shutdown_signal()).await {
-                Ok(s) => {
-                    eprintln!(
-                        "ferrocast push: done after {:.1} s: reconnects={} bytes={} tags={} longest_outage_secs={:.2}",
-                        s.secs, s.reconnects, s.bytes, s.tags, s.longest_outage_secs
-                    );
-                    Ok(())
-                }
-                Err(e) => Err(format!("push: {e}")),
-            },
-            Command::Encoder(a) => crate::app::roles::encoder(a, shutdown_signal()).await,
-            Command::Gateway(a) => crate::app::roles::gateway(a, shutdown_signal()).await,
-            Command::Edge { redis: Some(redis), gateway, rtmp_addr, rtmps_addr, http_addr, advertise, data_dir, tls_cert, tls_key, .. } => {
-                let a = crate::app::roles::EdgeArgs {
-                    redis,
-                    gateway,
-                    rtmp_addr: Some(rtmp_addr),
-                    rtmps_addr: Some(rtmps_addr),
-                    http_addr,
-                    advertise,
-                    data_dir,
-                    tls: tls_cert.zip(tls_key),
-                };
-                crate::app::roles::edge(a, shutdown_signal()).await
-            }
-            Command::Edge { origin, http_addr, .. } => {
-                let state = crate::edge_http::EdgeState::new(&origin).map_err(|e| e.to_string())?;
-                let listener = crate::listen(http_addr)
-                    .map_err(|e| format!("cannot listen on {http_addr}: {e} — pick another address with --http-addr"))?;
-                crate::edge_http::run(listener, state, shutdown_signal()).await;
+            Command::Push(args) => {
+                let s = push::run(args, shutdown_signal()).await?;
+                eprintln!(
+                    "ferrocast push: done after {:.1} s: reconnects={} bytes={} tags={} longest_outage_secs={:.2}",
+                    s.secs, s.reconnects, s.bytes, s.tags, s.longest_outage_secs
+                );
                 Ok(())
             }
+            Command::Encoder(a) => Ok(crate::app::roles::encoder(a, shutdown_signal()).await?),
+            Command::Gateway(a) => Ok(crate::app::roles::gateway(a, shutdown_signal()).await?),
+            Command::Edge(a) => Ok(crate::app::roles::edge(a, shutdown_signal()).await?),
         }
     });
     match r {

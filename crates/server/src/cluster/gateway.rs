@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use edge::Ring;
+use ketama::Ring;
 use metrics::counter;
 use tracing::{debug, warn};
 

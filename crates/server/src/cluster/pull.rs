@@ -117,7 +117,7 @@ impl Puller {
         counter!("ferrocast_edge_pulls_total").increment(1);
         let h = match rendition {
             Some(r) => self.hub.publish_rendition(name, r),
-            None => self.hub.publish(name, addr.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 0).into()))?,
+            None => self.hub.publish_pulled(name, addr.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 0).into()))?,
         };
         info!(stream = %h.stream.name, upstream = %addr, "pulling for local players");
         let mut idle_since: Option<tokio::time::Instant> = None;

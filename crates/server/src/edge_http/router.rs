@@ -19,19 +19,20 @@ use axum::{
     Router,
 };
 use bytes::Bytes;
-use edge::{Edge, EdgeConfig, ObjectHead, OriginError, OriginResponse, Ring};
+use edge::{Edge, EdgeConfig, ObjectHead, OriginError, OriginResponse};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
 };
+use ketama::Ring;
 use metrics::counter;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::{
     http::AppError,
-    backend::coord::{ClusterEvent, DistLock, EncoderInfo, EventBus, LockToken, Registry, SessionMap},
+    backend::coord::{ClusterEvent, DistLock, EncoderInfo, EventBus, LockToken, Locked, Registry, SessionMap},
     backend::health::Health,
     stream::name::is_valid_stream_name,
 };
@@ -150,14 +151,8 @@ pub fn router(state: EdgeState) -> Router {
         .route("/time", get(crate::http::time))
         // The page's quality beacons go to the origins' metrics; an edge takes and drops them.
         .route("/api/beacon", axum::routing::post(|| async { StatusCode::NO_CONTENT }))
-        .fallback(|m: Method| async move {
-            if m == Method::OPTIONS {
-                StatusCode::NO_CONTENT.into_response()
-            } else {
-                (StatusCode::NOT_FOUND, "not found: this edge serves /live/NAME/… only\n").into_response()
-            }
-        })
-        .layer(axum::middleware::map_response(crate::http::cors))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: this edge serves /live/NAME/… only\n") })
+        .layer(crate::http::cors())
         .with_state(state)
 }
 
@@ -308,12 +303,12 @@ async fn fetch_locked(edge: Edge, client: HttpClient, cluster: Option<Arc<EdgeCl
         _ => None,
     };
     match c.lock.try_lock(&key, &c.advertise, FETCH_LOCK_TTL).await {
-        Ok(Ok(token)) => {
+        Ok(Locked::Acquired(token)) => {
             counter!("ferrocast_edge_fetch_lock_total", "outcome" => "acquired").increment(1);
             let release = Release { lock: c.lock.clone(), key: key.clone(), token };
             fetch_origin(edge, client, preferred, stream, key, Some(release)).await
         }
-        Ok(Err(holder)) if !holder.is_empty() && holder != c.advertise => {
+        Ok(Locked::HeldBy(holder)) if !holder.is_empty() && holder != c.advertise => {
             counter!("ferrocast_edge_fetch_lock_total", "outcome" => "peer").increment(1);
             match fetch_from(&client, &holder, &key, true).await {
                 Ok(r) if r.0.status < 500 => Ok(finish(r, None).await?),
@@ -323,7 +318,7 @@ async fn fetch_locked(edge: Edge, client: HttpClient, cluster: Option<Arc<EdgeCl
                 }
             }
         }
-        Ok(Err(_)) => fetch_origin(edge, client, preferred, stream, key, None).await,
+        Ok(Locked::HeldBy(_)) => fetch_origin(edge, client, preferred, stream, key, None).await,
         Err(e) => {
             counter!("ferrocast_edge_fetch_lock_total", "outcome" => "unavailable").increment(1);
             debug!("edge: fetch lock unavailable ({e}); fetching without it");

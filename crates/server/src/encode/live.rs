@@ -10,7 +10,8 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use edge::Growing;
 use futures::Stream;
 use tokio::sync::watch;
 
@@ -19,18 +20,19 @@ use tokio::sync::watch;
 pub struct LiveSegment {
     /// `$Number$`.
     pub number: u64,
-    chunks: Mutex<Vec<Bytes>>,
+    /// The CMAF chunks so far, fanned out to every reader (the edge crate's growing body:
+    /// the same fan-out as its coalesced fetches). It never fails: an abandoned segment is
+    /// finished, and its readers end after what was made.
+    body: Growing<(), Infallible>,
     /// (start of the first chunk, end of the last chunk, duration of the last chunk), in the
     /// track timescale: enough to predict where the segment will end.
     timing: Mutex<(u64, u64, u64)>,
-    /// (chunks available, complete).
-    progress: watch::Sender<(usize, bool)>,
 }
 
 impl LiveSegment {
     /// An empty segment.
     pub fn new(number: u64) -> Arc<Self> {
-        Arc::new(Self { number, chunks: Mutex::new(vec![]), timing: Mutex::new((0, 0, 0)), progress: watch::channel((0, false)).0 })
+        Arc::new(Self { number, body: Growing::new(), timing: Mutex::new((0, 0, 0)) })
     }
 
     /// Adds the next chunk, which covers `[start, start + duration)` in the track timescale,
@@ -38,7 +40,7 @@ impl LiveSegment {
     pub fn push_timed(&self, chunk: Bytes, start: u64, duration: u64) {
         {
             let mut t = self.timing.lock().unwrap();
-            if self.chunks.lock().unwrap().is_empty() {
+            if self.body.chunk_count() == 0 {
                 t.0 = start;
             }
             t.1 = start + duration;
@@ -60,49 +62,33 @@ impl LiveSegment {
 
     /// Adds the next chunk and wakes the readers.
     pub fn push(&self, chunk: Bytes) {
-        let mut c = self.chunks.lock().unwrap();
-        c.push(chunk);
-        let n = c.len();
-        self.progress.send_modify(|p| p.0 = n);
+        self.body.push(chunk);
     }
 
     /// Marks the segment complete (or abandoned): readers end after the last chunk.
     pub fn finish(&self) {
-        self.progress.send_modify(|p| p.1 = true);
+        self.body.finish();
     }
 
     /// True once complete.
     pub fn is_complete(&self) -> bool {
-        self.progress.borrow().1
+        self.body.is_ended()
     }
 
     /// The whole segment so far, as one buffer.
     pub fn bytes(&self) -> Bytes {
-        let c = self.chunks.lock().unwrap();
-        let mut b = BytesMut::with_capacity(c.iter().map(Bytes::len).sum());
-        for x in c.iter() {
-            b.extend_from_slice(x);
-        }
-        b.freeze()
+        self.body.bytes()
     }
 
     /// Every chunk, existing and future, until the segment completes. A reader whose segment
     /// stalls for `stall` gets an end of body instead of hanging.
     pub fn stream(self: Arc<Self>, stall: Duration) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-        let rx = self.progress.subscribe();
-        futures::stream::unfold((self, 0usize, rx), move |(seg, next, mut rx)| async move {
-            loop {
-                let chunk = seg.chunks.lock().unwrap().get(next).cloned();
-                if let Some(c) = chunk {
-                    return Some((Ok(c), (seg, next + 1, rx)));
-                }
-                if rx.borrow_and_update().1 {
-                    return None;
-                }
-                match tokio::time::timeout(stall, rx.changed()).await {
-                    Ok(Ok(())) => continue,
-                    _ => return None,
-                }
+        let reader = self.body.subscribe(stall);
+        // A stall (or a writer gone) ends the body like its completion: the player asks again.
+        futures::stream::unfold(reader, |mut r| async move {
+            match r.next_chunk().await {
+                Ok(Some(c)) => Some((Ok(c), r)),
+                Ok(None) | Err(_) => None,
             }
         })
     }

@@ -1,15 +1,10 @@
 //! The encoder role inside one process: for each accepted stream, a transcoder feeding a
 //! packager, writing DASH into the store and the presentation registry.
 
-use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::SystemTime,
-};
+use std::{sync::Arc, time::SystemTime};
 
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 
 use tracing::{info, warn};
 
@@ -50,8 +45,9 @@ pub struct Encoder {
     pub events: Arc<dyn EventBus>,
     /// Presentations served over HTTP.
     pub dash: Arc<DashRegistry>,
-    /// Streams being packaged right now (shutdown waits for them to flush).
-    pub active: Arc<AtomicUsize>,
+    /// The packagers running now: shutdown closes it and waits (bounded) for each to flush
+    /// its last segment, so the MPDs end with everything that was published.
+    pub packagers: TaskTracker,
     /// Where the renditions are offered to RTMP players.
     pub hub: Arc<crate::stream::hub::Hub>,
     /// Cluster mode (ownership, fencing, standby); `None` in `serve`.
@@ -106,12 +102,7 @@ impl Encoder {
         };
         tokio::spawn(async move { meta.put(rec).await });
         tokio::spawn(transcode::run(stream, tracks, ladder.clone(), self.transcode.clone(), stats, tx));
-        let active = self.active.clone();
-        active.fetch_add(1, Ordering::AcqRel);
         let packaging = packager::run(state, ladder, self.store.clone(), self.meta.clone(), self.events.clone(), self.hub.clone(), fence, rx);
-        tokio::spawn(async move {
-            packaging.await;
-            active.fetch_sub(1, Ordering::AcqRel);
-        });
+        self.packagers.spawn(packaging);
     }
 }

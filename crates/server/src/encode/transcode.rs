@@ -133,7 +133,24 @@ pub async fn run(
 enum Ended {
     Publisher,
     Packager,
-    Crashed(String),
+    Crashed(TranscodeError),
+}
+
+/// Why one ffmpeg run failed (the supervisor restarts it, with back-off).
+#[derive(Debug, thiserror::Error)]
+enum TranscodeError {
+    /// Our run directory or sockets could not be made.
+    #[error("{what} {path}: {source}")]
+    Setup { what: &'static str, path: PathBuf, source: std::io::Error },
+    /// ffmpeg could not be started.
+    #[error("cannot start {ffmpeg}: {source} — install ffmpeg (apt-get install ffmpeg) or set FERROCAST_FFMPEG")]
+    Spawn { ffmpeg: PathBuf, source: std::io::Error },
+    /// Waiting for ffmpeg failed.
+    #[error("waiting for ffmpeg: {0}")]
+    Wait(std::io::Error),
+    /// ffmpeg ended by itself.
+    #[error("ffmpeg exited with {0}")]
+    Exited(std::process::ExitStatus),
 }
 
 async fn run_once(
@@ -144,15 +161,15 @@ async fn run_once(
     stats: &Arc<TranscodeStats>,
     events: &mpsc::Sender<TranscodeEvent>,
     generation: u32,
-) -> Result<Ended, String> {
+) -> Result<Ended, TranscodeError> {
     let dir = cfg.run_dir.join(format!("{}-{}-{generation}", stream.name, std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| TranscodeError::Setup { what: "creating", path: dir.clone(), source })?;
     let _cleanup = RemoveOnDrop(dir.clone());
     let paths: Vec<PathBuf> = ladder.iter().map(|r| dir.join(format!("{}.sock", r.id))).collect();
     let mut listeners = Vec::new();
     for p in &paths {
-        listeners.push(UnixListener::bind(p).map_err(|e| format!("binding {}: {e}", p.display()))?);
+        listeners.push(UnixListener::bind(p).map_err(|source| TranscodeError::Setup { what: "binding", path: p.clone(), source })?);
     }
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let args = ffmpeg_args(tracks, ladder, &path_refs);
@@ -164,7 +181,7 @@ async fn run_once(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e} — install ffmpeg (apt-get install ffmpeg) or set FERROCAST_FFMPEG", cfg.ffmpeg.display()))?;
+        .map_err(|source| TranscodeError::Spawn { ffmpeg: cfg.ffmpeg.clone(), source })?;
     info!(stream = %stream.name, pid = child.id(), generation, "transcoder started");
     if events.send(TranscodeEvent::Started { generation }).await.is_err() {
         return Ok(Ended::Packager);
@@ -206,7 +223,7 @@ async fn run_once(
         }));
     }
 
-    let status = child.wait().await.map_err(|e| e.to_string())?;
+    let status = child.wait().await.map_err(TranscodeError::Wait)?;
     let publisher_left = feeder.await.unwrap_or(false);
     let mut packager_gone = false;
     for r in readers {
@@ -232,7 +249,7 @@ async fn run_once(
         // The publisher left and ffmpeg did not exit cleanly: nothing to restart for.
         return Ok(Ended::Publisher);
     }
-    Ok(Ended::Crashed(format!("ffmpeg exited with {status}")))
+    Ok(Ended::Crashed(TranscodeError::Exited(status)))
 }
 
 /// Writes the stream to ffmpeg's stdin as FLV. Returns true when the publisher left (normal
@@ -275,25 +292,24 @@ async fn feed(mut stdin: ChildStdin, first: Vec<Arc<Frame>>, mut follow: Followe
     }
 }
 
-/// Samples the child's CPU time and RSS from /proc every 2 s.
+/// Samples the child's CPU time and RSS from /proc every 2 s (clock ticks and page size as
+/// the kernel reports them).
 async fn sample_cpu(pid: u32, stats: Arc<TranscodeStats>) {
-    let ticks = 100.0; // USER_HZ on Linux
+    let ticks = procfs::ticks_per_second() as f64;
+    let page = procfs::page_size();
     let mut last: Option<(f64, Instant)> = None;
     let mut iv = tokio::time::interval(Duration::from_secs(2));
     loop {
         iv.tick().await;
-        let Ok(stat) = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await else { return };
-        // Fields after the parenthesised command name; utime and stime are 14th and 15th.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let (Some(u), Some(s), Some(rss)) = (f.get(11), f.get(12), f.get(21)) else { return };
-        let cpu = (u.parse::<f64>().unwrap_or(0.0) + s.parse::<f64>().unwrap_or(0.0)) / ticks;
+        // A read of /proc is served from kernel memory: no need for a blocking thread.
+        let Ok(stat) = procfs::process::Process::new(pid as i32).and_then(|p| p.stat()) else { return };
+        let cpu = (stat.utime + stat.stime) as f64 / ticks;
         let now = Instant::now();
         if let Some((c0, t0)) = last {
             let pct = (cpu - c0) / now.duration_since(t0).as_secs_f64() * 100.0;
             stats.cpu_permille.store((pct * 10.0).max(0.0) as u64, Ordering::Relaxed);
         }
-        stats.rss_kib.store(rss.parse::<u64>().unwrap_or(0) * 4, Ordering::Relaxed);
+        stats.rss_kib.store(stat.rss * page / 1024, Ordering::Relaxed);
         last = Some((cpu, now));
     }
 }

@@ -2,11 +2,13 @@
 
 use axum::{
     extract::State,
-    http::{header, HeaderValue, Method, StatusCode},
+    http::{header, Method, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Router,
 };
+
+use tower_http::cors::{Any, CorsLayer};
 
 use super::{api, origin, player, state::HttpState};
 
@@ -23,25 +25,63 @@ pub fn router(state: HttpState) -> Router {
         .route("/live/{name}/{rep}/{file}", get(origin::segment))
         .merge(player::routes())
         .fallback(fallback)
-        .layer(axum::middleware::map_response(cors))
+        .layer(cors())
         .with_state(state)
 }
 
 /// Browser players on other origins (dash.js on a CDN page) must be able to read everything,
-/// including the `Date` header dash.js falls back to for clock sync.
-pub async fn cors(mut r: Response) -> Response {
-    let h = r.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Date, Content-Length, Age"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Range, Content-Type"));
-    r
+/// including the `Date` header dash.js falls back to for clock sync. Preflights are answered
+/// by the layer itself.
+pub fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([header::RANGE, header::CONTENT_TYPE])
+        .expose_headers([header::DATE, header::CONTENT_LENGTH, header::AGE])
+        // The answer does not depend on the Origin: one cached copy serves every page.
+        .vary([])
 }
 
-async fn fallback(method: Method) -> Response {
-    if method == Method::OPTIONS {
-        return StatusCode::NO_CONTENT.into_response();
-    }
+async fn fallback() -> Response {
     (StatusCode::NOT_FOUND, "not found: see / for the live streams and /api/streams for the API\n").into_response()
 }
 
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn players_on_other_origins_can_read_responses_and_preflight() {
+        let app = Router::new().route("/time", get(origin::time)).layer(cors());
+        let r = app
+            .clone()
+            .oneshot(Request::get("/time").header(header::ORIGIN, "https://player.example").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        let exposed = r.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().to_ascii_lowercase();
+        assert!(exposed.contains("date") && exposed.contains("age"), "{exposed}");
+        let pre = app
+            .oneshot(
+                Request::builder()
+                    .method(Method::OPTIONS)
+                    .uri("/live/x/manifest.mpd")
+                    .header(header::ORIGIN, "https://player.example")
+                    .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+                    .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "range")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(pre.status().is_success());
+        assert_eq!(pre.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert!(pre.headers()[header::ACCESS_CONTROL_ALLOW_METHODS].to_str().unwrap().contains("GET"));
+        assert!(pre.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().to_ascii_lowercase().contains("range"));
+    }
+}

@@ -266,6 +266,8 @@ pub struct Stream {
     frames_in: AtomicU64,
     tracks: OnceLock<Tracks>,
     standby: std::sync::atomic::AtomicBool,
+    /// A copy pulled from another node (not a publisher here).
+    pulled: bool,
 }
 
 impl Stream {
@@ -626,10 +628,21 @@ impl Hub {
         if let Some(s) = map.get(name) {
             return Err(HubError::AlreadyPublishing { name: name.into(), by: s.publisher });
         }
-        if map.keys().filter(|k| !k.contains(RENDITION_SEP)).count() >= self.max_streams {
+        // The cap is on what costs a transcoder: publishers, not renditions or pulled copies.
+        if map.values().filter(|s| !s.name.contains(RENDITION_SEP) && !s.pulled).count() >= self.max_streams {
             return Err(HubError::TooManyStreams(self.max_streams));
         }
-        Ok(self.insert(&mut map, name, publisher))
+        Ok(self.insert(&mut map, name, publisher, false))
+    }
+
+    /// Publishes a copy of a stream that lives on another node (an edge's play relay) for the
+    /// local players. It does not count toward `max_publishers`: it costs no transcoder.
+    pub fn publish_pulled(self: &Arc<Self>, name: &str, upstream: SocketAddr) -> Result<PublishHandle, HubError> {
+        let mut map = self.streams.lock().unwrap();
+        if let Some(s) = map.get(name) {
+            return Err(HubError::AlreadyPublishing { name: name.into(), by: s.publisher });
+        }
+        Ok(self.insert(&mut map, name, upstream, true))
     }
 
     /// Publishes a transcoded rendition of `name` (fed by the packager), replacing a stale one
@@ -637,10 +650,10 @@ impl Hub {
     pub fn publish_rendition(self: &Arc<Self>, name: &str, rendition: &str) -> PublishHandle {
         let mut map = self.streams.lock().unwrap();
         let local = SocketAddr::from(([127, 0, 0, 1], 0));
-        self.insert(&mut map, &rendition_name(name, rendition), local)
+        self.insert(&mut map, &rendition_name(name, rendition), local, false)
     }
 
-    fn insert(self: &Arc<Self>, map: &mut HashMap<String, Arc<Stream>>, name: &str, publisher: SocketAddr) -> PublishHandle {
+    fn insert(self: &Arc<Self>, map: &mut HashMap<String, Arc<Stream>>, name: &str, publisher: SocketAddr, pulled: bool) -> PublishHandle {
         let (tx, _) = broadcast::channel(self.queue_frames);
         let (batch_tx, _) = broadcast::channel(self.queue_batches());
         let stream = Arc::new(Stream {
@@ -663,6 +676,7 @@ impl Hub {
             frames_in: AtomicU64::new(0),
             tracks: OnceLock::new(),
             standby: Default::default(),
+            pulled,
         });
         map.insert(name.into(), stream.clone());
         // A window left open when the publisher pauses is published by the flusher (a push
@@ -728,6 +742,7 @@ mod tests {
         let hub = Arc::new(Hub::new(64, 1 << 20));
         let h = hub.publish("a", addr()).unwrap();
         assert!(matches!(hub.publish("a", addr()), Err(HubError::AlreadyPublishing { .. })));
+        assert!(matches!(hub.publish_pulled("a", addr()), Err(HubError::AlreadyPublishing { .. })));
         drop(h);
         assert!(hub.get("a").is_none());
         hub.publish("a", addr()).unwrap();
@@ -921,5 +936,16 @@ mod tests {
         let (_, mut rx2) = h2.stream.subscribe_batches().unwrap();
         h2.stream.push(audio(0));
         assert!(rx2.try_recv().unwrap().file_range(0).is_none());
+    }
+
+    #[test]
+    fn pulled_copies_do_not_count_toward_the_publisher_cap() {
+        let hub = Arc::new(Hub::new(64, 1 << 20).with_max_streams(1));
+        let _a = hub.publish("a", addr()).unwrap();
+        assert!(matches!(hub.publish("b", addr()), Err(HubError::TooManyStreams(1))));
+        let _c = hub.publish_pulled("c", addr()).unwrap();
+        let _r = hub.publish_rendition("a", "v720");
+        drop(_a);
+        let _b = hub.publish("b", addr()).expect("a pulled copy and a rendition leave room for a publisher");
     }
 }

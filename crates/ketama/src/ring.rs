@@ -1,26 +1,4 @@
-//! libketama-compatible consistent hashing (origin choice at the edge,
-//! encoder choice at the gateway).
-//!
-//! # The scheme (as in last.fm's libketama `ketama_create_continuum`)
-//!
-//! - Each node is a string (libketama uses `"host:port"`) with a weight.
-//!   Node `i` gets `ks = floor(w_i / Σw · 40 · n)` MD5 digests, of the
-//!   strings `"{node}-{k}"` for `k in 0..ks`. libketama computes the share in
-//!   single precision (`float pct`) and then multiplies by the double `40.0`;
-//!   this module repeats that arithmetic exactly, because doing it all in
-//!   `f64` gives 39 instead of 40 digests for some node counts (7 equal
-//!   nodes, for one) and so a different ring.
-//! - Each 16-byte digest gives 4 points: the little-endian `u32` of bytes
-//!   `0..4`, `4..8`, `8..12`, `12..16`. With equal weights that is
-//!   40 · 4 = 160 points per node. Weights are *relative* (a share of the
-//!   total), as in libketama; they are not "160 points per weight unit" as in
-//!   nginx's CRC32-based `hash ... consistent`, which is a different ring.
-//! - The points are sorted. A key hashes to the little-endian `u32` of the
-//!   first 4 bytes of `MD5(key)` (`ketama_hashi`) and maps to the first point
-//!   `>= hash`, wrapping to the first point of the ring.
-//!
-//! Ties between equal points (MD5 collisions on 32 bits, rare) are broken by
-//! node order here; libketama's `qsort` leaves them unspecified.
+//! The continuum and its lookups (see the crate documentation for the scheme).
 //!
 //! Properties tested below: ≈ 1/(N+1) of keys move when a node joins (only
 //! to the new node), a pinned placement table so that any change to the
@@ -29,7 +7,8 @@
 //! average, but the worst of 10 nodes is typically ~14 % off (up to ~40 %
 //! for unlucky names). ±10 % across 10 nodes holds for some node sets (the
 //! test uses one), not for every set; a tighter spread needs more points
-//! per node, which would no longer be libketama's ring.
+//! per node, which would no longer be libketama's ring. Agreement with the
+//! real libketama is tested in `tests/libketama.rs`.
 
 use md5::{Digest, Md5};
 
@@ -127,8 +106,14 @@ impl Ring {
 
     /// The node that owns `key`, or `None` for an empty ring.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<&str> {
-        let start = self.position(key.as_ref())?;
-        Some(&self.nodes[self.points[start].node as usize])
+        self.point(key).map(|(_, node)| node)
+    }
+
+    /// The point of the continuum that `key` lands on, and its node: what
+    /// libketama's `ketama_get_server` returns (`mcs.point`, `mcs.ip`).
+    pub fn point(&self, key: impl AsRef<[u8]>) -> Option<(u32, &str)> {
+        let p = self.points[self.position(key.as_ref())?];
+        Some((p.hash, &self.nodes[p.node as usize]))
     }
 
     /// Up to `n` distinct nodes for `key`, in ring order from its owner: the

@@ -20,51 +20,44 @@
 //!  readers as they arrive, then the whole body is stored if the policy allows it.
 //! ```
 //!
-//! The only clock read is `tokio::time::Instant::now()` in this facade (so
-//! paused-time tests drive it); the pure parts below take `now`.
+//! The clock is read through [`super::clock`] (tokio's, so paused-time tests
+//! drive it); the policy tables take that `now`. The state every clone
+//! shares is [`super::state::State`]; a streamed miss continues in
+//! [`Fill`], which works on that state, not on the facade.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use ketama::Ring;
 
-use crate::breaker::{lower_rendition_path, Admission, BreakerState, Breakers, FallbackMode};
-use crate::bucket::TokenBuckets;
-use crate::cache::{CachedObject, Lookup, ObjectCache, ObjectKind};
-use crate::coalesce::{Coalescer, Lock, WaitError};
+use super::cache::{Lookup, ObjectCache};
+use super::clock::now;
+use super::coalesce::Lock;
+use super::growing::WaitError;
+use super::response::{EdgeBody, EdgeResponse, Fill};
+use super::state::{Permit, Shared, State};
+use super::stats::{bump, EdgeStats};
 use crate::config::EdgeConfig;
 use crate::error::{BreakerScope, EdgeError, OriginError};
-use crate::ketama::Ring;
+use crate::object::CachedObject;
 use crate::origin::{OriginBody, OriginResponse};
-use crate::phase::CachePhase;
-use crate::response::{EdgeBody, EdgeResponse, Fill, Permit, Shared};
-use crate::stats::{bump, Counters, EdgeStats};
-use crate::timeout::AdaptiveTimeout;
+use crate::policy::breaker::{
+    lower_rendition_path, rendition_of, Admission, BreakerState, FallbackMode,
+};
+use crate::policy::phase::CachePhase;
 
 /// Longest object key accepted.
 const MAX_KEY_LEN: usize = 4096;
 /// Times a request starts over after the fetch it followed was abandoned.
 const MAX_ATTEMPTS: usize = 3;
 
-struct Inner {
-    cfg: EdgeConfig,
-    cache: ObjectCache,
-    locks: Coalescer<Shared, EdgeError>,
-    buckets: Mutex<TokenBuckets>,
-    objects: Mutex<Breakers>,
-    renditions: Mutex<Breakers>,
-    origins: Mutex<Breakers>,
-    timeout: Mutex<AdaptiveTimeout>,
-    ring: RwLock<Ring>,
-    stats: Counters,
-}
-
 /// The edge cache: cheap to clone (shared state), `Send + Sync`.
 #[derive(Clone)]
 pub struct Edge {
-    inner: Arc<Inner>,
+    inner: Arc<State>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -83,40 +76,11 @@ struct Probes {
     rendition: bool,
 }
 
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The rendition a segment or init key belongs to: its directory
-/// (`live/NAME/REP` for `live/NAME/REP/12.m4s`).
-pub fn rendition_of(key: &str) -> Option<&str> {
-    match ObjectKind::of(key) {
-        ObjectKind::Segment | ObjectKind::Init => key.rsplit_once('/').map(|(dir, _)| dir),
-        _ => None,
-    }
-}
-
 impl Edge {
     /// An edge with empty cache and tables, and no origin.
     pub fn new(cfg: EdgeConfig) -> Edge {
-        let inner = Inner {
-            cache: ObjectCache::new(&cfg.cache),
-            locks: Coalescer::new(cfg.wait_timeout),
-            buckets: Mutex::new(TokenBuckets::new(cfg.bucket.clone())),
-            objects: Mutex::new(Breakers::new(cfg.breaker.clone())),
-            renditions: Mutex::new(Breakers::new(cfg.breaker.clone())),
-            origins: Mutex::new(Breakers::new(cfg.breaker.clone())),
-            timeout: Mutex::new(AdaptiveTimeout::new(cfg.timeout.clone())),
-            ring: RwLock::new(Ring::default()),
-            stats: Counters::default(),
-            cfg,
-        };
         Edge {
-            inner: Arc::new(inner),
+            inner: Arc::new(State::new(cfg)),
         }
     }
 
@@ -218,25 +182,25 @@ impl Edge {
             return abort(permit, e, stale);
         }
 
-        let limit = guard(&inner.timeout).current();
+        let limit = inner.timeout.lock().current();
         let started = tokio::time::Instant::now();
         bump(&inner.stats.origin_fetches, 1);
         let resp = match tokio::time::timeout(limit, fetch()).await {
             Err(_) => {
                 // A censored sample: the latency was at least `limit`.
-                guard(&inner.timeout).record(limit);
-                self.record(key, false);
+                inner.timeout.lock().record(limit);
+                inner.record(key, false);
                 return abort(permit, EdgeError::OriginTimeout(limit), stale);
             }
             Ok(Err(e)) => {
-                self.record(key, false);
+                inner.record(key, false);
                 return abort(permit, e.into(), stale);
             }
             Ok(Ok(resp)) => resp,
         };
-        guard(&inner.timeout).record(started.elapsed());
+        inner.timeout.lock().record(started.elapsed());
         let ok = resp.head.status < 500;
-        self.record(key, ok);
+        inner.record(key, ok);
         if let (false, Some(obj)) = (ok, &stale) {
             publish(permit, obj, Some(obj.age(now())));
             return Ok(answer(CachePhase::Stale, obj));
@@ -276,7 +240,7 @@ impl Edge {
                 });
                 let reader = permit.subscribe(inner.cfg.wait_timeout);
                 let fill = Fill {
-                    edge: self.clone(),
+                    state: self.inner.clone(),
                     key: key.to_owned(),
                     permit,
                     source,
@@ -299,12 +263,12 @@ impl Edge {
     fn admit(&self, key: &str, now: Instant) -> Result<Probes, EdgeError> {
         let inner = &self.inner;
         let mut probes = Probes::default();
-        match guard(&inner.objects).try_acquire(key, now) {
+        match inner.objects.lock().try_acquire(key, now) {
             Ok(a) => probes.object = a == Admission::Probe,
             Err(r) => return Err(self.open_error(BreakerScope::Object, key, key, r.retry_after)),
         }
         if let Some(rendition) = rendition_of(key) {
-            match guard(&inner.renditions).try_acquire(rendition, now) {
+            match inner.renditions.lock().try_acquire(rendition, now) {
                 Ok(a) => probes.rendition = a == Admission::Probe,
                 Err(r) => {
                     self.give_back(key, probes);
@@ -341,21 +305,10 @@ impl Edge {
 
     fn give_back(&self, key: &str, probes: Probes) {
         if probes.object {
-            guard(&self.inner.objects).abandon(key);
+            self.inner.objects.lock().abandon(key);
         }
         if let (true, Some(r)) = (probes.rendition, rendition_of(key)) {
-            guard(&self.inner.renditions).abandon(r);
-        }
-    }
-
-    pub(crate) fn record(&self, key: &str, ok: bool) {
-        let now = now();
-        if !ok {
-            bump(&self.inner.stats.origin_failures, 1);
-        }
-        guard(&self.inner.objects).record(key, ok, now);
-        if let Some(r) = rendition_of(key) {
-            guard(&self.inner.renditions).record(r, ok, now);
+            self.inner.renditions.lock().abandon(r);
         }
     }
 
@@ -363,7 +316,7 @@ impl Edge {
         let max = self.inner.cfg.max_bucket_wait;
         let mut waited = Duration::ZERO;
         loop {
-            let verdict = guard(&self.inner.buckets).try_acquire(key, now());
+            let verdict = self.inner.buckets.lock().try_acquire(key, now());
             match verdict {
                 Ok(()) => return Ok(()),
                 Err(wait) if waited + wait <= max => {
@@ -392,14 +345,14 @@ impl Edge {
 
     /// Replaces the origin ring (membership changed).
     pub fn set_origins(&self, ring: Ring) {
-        *self.inner.ring.write().unwrap_or_else(|p| p.into_inner()) = ring;
+        *self.inner.ring.write() = ring;
     }
 
     /// The origins to try for `stream`, in ring order (owner first, then
     /// failover), leaving out those whose breaker is open.
     pub fn origin_candidates(&self, stream: &str) -> Vec<String> {
-        let ring = self.inner.ring.read().unwrap_or_else(|p| p.into_inner());
-        let breakers = guard(&self.inner.origins);
+        let ring = self.inner.ring.read();
+        let breakers = self.inner.origins.lock();
         let now = now();
         ring.get_n(stream, ring.nodes().len())
             .into_iter()
@@ -411,7 +364,7 @@ impl Edge {
     /// Reports how a request to `origin` went (5xx and connection errors
     /// are failures), for [`Edge::origin_candidates`].
     pub fn report_origin(&self, origin: &str, ok: bool) {
-        guard(&self.inner.origins).record(origin, ok, now());
+        self.inner.origins.lock().record(origin, ok, now());
     }
 
     /// Counters so far.
@@ -433,7 +386,7 @@ impl Edge {
 
     /// The origin timeout in force.
     pub fn timeout_in_force(&self) -> Duration {
-        guard(&self.inner.timeout).current()
+        self.inner.timeout.lock().current()
     }
 
     /// The state of one breaker.
@@ -443,7 +396,7 @@ impl Edge {
             BreakerScope::Rendition => &self.inner.renditions,
             BreakerScope::Origin => &self.inner.origins,
         };
-        guard(table).state(key, now())
+        table.lock().state(key, now())
     }
 
     /// Every breaker that is not closed (for metrics).
@@ -456,7 +409,8 @@ impl Edge {
             (BreakerScope::Origin, &self.inner.origins),
         ] {
             out.extend(
-                guard(table)
+                table
+                    .lock()
                     .not_closed(now)
                     .into_iter()
                     .map(|(k, s)| (scope, k, s)),
@@ -468,14 +422,6 @@ impl Edge {
     /// Origin fetches in flight (write permits held).
     pub fn in_flight(&self) -> usize {
         self.inner.locks.in_flight()
-    }
-
-    pub(crate) fn config(&self) -> &EdgeConfig {
-        &self.inner.cfg
-    }
-
-    pub(crate) fn stats_counters(&self) -> &Counters {
-        &self.inner.stats
     }
 
     /// The object cache (size for metrics, maintenance).

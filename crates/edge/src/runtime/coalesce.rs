@@ -15,59 +15,30 @@
 //! dropped, so the next `lock` of the key starts a new fetch: the caller
 //! must make the result visible elsewhere (the cache) *before* finishing,
 //! and look there again after getting a permit. A permit dropped without
-//! `finish`/`fail` marks the entry [`WaitError::Dangling`]: its readers retry
+//! `finish`/`fail` marks the entry [`WaitError::Dangling`](crate::WaitError::Dangling): its readers retry
 //! instead of hanging. A reader that sees no progress for the wait timeout
-//! gets [`WaitError::Timeout`].
+//! gets [`WaitError::Timeout`](crate::WaitError::Timeout).
 //!
-//! The table is sharded by key hash to keep the mutexes uncontended; the
-//! mutexes are only held for a map operation, never across an await.
+//! Each entry is a [`Growing`] body with the response head; this module adds
+//! the table (who fetches, who follows) around it. The table is sharded by
+//! key hash to keep the mutexes uncontended; they are only held for a map
+//! operation, never across an await.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::sync::watch;
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::growing::{Growing, GrowingReader};
 
 /// Default number of shards.
 const SHARDS: usize = 16;
 
-/// How an entry ended, as seen by readers.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WaitError<E> {
-    /// No progress from the writer within the wait timeout.
-    #[error("no progress from the fetching request within the wait timeout")]
-    Timeout,
-    /// The writer went away without finishing: retry (lock again).
-    #[error("the fetching request went away without finishing")]
-    Dangling,
-    /// The writer's fetch failed with this error.
-    #[error("the shared fetch failed: {0}")]
-    Failed(E),
-}
-
-#[derive(Debug, Clone)]
-enum End<E> {
-    Finished,
-    Failed(E),
-    Dangling,
-}
-
-/// What readers observe: the head once known, the chunks so far, the end.
-#[derive(Debug)]
-struct Progress<H, E> {
-    head: Option<H>,
-    chunks: Vec<Bytes>,
-    end: Option<End<E>>,
-}
-
-#[derive(Debug)]
-struct Slot<H, E> {
-    tx: watch::Sender<Progress<H, E>>,
-}
-
-type Shard<H, E> = Mutex<HashMap<String, Arc<Slot<H, E>>>>;
+type Slot<H, E> = Arc<Growing<H, E>>;
+type Shard<H, E> = Mutex<HashMap<String, Slot<H, E>>>;
 
 #[derive(Debug)]
 struct Table<H, E> {
@@ -82,8 +53,8 @@ impl<H, E> Table<H, E> {
     }
 
     /// Removes `key` only if it still maps to `slot`.
-    fn remove(&self, key: &str, slot: &Arc<Slot<H, E>>) {
-        let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+    fn remove(&self, key: &str, slot: &Slot<H, E>) {
+        let mut map = self.shard(key).lock();
         if map.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
             map.remove(key);
         }
@@ -98,6 +69,11 @@ pub enum Lock<H, E> {
     /// Another request is fetching: follow it.
     Read(ReadLock<H, E>),
 }
+
+/// A follower of another request's fetch: a reader of its growing body
+/// (`head()`, `next_chunk()`, `collect()`, each wait bounded by the
+/// coalescer's wait timeout).
+pub type ReadLock<H, E> = GrowingReader<H, E>;
 
 /// A sharded table of in-flight fetches.
 ///
@@ -141,24 +117,11 @@ impl<H: Clone, E: Clone> Coalescer<H, E> {
     /// The first caller for `key` (with no fetch in flight) gets the write
     /// permit; the others follow it.
     pub fn lock(&self, key: &str) -> Lock<H, E> {
-        let mut map = self
-            .table
-            .shard(key)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = self.table.shard(key).lock();
         if let Some(slot) = map.get(key) {
-            return Lock::Read(ReadLock {
-                rx: slot.tx.subscribe(),
-                cursor: 0,
-                timeout: self.wait_timeout,
-            });
+            return Lock::Read(slot.subscribe(self.wait_timeout));
         }
-        let (tx, _) = watch::channel(Progress {
-            head: None,
-            chunks: Vec::new(),
-            end: None,
-        });
-        let slot = Arc::new(Slot { tx });
+        let slot = Arc::new(Growing::new());
         map.insert(key.to_owned(), slot.clone());
         Lock::Write(WritePermit {
             table: self.table.clone(),
@@ -170,11 +133,7 @@ impl<H: Clone, E: Clone> Coalescer<H, E> {
 
     /// Number of fetches in flight.
     pub fn in_flight(&self) -> usize {
-        self.table
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+        self.table.shards.iter().map(|s| s.lock().len()).sum()
     }
 }
 
@@ -184,7 +143,7 @@ impl<H: Clone, E: Clone> Coalescer<H, E> {
 pub struct WritePermit<H, E> {
     table: Arc<Table<H, E>>,
     key: String,
-    slot: Arc<Slot<H, E>>,
+    slot: Slot<H, E>,
     done: bool,
 }
 
@@ -197,51 +156,41 @@ impl<H: Clone, E: Clone> WritePermit<H, E> {
     /// Publishes the response head (status, headers): readers waiting in
     /// [`ReadLock::head`] proceed.
     pub fn set_head(&self, head: H) {
-        self.slot.tx.send_modify(|p| p.head = Some(head));
+        self.slot.set_head(head);
     }
 
     /// Publishes the next body chunk to every reader.
     pub fn push(&self, chunk: Bytes) {
-        if chunk.is_empty() {
-            return;
-        }
-        self.slot.tx.send_modify(|p| p.chunks.push(chunk));
+        self.slot.push(chunk);
     }
 
     /// A reader of this permit's own entry (for the writer's own client,
     /// so that the fetch can run in a task of its own), giving up after
     /// `timeout` without progress.
     pub fn subscribe(&self, timeout: Duration) -> ReadLock<H, E> {
-        ReadLock {
-            rx: self.slot.tx.subscribe(),
-            cursor: 0,
-            timeout,
-        }
+        self.slot.subscribe(timeout)
     }
 
     /// Number of readers following now.
     pub fn readers(&self) -> usize {
-        self.slot.tx.receiver_count()
+        self.slot.readers()
     }
 
     /// The body is complete: readers get the end of stream, and the key
     /// leaves the table (store the object in the cache before this).
     pub fn finish(mut self) {
-        self.end(End::Finished);
+        self.slot.finish();
+        self.release();
     }
 
     /// The fetch failed: every reader gets `err`.
     pub fn fail(mut self, err: E) {
-        self.end(End::Failed(err));
+        self.slot.fail(err);
+        self.release();
     }
 
-    fn end(&mut self, end: End<E>) {
+    fn release(&mut self) {
         self.done = true;
-        self.slot.tx.send_modify(|p| {
-            if p.end.is_none() {
-                p.end = Some(end);
-            }
-        });
         self.table.remove(&self.key, &self.slot);
     }
 }
@@ -249,103 +198,16 @@ impl<H: Clone, E: Clone> WritePermit<H, E> {
 impl<H, E> Drop for WritePermit<H, E> {
     fn drop(&mut self) {
         if !self.done {
-            self.slot.tx.send_modify(|p| {
-                if p.end.is_none() {
-                    p.end = Some(End::Dangling);
-                }
-            });
+            self.slot.abandon();
             self.table.remove(&self.key, &self.slot);
         }
-    }
-}
-
-/// A follower of another request's fetch.
-#[derive(Debug)]
-pub struct ReadLock<H, E> {
-    rx: watch::Receiver<Progress<H, E>>,
-    cursor: usize,
-    timeout: Duration,
-}
-
-impl<H: Clone, E: Clone> ReadLock<H, E> {
-    /// Waits for the response head.
-    pub async fn head(&mut self) -> Result<H, WaitError<E>> {
-        loop {
-            {
-                let p = self.rx.borrow_and_update();
-                if let Some(h) = &p.head {
-                    return Ok(h.clone());
-                }
-                if let Some(end) = &p.end {
-                    return Err(end_error(end).unwrap_or(WaitError::Dangling));
-                }
-            }
-            self.changed().await?;
-        }
-    }
-
-    /// The next body chunk, `Ok(None)` at the end of a finished body.
-    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, WaitError<E>> {
-        loop {
-            {
-                let p = self.rx.borrow_and_update();
-                if let Some(c) = p.chunks.get(self.cursor) {
-                    self.cursor += 1;
-                    return Ok(Some(c.clone()));
-                }
-                if let Some(end) = &p.end {
-                    return match end_error(end) {
-                        None => Ok(None),
-                        Some(e) => Err(e),
-                    };
-                }
-            }
-            self.changed().await?;
-        }
-    }
-
-    /// Waits for the whole object: the head and the body in one buffer.
-    pub async fn collect(mut self) -> Result<(H, Bytes), WaitError<E>> {
-        let head = self.head().await?;
-        let mut body = BytesMut::new();
-        let mut single = None;
-        while let Some(c) = self.next_chunk().await? {
-            // Avoid a copy for the common single-chunk body.
-            match single.take() {
-                None if body.is_empty() => single = Some(c),
-                None => body.extend_from_slice(&c),
-                Some(first) => {
-                    body.extend_from_slice(&first);
-                    body.extend_from_slice(&c);
-                }
-            }
-        }
-        Ok((head, single.unwrap_or_else(|| body.freeze())))
-    }
-
-    async fn changed(&mut self) -> Result<(), WaitError<E>> {
-        match tokio::time::timeout(self.timeout, self.rx.changed()).await {
-            Err(_) => Err(WaitError::Timeout),
-            Ok(Ok(())) => Ok(()),
-            // Sender gone: the permit marks the end before it lets go of the
-            // slot, so the caller's loop will see it.
-            Ok(Err(_)) if self.rx.borrow().end.is_some() => Ok(()),
-            Ok(Err(_)) => Err(WaitError::Dangling),
-        }
-    }
-}
-
-fn end_error<E: Clone>(end: &End<E>) -> Option<WaitError<E>> {
-    match end {
-        End::Finished => None,
-        End::Failed(e) => Some(WaitError::Failed(e.clone())),
-        End::Dangling => Some(WaitError::Dangling),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::growing::WaitError;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     type C = Coalescer<u16, String>;

@@ -2,10 +2,11 @@
 //! paused tokio time where timing matters.
 
 use super::*;
-use crate::cache::ObjectHead;
-use crate::timeout::TimeoutConfig;
+use crate::object::ObjectHead;
+use crate::policy::timeout::TimeoutConfig;
 use bytes::Bytes;
 use std::sync::atomic::AtomicUsize;
+use std::sync::Mutex;
 use tokio::sync::{mpsc, Notify};
 
 const SEG: &str = "live/cam/v720/12.m4s";
@@ -645,17 +646,6 @@ async fn invalid_keys_are_downstream_errors() {
         Err(EdgeError::InvalidKey(_))
     ));
     assert_eq!(edge.stats().errors, 2);
-}
-
-#[test]
-fn rendition_keys() {
-    assert_eq!(rendition_of("live/cam/v720/12.m4s"), Some("live/cam/v720"));
-    assert_eq!(
-        rendition_of("live/cam/a64/init-p1.mp4"),
-        Some("live/cam/a64")
-    );
-    assert_eq!(rendition_of("live/cam/manifest.mpd"), None);
-    assert_eq!(rendition_of("12.m4s"), None);
 }
 
 #[test]

@@ -7,25 +7,17 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cache::{CachedObject, ObjectHead};
-use crate::coalesce::{ReadLock, WaitError, WritePermit};
-use crate::edge::{now, Edge};
+use super::clock::now;
+use super::coalesce::ReadLock;
+use super::growing::{concat, WaitError};
+use super::state::{Permit, Shared, State};
+use super::stats::bump;
 use crate::error::EdgeError;
+use crate::object::{CachedObject, ObjectHead};
 use crate::origin::ChunkSource;
-use crate::phase::CachePhase;
-use crate::stats::bump;
+use crate::policy::phase::CachePhase;
 
-/// What coalesced readers receive before the body.
-#[derive(Debug, Clone)]
-pub(crate) struct Shared {
-    pub(crate) head: Arc<ObjectHead>,
-    /// `Some(age)` when the writer could only serve a stale copy.
-    pub(crate) stale_age: Option<Duration>,
-}
-
-pub(crate) type Permit = WritePermit<Shared, EdgeError>;
-
-/// The answer to one [`Edge::get`].
+/// The answer to one [`Edge::get`](crate::Edge::get).
 #[derive(Debug)]
 pub struct EdgeResponse {
     /// For `X-Cache` and metrics.
@@ -126,21 +118,11 @@ impl EdgeBody {
         if let BodyInner::Full { body, sent: false } = &self.inner {
             return Ok(body.clone());
         }
-        // A body of one chunk (a coalesced full body) is returned without a copy.
-        let mut first: Option<Bytes> = None;
-        let mut out = BytesMut::new();
+        let mut chunks = Vec::new();
         while let Some(chunk) = self.next_chunk().await {
-            let chunk = chunk?;
-            match first.take() {
-                None if out.is_empty() => first = Some(chunk),
-                None => out.extend_from_slice(&chunk),
-                Some(f) => {
-                    out.extend_from_slice(&f);
-                    out.extend_from_slice(&chunk);
-                }
-            }
+            chunks.push(chunk?);
         }
-        Ok(first.unwrap_or_else(|| out.freeze()))
+        Ok(concat(&chunks))
     }
 }
 
@@ -148,7 +130,7 @@ impl EdgeBody {
 /// `tokio::spawn(fill.run())`.
 #[must_use = "spawn `fill.run()`: dropping it abandons the fetch and its readers get an error"]
 pub struct Fill {
-    pub(crate) edge: Edge,
+    pub(crate) state: Arc<State>,
     pub(crate) key: String,
     pub(crate) permit: Permit,
     pub(crate) source: Box<dyn ChunkSource>,
@@ -176,8 +158,8 @@ impl Fill {
     /// it if the policy allows. Errors are already delivered to the readers;
     /// the result is for logging.
     pub async fn run(mut self) -> Result<(), EdgeError> {
-        let edge = self.edge.clone();
-        let cfg = edge.config();
+        let state = self.state.clone();
+        let cfg = &state.cfg;
         loop {
             let next = tokio::time::timeout(cfg.chunk_timeout, self.source.next_chunk()).await;
             let chunk = match next {
@@ -186,7 +168,7 @@ impl Fill {
                 Ok(None) => break,
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            bump(&edge.stats_counters().origin_bytes, chunk.len() as u64);
+            bump(&state.stats.origin_bytes, chunk.len() as u64);
             let too_big = self
                 .buf
                 .as_ref()
@@ -200,14 +182,14 @@ impl Fill {
         }
         if let (Some(ttl), Some(buf)) = (self.ttl, self.buf.take()) {
             let obj = CachedObject::new((*self.head).clone(), buf.freeze(), now(), ttl);
-            edge.cache().insert(self.key.clone(), obj).await;
+            state.cache.insert(self.key.clone(), obj).await;
         }
         self.permit.finish();
         Ok(())
     }
 
     fn fail(self, err: EdgeError) -> Result<(), EdgeError> {
-        self.edge.record(&self.key, false);
+        self.state.record(&self.key, false);
         self.permit.fail(err.clone());
         Err(err)
     }

@@ -58,6 +58,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::freshness::ObjectKind;
+
 /// The state of one breaker, for metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -375,6 +377,16 @@ impl Breakers {
     }
 }
 
+/// The rendition a segment or init key belongs to, the scope of its
+/// rendition breaker: its directory (`live/NAME/REP` for
+/// `live/NAME/REP/12.m4s`).
+pub fn rendition_of(key: &str) -> Option<&str> {
+    match ObjectKind::of(key) {
+        ObjectKind::Segment | ObjectKind::Init => key.rsplit_once('/').map(|(dir, _)| dir),
+        _ => None,
+    }
+}
+
 /// Whether the edge may substitute a lower rendition's segment (see the
 /// module documentation for why the default is `Disabled`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -576,5 +588,16 @@ mod tests {
             lower_rendition_path("s/v1080/1.m4s", &three).as_deref(),
             Some("s/v720/1.m4s")
         );
+    }
+
+    #[test]
+    fn rendition_keys() {
+        assert_eq!(rendition_of("live/cam/v720/12.m4s"), Some("live/cam/v720"));
+        assert_eq!(
+            rendition_of("live/cam/a64/init-p1.mp4"),
+            Some("live/cam/a64")
+        );
+        assert_eq!(rendition_of("live/cam/manifest.mpd"), None);
+        assert_eq!(rendition_of("12.m4s"), None);
     }
 }
