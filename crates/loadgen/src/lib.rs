@@ -1,5 +1,5 @@
-//! The ferrocast load generator (`ferrocast-bench`): RTMP(S) players and publishers built on
-//! rtmp-proto's sans-IO `ClientSession`, one tokio task per connection; simulated live DASH
+//! The ferrocast load generator (`ferrocast-bench`): RTMP(S) players and publishers on the
+//! `rtmp-io` driver (rtmp-proto's sans-IO `ClientSession`), one tokio task per connection; simulated live DASH
 //! players ([`dash`], on the [`mpd`] parser); bursts of HTTP requests for one URL ([`burst`]).
 
 pub mod burst;

@@ -75,12 +75,30 @@ impl Connector {
         let begin = tokio::time::Instant::now();
         let deadline = begin + self.options.session.get_start_timeout();
         let addr = format!("{}:{}", url.host, url.port);
-        let io = timeout_at(deadline, self.open(url, &addr))
+        let io = timeout_at(deadline, self.open(url))
             .await
             .map_err(|_| Error::ConnectTimeout(addr))??;
+        self.start(io, url, mode, begin).await
+    }
+
+    /// The first half of [`connect`](Self::connect): TCP (with `TCP_NODELAY`), then TLS for
+    /// `rtmps`; no deadline of its own.
+    pub async fn open(&self, url: &RtmpUrl) -> Result<Box<dyn Io>, Error> {
+        let addr = format!("{}:{}", url.host, url.port);
+        self.open_at(url, &addr).await
+    }
+
+    /// The second half of [`connect`](Self::connect): the RTMP session over `io` until the
+    /// server started the publish or play; the start timeout counts from `begin`.
+    pub async fn start(
+        &self,
+        io: Box<dyn Io>,
+        url: &RtmpUrl,
+        mode: ClientMode,
+        begin: tokio::time::Instant,
+    ) -> Result<Client, Error> {
         let mut random = [0u8; HANDSHAKE_SIZE];
         rand::thread_rng().fill_bytes(&mut random);
-        // The session's start deadline counts from the connect's beginning.
         let session = ClientSession::new(
             &self.options.session,
             random,
@@ -93,7 +111,7 @@ impl Connector {
         start(Driver::new(io, session, &self.options.driver)).await
     }
 
-    async fn open(&self, url: &RtmpUrl, addr: &str) -> Result<Box<dyn Io>, Error> {
+    async fn open_at(&self, url: &RtmpUrl, addr: &str) -> Result<Box<dyn Io>, Error> {
         let tcp = TcpStream::connect((url.host.as_str(), url.port))
             .await
             .map_err(|source| Error::Connect {

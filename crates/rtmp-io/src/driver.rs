@@ -55,6 +55,8 @@ pub struct Driver<IO, S> {
     write_timeout: Duration,
     /// Input arrived while the session awaited a decision; it is fed again once decided.
     held: bool,
+    /// Bytes read from the peer so far.
+    received: u64,
 }
 
 /// The time in the session's terms, on tokio's clock (so paused-time tests move it).
@@ -72,6 +74,7 @@ impl<IO: Io, S: Session> Driver<IO, S> {
             out: Vec::new(),
             write_timeout: config.write_timeout,
             held: false,
+            received: 0,
         }
     }
 
@@ -89,6 +92,11 @@ impl<IO: Io, S: Session> Driver<IO, S> {
     /// [`flush`](Self::flush) first so the session's output goes before it.
     pub fn io(&self) -> &IO {
         &self.io
+    }
+
+    /// Bytes read from the peer so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// The write deadline.
@@ -164,6 +172,7 @@ impl<IO: Io, S: Session> Driver<IO, S> {
         if n == 0 {
             return Err(Error::Closed);
         }
+        self.received += n as u64;
         self.session.handle_input(&mut self.buf, now())?;
         self.held = self.session.is_awaiting_decision();
         Ok(n)

@@ -198,7 +198,7 @@ async fn run_once(
     let cpu_task = child.id().map(|pid| tokio::spawn(sample_cpu(pid, stats.clone())));
 
     let stdin = child.stdin.take().expect("piped");
-    let Some((snapshot, follow)) = Follower::frames(&stream) else { return Ok(Ended::Publisher) };
+    let Some((snapshot, follow)) = Follower::frames(stream) else { return Ok(Ended::Publisher) };
     let feeder = tokio::spawn(feed(stdin, snapshot.frames, follow, tracks.clone()));
 
     let mut readers = Vec::new();

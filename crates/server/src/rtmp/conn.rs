@@ -237,10 +237,8 @@ impl State<'_> {
                     info!(peer = %self.peer, stream = %p.handle.stream.name, "unpublished");
                 }
             }
-            Event::StopPlay { stream_id } => {
-                if self.playing.as_ref().is_some_and(|p| p.stream_id == stream_id) {
-                    self.playing = None;
-                }
+            Event::StopPlay { stream_id } if self.playing.as_ref().is_some_and(|p| p.stream_id == stream_id) => {
+                self.playing = None;
             }
             Event::UnknownCommand { name } => {
                 debug!(peer = %self.peer, command = %name.chars().take(64).collect::<String>(), "unknown command answered with _error")

@@ -30,6 +30,10 @@ pub trait Unit: Send + Sync + 'static {
     fn keyframe_from(&self, from: usize) -> Option<usize>;
     /// Frames in the unit.
     fn len(&self) -> usize;
+    /// No frames (never sent).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Unit for Frame {
