@@ -94,6 +94,18 @@ impl Clock {
         }
     }
 
+    /// Moves the session's pending output `from` into `out` (the caller sends it at `now`),
+    /// counting it.
+    pub(crate) fn transmit(&mut self, from: &mut Vec<u8>, out: &mut Vec<u8>, now: Instant) {
+        self.sent(from.len(), now);
+        if out.is_empty() {
+            // The common case: hand over the buffer instead of copying it.
+            std::mem::swap(out, from);
+        } else {
+            out.append(from);
+        }
+    }
+
     /// The peer acknowledged `sequence` bytes (the low 32 bits of its total).
     pub(crate) fn acked(&mut self, sequence: u32, now: Instant) {
         if let Some(a) = &mut self.ack {

@@ -723,12 +723,7 @@ impl ServerSession {
 
     /// Moves bytes waiting for the peer into `out` (to be sent at `now`).
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>, now: Instant) {
-        self.clock.sent(self.out.len(), now);
-        if out.is_empty() {
-            std::mem::swap(out, &mut self.out);
-        } else {
-            out.append(&mut self.out);
-        }
+        self.clock.transmit(&mut self.out, out, now);
     }
 
     /// True when bytes are waiting for the peer.
