@@ -6,7 +6,9 @@
 //!
 //! Input layout: byte 0 = first split point, byte 1 = second split point, byte 2 = decision
 //! bits (bit i set: refuse the i-th request), byte 3 = seconds that pass between the parts;
-//! the rest is the byte stream after a valid plain handshake.
+//! the rest is the byte stream after a valid plain handshake (the seed
+//! `seeds/rtmp_session/ffmpeg-publish-after-handshake` is a real ffmpeg publish behind
+//! `[0, 0, 0, 1]`: everything in one part, every request accepted, 1 s per step).
 #![no_main]
 use std::time::{Duration, Instant};
 
