@@ -1,6 +1,6 @@
 //! Why one player or publisher (or the whole run) failed.
 
-use rtmp_proto::RtmpError;
+use rtmp_proto::{PeerMisbehaved, RtmpError};
 
 /// A failure; players record it and carry on counting the others.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,29 @@ pub enum Error {
     /// An MPD the players cannot use.
     #[error("{0}")]
     Mpd(#[from] crate::dash_play::mpd::MpdError),
+    /// Any other failure of the RTMP connection (see its fault).
+    #[error("rtmp: {0}")]
+    Driver(rtmp_io::Error),
+}
+
+impl From<rtmp_io::Error> for Error {
+    /// The driver's errors in the groups the summary has always used.
+    fn from(e: rtmp_io::Error) -> Self {
+        match e {
+            rtmp_io::Error::Rtmp(RtmpError::PeerMisbehaved(PeerMisbehaved::StartTimeout(_))) => {
+                Error::Timeout("publish start")
+            }
+            rtmp_io::Error::Rtmp(e) => Error::Rtmp(e),
+            rtmp_io::Error::Closed => Error::Closed,
+            rtmp_io::Error::Io(e) | rtmp_io::Error::Connect { source: e, .. } => Error::Io(e),
+            rtmp_io::Error::ConnectTimeout(_) => Error::Timeout("connect"),
+            rtmp_io::Error::WriteTimeout(_) => Error::Timeout("write"),
+            rtmp_io::Error::Tls(e) => Error::Tls(e.to_string()),
+            rtmp_io::Error::Refused { code, description } => Error::Refused { code, description },
+            rtmp_io::Error::Url(e) => Error::Url(e.to_string()),
+            e => Error::Driver(e),
+        }
+    }
 }
 
 impl Error {
@@ -60,6 +83,7 @@ impl Error {
             Error::Http(_) => "http".into(),
             Error::Status(s) => format!("status {s}"),
             Error::Mpd(_) => "bad MPD".into(),
+            Error::Driver(_) => "rtmp".into(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The ferrocast load generator (`ferrocast-bench`): many RTMP(S) players or publishers on
-//! rtmp-proto's sans-IO `ClientSession`, simulated live DASH players, and bursts of HTTP
+//! the `rtmp-io` driver (rtmp-proto's sans-IO `ClientSession`), simulated live DASH players, and bursts of HTTP
 //! requests for one URL, one tokio task per connection, against a server on this machine.
 //!
 //! One module per mode (the CLI's subcommands), each owning its run and its report:

@@ -28,30 +28,20 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use media::flv::{self, VideoPacket};
-use rand::RngCore;
+use rtmp_io::{Client, ConnectOptions, Connector, DriverConfig, TlsError, Verify};
 use rtmp_proto::{
     amf0::Value,
-    client::{ClientEvent, ClientMode, ClientSession},
-    handshake::HANDSHAKE_SIZE,
-    MediaKind,
-};
-use rustls::{
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::{self, CryptoProvider},
-    pki_types::{CertificateDer, ServerName, UnixTime},
-    DigitallySignedStruct, RootCertStore, SignatureScheme,
+    ClientConfig, ClientMode, ClientSession, MediaKind,
 };
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader},
-    net::TcpStream,
+    io::{AsyncRead, AsyncReadExt, BufReader},
     process::{Child, Command},
     sync::mpsc,
     time::{sleep_until, timeout, Instant},
 };
-use tokio_rustls::TlsConnector;
 
 /// Media kept for a reconnect, at least (from a keyframe).
 pub const REPLAY_WINDOW_MS: u32 = 3000;
@@ -166,64 +156,25 @@ impl From<rtmp_proto::url::UrlError> for PushError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// TLS
+// The connection (on the rtmp-io driver)
 
-/// The TLS client for `rtmps`: any certificate with `insecure`, else the CAs of `ca_file`,
-/// else the system's roots.
-pub fn tls_connector(insecure: bool, ca_file: Option<&Path>) -> Result<TlsConnector, PushError> {
-    let provider = Arc::new(crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PushError::Tls(e.to_string()))?;
-    let config = if insecure {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCert(provider))).with_no_client_auth()
-    } else {
-        let mut roots = RootCertStore::empty();
-        if let Some(p) = ca_file {
-            let pem = std::fs::read(p).map_err(|e| PushError::Tls(format!("--ca-file {}: {e}", p.display())))?;
-            for c in rustls_pemfile::certs(&mut &pem[..]) {
-                let c = c.map_err(|e| PushError::Tls(format!("--ca-file {}: {e}", p.display())))?;
-                roots.add(c).map_err(|e| PushError::Tls(format!("--ca-file {}: {e}", p.display())))?;
-            }
-            if roots.is_empty() {
-                return Err(PushError::Tls(format!("--ca-file {}: no PEM certificate in it", p.display())));
-            }
-        } else {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                let _ = roots.add(c);
-            }
-            if roots.is_empty() {
-                return Err(PushError::Tls(
-                    "no trusted root certificates found on this system (install ca-certificates), or pass --ca-file".into(),
-                ));
-            }
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    Ok(TlsConnector::from(Arc::new(config)))
+/// The connector for `url`: `rtmps` verified against the system's roots, `ca_file`, or not at
+/// all (`insecure`).
+pub fn connector(url: &PushUrl, insecure: bool, ca_file: Option<&Path>) -> Result<Connector, PushError> {
+    let verify = url.tls.then(|| match (insecure, ca_file) {
+        (true, _) => Verify::Insecure,
+        (false, Some(p)) => Verify::CaFile(p.to_owned()),
+        (false, None) => Verify::System,
+    });
+    let mut session = ClientConfig::default();
+    session.start_timeout(START_TIMEOUT);
+    let mut options = ConnectOptions::default();
+    options.verify(verify).session(session).driver(DriverConfig::default().write_timeout(WRITE_STALL).clone());
+    Connector::new(options).map_err(|e| match e {
+        rtmp_io::Error::Tls(TlsError::Config(s)) => PushError::Tls(s),
+        e => PushError::Tls(e.to_string()),
+    })
 }
-
-#[derive(Debug)]
-struct AnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 // ---------------------------------------------------------------------------------------------
 // Media
@@ -564,13 +515,6 @@ async fn ffmpeg_source(mut child: Child, tx: mpsc::Sender<Item>) {
 // ---------------------------------------------------------------------------------------------
 // The connection
 
-struct Link {
-    io: Box<dyn Io>,
-    session: ClientSession,
-    buf: BytesMut,
-    out: Vec<u8>,
-}
-
 #[derive(Debug)]
 enum Fail {
     Refused { code: String, description: String },
@@ -588,89 +532,33 @@ impl std::fmt::Display for Fail {
     }
 }
 
-/// An error-level onStatus (or a refusal code) from the server.
-fn refusal(ev: &ClientEvent) -> Option<Fail> {
-    if let ClientEvent::Status { level, code, description } = ev {
-        if level == "error" || code == "NetStream.Publish.BadName" || code == "NetStream.Publish.Rejected" {
-            return Some(Fail::Refused { code: code.clone(), description: description.clone() });
+impl From<rtmp_io::Error> for Fail {
+    fn from(e: rtmp_io::Error) -> Self {
+        match e {
+            rtmp_io::Error::Refused { code, description } => Fail::Refused { code, description },
+            rtmp_io::Error::Tls(TlsError::Untrusted(e)) => Fail::Tls(format!(
+                "{e} — the server's certificate is not trusted: pass --ca-file CERT.pem, or --insecure for a self-signed test server"
+            )),
+            rtmp_io::Error::Tls(TlsError::Config(s)) => Fail::Tls(s),
+            rtmp_io::Error::Tls(TlsError::Handshake(e)) => Fail::Other(format!("TLS handshake: {e}")),
+            e => Fail::Other(e.to_string()),
         }
     }
-    None
 }
 
-async fn open(url: PushUrl, tls: Option<TlsConnector>) -> Result<Link, Fail> {
-    let run = async {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port)).await.map_err(|e| Fail::Other(format!("connect {}:{}: {e}", url.host, url.port)))?;
-        let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = match (url.tls, tls) {
-            (false, _) => Box::new(tcp),
-            (true, None) => return Err(Fail::Tls("no TLS client".into())),
-            (true, Some(c)) => {
-                let name = ServerName::try_from(url.host.clone()).map_err(|e| Fail::Tls(format!("server name {:?}: {e}", url.host)))?;
-                let s = c.connect(name, tcp).await.map_err(|e| {
-                    let s = e.to_string();
-                    if s.contains("certificate") {
-                        Fail::Tls(format!("{s} — the server's certificate is not trusted: pass --ca-file CERT.pem, or --insecure for a self-signed test server"))
-                    } else {
-                        Fail::Other(format!("TLS handshake: {s}"))
-                    }
-                })?;
-                Box::new(s)
-            }
-        };
-        let mut random = [0u8; HANDSHAKE_SIZE];
-        rand::thread_rng().fill_bytes(&mut random);
-        let session = ClientSession::new(random, 0, false, &url.tc_url(), &url.name, ClientMode::Publish);
-        let mut link = Link { io, session, buf: BytesMut::with_capacity(16 << 10), out: Vec::with_capacity(64 << 10) };
-        loop {
-            link.write().await.map_err(|e| Fail::Other(e.to_string()))?;
-            while let Some(ev) = link.session.poll_event() {
-                if let Some(f) = refusal(&ev) {
-                    return Err(f);
-                }
-            }
-            if link.session.is_started() {
-                return Ok(link);
-            }
-            let n = link.io.read_buf(&mut link.buf).await.map_err(|e| Fail::Other(format!("during publish: {e}")))?;
-            if n == 0 {
-                return Err(Fail::Other("the server closed the connection during publish".into()));
-            }
-            link.session.handle_input(&mut link.buf).map_err(|e| Fail::Other(e.to_string()))?;
-        }
-    };
-    timeout(START_TIMEOUT, run).await.map_err(|_| Fail::Other(format!("no answer to publish within {} s", START_TIMEOUT.as_secs())))?
+async fn open(connector: Connector, url: PushUrl) -> Result<Client, Fail> {
+    Ok(connector.connect(&url, ClientMode::Publish).await?)
 }
 
-impl Link {
-    /// Writes what the session queued; a write blocked for [`WRITE_STALL`] fails.
-    async fn write(&mut self) -> Result<usize, String> {
-        self.session.poll_transmit(&mut self.out);
-        let n = self.out.len();
-        if n > 0 {
-            let w = async {
-                self.io.write_all(&self.out).await?;
-                self.io.flush().await
-            };
-            timeout(WRITE_STALL, w).await.map_err(|_| format!("a write blocked for more than {} s", WRITE_STALL.as_secs()))?.map_err(|e| e.to_string())?;
-            self.out.clear();
-            if self.out.capacity() > 1 << 20 {
-                self.out.shrink_to(64 << 10);
-            }
+/// Handles what the server sent (acks, pings, a late refusal); `Err` when the connection is
+/// over.
+fn absorb(link: &mut Client) -> Result<(), Fail> {
+    while let Some(ev) = link.poll_event() {
+        if let Some((code, description)) = ev.refusal() {
+            return Err(Fail::Refused { code: code.to_owned(), description: description.to_owned() });
         }
-        Ok(n)
     }
-
-    /// Handles what the server sent; `Err` when the connection is over.
-    fn absorb(&mut self) -> Result<(), Fail> {
-        self.session.handle_input(&mut self.buf).map_err(|e| Fail::Other(e.to_string()))?;
-        while let Some(ev) = self.session.poll_event() {
-            if let Some(f) = refusal(&ev) {
-                return Err(f);
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -694,12 +582,12 @@ fn say(bar: &ProgressBar, msg: String) {
     }
 }
 
-type Connecting = Pin<Box<dyn Future<Output = Result<Link, Fail>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = Result<Client, Fail>> + Send>>;
 
 /// Runs `ferrocast push` until the input ends, `stop` completes (Ctrl-C), or a fatal error.
 pub async fn run(args: PushArgs, stop: impl Future<Output = ()>) -> Result<PushSummary, PushError> {
     let url = PushUrl::parse(&args.url)?;
-    let tls = if url.tls { Some(tls_connector(args.insecure, args.ca_file.as_deref())?) } else { None };
+    let connector = connector(&url, args.insecure, args.ca_file.as_deref())?;
     let (tx, mut rx) = mpsc::channel::<Item>(512);
     let source = if is_flv_file(&args.input).await {
         tokio::spawn(flv_source(PathBuf::from(&args.input), args.looping, tx))
@@ -729,8 +617,8 @@ pub async fn run(args: PushArgs, stop: impl Future<Output = ()>) -> Result<PushS
     let t0 = Instant::now();
     let mut summary = PushSummary::default();
     let mut buffer = ReplayBuffer::new(REPLAY_WINDOW_MS, REPLAY_MAX_BYTES);
-    let mut link: Option<Link> = None;
-    let mut connecting: Option<Connecting> = Some(Box::pin(open(url.clone(), tls.clone())));
+    let mut link: Option<Client> = None;
+    let mut connecting: Option<Connecting> = Some(Box::pin(open(connector.clone(), url.clone())));
     let mut retry_at: Option<Instant> = None;
     let mut backoff = BACKOFF_MIN;
     let mut first = true;
@@ -750,18 +638,18 @@ pub async fn run(args: PushArgs, stop: impl Future<Output = ()>) -> Result<PushS
                 Some(Item::Meta(v)) => {
                     buffer.set_metadata(v.clone());
                     if let Some(l) = &mut link {
-                        l.session.send_metadata(v);
+                        l.session_mut().send_metadata(v);
                     }
                 }
                 Some(Item::Tag(t)) => {
                     if let Some(l) = &mut link {
-                        l.session.send_media(t.kind, t.timestamp, &t.data);
+                        l.session_mut().send_media(t.kind, t.timestamp, &t.data);
                         summary.tags += 1;
-                        match l.write().await {
+                        match l.flush().await {
                             Ok(n) => summary.bytes += n as u64,
                             Err(e) => {
                                 link = None;
-                                last_error = e.clone();
+                                last_error = e.to_string();
                                 down_since = Some(Instant::now());
                                 say(&bar, format!("push: connection to {shown} lost: {e}; reconnecting"));
                                 retry_at = Some(Instant::now());
@@ -776,8 +664,8 @@ pub async fn run(args: PushArgs, stop: impl Future<Output = ()>) -> Result<PushS
                 connecting = None;
                 match r {
                     Ok(mut l) => {
-                        let resent = buffer.replay(&mut l.session);
-                        match l.write().await {
+                        let resent = buffer.replay(l.session_mut());
+                        match l.flush().await {
                             Ok(n) => {
                                 summary.bytes += n as u64;
                                 summary.tags += resent as u64;
@@ -797,7 +685,7 @@ pub async fn run(args: PushArgs, stop: impl Future<Output = ()>) -> Result<PushS
                                 link = Some(l);
                             }
                             Err(e) => {
-                                last_error = e;
+                                last_error = e.to_string();
                                 down_since.get_or_insert_with(Instant::now);
                                 retry_at = Some(Instant::now() + backoff);
                                 backoff = next_backoff(backoff);
@@ -825,23 +713,18 @@ pub async fn run(args: PushArgs, stop: impl Future<Output = ()>) -> Result<PushS
             },
             _ = async { sleep_until(retry_at.expect("guarded")).await }, if retry_at.is_some() => {
                 retry_at = None;
-                connecting = Some(Box::pin(open(url.clone(), tls.clone())));
+                connecting = Some(Box::pin(open(connector.clone(), url.clone())));
             },
-            r = async {
-                let l = link.as_mut().expect("guarded");
-                l.io.read_buf(&mut l.buf).await
-            }, if link.is_some() => {
-                let outcome = match r {
-                    Ok(0) => Err(Fail::Other("the server closed the connection".into())),
-                    Ok(_) => match link.as_mut() {
-                        Some(l) => l.absorb().map(|()| ()),
-                        None => Ok(()),
-                    },
-                    Err(e) => Err(Fail::Other(e.to_string())),
+            r = async { link.as_mut().expect("guarded").wait().await }, if link.is_some() => {
+                let outcome = match (r, link.as_mut()) {
+                    (Err(rtmp_io::Error::Closed), _) => Err(Fail::Other("the server closed the connection".into())),
+                    (Err(e), _) => Err(Fail::from(e)),
+                    (Ok(_), Some(l)) => absorb(l),
+                    (Ok(_), None) => Ok(()),
                 };
                 // The session may have queued an acknowledgement or a ping response.
                 let outcome = match (outcome, link.as_mut()) {
-                    (Ok(()), Some(l)) => l.write().await.map(|n| summary.bytes += n as u64).map_err(Fail::Other),
+                    (Ok(()), Some(l)) => l.flush().await.map(|n| summary.bytes += n as u64).map_err(Fail::from),
                     (o, _) => o,
                 };
                 match outcome {
@@ -888,11 +771,11 @@ pub async fn run(args: PushArgs, stop: impl Future<Output = ()>) -> Result<PushS
     };
     // A clean end: tell the server, so the stream ends at once (no reconnect grace).
     if let Some(mut l) = link.take() {
-        l.session.close();
-        if let Ok(n) = l.write().await {
+        l.session_mut().close();
+        if let Ok(n) = l.flush().await {
             summary.bytes += n as u64;
         }
-        let _ = timeout(Duration::from_secs(1), l.io.shutdown()).await;
+        let _ = timeout(Duration::from_secs(1), l.shutdown()).await;
     }
     bar.finish_and_clear();
     summary.secs = t0.elapsed().as_secs_f64();

@@ -16,7 +16,10 @@ use rtmp_proto::{
 
 /// (type id, timestamp, body) of every audio/video tag, 10 passes over the file.
 fn messages() -> Vec<(u8, u32, Vec<u8>)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../media/tests/assets/avc_aac_720p30.flv");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../media/tests/assets/avc_aac_720p30.flv"
+    );
     let flv = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let tags: Vec<(u8, u32, Vec<u8>)> = media::flv::FileReader::new(&flv)
         .expect("an FLV file")
@@ -26,7 +29,12 @@ fn messages() -> Vec<(u8, u32, Vec<u8>)> {
         .collect();
     assert!(tags.len() > 70, "expected ~78 media tags, got {}", tags.len());
     let span = tags.iter().map(|t| t.1).max().unwrap() + 33;
-    (0..10u32).flat_map(|i| tags.iter().map(move |(k, ts, b)| (*k, ts + i * span, b.clone()))).collect()
+    (0..10u32)
+        .flat_map(|i| {
+            tags.iter()
+                .map(move |(k, ts, b)| (*k, ts + i * span, b.clone()))
+        })
+        .collect()
 }
 
 fn chunk_stream(msgs: &[(u8, u32, Vec<u8>)], chunk_size: usize) -> Vec<u8> {
@@ -44,23 +52,27 @@ fn decode(c: &mut Criterion) {
     for chunk_size in [128usize, 4096] {
         let stream = chunk_stream(&msgs, chunk_size);
         g.throughput(Throughput::Bytes(stream.len() as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(chunk_size), &stream, |b, stream| {
-            b.iter(|| {
-                let mut r = ChunkReader::new(ChunkLimits::default());
-                r.set_chunk_size(chunk_size as u32).unwrap();
-                // As read from a socket: 16 KiB at a time.
-                let mut buf = BytesMut::new();
-                let mut n = 0;
-                for piece in stream.chunks(16 * 1024) {
-                    buf.extend_from_slice(piece);
-                    while let Some(m) = r.read_message(&mut buf).unwrap() {
-                        n += m.payload.len();
+        g.bench_with_input(
+            BenchmarkId::from_parameter(chunk_size),
+            &stream,
+            |b, stream| {
+                b.iter(|| {
+                    let mut r = ChunkReader::new(ChunkLimits::default());
+                    r.set_chunk_size(chunk_size as u32).unwrap();
+                    // As read from a socket: 16 KiB at a time.
+                    let mut buf = BytesMut::new();
+                    let mut n = 0;
+                    for piece in stream.chunks(16 * 1024) {
+                        buf.extend_from_slice(piece);
+                        while let Some(m) = r.read_message(&mut buf).unwrap() {
+                            n += m.payload.len();
+                        }
                     }
-                }
-                assert!(buf.is_empty());
-                n
-            })
-        });
+                    assert!(buf.is_empty());
+                    n
+                })
+            },
+        );
     }
     g.finish();
 }
@@ -75,7 +87,15 @@ fn encode(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             for (kind, ts, body) in &msgs {
-                encode_message(&mut out, 4096, if *kind == 8 { 4 } else { 6 }, *ts, *kind, 1, body);
+                encode_message(
+                    &mut out,
+                    4096,
+                    if *kind == 8 { 4 } else { 6 },
+                    *ts,
+                    *kind,
+                    1,
+                    body,
+                );
             }
             out.len()
         })
@@ -84,7 +104,11 @@ fn encode(c: &mut Criterion) {
         b.iter(|| {
             msgs.iter()
                 .map(|(kind, ts, body)| {
-                    let k = if *kind == 8 { MediaKind::Audio } else { MediaKind::Video };
+                    let k = if *kind == 8 {
+                        MediaKind::Audio
+                    } else {
+                        MediaKind::Video
+                    };
                     encode_media(1, k, *ts, body).len()
                 })
                 .sum::<usize>()

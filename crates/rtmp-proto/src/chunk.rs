@@ -17,7 +17,7 @@ pub const DEFAULT_CHUNK_SIZE: usize = 128;
 pub const MAX_CHUNK_SIZE: usize = 0xFF_FFFF;
 
 /// Why the chunk stream could not be decoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChunkError {
     /// A type 1/2/3 chunk on a chunk stream that never had a type 0 header.
@@ -56,7 +56,11 @@ pub struct ChunkLimits {
 impl Default for ChunkLimits {
     fn default() -> Self {
         // A 4K keyframe at high bitrate stays well under 8 MiB.
-        Self { max_message_size: 8 << 20, max_chunk_streams: 64, max_partial_bytes: 16 << 20 }
+        Self {
+            max_message_size: 8 << 20,
+            max_chunk_streams: 64,
+            max_partial_bytes: 16 << 20,
+        }
     }
 }
 
@@ -106,13 +110,25 @@ fn basic_header(buf: &[u8]) -> Option<Header> {
     let b0 = *buf.first()?;
     let fmt = b0 >> 6;
     match b0 & 0x3f {
-        0 => Some(Header { fmt, csid: 64 + *buf.get(1)? as u32, len: 2 }),
+        0 => Some(Header {
+            fmt,
+            csid: 64 + *buf.get(1)? as u32,
+            len: 2,
+        }),
         1 => {
             let lo = *buf.get(1)? as u32;
             let hi = *buf.get(2)? as u32;
-            Some(Header { fmt, csid: 64 + lo + hi * 256, len: 3 })
+            Some(Header {
+                fmt,
+                csid: 64 + lo + hi * 256,
+                len: 3,
+            })
         }
-        n => Some(Header { fmt, csid: n as u32, len: 1 }),
+        n => Some(Header {
+            fmt,
+            csid: n as u32,
+            len: 1,
+        }),
     }
 }
 
@@ -127,7 +143,12 @@ fn be32(b: &[u8]) -> u32 {
 impl ChunkReader {
     /// A reader with the default chunk size of 128 bytes.
     pub fn new(limits: ChunkLimits) -> Self {
-        Self { chunk_size: DEFAULT_CHUNK_SIZE, limits, streams: HashMap::new(), partial_total: 0 }
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            limits,
+            streams: HashMap::new(),
+            partial_total: 0,
+        }
     }
 
     /// Applies the peer's Set Chunk Size.
@@ -171,7 +192,9 @@ impl ChunkReader {
     }
 
     fn read_chunk(&mut self, buf: &mut BytesMut) -> Result<Chunk, ChunkError> {
-        let Some(h) = basic_header(buf) else { return Ok(Chunk::NeedMore) };
+        let Some(h) = basic_header(buf) else {
+            return Ok(Chunk::NeedMore);
+        };
         let mh_len = [11usize, 7, 3, 0][h.fmt as usize];
         let mut pos = h.len;
         if buf.len() < pos + mh_len {
@@ -182,14 +205,20 @@ impl ChunkReader {
                 return Err(ChunkError::MissingHeader(h.csid));
             }
             if self.streams.len() >= self.limits.max_chunk_streams {
-                return Err(ChunkError::TooManyChunkStreams(self.limits.max_chunk_streams));
+                return Err(ChunkError::TooManyChunkStreams(
+                    self.limits.max_chunk_streams,
+                ));
             }
         }
         // Parse into locals first so an incomplete chunk leaves the state untouched.
         let prev = self.streams.get(&h.csid);
         let mh = &buf[pos..pos + mh_len];
         let ts_field = if h.fmt < 3 { be24(&mh[0..3]) } else { 0 };
-        let extended = if h.fmt < 3 { ts_field == 0xFF_FFFF } else { prev.is_some_and(|p| p.extended) };
+        let extended = if h.fmt < 3 {
+            ts_field == 0xFF_FFFF
+        } else {
+            prev.is_some_and(|p| p.extended)
+        };
         pos += mh_len;
         let ext_ts = if extended {
             if buf.len() < pos + 4 {
@@ -203,17 +232,32 @@ impl ChunkReader {
         };
         let continuing = prev.is_some_and(|p| !p.partial.is_empty());
         let (length, type_id, stream_id) = match h.fmt {
-            0 => (be24(&mh[3..6]) as usize, mh[6], u32::from_le_bytes([mh[7], mh[8], mh[9], mh[10]])),
-            1 => (be24(&mh[3..6]) as usize, mh[6], prev.map_or(0, |p| p.stream_id)),
+            0 => (
+                be24(&mh[3..6]) as usize,
+                mh[6],
+                u32::from_le_bytes([mh[7], mh[8], mh[9], mh[10]]),
+            ),
+            1 => (
+                be24(&mh[3..6]) as usize,
+                mh[6],
+                prev.map_or(0, |p| p.stream_id),
+            ),
             _ => {
                 let p = prev.ok_or(ChunkError::MissingHeader(h.csid))?;
                 (p.length, p.type_id, p.stream_id)
             }
         };
         if length > self.limits.max_message_size {
-            return Err(ChunkError::MessageTooLarge { len: length, max: self.limits.max_message_size });
+            return Err(ChunkError::MessageTooLarge {
+                len: length,
+                max: self.limits.max_message_size,
+            });
         }
-        let already = if h.fmt == 3 && continuing { prev.map_or(0, |p| p.partial.len()) } else { 0 };
+        let already = if h.fmt == 3 && continuing {
+            prev.map_or(0, |p| p.partial.len())
+        } else {
+            0
+        };
         let take = (length - already).min(self.chunk_size);
         if buf.len() < pos + take {
             return Ok(Chunk::NeedMore);
@@ -359,7 +403,9 @@ mod tests {
     fn spec_example_audio_fmt0_fmt2_fmt3() {
         // RTMP spec §5.3.2.1, example 1: four audio messages of 32 bytes on csid 3, stream 12345,
         // first timestamp 1000 then deltas of 20 (type 0, type 2, type 3, type 3).
-        let mut bytes = vec![0x03, 0x00, 0x03, 0xE8, 0x00, 0x00, 0x20, 0x08, 0x39, 0x30, 0, 0];
+        let mut bytes = vec![
+            0x03, 0x00, 0x03, 0xE8, 0x00, 0x00, 0x20, 0x08, 0x39, 0x30, 0, 0,
+        ];
         bytes.extend_from_slice(&[1u8; 32]);
         bytes.extend_from_slice(&[0x83, 0x00, 0x00, 0x14]); // fmt 2, delta 20
         bytes.extend_from_slice(&[2u8; 32]);
@@ -370,7 +416,9 @@ mod tests {
         let msgs = read_all(&mut ChunkReader::new(ChunkLimits::default()), &bytes);
         let ts: Vec<u32> = msgs.iter().map(|m| m.timestamp).collect();
         assert_eq!(ts, vec![1000, 1020, 1040, 1060]);
-        assert!(msgs.iter().all(|m| m.stream_id == 12345 && m.type_id == 8 && m.payload.len() == 32));
+        assert!(msgs
+            .iter()
+            .all(|m| m.stream_id == 12345 && m.type_id == 8 && m.payload.len() == 32));
         assert_eq!(msgs[3].payload[0], 4);
     }
 
@@ -394,7 +442,10 @@ mod tests {
         }
         assert_eq!(got.len(), 1);
         assert_eq!(&got[0].payload[..], &payload[..]);
-        assert_eq!((got[0].timestamp, got[0].type_id, got[0].stream_id), (1000, 9, 12346));
+        assert_eq!(
+            (got[0].timestamp, got[0].type_id, got[0].stream_id),
+            (1000, 9, 12346)
+        );
         assert_eq!(r.buffered(), 0);
     }
 
@@ -410,7 +461,10 @@ mod tests {
         assert_eq!(msgs[0].timestamp, 0x0123_4567);
         assert_eq!(msgs[0].payload.len(), 250);
         assert_eq!(msgs[1].timestamp, 0x0123_4567 + 40);
-        assert_eq!((msgs[1].type_id, msgs[1].stream_id, &msgs[1].payload[..]), (8, 1, &[1u8, 2, 3][..]));
+        assert_eq!(
+            (msgs[1].type_id, msgs[1].stream_id, &msgs[1].payload[..]),
+            (8, 1, &[1u8, 2, 3][..])
+        );
     }
 
     #[test]
@@ -427,7 +481,10 @@ mod tests {
     fn set_chunk_size_and_abort() {
         let mut r = ChunkReader::new(ChunkLimits::default());
         assert_eq!(r.set_chunk_size(0), Err(ChunkError::InvalidChunkSize(0)));
-        assert_eq!(r.set_chunk_size(0x8000_0000), Err(ChunkError::InvalidChunkSize(0x8000_0000)));
+        assert_eq!(
+            r.set_chunk_size(0x8000_0000),
+            Err(ChunkError::InvalidChunkSize(0x8000_0000))
+        );
         r.set_chunk_size(4096).unwrap();
         let mut bytes = vec![];
         encode_message(&mut bytes, 4096, 4, 0, 9, 1, &[1u8; 5000]);
@@ -440,15 +497,24 @@ mod tests {
 
     #[test]
     fn limits() {
-        let mut r = ChunkReader::new(ChunkLimits { max_message_size: 1000, ..Default::default() });
+        let mut r = ChunkReader::new(ChunkLimits {
+            max_message_size: 1000,
+            ..Default::default()
+        });
         let mut buf = BytesMut::from(&[0x04, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0][..]);
-        assert!(matches!(r.read_message(&mut buf), Err(ChunkError::MessageTooLarge { .. })));
+        assert!(matches!(
+            r.read_message(&mut buf),
+            Err(ChunkError::MessageTooLarge { .. })
+        ));
 
         let mut r = ChunkReader::new(ChunkLimits::default());
         let mut buf = BytesMut::from(&[0xC5, 1, 2, 3][..]);
         assert_eq!(r.read_message(&mut buf), Err(ChunkError::MissingHeader(5)));
 
-        let mut r = ChunkReader::new(ChunkLimits { max_chunk_streams: 4, ..Default::default() });
+        let mut r = ChunkReader::new(ChunkLimits {
+            max_chunk_streams: 4,
+            ..Default::default()
+        });
         r.set_chunk_size(1).unwrap();
         let mut bytes = vec![];
         for csid in 3..10 {
@@ -456,7 +522,10 @@ mod tests {
             bytes.extend_from_slice(&[csid as u8, 0, 0, 0, 0, 0, 2, 9, 1, 0, 0, 0, 0xAA]);
         }
         let mut buf = BytesMut::from(&bytes[..]);
-        assert_eq!(r.read_message(&mut buf), Err(ChunkError::TooManyChunkStreams(4)));
+        assert_eq!(
+            r.read_message(&mut buf),
+            Err(ChunkError::TooManyChunkStreams(4))
+        );
 
         let mut r = ChunkReader::new(ChunkLimits {
             max_partial_bytes: 300,
@@ -469,7 +538,10 @@ mod tests {
             bytes.extend_from_slice(&[0u8; 128]);
         }
         let mut buf = BytesMut::from(&bytes[..]);
-        assert!(matches!(r.read_message(&mut buf), Err(ChunkError::TooMuchBuffered(_))));
+        assert!(matches!(
+            r.read_message(&mut buf),
+            Err(ChunkError::TooMuchBuffered(_))
+        ));
     }
 
     #[test]

@@ -1,12 +1,19 @@
 //! Sans-IO RTMP: the protocol core of ferrocast.
 //!
-//! This crate does no network IO and never reads the clock. Bytes go in, events and bytes
-//! come out; the caller owns the socket (plain TCP or TLS) and the timers:
+//! This crate does no network IO and never reads the clock (quinn-proto's shape). Bytes go
+//! in, events and bytes come out; every input carries `now`, and the session says when it
+//! next needs the time. The caller owns the socket (plain TCP or TLS) and the timers — in
+//! ferrocast that caller is the `rtmp-io` driver:
 //!
 //! ```text
-//!   socket ──bytes──▶ ServerSession::handle_input ──▶ poll_event()  (Connect, Publish, Media…)
-//!   socket ◀──bytes── ServerSession::poll_transmit ◀── commands      (accept_publish, send_media…)
+//!   socket ──bytes, now──▶ handle_input ─┐                ┌─▶ poll_event()    (Connect, Publish, Media…)
+//!   timer  ──now─────────▶ handle_timeout ┼─▶ ServerSession ┼─▶ poll_transmit() ──bytes──▶ socket
+//!   caller ──commands, now─▶ accept_publish, send_media…   └─▶ poll_timeout()  ──when──▶ timer
 //! ```
+//!
+//! [`ClientSession`] is the same machine for our own publishers and players. Errors are
+//! sticky and say who is at fault ([`RtmpError::fault`]): bad bytes, a peer that misbehaved
+//! (or missed a deadline), or our own misuse.
 //!
 //! | spec | module |
 //! |---|---|
@@ -14,11 +21,13 @@
 //! | RTMP §5.3 chunk stream, §5.4 protocol control messages | [`chunk`], [`message`] |
 //! | AMF0 (Adobe AMF0 spec), re-exported from `media` (FLV script data is AMF0 too) | [`amf0`] |
 //! | RTMP §7 command messages (NetConnection / NetStream) | [`session`], [`client`] |
+//! | `rtmp[s]://` URLs | [`url`] |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod chunk;
 pub mod client;
+mod deadline;
 mod error;
 pub mod handshake;
 pub mod message;
@@ -27,6 +36,8 @@ pub mod url;
 
 /// AMF0 lives in `media` (FLV script data tags use it as RTMP commands do).
 pub use media::amf0;
-pub use error::RtmpError;
+pub use client::{ClientConfig, ClientEvent, ClientMode, ClientSession};
+pub use error::{ApiMisuse, Fault, InvalidMessage, PeerMisbehaved, RtmpError};
 pub use message::{MediaKind, MessageType};
 pub use session::{Event, ServerSession, SessionConfig};
+pub use url::{RtmpUrl, UrlError};

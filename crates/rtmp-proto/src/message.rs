@@ -80,7 +80,11 @@ fn control(out: &mut Vec<u8>, t: MessageType, body: &[u8]) {
 
 /// Set Chunk Size.
 pub fn write_set_chunk_size(out: &mut Vec<u8>, size: u32) {
-    control(out, MessageType::SetChunkSize, &(size & 0x7FFF_FFFF).to_be_bytes());
+    control(
+        out,
+        MessageType::SetChunkSize,
+        &(size & 0x7FFF_FFFF).to_be_bytes(),
+    );
 }
 
 /// Acknowledgement carrying the total bytes received so far.

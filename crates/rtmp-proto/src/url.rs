@@ -29,7 +29,10 @@ pub struct RtmpUrl {
 impl RtmpUrl {
     /// Parses `rtmp[s]://HOST[:PORT]/APP/NAME[?QUERY]`.
     pub fn parse(s: &str) -> Result<Self, UrlError> {
-        let bad = |why: &'static str| UrlError { url: s.chars().take(200).collect(), why };
+        let bad = |why: &'static str| UrlError {
+            url: s.chars().take(200).collect(),
+            why,
+        };
         let (tls, rest) = if let Some(r) = s.strip_prefix("rtmps://") {
             (true, r)
         } else if let Some(r) = s.strip_prefix("rtmp://") {

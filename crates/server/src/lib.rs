@@ -1,16 +1,16 @@
 //! ferrocast: the live streaming server. This crate holds all the IO — sockets, TLS, HTTP,
-//! processes, timers, backends — around the sans-IO cores: `rtmp-proto` (RTMP sessions),
-//! `media` (FLV, H.264, AAC, probe and validation), `cmaf` (fMP4, MPD, HLS, fMP4→FLV) and
+//! processes, timers, backends — around the sans-IO cores: `rtmp-proto` (RTMP sessions, run
+//! on the `rtmp-io` driver), `media` (FLV, H.264, AAC, probe and validation), `cmaf` (fMP4, MPD, HLS, fMP4→FLV) and
 //! `edge` (cache policy and coalescing).
 //!
 //! Data flows one way; each stage is a room (module folder) of this crate:
 //!
 //! ```text
-//!  broadcaster ─RTMP(S)─▶ rtmp (listener, session) ─▶ auth ─▶ validate ─▶ stream (hub: GOP
-//!                                                                         cache, broadcast)
+//!  broadcaster ─RTMP(S)─▶ rtmp (listener, conn, publish) ─▶ auth ─▶ validate ─▶ stream (hub: GOP
+//!                                                                                 cache, broadcast)
 //!        ┌────────────────────────────────────────────────────────────────────┤
 //!        ▼                                                                    ▼
-//!  encode: transcode (ffmpeg) ─▶ packager (CMAF chunks) ─▶ backend::store     rtmp (players)
+//!  encode: transcode (ffmpeg) ─▶ packager (CMAF chunks) ─▶ backend::store     rtmp::play
 //!          └▶ live (segment in progress) ─┐   presentation (MPD/HLS state)   cluster::relay
 //!                                         ▼          ▼                       (edge→gateway→
 //!                                     http (DASH, HLS, API, player page)      encoder)

@@ -14,19 +14,10 @@ use std::{
     time::Duration,
 };
 
-use bytes::BytesMut;
 use media::flv::{parse_video_tag, FrameType, VideoPacket};
-use rand::RngCore;
-use rtmp_proto::{
-    client::{ClientEvent, ClientMode, ClientSession},
-    handshake::HANDSHAKE_SIZE,
-    MediaKind,
-};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    time::{sleep_until, timeout, timeout_at, Instant},
-};
-use tokio_rustls::TlsConnector;
+use rtmp_io::Connector;
+use rtmp_proto::{ClientEvent, ClientMode, MediaKind};
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::report::{PlayReport, PlayerResult};
 use crate::{
@@ -38,8 +29,6 @@ use crate::{
     Error,
 };
 
-/// Bytes a player asks the socket for at once; its buffer is reused across reads.
-const READ_CHUNK: usize = 32 * 1024;
 /// TCP (and TLS) connect must finish within this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Players stop this long after the window closes, so the server's CPU reading at the close
@@ -89,7 +78,7 @@ pub fn is_keyframe(payload: &[u8]) -> bool {
 
 struct Player {
     url: Arc<RtmpUrl>,
-    tls: Option<TlsConnector>,
+    connector: Connector,
     /// Zero of all `*_s` times.
     t0: Instant,
     start_at: Instant,
@@ -135,72 +124,45 @@ impl Player {
 
     async fn play(&mut self) -> Result<(), Error> {
         let begin = Instant::now();
-        let mut io = timeout(CONNECT_TIMEOUT, net::connect(&self.url, self.tls.as_ref()))
+        let io = timeout(CONNECT_TIMEOUT, self.connector.open(&self.url))
             .await
             .map_err(|_| Error::Timeout("connect"))??;
         self.result.connect_s = Some(self.since(begin));
-        let mut random = [0u8; HANDSHAKE_SIZE];
-        rand::thread_rng().fill_bytes(&mut random);
-        let mut session = ClientSession::new(
-            random,
-            0,
-            false,
-            &self.url.tc_url(),
-            &self.url.name,
-            ClientMode::Play,
-        );
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        let mut out = Vec::with_capacity(4096);
+        let mut c = self
+            .connector
+            .start(io, &self.url, ClientMode::Play, begin)
+            .await?;
+        self.result.play_start_s = Some(self.since(begin));
+        self.started = true;
+        self.shared.started.fetch_add(1, Relaxed);
         let mut first_keyframe: Option<Instant> = None;
+        let mut counted = 0u64;
         loop {
-            session.poll_transmit(&mut out);
-            if !out.is_empty() {
-                io.write_all(&out).await?;
-                out.clear();
-            }
-            if self.shared.stop.load(Relaxed) {
-                return Ok(());
-            }
-            if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-                // Reclaims the same allocation once the last message's payload is dropped.
-                buf.reserve(READ_CHUNK);
-            }
-            let n = io.read_buf(&mut buf).await?;
-            if n == 0 {
-                return Err(Error::Closed);
-            }
-            self.result.bytes += n as u64;
-            self.shared.bytes.fetch_add(n as u64, Relaxed);
-            session.handle_input(&mut buf)?;
+            let received = c.received();
+            self.result.bytes += received - counted;
+            self.shared.bytes.fetch_add(received - counted, Relaxed);
+            counted = received;
             let now = Instant::now();
-            while let Some(ev) = session.poll_event() {
-                match ev {
-                    ClientEvent::Media {
-                        kind,
-                        timestamp,
-                        payload,
-                    } => {
-                        let video = kind == MediaKind::Video;
-                        self.timeline.on_media(video, timestamp);
-                        if first_keyframe.is_none() && video && is_keyframe(&payload) {
-                            first_keyframe = Some(now);
-                            self.result.first_keyframe_s = Some((now - begin).as_secs_f64());
-                            self.shared.playing.fetch_add(1, Relaxed);
-                        }
+            while let Some(ev) = c.poll_event() {
+                if let Some((code, description)) = ev.refusal() {
+                    return Err(Error::Refused {
+                        code: code.to_owned(),
+                        description: description.to_owned(),
+                    });
+                }
+                if let ClientEvent::Media {
+                    kind,
+                    timestamp,
+                    payload,
+                } = ev
+                {
+                    let video = kind == MediaKind::Video;
+                    self.timeline.on_media(video, timestamp);
+                    if first_keyframe.is_none() && video && is_keyframe(&payload) {
+                        first_keyframe = Some(now);
+                        self.result.first_keyframe_s = Some((now - begin).as_secs_f64());
+                        self.shared.playing.fetch_add(1, Relaxed);
                     }
-                    ClientEvent::Started => {
-                        self.result.play_start_s = Some((now - begin).as_secs_f64());
-                        self.started = true;
-                        self.shared.started.fetch_add(1, Relaxed);
-                    }
-                    ClientEvent::Status {
-                        level,
-                        code,
-                        description,
-                    } if level == "error" => {
-                        return Err(Error::Refused { code, description });
-                    }
-                    _ => {}
                 }
             }
             if let Some(kf) = first_keyframe {
@@ -212,17 +174,19 @@ impl Player {
                     self.timeline.close(at_s, self.result.bytes);
                 }
             }
+            c.flush().await?;
+            if self.shared.stop.load(Relaxed) {
+                return Ok(());
+            }
+            c.wait().await?;
         }
     }
 }
 
 /// Runs the players and gathers the report.
 pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
-    let tls = if cfg.url.tls {
-        Some(net::insecure_connector()?)
-    } else {
-        None
-    };
+    // The run's end bounds a player's start (a server slow to answer is measured, not cut).
+    let connector = net::connector(&cfg.url, Duration::from_secs(24 * 3600))?;
     let url = Arc::new(cfg.url.clone());
     let shared = Arc::new(Shared::default());
     let server_before = match cfg.server_pid {
@@ -245,7 +209,7 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
     for index in 0..cfg.clients {
         let p = Player {
             url: url.clone(),
-            tls: tls.clone(),
+            connector: connector.clone(),
             t0,
             start_at: t0 + cfg.ramp * index as u32,
             window_start,

@@ -9,22 +9,16 @@ use std::{
     time::Duration,
 };
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use media::flv::{
     parse_audio_tag, parse_metadata, parse_video_tag, FileReader, TagType, VideoPacket,
 };
-use rand::RngCore;
+use rtmp_io::{Client, Connector};
 use rtmp_proto::{
     amf0::Value,
-    client::{ClientEvent, ClientMode, ClientSession},
-    handshake::HANDSHAKE_SIZE,
-    MediaKind,
+    ClientMode, MediaKind,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    time::{sleep_until, timeout, Instant},
-};
-use tokio_rustls::TlsConnector;
+use tokio::time::{sleep_until, Instant};
 
 use super::report::{PublishReport, PublisherResult};
 use crate::{net, progress, url::RtmpUrl, Error};
@@ -172,11 +166,7 @@ struct Shared {
 
 /// Runs the publishers until the file ends (once), `duration` passes, or Ctrl-C.
 pub async fn run(cfg: PublishConfig, clip: Clip) -> Result<PublishReport, Error> {
-    let tls = if cfg.url.tls {
-        Some(net::insecure_connector()?)
-    } else {
-        None
-    };
+    let connector = net::connector(&cfg.url, START_TIMEOUT)?;
     let clip = Arc::new(clip);
     let shared = Arc::new(Shared::default());
     let t0 = Instant::now();
@@ -189,7 +179,7 @@ pub async fn run(cfg: PublishConfig, clip: Clip) -> Result<PublishReport, Error>
         } else {
             cfg.url.clone()
         };
-        let (clip, shared, tls) = (clip.clone(), shared.clone(), tls.clone());
+        let (clip, shared, connector) = (clip.clone(), shared.clone(), connector.clone());
         let start = t0 + cfg.ramp * i as u32;
         let looping = cfg.looping;
         handles.push(tokio::spawn(async move {
@@ -202,8 +192,7 @@ pub async fn run(cfg: PublishConfig, clip: Clip) -> Result<PublishReport, Error>
                 max_late_ms: 0.0,
                 error: None,
             };
-            if let Err(e) = publish(&url, tls.as_ref(), &clip, looping, end, &shared, &mut r).await
-            {
+            if let Err(e) = publish(&url, &connector, &clip, looping, end, &shared, &mut r).await {
                 shared.failed.fetch_add(1, Relaxed);
                 r.error = Some(e.to_string());
             }
@@ -253,49 +242,19 @@ pub async fn run(cfg: PublishConfig, clip: Clip) -> Result<PublishReport, Error>
 
 async fn publish(
     url: &RtmpUrl,
-    tls: Option<&TlsConnector>,
+    connector: &Connector,
     clip: &Clip,
     looping: bool,
     end: Option<Instant>,
     shared: &Shared,
     r: &mut PublisherResult,
 ) -> Result<(), Error> {
-    let mut io = timeout(START_TIMEOUT, net::connect(url, tls))
-        .await
-        .map_err(|_| Error::Timeout("connect"))??;
-    let mut random = [0u8; HANDSHAKE_SIZE];
-    rand::thread_rng().fill_bytes(&mut random);
-    let mut session = ClientSession::new(
-        random,
-        0,
-        false,
-        &url.tc_url(),
-        &url.name,
-        ClientMode::Publish,
-    );
-    let mut buf = BytesMut::with_capacity(8192);
-    let mut out = Vec::with_capacity(64 * 1024);
-
-    // Handshake, connect, createStream, publish.
-    timeout(START_TIMEOUT, async {
-        while !session.is_started() {
-            session.poll_transmit(&mut out);
-            io.write_all(&out).await?;
-            out.clear();
-            if io.read_buf(&mut buf).await? == 0 {
-                return Err(Error::Closed);
-            }
-            session.handle_input(&mut buf)?;
-            check_events(&mut session)?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|_| Error::Timeout("publish start"))??;
+    // Connect, handshake, connect/createStream/publish, within START_TIMEOUT.
+    let mut c = connector.connect(url, ClientMode::Publish).await?;
     shared.publishing.fetch_add(1, Relaxed);
 
     if let Some(m) = &clip.metadata {
-        session.send_metadata(m.clone());
+        c.session_mut().send_metadata(m.clone());
     }
     let start = Instant::now();
     let mut lap = 0u64;
@@ -311,19 +270,14 @@ async fn publish(
             }
             if due > Instant::now() {
                 // Send what is queued, then wait for the tag's time while reading the server.
-                if let Err(e) = flush(&mut io, &mut session, &mut out, shared, r).await {
+                if let Err(e) = flush(&mut c, shared, r).await {
                     break 'send Err(e);
                 }
                 loop {
                     tokio::select! {
                         _ = sleep_until(due) => break,
-                        n = io.read_buf(&mut buf) => {
-                            match n {
-                                Ok(0) => break 'send Err(Error::Closed),
-                                Ok(_) => {}
-                                Err(e) => break 'send Err(e.into()),
-                            }
-                            if let Err(e) = session.handle_input(&mut buf).map_err(Error::from).and_then(|()| check_events(&mut session)) {
+                        n = c.wait() => {
+                            if let Err(e) = n.map_err(Error::from).and_then(|_| check_events(&mut c)) {
                                 break 'send Err(e);
                             }
                         }
@@ -332,7 +286,8 @@ async fn publish(
             }
             let late = (Instant::now() - due).as_secs_f64() * 1000.0;
             r.max_late_ms = r.max_late_ms.max(late);
-            session.send_media(tag.kind, clip.rewrite(tag.timestamp, lap), &tag.data);
+            c.session_mut()
+                .send_media(tag.kind, clip.rewrite(tag.timestamp, lap), &tag.data);
             r.frames += 1;
         }
         if !looping {
@@ -342,43 +297,27 @@ async fn publish(
     };
     shared.publishing.fetch_sub(1, Relaxed);
     result?;
-    session.close();
-    flush(&mut io, &mut session, &mut out, shared, r).await?;
-    let _ = io.shutdown().await;
+    c.session_mut().close();
+    flush(&mut c, shared, r).await?;
+    c.shutdown().await;
     Ok(())
 }
 
-async fn flush(
-    io: &mut net::Stream,
-    session: &mut ClientSession,
-    out: &mut Vec<u8>,
-    shared: &Shared,
-    r: &mut PublisherResult,
-) -> Result<(), Error> {
-    session.poll_transmit(out);
-    if !out.is_empty() {
-        io.write_all(out).await?;
-        r.bytes += out.len() as u64;
-        shared.bytes.fetch_add(out.len() as u64, Relaxed);
-        out.clear();
-    }
+async fn flush(c: &mut Client, shared: &Shared, r: &mut PublisherResult) -> Result<(), Error> {
+    let n = c.flush().await? as u64;
+    r.bytes += n;
+    shared.bytes.fetch_add(n, Relaxed);
     Ok(())
 }
 
-fn check_events(session: &mut ClientSession) -> Result<(), Error> {
-    while let Some(ev) = session.poll_event() {
-        if let ClientEvent::Status {
-            level,
-            code,
-            description,
-        } = ev
-        {
-            if level == "error"
-                || code == "NetStream.Publish.BadName"
-                || code == "NetStream.Publish.Rejected"
-            {
-                return Err(Error::Refused { code, description });
-            }
+/// A refusal from the server ends the publisher.
+fn check_events(c: &mut Client) -> Result<(), Error> {
+    while let Some(ev) = c.poll_event() {
+        if let Some((code, description)) = ev.refusal() {
+            return Err(Error::Refused {
+                code: code.to_owned(),
+                description: description.to_owned(),
+            });
         }
     }
     Ok(())

@@ -15,7 +15,7 @@ use crate::{
     encode::pipeline::Encoder,
     http,
     stream::hub::Hub,
-    rtmp::ingest,
+    rtmp,
     backend::coord::EventBus,
     backend::memory::MemoryCoord,
     backend::health::Health,
@@ -175,13 +175,13 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         hub: hub.clone(),
         cluster: role.cluster,
     };
-    let ctx = Arc::new(ingest::RtmpContext {
+    let ctx = Arc::new(rtmp::RtmpContext {
         hub: hub.clone(),
         auth,
         limits: config.limits.clone(),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         started: Instant::now(),
-        on_accept: (config.transcode && role.upstream.is_none()).then(|| Box::new(move |stream, tracks| encoder.start(stream, tracks)) as ingest::OnAccept),
+        on_accept: (config.transcode && role.upstream.is_none()).then(|| Box::new(move |stream, tracks| encoder.start(stream, tracks)) as rtmp::OnAccept),
         per_ip: Default::default(),
         shutdown: stop_rx.clone(),
         upstream: role.upstream,
@@ -191,7 +191,7 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
 
     if let Some(l) = listeners.rtmp {
         info!("RTMP listening on rtmp://{}/live/NAME", l.local_addr().map_err(|source| ServeError::DataDir { path: "rtmp listener".into(), source })?);
-        tasks.spawn(ingest::serve(l, None, ctx.clone(), stop_rx.clone()));
+        tasks.spawn(rtmp::serve(l, None, ctx.clone(), stop_rx.clone()));
     }
     if let Some(l) = listeners.rtmps {
         let (cert, key, made) = tls::ensure_cert(&config.data_dir, config.tls_cert.as_deref(), config.tls_key.as_deref())?;
@@ -218,7 +218,7 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         if let Ok(a) = l.local_addr() {
             info!("RTMPS listening on rtmps://{a}/live/NAME");
         }
-        tasks.spawn(ingest::serve(l, Some(acceptor), ctx.clone(), stop_rx.clone()));
+        tasks.spawn(rtmp::serve(l, Some(acceptor), ctx.clone(), stop_rx.clone()));
     }
     for task in role.background {
         tasks.spawn(stop.clone().run_until_cancelled_owned(task));

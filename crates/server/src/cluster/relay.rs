@@ -7,25 +7,18 @@
 
 use std::{sync::Arc, time::Duration};
 
-use bytes::BytesMut;
 use metrics::counter;
-use rand::RngCore;
-use rtmp_proto::{
-    client::{ClientEvent, ClientMode, ClientSession},
-    handshake::HANDSHAKE_SIZE,
-    MediaKind,
-};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    sync::broadcast,
-    time::timeout,
-};
+use rtmp_io::{Client, ConnectOptions, Connector, DriverConfig};
+use rtmp_proto::{ClientConfig, ClientMode, RtmpUrl};
 use tracing::{debug, info, warn};
 
 use futures::future::BoxFuture;
 
-use crate::stream::{hub::Stream, name::APP};
+use crate::stream::{
+    follow::{Follower, Step},
+    hub::{Frame, Snapshot, Stream},
+    name::APP,
+};
 
 /// How long connecting and publishing upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -119,12 +112,12 @@ pub async fn forward_standby(stream: Arc<Stream>, name: String, query: Option<St
         backoff = Duration::from_millis(200);
         *target.lock().unwrap() = route.encoder.clone();
         info!(stream = %name, standby = ?route.encoder, "hot standby copy flowing");
-        let Some((snapshot, rx)) = stream.subscribe_internal() else { return };
+        let Some((snapshot, follow)) = Follower::frames(&stream) else { return };
         let noop = FixedUpstream(String::new());
-        match pump(&mut up, &snapshot, rx, &name, &noop).await {
+        match pump(&mut up, &snapshot, follow, &name, &noop).await {
             Ok(()) => {
-                up.session.close();
-                let _ = up.flush().await;
+                up.client.session_mut().close();
+                up.client.shutdown().await;
                 return;
             }
             Err(e) => warn!(stream = %name, "standby copy broke: {e}; reconnecting"),
@@ -145,83 +138,44 @@ impl Resolver for FixedUpstream {
     }
 }
 
-/// A client session to another node of the cluster (`host:port`, application `live`), for
-/// `name` (with its query): plain RTMP, simple handshake.
-pub fn inner_session(addr: &str, name: &str, mode: ClientMode) -> ClientSession {
-    let mut random = [0u8; HANDSHAKE_SIZE];
-    rand::thread_rng().fill_bytes(&mut random);
-    ClientSession::new(random, 0, false, &format!("rtmp://{addr}/{APP}"), name, mode)
+/// Connects to another node of the cluster (`host:port`, application `live`) and publishes
+/// or plays `name` (with its query): plain RTMP on the `rtmp-io` driver, started within
+/// `start` (connect, handshake and the node's answer).
+pub async fn connect_inner(addr: &str, name: &str, mode: ClientMode, start: Duration) -> Result<Client, rtmp_io::Error> {
+    let url = RtmpUrl::parse(&format!("rtmp://{addr}/{APP}/{name}"))?;
+    let mut session = ClientConfig::default();
+    session.start_timeout(start);
+    let mut options = ConnectOptions::default();
+    options.session(session).driver(DriverConfig::default().write_timeout(WRITE_TIMEOUT).clone());
+    Connector::new(options)?.connect(&url, mode).await
 }
 
 /// A publishing connection to the upstream.
 pub struct Upstream {
-    io: TcpStream,
-    session: ClientSession,
-    buf: BytesMut,
-    out: Vec<u8>,
+    client: Client,
     /// Where it leads.
     pub route: Route,
 }
 
 /// Connects to `route` and publishes `name` (with the broadcaster's query, e.g. its key).
 pub async fn connect(route: Route, name: &str, query: Option<&str>) -> Result<Upstream, RelayError> {
-    let cerr = |msg: String| RelayError::Connect { addr: route.addr.clone(), msg };
-    let run = async {
-        let io = TcpStream::connect(&route.addr).await.map_err(|e| cerr(e.to_string()))?;
-        let _ = io.set_nodelay(true);
-        let full = match query {
-            Some(q) if !q.is_empty() => format!("{name}?{q}"),
-            _ => name.to_owned(),
-        };
-        let session = inner_session(&route.addr, &full, ClientMode::Publish);
-        let mut up = Upstream { io, session, buf: BytesMut::with_capacity(8192), out: Vec::new(), route: route.clone() };
-        loop {
-            up.flush().await.map_err(|e| cerr(e.to_string()))?;
-            while let Some(ev) = up.session.poll_event() {
-                if let ClientEvent::Status { level, code, description } = ev {
-                    if level == "error" {
-                        return Err(RelayError::Refused { code, description });
-                    }
-                }
-            }
-            if up.session.is_started() {
-                return Ok(up);
-            }
-            let n = up.io.read_buf(&mut up.buf).await.map_err(|e| cerr(e.to_string()))?;
-            if n == 0 {
-                return Err(cerr("closed the connection during publish".into()));
-            }
-            up.session.handle_input(&mut up.buf).map_err(|e| cerr(e.to_string()))?;
-        }
+    let full = match query {
+        Some(q) if !q.is_empty() => format!("{name}?{q}"),
+        _ => name.to_owned(),
     };
-    timeout(CONNECT_TIMEOUT, run).await.map_err(|_| cerr(format!("no answer to publish within {}s", CONNECT_TIMEOUT.as_secs())))?
+    match connect_inner(&route.addr, &full, ClientMode::Publish, CONNECT_TIMEOUT).await {
+        Ok(client) => Ok(Upstream { client, route }),
+        Err(rtmp_io::Error::Refused { code, description }) => Err(RelayError::Refused { code, description }),
+        Err(e) => Err(RelayError::Connect { addr: route.addr.clone(), msg: e.to_string() }),
+    }
 }
 
 impl Upstream {
-    async fn flush(&mut self) -> std::io::Result<()> {
-        self.session.poll_transmit(&mut self.out);
-        if !self.out.is_empty() {
-            timeout(WRITE_TIMEOUT, self.io.write_all(&self.out)).await.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-            self.out.clear();
-        }
-        Ok(())
-    }
-
-    /// Reads what the upstream sent (acks, pings, a late refusal) without blocking for long.
-    fn absorb(&mut self) -> Result<(), String> {
-        loop {
-            match self.io.try_read_buf(&mut self.buf) {
-                Ok(0) => return Err("upstream closed the connection".into()),
-                Ok(_) => self.session.handle_input(&mut self.buf).map_err(|e| e.to_string())?,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        while let Some(ev) = self.session.poll_event() {
-            if let ClientEvent::Status { level, code, description } = ev {
-                if level == "error" {
-                    return Err(format!("upstream ended the publish: {code}: {description}"));
-                }
+    /// Handles what the upstream sent (acks, pings, a late refusal).
+    fn check_events(&mut self) -> Result<(), rtmp_io::Error> {
+        while let Some(ev) = self.client.poll_event() {
+            if let Some((code, description)) = ev.refusal() {
+                return Err(rtmp_io::Error::Refused { code: code.to_owned(), description: description.to_owned() });
             }
         }
         Ok(())
@@ -273,13 +227,12 @@ pub async fn forward(stream: Arc<Stream>, name: String, query: Option<String>, f
                 }
             }
         };
-        let Some((snapshot, rx)) = stream.subscribe_internal() else { return };
+        let Some((snapshot, follow)) = Follower::frames(&stream) else { return };
         resolver.hold(&name, &up.route).await;
-        match pump(&mut up, &snapshot, rx, &name, &*resolver).await {
+        match pump(&mut up, &snapshot, follow, &name, &*resolver).await {
             Ok(()) => {
-                up.session.close();
-                let _ = up.flush().await;
-                let _ = up.io.shutdown().await;
+                up.client.session_mut().close();
+                up.client.shutdown().await;
                 info!(stream = %name, "relay: publish ended, upstream closed");
                 return;
             }
@@ -293,52 +246,32 @@ pub async fn forward(stream: Arc<Stream>, name: String, query: Option<String>, f
 }
 
 /// Sends the snapshot, then frames as they come. `Ok` when the stream ended.
-async fn pump(
-    up: &mut Upstream,
-    snapshot: &crate::stream::hub::Snapshot,
-    mut rx: broadcast::Receiver<Arc<crate::stream::hub::Frame>>,
-    name: &str,
-    resolver: &dyn Resolver,
-) -> Result<(), String> {
+async fn pump(up: &mut Upstream, snapshot: &Snapshot, mut follow: Follower<Frame>, name: &str, resolver: &dyn Resolver) -> Result<(), rtmp_io::Error> {
     if let Some(m) = &snapshot.metadata {
-        up.session.send_metadata(m.clone());
+        up.client.session_mut().send_metadata(m.clone());
     }
     for f in &snapshot.frames {
-        up.session.send_media(f.kind, f.timestamp, &f.payload);
+        up.client.session_mut().send_media(f.kind, f.timestamp, &f.payload);
     }
-    up.flush().await.map_err(|e| e.to_string())?;
+    up.client.flush().await?;
     let mut hold = tokio::time::interval(HOLD_EVERY);
     hold.tick().await;
-    let mut skip_to_keyframe = false;
     loop {
         tokio::select! {
-            f = rx.recv() => match f {
-                Ok(f) => {
-                    if skip_to_keyframe {
-                        if f.kind == MediaKind::Video && f.keyframe {
-                            skip_to_keyframe = false;
-                        } else {
-                            continue;
-                        }
-                    }
-                    up.session.send_media(f.kind, f.timestamp, &f.payload);
-                    up.absorb()?;
-                    up.flush().await.map_err(|e| e.to_string())?;
+            s = follow.next() => match s {
+                Step::Send(f, _) => {
+                    up.client.session_mut().send_media(f.kind, f.timestamp, &f.payload);
+                    up.client.flush().await?;
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    warn!(stream = %name, skipped = n, "relay: upstream too slow; skipping to the next keyframe");
-                    skip_to_keyframe = true;
-                }
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                Step::Lagged(n) => warn!(stream = %name, skipped = n, "relay: upstream too slow; skipping to the next keyframe"),
+                Step::Ended => return Ok(()),
             },
-            _ = hold.tick() => {
-                up.absorb()?;
-                resolver.hold(name, &up.route).await;
-            }
-            r = up.io.readable() => {
-                r.map_err(|e| e.to_string())?;
-                up.absorb()?;
-                up.flush().await.map_err(|e| e.to_string())?;
+            _ = hold.tick() => resolver.hold(name, &up.route).await,
+            // Acks, pings, a late refusal.
+            r = up.client.wait() => {
+                r?;
+                up.check_events()?;
+                up.client.flush().await?;
             }
         }
     }

@@ -24,12 +24,15 @@ use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::UnixListener,
     process::{ChildStdin, Command},
-    sync::{broadcast, mpsc},
+    sync::mpsc,
 };
 use tracing::{debug, info, warn};
 
 use crate::{
-    stream::hub::{Frame, Stream},
+    stream::{
+        follow::{Follower, Step},
+        hub::{Frame, Stream},
+    },
     encode::ladder::{ffmpeg_args, Rendition, Restart, Supervisor},
 };
 use media::validate::Tracks;
@@ -199,8 +202,8 @@ async fn run_once(
     let cpu_task = child.id().map(|pid| tokio::spawn(sample_cpu(pid, stats.clone())));
 
     let stdin = child.stdin.take().expect("piped");
-    let Some((snapshot, rx)) = stream.subscribe_internal() else { return Ok(Ended::Publisher) };
-    let feeder = tokio::spawn(feed(stdin, snapshot.frames, rx, tracks.clone()));
+    let Some((snapshot, follow)) = Follower::frames(stream) else { return Ok(Ended::Publisher) };
+    let feeder = tokio::spawn(feed(stdin, snapshot.frames, follow, tracks.clone()));
 
     let mut readers = Vec::new();
     for (index, l) in listeners.into_iter().enumerate() {
@@ -255,7 +258,7 @@ async fn run_once(
 
 /// Writes the stream to ffmpeg's stdin as FLV. Returns true when the publisher left (normal
 /// end), false when ffmpeg stopped reading.
-async fn feed(mut stdin: ChildStdin, first: Vec<Arc<Frame>>, mut rx: broadcast::Receiver<Arc<Frame>>, tracks: Tracks) -> bool {
+async fn feed(mut stdin: ChildStdin, first: Vec<Arc<Frame>>, mut follow: Follower<Frame>, tracks: Tracks) -> bool {
     let mut out = Vec::with_capacity(256 * 1024);
     flv::write_file_header(tracks.audio.is_some(), tracks.video.is_some(), &mut out);
     let write = |f: &Frame, out: &mut Vec<u8>| {
@@ -271,29 +274,20 @@ async fn feed(mut stdin: ChildStdin, first: Vec<Arc<Frame>>, mut rx: broadcast::
     if stdin.write_all(&out).await.is_err() {
         return false;
     }
-    let mut skip_to_keyframe = false;
     loop {
-        match rx.recv().await {
-            Ok(f) => {
-                if skip_to_keyframe {
-                    if f.kind == MediaKind::Video && f.keyframe {
-                        skip_to_keyframe = false;
-                    } else {
-                        continue;
-                    }
-                }
+        match follow.next().await {
+            Step::Send(f, _) => {
                 out.clear();
                 write(&f, &mut out);
                 if stdin.write_all(&out).await.is_err() {
                     return false;
                 }
             }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
+            Step::Lagged(n) => {
                 counter!("ferrocast_transcoder_input_skips_total").increment(1);
                 warn!("transcoder fell {n} frames behind the publisher; skipping to the next keyframe");
-                skip_to_keyframe = tracks.video.is_some();
             }
-            Err(broadcast::error::RecvError::Closed) => {
+            Step::Ended => {
                 // Closing stdin makes ffmpeg flush the last fragments and exit.
                 let _ = stdin.shutdown().await;
                 return true;

@@ -339,13 +339,13 @@ async fn auto_player(port: u16, name: &str, bytes_per_sec: Option<usize>, dur: D
         sock.set_recv_buffer_size(8192).unwrap();
     }
     let mut s = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-    let mut c = ClientSession::new([5u8; HANDSHAKE_SIZE], 0, false, &format!("rtmp://127.0.0.1:{port}/live"), &format!("{name}?rendition=auto"), ClientMode::Play);
+    let mut c = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(false), [5u8; HANDSHAKE_SIZE], 0, &format!("rtmp://127.0.0.1:{port}/live"), &format!("{name}?rendition=auto"), ClientMode::Play, std::time::Instant::now());
     let (mut buf, mut out) = (BytesMut::new(), vec![]);
     let (mut widths, mut audio_after) = (vec![], 0usize);
     let t0 = Instant::now();
     let mut chunk = vec![0u8; 4096];
     while t0.elapsed() < dur {
-        c.poll_transmit(&mut out);
+        c.poll_transmit(&mut out, std::time::Instant::now());
         if !out.is_empty() {
             s.write_all(&out).await.unwrap();
             out.clear();
@@ -357,7 +357,7 @@ async fn auto_player(port: u16, name: &str, bytes_per_sec: Option<usize>, dur: D
             Err(_) => continue,
         };
         buf.extend_from_slice(&chunk[..n]);
-        c.handle_input(&mut buf).unwrap();
+        c.handle_input(&mut buf, std::time::Instant::now()).unwrap();
         while let Some(e) = c.poll_event() {
             if let ClientEvent::Media { kind, payload, .. } = e {
                 match kind {

@@ -18,13 +18,13 @@ use tokio::{
 /// sends `extra` raw bytes. Returns how long until the server closed the socket.
 async fn after_connect_send(port: u16, extra: &[u8]) -> Duration {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut c = ClientSession::new([3u8; HANDSHAKE_SIZE], 0, false, &format!("rtmp://127.0.0.1:{port}/live"), "x", ClientMode::Play);
+    let mut c = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(false), [3u8; HANDSHAKE_SIZE], 0, &format!("rtmp://127.0.0.1:{port}/live"), "x", ClientMode::Play, std::time::Instant::now());
     let mut buf = BytesMut::new();
     let mut out = vec![];
     // Drive until the play was answered (refused: x is not live) — the session is then idle.
     let t0 = Instant::now();
     loop {
-        c.poll_transmit(&mut out);
+        c.poll_transmit(&mut out, std::time::Instant::now());
         s.write_all(&out).await.unwrap();
         out.clear();
         if std::iter::from_fn(|| c.poll_event()).any(|e| matches!(e, ClientEvent::Status { .. })) {
@@ -33,7 +33,7 @@ async fn after_connect_send(port: u16, extra: &[u8]) -> Duration {
         assert!(t0.elapsed() < Duration::from_secs(5));
         let n = tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf)).await.unwrap().unwrap();
         assert!(n > 0);
-        c.handle_input(&mut buf).unwrap();
+        c.handle_input(&mut buf, std::time::Instant::now()).unwrap();
     }
     s.write_all(extra).await.unwrap();
     closed_within(&mut s, Duration::from_secs(10)).await
@@ -138,14 +138,14 @@ async fn a_stalled_player_is_dropped_without_slowing_anyone() {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let mut s = sock.connect(([127, 0, 0, 1], srv.rtmp).into()).await.unwrap();
-    let mut c = ClientSession::new([3u8; HANDSHAKE_SIZE], 0, true, &format!("rtmp://127.0.0.1:{}/live", srv.rtmp), "s", ClientMode::Play);
+    let mut c = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(true), [3u8; HANDSHAKE_SIZE], 0, &format!("rtmp://127.0.0.1:{}/live", srv.rtmp), "s", ClientMode::Play, std::time::Instant::now());
     let (mut buf, mut out) = (BytesMut::new(), vec![]);
     while !c.is_started() {
-        c.poll_transmit(&mut out);
+        c.poll_transmit(&mut out, std::time::Instant::now());
         s.write_all(&out).await.unwrap();
         out.clear();
         tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf)).await.unwrap().unwrap();
-        c.handle_input(&mut buf).unwrap();
+        c.handle_input(&mut buf, std::time::Instant::now()).unwrap();
     }
     let healthy = tokio::spawn({
         let url = srv.rtmp_url("s");

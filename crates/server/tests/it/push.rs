@@ -39,11 +39,11 @@ fn player(port: u16, name: &str, stop: watch::Receiver<bool>) -> (tokio::task::J
         let mut io = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut random = [0u8; HANDSHAKE_SIZE];
         rand::thread_rng().fill_bytes(&mut random);
-        let mut s = ClientSession::new(random, 0, false, &format!("rtmp://127.0.0.1:{port}/live"), &name, ClientMode::Play);
+        let mut s = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(false), random, 0, &format!("rtmp://127.0.0.1:{port}/live"), &name, ClientMode::Play, std::time::Instant::now());
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         loop {
-            s.poll_transmit(&mut out);
+            s.poll_transmit(&mut out, std::time::Instant::now());
             if !out.is_empty() {
                 io.write_all(&out).await.unwrap();
                 out.clear();
@@ -60,7 +60,7 @@ fn player(port: u16, name: &str, stop: watch::Receiver<bool>) -> (tokio::task::J
                 r = io.read_buf(&mut buf) => {
                     match r {
                         Ok(0) | Err(_) => return take(&frames),
-                        Ok(_) => s.handle_input(&mut buf).unwrap(),
+                        Ok(_) => s.handle_input(&mut buf, std::time::Instant::now()).unwrap(),
                     }
                 }
                 _ = stop.wait_for(|v| *v) => return take(&frames),
@@ -215,16 +215,16 @@ async fn a_restarted_clock_is_shifted_to_continue() {
         let mut io = TcpStream::connect(("127.0.0.1", srv.rtmp)).await.unwrap();
         let mut random = [0u8; HANDSHAKE_SIZE];
         rand::thread_rng().fill_bytes(&mut random);
-        let mut s = ClientSession::new(random, 0, false, &format!("rtmp://127.0.0.1:{}/live", srv.rtmp), "obs", ClientMode::Publish);
+        let mut s = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(false), random, 0, &format!("rtmp://127.0.0.1:{}/live", srv.rtmp), "obs", ClientMode::Publish, std::time::Instant::now());
         let mut buf = BytesMut::new();
         let mut o = Vec::new();
         let t0 = Instant::now();
         while !s.is_started() {
-            s.poll_transmit(&mut o);
+            s.poll_transmit(&mut o, std::time::Instant::now());
             io.write_all(&o).await.unwrap();
             o.clear();
             assert!(io.read_buf(&mut buf).await.unwrap() > 0);
-            s.handle_input(&mut buf).unwrap();
+            s.handle_input(&mut buf, std::time::Instant::now()).unwrap();
             while let Some(ev) = s.poll_event() {
                 assert!(!matches!(&ev, ClientEvent::Status { level, .. } if level == "error"), "round {round}: {ev:?}");
             }
@@ -235,7 +235,7 @@ async fn a_restarted_clock_is_shifted_to_continue() {
         for (kind, ts, data) in &tags {
             s.send_media(*kind, base + *ts, data);
         }
-        s.poll_transmit(&mut o);
+        s.poll_transmit(&mut o, std::time::Instant::now());
         io.write_all(&o).await.unwrap();
         if round == 0 {
             eventually("stream obs listed", Duration::from_secs(10), || async { started_unix(&srv.streams().await, "obs").is_some() }).await;
