@@ -17,7 +17,9 @@ use libfuzzer_sys::fuzz_target;
 use rtmp_proto::{handshake::HANDSHAKE_SIZE, Event, MediaKind, ServerSession, SessionConfig};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((head, data)) = data.split_first_chunk::<4>() else { return };
+    let Some((head, data)) = data.split_first_chunk::<4>() else {
+        return;
+    };
     let [a, b, refusals, step] = *head;
     let t0 = Instant::now();
     let mut now = t0;
@@ -51,7 +53,9 @@ fuzz_target!(|data: &[u8]| {
                 any = true;
                 let refuse = refusals >> (decisions % 8) & 1 == 1;
                 match ev {
-                    Event::Publish { stream_id, name, .. } => {
+                    Event::Publish {
+                        stream_id, name, ..
+                    } => {
                         decisions += 1;
                         if refuse {
                             s.reject_publish(stream_id, "NetStream.Publish.BadName", "no", now);
@@ -59,7 +63,9 @@ fuzz_target!(|data: &[u8]| {
                             s.accept_publish(stream_id, &name, now);
                         }
                     }
-                    Event::Play { stream_id, name, .. } => {
+                    Event::Play {
+                        stream_id, name, ..
+                    } => {
                         decisions += 1;
                         if refuse {
                             s.reject_play(stream_id, "NetStream.Play.StreamNotFound", "no", now);

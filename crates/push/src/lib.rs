@@ -32,10 +32,7 @@ use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use media::flv::{self, VideoPacket};
 use rtmp_io::{Client, ConnectOptions, Connector, DriverConfig, TlsError, Verify};
-use rtmp_proto::{
-    amf0::Value,
-    ClientConfig, ClientMode, ClientSession, MediaKind,
-};
+use rtmp_proto::{amf0::Value, ClientConfig, ClientMode, ClientSession, MediaKind};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, BufReader},
     process::{Child, Command},
@@ -160,7 +157,11 @@ impl From<rtmp_proto::url::UrlError> for PushError {
 
 /// The connector for `url`: `rtmps` verified against the system's roots, `ca_file`, or not at
 /// all (`insecure`).
-pub fn connector(url: &PushUrl, insecure: bool, ca_file: Option<&Path>) -> Result<Connector, PushError> {
+pub fn connector(
+    url: &PushUrl,
+    insecure: bool,
+    ca_file: Option<&Path>,
+) -> Result<Connector, PushError> {
     let verify = url.tls.then(|| match (insecure, ca_file) {
         (true, _) => Verify::Insecure,
         (false, Some(p)) => Verify::CaFile(p.to_owned()),
@@ -169,7 +170,10 @@ pub fn connector(url: &PushUrl, insecure: bool, ca_file: Option<&Path>) -> Resul
     let mut session = ClientConfig::default();
     session.start_timeout(START_TIMEOUT);
     let mut options = ConnectOptions::default();
-    options.verify(verify).session(session).driver(DriverConfig::default().write_timeout(WRITE_STALL).clone());
+    options
+        .verify(verify)
+        .session(session)
+        .driver(DriverConfig::default().write_timeout(WRITE_STALL).clone());
     Connector::new(options).map_err(|e| match e {
         rtmp_io::Error::Tls(TlsError::Config(s)) => PushError::Tls(s),
         e => PushError::Tls(e.to_string()),
@@ -203,9 +207,18 @@ impl Tag {
                 Ok(t) => (t.is_keyframe(), t.is_sequence_header()),
                 Err(_) => (false, false),
             },
-            MediaKind::Audio => (false, flv::parse_audio_tag(&data).is_ok_and(|t| t.is_sequence_header())),
+            MediaKind::Audio => (
+                false,
+                flv::parse_audio_tag(&data).is_ok_and(|t| t.is_sequence_header()),
+            ),
         };
-        Some(Self { kind, timestamp, data, keyframe, sequence_header })
+        Some(Self {
+            kind,
+            timestamp,
+            data,
+            keyframe,
+            sequence_header,
+        })
     }
 }
 
@@ -235,7 +248,16 @@ fn is_sync(t: &Tag, has_video: bool) -> bool {
 impl ReplayBuffer {
     /// An empty buffer.
     pub fn new(window_ms: u32, max_bytes: usize) -> Self {
-        Self { window_ms, max_bytes, metadata: None, video_header: None, audio_header: None, tags: VecDeque::new(), bytes: 0, has_video: false }
+        Self {
+            window_ms,
+            max_bytes,
+            metadata: None,
+            video_header: None,
+            audio_header: None,
+            tags: VecDeque::new(),
+            bytes: 0,
+            has_video: false,
+        }
     }
 
     /// Keeps the latest onMetaData.
@@ -265,7 +287,11 @@ impl ReplayBuffer {
         let newest = self.tags.back().map_or(0, |t| t.timestamp);
         let hv = self.has_video;
         // The latest start point that still leaves a full window behind the newest tag.
-        if let Some(i) = self.tags.iter().rposition(|t| is_sync(t, hv) && newest.saturating_sub(t.timestamp) >= self.window_ms) {
+        if let Some(i) = self
+            .tags
+            .iter()
+            .rposition(|t| is_sync(t, hv) && newest.saturating_sub(t.timestamp) >= self.window_ms)
+        {
             self.drop_front(i);
         }
         while self.bytes > self.max_bytes {
@@ -288,7 +314,11 @@ impl ReplayBuffer {
 
     fn drop_to_sync(&mut self) {
         let hv = self.has_video;
-        let n = self.tags.iter().position(|t| is_sync(t, hv)).unwrap_or(self.tags.len());
+        let n = self
+            .tags
+            .iter()
+            .position(|t| is_sync(t, hv))
+            .unwrap_or(self.tags.len());
         self.drop_front(n);
     }
 
@@ -347,7 +377,10 @@ type RawTag = (u8, u32, Bytes);
 
 impl<R: AsyncRead + Unpin> FlvStream<R> {
     fn new(r: R) -> Self {
-        Self { r, demux: flv::Demuxer::new() }
+        Self {
+            r,
+            demux: flv::Demuxer::new(),
+        }
     }
 
     async fn next(&mut self) -> Result<Option<RawTag>, String> {
@@ -355,8 +388,18 @@ impl<R: AsyncRead + Unpin> FlvStream<R> {
             if let Some(t) = self.demux.poll().map_err(|e| e.to_string())? {
                 return Ok(Some((t.tag_type.id(), t.timestamp, t.data)));
             }
-            if self.r.read_buf(self.demux.buffer_mut()).await.map_err(|e| e.to_string())? == 0 {
-                return self.demux.finish().map(|()| None).map_err(|e| e.to_string());
+            if self
+                .r
+                .read_buf(self.demux.buffer_mut())
+                .await
+                .map_err(|e| e.to_string())?
+                == 0
+            {
+                return self
+                    .demux
+                    .finish()
+                    .map(|()| None)
+                    .map_err(|e| e.to_string());
             }
         }
     }
@@ -364,7 +407,9 @@ impl<R: AsyncRead + Unpin> FlvStream<R> {
 
 /// Whether `path` is a readable file that starts like FLV.
 pub async fn is_flv_file(path: &str) -> bool {
-    let Ok(mut f) = tokio::fs::File::open(path).await else { return false };
+    let Ok(mut f) = tokio::fs::File::open(path).await else {
+        return false;
+    };
     let mut h = [0u8; 3];
     f.read_exact(&mut h).await.is_ok() && &h == b"FLV"
 }
@@ -373,17 +418,25 @@ pub async fn is_flv_file(path: &str) -> bool {
 /// timestamps when asked.
 async fn flv_source(path: PathBuf, looping: bool, tx: mpsc::Sender<Item>) {
     if let Err(e) = flv_source_inner(&path, looping, &tx).await {
-        let _ = tx.send(Item::Failed(format!("{}: {e}", path.display()))).await;
+        let _ = tx
+            .send(Item::Failed(format!("{}: {e}", path.display())))
+            .await;
     }
 }
 
-async fn flv_source_inner(path: &Path, looping: bool, tx: &mpsc::Sender<Item>) -> Result<(), String> {
+async fn flv_source_inner(
+    path: &Path,
+    looping: bool,
+    tx: &mpsc::Sender<Item>,
+) -> Result<(), String> {
     let start = Instant::now();
     // Added to the file's timestamps in this lap.
     let mut offset: u64 = 0;
     let mut lap = 0u64;
     loop {
-        let f = tokio::fs::File::open(path).await.map_err(|e| e.to_string())?;
+        let f = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut s = FlvStream::new(BufReader::with_capacity(256 << 10, f));
         let mut base: Option<u32> = None;
         let mut max_out: u64 = offset;
@@ -404,11 +457,17 @@ async fn flv_source_inner(path: &Path, looping: bool, tx: &mpsc::Sender<Item>) -
                 }
                 _ => continue,
             };
-            let Some(mut tag) = Tag::new(kind, 0, data) else { continue };
+            let Some(mut tag) = Tag::new(kind, 0, data) else {
+                continue;
+            };
             if tag.sequence_header && lap > 0 {
                 continue;
             }
-            let b = if tag.sequence_header { base.unwrap_or(ts) } else { *base.get_or_insert(ts) };
+            let b = if tag.sequence_header {
+                base.unwrap_or(ts)
+            } else {
+                *base.get_or_insert(ts)
+            };
             let out = offset + ts.saturating_sub(b) as u64;
             if !tag.sequence_header {
                 frames += 1;
@@ -446,13 +505,32 @@ pub fn ffmpeg_command(ffmpeg: &Path, input: &str, looping: bool, transcode: bool
     }
     c.args(["-re", "-i", input, "-map", "0:v:0?", "-map", "0:a:0?"]);
     if transcode {
-        c.args(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"]);
-        c.args(["-force_key_frames", "expr:gte(t,n_forced*2)", "-c:a", "aac", "-b:a", "128k"]);
+        c.args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-pix_fmt",
+            "yuv420p",
+        ]);
+        c.args([
+            "-force_key_frames",
+            "expr:gte(t,n_forced*2)",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+        ]);
     } else {
         c.args(["-c", "copy"]);
     }
     c.args(["-f", "flv", "-flvflags", "no_duration_filesize", "pipe:1"]);
-    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     c
 }
 
@@ -498,7 +576,13 @@ async fn ffmpeg_source(mut child: Child, tx: mpsc::Sender<Item>) {
     let status = timeout(Duration::from_secs(5), child.wait()).await;
     // Let the stderr reader catch the last lines.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let tail = stderr_tail.lock().unwrap().iter().cloned().collect::<Vec<_>>().join("\n  ");
+    let tail = stderr_tail
+        .lock()
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n  ");
     let failed = match (&r, &status) {
         (Err(e), _) if e == "stopped" => return,
         (Err(e), _) => Some(format!("reading ffmpeg's output: {e}")),
@@ -507,7 +591,11 @@ async fn ffmpeg_source(mut child: Child, tx: mpsc::Sender<Item>) {
         _ => None,
     };
     if let Some(f) = failed {
-        let msg = if tail.is_empty() { f } else { format!("{f}:\n  {tail}") };
+        let msg = if tail.is_empty() {
+            f
+        } else {
+            format!("{f}:\n  {tail}")
+        };
         let _ = tx.send(Item::Failed(msg)).await;
     }
 }
@@ -555,7 +643,10 @@ async fn open(connector: Connector, url: PushUrl) -> Result<Client, Fail> {
 fn absorb(link: &mut Client) -> Result<(), Fail> {
     while let Some(ev) = link.poll_event() {
         if let Some((code, description)) = ev.refusal() {
-            return Err(Fail::Refused { code: code.to_owned(), description: description.to_owned() });
+            return Err(Fail::Refused {
+                code: code.to_owned(),
+                description: description.to_owned(),
+            });
         }
     }
     Ok(())
@@ -594,7 +685,13 @@ pub async fn run(args: PushArgs, stop: impl Future<Output = ()>) -> Result<PushS
     } else {
         let child = ffmpeg_command(&args.ffmpeg, &args.input, args.looping, args.transcode)
             .spawn()
-            .map_err(|e| PushError::Input(format!("{:?} is not an FLV file, and ffmpeg ({}) cannot be started to read it: {e}", args.input, args.ffmpeg.display())))?;
+            .map_err(|e| {
+                PushError::Input(format!(
+                    "{:?} is not an FLV file, and ffmpeg ({}) cannot be started to read it: {e}",
+                    args.input,
+                    args.ffmpeg.display()
+                ))
+            })?;
         tokio::spawn(ffmpeg_source(child, tx))
     };
     // Ends the source (and kills ffmpeg) however this function returns.
@@ -610,7 +707,10 @@ pub async fn run(args: PushArgs, stop: impl Future<Output = ()>) -> Result<PushS
         ProgressBar::hidden()
     } else {
         let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        b.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         b
     };
     let shown = url.display();
@@ -788,11 +888,23 @@ mod tests {
     use MediaKind::{Audio, Video};
 
     fn tag(kind: MediaKind, ts: u32, keyframe: bool, len: usize) -> Tag {
-        Tag { kind, timestamp: ts, data: Bytes::from(vec![0u8; len]), keyframe, sequence_header: false }
+        Tag {
+            kind,
+            timestamp: ts,
+            data: Bytes::from(vec![0u8; len]),
+            keyframe,
+            sequence_header: false,
+        }
     }
 
     fn header(kind: MediaKind) -> Tag {
-        Tag { kind, timestamp: 0, data: Bytes::from_static(&[1, 2, 3]), keyframe: false, sequence_header: true }
+        Tag {
+            kind,
+            timestamp: 0,
+            data: Bytes::from_static(&[1, 2, 3]),
+            keyframe: false,
+            sequence_header: true,
+        }
     }
 
     /// 30 fps video with a keyframe every `gop` frames, AAC audio (~47 frames/s).
@@ -894,14 +1006,24 @@ mod tests {
         assert_eq!(u.display(), "rtmps://example.org:443/live/cam");
         let u = PushUrl::parse("rtmp://[::1]:1940/live/x").unwrap();
         assert_eq!(u.tc_url(), "rtmp://[::1]:1940/live");
-        for s in ["http://h/live/x", "rtmp://h/live", "rtmp://h/live/", "rtmp://h:99999/live/x", "rtmp://:1/live/x"] {
+        for s in [
+            "http://h/live/x",
+            "rtmp://h/live",
+            "rtmp://h/live/",
+            "rtmp://h:99999/live/x",
+            "rtmp://:1/live/x",
+        ] {
             assert!(PushUrl::parse(s).is_err(), "{s}");
         }
     }
 
     #[tokio::test]
     async fn flv_stream_reads_a_real_file_and_survives_garbage() {
-        let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../media/tests/assets/avc_aac_720p30.flv")).unwrap();
+        let file = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../media/tests/assets/avc_aac_720p30.flv"
+        ))
+        .unwrap();
         let mut s = FlvStream::new(&file[..]);
         let mut n = 0;
         let mut meta = 0;
@@ -923,7 +1045,11 @@ mod tests {
             }
         }
         assert!(r.is_err() || matches!(r, Ok(None)));
-        for bad in [&b"FLX\x01\x05\0\0\0\x09"[..], b"FLV\x01\x05\xff\xff\xff\xff", b"FL"] {
+        for bad in [
+            &b"FLX\x01\x05\0\0\0\x09"[..],
+            b"FLV\x01\x05\xff\xff\xff\xff",
+            b"FL",
+        ] {
             assert!(FlvStream::new(bad).next().await.is_err());
         }
     }

@@ -27,7 +27,11 @@ fn messages() -> Vec<(u8, u32, Vec<u8>)> {
         .filter(|t| t.tag_type.media_kind().is_some())
         .map(|t| (t.tag_type.id(), t.timestamp, t.data.to_vec()))
         .collect();
-    assert!(tags.len() > 70, "expected ~78 media tags, got {}", tags.len());
+    assert!(
+        tags.len() > 70,
+        "expected ~78 media tags, got {}",
+        tags.len()
+    );
     let span = tags.iter().map(|t| t.1).max().unwrap() + 33;
     (0..10u32)
         .flat_map(|i| {

@@ -34,10 +34,10 @@ pub mod message;
 pub mod session;
 pub mod url;
 
-/// AMF0 lives in `media` (FLV script data tags use it as RTMP commands do).
-pub use media::amf0;
 pub use client::{ClientConfig, ClientEvent, ClientMode, ClientSession};
 pub use error::{ApiMisuse, Fault, InvalidMessage, PeerMisbehaved, RtmpError};
+/// AMF0 lives in `media` (FLV script data tags use it as RTMP commands do).
+pub use media::amf0;
 pub use message::{MediaKind, MessageType};
 pub use session::{Event, ServerSession, SessionConfig};
 pub use url::{RtmpUrl, UrlError};

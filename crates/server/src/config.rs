@@ -153,9 +153,14 @@ pub enum ConfigError {
 impl Config {
     /// Reads a TOML config file.
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
     }
 
     /// `base` (a role's own defaults: its ports, its data directory) with every top-level key
@@ -163,11 +168,19 @@ impl Config {
     /// file and `[limits]` / `[auth]` apply wherever they are given. Flags go on top of this.
     pub fn layered(base: Config, path: Option<&std::path::Path>) -> Result<Self, ConfigError> {
         let Some(path) = path else { return Ok(base) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let file: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let file: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })?;
         // Which keys the file sets (its parse above already refused unknown ones).
-        let set: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        let set: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })?;
         let has = |k: &str| set.contains_key(k);
         let mut c = base;
         if has("rtmp_addr") {
@@ -202,7 +215,9 @@ impl Config {
     pub fn add_publish_keys(&mut self, specs: &[String]) -> Result<(), ConfigError> {
         for spec in specs {
             let (name, secret) = spec.split_once('=').ok_or_else(|| {
-                ConfigError::Invalid(format!("--publish-key {spec:?}: expected NAME=SECRET, e.g. --publish-key demo=s3cret"))
+                ConfigError::Invalid(format!(
+                    "--publish-key {spec:?}: expected NAME=SECRET, e.g. --publish-key demo=s3cret"
+                ))
             })?;
             self.auth.keys.insert(name.to_string(), secret.to_string());
         }
@@ -218,30 +233,44 @@ impl Config {
                 )));
             }
             if secret.is_empty() {
-                return Err(ConfigError::Invalid(format!("publish key for {name:?} is empty")));
+                return Err(ConfigError::Invalid(format!(
+                    "publish key for {name:?} is empty"
+                )));
             }
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err(ConfigError::Invalid("--tls-cert and --tls-key must be given together".into()));
+            return Err(ConfigError::Invalid(
+                "--tls-cert and --tls-key must be given together".into(),
+            ));
         }
         let l = &self.limits;
         if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 || l.write_timeout_secs == 0 {
-            return Err(ConfigError::Invalid("[limits] timeouts must be at least 1 second".into()));
+            return Err(ConfigError::Invalid(
+                "[limits] timeouts must be at least 1 second".into(),
+            ));
         }
         if l.max_message_size < 64 << 10 {
-            return Err(ConfigError::Invalid("[limits] max_message_size must be at least 65536".into()));
+            return Err(ConfigError::Invalid(
+                "[limits] max_message_size must be at least 65536".into(),
+            ));
         }
         if l.max_connections == 0 || l.max_connections_per_ip == 0 || l.max_publishers == 0 {
             return Err(ConfigError::Invalid("[limits] max_connections, max_connections_per_ip and max_publishers must be at least 1".into()));
         }
         if l.player_batch_ms > 1000 {
-            return Err(ConfigError::Invalid("[limits] player_batch_ms must be at most 1000".into()));
+            return Err(ConfigError::Invalid(
+                "[limits] player_batch_ms must be at most 1000".into(),
+            ));
         }
         if l.reconnect_grace_ms > 600_000 {
-            return Err(ConfigError::Invalid("[limits] reconnect_grace_ms must be at most 600000 (10 minutes)".into()));
+            return Err(ConfigError::Invalid(
+                "[limits] reconnect_grace_ms must be at most 600000 (10 minutes)".into(),
+            ));
         }
         if l.player_queue_frames < 16 {
-            return Err(ConfigError::Invalid("[limits] player_queue_frames must be at least 16".into()));
+            return Err(ConfigError::Invalid(
+                "[limits] player_queue_frames must be at least 16".into(),
+            ));
         }
         Ok(())
     }
@@ -269,17 +298,36 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ferrocast-layered-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("ferrocast.toml");
-        std::fs::write(&path, "data_dir = \"/srv/x\"\n[limits]\nmax_publishers = 3\n").unwrap();
-        let base = Config { rtmp_addr: Some(([0, 0, 0, 0], 1938).into()), rtmps_addr: None, http_addr: ([0, 0, 0, 0], 8083).into(), ..Config::default() };
+        std::fs::write(
+            &path,
+            "data_dir = \"/srv/x\"\n[limits]\nmax_publishers = 3\n",
+        )
+        .unwrap();
+        let base = Config {
+            rtmp_addr: Some(([0, 0, 0, 0], 1938).into()),
+            rtmps_addr: None,
+            http_addr: ([0, 0, 0, 0], 8083).into(),
+            ..Config::default()
+        };
         let c = Config::layered(base, Some(&path)).unwrap();
         assert_eq!(c.limits.max_publishers, 3);
-        assert_eq!(c.limits.idle_timeout_secs, 30, "unset limits keep their defaults");
+        assert_eq!(
+            c.limits.idle_timeout_secs, 30,
+            "unset limits keep their defaults"
+        );
         assert_eq!(c.data_dir, PathBuf::from("/srv/x"));
-        assert_eq!(c.rtmp_addr.map(|a| a.port()), Some(1938), "the role's own port stays");
+        assert_eq!(
+            c.rtmp_addr.map(|a| a.port()),
+            Some(1938),
+            "the role's own port stays"
+        );
         assert_eq!(c.rtmps_addr, None);
         assert_eq!(c.http_addr.port(), 8083);
         std::fs::write(&path, "bogus = 1\n").unwrap();
-        assert!(matches!(Config::layered(Config::default(), Some(&path)), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            Config::layered(Config::default(), Some(&path)),
+            Err(ConfigError::Parse { .. })
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -288,7 +336,11 @@ mod tests {
         let mut c = Config::default();
         assert!(c.add_publish_keys(&["nokey".into()]).is_err());
         c.add_publish_keys(&["../x=y".into()]).unwrap();
-        assert!(c.validate().unwrap_err().to_string().contains("stream names"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("stream names"));
         assert!(toml::from_str::<Config>("bogus = 1").is_err());
     }
 }

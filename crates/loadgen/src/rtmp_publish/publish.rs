@@ -14,10 +14,7 @@ use media::flv::{
     parse_audio_tag, parse_metadata, parse_video_tag, FileReader, TagType, VideoPacket,
 };
 use rtmp_io::{Client, Connector};
-use rtmp_proto::{
-    amf0::Value,
-    ClientMode, MediaKind,
-};
+use rtmp_proto::{amf0::Value, ClientMode, MediaKind};
 use tokio::time::{sleep_until, Instant};
 
 use super::report::{PublishReport, PublisherResult};

@@ -91,7 +91,12 @@ pub struct EdgeArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Fixed origins, `http://HOST:PORT`, comma-separated (without --redis).
-    #[arg(long, value_delimiter = ',', required_unless_present = "redis", conflicts_with = "redis")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "redis",
+        conflicts_with = "redis"
+    )]
     pub origin: Vec<String>,
     /// Cluster mode: Redis holding the cluster's state (`redis://HOST:PORT`).
     #[arg(long)]
@@ -152,7 +157,13 @@ pub enum RoleError {
 }
 
 /// A role's config: its own defaults, then the `--config` file, then its flags.
-fn role_config(base: Config, file: Option<&std::path::Path>, data_dir: Option<PathBuf>, rtmp: Option<SocketAddr>, http: Option<SocketAddr>) -> Result<Config, ConfigError> {
+fn role_config(
+    base: Config,
+    file: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+    rtmp: Option<SocketAddr>,
+    http: Option<SocketAddr>,
+) -> Result<Config, ConfigError> {
     let mut c = Config::layered(base, file)?;
     if let Some(d) = data_dir {
         c.data_dir = d;
@@ -188,19 +199,43 @@ fn store_check(s: &SegmentStore) -> Check {
 
 /// Runs an encoder until `shutdown`.
 pub async fn encoder(a: EncoderArgs, shutdown: impl Future<Output = ()>) -> Result<(), RoleError> {
-    let base = Config { data_dir: "data-encoder".into(), rtmp_addr: Some(([0, 0, 0, 0], 1938).into()), rtmps_addr: None, http_addr: ([0, 0, 0, 0], 8083).into(), ..Config::default() };
-    let mut config = role_config(base, a.config.as_deref(), a.data_dir, a.rtmp_addr, a.http_addr)?;
+    let base = Config {
+        data_dir: "data-encoder".into(),
+        rtmp_addr: Some(([0, 0, 0, 0], 1938).into()),
+        rtmps_addr: None,
+        http_addr: ([0, 0, 0, 0], 8083).into(),
+        ..Config::default()
+    };
+    let mut config = role_config(
+        base,
+        a.config.as_deref(),
+        a.data_dir,
+        a.rtmp_addr,
+        a.http_addr,
+    )?;
     config.add_publish_keys(&a.publish_keys)?;
     config.validate()?;
     let redis = connect_redis(&a.redis).await?;
-    let store_err = |source| RoleError::Store { url: a.store.clone(), source };
+    let store_err = |source| RoleError::Store {
+        url: a.store.clone(),
+        source,
+    };
     let store = SegmentStore::from_url(&a.store).map_err(store_err)?;
     store.check().await.map_err(store_err)?;
     let listeners = crate::bind(&config).await?;
-    let rtmp_port = listeners.rtmp.as_ref().and_then(|l| l.local_addr().ok()).map_or(0, |x| x.port());
-    let http_port = listeners.http.local_addr().map_or(config.http_addr.port(), |x| x.port());
+    let rtmp_port = listeners
+        .rtmp
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or(0, |x| x.port());
+    let http_port = listeners
+        .http
+        .local_addr()
+        .map_or(config.http_addr.port(), |x| x.port());
     let info = EncoderInfo {
-        id: a.id.unwrap_or_else(|| format!("enc-{}-{rtmp_port}", a.advertise)),
+        id: a
+            .id
+            .unwrap_or_else(|| format!("enc-{}-{rtmp_port}", a.advertise)),
         rtmp: format!("{}:{rtmp_port}", a.advertise),
         http: format!("http://{}:{http_port}", a.advertise),
     };
@@ -230,11 +265,17 @@ pub async fn encoder(a: EncoderArgs, shutdown: impl Future<Output = ()>) -> Resu
         })
     };
     let role = RoleOptions {
-        cluster: Some(crate::encode::pipeline::EncoderCluster { id: info.id.clone(), own: redis.clone(), sessions: redis.clone() }),
+        cluster: Some(crate::encode::pipeline::EncoderCluster {
+            id: info.id.clone(),
+            own: redis.clone(),
+            sessions: redis.clone(),
+        }),
         store: Some(store.clone()),
         meta: Some(redis.clone()),
         events: Some(redis.clone()),
-        health: Health::default().with("redis", redis_check(&redis)).with("store", store_check(&store)),
+        health: Health::default()
+            .with("redis", redis_check(&redis))
+            .with("store", store_check(&store)),
         background: vec![renew],
         ..RoleOptions::default()
     };
@@ -245,16 +286,32 @@ pub async fn encoder(a: EncoderArgs, shutdown: impl Future<Output = ()>) -> Resu
 
 /// Runs a gateway until `shutdown`.
 pub async fn gateway(a: GatewayArgs, shutdown: impl Future<Output = ()>) -> Result<(), RoleError> {
-    let base = Config { data_dir: "data-gateway".into(), rtmp_addr: Some(([0, 0, 0, 0], 1937).into()), rtmps_addr: None, http_addr: ([0, 0, 0, 0], 8082).into(), ..Config::default() };
-    let mut config = role_config(base, a.config.as_deref(), a.data_dir, a.rtmp_addr, a.http_addr)?;
+    let base = Config {
+        data_dir: "data-gateway".into(),
+        rtmp_addr: Some(([0, 0, 0, 0], 1937).into()),
+        rtmps_addr: None,
+        http_addr: ([0, 0, 0, 0], 8082).into(),
+        ..Config::default()
+    };
+    let mut config = role_config(
+        base,
+        a.config.as_deref(),
+        a.data_dir,
+        a.rtmp_addr,
+        a.http_addr,
+    )?;
     // A gateway only routes: it never transcodes, whatever the file says.
     config.transcode = false;
     config.validate()?;
     let redis = connect_redis(&a.redis).await?;
     let listeners = crate::bind(&config).await?;
     match redis.encoders().await {
-        Ok(e) if e.is_empty() => warn!("no encoder registered yet: publishes are refused until one runs (`ferrocast encoder`)"),
-        Ok(e) => info!(encoders = ?e.iter().map(|e| &e.id).collect::<Vec<_>>(), "gateway routing over"),
+        Ok(e) if e.is_empty() => warn!(
+            "no encoder registered yet: publishes are refused until one runs (`ferrocast encoder`)"
+        ),
+        Ok(e) => {
+            info!(encoders = ?e.iter().map(|e| &e.id).collect::<Vec<_>>(), "gateway routing over")
+        }
         Err(e) => warn!("{e}"),
     }
     let role = RoleOptions {
@@ -267,7 +324,10 @@ pub async fn gateway(a: GatewayArgs, shutdown: impl Future<Output = ()>) -> Resu
 
 /// Runs an edge until `shutdown`: a plain DASH cache in front of `--origin`, or (with
 /// `--redis`) a cluster edge.
-pub async fn edge(a: EdgeArgs, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RoleError> {
+pub async fn edge(
+    a: EdgeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RoleError> {
     let tls = a.tls_cert.clone().zip(a.tls_key.clone());
     let base = Config {
         data_dir: "data-edge".into(),
@@ -275,7 +335,13 @@ pub async fn edge(a: EdgeArgs, shutdown: impl Future<Output = ()> + Send + 'stat
         transcode: false,
         ..Config::default()
     };
-    let mut config = role_config(base, a.config.as_deref(), a.data_dir.clone(), a.rtmp_addr, a.http_addr)?;
+    let mut config = role_config(
+        base,
+        a.config.as_deref(),
+        a.data_dir.clone(),
+        a.rtmp_addr,
+        a.http_addr,
+    )?;
     if let Some(r) = a.rtmps_addr {
         config.rtmps_addr = Some(r);
     }
@@ -290,7 +356,11 @@ pub async fn edge(a: EdgeArgs, shutdown: impl Future<Output = ()> + Send + 'stat
         Some(redis) => cluster_edge(a, redis, config, shutdown).await,
         None => {
             let state = EdgeState::new(&a.origin)?;
-            let listener = crate::listen(config.http_addr).map_err(|source| ServeError::Bind { addr: config.http_addr, what: "http", source })?;
+            let listener = crate::listen(config.http_addr).map_err(|source| ServeError::Bind {
+                addr: config.http_addr,
+                what: "http",
+                source,
+            })?;
             edge_http::run(listener, state, shutdown).await;
             Ok(())
         }
@@ -298,7 +368,12 @@ pub async fn edge(a: EdgeArgs, shutdown: impl Future<Output = ()> + Send + 'stat
 }
 
 /// Runs a cluster edge until `shutdown`.
-async fn cluster_edge(a: EdgeArgs, redis: String, config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RoleError> {
+async fn cluster_edge(
+    a: EdgeArgs,
+    redis: String,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RoleError> {
     let redis = connect_redis(&redis).await?;
     let gateway = match &a.gateway {
         Some(g) => Some(
@@ -310,10 +385,22 @@ async fn cluster_edge(a: EdgeArgs, redis: String, config: Config, shutdown: impl
         None => None,
     };
     let listeners = crate::bind(&config).await?;
-    let port = listeners.http.local_addr().map_or(config.http_addr.port(), |x| x.port());
-    let advertise = a.advertise.unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+    let port = listeners
+        .http
+        .local_addr()
+        .map_or(config.http_addr.port(), |x| x.port());
+    let advertise = a
+        .advertise
+        .unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
     let health = Health::default().with("redis", redis_check(&redis));
-    let state = EdgeState::cluster(redis.clone(), redis.clone(), redis.clone(), redis.clone(), advertise, health.clone());
+    let state = EdgeState::cluster(
+        redis.clone(),
+        redis.clone(),
+        redis.clone(),
+        redis.clone(),
+        advertise,
+        health.clone(),
+    );
     // RTMP play of a stream that was not published here: pulled from the encoder the session
     // map names.
     let locate: crate::cluster::pull::Locate = {
@@ -321,14 +408,24 @@ async fn cluster_edge(a: EdgeArgs, redis: String, config: Config, shutdown: impl
         Arc::new(move |name: String| {
             let redis = redis.clone();
             Box::pin(async move {
-                let id = crate::backend::coord::SessionMap::get(&*redis, &name).await.ok().flatten()?;
-                redis.encoders().await.ok()?.into_iter().find(|e| e.id == id).map(|e| e.rtmp)
+                let id = crate::backend::coord::SessionMap::get(&*redis, &name)
+                    .await
+                    .ok()
+                    .flatten()?;
+                redis
+                    .encoders()
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .find(|e| e.id == id)
+                    .map(|e| e.rtmp)
             })
         })
     };
     let role = RoleOptions {
         pull: Some(locate),
-        upstream: gateway.map(|g| Arc::new(FixedUpstream(g)) as Arc<dyn crate::cluster::relay::Resolver>),
+        upstream: gateway
+            .map(|g| Arc::new(FixedUpstream(g)) as Arc<dyn crate::cluster::relay::Resolver>),
         http: Some(edge_http::router(state)),
         health,
         ..RoleOptions::default()

@@ -2,30 +2,31 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
 
-use tokio::{net::TcpListener, sync::{watch, Semaphore}};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio::{
+    net::TcpListener,
+    sync::{watch, Semaphore},
+};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-use futures::future::BoxFuture;
 use crate::{
-    auth::PublishAuth,
-    config::{Config, ConfigError},
-    encode::presentation::DashRegistry,
-    encode::pipeline::Encoder,
-    http,
-    stream::hub::Hub,
-    rtmp,
-    backend::coord::EventBus,
-    backend::memory::MemoryCoord,
-    backend::health::Health,
-    backend::meta::{MemoryMeta, MetaStore},
-    cluster::relay::Resolver,
-
-    backend::store::{self, SegmentStore, StoreError},
     app::tls,
+    auth::PublishAuth,
+    backend::coord::EventBus,
+    backend::health::Health,
+    backend::memory::MemoryCoord,
+    backend::meta::{MemoryMeta, MetaStore},
+    backend::store::{self, SegmentStore, StoreError},
+    cluster::relay::Resolver,
+    config::{Config, ConfigError},
+    encode::pipeline::Encoder,
+    encode::presentation::DashRegistry,
     encode::transcode::TranscodeConfig,
+    http, rtmp,
+    stream::hub::Hub,
 };
+use futures::future::BoxFuture;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +78,11 @@ async fn bind_one(addr: SocketAddr, what: &'static str) -> Result<TcpListener, S
 /// kernel's queue, not be dropped and retry a second later (tokio's default backlog is 1024,
 /// and the kernel caps it at `net.core.somaxconn`).
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(8192)
@@ -122,22 +127,39 @@ pub struct RoleOptions {
 }
 
 /// Runs the server on bound listeners until `shutdown` completes.
-pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     run_role(config, listeners, RoleOptions::default(), shutdown).await
 }
 
 /// Runs `serve`'s machinery with a role's backends until `shutdown` completes.
-pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn run_role(
+    config: Config,
+    listeners: Listeners,
+    role: RoleOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     config.validate()?;
     // Install the recorder before any listener runs, so no early count is lost.
     let metrics = crate::http::recorder();
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
     // Absolute, because the transcoder's socket paths are handed to ffmpeg as URLs.
     let mut config = config;
-    config.data_dir = std::fs::canonicalize(&config.data_dir)
-        .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
-    let auth = PublishAuth::new(config.auth.keys.clone(), Some(crate::auth::keys::path_in(&config.data_dir)));
+    config.data_dir =
+        std::fs::canonicalize(&config.data_dir).map_err(|source| ServeError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+    let auth = PublishAuth::new(
+        config.auth.keys.clone(),
+        Some(crate::auth::keys::path_in(&config.data_dir)),
+    );
     if auth.is_open() {
         warn!("open mode: no publish keys configured, anyone who reaches the RTMP ports can publish any stream name; add keys with `ferrocast keys add NAME`, --publish-key NAME=SECRET or [auth.keys] in the config");
     }
@@ -147,24 +169,34 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
     // The RTMP listener still takes its stop signal as a watch.
     let (stop_tx, stop_rx) = watch::channel(false);
     let hub = Arc::new(
-        Hub::new(config.limits.player_queue_frames, config.limits.max_gop_bytes)
-            .with_max_streams(config.limits.max_publishers)
-            .with_batch_ms(config.limits.player_batch_ms)
-            .with_zero_copy(config.limits.player_zero_copy),
+        Hub::new(
+            config.limits.player_queue_frames,
+            config.limits.max_gop_bytes,
+        )
+        .with_max_streams(config.limits.max_publishers)
+        .with_batch_ms(config.limits.player_batch_ms)
+        .with_zero_copy(config.limits.player_zero_copy),
     );
     let store = match role.store {
         Some(s) => s,
         None => SegmentStore::local(&config.data_dir.join("store"))?,
     };
     let meta: Arc<dyn MetaStore> = role.meta.unwrap_or_else(|| Arc::new(MemoryMeta::default()));
-    let events: Arc<dyn EventBus> = role.events.unwrap_or_else(|| Arc::new(MemoryCoord::default()));
+    let events: Arc<dyn EventBus> = role
+        .events
+        .unwrap_or_else(|| Arc::new(MemoryCoord::default()));
     let dash = Arc::new(DashRegistry::default());
     let run_dir = config.data_dir.join("run");
-    std::fs::create_dir_all(&run_dir).map_err(|source| ServeError::DataDir { path: run_dir.display().to_string(), source })?;
+    std::fs::create_dir_all(&run_dir).map_err(|source| ServeError::DataDir {
+        path: run_dir.display().to_string(),
+        source,
+    })?;
     let packagers = TaskTracker::new();
     let encoder = Encoder {
         transcode: TranscodeConfig {
-            ffmpeg: std::env::var_os("FERROCAST_FFMPEG").map(Into::into).unwrap_or_else(|| "ffmpeg".into()),
+            ffmpeg: std::env::var_os("FERROCAST_FFMPEG")
+                .map(Into::into)
+                .unwrap_or_else(|| "ffmpeg".into()),
             run_dir,
         },
         store: store.clone(),
@@ -181,20 +213,34 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         limits: config.limits.clone(),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         started: Instant::now(),
-        on_accept: (config.transcode && role.upstream.is_none()).then(|| Box::new(move |stream, tracks| encoder.start(stream, tracks)) as rtmp::OnAccept),
+        on_accept: (config.transcode && role.upstream.is_none()).then(|| {
+            Box::new(move |stream, tracks| encoder.start(stream, tracks)) as rtmp::OnAccept
+        }),
         per_ip: Default::default(),
         shutdown: stop_rx.clone(),
         upstream: role.upstream,
-        pull: role.pull.map(|locate| Arc::new(crate::cluster::pull::Puller::new(hub.clone(), locate))),
+        pull: role
+            .pull
+            .map(|locate| Arc::new(crate::cluster::pull::Puller::new(hub.clone(), locate))),
         parked: Default::default(),
     });
 
     if let Some(l) = listeners.rtmp {
-        info!("RTMP listening on rtmp://{}/live/NAME", l.local_addr().map_err(|source| ServeError::DataDir { path: "rtmp listener".into(), source })?);
+        info!(
+            "RTMP listening on rtmp://{}/live/NAME",
+            l.local_addr().map_err(|source| ServeError::DataDir {
+                path: "rtmp listener".into(),
+                source
+            })?
+        );
         tasks.spawn(rtmp::serve(l, None, ctx.clone(), stop_rx.clone()));
     }
     if let Some(l) = listeners.rtmps {
-        let (cert, key, made) = tls::ensure_cert(&config.data_dir, config.tls_cert.as_deref(), config.tls_key.as_deref())?;
+        let (cert, key, made) = tls::ensure_cert(
+            &config.data_dir,
+            config.tls_cert.as_deref(),
+            config.tls_key.as_deref(),
+        )?;
         if made {
             info!(cert = %cert.display(), "generated a self-signed certificate for RTMPS (localhost, 127.0.0.1); pass --tls-cert/--tls-key for a real one");
         }
@@ -203,7 +249,8 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
         // SIGHUP re-reads the certificate files (e.g. after a renewal) without dropping
         // anyone: new handshakes use the new certificate.
         #[cfg(unix)]
-        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
             let stop = stop.clone();
             tasks.spawn(async move {
                 loop {
@@ -223,7 +270,13 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
     for task in role.background {
         tasks.spawn(stop.clone().run_until_cancelled_owned(task));
     }
-    let state = http::HttpState { hub, metrics, dash: dash.clone(), store: store.clone(), health: role.health };
+    let state = http::HttpState {
+        hub,
+        metrics,
+        dash: dash.clone(),
+        store: store.clone(),
+        health: role.health,
+    };
     // Presentations that ended more than the time-shift window ago, and their files, go.
     let gc_stop = stop.clone();
     tasks.spawn(async move {
@@ -243,7 +296,9 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
     let app = role.http.unwrap_or_else(|| http::router(state));
     let http_stop = stop.clone();
     tasks.spawn(async move {
-        let r = axum::serve(listeners.http, app).with_graceful_shutdown(http_stop.cancelled_owned()).await;
+        let r = axum::serve(listeners.http, app)
+            .with_graceful_shutdown(http_stop.cancelled_owned())
+            .await;
         if let Err(e) = r {
             warn!("HTTP server stopped: {e}");
         }
@@ -256,8 +311,14 @@ pub async fn run_role(config: Config, listeners: Listeners, role: RoleOptions, s
     // Publishers are gone now; give each packager time to flush its last segment so the MPDs
     // end with everything that was published.
     packagers.close();
-    if tokio::time::timeout(std::time::Duration::from_secs(10), packagers.wait()).await.is_err() {
-        warn!(left = packagers.len(), "shutdown: packagers still flushing after 10 s; ending without them");
+    if tokio::time::timeout(std::time::Duration::from_secs(10), packagers.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            left = packagers.len(),
+            "shutdown: packagers still flushing after 10 s; ending without them"
+        );
     }
     // Listeners stop accepting at once; connections in flight end with the runtime.
     tasks.close();

@@ -37,7 +37,10 @@ pub enum TlsError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
-    move |source| TlsError::Io { path: path.display().to_string(), source }
+    move |source| TlsError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Returns the cert and key paths to use: the given ones, or `data_dir/tls/{cert,key}.pem`,
@@ -56,7 +59,11 @@ pub fn ensure_cert(
         return Ok((c, k, false));
     }
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     let ck = rcgen::generate_simple_self_signed(names)?;
     fs::write(&c, ck.cert.pem()).map_err(io_err(&c))?;
     fs::write(&k, ck.key_pair.serialize_pem()).map_err(io_err(&k))?;
@@ -70,15 +77,27 @@ pub fn ensure_cert(
 
 /// Reads a certificate chain and private key from PEM files into a rustls `CertifiedKey`.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut BufReader::new(fs::File::open(cert).map_err(io_err(cert))?))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io_err(cert))?;
+    let certs = rustls_pemfile::certs(&mut BufReader::new(
+        fs::File::open(cert).map_err(io_err(cert))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(io_err(cert))?;
     if certs.is_empty() {
-        return Err(TlsError::Pem(format!("{}: no certificate found in PEM file", cert.display())));
+        return Err(TlsError::Pem(format!(
+            "{}: no certificate found in PEM file",
+            cert.display()
+        )));
     }
-    let key_der = rustls_pemfile::private_key(&mut BufReader::new(fs::File::open(key).map_err(io_err(key))?))
-        .map_err(io_err(key))?
-        .ok_or_else(|| TlsError::Pem(format!("{}: no private key found in PEM file", key.display())))?;
+    let key_der = rustls_pemfile::private_key(&mut BufReader::new(
+        fs::File::open(key).map_err(io_err(key))?,
+    ))
+    .map_err(io_err(key))?
+    .ok_or_else(|| {
+        TlsError::Pem(format!(
+            "{}: no private key found in PEM file",
+            key.display()
+        ))
+    })?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key_der)?;
     Ok(Arc::new(CertifiedKey::new(certs, signing)))
 }
@@ -96,7 +115,11 @@ impl ReloadableCert {
     /// Loads the files once.
     pub fn load(cert: &Path, key: &Path) -> Result<Arc<Self>, TlsError> {
         let ck = load_certified_key(cert, key)?;
-        Ok(Arc::new(Self { current: RwLock::new(ck), cert: cert.into(), key: key.into() }))
+        Ok(Arc::new(Self {
+            current: RwLock::new(ck),
+            cert: cert.into(),
+            key: key.into(),
+        }))
     }
 
     /// Re-reads the files; on error the old certificate stays in use.
@@ -138,7 +161,10 @@ mod tests {
         assert_eq!(fs::read(&c2).unwrap(), before);
         let r = ReloadableCert::load(&c, &k).unwrap();
         server_config(r.clone()).unwrap();
-        assert!(ReloadableCert::load(&k, &k).unwrap_err().to_string().contains("no certificate"));
+        assert!(ReloadableCert::load(&k, &k)
+            .unwrap_err()
+            .to_string()
+            .contains("no certificate"));
         // A broken file on reload keeps the old certificate.
         fs::write(&c, "garbage").unwrap();
         assert!(r.reload().is_err());

@@ -69,12 +69,25 @@ impl KeyFile {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => return Err(KeysError::Io { path: path.display().to_string(), source }),
+            Err(source) => {
+                return Err(KeysError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
         };
-        let kf: KeyFile = toml::from_str(&text).map_err(|e| KeysError::Invalid { path: path.display().to_string(), msg: e.to_string() })?;
+        let kf: KeyFile = toml::from_str(&text).map_err(|e| KeysError::Invalid {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
         for (name, k) in &kf.keys {
-            if !crate::stream::name::is_valid_stream_name(name) || PasswordHash::new(&k.hash).is_err() {
-                return Err(KeysError::Invalid { path: path.display().to_string(), msg: format!("bad entry for {name:?}") });
+            if !crate::stream::name::is_valid_stream_name(name)
+                || PasswordHash::new(&k.hash).is_err()
+            {
+                return Err(KeysError::Invalid {
+                    path: path.display().to_string(),
+                    msg: format!("bad entry for {name:?}"),
+                });
             }
         }
         Ok(kf)
@@ -82,7 +95,10 @@ impl KeyFile {
 
     /// Writes the file atomically (temp file + rename), readable by the owner only.
     pub fn save(&self, path: &Path) -> Result<(), KeysError> {
-        let io = |source| KeysError::Io { path: path.display().to_string(), source };
+        let io = |source| KeysError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -108,15 +124,24 @@ impl KeyFile {
             b.iter().map(|x| format!("{x:02x}")).collect()
         });
         let salt = SaltString::generate(&mut OsRng);
-        let hash = Argon2::default().hash_password(secret.as_bytes(), &salt).expect("argon2 hash").to_string();
-        let created = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let hash = Argon2::default()
+            .hash_password(secret.as_bytes(), &salt)
+            .expect("argon2 hash")
+            .to_string();
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.keys.insert(name.into(), StoredKey { hash, created });
         Ok(secret)
     }
 
     /// Removes the key for `name`.
     pub fn revoke(&mut self, name: &str) -> Result<(), KeysError> {
-        self.keys.remove(name).map(|_| ()).ok_or_else(|| KeysError::NoSuchKey(name.into()))
+        self.keys
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| KeysError::NoSuchKey(name.into()))
     }
 
     /// True if `secret` matches the stored hash for `name` (Argon2 verification compares in
@@ -124,7 +149,11 @@ impl KeyFile {
     pub fn verify(&self, name: &str, secret: &str) -> Option<bool> {
         let k = self.keys.get(name)?;
         let hash = PasswordHash::new(&k.hash).ok()?;
-        Some(Argon2::default().verify_password(secret.as_bytes(), &hash).is_ok())
+        Some(
+            Argon2::default()
+                .verify_password(secret.as_bytes(), &hash)
+                .is_ok(),
+        )
     }
 }
 
@@ -142,7 +171,10 @@ mod tests {
         kf.add("other", Some("given".into())).unwrap();
         kf.save(&p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(!text.contains(&secret) && !text.contains("given"), "secret stored in clear");
+        assert!(
+            !text.contains(&secret) && !text.contains("given"),
+            "secret stored in clear"
+        );
         let kf = KeyFile::load(&p).unwrap();
         assert_eq!(kf.verify("cam", &secret), Some(true));
         assert_eq!(kf.verify("cam", "wrong"), Some(false));

@@ -28,10 +28,14 @@ pub enum AuthError {
     #[error("stream key rejected: no publish key is configured for {0:?} — add one with `ferrocast keys add {0}` (or --publish-key {0}=SECRET) and publish to live/{0}?key=SECRET")]
     UnknownName(String),
     /// No `?key=` given.
-    #[error("stream key missing: publish to live/{0}?key=SECRET (OBS: stream key \"{0}?key=SECRET\")")]
+    #[error(
+        "stream key missing: publish to live/{0}?key=SECRET (OBS: stream key \"{0}?key=SECRET\")"
+    )]
     MissingKey(String),
     /// Wrong secret.
-    #[error("stream key rejected for {0:?}: the key does not match the one configured for this stream")]
+    #[error(
+        "stream key rejected for {0:?}: the key does not match the one configured for this stream"
+    )]
     WrongKey(String),
     /// Too many failures from this address.
     #[error("too many failed publish attempts from {ip}: try again in {retry_after_secs} s")]
@@ -81,7 +85,11 @@ pub struct PublishAuth {
 impl PublishAuth {
     /// Keys from flags/config, plus the keys file if given.
     pub fn new(plain: BTreeMap<String, String>, keyfile: Option<PathBuf>) -> Self {
-        Self { plain, keyfile, ..Default::default() }
+        Self {
+            plain,
+            keyfile,
+            ..Default::default()
+        }
     }
 
     fn with_file<T>(&self, f: impl FnOnce(&KeyFile, bool) -> T) -> T {
@@ -110,14 +118,23 @@ impl PublishAuth {
     }
 
     /// Checks a publish of `name` with the `key` the client sent, from `ip`.
-    pub fn check(&self, name: &str, key: Option<&str>, ip: IpAddr, now: Instant) -> Result<(), AuthError> {
+    pub fn check(
+        &self,
+        name: &str,
+        key: Option<&str>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<(), AuthError> {
         if self.is_open() {
             return Ok(());
         }
         if let Some(until) = self.failures.lock().get(&ip).and_then(|f| f.blocked_until) {
             if until > now {
                 let retry_after_secs = (until - now).as_secs().max(1);
-                return Err(AuthError::TooManyAttempts { ip, retry_after_secs });
+                return Err(AuthError::TooManyAttempts {
+                    ip,
+                    retry_after_secs,
+                });
             }
         }
         let r = self.verify(name, key);
@@ -149,10 +166,15 @@ impl PublishAuth {
         let mut map = self.failures.lock();
         // Bound the table: forget stale entries when it grows.
         if map.len() > 10_000 {
-            map.retain(|_, f| f.blocked_until.is_some_and(|u| u > now) || f.window_start.is_some_and(|s| now - s < FAILURE_WINDOW));
+            map.retain(|_, f| {
+                f.blocked_until.is_some_and(|u| u > now)
+                    || f.window_start.is_some_and(|s| now - s < FAILURE_WINDOW)
+            });
         }
         let f = map.entry(ip).or_default();
-        if f.window_start.is_none_or(|s| now.saturating_duration_since(s) > FAILURE_WINDOW) {
+        if f.window_start
+            .is_none_or(|s| now.saturating_duration_since(s) > FAILURE_WINDOW)
+        {
             f.window_start = Some(now);
             f.count = 0;
         }
@@ -179,10 +201,21 @@ mod tests {
         assert!(PublishAuth::default().check("x", None, ip(), now).is_ok());
         let a = PublishAuth::new([("demo".to_string(), "s3cret".to_string())].into(), None);
         assert!(a.check("demo", Some("s3cret"), ip(), now).is_ok());
-        assert_eq!(a.check("demo", Some("nope"), ip(), now), Err(AuthError::WrongKey("demo".into())));
-        assert_eq!(a.check("demo", None, ip(), now), Err(AuthError::MissingKey("demo".into())));
-        assert_eq!(a.check("other", Some("s3cret"), ip(), now), Err(AuthError::UnknownName("other".into())));
-        assert!(AuthError::UnknownName("x".into()).to_string().contains("ferrocast keys add x"));
+        assert_eq!(
+            a.check("demo", Some("nope"), ip(), now),
+            Err(AuthError::WrongKey("demo".into()))
+        );
+        assert_eq!(
+            a.check("demo", None, ip(), now),
+            Err(AuthError::MissingKey("demo".into()))
+        );
+        assert_eq!(
+            a.check("other", Some("s3cret"), ip(), now),
+            Err(AuthError::UnknownName("other".into()))
+        );
+        assert!(AuthError::UnknownName("x".into())
+            .to_string()
+            .contains("ferrocast keys add x"));
     }
 
     #[test]
@@ -190,12 +223,27 @@ mod tests {
         let a = PublishAuth::new([("demo".to_string(), "s3cret".to_string())].into(), None);
         let t0 = Instant::now();
         for _ in 0..MAX_FAILURES {
-            assert!(matches!(a.check("demo", Some("guess"), ip(), t0), Err(AuthError::WrongKey(_))));
+            assert!(matches!(
+                a.check("demo", Some("guess"), ip(), t0),
+                Err(AuthError::WrongKey(_))
+            ));
         }
         // Even the right key is refused while blocked; another IP is not affected.
-        assert!(matches!(a.check("demo", Some("s3cret"), ip(), t0), Err(AuthError::TooManyAttempts { .. })));
-        assert!(a.check("demo", Some("s3cret"), "192.0.2.8".parse().unwrap(), t0).is_ok());
-        assert!(a.check("demo", Some("s3cret"), ip(), t0 + FAILURE_WINDOW + Duration::from_secs(1)).is_ok());
+        assert!(matches!(
+            a.check("demo", Some("s3cret"), ip(), t0),
+            Err(AuthError::TooManyAttempts { .. })
+        ));
+        assert!(a
+            .check("demo", Some("s3cret"), "192.0.2.8".parse().unwrap(), t0)
+            .is_ok());
+        assert!(a
+            .check(
+                "demo",
+                Some("s3cret"),
+                ip(),
+                t0 + FAILURE_WINDOW + Duration::from_secs(1)
+            )
+            .is_ok());
     }
 
     #[test]
@@ -214,8 +262,12 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         kf.save(&p).unwrap();
         let f = std::fs::File::options().write(true).open(&p).unwrap();
-        f.set_modified(SystemTime::now() + Duration::from_secs(2)).unwrap();
-        assert_eq!(a.check("cam", Some(&secret), ip(), Instant::now()), Err(AuthError::UnknownName("cam".into())));
+        f.set_modified(SystemTime::now() + Duration::from_secs(2))
+            .unwrap();
+        assert_eq!(
+            a.check("cam", Some(&secret), ip(), Instant::now()),
+            Err(AuthError::UnknownName("cam".into()))
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

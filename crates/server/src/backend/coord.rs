@@ -36,7 +36,11 @@ pub struct EncoderInfo {
 /// Live encoders, each present while its lease is renewed.
 pub trait Registry: Send + Sync {
     /// Announces (or renews) `info` for `lease`.
-    fn register<'a>(&'a self, info: &'a EncoderInfo, lease: Duration) -> BoxFuture<'a, Result<(), CoordError>>;
+    fn register<'a>(
+        &'a self,
+        info: &'a EncoderInfo,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(), CoordError>>;
     /// Removes `id` at once (clean shutdown).
     fn deregister<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), CoordError>>;
     /// Encoders whose lease has not lapsed, sorted by id (every process builds the same ring).
@@ -49,7 +53,12 @@ pub trait SessionMap: Send + Sync {
     /// The encoder holding `stream`, if its lease is current.
     fn get<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Option<String>, CoordError>>;
     /// Records (or renews) `stream` → `encoder` for `lease`.
-    fn set<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFuture<'a, Result<(), CoordError>>;
+    fn set<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(), CoordError>>;
 }
 
 /// How long a stream stays pinned to its encoder after its last renewal: a broadcaster that
@@ -83,9 +92,18 @@ impl Locked {
 pub trait DistLock: Send + Sync {
     /// Takes `key` for `ttl` on behalf of `holder` (e.g. the edge's URL). `Ok(Err(h))` when
     /// someone else holds it: `h` is their holder string.
-    fn try_lock<'a>(&'a self, key: &'a str, holder: &'a str, ttl: Duration) -> BoxFuture<'a, Result<Locked, CoordError>>;
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Locked, CoordError>>;
     /// Releases `key` if `token` still holds it (never someone else's lock after expiry).
-    fn unlock<'a>(&'a self, key: &'a str, token: &'a LockToken) -> BoxFuture<'a, Result<(), CoordError>>;
+    fn unlock<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a LockToken,
+    ) -> BoxFuture<'a, Result<(), CoordError>>;
 }
 
 /// Who may write a stream's segments and metadata: one encoder at a time, with a lease and an
@@ -95,16 +113,40 @@ pub trait DistLock: Send + Sync {
 pub trait Ownership: Send + Sync {
     /// Takes `stream` for `encoder` unconditionally (a new publish starts here), returning the
     /// new epoch.
-    fn claim<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFuture<'a, Result<u64, CoordError>>;
+    fn claim<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<u64, CoordError>>;
     /// Takes `stream` only if nobody holds it (a standby promoting itself after the primary's
     /// lease lapsed); `None` if someone does.
-    fn claim_if_free<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFuture<'a, Result<Option<u64>, CoordError>>;
+    fn claim_if_free<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, CoordError>>;
     /// Renews the lease if `(encoder, epoch)` still owns `stream`; false when fenced off.
-    fn renew<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64, lease: Duration) -> BoxFuture<'a, Result<bool, CoordError>>;
+    fn renew<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        epoch: u64,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, CoordError>>;
     /// True if `(encoder, epoch)` still owns `stream` (checked before every write).
-    fn check<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64) -> BoxFuture<'a, Result<bool, CoordError>>;
+    fn check<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        epoch: u64,
+    ) -> BoxFuture<'a, Result<bool, CoordError>>;
     /// The current owner and epoch, if the lease is current.
-    fn owner<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Option<(String, u64)>, CoordError>>;
+    fn owner<'a>(
+        &'a self,
+        stream: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(String, u64)>, CoordError>>;
 }
 
 /// What changed at an origin, for edges to drop stale cache entries without polling.

@@ -45,8 +45,14 @@ impl Health {
         let mut report = String::from("ok\n");
         let mut failed = false;
         for (name, check) in &self.checks {
-            let r = tokio::time::timeout(CHECK_TIMEOUT, check()).await.unwrap_or_else(|_| Err("no answer within 3 s".into()));
-            gauge!("ferrocast_backend_up", "backend" => *name).set(if r.is_ok() { 1.0 } else { 0.0 });
+            let r = tokio::time::timeout(CHECK_TIMEOUT, check())
+                .await
+                .unwrap_or_else(|_| Err("no answer within 3 s".into()));
+            gauge!("ferrocast_backend_up", "backend" => *name).set(if r.is_ok() {
+                1.0
+            } else {
+                0.0
+            });
             match r {
                 Ok(()) => report.push_str(&format!("{name}: ok\n")),
                 Err(e) => {
@@ -58,13 +64,20 @@ impl Health {
         if failed {
             report = report.replacen("ok\n", "unhealthy\n", 1);
         }
-        Report { healthy: !failed, text: report }
+        Report {
+            healthy: !failed,
+            text: report,
+        }
     }
 
     /// The `/healthz` response.
     pub async fn respond(&self) -> axum::response::Response {
         let r = self.run().await;
-        let status = if r.healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if r.healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         (status, r.text).into_response()
     }
 }

@@ -6,8 +6,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use parking_lot::Mutex;
 use futures::future::BoxFuture;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle of a stream's DASH presentation.
@@ -40,7 +40,10 @@ pub struct StreamRecord {
 impl StreamRecord {
     /// Milliseconds since the Unix epoch, now.
     pub fn now_ms() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     }
 }
 
@@ -85,10 +88,20 @@ mod tests {
     #[tokio::test]
     async fn memory_roundtrip() {
         let m = MemoryMeta::default();
-        let rec = StreamRecord { name: "a".into(), state: StreamState::Live, ladder: vec!["v720".into()], last_segment: Some(3), updated_ms: 1 };
+        let rec = StreamRecord {
+            name: "a".into(),
+            state: StreamState::Live,
+            ladder: vec!["v720".into()],
+            last_segment: Some(3),
+            updated_ms: 1,
+        };
         m.put(rec.clone()).await;
         assert_eq!(m.get("a").await, Some(rec.clone()));
-        m.put(StreamRecord { state: StreamState::Ended, ..rec }).await;
+        m.put(StreamRecord {
+            state: StreamState::Ended,
+            ..rec
+        })
+        .await;
         assert_eq!(m.list().await[0].state, StreamState::Ended);
         assert_eq!(m.get("b").await, None);
     }

@@ -9,11 +9,14 @@ use redis::{aio::ConnectionManager, AsyncCommands};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use futures::future::BoxFuture;
 use crate::{
-    backend::coord::{holder_of, new_token, ClusterEvent, CoordError, DistLock, EncoderInfo, EventBus, LockToken, Locked, Ownership, Registry, SessionMap},
+    backend::coord::{
+        holder_of, new_token, ClusterEvent, CoordError, DistLock, EncoderInfo, EventBus, LockToken,
+        Locked, Ownership, Registry, SessionMap,
+    },
     backend::meta::{MetaStore, StreamRecord},
 };
+use futures::future::BoxFuture;
 
 const PREFIX: &str = "ferrocast";
 const EVENTS: &str = "ferrocast:events";
@@ -50,30 +53,48 @@ pub struct RedisBackend {
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBackend").field("url", &self.url).finish()
+        f.debug_struct("RedisBackend")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
 impl RedisBackend {
     /// Connects to `url` (`redis://HOST:PORT[/DB]`) and starts the event listener.
     pub async fn connect(url: &str) -> Result<Self, CoordError> {
-        let err = |e: redis::RedisError| CoordError::Redis { url: url.to_owned(), msg: e.to_string() };
+        let err = |e: redis::RedisError| CoordError::Redis {
+            url: url.to_owned(),
+            msg: e.to_string(),
+        };
         let client = redis::Client::open(url).map_err(err)?;
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT))
             .set_number_of_retries(2);
-        let conn = tokio::time::timeout(CALL_TIMEOUT * 3, ConnectionManager::new_with_config(client.clone(), cfg))
-            .await
-            .map_err(|_| CoordError::Redis { url: url.to_owned(), msg: "no answer".into() })?
-            .map_err(err)?;
+        let conn = tokio::time::timeout(
+            CALL_TIMEOUT * 3,
+            ConnectionManager::new_with_config(client.clone(), cfg),
+        )
+        .await
+        .map_err(|_| CoordError::Redis {
+            url: url.to_owned(),
+            msg: "no answer".into(),
+        })?
+        .map_err(err)?;
         let (events, _) = broadcast::channel(4096);
         tokio::spawn(listen(client, url.to_owned(), events.clone()));
-        Ok(Self { url: url.to_owned(), conn, events })
+        Ok(Self {
+            url: url.to_owned(),
+            conn,
+            events,
+        })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> CoordError {
-        CoordError::Redis { url: self.url.clone(), msg: e.to_string() }
+        CoordError::Redis {
+            url: self.url.clone(),
+            msg: e.to_string(),
+        }
     }
 
     async fn call<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, CoordError> {
@@ -104,7 +125,9 @@ async fn listen(client: redis::Client, url: String, tx: broadcast::Sender<Cluste
             failures = 0;
             let mut msgs = ps.on_message();
             while let Some(m) = msgs.next().await {
-                let Ok(payload) = m.get_payload::<String>() else { continue };
+                let Ok(payload) = m.get_payload::<String>() else {
+                    continue;
+                };
                 match serde_json::from_str::<ClusterEvent>(&payload) {
                     Ok(ev) => {
                         let _ = tx.send(ev);
@@ -112,7 +135,9 @@ async fn listen(client: redis::Client, url: String, tx: broadcast::Sender<Cluste
                     Err(e) => warn!("redis pub/sub: ignoring a malformed event: {e}"),
                 }
             }
-            Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionAborted)))
+            Err(redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::ConnectionAborted,
+            )))
         }
         .await;
         if let Err(e) = r {
@@ -130,25 +155,44 @@ fn key(kind: &str, name: &str) -> String {
 }
 
 impl Registry for RedisBackend {
-    fn register<'a>(&'a self, info: &'a EncoderInfo, lease: Duration) -> BoxFuture<'a, Result<(), CoordError>> {
+    fn register<'a>(
+        &'a self,
+        info: &'a EncoderInfo,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(), CoordError>> {
         Box::pin(async move {
             let json = serde_json::to_string(info).map_err(|e| self.err(e))?;
             let mut p = redis::pipe();
-            p.cmd("SET").arg(key("encoder", &info.id)).arg(json).arg("PX").arg(lease.as_millis() as u64).ignore();
-            p.cmd("SADD").arg(key("encoders", "all")).arg(&info.id).ignore();
+            p.cmd("SET")
+                .arg(key("encoder", &info.id))
+                .arg(json)
+                .arg("PX")
+                .arg(lease.as_millis() as u64)
+                .ignore();
+            p.cmd("SADD")
+                .arg(key("encoders", "all"))
+                .arg(&info.id)
+                .ignore();
             let mut c = self.conn.clone();
-            tokio::time::timeout(CALL_TIMEOUT, p.query_async::<()>(&mut c)).await.map_err(|_| self.err("timed out"))?.map_err(|e| self.err(e))
+            tokio::time::timeout(CALL_TIMEOUT, p.query_async::<()>(&mut c))
+                .await
+                .map_err(|_| self.err("timed out"))?
+                .map_err(|e| self.err(e))
         })
     }
     fn deregister<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), CoordError>> {
         Box::pin(async move {
-            self.call::<()>(redis::cmd("DEL").arg(key("encoder", id))).await?;
-            self.call::<()>(redis::cmd("SREM").arg(key("encoders", "all")).arg(id)).await
+            self.call::<()>(redis::cmd("DEL").arg(key("encoder", id)))
+                .await?;
+            self.call::<()>(redis::cmd("SREM").arg(key("encoders", "all")).arg(id))
+                .await
         })
     }
     fn encoders(&self) -> BoxFuture<'_, Result<Vec<EncoderInfo>, CoordError>> {
         Box::pin(async move {
-            let mut ids: Vec<String> = self.call(redis::cmd("SMEMBERS").arg(key("encoders", "all"))).await?;
+            let mut ids: Vec<String> = self
+                .call(redis::cmd("SMEMBERS").arg(key("encoders", "all")))
+                .await?;
             ids.sort();
             if ids.is_empty() {
                 return Ok(vec![]);
@@ -161,7 +205,9 @@ impl Registry for RedisBackend {
                     Some(info) => out.push(info),
                     // Lease lapsed: drop it from the index too.
                     None => {
-                        let _ = self.call::<()>(redis::cmd("SREM").arg(key("encoders", "all")).arg(id)).await;
+                        let _ = self
+                            .call::<()>(redis::cmd("SREM").arg(key("encoders", "all")).arg(id))
+                            .await;
                     }
                 }
             }
@@ -172,40 +218,85 @@ impl Registry for RedisBackend {
 
 impl SessionMap for RedisBackend {
     fn get<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Option<String>, CoordError>> {
-        Box::pin(async move { self.call(redis::cmd("GET").arg(key("session", stream))).await })
+        Box::pin(async move {
+            self.call(redis::cmd("GET").arg(key("session", stream)))
+                .await
+        })
     }
-    fn set<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFuture<'a, Result<(), CoordError>> {
-        Box::pin(async move { self.call(redis::cmd("SET").arg(key("session", stream)).arg(encoder).arg("PX").arg(lease.as_millis() as u64)).await })
+    fn set<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(), CoordError>> {
+        Box::pin(async move {
+            self.call(
+                redis::cmd("SET")
+                    .arg(key("session", stream))
+                    .arg(encoder)
+                    .arg("PX")
+                    .arg(lease.as_millis() as u64),
+            )
+            .await
+        })
     }
 }
 
 impl DistLock for RedisBackend {
-    fn try_lock<'a>(&'a self, k: &'a str, holder: &'a str, ttl: Duration) -> BoxFuture<'a, Result<Locked, CoordError>> {
+    fn try_lock<'a>(
+        &'a self,
+        k: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Locked, CoordError>> {
         Box::pin(async move {
             let token = new_token(holder);
             let lk = key("lock", k);
-            let set: Option<String> = self.call(redis::cmd("SET").arg(&lk).arg(&token).arg("NX").arg("PX").arg(ttl.as_millis().max(1) as u64)).await?;
+            let set: Option<String> = self
+                .call(
+                    redis::cmd("SET")
+                        .arg(&lk)
+                        .arg(&token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl.as_millis().max(1) as u64),
+                )
+                .await?;
             if set.is_some() {
                 return Ok(Locked::Acquired(LockToken(token)));
             }
             let cur: Option<String> = self.call(redis::cmd("GET").arg(&lk)).await?;
-            Ok(Locked::HeldBy(cur.as_deref().map(holder_of).unwrap_or_default().to_owned()))
+            Ok(Locked::HeldBy(
+                cur.as_deref().map(holder_of).unwrap_or_default().to_owned(),
+            ))
         })
     }
-    fn unlock<'a>(&'a self, k: &'a str, token: &'a LockToken) -> BoxFuture<'a, Result<(), CoordError>> {
+    fn unlock<'a>(
+        &'a self,
+        k: &'a str,
+        token: &'a LockToken,
+    ) -> BoxFuture<'a, Result<(), CoordError>> {
         Box::pin(async move {
             let mut c = self.conn.clone();
             let script = redis::Script::new(UNLOCK);
             let mut inv = script.key(key("lock", k));
             inv.arg(&token.0);
-            tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async::<i64>(&mut c)).await.map_err(|_| self.err("timed out"))?.map_err(|e| self.err(e))?;
+            tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async::<i64>(&mut c))
+                .await
+                .map_err(|_| self.err("timed out"))?
+                .map_err(|e| self.err(e))?;
             Ok(())
         })
     }
 }
 
 impl RedisBackend {
-    async fn script<T: redis::FromRedisValue>(&self, src: &str, keys: &[String], args: &[String]) -> Result<T, CoordError> {
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        src: &str,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<T, CoordError> {
         let script = redis::Script::new(src);
         let mut inv = script.prepare_invoke();
         for k in keys {
@@ -215,7 +306,10 @@ impl RedisBackend {
             inv.arg(a);
         }
         let mut c = self.conn.clone();
-        tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async::<T>(&mut c)).await.map_err(|_| self.err("timed out"))?.map_err(|e| self.err(e))
+        tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async::<T>(&mut c))
+            .await
+            .map_err(|_| self.err("timed out"))?
+            .map_err(|e| self.err(e))
     }
 }
 
@@ -224,32 +318,89 @@ fn owner_value(encoder: &str, epoch: u64) -> String {
 }
 
 impl Ownership for RedisBackend {
-    fn claim<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFuture<'a, Result<u64, CoordError>> {
+    fn claim<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<u64, CoordError>> {
         Box::pin(async move {
-            let epoch: u64 = self.call(redis::cmd("INCR").arg(key("epoch", stream))).await?;
-            self.call::<()>(redis::cmd("SET").arg(key("owner", stream)).arg(owner_value(encoder, epoch)).arg("PX").arg(lease.as_millis() as u64)).await?;
+            let epoch: u64 = self
+                .call(redis::cmd("INCR").arg(key("epoch", stream)))
+                .await?;
+            self.call::<()>(
+                redis::cmd("SET")
+                    .arg(key("owner", stream))
+                    .arg(owner_value(encoder, epoch))
+                    .arg("PX")
+                    .arg(lease.as_millis() as u64),
+            )
+            .await?;
             Ok(epoch)
         })
     }
-    fn claim_if_free<'a>(&'a self, stream: &'a str, encoder: &'a str, lease: Duration) -> BoxFuture<'a, Result<Option<u64>, CoordError>> {
-        Box::pin(async move { self.script(CLAIM_IF_FREE, &[key("owner", stream), key("epoch", stream)], &[encoder.to_owned(), lease.as_millis().to_string()]).await })
-    }
-    fn renew<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64, lease: Duration) -> BoxFuture<'a, Result<bool, CoordError>> {
+    fn claim_if_free<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, CoordError>> {
         Box::pin(async move {
-            let n: i64 = self.script(RENEW, &[key("owner", stream), key("epoch", stream)], &[owner_value(encoder, epoch), lease.as_millis().to_string(), epoch.to_string()]).await?;
+            self.script(
+                CLAIM_IF_FREE,
+                &[key("owner", stream), key("epoch", stream)],
+                &[encoder.to_owned(), lease.as_millis().to_string()],
+            )
+            .await
+        })
+    }
+    fn renew<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        epoch: u64,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool, CoordError>> {
+        Box::pin(async move {
+            let n: i64 = self
+                .script(
+                    RENEW,
+                    &[key("owner", stream), key("epoch", stream)],
+                    &[
+                        owner_value(encoder, epoch),
+                        lease.as_millis().to_string(),
+                        epoch.to_string(),
+                    ],
+                )
+                .await?;
             Ok(n == 1)
         })
     }
-    fn check<'a>(&'a self, stream: &'a str, encoder: &'a str, epoch: u64) -> BoxFuture<'a, Result<bool, CoordError>> {
+    fn check<'a>(
+        &'a self,
+        stream: &'a str,
+        encoder: &'a str,
+        epoch: u64,
+    ) -> BoxFuture<'a, Result<bool, CoordError>> {
         Box::pin(async move {
-            let cur: Option<String> = self.call(redis::cmd("GET").arg(key("owner", stream))).await?;
+            let cur: Option<String> = self
+                .call(redis::cmd("GET").arg(key("owner", stream)))
+                .await?;
             Ok(cur.as_deref() == Some(owner_value(encoder, epoch).as_str()))
         })
     }
-    fn owner<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Option<(String, u64)>, CoordError>> {
+    fn owner<'a>(
+        &'a self,
+        stream: &'a str,
+    ) -> BoxFuture<'a, Result<Option<(String, u64)>, CoordError>> {
         Box::pin(async move {
-            let cur: Option<String> = self.call(redis::cmd("GET").arg(key("owner", stream))).await?;
-            Ok(cur.and_then(|v| v.rsplit_once('|').and_then(|(e, n)| Some((e.to_owned(), n.parse().ok()?)))))
+            let cur: Option<String> = self
+                .call(redis::cmd("GET").arg(key("owner", stream)))
+                .await?;
+            Ok(cur.and_then(|v| {
+                v.rsplit_once('|')
+                    .and_then(|(e, n)| Some((e.to_owned(), n.parse().ok()?)))
+            }))
         })
     }
 }
@@ -259,7 +410,10 @@ impl EventBus for RedisBackend {
         Box::pin(async move {
             let json = serde_json::to_string(ev).map_err(|e| self.err(e))?;
             let mut c = self.conn.clone();
-            tokio::time::timeout(CALL_TIMEOUT, c.publish::<_, _, i64>(EVENTS, json)).await.map_err(|_| self.err("timed out"))?.map_err(|e| self.err(e))?;
+            tokio::time::timeout(CALL_TIMEOUT, c.publish::<_, _, i64>(EVENTS, json))
+                .await
+                .map_err(|_| self.err("timed out"))?
+                .map_err(|e| self.err(e))?;
             Ok(())
         })
     }
@@ -271,10 +425,14 @@ impl EventBus for RedisBackend {
 impl MetaStore for RedisBackend {
     fn put(&self, rec: StreamRecord) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Ok(json) = serde_json::to_string(&rec) else { return };
+            let Ok(json) = serde_json::to_string(&rec) else {
+                return;
+            };
             let r = async {
-                self.call::<()>(redis::cmd("SET").arg(key("stream", &rec.name)).arg(json)).await?;
-                self.call::<()>(redis::cmd("SADD").arg(key("streams", "all")).arg(&rec.name)).await
+                self.call::<()>(redis::cmd("SET").arg(key("stream", &rec.name)).arg(json))
+                    .await?;
+                self.call::<()>(redis::cmd("SADD").arg(key("streams", "all")).arg(&rec.name))
+                    .await
             }
             .await;
             if let Err(e) = r {
@@ -284,7 +442,10 @@ impl MetaStore for RedisBackend {
     }
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<StreamRecord>> {
         Box::pin(async move {
-            match self.call::<Option<String>>(redis::cmd("GET").arg(key("stream", name))).await {
+            match self
+                .call::<Option<String>>(redis::cmd("GET").arg(key("stream", name)))
+                .await
+            {
                 Ok(v) => v.and_then(|v| serde_json::from_str(&v).ok()),
                 Err(e) => {
                     warn!(stream = %name, "stream metadata unavailable: {e}");
@@ -295,7 +456,10 @@ impl MetaStore for RedisBackend {
     }
     fn list(&self) -> BoxFuture<'_, Vec<StreamRecord>> {
         Box::pin(async move {
-            let names: Vec<String> = match self.call(redis::cmd("SMEMBERS").arg(key("streams", "all"))).await {
+            let names: Vec<String> = match self
+                .call(redis::cmd("SMEMBERS").arg(key("streams", "all")))
+                .await
+            {
                 Ok(n) => n,
                 Err(e) => {
                     warn!("stream list unavailable: {e}");

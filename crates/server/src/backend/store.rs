@@ -34,9 +34,14 @@ pub struct SegmentStore {
 impl SegmentStore {
     /// A store in a local directory (created if missing).
     pub fn local(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-        Ok(Self { inner: Arc::new(fs) })
+        Ok(Self {
+            inner: Arc::new(fs),
+        })
     }
 
     /// A store from `--store`: `file:///DIR` (a local directory) or `s3://BUCKET[/PREFIX]` (S3 or
@@ -55,11 +60,18 @@ impl SegmentStore {
             return Err(StoreError::Url(url.to_owned()));
         }
         let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).ok();
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .or_else(|_| std::env::var("AWS_ENDPOINT"))
+            .ok();
         if let Some(e) = &endpoint {
-            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://")).with_virtual_hosted_style_request(false);
+            b = b
+                .with_endpoint(e)
+                .with_allow_http(e.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
         }
-        if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none() {
+        if std::env::var_os("AWS_REGION").is_none()
+            && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+        {
             b = b.with_region("us-east-1");
         }
         let s3: Arc<dyn ObjectStore> = Arc::new(b.build()?);
@@ -85,7 +97,9 @@ impl SegmentStore {
 
     /// Writes an object (atomically: readers see the old one or the whole new one).
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
-        self.inner.put(&Key::from(key), PutPayload::from_bytes(bytes)).await?;
+        self.inner
+            .put(&Key::from(key), PutPayload::from_bytes(bytes))
+            .await?;
         Ok(())
     }
 
@@ -120,9 +134,14 @@ mod tests {
     async fn put_get_delete_on_disk() {
         let dir = std::env::temp_dir().join(format!("ferrocast-store-{}", std::process::id()));
         let s = SegmentStore::local(&dir).unwrap();
-        s.put("live/a/p0/v720/1.m4s", Bytes::from_static(b"seg")).await.unwrap();
+        s.put("live/a/p0/v720/1.m4s", Bytes::from_static(b"seg"))
+            .await
+            .unwrap();
         assert!(dir.join("live/a/p0/v720/1.m4s").exists());
-        assert_eq!(s.get("live/a/p0/v720/1.m4s").await.unwrap().as_deref(), Some(&b"seg"[..]));
+        assert_eq!(
+            s.get("live/a/p0/v720/1.m4s").await.unwrap().as_deref(),
+            Some(&b"seg"[..])
+        );
         assert_eq!(s.get("live/a/p0/v720/2.m4s").await.unwrap(), None);
         s.delete("live/a/p0/v720/1.m4s").await.unwrap();
         s.delete("live/a/p0/v720/1.m4s").await.unwrap();

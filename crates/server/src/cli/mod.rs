@@ -2,11 +2,15 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
 use crate::config::Config;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ferrocast", version, about = "Live streaming server: RTMP/RTMPS ingest and playback")]
+#[command(
+    name = "ferrocast",
+    version,
+    about = "Live streaming server: RTMP/RTMPS ingest and playback"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,7 +71,10 @@ enum KeysAction {
     },
 }
 
-fn keys(data_dir: &std::path::Path, action: KeysAction) -> Result<(), crate::auth::keys::KeysError> {
+fn keys(
+    data_dir: &std::path::Path,
+    action: KeysAction,
+) -> Result<(), crate::auth::keys::KeysError> {
     use crate::auth::keys::{path_in, KeyFile};
     let path = path_in(data_dir);
     let mut kf = KeyFile::load(&path)?;
@@ -81,7 +88,10 @@ fn keys(data_dir: &std::path::Path, action: KeysAction) -> Result<(), crate::aut
         }
         KeysAction::List => {
             if kf.keys.is_empty() {
-                println!("no keys in {} (open mode unless --publish-key is given)", path.display());
+                println!(
+                    "no keys in {} (open mode unless --publish-key is given)",
+                    path.display()
+                );
             }
             for (name, k) in &kf.keys {
                 println!("{name}\tadded {}", k.created);
@@ -177,7 +187,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -187,7 +198,9 @@ async fn shutdown_signal() {
 /// Parses the command line and runs the command; what `main` returns.
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     // For HTTPS to S3 (the RTMPS listener picks its provider explicitly).

@@ -9,12 +9,11 @@ use ketama::Ring;
 use metrics::counter;
 use tracing::{debug, warn};
 
-use futures::future::BoxFuture;
 use crate::{
     backend::coord::{EncoderInfo, Registry, SessionMap, SESSION_LEASE},
     cluster::relay::{RelayError, Resolver, Route},
 };
-
+use futures::future::BoxFuture;
 
 /// Routes publishes over the live encoders.
 pub struct RingResolver {
@@ -31,7 +30,11 @@ impl RingResolver {
 
 /// The encoder for `stream`: the session map's if that encoder is alive, else the ring's.
 /// Returns the choice and whether it came from the session map.
-pub fn choose<'a>(encoders: &'a [EncoderInfo], pinned: Option<&str>, stream: &str) -> Option<(&'a EncoderInfo, bool)> {
+pub fn choose<'a>(
+    encoders: &'a [EncoderInfo],
+    pinned: Option<&str>,
+    stream: &str,
+) -> Option<(&'a EncoderInfo, bool)> {
     if let Some(e) = pinned.and_then(|id| encoders.iter().find(|e| e.id == id)) {
         return Some((e, true));
     }
@@ -55,10 +58,14 @@ impl Resolver for RingResolver {
                     None
                 }
             };
-            let (enc, sticky) = choose(&encoders, pinned.as_deref(), stream).ok_or_else(|| RelayError::NoRoute(stream.to_owned()))?;
+            let (enc, sticky) = choose(&encoders, pinned.as_deref(), stream)
+                .ok_or_else(|| RelayError::NoRoute(stream.to_owned()))?;
             counter!("ferrocast_gateway_routes_total", "by" => if sticky { "session" } else { "ring" }).increment(1);
             debug!(%stream, encoder = %enc.id, sticky, "routed");
-            Ok(Route { addr: enc.rtmp.clone(), encoder: Some(enc.id.clone()) })
+            Ok(Route {
+                addr: enc.rtmp.clone(),
+                encoder: Some(enc.id.clone()),
+            })
         })
     }
 
@@ -66,8 +73,15 @@ impl Resolver for RingResolver {
         Box::pin(async move {
             let encoders = self.registry.encoders().await.ok()?;
             let ring = Ring::uniform(encoders.iter().map(|e| e.id.clone()));
-            let id = ring.get_n(stream, encoders.len()).into_iter().find(|id| Some(*id) != primary.encoder.as_deref())?.to_owned();
-            encoders.into_iter().find(|e| e.id == id).map(|e| Route { addr: e.rtmp, encoder: Some(e.id) })
+            let id = ring
+                .get_n(stream, encoders.len())
+                .into_iter()
+                .find(|id| Some(*id) != primary.encoder.as_deref())?
+                .to_owned();
+            encoders.into_iter().find(|e| e.id == id).map(|e| Route {
+                addr: e.rtmp,
+                encoder: Some(e.id),
+            })
         })
     }
 
@@ -86,7 +100,13 @@ mod tests {
     use super::*;
 
     fn encs(n: usize) -> Vec<EncoderInfo> {
-        (0..n).map(|i| EncoderInfo { id: format!("enc-{i}"), rtmp: format!("127.0.0.1:{}", 2000 + i), http: format!("http://127.0.0.1:{}", 3000 + i) }).collect()
+        (0..n)
+            .map(|i| EncoderInfo {
+                id: format!("enc-{i}"),
+                rtmp: format!("127.0.0.1:{}", 2000 + i),
+                http: format!("http://127.0.0.1:{}", 3000 + i),
+            })
+            .collect()
     }
 
     #[test]
@@ -94,7 +114,10 @@ mod tests {
         let e = encs(3);
         let by_ring = choose(&e, None, "cam").unwrap().0.id.clone();
         let other = e.iter().find(|x| x.id != by_ring).unwrap().id.clone();
-        assert_eq!(choose(&e, Some(&other), "cam").unwrap(), (e.iter().find(|x| x.id == other).unwrap(), true));
+        assert_eq!(
+            choose(&e, Some(&other), "cam").unwrap(),
+            (e.iter().find(|x| x.id == other).unwrap(), true)
+        );
         // A pinned encoder that left: back to the ring.
         assert_eq!(choose(&e, Some("enc-9"), "cam").unwrap().0.id, by_ring);
         assert!(choose(&[], None, "cam").is_none());
@@ -104,8 +127,16 @@ mod tests {
     fn adding_an_encoder_moves_about_one_in_n_plus_one_streams() {
         let (four, five) = (encs(4), encs(5));
         let names: Vec<String> = (0..4000).map(|i| format!("stream-{i}")).collect();
-        let moved = names.iter().filter(|n| choose(&four, None, n).unwrap().0.id != choose(&five, None, n).unwrap().0.id).count();
+        let moved = names
+            .iter()
+            .filter(|n| {
+                choose(&four, None, n).unwrap().0.id != choose(&five, None, n).unwrap().0.id
+            })
+            .count();
         let share = moved as f64 / names.len() as f64;
-        assert!((0.12..0.28).contains(&share), "moved {share:.3}, expected ≈ 0.2");
+        assert!(
+            (0.12..0.28).contains(&share),
+            "moved {share:.3}, expected ≈ 0.2"
+        );
     }
 }

@@ -21,7 +21,12 @@ pub struct JitterBuffer<T> {
 impl<T> JitterBuffer<T> {
     /// A buffer that smooths up to `delay` of jitter and holds at most `max_items`.
     pub fn new(delay: Duration, max_items: usize) -> Self {
-        Self { delay, anchor: None, queue: VecDeque::new(), max_items }
+        Self {
+            delay,
+            anchor: None,
+            queue: VecDeque::new(),
+            max_items,
+        }
     }
 
     /// Adds an item with media timestamp `ts` (ms) that arrived at `now`. Sequence headers and
@@ -32,7 +37,10 @@ impl<T> JitterBuffer<T> {
         let mut due = t0 + offset + self.delay;
         // A timestamp jump (new upstream timeline, wrap, or a stall longer than the delay):
         // start a new schedule from this item rather than hold or flush everything.
-        if ts.wrapping_sub(ts0) > u32::MAX / 2 || due > now + self.delay * 4 || due + self.delay * 4 < now {
+        if ts.wrapping_sub(ts0) > u32::MAX / 2
+            || due > now + self.delay * 4
+            || due + self.delay * 4 < now
+        {
             self.anchor = Some((now, ts));
             due = now + self.delay;
         }
@@ -81,7 +89,16 @@ mod tests {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(Duration::from_millis(200), 1000);
         // 33 ms frames; the upstream stalls 180 ms and then delivers the backlog at once.
-        let arrivals = [(0, 0), (33, 33), (66, 66), (280, 100), (281, 133), (282, 166), (283, 200), (300, 233)];
+        let arrivals = [
+            (0, 0),
+            (33, 33),
+            (66, 66),
+            (280, 100),
+            (281, 133),
+            (282, 166),
+            (283, 200),
+            (300, 233),
+        ];
         let mut released = vec![];
         let mut pushed = 0;
         for ms in 0..800u64 {

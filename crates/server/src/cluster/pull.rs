@@ -14,11 +14,11 @@ use metrics::counter;
 use rtmp_proto::{ClientEvent, ClientMode};
 use tracing::{debug, info, warn};
 
-use futures::future::BoxFuture;
 use crate::{
     cluster::{jitter::JitterBuffer, relay::connect_inner},
     stream::hub::{rendition_name, Frame, Hub, HubError},
 };
+use futures::future::BoxFuture;
 
 /// Upstream jitter the relay smooths away (frames reach the edge's players this much later).
 pub const JITTER_DELAY: Duration = Duration::from_millis(200);
@@ -68,14 +68,27 @@ pub struct Puller {
 impl Puller {
     /// Pulls into `hub`, finding encoders with `locate`.
     pub fn new(hub: Arc<Hub>, locate: Locate) -> Self {
-        Self { hub, locate, active: Mutex::default() }
+        Self {
+            hub,
+            locate,
+            active: Mutex::default(),
+        }
     }
 
     /// Makes `name` (or its `rendition`) available in the local hub, pulling it from its
     /// encoder if needed; returns once it holds a keyframe, or why it cannot.
-    pub async fn ensure(self: &Arc<Self>, name: &str, rendition: Option<&str>) -> Result<(), PullError> {
+    pub async fn ensure(
+        self: &Arc<Self>,
+        name: &str,
+        rendition: Option<&str>,
+    ) -> Result<(), PullError> {
         let local = rendition.map_or_else(|| name.to_owned(), |r| rendition_name(name, r));
-        let ready = |hub: &Hub| hub.get(&local).is_some_and(|s| s.subscribe_internal().is_some_and(|(snap, _)| snap.frames.iter().any(|f| f.keyframe)));
+        let ready = |hub: &Hub| {
+            hub.get(&local).is_some_and(|s| {
+                s.subscribe_internal()
+                    .is_some_and(|(snap, _)| snap.frames.iter().any(|f| f.keyframe))
+            })
+        };
         if ready(&self.hub) {
             return Ok(());
         }
@@ -85,7 +98,8 @@ impl Puller {
                 return Err(PullError::NotLive(name.to_owned()));
             };
             let me = self.clone();
-            let (name, rendition, local) = (name.to_owned(), rendition.map(str::to_owned), local.clone());
+            let (name, rendition, local) =
+                (name.to_owned(), rendition.map(str::to_owned), local.clone());
             tokio::spawn(async move {
                 let r = me.pull(&addr, &name, rendition.as_deref()).await;
                 me.active.lock().unwrap().remove(&local);
@@ -105,7 +119,10 @@ impl Puller {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(PullError::NoKeyframe { name: name.to_owned(), secs: FIRST_FRAME_WAIT.as_secs() })
+        Err(PullError::NoKeyframe {
+            name: name.to_owned(),
+            secs: FIRST_FRAME_WAIT.as_secs(),
+        })
     }
 
     async fn pull(&self, addr: &str, name: &str, rendition: Option<&str>) -> Result<(), PullError> {
@@ -117,7 +134,10 @@ impl Puller {
         counter!("ferrocast_edge_pulls_total").increment(1);
         let h = match rendition {
             Some(r) => self.hub.publish_rendition(name, r),
-            None => self.hub.publish_pulled(name, addr.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 0).into()))?,
+            None => self.hub.publish_pulled(
+                name,
+                addr.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 0).into()),
+            )?,
         };
         info!(stream = %h.stream.name, upstream = %addr, "pulling for local players");
         let mut idle_since: Option<tokio::time::Instant> = None;
@@ -127,13 +147,30 @@ impl Puller {
             client.flush().await?;
             while let Some(ev) = client.poll_event() {
                 if let Some((code, description)) = ev.refusal() {
-                    return Err(rtmp_io::Error::Refused { code: code.to_owned(), description: description.to_owned() }.into());
+                    return Err(rtmp_io::Error::Refused {
+                        code: code.to_owned(),
+                        description: description.to_owned(),
+                    }
+                    .into());
                 }
                 match ev {
-                    ClientEvent::Status { code, .. } if code == "NetStream.Play.Stop" || code == "NetStream.Play.UnpublishNotify" => return Ok(()),
+                    ClientEvent::Status { code, .. }
+                        if code == "NetStream.Play.Stop"
+                            || code == "NetStream.Play.UnpublishNotify" =>
+                    {
+                        return Ok(())
+                    }
                     ClientEvent::Metadata(v) => h.stream.set_metadata(v),
-                    ClientEvent::Media { kind, timestamp, payload } => {
-                        jitter.push(std::time::Instant::now(), timestamp, Frame::new(kind, timestamp, payload));
+                    ClientEvent::Media {
+                        kind,
+                        timestamp,
+                        payload,
+                    } => {
+                        jitter.push(
+                            std::time::Instant::now(),
+                            timestamp,
+                            Frame::new(kind, timestamp, payload),
+                        );
                     }
                     _ => {}
                 }
@@ -150,7 +187,10 @@ impl Puller {
             for f in jitter.pop_due(std::time::Instant::now()) {
                 h.stream.push(f);
             }
-            let wait = jitter.next_due().map_or(Duration::from_secs(1), |d| d.saturating_duration_since(std::time::Instant::now()).min(Duration::from_secs(1)));
+            let wait = jitter.next_due().map_or(Duration::from_secs(1), |d| {
+                d.saturating_duration_since(std::time::Instant::now())
+                    .min(Duration::from_secs(1))
+            });
             tokio::select! {
                 r = client.wait() => match r {
                     Err(rtmp_io::Error::Closed) => return Ok(()),

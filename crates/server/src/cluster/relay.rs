@@ -79,7 +79,11 @@ pub trait Resolver: Send + Sync {
     fn hold<'a>(&'a self, stream: &'a str, route: &'a Route) -> BoxFuture<'a, ()>;
     /// Where a hot-standby copy of `stream` goes (the gateway: the next encoder on the ring
     /// after the primary); `None` for no standby.
-    fn standby<'a>(&'a self, _stream: &'a str, _primary: &'a Route) -> BoxFuture<'a, Option<Route>> {
+    fn standby<'a>(
+        &'a self,
+        _stream: &'a str,
+        _primary: &'a Route,
+    ) -> BoxFuture<'a, Option<Route>> {
         Box::pin(async { None })
     }
 }
@@ -91,7 +95,14 @@ pub type StandbyTarget = Arc<std::sync::Mutex<Option<String>>>;
 
 /// Keeps a standby copy of `stream` flowing to the encoder `resolver.standby` names, with the
 /// broadcaster's query plus `standby=1`, reconnecting like the primary does.
-pub async fn forward_standby(stream: Arc<Stream>, name: String, query: Option<String>, primary: Route, resolver: Arc<dyn Resolver>, target: StandbyTarget) {
+pub async fn forward_standby(
+    stream: Arc<Stream>,
+    name: String,
+    query: Option<String>,
+    primary: Route,
+    resolver: Arc<dyn Resolver>,
+    target: StandbyTarget,
+) {
     let q = match &query {
         Some(q) if !q.is_empty() => format!("{q}&standby=1"),
         _ => "standby=1".to_owned(),
@@ -99,7 +110,9 @@ pub async fn forward_standby(stream: Arc<Stream>, name: String, query: Option<St
     let mut backoff = Duration::from_millis(200);
     while !stream.is_ended() {
         // No standby (an edge's upstream, or a single encoder): nothing to do.
-        let Some(route) = resolver.standby(&name, &primary).await else { return };
+        let Some(route) = resolver.standby(&name, &primary).await else {
+            return;
+        };
         let mut up = match connect(route.clone(), &name, Some(&q)).await {
             Ok(u) => u,
             Err(e) => {
@@ -112,7 +125,9 @@ pub async fn forward_standby(stream: Arc<Stream>, name: String, query: Option<St
         backoff = Duration::from_millis(200);
         *target.lock().unwrap() = route.encoder.clone();
         info!(stream = %name, standby = ?route.encoder, "hot standby copy flowing");
-        let Some((snapshot, follow)) = Follower::frames(&stream) else { return };
+        let Some((snapshot, follow)) = Follower::frames(&stream) else {
+            return;
+        };
         let noop = FixedUpstream(String::new());
         match pump(&mut up, &snapshot, follow, &name, &noop).await {
             Ok(()) => {
@@ -130,7 +145,10 @@ pub struct FixedUpstream(pub String);
 
 impl Resolver for FixedUpstream {
     fn resolve<'a>(&'a self, _stream: &'a str) -> BoxFuture<'a, Result<Route, RelayError>> {
-        let r = Route { addr: self.0.clone(), encoder: None };
+        let r = Route {
+            addr: self.0.clone(),
+            encoder: None,
+        };
         Box::pin(async move { Ok(r) })
     }
     fn hold<'a>(&'a self, _stream: &'a str, _route: &'a Route) -> BoxFuture<'a, ()> {
@@ -141,12 +159,19 @@ impl Resolver for FixedUpstream {
 /// Connects to another node of the cluster (`host:port`, application `live`) and publishes
 /// or plays `name` (with its query): plain RTMP on the `rtmp-io` driver, started within
 /// `start` (connect, handshake and the node's answer).
-pub async fn connect_inner(addr: &str, name: &str, mode: ClientMode, start: Duration) -> Result<Client, rtmp_io::Error> {
+pub async fn connect_inner(
+    addr: &str,
+    name: &str,
+    mode: ClientMode,
+    start: Duration,
+) -> Result<Client, rtmp_io::Error> {
     let url = RtmpUrl::parse(&format!("rtmp://{addr}/{APP}/{name}"))?;
     let mut session = ClientConfig::default();
     session.start_timeout(start);
     let mut options = ConnectOptions::default();
-    options.session(session).driver(DriverConfig::default().write_timeout(WRITE_TIMEOUT).clone());
+    options
+        .session(session)
+        .driver(DriverConfig::default().write_timeout(WRITE_TIMEOUT).clone());
     Connector::new(options)?.connect(&url, mode).await
 }
 
@@ -158,15 +183,24 @@ pub struct Upstream {
 }
 
 /// Connects to `route` and publishes `name` (with the broadcaster's query, e.g. its key).
-pub async fn connect(route: Route, name: &str, query: Option<&str>) -> Result<Upstream, RelayError> {
+pub async fn connect(
+    route: Route,
+    name: &str,
+    query: Option<&str>,
+) -> Result<Upstream, RelayError> {
     let full = match query {
         Some(q) if !q.is_empty() => format!("{name}?{q}"),
         _ => name.to_owned(),
     };
     match connect_inner(&route.addr, &full, ClientMode::Publish, CONNECT_TIMEOUT).await {
         Ok(client) => Ok(Upstream { client, route }),
-        Err(rtmp_io::Error::Refused { code, description }) => Err(RelayError::Refused { code, description }),
-        Err(e) => Err(RelayError::Connect { addr: route.addr.clone(), msg: e.to_string() }),
+        Err(rtmp_io::Error::Refused { code, description }) => {
+            Err(RelayError::Refused { code, description })
+        }
+        Err(e) => Err(RelayError::Connect {
+            addr: route.addr.clone(),
+            msg: e.to_string(),
+        }),
     }
 }
 
@@ -175,7 +209,10 @@ impl Upstream {
     fn check_events(&mut self) -> Result<(), rtmp_io::Error> {
         while let Some(ev) = self.client.poll_event() {
             if let Some((code, description)) = ev.refusal() {
-                return Err(rtmp_io::Error::Refused { code: code.to_owned(), description: description.to_owned() });
+                return Err(rtmp_io::Error::Refused {
+                    code: code.to_owned(),
+                    description: description.to_owned(),
+                });
             }
         }
         Ok(())
@@ -185,7 +222,14 @@ impl Upstream {
 /// Forwards `stream` upstream until its publisher leaves, starting on `first`; on a broken
 /// upstream, reconnects (with back-off, resolving the route again) and resumes from the last
 /// keyframe.
-pub async fn forward(stream: Arc<Stream>, name: String, query: Option<String>, first: Upstream, resolver: Arc<dyn Resolver>, standby: Option<StandbyTarget>) {
+pub async fn forward(
+    stream: Arc<Stream>,
+    name: String,
+    query: Option<String>,
+    first: Upstream,
+    resolver: Arc<dyn Resolver>,
+    standby: Option<StandbyTarget>,
+) {
     let mut next = Some(first);
     let mut backoff = Duration::from_millis(100);
     let mut reconnects = 0u32;
@@ -227,7 +271,9 @@ pub async fn forward(stream: Arc<Stream>, name: String, query: Option<String>, f
                 }
             }
         };
-        let Some((snapshot, follow)) = Follower::frames(&stream) else { return };
+        let Some((snapshot, follow)) = Follower::frames(&stream) else {
+            return;
+        };
         resolver.hold(&name, &up.route).await;
         match pump(&mut up, &snapshot, follow, &name, &*resolver).await {
             Ok(()) => {
@@ -246,12 +292,20 @@ pub async fn forward(stream: Arc<Stream>, name: String, query: Option<String>, f
 }
 
 /// Sends the snapshot, then frames as they come. `Ok` when the stream ended.
-async fn pump(up: &mut Upstream, snapshot: &Snapshot, mut follow: Follower<Frame>, name: &str, resolver: &dyn Resolver) -> Result<(), rtmp_io::Error> {
+async fn pump(
+    up: &mut Upstream,
+    snapshot: &Snapshot,
+    mut follow: Follower<Frame>,
+    name: &str,
+    resolver: &dyn Resolver,
+) -> Result<(), rtmp_io::Error> {
     if let Some(m) = &snapshot.metadata {
         up.client.session_mut().send_metadata(m.clone());
     }
     for f in &snapshot.frames {
-        up.client.session_mut().send_media(f.kind, f.timestamp, &f.payload);
+        up.client
+            .session_mut()
+            .send_media(f.kind, f.timestamp, &f.payload);
     }
     up.client.flush().await?;
     let mut hold = tokio::time::interval(HOLD_EVERY);

@@ -3,13 +3,8 @@
 //! the `edge` crate; this module is the HTTP around it: an axum front and a hyper client to
 //! the origins.
 
-use std::{
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use parking_lot::RwLock;
 use axum::{
     body::Body,
     extract::State,
@@ -28,13 +23,16 @@ use hyper_util::{
 use ketama::Ring;
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::PrometheusHandle;
+use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::{
-    http::AppError,
-    backend::coord::{ClusterEvent, DistLock, EncoderInfo, EventBus, LockToken, Locked, Registry, SessionMap},
+    backend::coord::{
+        ClusterEvent, DistLock, EncoderInfo, EventBus, LockToken, Locked, Registry, SessionMap,
+    },
     backend::health::Health,
+    http::AppError,
     stream::name::is_valid_stream_name,
 };
 
@@ -97,7 +95,9 @@ impl EdgeState {
     /// An edge for these origins (`http://host:port`, no path).
     pub fn new(origins: &[String]) -> Result<Self, EdgeRoleError> {
         for o in origins {
-            let ok = o.strip_prefix("http://").is_some_and(|h| !h.is_empty() && !h.contains('/'));
+            let ok = o
+                .strip_prefix("http://")
+                .is_some_and(|h| !h.is_empty() && !h.contains('/'));
             if !ok {
                 return Err(EdgeRoleError::BadOrigin(o.clone()));
             }
@@ -114,11 +114,19 @@ impl EdgeState {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(64).build(connector);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(64)
+            .build(connector);
         // Installed here, before the edge serves, so no early count is lost (a standalone edge
         // runs nothing else that would install it).
         let metrics = crate::http::recorder();
-        Ok(Self { edge, client, cluster: None, health: Health::default(), metrics })
+        Ok(Self {
+            edge,
+            client,
+            cluster: None,
+            health: Health::default(),
+            metrics,
+        })
     }
 
     /// An edge in a cluster: origins come from the registry and change as encoders come and
@@ -132,7 +140,14 @@ impl EdgeState {
         health: Health,
     ) -> Self {
         let mut st = Self::new(&[]).expect("no origins to check");
-        let c = Arc::new(EdgeCluster { registry, sessions, lock, events, advertise, encoders: RwLock::new(vec![]) });
+        let c = Arc::new(EdgeCluster {
+            registry,
+            sessions,
+            lock,
+            events,
+            advertise,
+            encoders: RwLock::new(vec![]),
+        });
         st.cluster = Some(c.clone());
         st.health = health;
         tokio::spawn(refresh_origins(st.edge.clone(), c.clone()));
@@ -149,7 +164,10 @@ impl EdgeState {
 /// The edge's routes: `/live/…` through the cache, plus health and metrics.
 pub fn router(state: EdgeState) -> Router {
     Router::new()
-        .route("/healthz", get(|State(st): State<EdgeState>| async move { st.health.respond().await }))
+        .route(
+            "/healthz",
+            get(|State(st): State<EdgeState>| async move { st.health.respond().await }),
+        )
         .route("/metrics", get(metrics))
         .route("/live/{*path}", get(live).head(live))
         .merge(crate::http::player::page_routes())
@@ -157,18 +175,33 @@ pub fn router(state: EdgeState) -> Router {
         // (NTP-synced like the origins') rather than 404.
         .route("/time", get(crate::http::time))
         // The page's quality beacons go to the origins' metrics; an edge takes and drops them.
-        .route("/api/beacon", axum::routing::post(|| async { StatusCode::NO_CONTENT }))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found: this edge serves /live/NAME/… only\n") })
+        .route(
+            "/api/beacon",
+            axum::routing::post(|| async { StatusCode::NO_CONTENT }),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "not found: this edge serves /live/NAME/… only\n",
+            )
+        })
         .layer(crate::http::cors())
         .with_state(state)
 }
 
 /// Runs the edge on a bound listener until `shutdown`.
-pub async fn run(listener: tokio::net::TcpListener, state: EdgeState, shutdown: impl std::future::Future<Output = ()> + Send + 'static) {
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: EdgeState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     if let Ok(a) = listener.local_addr() {
         info!("edge listening on http://{a}/live/…");
     }
-    if let Err(e) = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         warn!("edge stopped: {e}");
     }
 }
@@ -195,22 +228,42 @@ async fn metrics(State(st): State<EdgeState>) -> Response {
     gauge!("ferrocast_edge_origin_timeout_seconds").set(st.edge.timeout_in_force().as_secs_f64());
     gauge!("ferrocast_edge_cache_bytes").set(st.edge.cache().weighted_size() as f64);
     gauge!("ferrocast_edge_open_breakers").set(st.edge.open_breakers().len() as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
 }
 
-async fn live(State(st): State<EdgeState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn live(
+    State(st): State<EdgeState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let key = uri.path().trim_start_matches('/').to_owned();
     let stream = key.split('/').nth(1).unwrap_or_default().to_owned();
     // Only well-formed names and file names reach the cache and the origin.
     let valid = is_valid_stream_name(&stream)
         && key.len() <= 200
-        && key.split('/').all(|p| !p.is_empty() && p != "." && p != ".." && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
+        && key.split('/').all(|p| {
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        });
     if !valid {
         return (StatusCode::BAD_REQUEST, "bad path: expected /live/NAME/…\n").into_response();
     }
     let from_peer = headers.contains_key(PEER_HEADER);
     let fetch = {
-        let (edge, client, key, stream) = (st.edge.clone(), st.client.clone(), key.clone(), stream.clone());
+        let (edge, client, key, stream) = (
+            st.edge.clone(),
+            st.client.clone(),
+            key.clone(),
+            stream.clone(),
+        );
         let cluster = st.cluster.clone().filter(|_| !from_peer);
         move || fetch_locked(edge, client, cluster, stream, key)
     };
@@ -225,14 +278,25 @@ async fn live(State(st): State<EdgeState>, method: Method, uri: Uri, headers: He
                 });
             }
             let h = &r.head;
-            let inm = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-            let not_modified = h.status == 200 && matches!((inm, h.etag.as_deref()), (Some(i), Some(e)) if edge::etag_matches(i, e));
-            let status = if not_modified { StatusCode::NOT_MODIFIED } else { StatusCode::from_u16(h.status).unwrap_or(StatusCode::BAD_GATEWAY) };
+            let inm = headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok());
+            let not_modified = h.status == 200
+                && matches!((inm, h.etag.as_deref()), (Some(i), Some(e)) if edge::etag_matches(i, e));
+            let status = if not_modified {
+                StatusCode::NOT_MODIFIED
+            } else {
+                StatusCode::from_u16(h.status).unwrap_or(StatusCode::BAD_GATEWAY)
+            };
             let mut b = Response::builder()
                 .status(status)
                 .header("x-cache", r.phase.as_str())
                 .header(header::AGE, r.age.as_secs().to_string());
-            for (name, v) in [(header::CONTENT_TYPE, &h.content_type), (header::CACHE_CONTROL, &h.cache_control), (header::ETAG, &h.etag)] {
+            for (name, v) in [
+                (header::CONTENT_TYPE, &h.content_type),
+                (header::CACHE_CONTROL, &h.cache_control),
+                (header::ETAG, &h.etag),
+            ] {
                 if let Some(v) = v.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
                     b = b.header(name, v);
                 }
@@ -241,17 +305,32 @@ async fn live(State(st): State<EdgeState>, method: Method, uri: Uri, headers: He
                 if let Some(len) = h.content_length {
                     b = b.header(header::CONTENT_LENGTH, len);
                 }
-                return b.body(Body::empty()).map_err(AppError::from).into_response();
+                return b
+                    .body(Body::empty())
+                    .map_err(AppError::from)
+                    .into_response();
             }
             let body = r.body;
             if let Some(full) = body.as_full().cloned() {
                 counter!("ferrocast_edge_bytes_served_total").increment(full.len() as u64);
-                return b.body(Body::from(full)).map_err(AppError::from).into_response();
+                return b
+                    .body(Body::from(full))
+                    .map_err(AppError::from)
+                    .into_response();
             }
             let stream = futures::stream::unfold(body, |mut b| async move {
-                b.next_chunk().await.map(|c| (c.inspect(|x| counter!("ferrocast_edge_bytes_served_total").increment(x.len() as u64)), b))
+                b.next_chunk().await.map(|c| {
+                    (
+                        c.inspect(|x| {
+                            counter!("ferrocast_edge_bytes_served_total").increment(x.len() as u64)
+                        }),
+                        b,
+                    )
+                })
             });
-            b.body(Body::from_stream(stream)).map_err(AppError::from).into_response()
+            b.body(Body::from_stream(stream))
+                .map_err(AppError::from)
+                .into_response()
         }
     }
 }
@@ -288,7 +367,11 @@ async fn invalidate_on_events(edge: Edge, mut rx: tokio::sync::broadcast::Receiv
         match rx.recv().await {
             Ok(ClusterEvent::Segment { stream, rep, .. }) => {
                 counter!("ferrocast_edge_invalidations_total", "kind" => "segment").increment(1);
-                for k in [format!("live/{stream}/manifest.mpd"), format!("live/{stream}/master.m3u8"), format!("live/{stream}/{rep}/index.m3u8")] {
+                for k in [
+                    format!("live/{stream}/manifest.mpd"),
+                    format!("live/{stream}/master.m3u8"),
+                    format!("live/{stream}/{rep}/index.m3u8"),
+                ] {
                     edge.invalidate(&k).await;
                 }
             }
@@ -305,16 +388,33 @@ async fn invalidate_on_events(edge: Edge, mut rx: tokio::sync::broadcast::Receiv
 /// In a cluster, takes the object's fetch lock first: the holder fetches from the origin, the
 /// others from the holder (whose cache or fetch in flight serves them), so the origin sees one
 /// fetch per object however many edges ask. Without Redis, every edge fetches for itself.
-async fn fetch_locked(edge: Edge, client: HttpClient, cluster: Option<Arc<EdgeCluster>>, stream: String, key: String) -> Result<OriginResponse, OriginError> {
-    let Some(c) = cluster else { return fetch_origin(edge, client, None, stream, key, None).await };
+async fn fetch_locked(
+    edge: Edge,
+    client: HttpClient,
+    cluster: Option<Arc<EdgeCluster>>,
+    stream: String,
+    key: String,
+) -> Result<OriginResponse, OriginError> {
+    let Some(c) = cluster else {
+        return fetch_origin(edge, client, None, stream, key, None).await;
+    };
     let preferred = match c.sessions.get(&stream).await {
-        Ok(Some(id)) => c.encoders.read().iter().find(|e| e.id == id).map(|e| e.http.clone()),
+        Ok(Some(id)) => c
+            .encoders
+            .read()
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| e.http.clone()),
         _ => None,
     };
     match c.lock.try_lock(&key, &c.advertise, FETCH_LOCK_TTL).await {
         Ok(Locked::Acquired(token)) => {
             counter!("ferrocast_edge_fetch_lock_total", "outcome" => "acquired").increment(1);
-            let release = Release { lock: c.lock.clone(), key: key.clone(), token };
+            let release = Release {
+                lock: c.lock.clone(),
+                key: key.clone(),
+                token,
+            };
             fetch_origin(edge, client, preferred, stream, key, Some(release)).await
         }
         Ok(Locked::HeldBy(holder)) if !holder.is_empty() && holder != c.advertise => {
@@ -351,15 +451,32 @@ impl Release {
 
 type Fetched = (ObjectHead, hyper::body::Incoming);
 
-async fn fetch_from(client: &HttpClient, base: &str, key: &str, peer: bool) -> Result<Fetched, OriginError> {
-    let uri: Uri = format!("{base}/{key}").parse().map_err(|e: axum::http::uri::InvalidUri| OriginError::Request(e.to_string()))?;
+async fn fetch_from(
+    client: &HttpClient,
+    base: &str,
+    key: &str,
+    peer: bool,
+) -> Result<Fetched, OriginError> {
+    let uri: Uri = format!("{base}/{key}")
+        .parse()
+        .map_err(|e: axum::http::uri::InvalidUri| OriginError::Request(e.to_string()))?;
     let mut req = axum::http::Request::get(uri);
     if peer {
         req = req.header(PEER_HEADER, "1");
     }
-    let req = req.body(Empty::new()).map_err(|e| OriginError::Request(e.to_string()))?;
-    let resp = client.request(req).await.map_err(|e| OriginError::Connect(format!("{base}: {e}")))?;
-    let hv = |n: header::HeaderName| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let req = req
+        .body(Empty::new())
+        .map_err(|e| OriginError::Request(e.to_string()))?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| OriginError::Connect(format!("{base}: {e}")))?;
+    let hv = |n: header::HeaderName| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let head = ObjectHead {
         status: resp.status().as_u16(),
         content_type: hv(header::CONTENT_TYPE),
@@ -374,7 +491,10 @@ async fn fetch_from(client: &HttpClient, base: &str, key: &str, peer: bool) -> R
 /// A fetch lock is kept after a success until it expires, so edges that ask meanwhile get the
 /// object from this edge's cache instead of the origin; after a failure it is released at
 /// once so that another edge may try.
-async fn finish((head, mut body): Fetched, mut release: Option<Release>) -> Result<OriginResponse, OriginError> {
+async fn finish(
+    (head, mut body): Fetched,
+    mut release: Option<Release>,
+) -> Result<OriginResponse, OriginError> {
     if head.status >= 400 {
         // Not there (yet) or broken: let the next asker try for itself.
         if let Some(rel) = release.take() {
@@ -382,7 +502,10 @@ async fn finish((head, mut body): Fetched, mut release: Option<Release>) -> Resu
         }
     }
     if head.content_length.is_some() {
-        let r = body.collect().await.map_err(|e| OriginError::Body(e.to_string()));
+        let r = body
+            .collect()
+            .await
+            .map_err(|e| OriginError::Body(e.to_string()));
         if let (Err(_), Some(rel)) = (&r, release) {
             rel.run().await;
         }
@@ -414,7 +537,14 @@ async fn finish((head, mut body): Fetched, mut release: Option<Release>) -> Resu
 
 /// Fetches `key` from the first origin of the stream's ring order that answers (`preferred`
 /// first: the encoder that holds the stream).
-async fn fetch_origin(edge: Edge, client: HttpClient, preferred: Option<String>, stream: String, key: String, release: Option<Release>) -> Result<OriginResponse, OriginError> {
+async fn fetch_origin(
+    edge: Edge,
+    client: HttpClient,
+    preferred: Option<String>,
+    stream: String,
+    key: String,
+    release: Option<Release>,
+) -> Result<OriginResponse, OriginError> {
     let mut candidates = edge.origin_candidates(&stream);
     if let Some(p) = preferred {
         candidates.retain(|c| *c != p);

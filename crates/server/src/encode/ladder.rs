@@ -55,11 +55,26 @@ impl Rendition {
 pub fn ladder(tracks: &Tracks) -> Vec<Rendition> {
     let mut v = vec![];
     if tracks.video.is_some() {
-        v.push(Rendition { id: "v720".into(), kind: RenditionKind::Video { side: 720, kbps: 1500 } });
-        v.push(Rendition { id: "v400".into(), kind: RenditionKind::Video { side: 400, kbps: 500 } });
+        v.push(Rendition {
+            id: "v720".into(),
+            kind: RenditionKind::Video {
+                side: 720,
+                kbps: 1500,
+            },
+        });
+        v.push(Rendition {
+            id: "v400".into(),
+            kind: RenditionKind::Video {
+                side: 400,
+                kbps: 500,
+            },
+        });
     }
     if tracks.audio.is_some() {
-        v.push(Rendition { id: "a64".into(), kind: RenditionKind::Audio { kbps: 64 } });
+        v.push(Rendition {
+            id: "a64".into(),
+            kind: RenditionKind::Audio { kbps: 64 },
+        });
     }
     v
 }
@@ -73,11 +88,22 @@ pub fn ladder(tracks: &Tracks) -> Vec<Rendition> {
 /// the ladder; `-sc_threshold 0` and a long `-g` stop x264 from adding others. A `lead`
 /// moves those boundaries earlier by as much (the packager's segmenter gets the same lead):
 /// a standby taking over starts with a short first segment instead of a whole 4 s one.
-pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path], lead: Duration) -> Vec<String> {
-    let mut a: Vec<String> = ["-hide_banner", "-nostats", "-loglevel", "warning", "-nostdin"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+pub fn ffmpeg_args(
+    tracks: &Tracks,
+    renditions: &[Rendition],
+    outputs: &[&Path],
+    lead: Duration,
+) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "warning",
+        "-nostdin",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     // No `-fflags nobuffer`: with the filter graph it loses the last frames of a stream.
     a.extend(["-probesize", "65536", "-analyzeduration", "1000000"].map(String::from));
     a.extend(["-f", "flv", "-i", "pipe:0", "-copyts"].map(String::from));
@@ -102,11 +128,24 @@ pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path],
         }
         a.extend(["-filter_complex".to_string(), fc]);
     }
-    let fps = tracks.video.as_ref().and_then(|v| v.fps).unwrap_or(30.0).clamp(1.0, 120.0);
+    let fps = tracks
+        .video
+        .as_ref()
+        .and_then(|v| v.fps)
+        .unwrap_or(30.0)
+        .clamp(1.0, 120.0);
     let gop = ((fps * SEGMENT_SECS as f64).ceil() as u32 * 2).to_string();
     // ffmpeg's `t` starts at 0 on the first frame (as do the fragments' times).
-    let t = if lead.is_zero() { "t".to_string() } else { format!("t+{:.3}", lead.as_secs_f64()) };
-    let prev = if lead.is_zero() { "prev_forced_t".to_string() } else { format!("prev_forced_t+{:.3}", lead.as_secs_f64()) };
+    let t = if lead.is_zero() {
+        "t".to_string()
+    } else {
+        format!("t+{:.3}", lead.as_secs_f64())
+    };
+    let prev = if lead.is_zero() {
+        "prev_forced_t".to_string()
+    } else {
+        format!("prev_forced_t+{:.3}", lead.as_secs_f64())
+    };
     let force = format!(
         "expr:if(isnan(prev_forced_t),1,gte({t},(floor(({prev})/{s})+1)*{s}))",
         s = SEGMENT_SECS
@@ -115,18 +154,57 @@ pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path],
         match r.kind {
             RenditionKind::Video { kbps, .. } => {
                 a.extend(["-map".into(), format!("[o{i}]")]);
-                a.extend(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "high"].map(String::from));
-                a.extend(["-b:v".into(), format!("{kbps}k"), "-maxrate".into(), format!("{kbps}k"), "-bufsize".into(), format!("{}k", kbps * 2)]);
-                a.extend(["-g".into(), gop.clone(), "-keyint_min".into(), gop.clone(), "-sc_threshold".into(), "0".into()]);
+                a.extend(
+                    [
+                        "-c:v",
+                        "libx264",
+                        "-preset",
+                        "veryfast",
+                        "-tune",
+                        "zerolatency",
+                        "-profile:v",
+                        "high",
+                    ]
+                    .map(String::from),
+                );
+                a.extend([
+                    "-b:v".into(),
+                    format!("{kbps}k"),
+                    "-maxrate".into(),
+                    format!("{kbps}k"),
+                    "-bufsize".into(),
+                    format!("{}k", kbps * 2),
+                ]);
+                a.extend([
+                    "-g".into(),
+                    gop.clone(),
+                    "-keyint_min".into(),
+                    gop.clone(),
+                    "-sc_threshold".into(),
+                    "0".into(),
+                ]);
                 a.extend(["-force_key_frames".into(), force.clone()]);
             }
             RenditionKind::Audio { kbps } => {
                 let ch = tracks.audio.as_ref().map_or(2, |t| t.channels.clamp(1, 2));
                 a.extend(["-map", "0:a:0", "-c:a", "aac"].map(String::from));
-                a.extend(["-b:a".into(), format!("{kbps}k"), "-ac".into(), ch.to_string()]);
+                a.extend([
+                    "-b:a".into(),
+                    format!("{kbps}k"),
+                    "-ac".into(),
+                    ch.to_string(),
+                ]);
             }
         }
-        a.extend(["-f", "mp4", "-movflags", "empty_moov+default_base_moof+frag_keyframe+skip_trailer"].map(String::from));
+        a.extend(
+            [
+                "-f",
+                "mp4",
+                "-movflags",
+                "empty_moov+default_base_moof+frag_keyframe+skip_trailer",
+            ]
+            .map(String::from),
+        );
         a.extend(["-frag_duration".to_string(), (CHUNK_MS * 1000).to_string()]);
         a.push(format!("unix://{}", outputs[i].display()));
     }
@@ -152,7 +230,11 @@ pub struct Supervisor {
 
 impl Default for Supervisor {
     fn default() -> Self {
-        Self { exits: VecDeque::new(), max: 5, window: Duration::from_secs(60) }
+        Self {
+            exits: VecDeque::new(),
+            max: 5,
+            window: Duration::from_secs(60),
+        }
     }
 }
 
@@ -160,7 +242,11 @@ impl Supervisor {
     /// Records an exit at `now` and decides.
     pub fn on_exit(&mut self, now: Instant) -> Restart {
         self.exits.push_back(now);
-        while self.exits.front().is_some_and(|t| now.duration_since(*t) > self.window) {
+        while self
+            .exits
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.window)
+        {
             self.exits.pop_front();
         }
         if self.exits.len() > self.max {
@@ -182,8 +268,16 @@ mod tests {
 
     fn tracks(video: bool, audio: bool) -> Tracks {
         Tracks {
-            video: video.then(|| VideoTrack { width: 1280, height: 720, fps: Some(30.0), codec: "avc1.64001f".into() }),
-            audio: audio.then_some(AudioTrack { sample_rate: 48000, channels: 1 }),
+            video: video.then(|| VideoTrack {
+                width: 1280,
+                height: 720,
+                fps: Some(30.0),
+                codec: "avc1.64001f".into(),
+            }),
+            audio: audio.then_some(AudioTrack {
+                sample_rate: 48000,
+                channels: 1,
+            }),
         }
     }
 
@@ -199,15 +293,26 @@ mod tests {
     fn args_map_each_rendition_to_its_socket() {
         let t = tracks(true, true);
         let l = ladder(&t);
-        let paths = [Path::new("/r/v720.sock"), Path::new("/r/v400.sock"), Path::new("/r/a64.sock")];
+        let paths = [
+            Path::new("/r/v720.sock"),
+            Path::new("/r/v400.sock"),
+            Path::new("/r/a64.sock"),
+        ];
         let a = ffmpeg_args(&t, &l, &paths, Duration::ZERO);
         let joined = a.join(" ");
         assert!(joined.contains("-force_key_frames expr:if(isnan(prev_forced_t),1,gte(t,(floor((prev_forced_t)/4)+1)*4))"));
         let led = ffmpeg_args(&t, &l, &paths, Duration::from_secs(3)).join(" ");
-        assert!(led.contains("gte(t+3.000,(floor((prev_forced_t+3.000)/4)+1)*4))"), "{led}");
+        assert!(
+            led.contains("gte(t+3.000,(floor((prev_forced_t+3.000)/4)+1)*4))"),
+            "{led}"
+        );
         assert!(joined.contains("scale=720:720:force_original_aspect_ratio=decrease"));
         assert!(joined.contains("pad=400:400"));
-        assert!(joined.contains("-b:v 1500k") && joined.contains("-b:v 500k") && joined.contains("-b:a 64k -ac 1"));
+        assert!(
+            joined.contains("-b:v 1500k")
+                && joined.contains("-b:v 500k")
+                && joined.contains("-b:a 64k -ac 1")
+        );
         assert!(joined.contains("-g 240"));
         assert_eq!(a.iter().filter(|s| s.starts_with("unix://")).count(), 3);
         assert!(a.last().unwrap().ends_with("a64.sock"));
@@ -226,7 +331,10 @@ mod tests {
         // Old exits age out of the window.
         let mut s = Supervisor::default();
         for i in 0..20 {
-            assert!(matches!(s.on_exit(t0 + Duration::from_secs(61 * i)), Restart::After(_)));
+            assert!(matches!(
+                s.on_exit(t0 + Duration::from_secs(61 * i)),
+                Restart::After(_)
+            ));
         }
     }
 }

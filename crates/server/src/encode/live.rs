@@ -3,17 +3,12 @@
 //! the transcoder finishes it (HTTP chunked transfer), instead of waiting 4 s for the whole
 //! segment.
 
-use std::{
-    collections::VecDeque,
-    convert::Infallible,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
 
-use parking_lot::Mutex;
 use bytes::Bytes;
 use edge::Growing;
 use futures::Stream;
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 /// A segment being produced (or just finished, until it is in the store).
@@ -33,7 +28,11 @@ pub struct LiveSegment {
 impl LiveSegment {
     /// An empty segment.
     pub fn new(number: u64) -> Arc<Self> {
-        Arc::new(Self { number, body: Growing::new(), timing: Mutex::new((0, 0, 0)) })
+        Arc::new(Self {
+            number,
+            body: Growing::new(),
+            timing: Mutex::new((0, 0, 0)),
+        })
     }
 
     /// Adds the next chunk, which covers `[start, start + duration)` in the track timescale,
@@ -57,7 +56,11 @@ impl LiveSegment {
         if dur == 0 {
             return None;
         }
-        let predicted_end = if end >= boundary { end } else { end + (boundary - end).div_ceil(dur) * dur };
+        let predicted_end = if end >= boundary {
+            end
+        } else {
+            end + (boundary - end).div_ceil(dur) * dur
+        };
         Some((start, predicted_end - start))
     }
 
@@ -83,7 +86,10 @@ impl LiveSegment {
 
     /// Every chunk, existing and future, until the segment completes. A reader whose segment
     /// stalls for `stall` gets an end of body instead of hanging.
-    pub fn stream(self: Arc<Self>, stall: Duration) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    pub fn stream(
+        self: Arc<Self>,
+        stall: Duration,
+    ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
         let reader = self.body.subscribe(stall);
         // A stall (or a writer gone) ends the body like its completion: the player asks again.
         futures::stream::unfold(reader, |mut r| async move {
@@ -108,7 +114,10 @@ const RECENT: usize = 3;
 
 impl Default for LiveTrack {
     fn default() -> Self {
-        Self { current: watch::channel(None).0, recent: Mutex::new(VecDeque::new()) }
+        Self {
+            current: watch::channel(None).0,
+            recent: Mutex::new(VecDeque::new()),
+        }
     }
 }
 
@@ -126,7 +135,12 @@ impl LiveTrack {
 
     /// Completes the current segment if it is `number`.
     pub fn end(&self, number: u64) {
-        let done = self.current.borrow().as_ref().filter(|s| s.number == number).cloned();
+        let done = self
+            .current
+            .borrow()
+            .as_ref()
+            .filter(|s| s.number == number)
+            .cloned();
         if let Some(s) = done {
             s.finish();
             self.remember(s);
@@ -158,10 +172,20 @@ impl LiveTrack {
 
     /// Segment `number` if it is in memory (in progress or recently finished).
     pub fn get(&self, number: u64) -> Option<Arc<LiveSegment>> {
-        if let Some(s) = self.current.borrow().as_ref().filter(|s| s.number == number) {
+        if let Some(s) = self
+            .current
+            .borrow()
+            .as_ref()
+            .filter(|s| s.number == number)
+        {
             return Some(s.clone());
         }
-        self.recent.lock().iter().rev().find(|s| s.number == number).cloned()
+        self.recent
+            .lock()
+            .iter()
+            .rev()
+            .find(|s| s.number == number)
+            .cloned()
     }
 
     /// Waits up to `limit` for segment `number` to start, if it is the next one expected
@@ -195,12 +219,20 @@ mod tests {
         let t = LiveTrack::default();
         let s = t.begin(7);
         s.push(Bytes::from_static(b"a"));
-        let reader = tokio::spawn(s.clone().stream(Duration::from_secs(5)).map(|c| c.unwrap()).collect::<Vec<_>>());
+        let reader = tokio::spawn(
+            s.clone()
+                .stream(Duration::from_secs(5))
+                .map(|c| c.unwrap())
+                .collect::<Vec<_>>(),
+        );
         tokio::task::yield_now().await;
         s.push(Bytes::from_static(b"b"));
         t.end(7);
         let got = reader.await.unwrap();
-        assert_eq!(got, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        assert_eq!(
+            got,
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+        );
         assert_eq!(t.get(7).unwrap().bytes(), Bytes::from_static(b"ab"));
         assert!(t.get(7).unwrap().is_complete());
     }
@@ -225,7 +257,11 @@ mod tests {
         t.begin(1);
         let waiter = tokio::spawn({
             let t = t.clone();
-            async move { t.wait_for(2, Duration::from_secs(5)).await.map(|s| s.number) }
+            async move {
+                t.wait_for(2, Duration::from_secs(5))
+                    .await
+                    .map(|s| s.number)
+            }
         });
         tokio::task::yield_now().await;
         t.begin(2);

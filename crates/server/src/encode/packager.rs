@@ -6,23 +6,23 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use parking_lot::RwLock;
 use bytes::{Bytes, BytesMut};
 use cmaf::{SegmentRef, Segmenter, SegmenterConfig, SegmenterEvent, TrackKind};
 use metrics::{counter, histogram};
+use parking_lot::RwLock;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::{
     backend::coord::{ClusterEvent, EventBus},
-    encode::standby::Fence,
-    encode::presentation::{unix_ms, DashState, WINDOW},
-    encode::ladder::{Rendition, RenditionKind, SEGMENT_SECS},
     backend::meta::{MetaStore, StreamRecord, StreamState},
     backend::store::{key, SegmentStore},
-    stream::hub::{Frame, Hub, PublishHandle},
+    encode::ladder::{Rendition, RenditionKind, SEGMENT_SECS},
     encode::live::LiveSegment,
+    encode::presentation::{unix_ms, DashState, WINDOW},
+    encode::standby::Fence,
     encode::transcode::TranscodeEvent,
+    stream::hub::{Frame, Hub, PublishHandle},
 };
 use cmaf::FlvRemuxer;
 
@@ -37,9 +37,14 @@ struct RtmpOut {
 impl RtmpOut {
     fn new(hub: &Arc<Hub>, name: &str, ladder: &[Rendition]) -> Self {
         Self {
-            streams: ladder.iter().map(|r| hub.publish_rendition(name, &r.id)).collect(),
+            streams: ladder
+                .iter()
+                .map(|r| hub.publish_rendition(name, &r.id))
+                .collect(),
             remux: ladder.iter().map(|_| None).collect(),
-            audio: ladder.iter().position(|r| matches!(r.kind, RenditionKind::Audio { .. })),
+            audio: ladder
+                .iter()
+                .position(|r| matches!(r.kind, RenditionKind::Audio { .. })),
         }
     }
 
@@ -66,7 +71,9 @@ impl RtmpOut {
     }
 
     fn on_chunk(&mut self, index: usize, chunk: &[u8]) {
-        let Some(r) = self.remux.get_mut(index).and_then(Option::as_mut) else { return };
+        let Some(r) = self.remux.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
         match r.push_chunk(chunk) {
             Ok(tags) => {
                 for (kind, ts, body, _) in tags {
@@ -104,7 +111,12 @@ pub async fn run(
     let (name, period_id, first_number, lead) = {
         let s = state.read();
         let last = s.periods.last();
-        (s.name.clone(), last.map(|p| p.id.clone()).unwrap_or_default(), s.next_number, last.map_or(Duration::ZERO, |p| p.lead))
+        (
+            s.name.clone(),
+            last.map(|p| p.id.clone()).unwrap_or_default(),
+            s.next_number,
+            last.map_or(Duration::ZERO, |p| p.lead),
+        )
     };
     if let Some(p) = state.write().current() {
         p.first_number = first_number;
@@ -119,7 +131,12 @@ pub async fn run(
                 };
                 let mut cfg = SegmenterConfig::new(kind, Duration::from_secs(SEGMENT_SECS as u64));
                 cfg.first_number(first_number).lead(lead);
-                Track { segmenter: Segmenter::with_config(cfg), live: None, open: vec![], open_number: None }
+                Track {
+                    segmenter: Segmenter::with_config(cfg),
+                    live: None,
+                    open: vec![],
+                    open_number: None,
+                }
             })
             .collect()
     };
@@ -137,11 +154,25 @@ pub async fn run(
                 }
             }
             TranscodeEvent::Output { index, bytes } => {
-                let Some(t) = tracks.get_mut(index) else { continue };
+                let Some(t) = tracks.get_mut(index) else {
+                    continue;
+                };
                 if let Err(e) = t.segmenter.push(&bytes, SystemTime::now()) {
                     warn!(stream = %name, rendition = %ladder[index].id, "cannot package transcoder output: {e}");
                 }
-                drain(&state, &store, &*events, fence, &name, &period_id, index, &ladder[index], t, &mut rtmp).await;
+                drain(
+                    &state,
+                    &store,
+                    &*events,
+                    fence,
+                    &name,
+                    &period_id,
+                    index,
+                    &ladder[index],
+                    t,
+                    &mut rtmp,
+                )
+                .await;
                 if fence.is_some_and(Fence::is_lost) {
                     break;
                 }
@@ -155,14 +186,22 @@ pub async fn run(
     }
     for (i, t) in tracks.iter_mut().enumerate() {
         let _ = t.segmenter.finish();
-        drain(&state, &store, &*events, fence, &name, &period_id, i, &ladder[i], t, &mut rtmp).await;
+        drain(
+            &state, &store, &*events, fence, &name, &period_id, i, &ladder[i], t, &mut rtmp,
+        )
+        .await;
     }
     abort_live(&state);
     let (ladder_ids, last) = {
         let mut s = state.write();
         s.ended = true;
         s.ended_ms = Some(unix_ms(SystemTime::now()));
-        let last = s.periods.iter().flat_map(|p| p.reps.iter()).filter_map(|r| r.segments.back().map(|x| x.number)).max();
+        let last = s
+            .periods
+            .iter()
+            .flat_map(|p| p.reps.iter())
+            .filter_map(|r| r.segments.back().map(|x| x.number))
+            .max();
         s.next_number = last.map_or(s.next_number, |n| n + 1);
         (s.ladder(), last)
     };
@@ -171,9 +210,25 @@ pub async fn run(
         info!(stream = %name, "packaging stopped: fenced off by a newer owner");
         return;
     }
-    let st = if failed.is_some() { StreamState::Failed } else { StreamState::Ended };
-    meta.put(StreamRecord { name: name.clone(), state: st, ladder: ladder_ids, last_segment: last, updated_ms: StreamRecord::now_ms() }).await;
-    if let Err(e) = events.publish(&ClusterEvent::Ended { stream: name.clone() }).await {
+    let st = if failed.is_some() {
+        StreamState::Failed
+    } else {
+        StreamState::Ended
+    };
+    meta.put(StreamRecord {
+        name: name.clone(),
+        state: st,
+        ladder: ladder_ids,
+        last_segment: last,
+        updated_ms: StreamRecord::now_ms(),
+    })
+    .await;
+    if let Err(e) = events
+        .publish(&ClusterEvent::Ended {
+            stream: name.clone(),
+        })
+        .await
+    {
         warn!(stream = %name, "stream-ended event not sent: {e}");
     }
     info!(stream = %name, last_segment = ?last, failed = ?failed, "DASH presentation ended");
@@ -200,7 +255,13 @@ async fn drain(
                         return;
                     }
                 }
-                if let Err(e) = store.put(&key(name, &rendition.id, &format!("init-{period_id}.mp4")), bytes).await {
+                if let Err(e) = store
+                    .put(
+                        &key(name, &rendition.id, &format!("init-{period_id}.mp4")),
+                        bytes,
+                    )
+                    .await
+                {
                     warn!(stream = %name, "storing init segment: {e}");
                 }
                 let mut s = state.write();
@@ -250,32 +311,52 @@ async fn drain(
                 // Readers of the segment in progress finish now; the store write follows and
                 // the segment stays served from memory meanwhile.
                 if let Some(l) = t.live.take() {
-                    state.read().live_track(&rendition.id).inspect(|lt| lt.end(l.number));
+                    state
+                        .read()
+                        .live_track(&rendition.id)
+                        .inspect(|lt| lt.end(l.number));
                 }
                 if let Some(f) = fence {
                     if !f.allows_write().await {
                         return;
                     }
                 }
-                if let Err(err) = store.put(&key(name, &rendition.id, &format!("{}.m4s", e.segment)), data.freeze()).await {
+                if let Err(err) = store
+                    .put(
+                        &key(name, &rendition.id, &format!("{}.m4s", e.segment)),
+                        data.freeze(),
+                    )
+                    .await
+                {
                     warn!(stream = %name, "storing segment {}: {err}", e.segment);
                     continue;
                 }
                 let expired = publish_segment(state, index, e.into());
                 for n in expired {
-                    let _ = store.delete(&key(name, &rendition.id, &format!("{n}.m4s"))).await;
+                    let _ = store
+                        .delete(&key(name, &rendition.id, &format!("{n}.m4s")))
+                        .await;
                 }
                 counter!("ferrocast_segments_total").increment(1);
                 // One timeline snapshot per segment number: when its last rendition lands (or
                 // when a rendition has fallen two behind and would hold the snapshot back).
                 let last_of_number = state.read().periods.last().is_none_or(|p| {
-                    let slowest = p.reps.iter().map(|r| r.segments.back().map_or(0, |x| x.number)).min().unwrap_or(0);
+                    let slowest = p
+                        .reps
+                        .iter()
+                        .map(|r| r.segments.back().map_or(0, |x| x.number))
+                        .min()
+                        .unwrap_or(0);
                     slowest >= e.segment || slowest + 1 < e.segment
                 });
                 if let (Some(f), true) = (fence, last_of_number) {
                     crate::encode::standby::save_snapshot(store, f, state).await;
                 }
-                let ev = ClusterEvent::Segment { stream: name.to_owned(), rep: rendition.id.clone(), number: e.segment };
+                let ev = ClusterEvent::Segment {
+                    stream: name.to_owned(),
+                    rep: rendition.id.clone(),
+                    number: e.segment,
+                };
                 if let Err(err) = events.publish(&ev).await {
                     debug!(stream = %name, "segment event not sent: {err}");
                 }
@@ -308,12 +389,19 @@ fn publish_segment(state: &Arc<RwLock<DashState>>, index: usize, seg: SegmentRef
     let ts = rep.info.as_ref().map_or(1000, |i| i.timescale.max(1)) as u64;
     rep.segments.push_back(seg);
     // Lag = now − the wall-clock time at which the segment's media ended.
-    let end_ms = ast + start.as_millis() as u64 + ((seg.start + seg.duration) * 1000 / ts).saturating_sub(origin);
-    histogram!("ferrocast_segment_lag_seconds").record(unix_ms(now).saturating_sub(end_ms) as f64 / 1000.0);
+    let end_ms = ast
+        + start.as_millis() as u64
+        + ((seg.start + seg.duration) * 1000 / ts).saturating_sub(origin);
+    histogram!("ferrocast_segment_lag_seconds")
+        .record(unix_ms(now).saturating_sub(end_ms) as f64 / 1000.0);
     let window_ticks = WINDOW.as_secs() * ts;
     let newest_end = seg.start + seg.duration;
     let mut expired = vec![];
-    while rep.segments.front().is_some_and(|f| f.start + f.duration + window_ticks < newest_end) {
+    while rep
+        .segments
+        .front()
+        .is_some_and(|f| f.start + f.duration + window_ticks < newest_end)
+    {
         expired.push(rep.segments.pop_front().unwrap().number);
     }
     expired

@@ -13,14 +13,14 @@ use tracing::{info, warn};
 
 use crate::{
     backend::coord::{EventBus, Ownership, SessionMap},
-    encode::standby,
-    encode::presentation::DashRegistry,
-    stream::hub::Stream,
-    encode::ladder::ladder,
     backend::meta::{MetaStore, StreamRecord, StreamState},
-    encode::packager,
     backend::store::SegmentStore,
+    encode::ladder::ladder,
+    encode::packager,
+    encode::presentation::DashRegistry,
+    encode::standby,
     encode::transcode::{self, TranscodeConfig},
+    stream::hub::Stream,
 };
 use media::validate::Tracks;
 
@@ -62,12 +62,18 @@ impl Encoder {
     /// In a cluster, the stream is first claimed (a new epoch) — or, for a hot standby, kept
     /// ready until the owner's lease lapses, then taken over with the DASH timeline restored.
     pub fn start(&self, stream: Arc<Stream>, tracks: Tracks) {
-        let Some(c) = self.cluster.clone() else { return self.start_packaging(stream, tracks, None, Duration::ZERO) };
+        let Some(c) = self.cluster.clone() else {
+            return self.start_packaging(stream, tracks, None, Duration::ZERO);
+        };
         let me = self.clone();
         tokio::spawn(async move {
             let (epoch, lead) = if stream.is_standby() {
                 info!(stream = %stream.name, "hot standby: stream ready, waiting for the owner's lease to lapse");
-                let Some(epoch) = standby::wait_for_takeover(&*c.own, &*c.sessions, &c.id, &stream).await else { return };
+                let Some(epoch) =
+                    standby::wait_for_takeover(&*c.own, &*c.sessions, &c.id, &stream).await
+                else {
+                    return;
+                };
                 stream.set_standby(false);
                 if let Some(snap) = standby::load_snapshot(&me.store, &stream.name).await {
                     let restored = snap.restore(&stream.name, &me.store, Arc::default()).await;
@@ -84,18 +90,35 @@ impl Encoder {
                     }
                 }
             };
-            let fence = standby::Fence::hold(c.own.clone(), c.id.clone(), stream.name.clone(), epoch);
+            let fence =
+                standby::Fence::hold(c.own.clone(), c.id.clone(), stream.name.clone(), epoch);
             me.start_packaging(stream, tracks, Some(fence), lead);
         });
     }
 
     /// `lead`: how much shorter than 4 s the new Period's first segment is (see
     /// [`standby::TAKEOVER_LEAD`]).
-    fn start_packaging(&self, stream: Arc<Stream>, tracks: Tracks, fence: Option<Arc<standby::Fence>>, lead: Duration) {
+    fn start_packaging(
+        &self,
+        stream: Arc<Stream>,
+        tracks: Tracks,
+        fence: Option<Arc<standby::Fence>>,
+        lead: Duration,
+    ) {
         let ladder = ladder(&tracks);
         let stats = Arc::default();
-        let fps = tracks.video.as_ref().and_then(|v| v.fps).or(stream.info().fps);
-        let state = self.dash.begin_period(&stream.name, &ladder, fps, Arc::clone(&stats), SystemTime::now());
+        let fps = tracks
+            .video
+            .as_ref()
+            .and_then(|v| v.fps)
+            .or(stream.info().fps);
+        let state = self.dash.begin_period(
+            &stream.name,
+            &ladder,
+            fps,
+            Arc::clone(&stats),
+            SystemTime::now(),
+        );
         if let Some(p) = state.write().current() {
             p.lead = lead;
         }
@@ -109,8 +132,25 @@ impl Encoder {
             updated_ms: StreamRecord::now_ms(),
         };
         tokio::spawn(async move { meta.put(rec).await });
-        tokio::spawn(transcode::run(stream, tracks, ladder.clone(), lead, self.transcode.clone(), stats, tx));
-        let packaging = packager::run(state, ladder, self.store.clone(), self.meta.clone(), self.events.clone(), self.hub.clone(), fence, rx);
+        tokio::spawn(transcode::run(
+            stream,
+            tracks,
+            ladder.clone(),
+            lead,
+            self.transcode.clone(),
+            stats,
+            tx,
+        ));
+        let packaging = packager::run(
+            state,
+            ladder,
+            self.store.clone(),
+            self.meta.clone(),
+            self.events.clone(),
+            self.hub.clone(),
+            fence,
+            rx,
+        );
         self.packagers.spawn(packaging);
     }
 }

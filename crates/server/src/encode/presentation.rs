@@ -8,8 +8,11 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use cmaf::{
+    AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation,
+    SegmentRef, TrackInfo, UtcTiming,
+};
 use parking_lot::{Mutex, RwLock};
-use cmaf::{AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation, SegmentRef, TrackInfo, UtcTiming};
 
 use crate::{
     encode::ladder::{Rendition, RenditionKind, CHUNK_MS, SEGMENT_SECS},
@@ -27,7 +30,9 @@ pub const TIME_URL: &str = "/time";
 
 /// Milliseconds since the Unix epoch.
 pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// One rendition within a Period.
@@ -101,17 +106,28 @@ impl DashState {
 
     /// Renditions of the current Period, for the API.
     pub fn ladder(&self) -> Vec<String> {
-        self.periods.last().map(|p| p.reps.iter().map(|r| r.rendition.id.clone()).collect()).unwrap_or_default()
+        self.periods
+            .last()
+            .map(|p| p.reps.iter().map(|r| r.rendition.id.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// The in-memory track of rendition `rep` in the newest Period that has it.
     pub fn live_track(&self, rep: &str) -> Option<Arc<LiveTrack>> {
-        self.periods.iter().rev().find_map(|p| p.reps.iter().find(|r| r.rendition.id == rep)).map(|r| r.live.clone())
+        self.periods
+            .iter()
+            .rev()
+            .find_map(|p| p.reps.iter().find(|r| r.rendition.id == rep))
+            .map(|r| r.live.clone())
     }
 
     /// Finds which Period holds `rep`'s segment `number` (to check a request is valid).
     pub fn has_segment(&self, rep: &str, number: u64) -> bool {
-        self.periods.iter().any(|p| p.reps.iter().any(|r| r.rendition.id == rep && r.segments.iter().any(|s| s.number == number)))
+        self.periods.iter().any(|p| {
+            p.reps
+                .iter()
+                .any(|r| r.rendition.id == rep && r.segments.iter().any(|s| s.number == number))
+        })
     }
 
     /// Renders the MPD as of `now`.
@@ -121,7 +137,10 @@ impl DashState {
 
     /// The presentation as of `now`, as the MPD and the HLS playlists show it.
     pub fn manifest(&self, now: SystemTime) -> Manifest {
-        let mut m = Manifest::new(self.availability_start_ms, unix_ms(now).max(self.availability_start_ms));
+        let mut m = Manifest::new(
+            self.availability_start_ms,
+            unix_ms(now).max(self.availability_start_ms),
+        );
         m.utc_timing = vec![UtcTiming::HttpIso(TIME_URL.into())];
         m.ended = self.ended;
         m.suggested_presentation_delay = LL_TARGET_LATENCY;
@@ -152,8 +171,13 @@ impl DashState {
                 if r.segments.is_empty() {
                     continue;
                 }
-                let mut rep = Representation::from_track(r.rendition.id.clone(), info, r.rendition.bandwidth() as u32);
-                rep.presentation_time_offset = p.origin_ms.unwrap_or(0) * info.timescale as u64 / 1000;
+                let mut rep = Representation::from_track(
+                    r.rendition.id.clone(),
+                    info,
+                    r.rendition.bandwidth() as u32,
+                );
+                rep.presentation_time_offset =
+                    p.origin_ms.unwrap_or(0) * info.timescale as u64 / 1000;
                 if let (Format::Video { frame_rate, .. }, Some(fps)) = (&mut rep.format, p.fps) {
                     *frame_rate = Some(frame_rate_of(fps));
                 }
@@ -164,8 +188,14 @@ impl DashState {
                 if let Some(live) = r.live.current() {
                     let after_last = r.segments.back().is_none_or(|l| live.number > l.number);
                     let boundary = p.boundary(live.number, info.timescale);
-                    if let (true, Some((start, duration))) = (after_last && !self.ended, live.predicted(boundary)) {
-                        rep.in_progress = Some(SegmentRef { number: live.number, start, duration });
+                    if let (true, Some((start, duration))) =
+                        (after_last && !self.ended, live.predicted(boundary))
+                    {
+                        rep.in_progress = Some(SegmentRef {
+                            number: live.number,
+                            start,
+                            duration,
+                        });
                     }
                 }
                 match r.rendition.kind {
@@ -180,7 +210,11 @@ impl DashState {
             if !audio.representations.is_empty() {
                 sets.push(audio);
             }
-            m.periods.push(Period { id: p.id.clone(), start: p.start, adaptation_sets: sets });
+            m.periods.push(Period {
+                id: p.id.clone(),
+                start: p.start,
+                adaptation_sets: sets,
+            });
         }
         m
     }
@@ -190,9 +224,15 @@ fn frame_rate_of(fps: f64) -> FrameRate {
     // NTSC rates are x/1.001; everything else is close enough to an integer.
     let rounded = fps.round();
     if (fps - rounded).abs() < 0.01 {
-        FrameRate { num: rounded as u32, den: 1 }
+        FrameRate {
+            num: rounded as u32,
+            den: 1,
+        }
     } else {
-        FrameRate { num: (fps * 1001.0).round() as u32, den: 1001 }
+        FrameRate {
+            num: (fps * 1001.0).round() as u32,
+            den: 1001,
+        }
     }
 }
 
@@ -222,7 +262,8 @@ impl DashRegistry {
         let now_ms = unix_ms(now);
         let reuse = map.get(name).filter(|s| {
             let s = s.read();
-            s.ended_ms.is_some_and(|e| now_ms.saturating_sub(e) < WINDOW.as_millis() as u64)
+            s.ended_ms
+                .is_some_and(|e| now_ms.saturating_sub(e) < WINDOW.as_millis() as u64)
         });
         let state = match reuse {
             Some(s) => s.clone(),
@@ -244,8 +285,24 @@ impl DashRegistry {
             let mut s = state.write();
             let start = Duration::from_millis(now_ms.saturating_sub(s.availability_start_ms));
             let id = format!("p{}", s.periods.len());
-            let reps = ladder.iter().map(|r| RepState { rendition: r.clone(), info: None, segments: VecDeque::new(), live: Arc::default() }).collect();
-            s.periods.push(PeriodState { id, start, origin_ms: None, fps, first_number: 0, lead: Duration::ZERO, reps });
+            let reps = ladder
+                .iter()
+                .map(|r| RepState {
+                    rendition: r.clone(),
+                    info: None,
+                    segments: VecDeque::new(),
+                    live: Arc::default(),
+                })
+                .collect();
+            s.periods.push(PeriodState {
+                id,
+                start,
+                origin_ms: None,
+                fps,
+                first_number: 0,
+                lead: Duration::ZERO,
+                reps,
+            });
             s.ended = false;
             s.ended_ms = None;
             s.stats = stats;
@@ -270,7 +327,11 @@ impl DashRegistry {
         let mut map = self.map.lock();
         let old: Vec<String> = map
             .iter()
-            .filter(|(_, s)| s.read().ended_ms.is_some_and(|e| now_ms.saturating_sub(e) > WINDOW.as_millis() as u64))
+            .filter(|(_, s)| {
+                s.read()
+                    .ended_ms
+                    .is_some_and(|e| now_ms.saturating_sub(e) > WINDOW.as_millis() as u64)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         old.into_iter()
@@ -281,7 +342,11 @@ impl DashRegistry {
                 for p in &s.periods {
                     for r in &p.reps {
                         files.push((r.rendition.id.clone(), format!("init-{}.mp4", p.id)));
-                        files.extend(r.segments.iter().map(|x| (r.rendition.id.clone(), format!("{}.m4s", x.number))));
+                        files.extend(
+                            r.segments
+                                .iter()
+                                .map(|x| (r.rendition.id.clone(), format!("{}.m4s", x.number))),
+                        );
                     }
                 }
                 Some((k, files))
@@ -307,8 +372,16 @@ mod tests {
     fn periods_and_reuse() {
         let reg = DashRegistry::default();
         let t = Tracks {
-            video: Some(VideoTrack { width: 1280, height: 720, fps: Some(30.0), codec: "avc1.64001f".into() }),
-            audio: Some(AudioTrack { sample_rate: 48000, channels: 2 }),
+            video: Some(VideoTrack {
+                width: 1280,
+                height: 720,
+                fps: Some(30.0),
+                codec: "avc1.64001f".into(),
+            }),
+            audio: Some(AudioTrack {
+                sample_rate: 48000,
+                channels: 2,
+            }),
         };
         let l = ladder(&t);
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
@@ -316,7 +389,13 @@ mod tests {
         assert_eq!(s.read().periods[0].id, "p0");
         // Ended recently: a republish continues the presentation as a new Period.
         s.write().ended_ms = Some(unix_ms(t0 + Duration::from_secs(10)));
-        let s2 = reg.begin_period("a", &l, Some(30.0), Arc::default(), t0 + Duration::from_secs(20));
+        let s2 = reg.begin_period(
+            "a",
+            &l,
+            Some(30.0),
+            Arc::default(),
+            t0 + Duration::from_secs(20),
+        );
         assert!(Arc::ptr_eq(&s, &s2));
         let st = s2.read();
         assert_eq!(st.periods.len(), 2);
@@ -327,21 +406,40 @@ mod tests {
         let gone = reg.collect_garbage(t0 + WINDOW + Duration::from_secs(1));
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].0, "a");
-        assert!(gone[0].1.contains(&("v720".to_string(), "init-p1.mp4".to_string())));
+        assert!(gone[0]
+            .1
+            .contains(&("v720".to_string(), "init-p1.mp4".to_string())));
         assert!(reg.get("a").is_none());
     }
 
     #[test]
     fn a_lead_moves_every_boundary() {
-        let p = PeriodState { id: "p1".into(), start: Duration::ZERO, origin_ms: None, fps: None, first_number: 5, lead: Duration::from_secs(3), reps: vec![] };
+        let p = PeriodState {
+            id: "p1".into(),
+            start: Duration::ZERO,
+            origin_ms: None,
+            fps: None,
+            first_number: 5,
+            lead: Duration::from_secs(3),
+            reps: vec![],
+        };
         assert_eq!((p.boundary(5, 1000), p.boundary(6, 1000)), (1000, 5000));
-        let p = PeriodState { lead: Duration::ZERO, ..p };
+        let p = PeriodState {
+            lead: Duration::ZERO,
+            ..p
+        };
         assert_eq!((p.boundary(5, 1000), p.boundary(6, 1000)), (4000, 8000));
     }
 
     #[test]
     fn frame_rates() {
         assert_eq!(frame_rate_of(30.0), FrameRate { num: 30, den: 1 });
-        assert_eq!(frame_rate_of(29.97), FrameRate { num: 30000, den: 1001 });
+        assert_eq!(
+            frame_rate_of(29.97),
+            FrameRate {
+                num: 30000,
+                den: 1001
+            }
+        );
     }
 }

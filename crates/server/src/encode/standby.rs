@@ -16,19 +16,19 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use parking_lot::RwLock;
 use bytes::Bytes;
 use cmaf::SegmentRef;
 use metrics::counter;
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::{
-    backend::coord::{Ownership, SessionMap},
-    encode::presentation::{unix_ms, DashState, PeriodState, RepState},
     backend::coord::SESSION_LEASE,
-    encode::ladder::Rendition,
+    backend::coord::{Ownership, SessionMap},
     backend::store::SegmentStore,
+    encode::ladder::Rendition,
+    encode::presentation::{unix_ms, DashState, PeriodState, RepState},
     encode::transcode::TranscodeStats,
 };
 
@@ -62,14 +62,24 @@ impl Fence {
     /// Holds `epoch` of `stream` for `encoder`, renewing the lease in the background until
     /// the fence is dropped or lost.
     pub fn hold(own: Arc<dyn Ownership>, encoder: String, stream: String, epoch: u64) -> Arc<Self> {
-        let f = Arc::new(Self { own, encoder, stream, epoch, lost: AtomicBool::new(false) });
+        let f = Arc::new(Self {
+            own,
+            encoder,
+            stream,
+            epoch,
+            lost: AtomicBool::new(false),
+        });
         let weak = Arc::downgrade(&f);
         tokio::spawn(async move {
             let mut iv = tokio::time::interval(OWNER_RENEW);
             loop {
                 iv.tick().await;
                 let Some(f) = weak.upgrade() else { return };
-                match f.own.renew(&f.stream, &f.encoder, f.epoch, OWNER_LEASE).await {
+                match f
+                    .own
+                    .renew(&f.stream, &f.encoder, f.epoch, OWNER_LEASE)
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => {
                         f.fenced("lease taken over");
@@ -106,7 +116,11 @@ impl Fence {
         if self.is_lost() {
             return false;
         }
-        match self.own.check(&self.stream, &self.encoder, self.epoch).await {
+        match self
+            .own
+            .check(&self.stream, &self.encoder, self.epoch)
+            .await
+        {
             Ok(true) => true,
             Ok(false) => {
                 self.fenced("epoch check before a write");
@@ -153,7 +167,12 @@ impl DashSnapshot {
     /// one may have been announced as "in progress" by a low-latency MPD and never finished,
     /// and a URL is never reused for other content.
     pub fn of(s: &DashState) -> Self {
-        let newest = s.periods.iter().flat_map(|p| p.reps.iter()).filter_map(|r| r.segments.back().map(|x| x.number)).max();
+        let newest = s
+            .periods
+            .iter()
+            .flat_map(|p| p.reps.iter())
+            .filter_map(|r| r.segments.back().map(|x| x.number))
+            .max();
         Self {
             availability_start_ms: s.availability_start_ms,
             next_number: newest.map_or(s.next_number, |n| n + 2).max(s.next_number),
@@ -166,7 +185,19 @@ impl DashSnapshot {
                     origin_ms: p.origin_ms,
                     fps: p.fps,
                     first_number: p.first_number,
-                    reps: p.reps.iter().map(|r| (r.rendition.clone(), r.segments.iter().map(|x| (x.number, x.start, x.duration)).collect())).collect(),
+                    reps: p
+                        .reps
+                        .iter()
+                        .map(|r| {
+                            (
+                                r.rendition.clone(),
+                                r.segments
+                                    .iter()
+                                    .map(|x| (x.number, x.start, x.duration))
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
                 })
                 .collect(),
         }
@@ -174,21 +205,57 @@ impl DashSnapshot {
 
     /// Rebuilds the state: track information comes from the stored init segments; Periods
     /// whose init segments are gone are dropped.
-    pub async fn restore(&self, name: &str, store: &SegmentStore, stats: Arc<TranscodeStats>) -> DashState {
+    pub async fn restore(
+        &self,
+        name: &str,
+        store: &SegmentStore,
+        stats: Arc<TranscodeStats>,
+    ) -> DashState {
         let mut periods = vec![];
         for p in &self.periods {
             let mut reps = vec![];
             for (rendition, segs) in &p.reps {
-                let init = store.get(&crate::backend::store::key(name, &rendition.id, &format!("init-{}.mp4", p.id))).await.ok().flatten();
+                let init = store
+                    .get(&crate::backend::store::key(
+                        name,
+                        &rendition.id,
+                        &format!("init-{}.mp4", p.id),
+                    ))
+                    .await
+                    .ok()
+                    .flatten();
                 let info = init.and_then(|b| cmaf::parse_init(&b).ok());
-                let segments: VecDeque<SegmentRef> = segs.iter().map(|&(number, start, duration)| SegmentRef { number, start, duration }).collect();
-                reps.push(RepState { rendition: rendition.clone(), info, segments, live: Arc::default() });
+                let segments: VecDeque<SegmentRef> = segs
+                    .iter()
+                    .map(|&(number, start, duration)| SegmentRef {
+                        number,
+                        start,
+                        duration,
+                    })
+                    .collect();
+                reps.push(RepState {
+                    rendition: rendition.clone(),
+                    info,
+                    segments,
+                    live: Arc::default(),
+                });
             }
-            if reps.iter().any(|r| r.info.is_none() && !r.segments.is_empty()) {
+            if reps
+                .iter()
+                .any(|r| r.info.is_none() && !r.segments.is_empty())
+            {
                 warn!(stream = %name, period = %p.id, "standby: a Period's init segment is missing from the store; leaving it out");
                 continue;
             }
-            periods.push(PeriodState { id: p.id.clone(), start: Duration::from_millis(p.start_ms), origin_ms: p.origin_ms, fps: p.fps, first_number: p.first_number, lead: Duration::ZERO, reps });
+            periods.push(PeriodState {
+                id: p.id.clone(),
+                start: Duration::from_millis(p.start_ms),
+                origin_ms: p.origin_ms,
+                fps: p.fps,
+                first_number: p.first_number,
+                lead: Duration::ZERO,
+                reps,
+            });
         }
         DashState {
             name: name.to_owned(),
@@ -213,7 +280,9 @@ pub async fn save_snapshot(store: &SegmentStore, fence: &Fence, state: &Arc<RwLo
         let s = state.read();
         (s.name.clone(), DashSnapshot::of(&s))
     };
-    let Ok(json) = serde_json::to_vec(&snap) else { return };
+    let Ok(json) = serde_json::to_vec(&snap) else {
+        return;
+    };
     if fence.allows_write().await {
         if let Err(e) = store.put(&snapshot_key(&name), Bytes::from(json)).await {
             warn!(stream = %name, "DASH timeline snapshot not stored: {e}");
@@ -230,7 +299,12 @@ pub async fn load_snapshot(store: &SegmentStore, name: &str) -> Option<DashSnaps
 /// A standby's watch: waits while the stream's owner holds its lease; when it lapses (and this
 /// standby still receives the stream), claims it and returns the new epoch. `None` when the
 /// stream ended first.
-pub async fn wait_for_takeover(own: &dyn Ownership, sessions: &dyn SessionMap, encoder: &str, stream: &crate::stream::hub::Stream) -> Option<u64> {
+pub async fn wait_for_takeover(
+    own: &dyn Ownership,
+    sessions: &dyn SessionMap,
+    encoder: &str,
+    stream: &crate::stream::hub::Stream,
+) -> Option<u64> {
     let mut iv = tokio::time::interval(STANDBY_LOOK);
     // When the owner's key was first seen missing (see `MISSING_FOR`).
     let mut missing_since: Option<tokio::time::Instant> = None;

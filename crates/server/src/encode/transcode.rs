@@ -29,11 +29,11 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use crate::{
+    encode::ladder::{ffmpeg_args, Rendition, Restart, Supervisor},
     stream::{
         follow::{Follower, Step},
         hub::{Frame, Stream},
     },
-    encode::ladder::{ffmpeg_args, Rendition, Restart, Supervisor},
 };
 use media::validate::Tracks;
 
@@ -105,7 +105,16 @@ pub async fn run(
     let mut generation = 0;
     loop {
         generation += 1;
-        let r = run_once(&stream, &tracks, (&ladder, lead), &cfg, &stats, &events, generation).await;
+        let r = run_once(
+            &stream,
+            &tracks,
+            (&ladder, lead),
+            &cfg,
+            &stats,
+            &events,
+            generation,
+        )
+        .await;
         match r {
             Ok(Ended::Publisher) => {
                 let _ = events.send(TranscodeEvent::Ended).await;
@@ -121,7 +130,10 @@ pub async fn run(
                         tokio::time::sleep(d).await;
                     }
                     Restart::GiveUp => {
-                        let msg = format!("ffmpeg failed {} times in a minute, last: {why}", supervisor.recent_exits());
+                        let msg = format!(
+                            "ffmpeg failed {} times in a minute, last: {why}",
+                            supervisor.recent_exits()
+                        );
                         warn!(stream = %stream.name, "transcoder gave up: {msg}");
                         let _ = events.send(TranscodeEvent::Failed(msg)).await;
                         return;
@@ -143,10 +155,17 @@ enum Ended {
 enum TranscodeError {
     /// Our run directory or sockets could not be made.
     #[error("{what} {path}: {source}")]
-    Setup { what: &'static str, path: PathBuf, source: std::io::Error },
+    Setup {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// ffmpeg could not be started.
     #[error("cannot start {ffmpeg}: {source} — install ffmpeg (apt-get install ffmpeg) or set FERROCAST_FFMPEG")]
-    Spawn { ffmpeg: PathBuf, source: std::io::Error },
+    Spawn {
+        ffmpeg: PathBuf,
+        source: std::io::Error,
+    },
     /// Waiting for ffmpeg failed.
     #[error("waiting for ffmpeg: {0}")]
     Wait(std::io::Error),
@@ -166,14 +185,31 @@ async fn run_once(
     events: &mpsc::Sender<TranscodeEvent>,
     generation: u32,
 ) -> Result<Ended, TranscodeError> {
-    let dir = cfg.run_dir.join(format!("{}-{}-{generation}", stream.name, std::process::id()));
+    let dir = cfg.run_dir.join(format!(
+        "{}-{}-{generation}",
+        stream.name,
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|source| TranscodeError::Setup { what: "creating", path: dir.clone(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| TranscodeError::Setup {
+        what: "creating",
+        path: dir.clone(),
+        source,
+    })?;
     let _cleanup = RemoveOnDrop(dir.clone());
-    let paths: Vec<PathBuf> = ladder.iter().map(|r| dir.join(format!("{}.sock", r.id))).collect();
+    let paths: Vec<PathBuf> = ladder
+        .iter()
+        .map(|r| dir.join(format!("{}.sock", r.id)))
+        .collect();
     let mut listeners = Vec::new();
     for p in &paths {
-        listeners.push(UnixListener::bind(p).map_err(|source| TranscodeError::Setup { what: "binding", path: p.clone(), source })?);
+        listeners.push(
+            UnixListener::bind(p).map_err(|source| TranscodeError::Setup {
+                what: "binding",
+                path: p.clone(),
+                source,
+            })?,
+        );
     }
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let args = ffmpeg_args(tracks, ladder, &path_refs, lead);
@@ -185,9 +221,16 @@ async fn run_once(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| TranscodeError::Spawn { ffmpeg: cfg.ffmpeg.clone(), source })?;
+        .map_err(|source| TranscodeError::Spawn {
+            ffmpeg: cfg.ffmpeg.clone(),
+            source,
+        })?;
     info!(stream = %stream.name, pid = child.id(), generation, "transcoder started");
-    if events.send(TranscodeEvent::Started { generation }).await.is_err() {
+    if events
+        .send(TranscodeEvent::Started { generation })
+        .await
+        .is_err()
+    {
         return Ok(Ended::Packager);
     }
 
@@ -199,10 +242,14 @@ async fn run_once(
             warn!(stream = %name, "ffmpeg: {line}");
         }
     });
-    let cpu_task = child.id().map(|pid| tokio::spawn(sample_cpu(pid, stats.clone())));
+    let cpu_task = child
+        .id()
+        .map(|pid| tokio::spawn(sample_cpu(pid, stats.clone())));
 
     let stdin = child.stdin.take().expect("piped");
-    let Some((snapshot, follow)) = Follower::frames(stream) else { return Ok(Ended::Publisher) };
+    let Some((snapshot, follow)) = Follower::frames(stream) else {
+        return Ok(Ended::Publisher);
+    };
     let feeder = tokio::spawn(feed(stdin, snapshot.frames, follow, tracks.clone()));
 
     let mut readers = Vec::new();
@@ -220,7 +267,14 @@ async fn run_once(
                 if n == 0 {
                     return Ok::<_, String>(true);
                 }
-                if events.send(TranscodeEvent::Output { index, bytes: buf.split().freeze() }).await.is_err() {
+                if events
+                    .send(TranscodeEvent::Output {
+                        index,
+                        bytes: buf.split().freeze(),
+                    })
+                    .await
+                    .is_err()
+                {
                     return Ok(false);
                 }
             }
@@ -258,7 +312,12 @@ async fn run_once(
 
 /// Writes the stream to ffmpeg's stdin as FLV. Returns true when the publisher left (normal
 /// end), false when ffmpeg stopped reading.
-async fn feed(mut stdin: ChildStdin, first: Vec<Arc<Frame>>, mut follow: Follower<Frame>, tracks: Tracks) -> bool {
+async fn feed(
+    mut stdin: ChildStdin,
+    first: Vec<Arc<Frame>>,
+    mut follow: Follower<Frame>,
+    tracks: Tracks,
+) -> bool {
     let mut out = Vec::with_capacity(256 * 1024);
     flv::write_file_header(tracks.audio.is_some(), tracks.video.is_some(), &mut out);
     let write = |f: &Frame, out: &mut Vec<u8>| {
@@ -306,14 +365,20 @@ async fn sample_cpu(pid: u32, stats: Arc<TranscodeStats>) {
     loop {
         iv.tick().await;
         // A read of /proc is served from kernel memory: no need for a blocking thread.
-        let Ok(stat) = procfs::process::Process::new(pid as i32).and_then(|p| p.stat()) else { return };
+        let Ok(stat) = procfs::process::Process::new(pid as i32).and_then(|p| p.stat()) else {
+            return;
+        };
         let cpu = (stat.utime + stat.stime) as f64 / ticks;
         let now = Instant::now();
         if let Some((c0, t0)) = last {
             let pct = (cpu - c0) / now.duration_since(t0).as_secs_f64() * 100.0;
-            stats.cpu_permille.store((pct * 10.0).max(0.0) as u64, Ordering::Relaxed);
+            stats
+                .cpu_permille
+                .store((pct * 10.0).max(0.0) as u64, Ordering::Relaxed);
         }
-        stats.rss_kib.store(stat.rss * page / 1024, Ordering::Relaxed);
+        stats
+            .rss_kib
+            .store(stat.rss * page / 1024, Ordering::Relaxed);
         last = Some((cpu, now));
     }
 }

@@ -52,40 +52,58 @@ fn entries(hub: &Hub, dash: &DashRegistry) -> Vec<StreamEntry> {
         .map(|s| {
             let d = dash.get(&s.name);
             let d = d.as_ref().map(|d| d.read());
-            let ready = d.as_ref().is_some_and(|d| d.periods.iter().any(|p| p.reps.iter().any(|r| !r.segments.is_empty())));
+            let ready = d.as_ref().is_some_and(|d| {
+                d.periods
+                    .iter()
+                    .any(|p| p.reps.iter().any(|r| !r.segments.is_empty()))
+            });
             StreamEntry {
-            name: s.name.clone(),
-            state: if s.is_standby() { "standby" } else { "live" },
-            publisher: s.publisher.to_string(),
-            started_unix: s.started.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            uptime_secs: (s.uptime_secs() * 10.0).round() / 10.0,
-            viewers: s.players(),
-            bytes_in: s.bytes_in(),
-            info: s.info(),
-            renditions: d.as_ref().map(|d| d.ladder()).unwrap_or_default(),
-            dash: ready.then(|| format!("/live/{}/manifest.mpd", s.name)),
-            transcoder_cpu_percent: d.as_ref().map(|d| d.stats.cpu_percent()),
-            transcoder_restarts: d.as_ref().map(|d| d.stats.restarts()),
-        }})
+                name: s.name.clone(),
+                state: if s.is_standby() { "standby" } else { "live" },
+                publisher: s.publisher.to_string(),
+                started_unix: s
+                    .started
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+                uptime_secs: (s.uptime_secs() * 10.0).round() / 10.0,
+                viewers: s.players(),
+                bytes_in: s.bytes_in(),
+                info: s.info(),
+                renditions: d.as_ref().map(|d| d.ladder()).unwrap_or_default(),
+                dash: ready.then(|| format!("/live/{}/manifest.mpd", s.name)),
+                transcoder_cpu_percent: d.as_ref().map(|d| d.stats.cpu_percent()),
+                transcoder_restarts: d.as_ref().map(|d| d.stats.restarts()),
+            }
+        })
         .collect()
 }
 
 pub(super) async fn streams(State(st): State<HttpState>) -> Json<Vec<StreamEntry>> {
     let mut list = entries(&st.hub, &st.dash);
     // Refused publishes stay visible for a while, with the reason.
-    list.extend(st.hub.rejections().into_iter().map(|r| StreamEntry {
-        name: r.name,
-        state: "rejected",
-        publisher: r.publisher.to_string(),
-        started_unix: r.at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        uptime_secs: 0.0,
-        viewers: 0,
-        bytes_in: 0,
-        info: StreamInfo { problem: Some(r.reason), ..Default::default() },
-        renditions: vec![],
-        dash: None,
-        transcoder_cpu_percent: None,
-        transcoder_restarts: None,
+    list.extend(st.hub.rejections().into_iter().map(|r| {
+        StreamEntry {
+            name: r.name,
+            state: "rejected",
+            publisher: r.publisher.to_string(),
+            started_unix: r
+                .at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            uptime_secs: 0.0,
+            viewers: 0,
+            bytes_in: 0,
+            info: StreamInfo {
+                problem: Some(r.reason),
+                ..Default::default()
+            },
+            renditions: vec![],
+            dash: None,
+            transcoder_cpu_percent: None,
+            transcoder_restarts: None,
+        }
     }));
     Json(list)
 }
@@ -95,17 +113,33 @@ pub(super) async fn metrics(State(st): State<HttpState>) -> Response {
     // Per-stream values are read from the hub at scrape time, so an ended stream simply
     // disappears instead of leaving a stale gauge behind.
     let list = entries(&st.hub, &st.dash);
-    let _ = writeln!(text, "# TYPE ferrocast_streams_live gauge\nferrocast_streams_live {}", list.len());
+    let _ = writeln!(
+        text,
+        "# TYPE ferrocast_streams_live gauge\nferrocast_streams_live {}",
+        list.len()
+    );
     let families: [(&str, fn(&StreamEntry) -> Option<f64>); 6] = [
-        ("ferrocast_transcoder_cpu_percent", |e| e.transcoder_cpu_percent),
-        ("ferrocast_transcoder_restarts", |e| e.transcoder_restarts.map(|r| r as f64)),
+        ("ferrocast_transcoder_cpu_percent", |e| {
+            e.transcoder_cpu_percent
+        }),
+        ("ferrocast_transcoder_restarts", |e| {
+            e.transcoder_restarts.map(|r| r as f64)
+        }),
         ("ferrocast_stream_viewers", |e| Some(e.viewers as f64)),
-        ("ferrocast_stream_ingest_bitrate_kbps", |e| e.info.bitrate_kbps),
+        ("ferrocast_stream_ingest_bitrate_kbps", |e| {
+            e.info.bitrate_kbps
+        }),
         ("ferrocast_stream_ingest_fps", |e| e.info.measured_fps),
-        ("ferrocast_stream_ingest_bytes_total", |e| Some(e.bytes_in as f64)),
+        ("ferrocast_stream_ingest_bytes_total", |e| {
+            Some(e.bytes_in as f64)
+        }),
     ];
     for (name, f) in families {
-        let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
         let _ = writeln!(text, "# TYPE {name} {kind}");
         for e in &list {
             if let Some(v) = f(e) {

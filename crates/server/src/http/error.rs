@@ -38,19 +38,28 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
             AppError::BadRequest(msg) => (StatusCode::BAD_REQUEST, msg + "\n").into_response(),
-            AppError::NotFound(msg) => {
-                (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-cache")], msg + "\n").into_response()
-            }
+            AppError::NotFound(msg) => (
+                StatusCode::NOT_FOUND,
+                [(header::CACHE_CONTROL, "no-cache")],
+                msg + "\n",
+            )
+                .into_response(),
             AppError::Backend { what, detail } => {
                 tracing::warn!("{what}: {detail}");
-                (StatusCode::SERVICE_UNAVAILABLE, format!("{what} unavailable\n")).into_response()
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{what} unavailable\n"),
+                )
+                    .into_response()
             }
             AppError::Upstream(e) => {
                 let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
-                let mut r = (status, [("x-cache", "ERROR")], format!("edge: {e}\n")).into_response();
+                let mut r =
+                    (status, [("x-cache", "ERROR")], format!("edge: {e}\n")).into_response();
                 if let Some(d) = e.retry_after() {
                     let secs = d.as_secs_f64().ceil().max(1.0) as u64;
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 }
                 r
             }

@@ -11,7 +11,10 @@ use axum::{
 };
 use futures::StreamExt;
 
-use super::{error::{AppError, AppResult}, state::HttpState};
+use super::{
+    error::{AppError, AppResult},
+    state::HttpState,
+};
 use crate::{backend::store, stream::name::is_valid_stream_name};
 
 fn not_found(msg: String) -> Response {
@@ -20,13 +23,23 @@ fn not_found(msg: String) -> Response {
 
 /// `UTCTiming` (urn:mpeg:dash:utc:http-iso:2014): the server's clock, to the millisecond.
 pub async fn time() -> Response {
-    let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    ([(header::CACHE_CONTROL, "no-store"), (header::CONTENT_TYPE, "text/plain")], iso8601(now)).into_response()
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "text/plain"),
+        ],
+        iso8601(now),
+    )
+        .into_response()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` from a time since the Unix epoch.
 pub fn iso8601(t: std::time::Duration) -> String {
-    let t = time::OffsetDateTime::UNIX_EPOCH.saturating_add(t.try_into().unwrap_or(time::Duration::MAX));
+    let t = time::OffsetDateTime::UNIX_EPOCH
+        .saturating_add(t.try_into().unwrap_or(time::Duration::MAX));
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
@@ -41,22 +54,38 @@ pub fn iso8601(t: std::time::Duration) -> String {
 
 pub(super) async fn manifest(State(st): State<HttpState>, Path(name): Path<String>) -> Response {
     if !is_valid_stream_name(&name) {
-        return (StatusCode::BAD_REQUEST, "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n",
+        )
+            .into_response();
     }
     let Some(state) = st.dash.get(&name) else {
-        return not_found(format!("stream {name:?} has no DASH presentation: it is not live (see /api/streams)"));
+        return not_found(format!(
+            "stream {name:?} has no DASH presentation: it is not live (see /api/streams)"
+        ));
     };
     let rendered = state.read().render(std::time::SystemTime::now());
     match rendered {
         Ok(xml) => (
-            [(header::CONTENT_TYPE, "application/dash+xml"), (header::CACHE_CONTROL, "no-cache")],
+            [
+                (header::CONTENT_TYPE, "application/dash+xml"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
             xml,
         )
             .into_response(),
         // Before the first segment there is nothing a player could use yet.
         Err(e) => {
             tracing::debug!(stream = %name, "MPD not ready: {e}");
-            (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-cache"), (header::RETRY_AFTER, "1")], format!("stream {name:?} is starting: no segment yet, retry in a second\n"))
+            (
+                StatusCode::NOT_FOUND,
+                [
+                    (header::CACHE_CONTROL, "no-cache"),
+                    (header::RETRY_AFTER, "1"),
+                ],
+                format!("stream {name:?} is starting: no segment yet, retry in a second\n"),
+            )
                 .into_response()
         }
     }
@@ -75,13 +104,18 @@ fn media_type(rep: &str) -> &'static str {
     }
 }
 
-fn live_segment_response(seg: std::sync::Arc<crate::encode::live::LiveSegment>, rep: &str) -> AppResult {
+fn live_segment_response(
+    seg: std::sync::Arc<crate::encode::live::LiveSegment>,
+    rep: &str,
+) -> AppResult {
     let b = Response::builder().header(header::CONTENT_TYPE, media_type(rep));
     let r = if seg.is_complete() {
-        b.header(header::CACHE_CONTROL, "public, max-age=31536000, immutable").body(Body::from(seg.bytes()))
+        b.header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+            .body(Body::from(seg.bytes()))
     } else {
         // Not cacheable until complete: a cache must not keep a partial segment.
-        b.header(header::CACHE_CONTROL, "no-cache").body(Body::from_stream(seg.stream(LL_STALL)))
+        b.header(header::CACHE_CONTROL, "no-cache")
+            .body(Body::from_stream(seg.stream(LL_STALL)))
     };
     Ok(r?)
 }
@@ -90,37 +124,78 @@ const M3U8: &str = "application/vnd.apple.mpegurl";
 
 pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<String>) -> Response {
     if !is_valid_stream_name(&name) {
-        return (StatusCode::BAD_REQUEST, "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "invalid stream name: use 1-64 characters of A-Z a-z 0-9 _ -\n",
+        )
+            .into_response();
     }
     let Some(state) = st.dash.get(&name) else {
         return not_found(format!("stream {name:?} is not live (see /api/streams)"));
     };
     let text = cmaf::hls::master(&state.read().manifest(std::time::SystemTime::now()));
     match text {
-        Some(t) => ([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response(),
-        None => not_found(format!("stream {name:?} is starting: no segment yet, retry in a second")),
+        Some(t) => (
+            [
+                (header::CONTENT_TYPE, M3U8),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            t,
+        )
+            .into_response(),
+        None => not_found(format!(
+            "stream {name:?} is starting: no segment yet, retry in a second"
+        )),
     }
 }
 
-pub(super) async fn segment(State(st): State<HttpState>, Path((name, rep, file)): Path<(String, String, String)>) -> AppResult {
+pub(super) async fn segment(
+    State(st): State<HttpState>,
+    Path((name, rep, file)): Path<(String, String, String)>,
+) -> AppResult {
     if file == "index.m3u8" && is_valid_stream_name(&name) && is_valid_stream_name(&rep) {
-        let text = st.dash.get(&name).and_then(|d| cmaf::hls::media(&d.read().manifest(std::time::SystemTime::now()), &rep, std::time::Duration::from_secs(crate::encode::ladder::SEGMENT_SECS.into())));
+        let text = st.dash.get(&name).and_then(|d| {
+            cmaf::hls::media(
+                &d.read().manifest(std::time::SystemTime::now()),
+                &rep,
+                std::time::Duration::from_secs(crate::encode::ladder::SEGMENT_SECS.into()),
+            )
+        });
         return match text {
-            Some(t) => Ok(([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")], t).into_response()),
-            None => Err(AppError::NotFound(format!("no HLS playlist for {name}/{rep}: not live or no segment yet"))),
+            Some(t) => Ok((
+                [
+                    (header::CONTENT_TYPE, M3U8),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                t,
+            )
+                .into_response()),
+            None => Err(AppError::NotFound(format!(
+                "no HLS playlist for {name}/{rep}: not live or no segment yet"
+            ))),
         };
     }
     let valid_file = file
         .strip_suffix(".m4s")
         .map(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
-        .or_else(|| file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")).map(is_valid_stream_name))
+        .or_else(|| {
+            file.strip_prefix("init-")
+                .and_then(|f| f.strip_suffix(".mp4"))
+                .map(is_valid_stream_name)
+        })
         .unwrap_or(false);
     if !is_valid_stream_name(&name) || !is_valid_stream_name(&rep) || !valid_file {
-        return Err(AppError::BadRequest("bad segment path: expected /live/NAME/REP/N.m4s or /live/NAME/REP/init-PERIOD.mp4".into()));
+        return Err(AppError::BadRequest(
+            "bad segment path: expected /live/NAME/REP/N.m4s or /live/NAME/REP/init-PERIOD.mp4"
+                .into(),
+        ));
     }
     // Media segments still in memory (in progress or just finished) are served from there;
     // the one in progress is streamed chunk by chunk as the transcoder makes it.
-    if let Some(number) = file.strip_suffix(".m4s").and_then(|n| n.parse::<u64>().ok()) {
+    if let Some(number) = file
+        .strip_suffix(".m4s")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
         let track = st.dash.get(&name).and_then(|d| d.read().live_track(&rep));
         if let Some(track) = track {
             if let Some(seg) = track.get(number) {
@@ -131,9 +206,10 @@ pub(super) async fn segment(State(st): State<HttpState>, Path((name, rep, file))
             // header timeout runs while we wait.
             let is_next = track.current().is_some_and(|c| c.number + 1 == number);
             if is_next && !st.store.exists(&store::key(&name, &rep, &file)).await {
-                let body = futures::stream::once(async move { track.wait_for(number, LL_WAIT).await })
-                    .filter_map(|seg| async move { seg })
-                    .flat_map(|seg| seg.stream(LL_STALL));
+                let body =
+                    futures::stream::once(async move { track.wait_for(number, LL_WAIT).await })
+                        .filter_map(|seg| async move { seg })
+                        .flat_map(|seg| seg.stream(LL_STALL));
                 return Ok(Response::builder()
                     .header(header::CONTENT_TYPE, media_type(&rep))
                     .header(header::CACHE_CONTROL, "no-cache")
@@ -147,11 +223,15 @@ pub(super) async fn segment(State(st): State<HttpState>, Path((name, rep, file))
             // Segment and init URLs are never reused with other content.
             .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
             .body(Body::from(bytes))?),
-        Ok(None) => Err(AppError::NotFound(format!("no such segment: {name}/{rep}/{file}"))),
-        Err(e) => Err(AppError::Backend { what: "segment store", detail: e.to_string() }),
+        Ok(None) => Err(AppError::NotFound(format!(
+            "no such segment: {name}/{rep}/{file}"
+        ))),
+        Err(e) => Err(AppError::Backend {
+            what: "segment store",
+            detail: e.to_string(),
+        }),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -160,8 +240,14 @@ mod tests {
     #[test]
     fn iso8601_is_utc_to_the_millisecond() {
         assert_eq!(super::iso8601(Duration::ZERO), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::iso8601(Duration::from_millis(951_782_400_000)), "2000-02-29T00:00:00.000Z");
-        assert_eq!(super::iso8601(Duration::from_millis(1_700_000_000_250)), "2023-11-14T22:13:20.250Z");
+        assert_eq!(
+            super::iso8601(Duration::from_millis(951_782_400_000)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            super::iso8601(Duration::from_millis(1_700_000_000_250)),
+            "2023-11-14T22:13:20.250Z"
+        );
         assert!(super::iso8601(Duration::MAX).ends_with('Z'));
     }
 }

@@ -48,7 +48,9 @@ pub fn routes() -> Router<HttpState> {
 /// The page and its scripts alone (an edge serves these so viewers load the player and the
 /// DASH from the same place; it has no beacon metrics).
 pub fn page_routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route("/watch/{name}", get(watch)).route("/player/{file}", get(player_file))
+    Router::new()
+        .route("/watch/{name}", get(watch))
+        .route("/player/{file}", get(player_file))
 }
 
 async fn watch(Path(name): Path<String>, headers: HeaderMap) -> Response {
@@ -384,7 +386,9 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{encode::presentation::DashRegistry, stream::hub::Hub, backend::store::SegmentStore};
+    use crate::{
+        backend::store::SegmentStore, encode::presentation::DashRegistry, stream::hub::Hub,
+    };
 
     fn state() -> (HttpState, crate::stream::hub::PublishHandle) {
         let hub = Arc::new(Hub::new(64, 1 << 20));

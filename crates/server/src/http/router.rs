@@ -16,7 +16,10 @@ use super::{api, origin, player, state::HttpState};
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/", get(api::index))
-        .route("/healthz", get(|State(st): State<HttpState>| async move { st.health.respond().await }))
+        .route(
+            "/healthz",
+            get(|State(st): State<HttpState>| async move { st.health.respond().await }),
+        )
         .route("/api/streams", get(api::streams))
         .route("/metrics", get(api::metrics))
         .route("/time", get(origin::time))
@@ -43,9 +46,12 @@ pub fn cors() -> CorsLayer {
 }
 
 async fn fallback() -> Response {
-    (StatusCode::NOT_FOUND, "not found: see / for the live streams and /api/streams for the API\n").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        "not found: see / for the live streams and /api/streams for the API\n",
+    )
+        .into_response()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -56,16 +62,29 @@ mod tests {
 
     #[tokio::test]
     async fn players_on_other_origins_can_read_responses_and_preflight() {
-        let app = Router::new().route("/time", get(origin::time)).layer(cors());
+        let app = Router::new()
+            .route("/time", get(origin::time))
+            .layer(cors());
         let r = app
             .clone()
-            .oneshot(Request::get("/time").header(header::ORIGIN, "https://player.example").body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get("/time")
+                    .header(header::ORIGIN, "https://player.example")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-        let exposed = r.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().to_ascii_lowercase();
-        assert!(exposed.contains("date") && exposed.contains("age"), "{exposed}");
+        let exposed = r.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(
+            exposed.contains("date") && exposed.contains("age"),
+            "{exposed}"
+        );
         let pre = app
             .oneshot(
                 Request::builder()
@@ -81,7 +100,14 @@ mod tests {
             .unwrap();
         assert!(pre.status().is_success());
         assert_eq!(pre.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-        assert!(pre.headers()[header::ACCESS_CONTROL_ALLOW_METHODS].to_str().unwrap().contains("GET"));
-        assert!(pre.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().to_ascii_lowercase().contains("range"));
+        assert!(pre.headers()[header::ACCESS_CONTROL_ALLOW_METHODS]
+            .to_str()
+            .unwrap()
+            .contains("GET"));
+        assert!(pre.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("range"));
     }
 }

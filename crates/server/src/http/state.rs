@@ -24,4 +24,3 @@ pub struct HttpState {
     /// Backends `/healthz` checks.
     pub health: Health,
 }
-

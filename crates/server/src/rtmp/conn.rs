@@ -9,7 +9,8 @@ use metrics::counter;
 use rand::RngCore;
 use rtmp_io::{Driver, DriverConfig};
 use rtmp_proto::{
-    chunk::ChunkLimits, handshake::HANDSHAKE_SIZE, Event, InvalidMessage, RtmpError, ServerSession, SessionConfig,
+    chunk::ChunkLimits, handshake::HANDSHAKE_SIZE, Event, InvalidMessage, RtmpError, ServerSession,
+    SessionConfig,
 };
 use tokio::net::TcpStream;
 use tracing::{debug, info};
@@ -66,7 +67,9 @@ impl ConnError {
             ConnError::Rtmp(e) => e.is_closed(),
             ConnError::Tls(e) => matches!(
                 e.kind(),
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::UnexpectedEof
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
             ),
             ConnError::TlsTimeout => false,
         }
@@ -114,17 +117,28 @@ pub(super) struct State<'a> {
 }
 
 /// Runs one connection (after TLS) until it ends.
-pub(super) async fn run<S: Transport>(io: S, peer: SocketAddr, ctx: &RtmpContext) -> Result<(), ConnError> {
+pub(super) async fn run<S: Transport>(
+    io: S,
+    peer: SocketAddr,
+    ctx: &RtmpContext,
+) -> Result<(), ConnError> {
     let mut random = [0u8; HANDSHAKE_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
     let mut config = SessionConfig::default();
     config
-        .limits(ChunkLimits { max_message_size: ctx.limits.max_message_size, ..Default::default() })
+        .limits(ChunkLimits {
+            max_message_size: ctx.limits.max_message_size,
+            ..Default::default()
+        })
         .handshake_timeout(ctx.limits.handshake_timeout())
         .idle_timeout(ctx.limits.idle_timeout());
     let epoch = ctx.started.elapsed().as_millis() as u32;
     let session = ServerSession::new(&config, random, epoch, Instant::now());
-    let mut d = Driver::new(io, session, DriverConfig::default().write_timeout(ctx.limits.write_timeout()));
+    let mut d = Driver::new(
+        io,
+        session,
+        DriverConfig::default().write_timeout(ctx.limits.write_timeout()),
+    );
     let mut st = State {
         ctx,
         peer,
@@ -146,7 +160,13 @@ pub(super) async fn run<S: Transport>(io: S, peer: SocketAddr, ctx: &RtmpContext
         if !grace.is_zero() && p.validator.is_none() && !*ctx.shutdown.borrow() {
             info!(%peer, stream = %p.handle.stream.name, grace_ms = ctx.limits.reconnect_grace_ms, "publisher connection dropped; keeping the stream for a reconnect");
             counter!("ferrocast_publish_drops_parked_total").increment(1);
-            let parked = Parked { handle: p.handle, last: p.cont.last(), codecs: p.codecs, headers: p.headers, key: p.key };
+            let parked = Parked {
+                handle: p.handle,
+                last: p.cont.last(),
+                codecs: p.codecs,
+                headers: p.headers,
+                key: p.key,
+            };
             ctx.parked.park(parked, grace, ctx.shutdown.clone());
         } else {
             info!(%peer, stream = %p.handle.stream.name, "publish ended");
@@ -216,13 +236,23 @@ impl State<'_> {
 
     fn on_event(&mut self, ev: Event, session: &mut ServerSession) {
         match ev {
-            Event::HandshakeDone { kind } => debug!(peer = %self.peer, ?kind, "RTMP handshake done"),
+            Event::HandshakeDone { kind } => {
+                debug!(peer = %self.peer, ?kind, "RTMP handshake done")
+            }
             Event::Connect { app, tc_url } => {
                 debug!(peer = %self.peer, %app, ?tc_url, "connect");
                 self.app = app;
             }
-            Event::Publish { stream_id, name, query } => self.on_publish(session, stream_id, &name, query.as_deref()),
-            Event::Play { stream_id, name, query } => self.on_play(session, stream_id, &name, query.as_deref()),
+            Event::Publish {
+                stream_id,
+                name,
+                query,
+            } => self.on_publish(session, stream_id, &name, query.as_deref()),
+            Event::Play {
+                stream_id,
+                name,
+                query,
+            } => self.on_play(session, stream_id, &name, query.as_deref()),
             Event::Metadata { value, .. } => {
                 if let Some(p) = &mut self.publishing {
                     if let Some(v) = &mut p.validator {
@@ -231,13 +261,23 @@ impl State<'_> {
                     p.handle.stream.set_metadata(value);
                 }
             }
-            Event::Media { stream_id, kind, timestamp, payload } => self.on_media(session, stream_id, kind, timestamp, payload),
+            Event::Media {
+                stream_id,
+                kind,
+                timestamp,
+                payload,
+            } => self.on_media(session, stream_id, kind, timestamp, payload),
             Event::Unpublish { stream_id } => {
                 if let Some(p) = self.publishing.take_if(|p| p.stream_id == stream_id) {
                     info!(peer = %self.peer, stream = %p.handle.stream.name, "unpublished");
                 }
             }
-            Event::StopPlay { stream_id } if self.playing.as_ref().is_some_and(|p| p.stream_id == stream_id) => {
+            Event::StopPlay { stream_id }
+                if self
+                    .playing
+                    .as_ref()
+                    .is_some_and(|p| p.stream_id == stream_id) =>
+            {
                 self.playing = None;
             }
             Event::UnknownCommand { name } => {

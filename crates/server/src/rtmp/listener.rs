@@ -94,7 +94,12 @@ impl Drop for IpSlot<'_> {
 const SEND_BUFFER: usize = 128 * 1024;
 
 /// Accepts connections until `shutdown` flips; `tls` makes it an RTMPS listener.
-pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Arc<RtmpContext>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<RtmpContext>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let proto = if tls.is_some() { "rtmps" } else { "rtmp" };
     loop {
         let (tcp, peer) = tokio::select! {
@@ -136,7 +141,8 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Arc<Rtm
                 Ok(()) => debug!(%peer, "{proto}: connection closed"),
                 Err(e) if e.is_client_closed() => debug!(%peer, "{proto}: client hung up: {e}"),
                 Err(e) => {
-                    counter!("ferrocast_rtmp_connection_errors_total", "reason" => e.label()).increment(1);
+                    counter!("ferrocast_rtmp_connection_errors_total", "reason" => e.label())
+                        .increment(1);
                     warn!(%peer, "{proto}: closing connection: {e}");
                 }
             }
@@ -145,7 +151,12 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, ctx: Arc<Rtm
     }
 }
 
-async fn handle(tcp: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, ctx: &RtmpContext) -> Result<(), ConnError> {
+async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    ctx: &RtmpContext,
+) -> Result<(), ConnError> {
     let _ = tcp.set_nodelay(true);
     // A bounded kernel send buffer makes a slow player's backlog show up in our own queue
     // (where it can be skipped or degraded) instead of seconds of data hidden in the kernel.

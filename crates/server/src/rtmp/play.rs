@@ -62,7 +62,11 @@ impl Playing {
     /// Batches waiting for this player that count as congestion (about 2 s of media).
     fn congested_backlog(&self) -> usize {
         let window = self.follow.stream().batch_window();
-        let per_batch = if window.is_zero() { CONGESTED_BACKLOG / FRAMES_PER_SEC } else { window };
+        let per_batch = if window.is_zero() {
+            CONGESTED_BACKLOG / FRAMES_PER_SEC
+        } else {
+            window
+        };
         (CONGESTED_BACKLOG.as_micros() / per_batch.as_micros().max(1)).max(2) as usize
     }
 }
@@ -81,7 +85,12 @@ struct Auto {
 /// Sends `len` bytes of `file` from `offset` with `sendfile`: the socket takes references to
 /// the file's pages instead of a copy of the bytes.
 #[cfg(target_os = "linux")]
-async fn send_file(tcp: &TcpStream, file: &std::fs::File, mut offset: u64, mut len: usize) -> std::io::Result<()> {
+async fn send_file(
+    tcp: &TcpStream,
+    file: &std::fs::File,
+    mut offset: u64,
+    mut len: usize,
+) -> std::io::Result<()> {
     while len > 0 {
         let n = tcp
             .async_io(tokio::io::Interest::WRITABLE, || {
@@ -101,7 +110,12 @@ async fn send_file(tcp: &TcpStream, file: &std::fs::File, mut offset: u64, mut l
 /// One non-blocking `sendfile` of up to `len` bytes if the socket is writable now: how many
 /// went (`WouldBlock` when none could).
 #[cfg(target_os = "linux")]
-fn try_send_file(tcp: &TcpStream, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<usize> {
+fn try_send_file(
+    tcp: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: usize,
+) -> std::io::Result<usize> {
     tcp.try_io(tokio::io::Interest::WRITABLE, || {
         let mut off = offset;
         rustix::fs::sendfile(tcp, file, Some(&mut off), len).map_err(std::io::Error::from)
@@ -129,11 +143,22 @@ fn rendition_of(choice: &str) -> Option<&'static str> {
 }
 
 impl State<'_> {
-    pub(super) fn on_play(&mut self, session: &mut ServerSession, stream_id: u32, name: &str, query: Option<&str>) {
+    pub(super) fn on_play(
+        &mut self,
+        session: &mut ServerSession,
+        stream_id: u32,
+        name: &str,
+        query: Option<&str>,
+    ) {
         let refuse = |session: &mut ServerSession, msg: String| {
             counter!("ferrocast_play_rejected_total").increment(1);
             debug!(peer = %self.peer, "play refused: {msg}");
-            session.reject_play(stream_id, "NetStream.Play.StreamNotFound", &msg, Instant::now());
+            session.reject_play(
+                stream_id,
+                "NetStream.Play.StreamNotFound",
+                &msg,
+                Instant::now(),
+            );
         };
         if let Err(e) = self.check_app_and_name(name) {
             return refuse(session, e.to_string());
@@ -141,7 +166,9 @@ impl State<'_> {
         if self.playing.is_some() {
             return refuse(session, "this connection already plays a stream".into());
         }
-        let not_live = || format!("stream {name:?} is not live: publish to rtmp://HOST:1935/{APP}/{name} first");
+        let not_live = || {
+            format!("stream {name:?} is not live: publish to rtmp://HOST:1935/{APP}/{name} first")
+        };
         let choice = query_param(query, "rendition").unwrap_or("source");
         if self.ctx.pull.is_some() && !self.pulled {
             // An edge pulls what it does not have from the stream's encoder (auto mode starts
@@ -149,31 +176,65 @@ impl State<'_> {
             let rendition = rendition_of(choice);
             let local = rendition.map_or_else(|| name.to_owned(), |r| rendition_name(name, r));
             if self.ctx.hub.get(&local).is_none() {
-                self.pending_pull = Some(PendingPull { stream_id, name: name.to_owned(), query: query.map(str::to_owned), rendition });
+                self.pending_pull = Some(PendingPull {
+                    stream_id,
+                    name: name.to_owned(),
+                    query: query.map(str::to_owned),
+                    rendition,
+                });
                 return;
             }
         }
         // At an edge that pulls a rendition, the source may not be here: count viewers there.
-        let base = self.ctx.hub.get(name).or_else(|| self.ctx.hub.get(&rendition_name(name, rendition_of(choice)?)));
-        let Some(base) = base else { return refuse(session, not_live()) };
+        let base = self.ctx.hub.get(name).or_else(|| {
+            self.ctx
+                .hub
+                .get(&rendition_name(name, rendition_of(choice)?))
+        });
+        let Some(base) = base else {
+            return refuse(session, not_live());
+        };
         let now = Instant::now();
         let (target, auto) = match choice {
             "source" => (name.to_string(), None),
-            "auto" => (rendition_name(name, AUTO_LEVELS[0]), Some(Auto { base: name.into(), level: 0, last_switch: now, last_trouble: now })),
+            "auto" => (
+                rendition_name(name, AUTO_LEVELS[0]),
+                Some(Auto {
+                    base: name.into(),
+                    level: 0,
+                    last_switch: now,
+                    last_trouble: now,
+                }),
+            ),
             c => match rendition_of(c) {
                 Some(r) => (rendition_name(name, r), None),
                 None => {
-                    return refuse(session, format!("unknown rendition {:?}: use ?rendition=source|720|400|audio|auto", c.chars().take(20).collect::<String>()))
+                    return refuse(
+                        session,
+                        format!(
+                            "unknown rendition {:?}: use ?rendition=source|720|400|audio|auto",
+                            c.chars().take(20).collect::<String>()
+                        ),
+                    )
                 }
             },
         };
         let Some(stream) = self.ctx.hub.get(&target) else {
             return refuse(session, format!("rendition {choice:?} of {name:?} is not available yet (the transcoder starts a few seconds after the publish); try ?rendition=source"));
         };
-        let Some((snapshot, follow)) = Follower::batches(&stream, self.ctx.limits.player_queue_frames as u64) else { return refuse(session, not_live()) };
+        let Some((snapshot, follow)) =
+            Follower::batches(&stream, self.ctx.limits.player_queue_frames as u64)
+        else {
+            return refuse(session, not_live());
+        };
         // Viewers are counted on the stream, whichever rendition they watch.
         let guard = base.viewer();
-        self.playing = Some(Playing { stream_id, follow, _guard: guard, auto });
+        self.playing = Some(Playing {
+            stream_id,
+            follow,
+            _guard: guard,
+            auto,
+        });
         session.accept_play(stream_id, name, now);
         if let Some(meta) = &snapshot.metadata {
             session.send_metadata(stream_id, meta);
@@ -185,8 +246,14 @@ impl State<'_> {
     }
 
     /// One step of the player's follower: send a batch, react to a lag, or end the play.
-    pub(super) async fn on_step<S: Transport>(&mut self, step: Step<Batch>, d: &mut Conn<S>) -> Result<(), ConnError> {
-        let Some(p) = &mut self.playing else { return Ok(()) };
+    pub(super) async fn on_step<S: Transport>(
+        &mut self,
+        step: Step<Batch>,
+        d: &mut Conn<S>,
+    ) -> Result<(), ConnError> {
+        let Some(p) = &mut self.playing else {
+            return Ok(());
+        };
         match step {
             Step::Send(batch, from) => {
                 // Only the automatic mode looks at how long writes take.
@@ -204,10 +271,13 @@ impl State<'_> {
                             Err(e) => return Err(rtmp_io::Error::Io(e).into()),
                         };
                         if sent < len {
-                            timeout(write_timeout, send_file(tcp, file, offset + sent as u64, len - sent))
-                                .await
-                                .map_err(|_| rtmp_io::Error::WriteTimeout(write_timeout))?
-                                .map_err(rtmp_io::Error::Io)?;
+                            timeout(
+                                write_timeout,
+                                send_file(tcp, file, offset + sent as u64, len - sent),
+                            )
+                            .await
+                            .map_err(|_| rtmp_io::Error::WriteTimeout(write_timeout))?
+                            .map_err(rtmp_io::Error::Io)?;
                         }
                         len
                     }
@@ -246,18 +316,35 @@ impl State<'_> {
         if congested {
             a.last_trouble = now;
         }
-        let next = if congested && a.level + 1 < AUTO_LEVELS.len() && now - a.last_switch > MIN_SWITCH_GAP {
-            a.level + 1
-        } else if !congested && a.level > 0 && now - a.last_trouble > CALM_BEFORE_UP && now - a.last_switch > CALM_BEFORE_UP {
-            a.level - 1
-        } else {
+        let next =
+            if congested && a.level + 1 < AUTO_LEVELS.len() && now - a.last_switch > MIN_SWITCH_GAP
+            {
+                a.level + 1
+            } else if !congested
+                && a.level > 0
+                && now - a.last_trouble > CALM_BEFORE_UP
+                && now - a.last_switch > CALM_BEFORE_UP
+            {
+                a.level - 1
+            } else {
+                return;
+            };
+        let Some(target) = self
+            .ctx
+            .hub
+            .get(&rendition_name(&a.base, AUTO_LEVELS[next]))
+        else {
             return;
         };
-        let Some(target) = self.ctx.hub.get(&rendition_name(&a.base, AUTO_LEVELS[next])) else { return };
-        let Some((snapshot, mut follow)) = Follower::batches(&target, self.ctx.limits.player_queue_frames as u64) else { return };
+        let Some((snapshot, mut follow)) =
+            Follower::batches(&target, self.ctx.limits.player_queue_frames as u64)
+        else {
+            return;
+        };
         let direction = if next > a.level { "down" } else { "up" };
         debug!(peer = %self.peer, from = AUTO_LEVELS[a.level], to = AUTO_LEVELS[next], "automatic rendition switch {direction}");
-        counter!("ferrocast_player_rendition_switches_total", "direction" => direction).increment(1);
+        counter!("ferrocast_player_rendition_switches_total", "direction" => direction)
+            .increment(1);
         a.level = next;
         a.last_switch = now;
         // The new rendition's decoder configuration first; its frames from its next keyframe.

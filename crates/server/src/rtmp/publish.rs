@@ -59,24 +59,55 @@ impl Publishing {
 }
 
 impl State<'_> {
-    pub(super) fn on_publish(&mut self, session: &mut ServerSession, stream_id: u32, name: &str, query: Option<&str>) {
-        let refuse = |session: &mut ServerSession, reason: &'static str, code: &str, msg: String| {
-            counter!("ferrocast_publish_rejected_total", "reason" => reason).increment(1);
-            warn!(peer = %self.peer, "publish refused: {msg}");
-            session.reject_publish(stream_id, code, &msg, Instant::now());
-        };
+    pub(super) fn on_publish(
+        &mut self,
+        session: &mut ServerSession,
+        stream_id: u32,
+        name: &str,
+        query: Option<&str>,
+    ) {
+        let refuse =
+            |session: &mut ServerSession, reason: &'static str, code: &str, msg: String| {
+                counter!("ferrocast_publish_rejected_total", "reason" => reason).increment(1);
+                warn!(peer = %self.peer, "publish refused: {msg}");
+                session.reject_publish(stream_id, code, &msg, Instant::now());
+            };
         if self.publishing.is_some() {
-            return refuse(session, "second_publish", "NetStream.Publish.BadName", "this connection already publishes a stream".into());
+            return refuse(
+                session,
+                "second_publish",
+                "NetStream.Publish.BadName",
+                "this connection already publishes a stream".into(),
+            );
         }
         if let Err(e) = self.check_app_and_name(name) {
-            return refuse(session, "bad_name", "NetStream.Publish.BadName", e.to_string());
+            return refuse(
+                session,
+                "bad_name",
+                "NetStream.Publish.BadName",
+                e.to_string(),
+            );
         }
-        if let Err(e) = self.ctx.auth.check(name, query_param(query, "key"), self.peer.ip(), Instant::now()) {
-            return refuse(session, e.label(), "NetStream.Publish.Unauthorized", e.to_string());
+        if let Err(e) = self.ctx.auth.check(
+            name,
+            query_param(query, "key"),
+            self.peer.ip(),
+            Instant::now(),
+        ) {
+            return refuse(
+                session,
+                e.label(),
+                "NetStream.Publish.Unauthorized",
+                e.to_string(),
+            );
         }
         // Only the key the stream was published with takes it back (in relay mode the
         // upstream is not asked again, so this is the check).
-        if let Some(parked) = self.ctx.parked.take_if(name, |p| p.key.as_deref() == query_param(query, "key")) {
+        if let Some(parked) = self
+            .ctx
+            .parked
+            .take_if(name, |p| p.key.as_deref() == query_param(query, "key"))
+        {
             // The same stream continues: transcoder, packager and players carry on.
             info!(peer = %self.peer, stream = %name, "publisher reconnected within the grace; continuing the stream");
             counter!("ferrocast_publish_continuations_total").increment(1);
@@ -95,7 +126,12 @@ impl State<'_> {
         match self.ctx.hub.publish(name, self.peer) {
             Ok(h) if self.ctx.upstream.is_some() => {
                 // Answered once the upstream has decided (see `relay_publish`).
-                self.pending_relay = Some(PendingRelay { stream_id, name: name.to_owned(), query: query.map(str::to_owned), handle: h });
+                self.pending_relay = Some(PendingRelay {
+                    stream_id,
+                    name: name.to_owned(),
+                    query: query.map(str::to_owned),
+                    handle: h,
+                });
             }
             Ok(h) => {
                 if query_param(query, "standby") == Some("1") {
@@ -113,7 +149,9 @@ impl State<'_> {
     /// Relay mode: publishes upstream, then accepts (and starts forwarding) or refuses with
     /// the upstream's reason.
     pub(super) async fn relay_publish(&mut self, p: PendingRelay, session: &mut ServerSession) {
-        let Some(resolver) = self.ctx.upstream.clone() else { return };
+        let Some(resolver) = self.ctx.upstream.clone() else {
+            return;
+        };
         let r = match resolver.resolve(&p.name).await {
             Ok(route) => relay::connect(route, &p.name, p.query.as_deref()).await,
             Err(e) => Err(e),
@@ -124,22 +162,50 @@ impl State<'_> {
                 counter!("ferrocast_publishes_total").increment(1);
                 session.accept_publish(p.stream_id, &p.name, Instant::now());
                 let target: relay::StandbyTarget = Arc::default();
-                tokio::spawn(relay::forward_standby(p.handle.stream.clone(), p.name.clone(), p.query.clone(), up.route.clone(), resolver.clone(), target.clone()));
+                tokio::spawn(relay::forward_standby(
+                    p.handle.stream.clone(),
+                    p.name.clone(),
+                    p.query.clone(),
+                    up.route.clone(),
+                    resolver.clone(),
+                    target.clone(),
+                ));
                 let key = query_param(p.query.as_deref(), "key").map(str::to_owned);
-                tokio::spawn(relay::forward(p.handle.stream.clone(), p.name, p.query, up, resolver, Some(target)));
+                tokio::spawn(relay::forward(
+                    p.handle.stream.clone(),
+                    p.name,
+                    p.query,
+                    up,
+                    resolver,
+                    Some(target),
+                ));
                 self.publishing = Some(Publishing::new(p.stream_id, p.handle, key.as_deref()));
             }
             Err(e) => {
                 counter!("ferrocast_publish_rejected_total", "reason" => "upstream").increment(1);
                 warn!(peer = %self.peer, stream = %p.name, "publish refused upstream: {e}");
-                session.reject_publish(p.stream_id, e.code(), &format!("stream {:?} refused: {e}", p.name), Instant::now());
+                session.reject_publish(
+                    p.stream_id,
+                    e.code(),
+                    &format!("stream {:?} refused: {e}", p.name),
+                    Instant::now(),
+                );
                 self.closing = Some(e.to_string());
             }
         }
     }
 
-    pub(super) fn on_media(&mut self, session: &mut ServerSession, stream_id: u32, kind: MediaKind, timestamp: u32, payload: Bytes) {
-        let Some(p) = &mut self.publishing else { return };
+    pub(super) fn on_media(
+        &mut self,
+        session: &mut ServerSession,
+        stream_id: u32,
+        kind: MediaKind,
+        timestamp: u32,
+        payload: Bytes,
+    ) {
+        let Some(p) = &mut self.publishing else {
+            return;
+        };
         if p.stream_id != stream_id {
             return;
         }
@@ -147,9 +213,15 @@ impl State<'_> {
         if p.cont.is_continuation() {
             if let Some(reason) = p.codecs.mismatch(kind, &frame.payload) {
                 let name = p.handle.stream.name.clone();
-                counter!("ferrocast_publish_rejected_total", "reason" => "continuation_changed").increment(1);
+                counter!("ferrocast_publish_rejected_total", "reason" => "continuation_changed")
+                    .increment(1);
                 warn!(peer = %self.peer, stream = %name, "reconnected publisher refused: {reason}");
-                session.reject_publish(stream_id, "NetStream.Publish.Rejected", &format!("stream {name:?} refused: {reason}"), Instant::now());
+                session.reject_publish(
+                    stream_id,
+                    "NetStream.Publish.Rejected",
+                    &format!("stream {name:?} refused: {reason}"),
+                    Instant::now(),
+                );
                 // The stream ends: its transcoder was set up for the old codecs.
                 self.publishing = None;
                 self.closing = Some(reason);
@@ -164,8 +236,14 @@ impl State<'_> {
                 return;
             }
         }
-        let Some(ts) = p.cont.map(kind, frame.timestamp, frame.sequence_header) else { return };
-        let frame = if ts == frame.timestamp { frame } else { Frame::new(kind, ts, frame.payload) };
+        let Some(ts) = p.cont.map(kind, frame.timestamp, frame.sequence_header) else {
+            return;
+        };
+        let frame = if ts == frame.timestamp {
+            frame
+        } else {
+            Frame::new(kind, ts, frame.payload)
+        };
         if frame.sequence_header {
             match kind {
                 MediaKind::Video => p.headers.0 = Some(frame.payload.clone()),
@@ -188,10 +266,16 @@ impl State<'_> {
                 Verdict::Reject(rejection) => {
                     let reason = rejection.to_string();
                     let name = p.handle.stream.name.clone();
-                    counter!("ferrocast_publish_rejected_total", "reason" => "unsupported_media").increment(1);
+                    counter!("ferrocast_publish_rejected_total", "reason" => "unsupported_media")
+                        .increment(1);
                     warn!(peer = %self.peer, stream = %name, "stream refused: {reason}");
                     self.ctx.hub.record_rejection(&name, self.peer, &reason);
-                    session.reject_publish(stream_id, "NetStream.Publish.Rejected", &format!("stream {name:?} refused: {reason}"), Instant::now());
+                    session.reject_publish(
+                        stream_id,
+                        "NetStream.Publish.Rejected",
+                        &format!("stream {name:?} refused: {reason}"),
+                        Instant::now(),
+                    );
                     self.publishing = None;
                     self.closing = Some(reason);
                     return;

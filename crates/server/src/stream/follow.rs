@@ -95,7 +95,16 @@ impl Follower<Frame> {
     pub fn frames(stream: &Arc<Stream>) -> Option<(Snapshot, Self)> {
         let (snapshot, rx) = stream.subscribe_internal()?;
         let next_seq = snapshot.next_seq;
-        Some((snapshot, Self { stream: stream.clone(), rx, next_seq, skip_to_keyframe: false, max_behind: None }))
+        Some((
+            snapshot,
+            Self {
+                stream: stream.clone(),
+                rx,
+                next_seq,
+                skip_to_keyframe: false,
+                max_behind: None,
+            },
+        ))
     }
 }
 
@@ -105,7 +114,16 @@ impl Follower<Batch> {
     pub fn batches(stream: &Arc<Stream>, max_behind: u64) -> Option<(Snapshot, Self)> {
         let (snapshot, rx) = stream.subscribe_batches()?;
         let next_seq = snapshot.next_seq;
-        Some((snapshot, Self { stream: stream.clone(), rx, next_seq, skip_to_keyframe: false, max_behind: Some(max_behind) }))
+        Some((
+            snapshot,
+            Self {
+                stream: stream.clone(),
+                rx,
+                next_seq,
+                skip_to_keyframe: false,
+                max_behind: Some(max_behind),
+            },
+        ))
     }
 }
 
@@ -177,7 +195,22 @@ mod tests {
     use crate::stream::hub::Hub;
 
     fn video(ts: u32, key: bool) -> Frame {
-        Frame::new(MediaKind::Video, ts, Bytes::from(vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]))
+        Frame::new(
+            MediaKind::Video,
+            ts,
+            Bytes::from(vec![
+                if key { 0x17 } else { 0x27 },
+                1,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                1,
+                0x65,
+            ]),
+        )
     }
 
     #[tokio::test]

@@ -24,9 +24,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use parking_lot::Mutex;
 use bytes::Bytes;
 use media::flv;
+use parking_lot::Mutex;
 use rtmp_proto::{
     amf0::Value,
     chunk::encode_message,
@@ -65,10 +65,20 @@ impl Frame {
     /// A frame, classified from its FLV tag header.
     pub fn new(kind: MediaKind, timestamp: u32, payload: Bytes) -> Self {
         let (keyframe, sequence_header) = match kind {
-            MediaKind::Video => flv::parse_video_tag(&payload).map_or((false, false), |t| (t.is_keyframe(), t.is_sequence_header())),
-            MediaKind::Audio => flv::parse_audio_tag(&payload).map_or((false, false), |t| (false, t.is_sequence_header())),
+            MediaKind::Video => flv::parse_video_tag(&payload).map_or((false, false), |t| {
+                (t.is_keyframe(), t.is_sequence_header())
+            }),
+            MediaKind::Audio => flv::parse_audio_tag(&payload)
+                .map_or((false, false), |t| (false, t.is_sequence_header())),
         };
-        Self { kind, timestamp, payload, keyframe, sequence_header, encoded: OnceLock::new() }
+        Self {
+            kind,
+            timestamp,
+            payload,
+            keyframe,
+            sequence_header,
+            encoded: OnceLock::new(),
+        }
     }
 
     /// RTMP chunks of this frame for a player on `stream_id`.
@@ -125,13 +135,20 @@ mod shm {
 
     /// A new anonymous in-memory file (`memfd_create`), `None` if the system refuses one.
     pub fn create() -> Option<File> {
-        memfd_create("ferrocast-batches", MemfdFlags::CLOEXEC).ok().map(File::from)
+        memfd_create("ferrocast-batches", MemfdFlags::CLOEXEC)
+            .ok()
+            .map(File::from)
     }
 
     /// Frees the pages of `offset..offset + len` (whole pages; failure only leaves them
     /// allocated until the stream ends).
     pub fn punch(file: &File, offset: u64, len: u64) {
-        let _ = fallocate(file, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len);
+        let _ = fallocate(
+            file,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            offset,
+            len,
+        );
     }
 }
 
@@ -188,7 +205,11 @@ impl Batch {
 
     /// Index of the first video keyframe at `from` or later.
     pub fn keyframe_from(&self, from: usize) -> Option<usize> {
-        self.frames.iter().skip(from).position(|f| f.kind == MediaKind::Video && f.keyframe).map(|i| i + from)
+        self.frames
+            .iter()
+            .skip(from)
+            .position(|f| f.kind == MediaKind::Video && f.keyframe)
+            .map(|i| i + from)
     }
 
     /// Where the RTMP chunks of frames `from..` for message stream 1 are in the stream's shared
@@ -323,11 +344,13 @@ impl Stream {
     /// Takes one frame from the publisher: updates the probe and the GOP cache and sends it
     /// to the players.
     pub fn push(&self, frame: Frame) {
-        self.bytes_in.fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
+        self.bytes_in
+            .fetch_add(frame.payload.len() as u64, Ordering::Relaxed);
         self.frames_in.fetch_add(1, Ordering::Relaxed);
         let frame = Arc::new(frame);
         let mut c = self.cache.lock();
-        c.probe.on_frame(frame.kind, frame.timestamp, &frame.payload);
+        c.probe
+            .on_frame(frame.kind, frame.timestamp, &frame.payload);
         if frame.sequence_header {
             match frame.kind {
                 MediaKind::Video => {
@@ -341,7 +364,8 @@ impl Stream {
             c.gop.clear();
             c.gop.push(frame.clone());
             c.gop_bytes = frame.payload.len();
-        } else if !c.gop.is_empty() || (frame.kind == MediaKind::Audio && c.video_header.is_none()) {
+        } else if !c.gop.is_empty() || (frame.kind == MediaKind::Audio && c.video_header.is_none())
+        {
             // Audio-only streams have no keyframes: keep a short tail of audio instead (it
             // used to grow to max_gop_bytes, found by the soak: RSS kept rising).
             c.gop_bytes += frame.payload.len();
@@ -375,7 +399,15 @@ impl Stream {
             }
         }
         p.offsets.push(p.bytes.len());
-        encode_message(&mut p.bytes, OUT_CHUNK_SIZE, rtmp_proto::message::media_csid(frame.kind), frame.timestamp, frame.kind.type_id(), 1, &frame.payload);
+        encode_message(
+            &mut p.bytes,
+            OUT_CHUNK_SIZE,
+            rtmp_proto::message::media_csid(frame.kind),
+            frame.timestamp,
+            frame.kind.type_id(),
+            1,
+            &frame.payload,
+        );
         p.frames.push(frame);
         if p.opened.is_some_and(|t| t.elapsed() >= self.batch_window) {
             self.flush_locked(c);
@@ -404,9 +436,19 @@ impl Stream {
             let offset = p.file_end;
             f.write_all_at(&bytes, offset).ok()?;
             p.file_end += reserved;
-            Some(FileRegion { file: f.clone(), offset, reserved })
+            Some(FileRegion {
+                file: f.clone(),
+                offset,
+                reserved,
+            })
         });
-        let batch = Batch { first_seq: p.first_seq, frames, offsets, bytes, file };
+        let batch = Batch {
+            first_seq: p.first_seq,
+            frames,
+            offsets,
+            bytes,
+            file,
+        };
         self.published_seq.store(batch.end_seq(), Ordering::Release);
         if let Some(tx) = self.batch_tx.lock().as_ref() {
             let _ = tx.send(Arc::new(batch));
@@ -419,7 +461,10 @@ impl Stream {
     /// has ended.
     fn flush_due(&self) -> Option<Option<Instant>> {
         let mut c = self.cache.lock();
-        if c.pending.opened.is_some_and(|t| t.elapsed() >= self.batch_window) {
+        if c.pending
+            .opened
+            .is_some_and(|t| t.elapsed() >= self.batch_window)
+        {
             self.flush_locked(&mut c);
         }
         self.batch_tx.lock().as_ref()?;
@@ -455,7 +500,9 @@ impl Stream {
 
     /// Subscribes a player: the snapshot to send first, then the live channel. `None` if the
     /// stream already ended.
-    pub fn subscribe(self: &Arc<Self>) -> Option<(Snapshot, broadcast::Receiver<Arc<Frame>>, PlayerGuard)> {
+    pub fn subscribe(
+        self: &Arc<Self>,
+    ) -> Option<(Snapshot, broadcast::Receiver<Arc<Frame>>, PlayerGuard)> {
         let (snap, rx) = self.subscribe_internal()?;
         self.players.fetch_add(1, Ordering::Relaxed);
         Some((snap, rx, PlayerGuard(self.clone())))
@@ -499,7 +546,11 @@ impl Stream {
         frames.extend(c.video_header.clone());
         frames.extend(c.audio_header.clone());
         frames.extend(c.gop.iter().cloned());
-        Snapshot { metadata: c.metadata.clone(), frames, next_seq: c.next_seq }
+        Snapshot {
+            metadata: c.metadata.clone(),
+            frames,
+            next_seq: c.next_seq,
+        }
     }
 }
 
@@ -614,23 +665,45 @@ impl Hub {
         if r.len() >= MAX_REJECTIONS {
             r.pop_front();
         }
-        r.push_back(Rejection { name: name.into(), publisher, reason: reason.into(), at: SystemTime::now() });
+        r.push_back(Rejection {
+            name: name.into(),
+            publisher,
+            reason: reason.into(),
+            at: SystemTime::now(),
+        });
     }
 
     /// Recently refused streams that are not live now.
     pub fn rejections(&self) -> Vec<Rejection> {
         let live = self.streams.lock();
-        self.rejections.lock().iter().filter(|r| !live.contains_key(&r.name)).cloned().collect()
+        self.rejections
+            .lock()
+            .iter()
+            .filter(|r| !live.contains_key(&r.name))
+            .cloned()
+            .collect()
     }
 
     /// Claims `name` for a publisher. The stream ends when the handle is dropped.
-    pub fn publish(self: &Arc<Self>, name: &str, publisher: SocketAddr) -> Result<PublishHandle, HubError> {
+    pub fn publish(
+        self: &Arc<Self>,
+        name: &str,
+        publisher: SocketAddr,
+    ) -> Result<PublishHandle, HubError> {
         let mut map = self.streams.lock();
         if let Some(s) = map.get(name) {
-            return Err(HubError::AlreadyPublishing { name: name.into(), by: s.publisher });
+            return Err(HubError::AlreadyPublishing {
+                name: name.into(),
+                by: s.publisher,
+            });
         }
         // The cap is on what costs a transcoder: publishers, not renditions or pulled copies.
-        if map.values().filter(|s| !s.name.contains(RENDITION_SEP) && !s.pulled).count() >= self.max_streams {
+        if map
+            .values()
+            .filter(|s| !s.name.contains(RENDITION_SEP) && !s.pulled)
+            .count()
+            >= self.max_streams
+        {
             return Err(HubError::TooManyStreams(self.max_streams));
         }
         Ok(self.insert(&mut map, name, publisher, false))
@@ -638,10 +711,17 @@ impl Hub {
 
     /// Publishes a copy of a stream that lives on another node (an edge's play relay) for the
     /// local players. It does not count toward `max_publishers`: it costs no transcoder.
-    pub fn publish_pulled(self: &Arc<Self>, name: &str, upstream: SocketAddr) -> Result<PublishHandle, HubError> {
+    pub fn publish_pulled(
+        self: &Arc<Self>,
+        name: &str,
+        upstream: SocketAddr,
+    ) -> Result<PublishHandle, HubError> {
         let mut map = self.streams.lock();
         if let Some(s) = map.get(name) {
-            return Err(HubError::AlreadyPublishing { name: name.into(), by: s.publisher });
+            return Err(HubError::AlreadyPublishing {
+                name: name.into(),
+                by: s.publisher,
+            });
         }
         Ok(self.insert(&mut map, name, upstream, true))
     }
@@ -654,7 +734,13 @@ impl Hub {
         self.insert(&mut map, &rendition_name(name, rendition), local, false)
     }
 
-    fn insert(self: &Arc<Self>, map: &mut HashMap<String, Arc<Stream>>, name: &str, publisher: SocketAddr, pulled: bool) -> PublishHandle {
+    fn insert(
+        self: &Arc<Self>,
+        map: &mut HashMap<String, Arc<Stream>>,
+        name: &str,
+        publisher: SocketAddr,
+        pulled: bool,
+    ) -> PublishHandle {
         let (tx, _) = broadcast::channel(self.queue_frames);
         let (batch_tx, _) = broadcast::channel(self.queue_batches());
         let stream = Arc::new(Stream {
@@ -664,7 +750,14 @@ impl Hub {
             started_at: Instant::now(),
             max_gop_bytes: self.max_gop_bytes,
             cache: Mutex::new(Cache {
-                pending: Pending { file: if self.zero_copy { shm::create().map(Arc::new) } else { None }, ..Default::default() },
+                pending: Pending {
+                    file: if self.zero_copy {
+                        shm::create().map(Arc::new)
+                    } else {
+                        None
+                    },
+                    ..Default::default()
+                },
                 ..Default::default()
             }),
             tx: Mutex::new(Some(tx)),
@@ -687,7 +780,10 @@ impl Hub {
                 rt.spawn(stream.clone().flusher());
             }
         }
-        PublishHandle { hub: self.clone(), stream }
+        PublishHandle {
+            hub: self.clone(),
+            stream,
+        }
     }
 
     /// The live stream called `name`.
@@ -697,7 +793,13 @@ impl Hub {
 
     /// All live streams (not their renditions), sorted by name.
     pub fn list(&self) -> Vec<Arc<Stream>> {
-        let mut v: Vec<_> = self.streams.lock().values().filter(|s| !s.name.contains(RENDITION_SEP)).cloned().collect();
+        let mut v: Vec<_> = self
+            .streams
+            .lock()
+            .values()
+            .filter(|s| !s.name.contains(RENDITION_SEP))
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
@@ -713,7 +815,10 @@ pub struct PublishHandle {
 impl Drop for PublishHandle {
     fn drop(&mut self) {
         let mut map = self.hub.streams.lock();
-        if map.get(&self.stream.name).is_some_and(|s| Arc::ptr_eq(s, &self.stream)) {
+        if map
+            .get(&self.stream.name)
+            .is_some_and(|s| Arc::ptr_eq(s, &self.stream))
+        {
             map.remove(&self.stream.name);
         }
         // Dropping the sender ends every player's channel once it has drained.
@@ -731,7 +836,11 @@ mod tests {
 
     fn video(ts: u32, key: bool, seq: bool) -> Frame {
         let b0 = if key { 0x17 } else { 0x27 };
-        Frame::new(MediaKind::Video, ts, Bytes::from(vec![b0, if seq { 0 } else { 1 }, 0, 0, 0, 9]))
+        Frame::new(
+            MediaKind::Video,
+            ts,
+            Bytes::from(vec![b0, if seq { 0 } else { 1 }, 0, 0, 0, 9]),
+        )
     }
 
     fn addr() -> SocketAddr {
@@ -742,8 +851,14 @@ mod tests {
     fn one_publisher_per_name_and_release_on_drop() {
         let hub = Arc::new(Hub::new(64, 1 << 20));
         let h = hub.publish("a", addr()).unwrap();
-        assert!(matches!(hub.publish("a", addr()), Err(HubError::AlreadyPublishing { .. })));
-        assert!(matches!(hub.publish_pulled("a", addr()), Err(HubError::AlreadyPublishing { .. })));
+        assert!(matches!(
+            hub.publish("a", addr()),
+            Err(HubError::AlreadyPublishing { .. })
+        ));
+        assert!(matches!(
+            hub.publish_pulled("a", addr()),
+            Err(HubError::AlreadyPublishing { .. })
+        ));
         drop(h);
         assert!(hub.get("a").is_none());
         hub.publish("a", addr()).unwrap();
@@ -760,13 +875,23 @@ mod tests {
         s.push(video(2000, true, false));
         s.push(video(2033, false, false));
         let (snap, mut rx, _g) = s.subscribe().unwrap();
-        let ts: Vec<_> = snap.frames.iter().map(|f| (f.timestamp, f.keyframe, f.sequence_header)).collect();
-        assert_eq!(ts, vec![(0, false, true), (2000, true, false), (2033, false, false)]);
+        let ts: Vec<_> = snap
+            .frames
+            .iter()
+            .map(|f| (f.timestamp, f.keyframe, f.sequence_header))
+            .collect();
+        assert_eq!(
+            ts,
+            vec![(0, false, true), (2000, true, false), (2033, false, false)]
+        );
         assert_eq!(s.players(), 1);
         s.push(video(2066, false, false));
         assert_eq!(rx.try_recv().unwrap().timestamp, 2066);
         drop(h);
-        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)));
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Closed)
+        ));
     }
 
     #[test]
@@ -777,7 +902,10 @@ mod tests {
         for i in 0..100 {
             h.stream.push(video(i * 33, i % 30 == 0, false));
         }
-        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
     }
 
     #[test]
@@ -785,7 +913,11 @@ mod tests {
         let hub = Arc::new(Hub::new(16, 1 << 30));
         let h = hub.publish("a", addr()).unwrap();
         for i in 0..1000u32 {
-            h.stream.push(Frame::new(MediaKind::Audio, i * 21, Bytes::from(vec![0xAF, 1, 0, 0])));
+            h.stream.push(Frame::new(
+                MediaKind::Audio,
+                i * 21,
+                Bytes::from(vec![0xAF, 1, 0, 0]),
+            ));
         }
         let (snap, _, _g) = h.stream.subscribe().unwrap();
         assert_eq!(snap.frames.len(), AUDIO_TAIL_FRAMES);
@@ -804,11 +936,18 @@ mod tests {
         assert!(snap.frames.is_empty());
     }
     fn audio(ts: u32) -> Frame {
-        Frame::new(MediaKind::Audio, ts, Bytes::from(vec![0xAF, 1, ts as u8, 7]))
+        Frame::new(
+            MediaKind::Audio,
+            ts,
+            Bytes::from(vec![0xAF, 1, ts as u8, 7]),
+        )
     }
 
     fn encoded_all(frames: &[&Frame], stream_id: u32) -> Vec<u8> {
-        frames.iter().flat_map(|f| encode_media(stream_id, f.kind, f.timestamp, &f.payload)).collect()
+        frames
+            .iter()
+            .flat_map(|f| encode_media(stream_id, f.kind, f.timestamp, &f.payload))
+            .collect()
     }
 
     #[test]
@@ -821,8 +960,14 @@ mod tests {
         h.stream.push(audio(10));
         let b0 = rx.try_recv().unwrap();
         let b1 = rx.try_recv().unwrap();
-        assert_eq!((b0.len(), b0.end_seq(), b1.len(), b1.end_seq()), (1, 1, 1, 2));
-        assert_eq!(&b1.encoded_from(0, 1)[..], &encode_media(1, MediaKind::Audio, 10, &[0xAF, 1, 10, 7])[..]);
+        assert_eq!(
+            (b0.len(), b0.end_seq(), b1.len(), b1.end_seq()),
+            (1, 1, 1, 2)
+        );
+        assert_eq!(
+            &b1.encoded_from(0, 1)[..],
+            &encode_media(1, MediaKind::Audio, 10, &[0xAF, 1, 10, 7])[..]
+        );
         assert_eq!(h.stream.published_seq(), 2);
     }
 
@@ -832,13 +977,21 @@ mod tests {
         let hub = Arc::new(Hub::new(64, 1 << 20).with_batch_ms(60_000));
         let h = hub.publish("a", addr()).unwrap();
         let (_, mut rx) = h.stream.subscribe_batches().unwrap();
-        let frames = [video(0, true, false), audio(5), video(33, false, false), audio(26)];
+        let frames = [
+            video(0, true, false),
+            audio(5),
+            video(33, false, false),
+            audio(26),
+        ];
         let expect = encoded_all(&frames.iter().collect::<Vec<_>>(), 1);
         let expect_s2 = encoded_all(&frames.iter().collect::<Vec<_>>(), 2);
         for f in frames {
             h.stream.push(f);
         }
-        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Empty)));
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        ));
         assert_eq!(h.stream.published_seq(), 0);
         h.stream.flush();
         let b = rx.try_recv().unwrap();
@@ -848,7 +1001,10 @@ mod tests {
         assert_eq!(&b.encoded_from(0, 2)[..], &expect_s2[..]);
         assert_ne!(expect, expect_s2);
         // Frame i's own encoding is a slice of the batch (late joiners share it).
-        let tail: Vec<u8> = b.frames()[2..].iter().flat_map(|f| f.encoded(1).to_vec()).collect();
+        let tail: Vec<u8> = b.frames()[2..]
+            .iter()
+            .flat_map(|f| f.encoded(1).to_vec())
+            .collect();
         assert_eq!(&b.encoded_from(2, 1)[..], &tail[..]);
         assert_eq!(b.keyframe_from(0), Some(0));
         assert_eq!(b.keyframe_from(1), None);
@@ -883,7 +1039,10 @@ mod tests {
         h.stream.push(audio(0));
         drop(h);
         assert_eq!(rx.try_recv().unwrap().len(), 1);
-        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)));
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Closed)
+        ));
     }
 
     #[tokio::test]
@@ -892,7 +1051,10 @@ mod tests {
         let h = hub.publish("a", addr()).unwrap();
         let (_, mut rx) = h.stream.subscribe_batches().unwrap();
         h.stream.push(audio(0));
-        let b = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        let b = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(b.len(), 1);
     }
 
@@ -904,14 +1066,21 @@ mod tests {
         for i in 0..100 {
             h.stream.push(video(i * 33, i % 30 == 0, false));
         }
-        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn zero_copy_batches_are_in_the_shared_file_page_aligned() {
         use std::os::unix::fs::FileExt;
-        let hub = Arc::new(Hub::new(64, 1 << 20).with_batch_ms(60_000).with_zero_copy(true));
+        let hub = Arc::new(
+            Hub::new(64, 1 << 20)
+                .with_batch_ms(60_000)
+                .with_zero_copy(true),
+        );
         let h = hub.publish("a", addr()).unwrap();
         let (_, mut rx) = h.stream.subscribe_batches().unwrap();
         for round in 0..3u32 {
@@ -943,10 +1112,15 @@ mod tests {
     fn pulled_copies_do_not_count_toward_the_publisher_cap() {
         let hub = Arc::new(Hub::new(64, 1 << 20).with_max_streams(1));
         let _a = hub.publish("a", addr()).unwrap();
-        assert!(matches!(hub.publish("b", addr()), Err(HubError::TooManyStreams(1))));
+        assert!(matches!(
+            hub.publish("b", addr()),
+            Err(HubError::TooManyStreams(1))
+        ));
         let _c = hub.publish_pulled("c", addr()).unwrap();
         let _r = hub.publish_rendition("a", "v720");
         drop(_a);
-        let _b = hub.publish("b", addr()).expect("a pulled copy and a rendition leave room for a publisher");
+        let _b = hub
+            .publish("b", addr())
+            .expect("a pulled copy and a rendition leave room for a publisher");
     }
 }

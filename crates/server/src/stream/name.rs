@@ -11,7 +11,9 @@ pub const MAX_NAME_LEN: usize = 64;
 pub fn is_valid_stream_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The value of `key=` in a query string such as `key=SECRET&foo=bar`.
@@ -29,7 +31,16 @@ mod tests {
     #[test]
     fn names() {
         assert!(is_valid_stream_name("demo_1-A"));
-        for bad in ["", "../etc", "a/b", "a b", "é", &"x".repeat(65), "a?b", "a%2e"] {
+        for bad in [
+            "",
+            "../etc",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a?b",
+            "a%2e",
+        ] {
             assert!(!is_valid_stream_name(bad), "{bad:?}");
         }
     }

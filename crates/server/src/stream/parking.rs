@@ -10,15 +10,13 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
-use parking_lot::Mutex;
 use bytes::Bytes;
 use media::flv::{self, SoundFormat, VideoCodec};
+use parking_lot::Mutex;
 use rtmp_proto::MediaKind;
 use tokio::sync::watch;
 use tracing::info;
@@ -87,12 +85,19 @@ impl Default for Continuity {
 impl Continuity {
     /// A new stream.
     pub fn fresh() -> Self {
-        Self { last: LastTs::default(), mode: Mode::Pass }
+        Self {
+            last: LastTs::default(),
+            mode: Mode::Pass,
+        }
     }
 
     /// A continuation of a stream whose last pushed timestamps were `last`.
     pub fn resume(last: LastTs) -> Self {
-        let mode = if last.max().is_some() { Mode::Undecided } else { Mode::Pass };
+        let mode = if last.max().is_some() {
+            Mode::Undecided
+        } else {
+            Mode::Pass
+        };
         Self { last, mode }
     }
 
@@ -147,8 +152,12 @@ impl Codecs {
     /// Notes the codec of a frame (the first of each track decides).
     pub fn observe(&mut self, kind: MediaKind, payload: &[u8]) {
         match kind {
-            MediaKind::Video if self.video.is_none() => self.video = flv::parse_video_tag(payload).ok().map(|t| t.codec),
-            MediaKind::Audio if self.audio.is_none() => self.audio = flv::parse_audio_tag(payload).ok().map(|t| t.format),
+            MediaKind::Video if self.video.is_none() => {
+                self.video = flv::parse_video_tag(payload).ok().map(|t| t.codec)
+            }
+            MediaKind::Audio if self.audio.is_none() => {
+                self.audio = flv::parse_audio_tag(payload).ok().map(|t| t.format)
+            }
             _ => {}
         }
     }
@@ -202,7 +211,12 @@ pub struct Parking {
 impl Parking {
     /// Keeps `parked` for `grace`; the stream ends when nobody re-attached by then (or at
     /// shutdown).
-    pub fn park(self: &std::sync::Arc<Self>, parked: Parked, grace: Duration, mut shutdown: watch::Receiver<bool>) {
+    pub fn park(
+        self: &std::sync::Arc<Self>,
+        parked: Parked,
+        grace: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let name = parked.handle.stream.name.clone();
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let old = self.map.lock().insert(name.clone(), (id, parked));
@@ -260,7 +274,13 @@ mod tests {
         assert_eq!(c.map(Video, 100, false), Some(100));
         assert_eq!(c.map(Video, 100, false), Some(100));
         assert_eq!(c.map(Audio, 90, false), Some(90));
-        assert_eq!(c.last(), LastTs { video: Some(100), audio: Some(90) });
+        assert_eq!(
+            c.last(),
+            LastTs {
+                video: Some(100),
+                audio: Some(90)
+            }
+        );
         assert!(!c.is_continuation());
     }
 
@@ -268,7 +288,10 @@ mod tests {
     fn continuing_timestamps_drop_what_was_pushed() {
         // The stream got video up to 10_000 and audio up to 10_010; the publisher comes back
         // and re-sends from its last keyframe (8_000).
-        let mut c = Continuity::resume(LastTs { video: Some(10_000), audio: Some(10_010) });
+        let mut c = Continuity::resume(LastTs {
+            video: Some(10_000),
+            audio: Some(10_010),
+        });
         assert!(c.is_continuation());
         // Its sequence headers come first: not dropped, not going back.
         assert_eq!(c.map(Video, 8_000, true), Some(10_000));
@@ -279,13 +302,22 @@ mod tests {
         assert_eq!(c.map(Video, 10_033, false), Some(10_033));
         assert_eq!(c.map(Audio, 10_031, false), Some(10_031));
         assert_eq!(c.map(Video, 10_066, false), Some(10_066));
-        assert_eq!(c.last(), LastTs { video: Some(10_066), audio: Some(10_031) });
+        assert_eq!(
+            c.last(),
+            LastTs {
+                video: Some(10_066),
+                audio: Some(10_031)
+            }
+        );
     }
 
     #[test]
     fn continuing_within_the_window_even_if_a_bit_behind() {
         // 4.9 s behind still counts as continuing (the frames in between are dropped).
-        let mut c = Continuity::resume(LastTs { video: Some(20_000), audio: None });
+        let mut c = Continuity::resume(LastTs {
+            video: Some(20_000),
+            audio: None,
+        });
         assert_eq!(c.map(Video, 15_100, false), None);
         assert_eq!(c.map(Video, 20_033, false), Some(20_033));
         // Audio had nothing pushed: it passes.
@@ -295,7 +327,10 @@ mod tests {
     #[test]
     fn restarted_timestamps_are_shifted_after_the_last() {
         // OBS reconnecting starts at 0 again.
-        let mut c = Continuity::resume(LastTs { video: Some(60_000), audio: Some(60_010) });
+        let mut c = Continuity::resume(LastTs {
+            video: Some(60_000),
+            audio: Some(60_010),
+        });
         assert_eq!(c.map(Video, 0, true), Some(60_000));
         assert_eq!(c.map(Audio, 0, true), Some(60_010));
         let v0 = c.map(Video, 0, false).unwrap();
@@ -307,16 +342,25 @@ mod tests {
         let l = c.last();
         assert!(l.video.unwrap() > 60_000 && l.audio.unwrap() > 60_010);
         // Just outside the window also counts as a restart.
-        let mut c = Continuity::resume(LastTs { video: Some(60_000), audio: None });
+        let mut c = Continuity::resume(LastTs {
+            video: Some(60_000),
+            audio: None,
+        });
         assert_eq!(c.map(Video, 54_999, false), Some(60_020));
     }
 
     #[test]
     fn extreme_timestamps_do_not_panic() {
-        let mut c = Continuity::resume(LastTs { video: Some(u32::MAX), audio: Some(u32::MAX - 5) });
+        let mut c = Continuity::resume(LastTs {
+            video: Some(u32::MAX),
+            audio: Some(u32::MAX - 5),
+        });
         assert_eq!(c.map(Video, 0, false), None);
         assert_eq!(c.map(Audio, u32::MAX, false), Some(u32::MAX));
-        let mut c = Continuity::resume(LastTs { video: Some(1), audio: None });
+        let mut c = Continuity::resume(LastTs {
+            video: Some(1),
+            audio: None,
+        });
         assert_eq!(c.map(Video, u32::MAX, false), Some(u32::MAX));
     }
 
@@ -330,8 +374,17 @@ mod tests {
         c.observe(Audio, &aac);
         assert!(c.mismatch(Video, &avc).is_none());
         assert!(c.mismatch(Audio, &aac).is_none());
-        assert!(c.mismatch(Audio, &mp3).unwrap().contains("audio codec changed"));
-        let only_audio = Codecs { video: None, audio: c.audio };
-        assert!(only_audio.mismatch(Video, &avc).unwrap().contains("no video"));
+        assert!(c
+            .mismatch(Audio, &mp3)
+            .unwrap()
+            .contains("audio codec changed"));
+        let only_audio = Codecs {
+            video: None,
+            audio: c.audio,
+        };
+        assert!(only_audio
+            .mismatch(Video, &avc)
+            .unwrap()
+            .contains("no video"));
     }
 }

@@ -2,10 +2,7 @@
 //! the keys file (a revoked key stops working without a restart), `--help`, and start-up
 //! errors that say what to do.
 
-use std::{
-    process::Stdio,
-    time::Duration,
-};
+use std::{process::Stdio, time::Duration};
 
 use crate::common::*;
 use tokio::process::Command;
@@ -23,24 +20,45 @@ async fn keys_cli_and_serve_with_revocation() {
     let d = dir.to_str().unwrap();
     let (ok, out, err) = ferrocast(&["keys", "add", "cam", "--data-dir", d]).await;
     assert!(ok, "{err}");
-    let secret = out.split("?key=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let secret = out
+        .split("?key=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let (_, out, _) = ferrocast(&["keys", "list", "--data-dir", d]).await;
     assert!(out.starts_with("cam\t"), "{out}");
-    assert!(!std::fs::read_to_string(dir.join("keys.toml")).unwrap().contains(&secret));
+    assert!(!std::fs::read_to_string(dir.join("keys.toml"))
+        .unwrap()
+        .contains(&secret));
 
     let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
     let mut server = Command::new(BIN)
         .args(["serve", "--data-dir", d])
-        .args(["--rtmp-addr", &format!("127.0.0.1:{rtmp}"), "--rtmps-addr", &format!("127.0.0.1:{rtmps}")])
+        .args([
+            "--rtmp-addr",
+            &format!("127.0.0.1:{rtmp}"),
+            "--rtmps-addr",
+            &format!("127.0.0.1:{rtmps}"),
+        ])
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    eventually("the server started", Duration::from_secs(10), || async { http_get_opt(http, "/healthz").await.is_some() }).await;
+    eventually("the server started", Duration::from_secs(10), || async {
+        http_get_opt(http, "/healthz").await.is_some()
+    })
+    .await;
     let url = |k: &str| format!("rtmp://127.0.0.1:{rtmp}/live/cam?key={k}");
-    let (code, err) = finish(ffmpeg_publish(&url("wrong"), "160x120", 3), Duration::from_secs(20)).await;
+    let (code, err) = finish(
+        ffmpeg_publish(&url("wrong"), "160x120", 3),
+        Duration::from_secs(20),
+    )
+    .await;
     assert_ne!(code, Some(0));
     assert!(err.contains("stream key rejected"), "{err}");
 
@@ -50,9 +68,16 @@ async fn keys_cli_and_serve_with_revocation() {
 
     let (ok, _, err) = ferrocast(&["keys", "revoke", "cam", "--data-dir", d]).await;
     assert!(ok, "{err}");
-    let (code, err) = finish(ffmpeg_publish(&url(&secret), "160x120", 3), Duration::from_secs(20)).await;
+    let (code, err) = finish(
+        ffmpeg_publish(&url(&secret), "160x120", 3),
+        Duration::from_secs(20),
+    )
+    .await;
     assert_ne!(code, Some(0), "a revoked key still works");
-    assert!(err.contains("no publish key is configured for \"cam\""), "{err}");
+    assert!(
+        err.contains("no publish key is configured for \"cam\""),
+        "{err}"
+    );
 
     let _ = server.start_kill();
     let out = server.wait_with_output().await.unwrap();
@@ -65,14 +90,33 @@ async fn keys_cli_and_serve_with_revocation() {
 async fn help_and_startup_errors_say_what_to_do() {
     let (ok, out, _) = ferrocast(&["serve", "--help"]).await;
     assert!(ok);
-    for flag in ["--rtmp-addr", "--rtmps-addr", "--http-addr", "--data-dir", "--tls-cert", "--publish-key", "--config"] {
+    for flag in [
+        "--rtmp-addr",
+        "--rtmps-addr",
+        "--http-addr",
+        "--data-dir",
+        "--tls-cert",
+        "--publish-key",
+        "--config",
+    ] {
         assert!(out.contains(flag), "--help lacks {flag}");
     }
     // A port in use names the flag to change.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
     let dir = std::env::temp_dir().join(format!("ferrocast-cli-busy-{}", std::process::id()));
-    let (ok, _, err) = ferrocast(&["serve", "--data-dir", dir.to_str().unwrap(), "--rtmp-addr", &format!("127.0.0.1:{port}"), "--rtmps-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"]).await;
+    let (ok, _, err) = ferrocast(&[
+        "serve",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--rtmp-addr",
+        &format!("127.0.0.1:{port}"),
+        "--rtmps-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ])
+    .await;
     assert!(!ok);
     assert!(err.contains("--rtmp-addr"), "{err}");
     let (ok, _, err) = ferrocast(&["serve", "--publish-key", "nokey"]).await;
@@ -83,21 +127,35 @@ async fn help_and_startup_errors_say_what_to_do() {
 
 async fn http_get_opt(port: u16, path: &str) -> Option<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).await.ok()?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
     let mut v = vec![];
     s.read_to_end(&mut v).await.ok()?;
     String::from_utf8_lossy(&v).split(' ').nth(1)?.parse().ok()
 }
 
 fn fingerprint_of_file(cert: &std::path::Path) -> String {
-    let out = std::process::Command::new("openssl").args(["x509", "-noout", "-fingerprint", "-sha256", "-in"]).arg(cert).output().unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn served_fingerprint(port: u16) -> String {
     let s_client = std::process::Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+        ])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -109,14 +167,36 @@ fn served_fingerprint(port: u16) -> String {
         .spawn()
         .unwrap();
     use std::io::Write;
-    x509.stdin.take().unwrap().write_all(&s_client.stdout).unwrap();
-    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout).trim().to_string()
+    x509.stdin
+        .take()
+        .unwrap()
+        .write_all(&s_client.stdout)
+        .unwrap();
+    String::from_utf8_lossy(&x509.wait_with_output().unwrap().stdout)
+        .trim()
+        .to_string()
 }
 
 fn make_cert(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (c, k) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+    let (c, k) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
     let ok = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
         .arg(&k)
         .arg("-out")
         .arg(&c)
@@ -142,7 +222,12 @@ async fn sighup_reloads_the_certificate_and_sigterm_ends_cleanly() {
     let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
     let server = Command::new(BIN)
         .args(["serve", "--data-dir", dir.join("data").to_str().unwrap()])
-        .args(["--rtmp-addr", &format!("127.0.0.1:{rtmp}"), "--rtmps-addr", &format!("127.0.0.1:{rtmps}")])
+        .args([
+            "--rtmp-addr",
+            &format!("127.0.0.1:{rtmp}"),
+            "--rtmps-addr",
+            &format!("127.0.0.1:{rtmps}"),
+        ])
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
         .arg("--tls-cert")
         .arg(&cert)
@@ -154,28 +239,64 @@ async fn sighup_reloads_the_certificate_and_sigterm_ends_cleanly() {
         .spawn()
         .unwrap();
     let pid = server.id().unwrap().to_string();
-    eventually("the server started", Duration::from_secs(10), || async { http_get_opt(http, "/healthz").await.is_some() }).await;
+    eventually("the server started", Duration::from_secs(10), || async {
+        http_get_opt(http, "/healthz").await.is_some()
+    })
+    .await;
     assert_eq!(served_fingerprint(rtmps), fingerprint_of_file(&ca));
-    let _publisher = ffmpeg_publish(&format!("rtmps://127.0.0.1:{rtmps}/live/tls"), "160x120", 30);
-    eventually("DASH of the RTMPS publish", Duration::from_secs(30), || async { http_get(http, "/live/tls/manifest.mpd").await.0 == 200 }).await;
+    let _publisher = ffmpeg_publish(
+        &format!("rtmps://127.0.0.1:{rtmps}/live/tls"),
+        "160x120",
+        30,
+    );
+    eventually(
+        "DASH of the RTMPS publish",
+        Duration::from_secs(30),
+        || async { http_get(http, "/live/tls/manifest.mpd").await.0 == 200 },
+    )
+    .await;
 
     std::fs::copy(&cb, &cert).unwrap();
     std::fs::copy(&kb, &key).unwrap();
-    std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
     let new_fingerprint = fingerprint_of_file(&cb);
-    eventually("SIGHUP switched the certificate", Duration::from_secs(5), || async { served_fingerprint(rtmps) == new_fingerprint }).await;
+    eventually(
+        "SIGHUP switched the certificate",
+        Duration::from_secs(5),
+        || async { served_fingerprint(rtmps) == new_fingerprint },
+    )
+    .await;
     let (_, streams) = http_get(http, "/api/streams").await;
-    assert!(streams.contains("\"name\":\"tls\""), "the RTMPS publisher was dropped by the reload: {streams}");
+    assert!(
+        streams.contains("\"name\":\"tls\""),
+        "the RTMPS publisher was dropped by the reload: {streams}"
+    );
 
-    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(20), server.wait_with_output()).await.expect("exit within 20 s").unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(20), server.wait_with_output())
+        .await
+        .expect("exit within 20 s")
+        .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert!(log.contains("reloaded the RTMPS certificate") && log.contains("shutting down") && log.contains("DASH presentation ended"), "{log}");
+    assert!(
+        log.contains("reloaded the RTMPS certificate")
+            && log.contains("shutting down")
+            && log.contains("DASH presentation ended"),
+        "{log}"
+    );
     let leftover = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|c| String::from_utf8_lossy(c).contains(dir.to_str().unwrap()) && c.starts_with(b"ffmpeg"))
+        .filter(|c| {
+            String::from_utf8_lossy(c).contains(dir.to_str().unwrap()) && c.starts_with(b"ffmpeg")
+        })
         .count();
     assert_eq!(leftover, 0, "ffmpeg left running after shutdown");
     let _ = std::fs::remove_dir_all(&dir);

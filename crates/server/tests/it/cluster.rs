@@ -6,9 +6,7 @@ use std::{collections::HashMap, time::Duration};
 
 use crate::common::{
     cluster::{live_on, publish, Cluster},
-    eventually,
-    get_bytes, http_get,
-    ffmpeg_decode_frames, ffprobe,
+    eventually, ffmpeg_decode_frames, ffprobe, get_bytes, http_get,
 };
 use ferrocast::{
     backend::{
@@ -22,17 +20,31 @@ use tokio::process::Child;
 
 /// A name the ring puts on `on_two` with the cluster's two encoders and on `on_three` once
 /// `enc-3` joins.
-fn name_moving(encoders: &[EncoderInfo], with3: &[EncoderInfo], prefix: &str, on_two: Option<&str>, on_three: &str) -> String {
+fn name_moving(
+    encoders: &[EncoderInfo],
+    with3: &[EncoderInfo],
+    prefix: &str,
+    on_two: Option<&str>,
+    on_three: &str,
+) -> String {
     (0..10_000)
         .map(|i| format!("{prefix}{i}"))
-        .find(|n| on_two.is_none_or(|e| choose(encoders, None, n).unwrap().0.id == e) && choose(with3, None, n).unwrap().0.id == on_three)
+        .find(|n| {
+            on_two.is_none_or(|e| choose(encoders, None, n).unwrap().0.id == e)
+                && choose(with3, None, n).unwrap().0.id == on_three
+        })
         .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessions() {
     let c = Cluster::up();
-    for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+    for k in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+    ] {
         std::env::set_var(k, &c.env[k]);
     }
     let redis = RedisBackend::connect(&c.env["REDIS_URL"]).await.unwrap();
@@ -44,38 +56,78 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(encoders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["enc-1", "enc-2"]);
+    assert_eq!(
+        encoders.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["enc-1", "enc-2"]
+    );
     let http_of = |id: &str| match id {
         "enc-1" => c.port("ENC1_HTTP"),
         "enc-2" => c.port("ENC2_HTTP"),
         _ => unreachable!(),
     };
     let mut with3 = encoders.clone();
-    with3.push(EncoderInfo { id: "enc-3".into(), rtmp: String::new(), http: String::new() });
+    with3.push(EncoderInfo {
+        id: "enc-3".into(),
+        rtmp: String::new(),
+        http: String::new(),
+    });
 
     // Four streams, one of which (`moving`) the ring will give to enc-3 once it joins.
     let moving = name_moving(&encoders, &with3, "mov", None, "enc-3");
-    let names = vec![moving.clone(), "cam-a".to_string(), "cam-b".to_string(), "cam-c".to_string()];
-    let mut pubs: HashMap<String, Child> = names.iter().map(|n| (n.clone(), publish(&c, n))).collect();
+    let names = vec![
+        moving.clone(),
+        "cam-a".to_string(),
+        "cam-b".to_string(),
+        "cam-c".to_string(),
+    ];
+    let mut pubs: HashMap<String, Child> =
+        names.iter().map(|n| (n.clone(), publish(&c, n))).collect();
     let edge = c.port("EDGE_HTTP");
     for n in &names {
         let expected = choose(&encoders, None, n).unwrap().0.id.clone();
-        let other = if expected == "enc-1" { "enc-2" } else { "enc-1" };
-        eventually(&format!("{n} live on {expected}"), Duration::from_secs(30), || async { live_on(http_of(&expected)).await.contains(n) }).await;
-        assert!(!live_on(http_of(other)).await.contains(n), "{n} also on {other}");
-        eventually(&format!("{n}: manifest through the edge"), Duration::from_secs(40), || async {
-            let (s, body) = http_get(edge, &format!("/live/{n}/manifest.mpd")).await;
-            s == 200 && body.contains("v720") && body.contains("<S ")
-        })
+        let other = if expected == "enc-1" {
+            "enc-2"
+        } else {
+            "enc-1"
+        };
+        eventually(
+            &format!("{n} live on {expected}"),
+            Duration::from_secs(30),
+            || async { live_on(http_of(&expected)).await.contains(n) },
+        )
+        .await;
+        assert!(
+            !live_on(http_of(other)).await.contains(n),
+            "{n} also on {other}"
+        );
+        eventually(
+            &format!("{n}: manifest through the edge"),
+            Duration::from_secs(40),
+            || async {
+                let (s, body) = http_get(edge, &format!("/live/{n}/manifest.mpd")).await;
+                s == 200 && body.contains("v720") && body.contains("<S ")
+            },
+        )
         .await;
     }
     // A real player reads the DASH through the edge: both renditions and the audio.
-    let probe = ffprobe(&format!("http://127.0.0.1:{edge}/live/{}/manifest.mpd", names[1]), &[]).await;
+    let probe = ffprobe(
+        &format!("http://127.0.0.1:{edge}/live/{}/manifest.mpd", names[1]),
+        &[],
+    )
+    .await;
     let mut seen: Vec<String> = probe["streams"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| format!("{}:{}x{}", s["codec_name"].as_str().unwrap_or(""), s["width"].as_u64().unwrap_or(0), s["height"].as_u64().unwrap_or(0)))
+        .map(|s| {
+            format!(
+                "{}:{}x{}",
+                s["codec_name"].as_str().unwrap_or(""),
+                s["width"].as_u64().unwrap_or(0),
+                s["height"].as_u64().unwrap_or(0)
+            )
+        })
         .collect();
     seen.sort();
     seen.dedup();
@@ -86,26 +138,67 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
     let store = SegmentStore::from_url("s3://ferrocast").unwrap();
     for n in &names {
         let init = format!("live/{n}/v720/init-p0.mp4");
-        let stored = store.get(&init).await.unwrap().unwrap_or_else(|| panic!("{init} not in S3"));
+        let stored = store
+            .get(&init)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{init} not in S3"));
         let (s1, h1, b1) = get_bytes(edge, &format!("/{init}")).await;
         let (s2, h2, b2) = get_bytes(edge, &format!("/{init}")).await;
         assert_eq!((s1, s2), (200, 200));
         assert_eq!(b1, stored);
         assert_eq!(b2, stored);
         // (ffprobe above may have brought one of them into the cache already.)
-        assert!(["miss", "coalesced", "hit"].iter().any(|x| h1.contains(&format!("x-cache: {x}"))), "{h1}");
+        assert!(
+            ["miss", "coalesced", "hit"]
+                .iter()
+                .any(|x| h1.contains(&format!("x-cache: {x}"))),
+            "{h1}"
+        );
         assert!(h2.contains("x-cache: hit"), "{h2}");
     }
     let first_seg = format!("live/{}/v720/0.m4s", names[1]);
-    eventually("a finished segment in S3", Duration::from_secs(20), || async { store.get(&first_seg).await.ok().flatten().is_some() }).await;
+    eventually(
+        "a finished segment in S3",
+        Duration::from_secs(20),
+        || async { store.get(&first_seg).await.ok().flatten().is_some() },
+    )
+    .await;
 
     // RTMP play at the edge: the source it relays, and a rendition it pulls from the encoder
     // (one upstream play shared by the edge's players).
     let edge_rtmp = c.port("EDGE_RTMP");
-    let (frames, err) = ffmpeg_decode_frames(&format!("rtmp://127.0.0.1:{edge_rtmp}/live/{}?rendition=400", names[2]), 3, &[]).await;
-    assert!(frames >= 30, "rendition 400 via the edge: {frames} frames; {err}");
-    let probe = ffprobe(&format!("rtmp://127.0.0.1:{edge_rtmp}/live/{}?rendition=400", names[2]), &[]).await;
-    assert_eq!(probe["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "video").unwrap()["width"], 400, "{probe}");
+    let (frames, err) = ffmpeg_decode_frames(
+        &format!(
+            "rtmp://127.0.0.1:{edge_rtmp}/live/{}?rendition=400",
+            names[2]
+        ),
+        3,
+        &[],
+    )
+    .await;
+    assert!(
+        frames >= 30,
+        "rendition 400 via the edge: {frames} frames; {err}"
+    );
+    let probe = ffprobe(
+        &format!(
+            "rtmp://127.0.0.1:{edge_rtmp}/live/{}?rendition=400",
+            names[2]
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        probe["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["codec_type"] == "video")
+            .unwrap()["width"],
+        400,
+        "{probe}"
+    );
 
     // A third encoder joins: new streams follow the new ring, but a broadcaster of a stream
     // that already lives on enc-1/enc-2 goes back to its encoder when it reconnects.
@@ -113,37 +206,117 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
     let bin = env!("CARGO_BIN_EXE_ferrocast");
     let d3 = c.dir.join("encoder-3");
     let d3 = d3.to_str().unwrap();
-    let enc3 = [bin, "encoder", "--redis", &c.env["REDIS_URL"], "--store", "s3://ferrocast", "--id", "enc-3", "--rtmp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", d3];
+    let enc3 = [
+        bin,
+        "encoder",
+        "--redis",
+        &c.env["REDIS_URL"],
+        "--store",
+        "s3://ferrocast",
+        "--id",
+        "enc-3",
+        "--rtmp-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+        d3,
+    ];
     c.spawn("encoder-3", &enc3);
-    eventually("enc-3 registered", Duration::from_secs(20), || async { redis.encoders().await.unwrap().len() == 3 }).await;
-    let enc3_http: u16 = redis.encoders().await.unwrap().iter().find(|e| e.id == "enc-3").unwrap().http.rsplit(':').next().unwrap().parse().unwrap();
+    eventually("enc-3 registered", Duration::from_secs(20), || async {
+        redis.encoders().await.unwrap().len() == 3
+    })
+    .await;
+    let enc3_http: u16 = redis
+        .encoders()
+        .await
+        .unwrap()
+        .iter()
+        .find(|e| e.id == "enc-3")
+        .unwrap()
+        .http
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
 
     let reconnect = |name: String, pubs: &mut HashMap<String, Child>| {
         drop(pubs.remove(&name));
         let p = publish(&c, &name);
         pubs.insert(name, p);
     };
-    eventually(&format!("{moving} still live before the reconnect"), Duration::from_secs(5), || async { live_on(http_of(&holder)).await.contains(&moving) }).await;
+    eventually(
+        &format!("{moving} still live before the reconnect"),
+        Duration::from_secs(5),
+        || async { live_on(http_of(&holder)).await.contains(&moving) },
+    )
+    .await;
     drop(pubs.remove(&moving));
-    eventually(&format!("{moving} gone from {holder}"), Duration::from_secs(15), || async { !live_on(http_of(&holder)).await.contains(&moving) }).await;
+    eventually(
+        &format!("{moving} gone from {holder}"),
+        Duration::from_secs(15),
+        || async { !live_on(http_of(&holder)).await.contains(&moving) },
+    )
+    .await;
     reconnect(moving.clone(), &mut pubs);
-    eventually(&format!("{moving} back on {holder} (session map)"), Duration::from_secs(30), || async { live_on(http_of(&holder)).await.contains(&moving) }).await;
-    assert!(!live_on(enc3_http).await.contains(&moving), "the reconnecting broadcaster moved to enc-3");
+    eventually(
+        &format!("{moving} back on {holder} (session map)"),
+        Duration::from_secs(30),
+        || async { live_on(http_of(&holder)).await.contains(&moving) },
+    )
+    .await;
+    assert!(
+        !live_on(enc3_http).await.contains(&moving),
+        "the reconnecting broadcaster moved to enc-3"
+    );
     let fresh = name_moving(&encoders, &with3, "new", None, "enc-3");
     let _fresh_pub = publish(&c, &fresh);
-    eventually(&format!("new stream {fresh} on enc-3 (the ring changed)"), Duration::from_secs(30), || async { live_on(enc3_http).await.contains(&fresh) }).await;
+    eventually(
+        &format!("new stream {fresh} on enc-3 (the ring changed)"),
+        Duration::from_secs(30),
+        || async { live_on(enc3_http).await.contains(&fresh) },
+    )
+    .await;
 
     // The session map lives in Redis: a restarted gateway still sends the broadcaster home.
     c.kill("gateway", "-TERM");
     let gw_rtmp = format!("127.0.0.1:{}", c.port("GW_RTMP"));
     let gw_http = format!("127.0.0.1:{}", c.port("GW_HTTP"));
     let gdir = c.dir.join("gateway");
-    c.spawn("gateway", &[bin, "gateway", "--redis", &c.env["REDIS_URL"], "--rtmp-addr", &gw_rtmp, "--http-addr", &gw_http, "--data-dir", gdir.to_str().unwrap()]);
-    eventually("gateway back", Duration::from_secs(20), || async { http_get(c.port("GW_HTTP"), "/healthz").await.0 == 200 }).await;
+    c.spawn(
+        "gateway",
+        &[
+            bin,
+            "gateway",
+            "--redis",
+            &c.env["REDIS_URL"],
+            "--rtmp-addr",
+            &gw_rtmp,
+            "--http-addr",
+            &gw_http,
+            "--data-dir",
+            gdir.to_str().unwrap(),
+        ],
+    );
+    eventually("gateway back", Duration::from_secs(20), || async {
+        http_get(c.port("GW_HTTP"), "/healthz").await.0 == 200
+    })
+    .await;
     drop(pubs.remove(&moving));
-    eventually(&format!("{moving} gone from {holder}"), Duration::from_secs(15), || async { !live_on(http_of(&holder)).await.contains(&moving) }).await;
+    eventually(
+        &format!("{moving} gone from {holder}"),
+        Duration::from_secs(15),
+        || async { !live_on(http_of(&holder)).await.contains(&moving) },
+    )
+    .await;
     reconnect(moving.clone(), &mut pubs);
-    eventually(&format!("{moving} on {holder} after the gateway restart"), Duration::from_secs(30), || async { live_on(http_of(&holder)).await.contains(&moving) }).await;
+    eventually(
+        &format!("{moving} on {holder} after the gateway restart"),
+        Duration::from_secs(30),
+        || async { live_on(http_of(&holder)).await.contains(&moving) },
+    )
+    .await;
     assert!(!live_on(enc3_http).await.contains(&moving));
 
     // Redis down: reported by /healthz (and the metric), while the edge keeps serving what it
@@ -151,32 +324,82 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
     // (Cached just before: the gateway restart above ended and restarted the encoders'
     // presentations, whose end events dropped the edge's earlier entries.)
     let cached = format!("/live/{}/v720/init-p0.mp4", names[2]);
-    eventually("an object cached at the edge", Duration::from_secs(20), || async { get_bytes(edge, &cached).await.1.contains("x-cache: hit") }).await;
+    eventually(
+        "an object cached at the edge",
+        Duration::from_secs(20),
+        || async { get_bytes(edge, &cached).await.1.contains("x-cache: hit") },
+    )
+    .await;
     c.kill("redis", "-KILL");
-    eventually("edge /healthz reports Redis down", Duration::from_secs(15), || async {
-        let (s, body) = http_get(edge, "/healthz").await;
-        s == 503 && body.contains("redis: DOWN")
-    })
+    eventually(
+        "edge /healthz reports Redis down",
+        Duration::from_secs(15),
+        || async {
+            let (s, body) = http_get(edge, "/healthz").await;
+            s == 503 && body.contains("redis: DOWN")
+        },
+    )
     .await;
     let (s, h, _) = get_bytes(edge, &cached).await;
     assert_eq!(s, 200, "cached object not served while Redis is down: {h}");
     assert!(h.contains("x-cache: hit"), "{h}");
     let redis_port = c.env["REDIS_PORT"].clone();
-    c.spawn("redis", &["redis-server", "--port", &redis_port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-    eventually("edge healthy again", Duration::from_secs(20), || async { http_get(edge, "/healthz").await.0 == 200 }).await;
-    eventually("encoders registered again", Duration::from_secs(20), || async { redis.encoders().await.map(|e| e.len()).unwrap_or(0) == 3 }).await;
+    c.spawn(
+        "redis",
+        &[
+            "redis-server",
+            "--port",
+            &redis_port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+    );
+    eventually("edge healthy again", Duration::from_secs(20), || async {
+        http_get(edge, "/healthz").await.0 == 200
+    })
+    .await;
+    eventually(
+        "encoders registered again",
+        Duration::from_secs(20),
+        || async { redis.encoders().await.map(|e| e.len()).unwrap_or(0) == 3 },
+    )
+    .await;
 
     // The S3 server down: the encoders' /healthz names it; back up: healthy again.
     let enc1 = c.port("ENC1_HTTP");
     c.kill("s3", "-KILL");
-    eventually("encoder /healthz reports the store down", Duration::from_secs(15), || async {
-        let (s, body) = http_get(enc1, "/healthz").await;
-        s == 503 && body.contains("store: DOWN")
-    })
+    eventually(
+        "encoder /healthz reports the store down",
+        Duration::from_secs(15),
+        || async {
+            let (s, body) = http_get(enc1, "/healthz").await;
+            s == 503 && body.contains("store: DOWN")
+        },
+    )
     .await;
     let s3_root = c.dir.join("s3");
-    c.spawn("s3", &[&c.env["S3S_BIN"], "--host", "127.0.0.1", "--port", &c.env["S3_PORT"], "--access-key", &c.env["AWS_ACCESS_KEY_ID"], "--secret-key", &c.env["AWS_SECRET_ACCESS_KEY"], s3_root.to_str().unwrap()]);
-    eventually("encoder healthy again", Duration::from_secs(20), || async { http_get(enc1, "/healthz").await.0 == 200 }).await;
+    c.spawn(
+        "s3",
+        &[
+            &c.env["S3S_BIN"],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &c.env["S3_PORT"],
+            "--access-key",
+            &c.env["AWS_ACCESS_KEY_ID"],
+            "--secret-key",
+            &c.env["AWS_SECRET_ACCESS_KEY"],
+            s3_root.to_str().unwrap(),
+        ],
+    );
+    eventually("encoder healthy again", Duration::from_secs(20), || async {
+        http_get(enc1, "/healthz").await.0 == 200
+    })
+    .await;
     drop(pubs);
 }
-

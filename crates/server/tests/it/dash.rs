@@ -17,19 +17,32 @@ async fn wait_for_mpd(srv: &TestServer, name: &str, min_video_segments: usize) -
                 return body;
             }
         }
-        assert!(t0.elapsed() < Duration::from_secs(40), "no MPD with {min_video_segments} segments after 40 s: {status} {body}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "no MPD with {min_video_segments} segments after 40 s: {status} {body}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 /// Segments listed in the SegmentTimeline of the AdaptationSet of `content_type`.
 fn count_segments(mpd: &str, content_type: &str) -> usize {
-    let Some(start) = mpd.find(&format!("contentType=\"{content_type}\"")) else { return 0 };
-    let set = &mpd[start..mpd[start..].find("</AdaptationSet>").map_or(mpd.len(), |e| start + e)];
+    let Some(start) = mpd.find(&format!("contentType=\"{content_type}\"")) else {
+        return 0;
+    };
+    let set = &mpd[start
+        ..mpd[start..]
+            .find("</AdaptationSet>")
+            .map_or(mpd.len(), |e| start + e)];
     set.split("<S ")
         .skip(1)
         .map(|s| {
-            s.split("r=\"").nth(1).and_then(|r| r.split('"').next()).and_then(|r| r.parse::<usize>().ok()).unwrap_or(0) + 1
+            s.split("r=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|r| r.parse::<usize>().ok())
+                .unwrap_or(0)
+                + 1
         })
         .sum()
 }
@@ -52,7 +65,11 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
     let publisher = ffmpeg_publish(&srv.rtmp_url("show"), "1280x720", 26);
     let t0 = Instant::now();
     let mpd = wait_for_mpd(&srv, "show", 2).await;
-    assert!(t0.elapsed() < Duration::from_secs(15), "MPD took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "MPD took {:?}",
+        t0.elapsed()
+    );
 
     // The MPD has what the contract promises.
     for needle in [
@@ -73,11 +90,25 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
         assert!(mpd.contains(needle), "MPD lacks {needle}: {mpd}");
     }
     // Video segments are exactly 4 s (timescale units: d = 4 × timescale).
-    let ts: u64 = mpd.split("timescale=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
-    assert!(mpd.contains(&format!("d=\"{}\"", 4 * ts)), "video segments are not 4 s: {mpd}");
+    let ts: u64 = mpd
+        .split("timescale=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        mpd.contains(&format!("d=\"{}\"", 4 * ts)),
+        "video segments are not 4 s: {mpd}"
+    );
 
     let s = srv.streams().await;
-    assert_eq!(s[0]["renditions"], serde_json::json!(["v720", "v400", "a64"]));
+    assert_eq!(
+        s[0]["renditions"],
+        serde_json::json!(["v720", "v400", "a64"])
+    );
     assert_eq!(s[0]["dash"], "/live/show/manifest.mpd");
 
     // Real DASH clients: ffprobe sees the ladder, ffmpeg decodes frames through the MPD.
@@ -90,33 +121,79 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
         .filter(|s| s["codec_type"] == "video")
         .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
         .collect();
-    assert!(sizes.contains(&(720, 720)) && sizes.contains(&(400, 400)), "{sizes:?}");
+    assert!(
+        sizes.contains(&(720, 720)) && sizes.contains(&(400, 400)),
+        "{sizes:?}"
+    );
     // Each video representation decodes for 8 s without an error.
     for rep in 0..2 {
         let mut cmd = tokio::process::Command::new("ffmpeg");
-        cmd.args(["-hide_banner", "-nostats", "-v", "error", "-i", &url, "-t", "8", "-map", &format!("0:v:{rep}"), "-f", "null", "-progress", "pipe:1", "-"]);
+        cmd.args([
+            "-hide_banner",
+            "-nostats",
+            "-v",
+            "error",
+            "-i",
+            &url,
+            "-t",
+            "8",
+            "-map",
+            &format!("0:v:{rep}"),
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ]);
         let (_, out, err) = run(&mut cmd, Duration::from_secs(40)).await;
-        let frames: u64 = String::from_utf8_lossy(&out).lines().filter_map(|l| l.strip_prefix("frame=")).filter_map(|v| v.trim().parse().ok()).last().unwrap_or(0);
-        assert!(frames >= 230, "representation {rep}: {frames} frames in 8 s: {err}");
-        assert!(err.trim().is_empty(), "representation {rep} decoded with errors: {err}");
+        let frames: u64 = String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("frame="))
+            .filter_map(|v| v.trim().parse().ok())
+            .last()
+            .unwrap_or(0);
+        assert!(
+            frames >= 230,
+            "representation {rep}: {frames} frames in 8 s: {err}"
+        );
+        assert!(
+            err.trim().is_empty(),
+            "representation {rep} decoded with errors: {err}"
+        );
     }
     // Real bitrates within ±25 % of the ladder's: finished segments' sizes over 4 s.
     for (rep, kbps) in [("v720", 1500.0), ("v400", 500.0)] {
         for n in 1..=2 {
-            let bytes = raw_get(srv.http, &format!("/live/show/{rep}/{n}.m4s")).await.len();
+            let bytes = raw_get(srv.http, &format!("/live/show/{rep}/{n}.m4s"))
+                .await
+                .len();
             let got = bytes as f64 * 8.0 / 4.0 / 1000.0;
-            assert!((got - kbps).abs() / kbps <= 0.25, "{rep} segment {n}: {got:.0} kbit/s, ladder says {kbps}");
+            assert!(
+                (got - kbps).abs() / kbps <= 0.25,
+                "{rep} segment {n}: {got:.0} kbit/s, ladder says {kbps}"
+            );
         }
     }
     // The same segments as HLS (fMP4): ffprobe sees the variants, ffmpeg decodes them.
     let hls = format!("http://127.0.0.1:{}/live/show/master.m3u8", srv.http);
     let probe = ffprobe(&hls, &[]).await;
-    let kinds: Vec<&str> = probe["streams"].as_array().unwrap().iter().filter_map(|s| s["codec_name"].as_str()).collect();
+    let kinds: Vec<&str> = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["codec_name"].as_str())
+        .collect();
     assert!(kinds.contains(&"h264") && kinds.contains(&"aac"), "{probe}");
     let (frames, err) = ffmpeg_decode_frames(&hls, 3, &[]).await;
-    assert!(frames >= 60, "ffmpeg decoded {frames} frames from HLS: {err}");
+    assert!(
+        frames >= 60,
+        "ffmpeg decoded {frames} frames from HLS: {err}"
+    );
     let (_, media) = srv.get("/live/show/v720/index.m3u8").await;
-    assert!(media.contains("#EXT-X-MAP:URI=\"init-p0.mp4\"") && media.contains("#EXTINF:4.000,"), "{media}");
+    assert!(
+        media.contains("#EXT-X-MAP:URI=\"init-p0.mp4\"") && media.contains("#EXTINF:4.000,"),
+        "{media}"
+    );
 
     // Segment responses: right type, cacheable forever; unknown ones 404 with a reason.
     let (status, _) = srv.get("/live/show/v400/0.m4s").await;
@@ -135,19 +212,32 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
         if body.contains("mediaPresentationDuration") {
             break body;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "MPD did not end: {body}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "MPD did not end: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert!(!ended.contains("minimumUpdatePeriod"), "{ended}");
-    assert!(srv.get("/live/show/v400/index.m3u8").await.1.contains("#EXT-X-ENDLIST"));
+    assert!(srv
+        .get("/live/show/v400/index.m3u8")
+        .await
+        .1
+        .contains("#EXT-X-ENDLIST"));
     let t0 = Instant::now();
     while ffmpeg_children_of(&srv.data_dir) > 0 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "ffmpeg child still running after the stream ended");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "ffmpeg child still running after the stream ended"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (_, metrics) = srv.get("/metrics").await;
     assert!(metrics.contains("ferrocast_segments_total"), "{metrics}");
-    assert!(metrics.contains("ferrocast_segment_lag_seconds"), "{metrics}");
+    assert!(
+        metrics.contains("ferrocast_segment_lag_seconds"),
+        "{metrics}"
+    );
     srv.stop().await;
 }
 
@@ -174,7 +264,10 @@ async fn a_killed_transcoder_is_restarted_and_the_timeline_continues() {
     let before = wait_for_mpd(&srv, "crash", 2).await;
     let pids = ffmpeg_child_pids(&srv.data_dir);
     assert_eq!(pids.len(), 1, "one transcoder per stream: {pids:?}");
-    std::process::Command::new("kill").args(["-9", &pids[0].to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .unwrap();
     let n_before = count_segments(&before, "video");
     let after = wait_for_mpd(&srv, "crash", n_before + 3).await;
     let new_pids = ffmpeg_child_pids(&srv.data_dir);
@@ -197,7 +290,12 @@ async fn a_republish_continues_as_a_new_period() {
     wait_for_mpd(&srv, "again", 1).await;
     let _ = finish(first, Duration::from_secs(30)).await;
     let t0 = Instant::now();
-    while !srv.get("/live/again/manifest.mpd").await.1.contains("mediaPresentationDuration") {
+    while !srv
+        .get("/live/again/manifest.mpd")
+        .await
+        .1
+        .contains("mediaPresentationDuration")
+    {
         assert!(t0.elapsed() < Duration::from_secs(20));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -208,37 +306,73 @@ async fn a_republish_continues_as_a_new_period() {
         if body.contains("id=\"p1\"") && !body.contains("mediaPresentationDuration") {
             let p1 = body.split("id=\"p1\"").nth(1).unwrap();
             // Both renditions' first segments are there as soon as the Period is listed.
-            assert!(p1.contains("contentType=\"video\"") && p1.contains("contentType=\"audio\""), "{body}");
+            assert!(
+                p1.contains("contentType=\"video\"") && p1.contains("contentType=\"audio\""),
+                "{body}"
+            );
             break body;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "no second Period: {body}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no second Period: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     // Segment numbers never repeat across Periods, so every URL stays unique.
-    let starts: Vec<&str> = mpd.split("startNumber=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
-    assert!(starts.iter().any(|n| *n != "0"), "second Period restarted numbering: {mpd}");
+    let starts: Vec<&str> = mpd
+        .split("startNumber=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert!(
+        starts.iter().any(|n| *n != "0"),
+        "second Period restarted numbering: {mpd}"
+    );
     // ffmpeg's DASH reader handles one Period only (dash.js handles many), so check the new
     // Period's media directly: its init + first segment decode on their own.
     let p1 = mpd.split("id=\"p1\"").nth(1).unwrap();
-    let first: u64 = p1.split("startNumber=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    let first: u64 = p1
+        .split("startNumber=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut file = raw_get(srv.http, "/live/again/v400/init-p1.mp4").await;
     file.extend(raw_get(srv.http, &format!("/live/again/v400/{first}.m4s")).await);
     let path = srv.data_dir.join("p1.mp4");
     std::fs::write(&path, &file).unwrap();
     let probe = ffprobe(path.to_str().unwrap(), &["-count_frames"]).await;
-    let frames: u64 = probe["streams"][0]["nb_read_frames"].as_str().unwrap().parse().unwrap();
-    assert!(frames >= 60, "segment {first} of Period p1 has {frames} frames");
+    let frames: u64 = probe["streams"][0]["nb_read_frames"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        frames >= 60,
+        "segment {first} of Period p1 has {frames} frames"
+    );
     srv.stop().await;
 }
 
 async fn raw_get(port: u16, path: &str) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut v = vec![];
     s.read_to_end(&mut v).await.unwrap();
     let head_end = v.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert!(v.starts_with(b"HTTP/1.1 200") || v.starts_with(b"HTTP/1.0 200"), "{path}: {}", String::from_utf8_lossy(&v[..head_end]));
+    assert!(
+        v.starts_with(b"HTTP/1.1 200") || v.starts_with(b"HTTP/1.0 200"),
+        "{path}: {}",
+        String::from_utf8_lossy(&v[..head_end])
+    );
     v.split_off(head_end)
 }
 
@@ -252,18 +386,36 @@ async fn segments_in_progress_are_streamed_chunk_by_chunk() {
     let _publisher = ffmpeg_publish(&srv.rtmp_url("ll"), "320x240", 40);
     let mpd = wait_for_mpd(&srv, "ll", 1).await;
     let video = &mpd[mpd.find("contentType=\"video\"").unwrap()..];
-    let start: u64 = video.split("startNumber=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    let start: u64 = video
+        .split("startNumber=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     // The MPD lists the segment in progress too (low latency); ask for the one after it.
     let next = start + count_segments(&mpd, "video") as u64;
 
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", srv.http)).await.unwrap();
-    s.write_all(format!("GET /live/ll/v400/{next}.m4s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", srv.http))
+        .await
+        .unwrap();
+    s.write_all(
+        format!("GET /live/ll/v400/{next}.m4s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let t0 = Instant::now();
     let mut raw = vec![];
     let mut first_body_at = None;
     let mut buf = [0u8; 65536];
     loop {
-        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         if n == 0 {
             break;
         }
@@ -280,15 +432,24 @@ async fn segments_in_progress_are_streamed_chunk_by_chunk() {
     let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
     let first = first_body_at.unwrap();
-    assert!(total > first + Duration::from_secs(2), "not streamed: first bytes at {first:?}, done at {total:?}");
+    assert!(
+        total > first + Duration::from_secs(2),
+        "not streamed: first bytes at {first:?}, done at {total:?}"
+    );
     // De-chunk the body and check it decodes as a whole segment after the init segment.
     let mut body = vec![];
     let mut rest = &raw[head_end..];
     loop {
         let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                .unwrap();
         if size == 0 {
             break;
         }
@@ -300,7 +461,11 @@ async fn segments_in_progress_are_streamed_chunk_by_chunk() {
     let path = srv.data_dir.join("ll.mp4");
     std::fs::write(&path, &file).unwrap();
     let probe = ffprobe(path.to_str().unwrap(), &["-count_frames"]).await;
-    let frames: u64 = probe["streams"][0]["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    let frames: u64 = probe["streams"][0]["nb_read_frames"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(frames, 120, "a streamed 4 s segment at 30 fps");
     srv.stop().await;
 }
@@ -311,17 +476,30 @@ async fn rtmp_players_can_pick_a_rendition() {
     let srv = TestServer::start(|_| {}).await;
     let _publisher = ffmpeg_publish(&srv.rtmp_url("pick"), "640x360", 40);
     wait_for_mpd(&srv, "pick", 1).await;
-    for (rendition, size) in [("720", Some((720, 720))), ("400", Some((400, 400))), ("audio", None)] {
+    for (rendition, size) in [
+        ("720", Some((720, 720))),
+        ("400", Some((400, 400))),
+        ("audio", None),
+    ] {
         let url = format!("{}?rendition={rendition}", srv.rtmp_url("pick"));
         let probe = ffprobe(&url, &[]).await;
         let streams = probe["streams"].as_array().unwrap();
         let video = streams.iter().find(|s| s["codec_type"] == "video");
-        assert_eq!(video.map(|v| (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap())), size, "{rendition}: {probe}");
-        assert!(streams.iter().any(|s| s["codec_type"] == "audio"), "{rendition} has audio: {probe}");
+        assert_eq!(
+            video.map(|v| (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap())),
+            size,
+            "{rendition}: {probe}"
+        );
+        assert!(
+            streams.iter().any(|s| s["codec_type"] == "audio"),
+            "{rendition} has audio: {probe}"
+        );
     }
-    let (frames, err) = ffmpeg_decode_frames(&format!("{}?rendition=400", srv.rtmp_url("pick")), 3, &[]).await;
+    let (frames, err) =
+        ffmpeg_decode_frames(&format!("{}?rendition=400", srv.rtmp_url("pick")), 3, &[]).await;
     assert!(frames >= 60, "{frames}: {err}");
-    let (frames, err) = ffmpeg_decode_frames(&format!("{}?rendition=bogus", srv.rtmp_url("pick")), 1, &[]).await;
+    let (frames, err) =
+        ffmpeg_decode_frames(&format!("{}?rendition=bogus", srv.rtmp_url("pick")), 1, &[]).await;
     assert_eq!(frames, 0);
     assert!(err.contains("unknown rendition"), "{err}");
     srv.stop().await;
@@ -330,16 +508,33 @@ async fn rtmp_players_can_pick_a_rendition() {
 /// Plays `?rendition=auto` with our own RTMP client, reading at most `bytes_per_sec` (or as
 /// fast as possible), for `dur`; returns the widths of the video sequence headers received
 /// and how many audio messages came after the last one.
-async fn auto_player(port: u16, name: &str, bytes_per_sec: Option<usize>, dur: Duration) -> (Vec<u32>, usize) {
+async fn auto_player(
+    port: u16,
+    name: &str,
+    bytes_per_sec: Option<usize>,
+    dur: Duration,
+) -> (Vec<u32>, usize) {
     use bytes::BytesMut;
-    use rtmp_proto::{client::{ClientEvent, ClientMode, ClientSession}, handshake::HANDSHAKE_SIZE, MediaKind};
+    use rtmp_proto::{
+        client::{ClientEvent, ClientMode, ClientSession},
+        handshake::HANDSHAKE_SIZE,
+        MediaKind,
+    };
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     if bytes_per_sec.is_some() {
         sock.set_recv_buffer_size(8192).unwrap();
     }
     let mut s = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-    let mut c = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(false), [5u8; HANDSHAKE_SIZE], 0, &format!("rtmp://127.0.0.1:{port}/live"), &format!("{name}?rendition=auto"), ClientMode::Play, std::time::Instant::now());
+    let mut c = ClientSession::new(
+        rtmp_proto::ClientConfig::default().complex_handshake(false),
+        [5u8; HANDSHAKE_SIZE],
+        0,
+        &format!("rtmp://127.0.0.1:{port}/live"),
+        &format!("{name}?rendition=auto"),
+        ClientMode::Play,
+        std::time::Instant::now(),
+    );
     let (mut buf, mut out) = (BytesMut::new(), vec![]);
     let (mut widths, mut audio_after) = (vec![], 0usize);
     let t0 = Instant::now();
@@ -389,17 +584,38 @@ async fn automatic_mode_degrades_a_throttled_player_only() {
     let fast = auto_player(srv.rtmp, "auto", None, Duration::from_secs(20));
     let ((slow_w, _), (fast_w, _)) = tokio::join!(slow, fast);
     assert_eq!(fast_w.first(), Some(&720), "{fast_w:?}");
-    assert!(fast_w.iter().all(|w| *w == 720), "the fast player was degraded: {fast_w:?}");
+    assert!(
+        fast_w.iter().all(|w| *w == 720),
+        "the fast player was degraded: {fast_w:?}"
+    );
     assert_eq!(slow_w.first(), Some(&720), "{slow_w:?}");
-    assert!(slow_w.contains(&400), "the throttled player was not degraded: {slow_w:?}");
+    assert!(
+        slow_w.contains(&400),
+        "the throttled player was not degraded: {slow_w:?}"
+    );
     let (_, metrics) = srv.get("/metrics").await;
-    assert!(metrics.contains("ferrocast_player_rendition_switches_total{direction=\"down\"}"), "{metrics}");
+    assert!(
+        metrics.contains("ferrocast_player_rendition_switches_total{direction=\"down\"}"),
+        "{metrics}"
+    );
     // The per-connection quality index behind the decision: the fast player's samples sit at
     // the top, the throttled one's reached 0.
     let bucket = |le: &str| -> u64 {
-        metrics.lines().find(|l| l.starts_with(&format!("ferrocast_player_quality_index_bucket{{le=\"{le}\"}}"))).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "ferrocast_player_quality_index_bucket{{le=\"{le}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
     assert!(bucket("0") > 0, "no connection ever scored 0: {metrics}");
-    assert!(bucket("+Inf") > bucket("99"), "no connection scored 100: {metrics}");
+    assert!(
+        bucket("+Inf") > bucket("99"),
+        "no connection scored 100: {metrics}"
+    );
     srv.stop().await;
 }

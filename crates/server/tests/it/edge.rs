@@ -22,7 +22,11 @@ async fn start_edge(origins: &[String]) -> TestEdge {
     tokio::spawn(edge_http::run(l, state.clone(), async {
         let _ = rx.await;
     }));
-    TestEdge { port, state, stop: Some(tx) }
+    TestEdge {
+        port,
+        state,
+        stop: Some(tx),
+    }
 }
 
 impl Drop for TestEdge {
@@ -36,14 +40,33 @@ impl Drop for TestEdge {
 /// Status, X-Cache and body of a GET.
 async fn get_full(port: u16, path: &str) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut v = vec![];
-    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut v)).await.unwrap().unwrap();
-    let head_end = v.windows(4).position(|w| w == b"\r\n\r\n").map_or(v.len(), |p| p + 4);
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut v))
+        .await
+        .unwrap()
+        .unwrap();
+    let head_end = v
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(v.len(), |p| p + 4);
     let head = String::from_utf8_lossy(&v[..head_end]).to_lowercase();
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let xcache = head.lines().find_map(|l| l.strip_prefix("x-cache: ")).unwrap_or("").trim().to_uppercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let xcache = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-cache: "))
+        .unwrap_or("")
+        .trim()
+        .to_uppercase();
     (status, xcache, v[head_end..].to_vec())
 }
 
@@ -58,16 +81,44 @@ async fn the_edge_serves_dash_and_coalesces_a_thundering_herd() {
         assert!(t0.elapsed() < Duration::from_secs(30));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (frames, err) = ffmpeg_decode_frames(&format!("http://127.0.0.1:{}/live/herd/manifest.mpd", edge.port), 2, &[]).await;
-    assert!(frames >= 40, "ffmpeg through the edge decoded {frames}: {err}");
+    let (frames, err) = ffmpeg_decode_frames(
+        &format!("http://127.0.0.1:{}/live/herd/manifest.mpd", edge.port),
+        2,
+        &[],
+    )
+    .await;
+    assert!(
+        frames >= 40,
+        "ffmpeg through the edge decoded {frames}: {err}"
+    );
 
     // The next segment that is not yet at the origin: ask 1,000 times at once.
     let (_, _, mpd) = get_full(srv.http, "/live/herd/manifest.mpd").await;
     let mpd = String::from_utf8(mpd).unwrap();
     let video = &mpd[mpd.find("contentType=\"video\"").unwrap()..];
-    let start: u64 = video.split("startNumber=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
-    let listed: u64 = video.split("</SegmentTimeline>").next().unwrap().split("<S ").skip(1)
-        .map(|s| s.split("r=\"").nth(1).and_then(|r| r.split('"').next()).and_then(|r| r.parse::<u64>().ok()).unwrap_or(0) + 1)
+    let start: u64 = video
+        .split("startNumber=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let listed: u64 = video
+        .split("</SegmentTimeline>")
+        .next()
+        .unwrap()
+        .split("<S ")
+        .skip(1)
+        .map(|s| {
+            s.split("r=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1
+        })
         .sum();
     let path = format!("/live/herd/v400/{}.m4s", start + listed); // not started yet
     let fetches_before = edge.state.edge().stats().origin_fetches;
@@ -87,13 +138,19 @@ async fn the_edge_serves_dash_and_coalesces_a_thundering_herd() {
     let fetches = edge.state.edge().stats().origin_fetches - fetches_before;
     assert_eq!(bodies.len(), 1, "all 1,000 got the same bytes");
     assert!(bodies.iter().next().unwrap().len() > 1000);
-    assert_eq!(fetches, 1, "one origin fetch for 1,000 requests: {phases:?}");
+    assert_eq!(
+        fetches, 1,
+        "one origin fetch for 1,000 requests: {phases:?}"
+    );
     // The herd streamed the segment while it was being made (not cacheable then); once it is
     // complete, one more fetch stores it and from then on it is a hit.
     let (_, first, _) = get_full(edge.port, &path).await;
     let (_, xcache, body) = get_full(edge.port, &path).await;
     assert_eq!(xcache, "HIT", "after {first}");
-    assert!(bodies.contains(&body), "the cached copy equals what the herd got");
+    assert!(
+        bodies.contains(&body),
+        "the cached copy equals what the herd got"
+    );
     let (_, _, metrics) = get_full(edge.port, "/metrics").await;
     let metrics = String::from_utf8(metrics).unwrap();
     assert!(metrics.contains("ferrocast_edge_hit_ratio"), "{metrics}");
@@ -114,7 +171,12 @@ async fn a_failing_origin_opens_the_breaker_which_fails_fast_then_recovers() {
                 async move {
                     hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if healthy.load(std::sync::atomic::Ordering::SeqCst) {
-                        (axum::http::StatusCode::OK, [("cache-control", "public, max-age=60")], "segment").into_response()
+                        (
+                            axum::http::StatusCode::OK,
+                            [("cache-control", "public, max-age=60")],
+                            "segment",
+                        )
+                            .into_response()
                     } else {
                         (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "broken").into_response()
                     }
@@ -138,8 +200,15 @@ async fn a_failing_origin_opens_the_breaker_which_fails_fast_then_recovers() {
     let t0 = Instant::now();
     let (status, xcache, _) = get_full(edge.port, "/live/x/v720/1.m4s").await;
     assert_eq!((status, xcache.as_str()), (503, "ERROR"));
-    assert!(t0.elapsed() < Duration::from_millis(200), "open breaker must fail fast");
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), before, "no origin request while open");
+    assert!(
+        t0.elapsed() < Duration::from_millis(200),
+        "open breaker must fail fast"
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "no origin request while open"
+    );
     // The origin recovers; after the cool-down a probe goes through and the breaker closes.
     healthy.store(true, std::sync::atomic::Ordering::SeqCst);
     let t0 = Instant::now();
@@ -149,7 +218,10 @@ async fn a_failing_origin_opens_the_breaker_which_fails_fast_then_recovers() {
             assert_eq!(body, b"segment");
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(40), "breaker never recovered ({status})");
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "breaker never recovered ({status})"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

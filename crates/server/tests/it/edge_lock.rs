@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::common::{free_port, get_bytes};
 use axum::{extract::State, http::header, response::IntoResponse, routing, Router};
 use ferrocast::{
     backend::{
@@ -20,7 +21,6 @@ use ferrocast::{
     },
     edge_http::{self, EdgeState},
 };
-use crate::common::{free_port, get_bytes};
 use tokio::process::{Child, Command};
 
 struct Origin {
@@ -34,26 +34,50 @@ async fn segment(State(o): State<Arc<Origin>>) -> impl IntoResponse {
     // Slow enough that the whole burst arrives while the fetch is in flight.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let body: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    ([(header::CONTENT_TYPE, "video/iso.segment"), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], body)
+    (
+        [
+            (header::CONTENT_TYPE, "video/iso.segment"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        body,
+    )
 }
 
 async fn manifest(State(o): State<Arc<Origin>>) -> impl IntoResponse {
     o.manifest_fetches.fetch_add(1, Ordering::SeqCst);
     let m = o.manifest.lock().unwrap().clone();
-    ([(header::CONTENT_TYPE, "application/dash+xml"), (header::CACHE_CONTROL, "public, max-age=60")], m)
+    (
+        [
+            (header::CONTENT_TYPE, "application/dash+xml"),
+            (header::CACHE_CONTROL, "public, max-age=60"),
+        ],
+        m,
+    )
 }
 
 async fn redis_server() -> (Child, String) {
     let port = free_port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("redis-server not found: apt-get install redis-server (scripts/deps.sh test)");
     let url = format!("redis://127.0.0.1:{port}");
     for _ in 0..50 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -64,7 +88,14 @@ async fn redis_server() -> (Child, String) {
 async fn start_edge(redis: &Arc<RedisBackend>) -> (u16, EdgeState) {
     let l = ferrocast::listen("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = l.local_addr().unwrap().port();
-    let st = EdgeState::cluster(redis.clone(), redis.clone(), redis.clone(), redis.clone(), format!("http://127.0.0.1:{port}"), Health::default());
+    let st = EdgeState::cluster(
+        redis.clone(),
+        redis.clone(),
+        redis.clone(),
+        redis.clone(),
+        format!("http://127.0.0.1:{port}"),
+        Health::default(),
+    );
     tokio::spawn(edge_http::run(l, st.clone(), std::future::pending()));
     (port, st)
 }
@@ -72,7 +103,12 @@ async fn start_edge(redis: &Arc<RedisBackend>) -> (u16, EdgeState) {
 /// Status, X-Cache and body of a GET.
 async fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
     let (status, head, body) = get_bytes(port, path).await;
-    let xcache = head.lines().find_map(|l| l.strip_prefix("x-cache: ")).unwrap_or("").trim().to_uppercase();
+    let xcache = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-cache: "))
+        .unwrap_or("")
+        .trim()
+        .to_uppercase();
     (status, xcache, body)
 }
 
@@ -80,7 +116,11 @@ async fn get(port: u16, path: &str) -> (u16, String, Vec<u8>) {
 async fn two_edges_sharing_a_redis_lock_make_one_origin_fetch_and_invalidate_on_events() {
     let (_redis_proc, url) = redis_server().await;
     let redis = Arc::new(RedisBackend::connect(&url).await.unwrap());
-    let origin = Arc::new(Origin { segment_fetches: AtomicUsize::new(0), manifest_fetches: AtomicUsize::new(0), manifest: std::sync::Mutex::new("<MPD v1/>".into()) });
+    let origin = Arc::new(Origin {
+        segment_fetches: AtomicUsize::new(0),
+        manifest_fetches: AtomicUsize::new(0),
+        manifest: std::sync::Mutex::new("<MPD v1/>".into()),
+    });
     let app = Router::new()
         .route("/live/s/v720/{file}", routing::get(segment))
         .route("/live/s/manifest.mpd", routing::get(manifest))
@@ -89,12 +129,26 @@ async fn two_edges_sharing_a_redis_lock_make_one_origin_fetch_and_invalidate_on_
     let oport = ol.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(ol, app).await });
     // The origin is an "encoder" in the registry, as `ferrocast encoder` registers itself.
-    redis.register(&EncoderInfo { id: "enc-1".into(), rtmp: "127.0.0.1:1".into(), http: format!("http://127.0.0.1:{oport}") }, Duration::from_secs(60)).await.unwrap();
+    redis
+        .register(
+            &EncoderInfo {
+                id: "enc-1".into(),
+                rtmp: "127.0.0.1:1".into(),
+                http: format!("http://127.0.0.1:{oport}"),
+            },
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
     let (a, sa) = start_edge(&redis).await;
     let (b, sb) = start_edge(&redis).await;
     let t0 = Instant::now();
-    while sa.edge().origin_candidates("s").is_empty() || sb.edge().origin_candidates("s").is_empty() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "edges did not learn the origin from the registry");
+    while sa.edge().origin_candidates("s").is_empty() || sb.edge().origin_candidates("s").is_empty()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "edges did not learn the origin from the registry"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -114,7 +168,11 @@ async fn two_edges_sharing_a_redis_lock_make_one_origin_fetch_and_invalidate_on_
         *phases.entry(xcache).or_default() += 1;
     }
     assert_eq!(bodies.len(), 1, "edges served different bytes");
-    assert_eq!(origin.segment_fetches.load(Ordering::SeqCst), 1, "origin fetches for one segment across two edges (phases {phases:?})");
+    assert_eq!(
+        origin.segment_fetches.load(Ordering::SeqCst),
+        1,
+        "origin fetches for one segment across two edges (phases {phases:?})"
+    );
     // Both edges now answer from their own cache.
     assert_eq!(get(a, "/live/s/v720/7.m4s").await.1, "HIT");
     assert_eq!(get(b, "/live/s/v720/7.m4s").await.1, "HIT");
@@ -125,7 +183,14 @@ async fn two_edges_sharing_a_redis_lock_make_one_origin_fetch_and_invalidate_on_
     assert_eq!(m1, b"<MPD v1/>");
     assert_eq!(get(a, "/live/s/manifest.mpd").await.1, "HIT");
     *origin.manifest.lock().unwrap() = "<MPD v2/>".into();
-    redis.publish(&ClusterEvent::Segment { stream: "s".into(), rep: "v720".into(), number: 8 }).await.unwrap();
+    redis
+        .publish(&ClusterEvent::Segment {
+            stream: "s".into(),
+            rep: "v720".into(),
+            number: 8,
+        })
+        .await
+        .unwrap();
     let t0 = Instant::now();
     loop {
         let (_, _, ma) = get(a, "/live/s/manifest.mpd").await;
@@ -133,7 +198,10 @@ async fn two_edges_sharing_a_redis_lock_make_one_origin_fetch_and_invalidate_on_
         if ma == b"<MPD v2/>" && mb == b"<MPD v2/>" {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(5), "the manifest was not invalidated on both edges");
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the manifest was not invalidated on both edges"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -10,9 +10,7 @@ use std::{
 
 use crate::common::{
     cluster::{live_on, publish, Cluster},
-    eventually,
-    get_bytes, http_get,
-    finish,
+    eventually, finish, get_bytes, http_get,
     push_tools::{interrupt, push, test_flv, Proxy},
 };
 use ferrocast::backend::{coord::Ownership, redis::RedisBackend, store::SegmentStore};
@@ -25,8 +23,15 @@ fn listed(mpd: &str) -> BTreeSet<(String, String, u64)> {
         let pid = p.attribute("id").unwrap_or("").to_owned();
         for r in p.descendants().filter(|n| n.has_tag_name("Representation")) {
             let rep = r.attribute("id").unwrap_or("").to_owned();
-            let tmpl = r.ancestors().flat_map(|a| a.children()).find(|c| c.has_tag_name("SegmentTemplate")).unwrap();
-            let mut number: u64 = tmpl.attribute("startNumber").and_then(|v| v.parse().ok()).unwrap_or(1);
+            let tmpl = r
+                .ancestors()
+                .flat_map(|a| a.children())
+                .find(|c| c.has_tag_name("SegmentTemplate"))
+                .unwrap();
+            let mut number: u64 = tmpl
+                .attribute("startNumber")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
             for s in tmpl.descendants().filter(|n| n.has_tag_name("S")) {
                 let repeat: i64 = s.attribute("r").and_then(|v| v.parse().ok()).unwrap_or(0);
                 for _ in 0..=repeat.max(0) {
@@ -45,7 +50,11 @@ async fn mpd(edge: u16, name: &str) -> Option<String> {
 }
 
 fn http_port(c: &Cluster, id: &str) -> u16 {
-    c.port(if id == "enc-1" { "ENC1_HTTP" } else { "ENC2_HTTP" })
+    c.port(if id == "enc-1" {
+        "ENC1_HTTP"
+    } else {
+        "ENC2_HTTP"
+    })
 }
 
 fn proc_name(id: &str) -> &'static str {
@@ -62,17 +71,28 @@ fn proc_name(id: &str) -> &'static str {
 async fn kill_owner(c: &Cluster, redis: &RedisBackend, name: &str) -> Duration {
     let edge = c.port("EDGE_HTTP");
     let _publisher = publish(c, name);
-    eventually(&format!("{name} has an owner"), Duration::from_secs(30), || async { redis.owner(name).await.ok().flatten().is_some() }).await;
+    eventually(
+        &format!("{name} has an owner"),
+        Duration::from_secs(30),
+        || async { redis.owner(name).await.ok().flatten().is_some() },
+    )
+    .await;
     let (owner, epoch1) = redis.owner(name).await.unwrap().unwrap();
     let standby = if owner == "enc-1" { "enc-2" } else { "enc-1" };
-    eventually("the standby holds a ready copy", Duration::from_secs(20), || async {
-        let (_, body) = http_get(http_port(c, standby), "/api/streams").await;
-        body.contains("\"standby\"") && body.contains(&format!("\"{name}\""))
-    })
+    eventually(
+        "the standby holds a ready copy",
+        Duration::from_secs(20),
+        || async {
+            let (_, body) = http_get(http_port(c, standby), "/api/streams").await;
+            body.contains("\"standby\"") && body.contains(&format!("\"{name}\""))
+        },
+    )
     .await;
     // Play a while: three finished segments per rendition through the edge.
     eventually("3 segments listed", Duration::from_secs(40), || async {
-        mpd(edge, name).await.is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 3)
+        mpd(edge, name)
+            .await
+            .is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 3)
     })
     .await;
     let before = listed(&mpd(edge, name).await.unwrap());
@@ -88,7 +108,11 @@ async fn kill_owner(c: &Cluster, redis: &RedisBackend, name: &str) -> Duration {
                 break (t_kill.elapsed(), after);
             }
         }
-        assert!(t_kill.elapsed() < Duration::from_secs(30), "no new segment 30 s after the owner was killed; MPD: {:?}", mpd(edge, name).await);
+        assert!(
+            t_kill.elapsed() < Duration::from_secs(30),
+            "no new segment 30 s after the owner was killed; MPD: {:?}",
+            mpd(edge, name).await
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let (new_owner, epoch2) = redis.owner(name).await.unwrap().unwrap();
@@ -96,76 +120,175 @@ async fn kill_owner(c: &Cluster, redis: &RedisBackend, name: &str) -> Duration {
     assert!(epoch2 > epoch1);
     eprintln!("failover of {name}: first new segment listed {:.1} s after SIGKILL of the owner ({owner} → {standby}, epoch {epoch1} → {epoch2})", t_new.as_secs_f64());
     // The seed's failover budget, with no margin: RELIABILITY.md has the measured spread.
-    assert!(t_new <= Duration::from_secs(10), "failover took {t_new:?}, over the 10 s budget");
+    assert!(
+        t_new <= Duration::from_secs(10),
+        "failover took {t_new:?}, over the 10 s budget"
+    );
     // The timeline continues: the old Period's segments are still listed, numbers never repeat
     // (not even the number of a segment the old owner only announced as in progress).
-    let reused: Vec<_> = after.iter().filter(|x| x.0 != old_period && x.2 <= max_before).collect();
-    assert!(reused.is_empty(), "the new Period reuses numbers announced before the kill (up to {max_before}): {reused:?}");
+    let reused: Vec<_> = after
+        .iter()
+        .filter(|x| x.0 != old_period && x.2 <= max_before)
+        .collect();
+    assert!(
+        reused.is_empty(),
+        "the new Period reuses numbers announced before the kill (up to {max_before}): {reused:?}"
+    );
     // (The newest per rendition may be the low-latency "in progress" entry, which the dead
     // owner never finished: it is the one segment that can go.)
-    let newest = |rep: &str| before.iter().filter(|x| x.1 == rep).map(|x| x.2).max().unwrap();
-    let dropped: Vec<_> = before.iter().filter(|x| !after.contains(*x) && x.2 != newest(&x.1)).collect();
-    assert!(dropped.is_empty(), "finished segments dropped from the MPD after the failover: {dropped:?}");
+    let newest = |rep: &str| {
+        before
+            .iter()
+            .filter(|x| x.1 == rep)
+            .map(|x| x.2)
+            .max()
+            .unwrap()
+    };
+    let dropped: Vec<_> = before
+        .iter()
+        .filter(|x| !after.contains(*x) && x.2 != newest(&x.1))
+        .collect();
+    assert!(
+        dropped.is_empty(),
+        "finished segments dropped from the MPD after the failover: {dropped:?}"
+    );
     assert!(after.iter().any(|x| x.0 != old_period), "no new Period");
     // Every segment announced before the kill (except the newest per rendition, which a
     // low-latency MPD may have announced while in progress) is still served by the edge.
     for (pid, rep, n) in &before {
-        let newest = before.iter().filter(|x| &x.1 == rep).map(|x| x.2).max().unwrap();
+        let newest = before
+            .iter()
+            .filter(|x| &x.1 == rep)
+            .map(|x| x.2)
+            .max()
+            .unwrap();
         if *n == newest {
             continue;
         }
         let (s, h, body) = get_bytes(edge, &format!("/live/{name}/{rep}/{n}.m4s")).await;
-        assert_eq!(s, 200, "{pid} {rep}/{n} unavailable after the failover: {h}");
+        assert_eq!(
+            s, 200,
+            "{pid} {rep}/{n} unavailable after the failover: {h}"
+        );
         assert!(body.len() > 100);
     }
     // The new Period's segments decode (init + first segment from the new owner).
-    let new_p = after.iter().find(|x| x.0 != old_period && x.1 == "v720").unwrap().clone();
+    let new_p = after
+        .iter()
+        .find(|x| x.0 != old_period && x.1 == "v720")
+        .unwrap()
+        .clone();
     let (s1, _, init) = get_bytes(edge, &format!("/live/{name}/v720/init-{}.mp4", new_p.0)).await;
     let (s2, _, seg) = get_bytes(edge, &format!("/live/{name}/v720/{}.m4s", new_p.2)).await;
     assert_eq!((s1, s2), (200, 200));
     let file = std::env::temp_dir().join(format!("failover-{}-{name}.mp4", std::process::id()));
     std::fs::write(&file, [init, seg].concat()).unwrap();
-    let out = std::process::Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&file).args(["-f", "null", "-"]).output().unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
     let _ = std::fs::remove_file(&file);
-    assert!(out.status.success() && out.stderr.is_empty(), "new owner's segment does not decode cleanly: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "new owner's segment does not decode cleanly: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Bring the killed encoder back, so the next stream has a standby again.
     let bin = env!("CARGO_BIN_EXE_ferrocast");
-    let (rtmp_k, http_k) = if owner == "enc-1" { ("ENC1_RTMP", "ENC1_HTTP") } else { ("ENC2_RTMP", "ENC2_HTTP") };
-    let (ra, ha) = (format!("127.0.0.1:{}", c.port(rtmp_k)), format!("127.0.0.1:{}", c.port(http_k)));
+    let (rtmp_k, http_k) = if owner == "enc-1" {
+        ("ENC1_RTMP", "ENC1_HTTP")
+    } else {
+        ("ENC2_RTMP", "ENC2_HTTP")
+    };
+    let (ra, ha) = (
+        format!("127.0.0.1:{}", c.port(rtmp_k)),
+        format!("127.0.0.1:{}", c.port(http_k)),
+    );
     let d = c.dir.join(format!("{}-{name}", proc_name(&owner)));
-    c.spawn(proc_name(&owner), &[bin, "encoder", "--redis", &c.env["REDIS_URL"], "--store", "s3://ferrocast", "--id", &owner, "--rtmp-addr", &ra, "--http-addr", &ha, "--data-dir", d.to_str().unwrap()]);
-    eventually("two encoders again", Duration::from_secs(20), || async { ferrocast::backend::coord::Registry::encoders(redis).await.map(|e| e.len()).ok() == Some(2) }).await;
+    c.spawn(
+        proc_name(&owner),
+        &[
+            bin,
+            "encoder",
+            "--redis",
+            &c.env["REDIS_URL"],
+            "--store",
+            "s3://ferrocast",
+            "--id",
+            &owner,
+            "--rtmp-addr",
+            &ra,
+            "--http-addr",
+            &ha,
+            "--data-dir",
+            d.to_str().unwrap(),
+        ],
+    );
+    eventually("two encoders again", Duration::from_secs(20), || async {
+        ferrocast::backend::coord::Registry::encoders(redis)
+            .await
+            .map(|e| e.len())
+            .ok()
+            == Some(2)
+    })
+    .await;
     t_new
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_a_killed_owner_and_fencing_stops_a_frozen_one() {
     let c = Cluster::up();
-    for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+    for k in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+    ] {
         std::env::set_var(k, &c.env[k]);
     }
     let redis = RedisBackend::connect(&c.env["REDIS_URL"]).await.unwrap();
     let store = SegmentStore::from_url("s3://ferrocast").unwrap();
     let edge = c.port("EDGE_HTTP");
-    eventually("two encoders registered", Duration::from_secs(20), || async {
-        ferrocast::backend::coord::Registry::encoders(&redis).await.map(|e| e.len()).ok() == Some(2)
-    })
+    eventually(
+        "two encoders registered",
+        Duration::from_secs(20),
+        || async {
+            ferrocast::backend::coord::Registry::encoders(&redis)
+                .await
+                .map(|e| e.len())
+                .ok()
+                == Some(2)
+        },
+    )
     .await;
 
     // --- SIGKILL of the owner, FAILOVER_KILLS times (1 in CI) -------------------------------
-    let kills: usize = std::env::var("FAILOVER_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let kills: usize = std::env::var("FAILOVER_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let mut times = vec![];
     for i in 0..kills {
         times.push(kill_owner(&c, &redis, &format!("ka{i}")).await);
     }
     times.sort();
-    eprintln!("failover over {kills} kills: median {:.1} s, min {:.1} s, max {:.1} s", times[kills / 2].as_secs_f64(), times[0].as_secs_f64(), times[kills - 1].as_secs_f64());
+    eprintln!(
+        "failover over {kills} kills: median {:.1} s, min {:.1} s, max {:.1} s",
+        times[kills / 2].as_secs_f64(),
+        times[0].as_secs_f64(),
+        times[kills - 1].as_secs_f64()
+    );
     let mut pubs = HashMap::new();
 
     // --- SIGSTOP past the lease, then SIGCONT: fencing --------------------------------------
     pubs.insert("fz", publish(&c, "fz"));
-    eventually("fz has an owner", Duration::from_secs(30), || async { redis.owner("fz").await.ok().flatten().is_some() }).await;
+    eventually("fz has an owner", Duration::from_secs(30), || async {
+        redis.owner("fz").await.ok().flatten().is_some()
+    })
+    .await;
     let (frozen, fz_epoch) = redis.owner("fz").await.unwrap().unwrap();
     let other = if frozen == "enc-1" { "enc-2" } else { "enc-1" };
     eventually("fz standby ready", Duration::from_secs(20), || async {
@@ -174,34 +297,73 @@ async fn the_standby_takes_over_a_killed_owner_and_fencing_stops_a_frozen_one() 
     })
     .await;
     eventually("fz segments", Duration::from_secs(40), || async {
-        mpd(edge, "fz").await.is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 2)
+        mpd(edge, "fz")
+            .await
+            .is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 2)
     })
     .await;
     c.kill(proc_name(&frozen), "-STOP");
-    eventually("the standby took fz over", Duration::from_secs(20), || async {
-        redis.owner("fz").await.ok().flatten().is_some_and(|(e, n)| e == other && n > fz_epoch)
+    eventually(
+        "the standby took fz over",
+        Duration::from_secs(20),
+        || async {
+            redis
+                .owner("fz")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|(e, n)| e == other && n > fz_epoch)
+        },
+    )
+    .await;
+    eventually("new owner's snapshot", Duration::from_secs(20), || async {
+        store
+            .get("live/fz/state.json")
+            .await
+            .ok()
+            .flatten()
+            .is_some()
     })
     .await;
-    eventually("new owner's snapshot", Duration::from_secs(20), || async { store.get("live/fz/state.json").await.ok().flatten().is_some() }).await;
     // Let the new owner write for a while, then wake the old one up.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let snapshot_before = store.get("live/fz/state.json").await.unwrap().unwrap();
     c.kill(proc_name(&frozen), "-CONT");
     let t_cont = Instant::now();
     let log_path = c.dir.join(format!("{}.log", proc_name(&frozen)));
-    eventually("the resumed old owner is fenced off", Duration::from_secs(20), || async {
-        std::fs::read_to_string(&log_path).unwrap_or_default().lines().any(|l| l.contains("fenced off") && l.contains("fz"))
-    })
+    eventually(
+        "the resumed old owner is fenced off",
+        Duration::from_secs(20),
+        || async {
+            std::fs::read_to_string(&log_path)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains("fenced off") && l.contains("fz"))
+        },
+    )
     .await;
-    eprintln!("fencing: the resumed owner gave up {:.1} s after SIGCONT", t_cont.elapsed().as_secs_f64());
+    eprintln!(
+        "fencing: the resumed owner gave up {:.1} s after SIGCONT",
+        t_cont.elapsed().as_secs_f64()
+    );
     // It wrote nothing after waking up: the snapshot is still the new owner's (which keeps
     // writing newer ones), and the new owner still holds the stream.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let snap: serde_json::Value = serde_json::from_slice(&store.get("live/fz/state.json").await.unwrap().unwrap()).unwrap();
+    let snap: serde_json::Value =
+        serde_json::from_slice(&store.get("live/fz/state.json").await.unwrap().unwrap()).unwrap();
     let snap_before: serde_json::Value = serde_json::from_slice(&snapshot_before).unwrap();
-    assert!(snap["periods"].as_array().unwrap().len() >= snap_before["periods"].as_array().unwrap().len(), "the old owner overwrote the timeline: {snap}");
-    assert_eq!(redis.owner("fz").await.unwrap().map(|x| x.0), Some(other.to_string()));
-    assert!(live_on(http_port(&c, other)).await.contains(&"fz".to_string()));
+    assert!(
+        snap["periods"].as_array().unwrap().len()
+            >= snap_before["periods"].as_array().unwrap().len(),
+        "the old owner overwrote the timeline: {snap}"
+    );
+    assert_eq!(
+        redis.owner("fz").await.unwrap().map(|x| x.0),
+        Some(other.to_string())
+    );
+    assert!(live_on(http_port(&c, other))
+        .await
+        .contains(&"fz".to_string()));
     drop(pubs);
 }
 
@@ -214,24 +376,49 @@ async fn a_two_second_cut_between_push_and_the_edge_is_bridged() {
     let edge = c.port("EDGE_HTTP");
     let flv = test_flv(20).await;
     let proxy = Proxy::start(c.port("EDGE_RTMP")).await;
-    let p = push(&flv, &format!("rtmp://127.0.0.1:{}/live/cut", proxy.port), &["--loop", "--quiet"]);
-    eventually("segments of cut at the edge", Duration::from_secs(60), || async {
-        mpd(edge, "cut").await.is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 2)
-    })
+    let p = push(
+        &flv,
+        &format!("rtmp://127.0.0.1:{}/live/cut", proxy.port),
+        &["--loop", "--quiet"],
+    );
+    eventually(
+        "segments of cut at the edge",
+        Duration::from_secs(60),
+        || async {
+            mpd(edge, "cut")
+                .await
+                .is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 2)
+        },
+    )
     .await;
     let before = listed(&mpd(edge, "cut").await.unwrap());
     proxy.outage(Duration::from_secs(2)).await;
     let max_before = before.iter().map(|x| x.2).max().unwrap();
-    eventually("3 more segments after the cut", Duration::from_secs(40), || async {
-        mpd(edge, "cut").await.is_some_and(|m| listed(&m).iter().any(|x| x.1 == "v720" && x.2 >= max_before + 3))
-    })
+    eventually(
+        "3 more segments after the cut",
+        Duration::from_secs(40),
+        || async {
+            mpd(edge, "cut").await.is_some_and(|m| {
+                listed(&m)
+                    .iter()
+                    .any(|x| x.1 == "v720" && x.2 >= max_before + 3)
+            })
+        },
+    )
     .await;
     let text = mpd(edge, "cut").await.unwrap();
     let after = listed(&text);
     let periods: BTreeSet<_> = after.iter().map(|x| x.0.clone()).collect();
     assert_eq!(periods.len(), 1, "a new Period after the cut: {text}");
-    let v: Vec<u64> = after.iter().filter(|x| x.1 == "v720").map(|x| x.2).collect();
-    assert!(v.windows(2).all(|w| w[1] == w[0] + 1), "numbering has a hole: {v:?}");
+    let v: Vec<u64> = after
+        .iter()
+        .filter(|x| x.1 == "v720")
+        .map(|x| x.2)
+        .collect();
+    assert!(
+        v.windows(2).all(|w| w[1] == w[0] + 1),
+        "numbering has a hole: {v:?}"
+    );
     interrupt(&p);
     let (code, stderr) = finish(p, Duration::from_secs(10)).await;
     assert_eq!(code, Some(0), "{stderr}");

@@ -36,18 +36,33 @@ fn about(title: &str) -> &'static [Role] {
         ("Stutter ratio", &[Serve]),
         ("Encoder CPU", &[Serve, Encoder]),
         ("Edge cache hit ratio", &[StandaloneEdge, ClusterEdge]),
-        ("Streams, viewers, segment production lag", &[Serve, Encoder]),
+        (
+            "Streams, viewers, segment production lag",
+            &[Serve, Encoder],
+        ),
     ];
-    PANELS.iter().find(|(p, _)| title.starts_with(p)).map(|(_, r)| *r).unwrap_or_else(|| panic!("panel {title:?}: say which roles it is about in `about`"))
+    PANELS
+        .iter()
+        .find(|(p, _)| title.starts_with(p))
+        .map(|(_, r)| *r)
+        .unwrap_or_else(|| panic!("panel {title:?}: say which roles it is about in `about`"))
 }
 
 /// The series of a Prometheus text exposition: metric name → the label sets seen.
 fn series(text: &str) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for l in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let end = l.find(['{', ' ']).unwrap_or(l.len());
-        let labels = l[end..].strip_prefix('{').and_then(|r| r.split_once('}')).map_or("", |(x, _)| x);
-        out.entry(l[..end].to_owned()).or_default().push(labels.to_owned());
+        let labels = l[end..]
+            .strip_prefix('{')
+            .and_then(|r| r.split_once('}'))
+            .map_or("", |(x, _)| x);
+        out.entry(l[..end].to_owned())
+            .or_default()
+            .push(labels.to_owned());
     }
     out
 }
@@ -57,21 +72,38 @@ fn selectors(expr: &str) -> Vec<(String, Vec<String>)> {
     let mut out = vec![];
     let mut rest = expr;
     while let Some(i) = rest.find("ferrocast_") {
-        let name: String = rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let name: String = rest[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         rest = &rest[i + name.len()..];
-        let matchers = rest.strip_prefix('{').and_then(|r| r.split_once('}')).map_or(vec![], |(m, _)| m.split(',').map(|s| s.trim().to_owned()).collect());
+        let matchers = rest
+            .strip_prefix('{')
+            .and_then(|r| r.split_once('}'))
+            .map_or(vec![], |(m, _)| {
+                m.split(',').map(|s| s.trim().to_owned()).collect()
+            });
         out.push((name, matchers));
     }
     out
 }
 
 async fn http_post(port: u16, path: &str, body: &str) -> u16 {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     let req = format!("POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len());
     s.write_all(req.as_bytes()).await.unwrap();
     let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp)).await.unwrap().unwrap();
-    String::from_utf8_lossy(&resp).split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&resp)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Plays `name` through the HTTP server on `port` a little: the MPD, then each rendition's
@@ -80,10 +112,20 @@ async fn play(port: u16, name: &str) {
     let (status, mpd) = http_get(port, &format!("/live/{name}/manifest.mpd")).await;
     assert_eq!(status, 200, "MPD of {name} on :{port}: {mpd}");
     let doc = roxmltree::Document::parse(&mpd).unwrap();
-    let period = doc.descendants().filter(|n| n.has_tag_name("Period")).last().unwrap();
+    let period = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("Period"))
+        .last()
+        .unwrap();
     let pid = period.attribute("id").unwrap();
-    for set in period.children().filter(|n| n.has_tag_name("AdaptationSet")) {
-        let tmpl = set.children().find(|n| n.has_tag_name("SegmentTemplate")).unwrap();
+    for set in period
+        .children()
+        .filter(|n| n.has_tag_name("AdaptationSet"))
+    {
+        let tmpl = set
+            .children()
+            .find(|n| n.has_tag_name("SegmentTemplate"))
+            .unwrap();
         let first: u64 = tmpl.attribute("startNumber").unwrap().parse().unwrap();
         for rep in set.children().filter(|n| n.has_tag_name("Representation")) {
             let id = rep.attribute("id").unwrap();
@@ -107,20 +149,55 @@ async fn dashboards_query_what_each_role_exports() {
     // `serve`, and a standalone edge in front of it.
     let (rtmp, rtmps, serve) = (free_port(), free_port(), free_port());
     let data = c.dir.join("serve");
-    c.spawn("serve", &[bin, "serve", "--data-dir", data.to_str().unwrap(), "--rtmp-addr", &format!("127.0.0.1:{rtmp}"), "--rtmps-addr", &format!("127.0.0.1:{rtmps}"), "--http-addr", &format!("127.0.0.1:{serve}")]);
+    c.spawn(
+        "serve",
+        &[
+            bin,
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--rtmp-addr",
+            &format!("127.0.0.1:{rtmp}"),
+            "--rtmps-addr",
+            &format!("127.0.0.1:{rtmps}"),
+            "--http-addr",
+            &format!("127.0.0.1:{serve}"),
+        ],
+    );
     let edge = free_port();
     let edge_data = c.dir.join("standalone-edge");
-    c.spawn("standalone-edge", &[bin, "edge", "--origin", &format!("http://127.0.0.1:{serve}"), "--http-addr", &format!("127.0.0.1:{edge}"), "--data-dir", edge_data.to_str().unwrap()]);
+    c.spawn(
+        "standalone-edge",
+        &[
+            bin,
+            "edge",
+            "--origin",
+            &format!("http://127.0.0.1:{serve}"),
+            "--http-addr",
+            &format!("127.0.0.1:{edge}"),
+            "--data-dir",
+            edge_data.to_str().unwrap(),
+        ],
+    );
     for (what, port) in [("serve", serve), ("the standalone edge", edge)] {
-        eventually(&format!("{what} up"), Duration::from_secs(20), || async { http_get(port, "/healthz").await.0 == 200 }).await;
+        eventually(&format!("{what} up"), Duration::from_secs(20), || async {
+            http_get(port, "/healthz").await.0 == 200
+        })
+        .await;
     }
 
     // A short stream into each: `serve` directly, the cluster through its edge.
     let _to_serve = ffmpeg_publish(&format!("rtmp://127.0.0.1:{rtmp}/live/graf"), "320x240", 60);
     let _to_cluster = publish(&c, "grafc");
     let cluster_edge = c.port("EDGE_HTTP");
-    eventually("DASH on serve", Duration::from_secs(40), || has_segments(serve, "graf")).await;
-    eventually("DASH at the cluster edge", Duration::from_secs(40), || has_segments(cluster_edge, "grafc")).await;
+    eventually("DASH on serve", Duration::from_secs(40), || {
+        has_segments(serve, "graf")
+    })
+    .await;
+    eventually("DASH at the cluster edge", Duration::from_secs(40), || {
+        has_segments(cluster_edge, "grafc")
+    })
+    .await;
     play(edge, "graf").await;
     play(edge, "graf").await; // the second time from the cache
     play(cluster_edge, "grafc").await;
@@ -144,29 +221,47 @@ async fn dashboards_query_what_each_role_exports() {
             let (status, text) = http_get(port, "/metrics").await;
             assert_eq!(status, 200, "{role:?} /metrics: {text}");
             for (k, v) in series(&text) {
-                by_role.entry(role).or_default().entry(k).or_default().extend(v);
+                by_role
+                    .entry(role)
+                    .or_default()
+                    .entry(k)
+                    .or_default()
+                    .extend(v);
             }
         }
         by_role
     };
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let mut dashboards: Vec<_> = std::fs::read_dir(format!("{root}/grafana")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    let mut dashboards: Vec<_> = std::fs::read_dir(format!("{root}/grafana"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
     dashboards.sort();
     assert!(!dashboards.is_empty());
     let missing = |by_role: &BTreeMap<Role, BTreeMap<String, Vec<String>>>| {
         let mut missing = BTreeSet::new();
         let mut checked = 0;
         for path in &dashboards {
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
             for p in v["panels"].as_array().unwrap() {
                 let title = p["title"].as_str().unwrap();
                 for t in p["targets"].as_array().unwrap() {
                     for (name, matchers) in selectors(t["expr"].as_str().unwrap()) {
                         for role in about(title) {
                             checked += 1;
-                            let found = by_role.get(role).and_then(|s| s.get(&name)).is_some_and(|sets| {
-                                sets.iter().any(|labels| matchers.iter().all(|m| labels.split(',').any(|l| l.trim() == m)))
-                            });
+                            let found =
+                                by_role
+                                    .get(role)
+                                    .and_then(|s| s.get(&name))
+                                    .is_some_and(|sets| {
+                                        sets.iter().any(|labels| {
+                                            matchers
+                                                .iter()
+                                                .all(|m| labels.split(',').any(|l| l.trim() == m))
+                                        })
+                                    });
                             if !found {
                                 missing.insert(format!("{}: panel {title:?} queries {name}{{{}}}, which {role:?} does not export", path.file_name().unwrap().to_string_lossy(), matchers.join(",")));
                             }
@@ -182,7 +277,11 @@ async fn dashboards_query_what_each_role_exports() {
     // has been recorded: one scrape.)
     let by_role = scrape().await;
     let missing = missing(&by_role);
-    assert!(missing.is_empty(), "{}", missing.into_iter().collect::<Vec<_>>().join("\n"));
+    assert!(
+        missing.is_empty(),
+        "{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
 
     // Every role exports its own counters through the recorder, not only what a panel shows.
     for (role, name) in [
@@ -195,6 +294,9 @@ async fn dashboards_query_what_each_role_exports() {
         (ClusterEdge, "ferrocast_edge_fetch_lock_total"),
         (ClusterEdge, "ferrocast_rtmp_connections_total"),
     ] {
-        assert!(by_role[&role].contains_key(name), "{role:?} does not export {name}");
+        assert!(
+            by_role[&role].contains_key(name),
+            "{role:?} does not export {name}"
+        );
     }
 }

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use crate::common::*;
+use bytes::BytesMut;
 use rtmp_proto::{
     client::{ClientEvent, ClientMode, ClientSession},
     handshake::HANDSHAKE_SIZE,
@@ -18,7 +18,15 @@ use tokio::{
 /// sends `extra` raw bytes. Returns how long until the server closed the socket.
 async fn after_connect_send(port: u16, extra: &[u8]) -> Duration {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut c = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(false), [3u8; HANDSHAKE_SIZE], 0, &format!("rtmp://127.0.0.1:{port}/live"), "x", ClientMode::Play, std::time::Instant::now());
+    let mut c = ClientSession::new(
+        rtmp_proto::ClientConfig::default().complex_handshake(false),
+        [3u8; HANDSHAKE_SIZE],
+        0,
+        &format!("rtmp://127.0.0.1:{port}/live"),
+        "x",
+        ClientMode::Play,
+        std::time::Instant::now(),
+    );
     let mut buf = BytesMut::new();
     let mut out = vec![];
     // Drive until the play was answered (refused: x is not live) — the session is then idle.
@@ -31,7 +39,10 @@ async fn after_connect_send(port: u16, extra: &[u8]) -> Duration {
             break;
         }
         assert!(t0.elapsed() < Duration::from_secs(5));
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0);
         c.handle_input(&mut buf, std::time::Instant::now()).unwrap();
     }
@@ -61,7 +72,10 @@ async fn holds_a_slot(s: &mut TcpStream) -> bool {
         return false;
     }
     let mut s0 = [0u8; 1];
-    matches!(tokio::time::timeout(Duration::from_secs(1), s.read(&mut s0)).await, Ok(Ok(1)))
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), s.read(&mut s0)).await,
+        Ok(Ok(1))
+    )
 }
 
 async fn closed_within(s: &mut TcpStream, limit: Duration) -> Duration {
@@ -90,7 +104,12 @@ async fn bad_clients_are_closed_and_the_good_stream_continues() {
         let url = srv.rtmp_url("good");
         async move { ffmpeg_decode_frames(&url, 8, &[]).await }
     });
-    eventually("the good player attached", Duration::from_secs(5), || async { viewers(&srv).await == 1 }).await;
+    eventually(
+        "the good player attached",
+        Duration::from_secs(5),
+        || async { viewers(&srv).await == 1 },
+    )
+    .await;
 
     // Wrong RTMP version byte.
     let mut s = TcpStream::connect(("127.0.0.1", srv.rtmp)).await.unwrap();
@@ -112,18 +131,34 @@ async fn bad_clients_are_closed_and_the_good_stream_continues() {
     // A chunk on a stream that was never started.
     after_connect_send(srv.rtmp, &[0xC9, 1, 2, 3, 4]).await;
     // Set Chunk Size of 0x7fffffff (above the 16 MiB cap).
-    after_connect_send(srv.rtmp, &[0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]).await;
+    after_connect_send(
+        srv.rtmp,
+        &[
+            0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff,
+        ],
+    )
+    .await;
     // Garbage AMF in a command message.
-    after_connect_send(srv.rtmp, &[0x03, 0, 0, 0, 0, 0, 3, 20, 0, 0, 0, 0, 0x11, 0x11, 0x11]).await;
+    after_connect_send(
+        srv.rtmp,
+        &[0x03, 0, 0, 0, 0, 0, 3, 20, 0, 0, 0, 0, 0x11, 0x11, 0x11],
+    )
+    .await;
     // An idle connection after connect is closed by the idle timeout.
     let t = after_connect_send(srv.rtmp, &[]).await;
     assert!(t >= Duration::from_millis(1500), "{t:?}");
 
     let (frames, err) = player.await.unwrap();
-    assert!(frames >= 200, "the good player decoded only {frames} frames: {err}");
+    assert!(
+        frames >= 200,
+        "the good player decoded only {frames} frames: {err}"
+    );
     assert_eq!(srv.streams().await[0]["name"], "good");
     let (_, metrics) = srv.get("/metrics").await;
-    assert!(metrics.contains("ferrocast_rtmp_connection_errors_total"), "{metrics}");
+    assert!(
+        metrics.contains("ferrocast_rtmp_connection_errors_total"),
+        "{metrics}"
+    );
     srv.stop().await;
 }
 
@@ -137,23 +172,47 @@ async fn a_stalled_player_is_dropped_without_slowing_anyone() {
     // Our own client with a tiny receive buffer: plays, then never reads again.
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
-    let mut s = sock.connect(([127, 0, 0, 1], srv.rtmp).into()).await.unwrap();
-    let mut c = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(true), [3u8; HANDSHAKE_SIZE], 0, &format!("rtmp://127.0.0.1:{}/live", srv.rtmp), "s", ClientMode::Play, std::time::Instant::now());
+    let mut s = sock
+        .connect(([127, 0, 0, 1], srv.rtmp).into())
+        .await
+        .unwrap();
+    let mut c = ClientSession::new(
+        rtmp_proto::ClientConfig::default().complex_handshake(true),
+        [3u8; HANDSHAKE_SIZE],
+        0,
+        &format!("rtmp://127.0.0.1:{}/live", srv.rtmp),
+        "s",
+        ClientMode::Play,
+        std::time::Instant::now(),
+    );
     let (mut buf, mut out) = (BytesMut::new(), vec![]);
     while !c.is_started() {
         c.poll_transmit(&mut out, std::time::Instant::now());
         s.write_all(&out).await.unwrap();
         out.clear();
-        tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf)).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         c.handle_input(&mut buf, std::time::Instant::now()).unwrap();
     }
     let healthy = tokio::spawn({
         let url = srv.rtmp_url("s");
         async move { ffmpeg_decode_frames(&url, 8, &[]).await }
     });
-    eventually("the stalled and the healthy player attached", Duration::from_secs(5), || async { viewers(&srv).await == 2 }).await;
+    eventually(
+        "the stalled and the healthy player attached",
+        Duration::from_secs(5),
+        || async { viewers(&srv).await == 2 },
+    )
+    .await;
     // The stalled player is cut off once its socket stays full past the write timeout.
-    eventually("the stalled player dropped", Duration::from_secs(15), || async { viewers(&srv).await == 1 }).await;
+    eventually(
+        "the stalled player dropped",
+        Duration::from_secs(15),
+        || async { viewers(&srv).await == 1 },
+    )
+    .await;
     let (frames, err) = healthy.await.unwrap();
     assert!(frames >= 200, "healthy player decoded {frames}: {err}");
     // The publisher kept real time: ingest bitrate is still that of a live 30 fps stream.
@@ -179,7 +238,10 @@ async fn connection_and_publisher_limits_hold() {
     let mut idle = vec![];
     for _ in 0..3 {
         let mut s = connect_from(OTHER, srv.rtmp).await;
-        assert!(holds_a_slot(&mut s).await, "a connection within the limit got no handshake answer");
+        assert!(
+            holds_a_slot(&mut s).await,
+            "a connection within the limit got no handshake answer"
+        );
         idle.push(s);
     }
     let mut fourth = connect_from(OTHER, srv.rtmp).await;
@@ -190,14 +252,20 @@ async fn connection_and_publisher_limits_hold() {
         closed_within(s, Duration::from_secs(5)).await;
     }
     drop(idle);
-    eventually("a slot of 127.0.0.2 free again", Duration::from_secs(5), || async {
-        holds_a_slot(&mut connect_from(OTHER, srv.rtmp).await).await
-    })
+    eventually(
+        "a slot of 127.0.0.2 free again",
+        Duration::from_secs(5),
+        || async { holds_a_slot(&mut connect_from(OTHER, srv.rtmp).await).await },
+    )
     .await;
 
     let _first = ffmpeg_publish(&srv.rtmp_url("one"), "160x120", 30);
     srv.wait_live("one", Duration::from_secs(15)).await;
-    let (code, err) = finish(ffmpeg_publish(&srv.rtmp_url("two"), "160x120", 5), Duration::from_secs(20)).await;
+    let (code, err) = finish(
+        ffmpeg_publish(&srv.rtmp_url("two"), "160x120", 5),
+        Duration::from_secs(20),
+    )
+    .await;
     assert_ne!(code, Some(0));
     assert!(err.contains("max_publishers"), "{err}");
     let (_, metrics) = srv.get("/metrics").await;
@@ -223,7 +291,13 @@ async fn a_thousand_idle_sockets_are_shed() {
     srv.wait_live("busy", Duration::from_secs(15)).await;
     let t0 = Instant::now();
     for s in &mut socks {
-        closed_within(s, Duration::from_secs(10).saturating_sub(t0.elapsed()).max(Duration::from_millis(100))).await;
+        closed_within(
+            s,
+            Duration::from_secs(10)
+                .saturating_sub(t0.elapsed())
+                .max(Duration::from_millis(100)),
+        )
+        .await;
     }
     // (The connection gauge is process-wide and shared with the other tests of this binary,
     // so check the service instead.)

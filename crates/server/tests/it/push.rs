@@ -7,8 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::BytesMut;
 use crate::common::*;
+use bytes::BytesMut;
 use rand::RngCore;
 use rtmp_proto::{
     client::{ClientEvent, ClientMode, ClientSession},
@@ -29,7 +29,11 @@ type Seen = Arc<Mutex<Vec<(Instant, u32)>>>;
 
 /// An RTMP player on our client: records (arrival, timestamp) of every video frame, returned
 /// at the end and visible meanwhile through the [`Seen`] list.
-fn player(port: u16, name: &str, stop: watch::Receiver<bool>) -> (tokio::task::JoinHandle<Vec<(Instant, u32)>>, Seen) {
+fn player(
+    port: u16,
+    name: &str,
+    stop: watch::Receiver<bool>,
+) -> (tokio::task::JoinHandle<Vec<(Instant, u32)>>, Seen) {
     let name = name.to_owned();
     let seen = Seen::default();
     let frames = seen.clone();
@@ -39,7 +43,15 @@ fn player(port: u16, name: &str, stop: watch::Receiver<bool>) -> (tokio::task::J
         let mut io = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut random = [0u8; HANDSHAKE_SIZE];
         rand::thread_rng().fill_bytes(&mut random);
-        let mut s = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(false), random, 0, &format!("rtmp://127.0.0.1:{port}/live"), &name, ClientMode::Play, std::time::Instant::now());
+        let mut s = ClientSession::new(
+            rtmp_proto::ClientConfig::default().complex_handshake(false),
+            random,
+            0,
+            &format!("rtmp://127.0.0.1:{port}/live"),
+            &name,
+            ClientMode::Play,
+            std::time::Instant::now(),
+        );
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         loop {
@@ -49,7 +61,12 @@ fn player(port: u16, name: &str, stop: watch::Receiver<bool>) -> (tokio::task::J
                 out.clear();
             }
             while let Some(ev) = s.poll_event() {
-                if let ClientEvent::Media { kind: MediaKind::Video, timestamp, payload } = ev {
+                if let ClientEvent::Media {
+                    kind: MediaKind::Video,
+                    timestamp,
+                    payload,
+                } = ev
+                {
                     // Coded frames only (not sequence headers or end-of-sequence tags).
                     if payload.get(1) == Some(&1) {
                         frames.lock().unwrap().push((Instant::now(), timestamp));
@@ -77,12 +94,27 @@ fn started_unix(v: &serde_json::Value, name: &str) -> Option<u64> {
 /// Segment numbers listed for the video AdaptationSet: (startNumber, count).
 fn video_numbers(mpd: &str) -> (u64, u64) {
     let start = mpd.find("contentType=\"video\"").expect("video set");
-    let set = &mpd[start..mpd[start..].find("</AdaptationSet>").map_or(mpd.len(), |e| start + e)];
-    let first: u64 = set.split("startNumber=\"").nth(1).and_then(|s| s.split('"').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let set = &mpd[start
+        ..mpd[start..]
+            .find("</AdaptationSet>")
+            .map_or(mpd.len(), |e| start + e)];
+    let first: u64 = set
+        .split("startNumber=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let count: u64 = set
         .split("<S ")
         .skip(1)
-        .map(|s| s.split("r=\"").nth(1).and_then(|r| r.split('"').next()).and_then(|r| r.parse::<u64>().ok()).unwrap_or(0) + 1)
+        .map(|s| {
+            s.split("r=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1
+        })
         .sum();
     (first, count)
 }
@@ -94,7 +126,10 @@ async fn wait_for_segments(srv: &TestServer, name: &str, n: u64, deadline: Durat
         if status == 200 && body.contains("contentType=\"video\"") && video_numbers(&body).1 >= n {
             return body;
         }
-        assert!(t0.elapsed() < deadline, "no MPD with {n} video segments after {deadline:?}: {status} {body}");
+        assert!(
+            t0.elapsed() < deadline,
+            "no MPD with {n} video segments after {deadline:?}: {status} {body}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -114,7 +149,12 @@ async fn push_publishes_an_flv_file_that_ffmpeg_decodes() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("reconnects=0"), "{stderr}");
     // A clean end (deleteStream): the stream is gone at once, not kept for a reconnect.
-    eventually("the stream unlisted after a clean unpublish", Duration::from_secs(2), || async { started_unix(&srv.streams().await, "pushed").is_none() }).await;
+    eventually(
+        "the stream unlisted after a clean unpublish",
+        Duration::from_secs(2),
+        || async { started_unix(&srv.streams().await, "pushed").is_none() },
+    )
+    .await;
     srv.stop().await;
 }
 
@@ -144,22 +184,56 @@ async fn push_survives_a_two_second_outage_as_the_same_stream() {
     let after = wait_for_segments(&srv, "cut", count_before + 3, Duration::from_secs(40)).await;
     let _ = stop_tx.send(true);
     let frames = player.await.unwrap();
-    assert_eq!(after.matches("<Period").count(), 1, "a new Period after the reconnect: {after}");
-    assert!(!after.contains("mediaPresentationDuration"), "the MPD ended: {after}");
+    assert_eq!(
+        after.matches("<Period").count(),
+        1,
+        "a new Period after the reconnect: {after}"
+    );
+    assert!(
+        !after.contains("mediaPresentationDuration"),
+        "the MPD ended: {after}"
+    );
     let (first_after, count_after) = video_numbers(&after);
-    assert_eq!(first_after, first_before, "numbering restarted: {before}\n---\n{after}");
+    assert_eq!(
+        first_after, first_before,
+        "numbering restarted: {before}\n---\n{after}"
+    );
     assert!(count_after >= count_before + 3);
-    assert_eq!(started_unix(&srv.streams().await, "cut"), Some(started), "not the same stream");
+    assert_eq!(
+        started_unix(&srv.streams().await, "cut"),
+        Some(started),
+        "not the same stream"
+    );
 
     // The player: the longest pause in arrivals and in media time around the cut.
-    let around: Vec<_> = frames.iter().filter(|(t, _)| *t + Duration::from_secs(1) >= cut_at).collect();
-    assert!(around.len() > 100, "player got {} frames after the cut", around.len());
+    let around: Vec<_> = frames
+        .iter()
+        .filter(|(t, _)| *t + Duration::from_secs(1) >= cut_at)
+        .collect();
+    assert!(
+        around.len() > 100,
+        "player got {} frames after the cut",
+        around.len()
+    );
     let wall_gap = around.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
-    let media_gap = around.windows(2).map(|w| w[1].1.saturating_sub(w[0].1)).max().unwrap();
+    let media_gap = around
+        .windows(2)
+        .map(|w| w[1].1.saturating_sub(w[0].1))
+        .max()
+        .unwrap();
     let backwards = around.windows(2).filter(|w| w[1].1 < w[0].1).count();
-    eprintln!("player: wall-clock gap {wall_gap:?}, media gap {media_gap} ms, {} frames after the cut", around.len());
-    assert!(wall_gap <= Duration::from_secs(3), "player waited {wall_gap:?}");
-    assert!(media_gap <= 3000, "player's media timestamps jumped {media_gap} ms");
+    eprintln!(
+        "player: wall-clock gap {wall_gap:?}, media gap {media_gap} ms, {} frames after the cut",
+        around.len()
+    );
+    assert!(
+        wall_gap <= Duration::from_secs(3),
+        "player waited {wall_gap:?}"
+    );
+    assert!(
+        media_gap <= 3000,
+        "player's media timestamps jumped {media_gap} ms"
+    );
     assert_eq!(backwards, 0, "timestamps went back at the player");
 
     interrupt(&p);
@@ -186,7 +260,10 @@ async fn push_with_a_wrong_key_exits_with_the_reason() {
     let (code, stderr) = finish(p, Duration::from_secs(10)).await;
     let took = t0.elapsed();
     assert!(matches!(code, Some(c) if c != 0), "exit {code:?}: {stderr}");
-    assert!(stderr.contains("refused") && stderr.contains("Unauthorized"), "{stderr}");
+    assert!(
+        stderr.contains("refused") && stderr.contains("Unauthorized"),
+        "{stderr}"
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(!stderr.contains("reconnect"), "{stderr}");
     srv.stop().await;
@@ -197,7 +274,11 @@ async fn push_with_a_wrong_key_exits_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_clock_is_shifted_to_continue() {
     let srv = TestServer::start(|c| c.transcode = false).await;
-    let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../media/tests/assets/avc_aac_720p30.flv")).unwrap();
+    let file = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../media/tests/assets/avc_aac_720p30.flv"
+    ))
+    .unwrap();
     let tags: Vec<(MediaKind, u32, Vec<u8>)> = media::flv::FileReader::new(&file)
         .unwrap()
         .filter_map(|t| t.ok())
@@ -215,7 +296,15 @@ async fn a_restarted_clock_is_shifted_to_continue() {
         let mut io = TcpStream::connect(("127.0.0.1", srv.rtmp)).await.unwrap();
         let mut random = [0u8; HANDSHAKE_SIZE];
         rand::thread_rng().fill_bytes(&mut random);
-        let mut s = ClientSession::new(rtmp_proto::ClientConfig::default().complex_handshake(false), random, 0, &format!("rtmp://127.0.0.1:{}/live", srv.rtmp), "obs", ClientMode::Publish, std::time::Instant::now());
+        let mut s = ClientSession::new(
+            rtmp_proto::ClientConfig::default().complex_handshake(false),
+            random,
+            0,
+            &format!("rtmp://127.0.0.1:{}/live", srv.rtmp),
+            "obs",
+            ClientMode::Publish,
+            std::time::Instant::now(),
+        );
         let mut buf = BytesMut::new();
         let mut o = Vec::new();
         let t0 = Instant::now();
@@ -226,7 +315,10 @@ async fn a_restarted_clock_is_shifted_to_continue() {
             assert!(io.read_buf(&mut buf).await.unwrap() > 0);
             s.handle_input(&mut buf, std::time::Instant::now()).unwrap();
             while let Some(ev) = s.poll_event() {
-                assert!(!matches!(&ev, ClientEvent::Status { level, .. } if level == "error"), "round {round}: {ev:?}");
+                assert!(
+                    !matches!(&ev, ClientEvent::Status { level, .. } if level == "error"),
+                    "round {round}: {ev:?}"
+                );
             }
             assert!(t0.elapsed() < Duration::from_secs(5));
         }
@@ -238,10 +330,18 @@ async fn a_restarted_clock_is_shifted_to_continue() {
         s.poll_transmit(&mut o, std::time::Instant::now());
         io.write_all(&o).await.unwrap();
         if round == 0 {
-            eventually("stream obs listed", Duration::from_secs(10), || async { started_unix(&srv.streams().await, "obs").is_some() }).await;
+            eventually("stream obs listed", Duration::from_secs(10), || async {
+                started_unix(&srv.streams().await, "obs").is_some()
+            })
+            .await;
             let (task, frames) = player(srv.rtmp, "obs", stop_rx.clone());
             (*out.lock().unwrap(), seen) = (Some(task), frames);
-            eventually("the player got the first publish", Duration::from_secs(5), || async { !seen.lock().unwrap().is_empty() }).await;
+            eventually(
+                "the player got the first publish",
+                Duration::from_secs(5),
+                || async { !seen.lock().unwrap().is_empty() },
+            )
+            .await;
             // A hard drop: no deleteStream.
             drop(io);
             // Part of the scenario: the publisher is away a moment before it comes back (the
@@ -250,10 +350,14 @@ async fn a_restarted_clock_is_shifted_to_continue() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         } else {
             // The second publish stays up until the player has it (shifted after the first).
-            eventually("the player got the second publish", Duration::from_secs(5), || async {
-                let s = seen.lock().unwrap();
-                s.len() >= 50 && s.last().is_some_and(|f| f.1 > 11_000)
-            })
+            eventually(
+                "the player got the second publish",
+                Duration::from_secs(5),
+                || async {
+                    let s = seen.lock().unwrap();
+                    s.len() >= 50 && s.last().is_some_and(|f| f.1 > 11_000)
+                },
+            )
             .await;
             drop(io);
         }
@@ -262,8 +366,14 @@ async fn a_restarted_clock_is_shifted_to_continue() {
     let frames = out.lock().unwrap().take().unwrap().await.unwrap();
     let ts: Vec<u32> = frames.iter().map(|f| f.1).collect();
     assert!(ts.len() >= 50, "{ts:?}");
-    assert!(ts.windows(2).all(|w| w[1] > w[0]), "timestamps not increasing across the reconnect: {ts:?}");
-    assert!(*ts.last().unwrap() > 11_000, "the second publish was not shifted after the first: {ts:?}");
+    assert!(
+        ts.windows(2).all(|w| w[1] > w[0]),
+        "timestamps not increasing across the reconnect: {ts:?}"
+    );
+    assert!(
+        *ts.last().unwrap() > 11_000,
+        "the second publish was not shifted after the first: {ts:?}"
+    );
     srv.stop().await;
 }
 
@@ -277,10 +387,17 @@ async fn push_over_rtmps_verifies_the_certificate() {
     let p = push(&flv, &srv.rtmps_url("tls"), &["--quiet"]);
     let (code, stderr) = finish(p, Duration::from_secs(10)).await;
     assert!(matches!(code, Some(c) if c != 0), "exit {code:?}: {stderr}");
-    assert!(stderr.contains("--ca-file") && stderr.contains("--insecure"), "{stderr}");
+    assert!(
+        stderr.contains("--ca-file") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(5));
     let ca = srv.data_dir.join("tls").join("cert.pem");
-    let p = push(&flv, &srv.rtmps_url("tls"), &["--quiet", "--ca-file", ca.to_str().unwrap()]);
+    let p = push(
+        &flv,
+        &srv.rtmps_url("tls"),
+        &["--quiet", "--ca-file", ca.to_str().unwrap()],
+    );
     srv.wait_live("tls", Duration::from_secs(15)).await;
     interrupt(&p);
     let (code, stderr) = finish(p, Duration::from_secs(10)).await;
@@ -297,7 +414,18 @@ async fn push_reads_other_inputs_through_ffmpeg() {
     cmd.args(["-hide_banner", "-loglevel", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "6", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-c:a", "aac"])
+        .args([
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-c:a",
+            "aac",
+        ])
         .arg(&mp4);
     let (ok, _, err) = run(&mut cmd, Duration::from_secs(60)).await;
     assert!(ok, "{err}");
@@ -308,9 +436,18 @@ async fn push_reads_other_inputs_through_ffmpeg() {
     let (code, stderr) = finish(p, Duration::from_secs(20)).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("reconnects=0"), "{stderr}");
-    eventually("the stream unlisted after push ended", Duration::from_secs(2), || async { started_unix(&srv.streams().await, "viaffmpeg").is_none() }).await;
+    eventually(
+        "the stream unlisted after push ended",
+        Duration::from_secs(2),
+        || async { started_unix(&srv.streams().await, "viaffmpeg").is_none() },
+    )
+    .await;
     // A missing input is a clear error, not a retry loop.
-    let p = push(std::path::Path::new("/nonexistent/input.mp4"), &srv.rtmp_url("missing"), &["--quiet"]);
+    let p = push(
+        std::path::Path::new("/nonexistent/input.mp4"),
+        &srv.rtmp_url("missing"),
+        &["--quiet"],
+    );
     let (code, stderr) = finish(p, Duration::from_secs(10)).await;
     assert!(matches!(code, Some(c) if c != 0), "{stderr}");
     assert!(stderr.contains("No such file"), "{stderr}");

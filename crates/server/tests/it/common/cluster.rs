@@ -27,7 +27,8 @@ impl Cluster {
     pub fn up() -> Self {
         let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("ferrocast-cluster-test-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("ferrocast-cluster-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -39,10 +40,23 @@ impl Cluster {
             .stdin(Stdio::null())
             .output()
             .expect("scripts/cluster.sh");
-        let mut c = Self { env: HashMap::new(), dir, _one_at_a_time: guard };
-        assert!(out.status.success(), "cluster did not start:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let mut c = Self {
+            env: HashMap::new(),
+            dir,
+            _one_at_a_time: guard,
+        };
+        assert!(
+            out.status.success(),
+            "cluster did not start:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         let env = std::fs::read_to_string(c.dir.join("cluster.env")).unwrap();
-        c.env = env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        c.env = env
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         c
     }
 
@@ -54,8 +68,16 @@ impl Cluster {
     pub fn spawn(&self, name: &str, args: &[&str]) -> u32 {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let mut cmd = std::process::Command::new(args[0]);
-        cmd.args(&args[1..]).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-        for k in ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"] {
+        cmd.args(&args[1..])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for k in [
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION",
+        ] {
             cmd.env(k, &self.env[k]);
         }
         let child = cmd.spawn().unwrap();
@@ -65,11 +87,16 @@ impl Cluster {
 
     pub fn kill(&self, name: &str, signal: &str) {
         let pid = std::fs::read_to_string(self.dir.join(format!("{name}.pid"))).unwrap();
-        let _ = std::process::Command::new("kill").args([signal, pid.trim()]).status();
+        let _ = std::process::Command::new("kill")
+            .args([signal, pid.trim()])
+            .status();
         // Wait for it to be gone so its ports are free again.
         let t0 = Instant::now();
         // Gone, or a zombie (a process this test spawned and has not reaped): its ports are free.
-        while std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|s| !s.contains(") Z ")) && t0.elapsed() < Duration::from_secs(10) {
+        while std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .is_ok_and(|s| !s.contains(") Z "))
+            && t0.elapsed() < Duration::from_secs(10)
+        {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -78,7 +105,10 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let _ = std::process::Command::new(root.join("scripts/cluster.sh")).args(["down", "--dir"]).arg(&self.dir).output();
+        let _ = std::process::Command::new(root.join("scripts/cluster.sh"))
+            .args(["down", "--dir"])
+            .arg(&self.dir)
+            .output();
         // Logs stay for a failed run.
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -104,5 +134,9 @@ pub async fn live_on(port: u16) -> Vec<String> {
 }
 
 pub fn publish(c: &Cluster, name: &str) -> Child {
-    ffmpeg_publish(&format!("rtmps://127.0.0.1:{}/live/{name}", c.port("EDGE_RTMPS")), "320x240", 180)
+    ffmpeg_publish(
+        &format!("rtmps://127.0.0.1:{}/live/{name}", c.port("EDGE_RTMPS")),
+        "320x240",
+        180,
+    )
 }

@@ -54,7 +54,14 @@ impl TestServer {
             .await
             .unwrap();
         });
-        Self { rtmp, rtmps, http, data_dir, stop: Some(tx), task: Some(task) }
+        Self {
+            rtmp,
+            rtmps,
+            http,
+            data_dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn rtmp_url(&self, name: &str) -> String {
@@ -85,7 +92,10 @@ impl TestServer {
                     return s.clone();
                 }
             }
-            assert!(t0.elapsed() < timeout, "stream {name} not live after {timeout:?}: {v}");
+            assert!(
+                t0.elapsed() < timeout,
+                "stream {name} not live after {timeout:?}: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -122,7 +132,11 @@ where
 
 /// A loopback port free right now (for a child process to bind).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A plain HTTP/1.0 GET, enough for our own endpoints: (status, body); status 0 when nothing
@@ -134,13 +148,27 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
 
 /// GET returning (status, lower-cased head, body bytes); status 0 when the connection fails.
 pub async fn get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await else { return (0, String::new(), vec![]) };
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.unwrap();
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return (0, String::new(), vec![]);
+    };
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp)).await.unwrap().unwrap();
-    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").map_or(resp.len(), |p| p + 4);
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(resp.len(), |p| p + 4);
     let head = String::from_utf8_lossy(&resp[..split]).to_lowercase();
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     (status, head, resp[split..].to_vec())
 }
 
@@ -148,10 +176,26 @@ pub async fn get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
 pub fn ffmpeg_publish(url: &str, size: &str, seconds: u32) -> Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=30")])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=30"),
+        ])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30", "-b:v", "800k"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "30",
+            "-b:v",
+            "800k",
+        ])
         .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -163,10 +207,17 @@ pub fn ffmpeg_publish(url: &str, size: &str, seconds: u32) -> Child {
 
 /// Runs a command to completion with a deadline; returns (success, stdout, stderr).
 pub async fn run(cmd: &mut Command, deadline: Duration) -> (bool, Vec<u8>, String) {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let child = cmd.spawn().expect("spawn");
     match tokio::time::timeout(deadline, child.wait_with_output()).await {
-        Ok(Ok(o)) => (o.status.success(), o.stdout, String::from_utf8_lossy(&o.stderr).to_string()),
+        Ok(Ok(o)) => (
+            o.status.success(),
+            o.stdout,
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        ),
         Ok(Err(e)) => panic!("wait: {e}"),
         Err(_) => (false, vec![], format!("timed out after {deadline:?}")),
     }
@@ -175,7 +226,10 @@ pub async fn run(cmd: &mut Command, deadline: Duration) -> (bool, Vec<u8>, Strin
 /// Collects a child's stderr after it exits (or is killed at the deadline).
 pub async fn finish(child: Child, deadline: Duration) -> (Option<i32>, String) {
     match tokio::time::timeout(deadline, child.wait_with_output()).await {
-        Ok(Ok(o)) => (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string()),
+        Ok(Ok(o)) => (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        ),
         _ => (None, "timed out".into()),
     }
 }
@@ -186,7 +240,19 @@ pub async fn ffmpeg_decode_frames(url: &str, seconds: u32, extra: &[&str]) -> (u
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostats", "-loglevel", "error"])
         .args(extra)
-        .args(["-i", url, "-t", &seconds.to_string(), "-map", "0:v", "-f", "null", "-progress", "pipe:1", "-"]);
+        .args([
+            "-i",
+            url,
+            "-t",
+            &seconds.to_string(),
+            "-map",
+            "0:v",
+            "-f",
+            "null",
+            "-progress",
+            "pipe:1",
+            "-",
+        ]);
     let (_, out, err) = run(&mut cmd, Duration::from_secs(seconds as u64 + 30)).await;
     let out = String::from_utf8_lossy(&out);
     let frames = out
@@ -201,7 +267,9 @@ pub async fn ffmpeg_decode_frames(url: &str, seconds: u32, extra: &[&str]) -> (u
 /// ffprobe's view of a URL as JSON.
 pub async fn ffprobe(url: &str, extra: &[&str]) -> serde_json::Value {
     let mut cmd = Command::new("ffprobe");
-    cmd.args(["-v", "error", "-of", "json", "-show_streams"]).args(extra).arg(url);
+    cmd.args(["-v", "error", "-of", "json", "-show_streams"])
+        .args(extra)
+        .arg(url);
     let (ok, out, err) = run(&mut cmd, Duration::from_secs(30)).await;
     assert!(ok, "ffprobe {url} failed: {err}");
     serde_json::from_slice(&out).unwrap()
@@ -209,7 +277,10 @@ pub async fn ffprobe(url: &str, extra: &[&str]) -> serde_json::Value {
 
 /// Runs a long-lived player for `dur`, then kills it; returns what it wrote to stdout.
 pub async fn capture_stdout(cmd: &mut Command, dur: Duration) -> Vec<u8> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).kill_on_drop(true);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
     let mut child = cmd.spawn().expect("spawn");
     let mut stdout = child.stdout.take().unwrap();
     let mut out = Vec::new();

@@ -22,7 +22,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ferrocast");
 
 /// An FLV file (H.264 640×360 30 fps, keyframe every 2 s, AAC) made by ffmpeg, once per process.
 pub async fn test_flv(seconds: u32) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("ferrocast-push-{}-{seconds}s.flv", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "ferrocast-push-{}-{seconds}s.flv",
+        std::process::id()
+    ));
     if path.exists() {
         return path;
     }
@@ -31,7 +34,18 @@ pub async fn test_flv(seconds: u32) -> PathBuf {
         .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-b:v", "800k", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-b:v",
+            "800k",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv"])
         .arg(&path);
     let (ok, _, err) = run(&mut cmd, Duration::from_secs(60)).await;
@@ -57,7 +71,9 @@ pub fn push(input: &std::path::Path, url: &str, extra: &[&str]) -> Child {
 /// Ctrl-C for a child (push ends cleanly and prints its summary).
 pub fn interrupt(child: &Child) {
     if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
     }
 }
 
@@ -78,7 +94,9 @@ impl Proxy {
         let r = refusing.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut down, _)) = l.accept().await else { continue };
+                let Ok((mut down, _)) = l.accept().await else {
+                    continue;
+                };
                 if r.load(Ordering::SeqCst) {
                     drop(down);
                     continue;
@@ -86,7 +104,9 @@ impl Proxy {
                 let mut cut_rx = cut_rx.clone();
                 cut_rx.mark_unchanged();
                 tokio::spawn(async move {
-                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await else { return };
+                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
                         _ = cut_rx.changed() => {}
@@ -95,7 +115,12 @@ impl Proxy {
                 });
             }
         });
-        Self { port, cut, refusing, task }
+        Self {
+            port,
+            cut,
+            refusing,
+            task,
+        }
     }
 
     /// Drops every connection and refuses new ones for `d`.
@@ -112,4 +137,3 @@ impl Drop for Proxy {
         self.task.abort();
     }
 }
-
