@@ -47,8 +47,6 @@ impl StreamRecord {
     }
 }
 
-/// A boxed future, so the trait stays object-safe.
-
 /// Stream metadata storage.
 pub trait MetaStore: Send + Sync {
     /// Creates or replaces a record.

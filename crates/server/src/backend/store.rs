@@ -126,6 +126,11 @@ impl SegmentStore {
     }
 }
 
+/// Store key of a file of a stream's rendition.
+pub fn key(stream: &str, rep: &str, file: &str) -> String {
+    format!("live/{stream}/{rep}/{file}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,9 +153,4 @@ mod tests {
         assert_eq!(s.get("live/a/p0/v720/1.m4s").await.unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// Store key of a file of a stream's rendition.
-pub fn key(stream: &str, rep: &str, file: &str) -> String {
-    format!("live/{stream}/{rep}/{file}")
 }

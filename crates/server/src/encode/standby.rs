@@ -159,8 +159,11 @@ pub struct PeriodSnapshot {
     /// Segment number at media time 0.
     pub first_number: u64,
     /// Renditions and their finished segments `(number, start, duration)`.
-    pub reps: Vec<(Rendition, Vec<(u64, u64, u64)>)>,
+    pub reps: Vec<(Rendition, Vec<SegmentTriple>)>,
 }
+
+/// A finished segment in a snapshot: `(number, start, duration)`.
+pub type SegmentTriple = (u64, u64, u64);
 
 impl DashSnapshot {
     /// The timeline of `s`. The next number skips one past the newest finished segment: that

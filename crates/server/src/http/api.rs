@@ -118,7 +118,9 @@ pub(super) async fn metrics(State(st): State<HttpState>) -> Response {
         "# TYPE ferrocast_streams_live gauge\nferrocast_streams_live {}",
         list.len()
     );
-    let families: [(&str, fn(&StreamEntry) -> Option<f64>); 6] = [
+    // A metric family: its name and how to read it off an entry.
+    type Family = (&'static str, fn(&StreamEntry) -> Option<f64>);
+    let families: [Family; 6] = [
         ("ferrocast_transcoder_cpu_percent", |e| {
             e.transcoder_cpu_percent
         }),

@@ -150,7 +150,7 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
             .lines()
             .filter_map(|l| l.strip_prefix("frame="))
             .filter_map(|v| v.trim().parse().ok())
-            .last()
+            .next_back()
             .unwrap_or(0);
         assert!(
             frames >= 230,

@@ -114,8 +114,7 @@ async fn play(port: u16, name: &str) {
     let doc = roxmltree::Document::parse(&mpd).unwrap();
     let period = doc
         .descendants()
-        .filter(|n| n.has_tag_name("Period"))
-        .last()
+        .rfind(|n| n.has_tag_name("Period"))
         .unwrap();
     let pid = period.attribute("id").unwrap();
     for set in period

@@ -363,7 +363,8 @@ async fn a_restarted_clock_is_shifted_to_continue() {
         }
     }
     let _ = stop_tx.send(true);
-    let frames = out.lock().unwrap().take().unwrap().await.unwrap();
+    let reader = out.lock().unwrap().take().unwrap();
+    let frames = reader.await.unwrap();
     let ts: Vec<u32> = frames.iter().map(|f| f.1).collect();
     assert!(ts.len() >= 50, "{ts:?}");
     assert!(

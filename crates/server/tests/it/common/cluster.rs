@@ -80,6 +80,9 @@ impl Cluster {
         ] {
             cmd.env(k, &self.env[k]);
         }
+        // Detached on purpose: the fault tests stop and kill it by pid (`kill`), and a zombie
+        // left until the test process exits frees its ports all the same.
+        #[allow(clippy::zombie_processes)]
         let child = cmd.spawn().unwrap();
         std::fs::write(self.dir.join(format!("{name}.pid")), child.id().to_string()).unwrap();
         child.id()

@@ -259,7 +259,7 @@ pub async fn ffmpeg_decode_frames(url: &str, seconds: u32, extra: &[&str]) -> (u
         .lines()
         .filter_map(|l| l.strip_prefix("frame="))
         .filter_map(|v| v.trim().parse::<u64>().ok())
-        .last()
+        .next_back()
         .unwrap_or(0);
     (frames, err)
 }
