@@ -19,7 +19,8 @@ usage() {
     sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     cat <<'EOF'
 
-Options (env FERROCAST_BIN=PATH runs that ferrocast binary instead of target/release/ferrocast):
+Options (env FERROCAST_BIN=PATH / FERROCAST_BENCH_BIN=PATH run those binaries instead of
+target/release/{ferrocast,ferrocast-bench}):
   --players N          players per server with ferrocast-bench (default 200)
   --duration S         measurement window in seconds (default 30)
   --ramp-ms M          pause between two players' starts (default 10)
@@ -94,7 +95,7 @@ if [[ $BUILD == 1 ]]; then
 fi
 # FERROCAST_BIN=path benchmarks another ferrocast build (e.g. a candidate fix) against the same peer.
 FERROCAST="${FERROCAST_BIN:-$ROOT/target/release/ferrocast}"
-BENCH="$ROOT/target/release/ferrocast-bench"
+BENCH="${FERROCAST_BENCH_BIN:-$ROOT/target/release/ferrocast-bench}"
 for b in "$FERROCAST" "$BENCH"; do [[ -x "$b" ]] || { echo "$b not built" >&2; exit 1; }; done
 
 # Every player is a socket in this shell's children and in both servers.

@@ -80,7 +80,7 @@ if [[ $BUILD == 1 ]]; then
     log "cargo build --release -p ferrocast"
     (cd "$ROOT" && cargo build --release -p ferrocast)
 fi
-FERROCAST="$ROOT/target/release/ferrocast"
+FERROCAST="${FERROCAST_BIN:-$ROOT/target/release/ferrocast}"
 [[ -x "$FERROCAST" ]] || { echo "$FERROCAST not built" >&2; exit 1; }
 
 # ---- temp dir and cleanup ----------------------------------------------------------------------------
