@@ -1,0 +1,16 @@
+//! The binary's one error type. Whose fault each is: ours or the machine's (`Spawn`), the
+//! ffmpeg child's (`Pipe`, `Child`, `Frames`: it died, failed, or wrote what is not PGM).
+
+use std::process::ExitStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProbeError {
+    #[error("cannot start {program}: {source} (set FFMPEG or install ffmpeg)")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("ffmpeg's pipe broke ({source}); ffmpeg {status}")]
+    Pipe { source: std::io::Error, status: String },
+    #[error("ffmpeg exited with {0}")]
+    Child(ExitStatus),
+    #[error("ffmpeg's output is not a stream of PGM frames: {0}")]
+    Frames(#[from] g2g::PgmError),
+}
