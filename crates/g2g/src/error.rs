@@ -1,4 +1,4 @@
-//! The binary's one error type. Whose fault each is: ours or the machine's (`Spawn`), the
+//! The binary's one error type. Whose fault each is: ours or the machine's (`Spawn`, `Fifo`), the
 //! ffmpeg child's (`Pipe`, `Child`, `Frames`: it died, failed, or wrote what is not PGM).
 
 use std::process::ExitStatus;
@@ -7,6 +7,8 @@ use std::process::ExitStatus;
 pub(crate) enum ProbeError {
     #[error("cannot start {program}: {source} (set FFMPEG or install ffmpeg)")]
     Spawn { program: String, source: std::io::Error },
+    #[error("cannot make the audio FIFO {path}: {source}")]
+    Fifo { path: std::path::PathBuf, source: std::io::Error },
     #[error("ffmpeg's pipe broke ({source}); ffmpeg {status}")]
     Pipe { source: std::io::Error, status: String },
     #[error("ffmpeg exited with {0}")]

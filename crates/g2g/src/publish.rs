@@ -5,9 +5,20 @@
 //! CLOCK_REALTIME the moment it is complete, the way a camera stamps its sensor readout. When
 //! ffmpeg falls behind, a write blocks and the next frames go out at once, stamped late: no
 //! frame is dropped, so media time stays n/fps and cannot drift from the wall clock.
+//!
+//! The audio (a 440 Hz sine, s16le stereo 48 kHz) is made here too, on its own thread, by
+//! the same clock, and reaches ffmpeg through a FIFO: its samples for [n/fps, (n+1)/fps) are
+//! written at t0 + n/fps. Both inputs' media times then follow one clock, which matters
+//! because the FLV muxer interleaves by timestamp: a video packet waits until the audio has
+//! caught up with it. With ffmpeg's own `-re -f lavfi -i sine` the audio clock starts when
+//! ffmpeg has connected, some 0.3 s after ours, and every video frame waited that long (a
+//! glass-to-glass of 0.44 s over RTMP, where 0.16 s is right).
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use g2g::{TestPicture, Yuv420};
@@ -37,32 +48,85 @@ pub(crate) struct Args {
     /// Keyframe interval in frames.
     #[arg(long, default_value_t = 60)]
     gop: u32,
+    /// Audio: `sine` (made here, on the video's clock) or `none`.
+    #[arg(long, value_enum, default_value_t = Audio::Sine)]
+    audio: Audio,
     /// The ffmpeg binary.
     #[arg(long, env = "FFMPEG", default_value = "ffmpeg")]
     ffmpeg: String,
 }
 
-fn ffmpeg_args(a: &Args) -> Vec<String> {
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Audio {
+    Sine,
+    None,
+}
+
+const RATE: u64 = 48_000;
+const CHANNELS: usize = 2;
+
+fn ffmpeg_args(a: &Args, fifo: Option<&Path>) -> Vec<String> {
     let mut v: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin"].map(String::from).to_vec();
+    // Raw inputs need no probing; a deep input queue so that one input's burst (at start) does
+    // not hold the other's reader thread.
+    let raw = ["-thread_queue_size", "256", "-probesize", "32", "-analyzeduration", "0"].map(String::from);
+    v.extend(raw.clone());
     v.extend(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s"].map(String::from));
     v.push(format!("{}x{}", a.width, a.height));
     v.extend(["-r".into(), a.fps.to_string(), "-i".into(), "pipe:0".into()]);
-    // -re: lavfi makes audio as fast as it is read; in real time it stays beside the video
-    // instead of running seconds ahead into the muxer's interleaving queue.
-    v.extend(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"].map(String::from));
-    v.extend(["-map", "0:v:0", "-map", "1:a:0"].map(String::from));
+    if let Some(f) = fifo {
+        v.extend(raw);
+        v.extend(["-f".into(), "s16le".into(), "-ar".into(), RATE.to_string(), "-ac".into(), CHANNELS.to_string()]);
+        v.extend(["-i".into(), f.display().to_string(), "-map".into(), "0:v:0".into(), "-map".into(), "1:a:0".into()]);
+    }
     v.extend(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"].map(String::from));
     v.extend(["-g".into(), a.gop.to_string()]);
     v.extend(["-b:v".into(), format!("{}k", a.kbps), "-maxrate".into(), format!("{}k", a.kbps)]);
     v.extend(["-bufsize".into(), format!("{}k", 2 * a.kbps)]);
-    v.extend(["-c:a", "aac", "-b:a", "128k", "-shortest", "-f", "flv"].map(String::from));
-    v.push(a.url.clone());
+    if fifo.is_some() {
+        v.extend(["-c:a", "aac", "-b:a", "128k"].map(String::from));
+    }
+    v.extend(["-f".into(), "flv".into(), a.url.clone()]);
     v
 }
 
+/// The audio thread: opens the FIFO (which waits for ffmpeg to open its end), then writes
+/// each frame period's samples when it is due, until `stop` or a broken pipe.
+fn audio(fifo: PathBuf, t0: Instant, fps: f64, stop: Arc<AtomicBool>) {
+    let Ok(mut out) = std::fs::OpenOptions::new().write(true).open(&fifo) else { return };
+    let mut buf = Vec::new();
+    let mut sample = 0u64;
+    for n in 1u64.. {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let due = t0 + Duration::from_secs_f64((n - 1) as f64 / fps);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        // Samples up to the end of frame n-1's period: (n / fps) · RATE, rounded down.
+        let upto = (n as f64 * RATE as f64 / fps) as u64;
+        buf.clear();
+        for s in sample..upto {
+            let v = (std::f64::consts::TAU * 440.0 * s as f64 / RATE as f64).sin() * 0.25 * f64::from(i16::MAX);
+            for _ in 0..CHANNELS {
+                buf.extend_from_slice(&(v as i16).to_le_bytes());
+            }
+        }
+        sample = upto;
+        if out.write_all(&buf).is_err() {
+            return;
+        }
+    }
+}
+
 pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
+    let fifo = match a.audio {
+        Audio::Sine => Some(Fifo::new()?),
+        Audio::None => None,
+    };
     let mut child = Command::new(&a.ffmpeg)
-        .args(ffmpeg_args(&a))
+        .args(ffmpeg_args(&a, fifo.as_ref().map(|f| f.0.as_path())))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -74,6 +138,11 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
     let fps = f64::from(a.fps.max(1));
     let total = a.secs.map(|s| (s * fps).round() as u64);
     let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let audio_thread = fifo.as_ref().map(|f| {
+        let (path, stop) = (f.0.clone(), stop.clone());
+        std::thread::spawn(move || audio(path, t0, fps, stop))
+    });
     let (mut n, mut late, mut max_late) = (0u64, 0u64, Duration::ZERO);
     while total.is_none_or(|t| n < t) {
         let due = t0 + Duration::from_secs_f64(n as f64 / fps);
@@ -96,6 +165,10 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
         n += 1;
     }
     drop(stdin);
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = audio_thread {
+        let _ = t.join();
+    }
     let status = child.wait().map_err(|source| ProbeError::Pipe { source, status: "could not be waited for".into() })?;
     println!(
         "{}",
@@ -115,5 +188,24 @@ fn exit_of(child: &mut Child) -> String {
     match child.wait() {
         Ok(s) => format!("exited with {s}"),
         Err(e) => format!("could not be waited for: {e}"),
+    }
+}
+
+/// The audio FIFO, removed on drop.
+struct Fifo(PathBuf);
+
+impl Fifo {
+    fn new() -> Result<Fifo, ProbeError> {
+        let path = std::env::temp_dir().join(format!("ferrocast-g2g-{}-audio.fifo", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
+            .map_err(|e| ProbeError::Fifo { path: path.clone(), source: e.into() })?;
+        Ok(Fifo(path))
+    }
+}
+
+impl Drop for Fifo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
