@@ -51,8 +51,8 @@ for i in $(seq 150); do
   n=$(curl -sf "$BASE/live/$STREAM/manifest.mpd" 2>/dev/null | python3 -c '
 import re, sys
 video = sys.stdin.read().split("contentType=\"audio\"")[0]
-print(sum(1 + int(r or 0) for r in re.findall(r"<S [^>]*?(?:r=\"(\d+)\")?/>", video)))' 2>/dev/null || echo 0)
-  ((n >= 2)) && break
+print(sum(1 + int(r or 0) for r in re.findall(r"<S [^>]*?(?:r=\"(\d+)\")?/>", video)))' 2>/dev/null || true)
+  ((${n:-0} >= 2)) && break
   ((i == 150)) && { echo "no MPD with 2 segments after 30 s" >&2; tail -20 "$TMP/server.log" >&2; exit 1; }
   sleep 0.2
 done

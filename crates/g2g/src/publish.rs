@@ -6,6 +6,12 @@
 //! ffmpeg falls behind, a write blocks and the next frames go out at once, stamped late: no
 //! frame is dropped, so media time stays n/fps and cannot drift from the wall clock.
 //!
+//! The clock starts (t0) when ffmpeg takes frame 1, that is once it has started, probed its
+//! inputs (frame 0), connected to the server and set up its encoders; as a camera's stream
+//! starts when the encoder is ready. Started before, the clock would be ahead of the stream by
+//! ffmpeg's start-up (0.3 s on an idle box, seconds on a loaded one), a constant offset
+//! between capture and the server's timeline that no player would ever make up.
+//!
 //! The audio (a 440 Hz sine, s16le stereo 48 kHz) is made here too, on its own thread, by
 //! the same clock, and reaches ffmpeg through a FIFO: its samples for [n/fps, (n+1)/fps) are
 //! written at t0 + n/fps. Both inputs' media times then follow one clock, which matters
@@ -18,7 +24,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use g2g::{TestPicture, Yuv420};
@@ -92,20 +98,27 @@ fn ffmpeg_args(a: &Args, fifo: Option<&Path>) -> Vec<String> {
 
 /// The audio thread: opens the FIFO (which waits for ffmpeg to open its end), then writes
 /// each frame period's samples when it is due, until `stop` or a broken pipe.
-fn audio(fifo: PathBuf, t0: Instant, fps: f64, stop: Arc<AtomicBool>) {
+fn audio(fifo: PathBuf, start: mpsc::Receiver<Instant>, fps: f64, stop: Arc<AtomicBool>) {
     let Ok(mut out) = std::fs::OpenOptions::new().write(true).open(&fifo) else { return };
     let mut buf = Vec::new();
     let mut sample = 0u64;
-    for n in 1u64.. {
+    let mut t0 = None;
+    for n in 0u64.. {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let due = t0 + Duration::from_secs_f64((n - 1) as f64 / fps);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+        // Period 0 goes at once (ffmpeg probes this input before it takes video frame 1);
+        // the rest on the video's clock once it has started. Should ffmpeg want more audio to
+        // get there, it gets it after 10 s on a clock of our own rather than never.
+        if n > 0 {
+            let t0 = *t0.get_or_insert_with(|| start.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| Instant::now()));
+            let due = t0 + Duration::from_secs_f64(n as f64 / fps);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
         }
-        // Samples up to the end of frame n-1's period: (n / fps) · RATE, rounded down.
-        let upto = (n as f64 * RATE as f64 / fps) as u64;
+        // Samples up to the end of period n: ((n + 1) / fps) · RATE, rounded down.
+        let upto = ((n + 1) as f64 * RATE as f64 / fps) as u64;
         buf.clear();
         for s in sample..upto {
             let v = (std::f64::consts::TAU * 440.0 * s as f64 / RATE as f64).sin() * 0.25 * f64::from(i16::MAX);
@@ -137,13 +150,26 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
     let mut frame = Yuv420::new(a.width, a.height);
     let fps = f64::from(a.fps.max(1));
     let total = a.secs.map(|s| (s * fps).round() as u64);
-    let t0 = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
+    let (start_tx, start_rx) = mpsc::channel();
     let audio_thread = fifo.as_ref().map(|f| {
         let (path, stop) = (f.0.clone(), stop.clone());
-        std::thread::spawn(move || audio(path, t0, fps, stop))
+        std::thread::spawn(move || audio(path, start_rx, fps, stop))
     });
-    let (mut n, mut late, mut max_late) = (0u64, 0u64, Duration::ZERO);
+    let spawned = Instant::now();
+    let mut write = |n: u64, child: &mut Child| {
+        picture.draw(n, &mut frame);
+        frame.stamp(now_ms() as u64);
+        stdin.write_all(frame.bytes()).map_err(|source| ProbeError::Pipe { source, status: exit_of(child) })
+    };
+    // Frames 0 and 1 as soon as ffmpeg takes them; the clock starts with frame 1.
+    write(0, &mut child)?;
+    write(1, &mut child)?;
+    let t0 = Instant::now() - Duration::from_secs_f64(1.0 / fps);
+    let _ = start_tx.send(t0);
+    let startup = t0 - spawned;
+    eprintln!("ferrocast-g2g publish: ffmpeg took frame 1 {:.3} s after it was started; the clock starts now", startup.as_secs_f64());
+    let (mut n, mut late, mut max_late) = (2u64, 0u64, Duration::ZERO);
     while total.is_none_or(|t| n < t) {
         let due = t0 + Duration::from_secs_f64(n as f64 / fps);
         let now = Instant::now();
@@ -157,11 +183,7 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
             }
             max_late = max_late.max(behind);
         }
-        picture.draw(n, &mut frame);
-        frame.stamp(now_ms() as u64);
-        if let Err(source) = stdin.write_all(frame.bytes()) {
-            return Err(ProbeError::Pipe { source, status: exit_of(&mut child) });
-        }
+        write(n, &mut child)?;
         n += 1;
     }
     drop(stdin);
@@ -175,6 +197,7 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
         serde_json::json!({
             "frames": n, "late_frames": late, "max_late_s": (max_late.as_secs_f64() * 1000.0).round() / 1000.0,
             "secs": (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+            "startup_s": (startup.as_secs_f64() * 1000.0).round() / 1000.0,
         })
     );
     if !status.success() {
