@@ -73,6 +73,10 @@ for p in $PLAYERS; do
   tail -1 "$OUT" | cut -c1-400 >&2
 done
 
+# The publisher first, so that its ffmpeg does not see the server go away.
+kill -TERM "$PUBLISHER" 2>/dev/null || true
+wait "$PUBLISHER" 2>/dev/null || true
+
 TABLE=$(python3 - "$OUT" <<'PY'
 import json, sys
 names = {"rtmp": "RTMP, ffmpeg (`-fflags nobuffer -flags low_delay`)", "dashjs": "dash.js (`/watch` page)",

@@ -32,7 +32,7 @@ pub use stats::{quantile, Reading, Summary, Tally, MAX_AHEAD_MS, MAX_BEHIND_MS, 
 /// The stamp's layout constants (see [`write`] for the picture they describe).
 pub mod layout {
     pub use crate::stamp::{
-        BLACK, CELL, CHECK_BITS, COLS, GREY, GRID_X, GRID_Y, MIN_CONTRAST, QUIET, REF_HEIGHT, REF_WIDTH, ROWS,
-        SAMPLE_HALF, TIME_BITS, WHITE,
+        BLACK, CELL, CHECK_BITS, COLS, GREY, GRID_X, GRID_Y, MIN_CONTRAST, QUIET, REF_HEIGHT,
+        REF_WIDTH, ROWS, SAMPLE_HALF, TIME_BITS, WHITE,
     };
 }

@@ -17,7 +17,11 @@ mod read;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ferrocast-g2g", version, about = "Glass-to-glass probe: the capture time in the pixels, read back from a player's frames")]
+#[command(
+    name = "ferrocast-g2g",
+    version,
+    about = "Glass-to-glass probe: the capture time in the pixels, read back from a player's frames"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -21,7 +21,12 @@ pub struct GrayFrame {
 impl GrayFrame {
     /// The frame as a plane for [`crate::read`].
     pub fn luma(&self) -> Luma<'_> {
-        Luma { width: self.width, height: self.height, stride: self.width, data: &self.data }
+        Luma {
+            width: self.width,
+            height: self.height,
+            stride: self.width,
+            data: &self.data,
+        }
     }
 }
 
@@ -65,20 +70,27 @@ impl PgmStream {
     /// The next whole frame, `Ok(None)` if it has not all arrived. An error is for good: the
     /// stream has lost its framing.
     pub fn poll(&mut self) -> Result<Option<GrayFrame>, PgmError> {
-        let Some((width, height, header)) = header(&self.buf)? else { return Ok(None) };
+        let Some((width, height, header)) = header(&self.buf)? else {
+            return Ok(None);
+        };
         let end = header + width * height;
         if self.buf.len() < end {
             return Ok(None);
         }
         let data = self.buf[header..end].to_vec();
         self.buf.drain(..end);
-        Ok(Some(GrayFrame { width, height, data }))
+        Ok(Some(GrayFrame {
+            width,
+            height,
+            data,
+        }))
     }
 }
 
 /// `(width, height, header length)` once the header is complete.
 fn header(b: &[u8]) -> Result<Option<(usize, usize, usize)>, PgmError> {
-    let bad = || PgmError::Header(String::from_utf8_lossy(&b[..b.len().min(MAX_HEADER)]).into_owned());
+    let bad =
+        || PgmError::Header(String::from_utf8_lossy(&b[..b.len().min(MAX_HEADER)]).into_owned());
     if b.len() >= 2 && &b[..2] != b"P5" {
         return Err(bad());
     }
@@ -95,11 +107,20 @@ fn header(b: &[u8]) -> Result<Option<(usize, usize, usize)>, PgmError> {
             i += 1;
         }
         if i >= b.len() {
-            return if b.len() > MAX_HEADER { Err(bad()) } else { Ok(None) };
+            return if b.len() > MAX_HEADER {
+                Err(bad())
+            } else {
+                Ok(None)
+            };
         }
         fields.push(&b[start..i]);
     }
-    let num = |f: &[u8]| std::str::from_utf8(f).ok().and_then(|s| s.parse::<usize>().ok()).ok_or_else(bad);
+    let num = |f: &[u8]| {
+        std::str::from_utf8(f)
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .ok_or_else(bad)
+    };
     let (width, height, maxval) = (num(fields[1])?, num(fields[2])?, num(fields[3])?);
     if maxval > 255 {
         return Err(PgmError::Depth(maxval as u32));
@@ -132,10 +153,21 @@ mod tests {
                 got.push(f);
             }
         }
-        assert_eq!(got, vec![
-            GrayFrame { width: 4, height: 2, data: vec![7; 8] },
-            GrayFrame { width: 2, height: 3, data: vec![9; 6] },
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                GrayFrame {
+                    width: 4,
+                    height: 2,
+                    data: vec![7; 8]
+                },
+                GrayFrame {
+                    width: 2,
+                    height: 3,
+                    data: vec![9; 6]
+                },
+            ]
+        );
     }
 
     #[test]
@@ -143,7 +175,14 @@ mod tests {
         // The byte after maxval is the only separator; the first pixel (b'\n') is data.
         let mut s = PgmStream::new();
         s.push(b"P5 1 1 255\n\n");
-        assert_eq!(s.poll().unwrap(), Some(GrayFrame { width: 1, height: 1, data: vec![b'\n'] }));
+        assert_eq!(
+            s.poll().unwrap(),
+            Some(GrayFrame {
+                width: 1,
+                height: 1,
+                data: vec![b'\n']
+            })
+        );
     }
 
     #[test]
@@ -158,7 +197,12 @@ mod tests {
         s.push(b"P5\n99999 1\n255\n");
         assert_eq!(s.poll(), Err(PgmError::Size(99999, 1)));
         let mut s = PgmStream::new();
-        s.push(&[b'P', b'5', b' '].into_iter().chain(std::iter::repeat_n(b'1', 100)).collect::<Vec<_>>());
+        s.push(
+            &[b'P', b'5', b' ']
+                .into_iter()
+                .chain(std::iter::repeat_n(b'1', 100))
+                .collect::<Vec<_>>(),
+        );
         assert!(matches!(s.poll(), Err(PgmError::Header(_))));
     }
 }

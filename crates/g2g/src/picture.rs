@@ -19,10 +19,17 @@ pub struct Yuv420 {
 impl Yuv420 {
     /// A black frame; both sides must be even (4:2:0).
     pub fn new(width: usize, height: usize) -> Yuv420 {
-        assert!(width % 2 == 0 && height % 2 == 0 && width > 0 && height > 0, "{width}×{height} is not a 4:2:0 size");
+        assert!(
+            width % 2 == 0 && height % 2 == 0 && width > 0 && height > 0,
+            "{width}×{height} is not a 4:2:0 size"
+        );
         let mut data = vec![stamp::BLACK; width * height * 3 / 2];
         data[width * height..].fill(128);
-        Yuv420 { width, height, data }
+        Yuv420 {
+            width,
+            height,
+            data,
+        }
     }
 
     /// Pixels per row.
@@ -42,7 +49,12 @@ impl Yuv420 {
 
     /// The Y plane.
     pub fn luma(&self) -> stamp::Luma<'_> {
-        stamp::Luma { width: self.width, height: self.height, stride: self.width, data: &self.data[..self.width * self.height] }
+        stamp::Luma {
+            width: self.width,
+            height: self.height,
+            stride: self.width,
+            data: &self.data[..self.width * self.height],
+        }
     }
 
     fn planes_mut(&mut self) -> (&mut [u8], &mut [u8], &mut [u8]) {
@@ -57,7 +69,15 @@ impl Yuv420 {
         let (w, h) = (self.width, self.height);
         let [x0, y0, x1, y1] = stamp::area(w, h);
         let (y, u, v) = self.planes_mut();
-        stamp::write(time_ms, &mut LumaMut { width: w, height: h, stride: w, data: y });
+        stamp::write(
+            time_ms,
+            &mut LumaMut {
+                width: w,
+                height: h,
+                stride: w,
+                data: y,
+            },
+        );
         // Chroma samples that touch the area at all (round outwards).
         for row in y0 / 2..y1.div_ceil(2) {
             let r = row * (w / 2);
@@ -89,8 +109,15 @@ impl TestPicture {
     pub fn new(width: usize, height: usize) -> TestPicture {
         let (w2, cw2, ch) = (2 * width, width, height / 2);
         // Seven bars per frame width, BT.601 colours of the classic SMPTE bars.
-        const BARS: [(u8, u8, u8); 7] =
-            [(180, 128, 128), (168, 44, 136), (145, 147, 44), (133, 63, 52), (63, 193, 204), (51, 109, 212), (28, 212, 120)];
+        const BARS: [(u8, u8, u8); 7] = [
+            (180, 128, 128),
+            (168, 44, 136),
+            (145, 147, 44),
+            (133, 63, 52),
+            (63, 193, 204),
+            (51, 109, 212),
+            (28, 212, 120),
+        ];
         let bar = |x: usize| BARS[(x * 7 / width) % 7];
         let mut y = vec![0u8; w2 * height];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -114,17 +141,28 @@ impl TestPicture {
                 v[row * cw2 + x] = cr;
             }
         }
-        TestPicture { width, height, y, u, v }
+        TestPicture {
+            width,
+            height,
+            y,
+            u,
+            v,
+        }
     }
 
     /// Frame `n` into `out` (no stamp).
     pub fn draw(&self, n: u64, out: &mut Yuv420) {
-        assert_eq!((out.width, out.height), (self.width, self.height), "frame of another size");
+        assert_eq!(
+            (out.width, out.height),
+            (self.width, self.height),
+            "frame of another size"
+        );
         let (w, h) = (self.width, self.height);
-        let off = (n as usize * SCROLL) % w & !1;
+        let off = ((n as usize * SCROLL) % w) & !1;
         let (y, u, v) = out.planes_mut();
         for row in 0..h {
-            y[row * w..(row + 1) * w].copy_from_slice(&self.y[row * 2 * w + off..row * 2 * w + off + w]);
+            y[row * w..(row + 1) * w]
+                .copy_from_slice(&self.y[row * 2 * w + off..row * 2 * w + off + w]);
         }
         let cw = w / 2;
         for row in 0..h / 2 {

@@ -72,22 +72,63 @@ const RATE: u64 = 48_000;
 const CHANNELS: usize = 2;
 
 fn ffmpeg_args(a: &Args, fifo: Option<&Path>) -> Vec<String> {
-    let mut v: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin"].map(String::from).to_vec();
+    let mut v: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin"]
+        .map(String::from)
+        .to_vec();
     // Raw inputs need no probing; a deep input queue so that one input's burst (at start) does
     // not hold the other's reader thread.
-    let raw = ["-thread_queue_size", "256", "-probesize", "32", "-analyzeduration", "0"].map(String::from);
+    let raw = [
+        "-thread_queue_size",
+        "256",
+        "-probesize",
+        "32",
+        "-analyzeduration",
+        "0",
+    ]
+    .map(String::from);
     v.extend(raw.clone());
     v.extend(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s"].map(String::from));
     v.push(format!("{}x{}", a.width, a.height));
     v.extend(["-r".into(), a.fps.to_string(), "-i".into(), "pipe:0".into()]);
     if let Some(f) = fifo {
         v.extend(raw);
-        v.extend(["-f".into(), "s16le".into(), "-ar".into(), RATE.to_string(), "-ac".into(), CHANNELS.to_string()]);
-        v.extend(["-i".into(), f.display().to_string(), "-map".into(), "0:v:0".into(), "-map".into(), "1:a:0".into()]);
+        v.extend([
+            "-f".into(),
+            "s16le".into(),
+            "-ar".into(),
+            RATE.to_string(),
+            "-ac".into(),
+            CHANNELS.to_string(),
+        ]);
+        v.extend([
+            "-i".into(),
+            f.display().to_string(),
+            "-map".into(),
+            "0:v:0".into(),
+            "-map".into(),
+            "1:a:0".into(),
+        ]);
     }
-    v.extend(["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"].map(String::from));
+    v.extend(
+        [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-pix_fmt",
+            "yuv420p",
+        ]
+        .map(String::from),
+    );
     v.extend(["-g".into(), a.gop.to_string()]);
-    v.extend(["-b:v".into(), format!("{}k", a.kbps), "-maxrate".into(), format!("{}k", a.kbps)]);
+    v.extend([
+        "-b:v".into(),
+        format!("{}k", a.kbps),
+        "-maxrate".into(),
+        format!("{}k", a.kbps),
+    ]);
     v.extend(["-bufsize".into(), format!("{}k", 2 * a.kbps)]);
     if fifo.is_some() {
         v.extend(["-c:a", "aac", "-b:a", "128k"].map(String::from));
@@ -99,7 +140,9 @@ fn ffmpeg_args(a: &Args, fifo: Option<&Path>) -> Vec<String> {
 /// The audio thread: opens the FIFO (which waits for ffmpeg to open its end), then writes
 /// each frame period's samples when it is due, until `stop` or a broken pipe.
 fn audio(fifo: PathBuf, start: mpsc::Receiver<Instant>, fps: f64, stop: Arc<AtomicBool>) {
-    let Ok(mut out) = std::fs::OpenOptions::new().write(true).open(&fifo) else { return };
+    let Ok(mut out) = std::fs::OpenOptions::new().write(true).open(&fifo) else {
+        return;
+    };
     let mut buf = Vec::new();
     let mut sample = 0u64;
     let mut t0 = None;
@@ -111,7 +154,11 @@ fn audio(fifo: PathBuf, start: mpsc::Receiver<Instant>, fps: f64, stop: Arc<Atom
         // the rest on the video's clock once it has started. Should ffmpeg want more audio to
         // get there, it gets it after 10 s on a clock of our own rather than never.
         if n > 0 {
-            let t0 = *t0.get_or_insert_with(|| start.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| Instant::now()));
+            let t0 = *t0.get_or_insert_with(|| {
+                start
+                    .recv_timeout(Duration::from_secs(10))
+                    .unwrap_or_else(|_| Instant::now())
+            });
             let due = t0 + Duration::from_secs_f64(n as f64 / fps);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
@@ -121,7 +168,9 @@ fn audio(fifo: PathBuf, start: mpsc::Receiver<Instant>, fps: f64, stop: Arc<Atom
         let upto = ((n + 1) as f64 * RATE as f64 / fps) as u64;
         buf.clear();
         for s in sample..upto {
-            let v = (std::f64::consts::TAU * 440.0 * s as f64 / RATE as f64).sin() * 0.25 * f64::from(i16::MAX);
+            let v = (std::f64::consts::TAU * 440.0 * s as f64 / RATE as f64).sin()
+                * 0.25
+                * f64::from(i16::MAX);
             for _ in 0..CHANNELS {
                 buf.extend_from_slice(&(v as i16).to_le_bytes());
             }
@@ -144,7 +193,10 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|source| ProbeError::Spawn { program: a.ffmpeg.clone(), source })?;
+        .map_err(|source| ProbeError::Spawn {
+            program: a.ffmpeg.clone(),
+            source,
+        })?;
     let mut stdin = child.stdin.take().expect("stdin was piped");
     let picture = TestPicture::new(a.width, a.height);
     let mut frame = Yuv420::new(a.width, a.height);
@@ -160,7 +212,12 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
     let mut write = |n: u64, child: &mut Child| {
         picture.draw(n, &mut frame);
         frame.stamp(now_ms() as u64);
-        stdin.write_all(frame.bytes()).map_err(|source| ProbeError::Pipe { source, status: exit_of(child) })
+        stdin
+            .write_all(frame.bytes())
+            .map_err(|source| ProbeError::Pipe {
+                source,
+                status: exit_of(child),
+            })
     };
     // Frames 0 and 1 as soon as ffmpeg takes them; the clock starts with frame 1.
     write(0, &mut child)?;
@@ -191,7 +248,10 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
     if let Some(t) = audio_thread {
         let _ = t.join();
     }
-    let status = child.wait().map_err(|source| ProbeError::Pipe { source, status: "could not be waited for".into() })?;
+    let status = child.wait().map_err(|source| ProbeError::Pipe {
+        source,
+        status: "could not be waited for".into(),
+    })?;
     println!(
         "{}",
         serde_json::json!({
@@ -219,10 +279,17 @@ struct Fifo(PathBuf);
 
 impl Fifo {
     fn new() -> Result<Fifo, ProbeError> {
-        let path = std::env::temp_dir().join(format!("ferrocast-g2g-{}-audio.fifo", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("ferrocast-g2g-{}-audio.fifo", std::process::id()));
         let _ = std::fs::remove_file(&path);
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
-            .map_err(|e| ProbeError::Fifo { path: path.clone(), source: e.into() })?;
+        nix::unistd::mkfifo(
+            &path,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .map_err(|e| ProbeError::Fifo {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         Ok(Fifo(path))
     }
 }

@@ -36,13 +36,38 @@ pub(crate) struct Args {
 }
 
 fn ffmpeg_args(a: &Args) -> Vec<String> {
-    let mut v: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin"].map(String::from).to_vec();
+    let mut v: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin"]
+        .map(String::from)
+        .to_vec();
     if a.url.starts_with("rtmp") {
         v.extend(["-fflags", "nobuffer", "-flags", "low_delay"].map(String::from));
     }
     v.extend(["-i".into(), a.url.clone()]);
-    v.extend(["-map", "0:v:0", "-an", "-sn", "-fps_mode", "passthrough", "-pix_fmt", "gray"].map(String::from));
-    v.extend(["-c:v", "pgm", "-f", "image2pipe", "-flush_packets", "1", "pipe:1"].map(String::from));
+    v.extend(
+        [
+            "-map",
+            "0:v:0",
+            "-an",
+            "-sn",
+            "-fps_mode",
+            "passthrough",
+            "-pix_fmt",
+            "gray",
+        ]
+        .map(String::from),
+    );
+    v.extend(
+        [
+            "-c:v",
+            "pgm",
+            "-f",
+            "image2pipe",
+            "-flush_packets",
+            "1",
+            "pipe:1",
+        ]
+        .map(String::from),
+    );
     v
 }
 
@@ -61,7 +86,10 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|source| ProbeError::Spawn { program: a.ffmpeg.clone(), source })?;
+        .map_err(|source| ProbeError::Spawn {
+            program: a.ffmpeg.clone(),
+            source,
+        })?;
     let mut stdout = child.stdout.take().expect("stdout was piped");
     let (tx, rx) = mpsc::channel();
     // The pipe is read on its own thread so that the deadlines below hold even when ffmpeg
@@ -74,7 +102,12 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
                 Ok(0) => break Ok(()),
                 Ok(n) => stream.push(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => break Err(ProbeError::Pipe { source, status: "still running".into() }),
+                Err(source) => {
+                    break Err(ProbeError::Pipe {
+                        source,
+                        status: "still running".into(),
+                    })
+                }
             }
             loop {
                 match stream.poll() {
@@ -100,7 +133,9 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
     let mut outcome = Ok(());
     loop {
         let deadline = end_at.unwrap_or(startup_deadline);
-        let Some(wait) = deadline.checked_duration_since(Instant::now()) else { break };
+        let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
         match rx.recv_timeout(wait) {
             Ok(Event::Frame(f, at)) => {
                 let read = g2g::read(&f.luma());

@@ -108,7 +108,9 @@ pub enum ReadError {
         len: usize,
     },
     /// A bit's two cells are too alike: no stamp here (a black frame, another picture).
-    #[error("no stamp: bit {bit}'s cells differ by {contrast} of 255 (at least {MIN_CONTRAST} needed)")]
+    #[error(
+        "no stamp: bit {bit}'s cells differ by {contrast} of 255 (at least {MIN_CONTRAST} needed)"
+    )]
     NoStamp {
         /// The first bit found unreadable.
         bit: u32,
@@ -182,7 +184,12 @@ fn cell(bit: u32, second: bool) -> [u32; 4] {
 /// The part of a `width`×`height` picture the stamp covers, quiet zone included, as
 /// `[x0, y0, x1, y1)` in pixels: the caller keeps the chroma there neutral.
 pub fn area(width: usize, height: usize) -> [usize; 4] {
-    let r = [GRID_X - QUIET, GRID_Y - QUIET, GRID_X + COLS * CELL + QUIET, GRID_Y + ROWS * CELL + QUIET];
+    let r = [
+        GRID_X - QUIET,
+        GRID_Y - QUIET,
+        GRID_X + COLS * CELL + QUIET,
+        GRID_Y + ROWS * CELL + QUIET,
+    ];
     Fit::new(width, height).pixels(r, width, height)
 }
 
@@ -212,8 +219,17 @@ fn fill(y: &mut LumaMut<'_>, [x0, y0, x1, y1]: [usize; 4], v: u8) {
 
 /// Reads the time back from a decoded picture's luma.
 pub fn read(y: &Luma<'_>) -> Result<u64, ReadError> {
-    let bad = ReadError::BadPlane { width: y.width, height: y.height, stride: y.stride, len: y.data.len() };
-    let needed = y.height.checked_sub(1).map(|h| h * y.stride + y.width).unwrap_or(0);
+    let bad = ReadError::BadPlane {
+        width: y.width,
+        height: y.height,
+        stride: y.stride,
+        len: y.data.len(),
+    };
+    let needed = y
+        .height
+        .checked_sub(1)
+        .map(|h| h * y.stride + y.width)
+        .unwrap_or(0);
     if y.width == 0 || y.height == 0 || y.stride < y.width || y.data.len() < needed {
         return Err(bad);
     }
@@ -232,7 +248,10 @@ pub fn read(y: &Luma<'_>) -> Result<u64, ReadError> {
         });
         let contrast = (a - b).abs();
         if contrast < f64::from(MIN_CONTRAST) {
-            return Err(ReadError::NoStamp { bit, contrast: contrast as u8 });
+            return Err(ReadError::NoStamp {
+                bit,
+                contrast: contrast as u8,
+            });
         }
         bits = bits << 1 | u64::from(a > b);
     }
@@ -240,7 +259,11 @@ pub fn read(y: &Luma<'_>) -> Result<u64, ReadError> {
     let found = (bits & 0xffff) as u16;
     let expected = checksum(time_ms);
     if found != expected {
-        return Err(ReadError::Checksum { time_ms, expected, found });
+        return Err(ReadError::Checksum {
+            time_ms,
+            expected,
+            found,
+        });
     }
     Ok(time_ms)
 }
@@ -252,7 +275,10 @@ fn mean(y: &Luma<'_>, x: isize, row: isize, half: isize) -> f64 {
     let (y0, y1) = (clamp(row - half, y.height), clamp(row + half, y.height));
     let mut sum = 0u64;
     for r in y0..=y1 {
-        sum += y.data[r * y.stride + x0..=r * y.stride + x1].iter().map(|&p| u64::from(p)).sum::<u64>();
+        sum += y.data[r * y.stride + x0..=r * y.stride + x1]
+            .iter()
+            .map(|&p| u64::from(p))
+            .sum::<u64>();
     }
     sum as f64 / ((x1 - x0 + 1) * (y1 - y0 + 1)) as f64
 }

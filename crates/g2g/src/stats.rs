@@ -170,16 +170,41 @@ mod tests {
     fn counts_latency_misreads_gaps() {
         let mut t = Tally::new();
         let start = 1_000_000.0;
-        assert_eq!(t.frame(start + 300.0, &Ok(1_000_100)), Reading::Latency(200.0));
-        assert_eq!(t.frame(start + 333.0, &Err(ReadError::NoStamp { bit: 0, contrast: 0 })), Reading::Unreadable);
-        let bad = ReadError::Checksum { time_ms: 1, expected: 1, found: 2 };
+        assert_eq!(
+            t.frame(start + 300.0, &Ok(1_000_100)),
+            Reading::Latency(200.0)
+        );
+        assert_eq!(
+            t.frame(
+                start + 333.0,
+                &Err(ReadError::NoStamp {
+                    bit: 0,
+                    contrast: 0
+                })
+            ),
+            Reading::Unreadable
+        );
+        let bad = ReadError::Checksum {
+            time_ms: 1,
+            expected: 1,
+            found: 2,
+        };
         assert_eq!(t.frame(start + 366.0, &Err(bad)), Reading::Misread);
         // Two minutes behind, or in the future: a wrong value that passed the checksum.
         assert_eq!(t.frame(start + 400.0, &Ok(1)), Reading::Misread);
         assert_eq!(t.frame(start + 1400.0, &Ok(1_002_900)), Reading::Misread);
-        assert_eq!(t.frame(start + 1433.0, &Ok(1_001_233)), Reading::Latency(200.0));
+        assert_eq!(
+            t.frame(start + 1433.0, &Ok(1_001_233)),
+            Reading::Latency(200.0)
+        );
         let s = t.summary(start);
-        assert_eq!((s.samples, s.frames, s.unreadable, s.misreads, s.stalls), (2, 6, 1, 3, 1));
-        assert_eq!((s.median_s, s.first_frame_s, s.longest_gap_s), (Some(0.2), Some(0.3), 1.0));
+        assert_eq!(
+            (s.samples, s.frames, s.unreadable, s.misreads, s.stalls),
+            (2, 6, 1, 3, 1)
+        );
+        assert_eq!(
+            (s.median_s, s.first_frame_s, s.longest_gap_s),
+            (Some(0.2), Some(0.3), 1.0)
+        );
     }
 }

@@ -51,7 +51,10 @@ fn through_x264(filter: &str, kbps: u32) -> Vec<Result<u64, g2g::ReadError>> {
     let mut out = Vec::new();
     dec.stdout.take().unwrap().read_to_end(&mut out).unwrap();
     feeder.join().unwrap();
-    assert!(enc.wait().unwrap().success() && dec.wait().unwrap().success(), "ffmpeg failed");
+    assert!(
+        enc.wait().unwrap().success() && dec.wait().unwrap().success(),
+        "ffmpeg failed"
+    );
     let mut s = PgmStream::new();
     s.push(&out);
     let mut reads = Vec::new();
@@ -64,8 +67,16 @@ fn through_x264(filter: &str, kbps: u32) -> Vec<Result<u64, g2g::ReadError>> {
 fn check(what: &str, reads: &[Result<u64, g2g::ReadError>]) {
     assert_eq!(reads.len() as u64, FRAMES, "{what}: frames decoded");
     // Every frame reads, and as the time it was stamped with: no frame lost, none misread.
-    let bad: Vec<_> = reads.iter().enumerate().filter(|(n, r)| **r != Ok(T0 + *n as u64)).collect();
-    assert!(bad.is_empty(), "{what}: {} of {FRAMES} frames wrong: {bad:?}", bad.len());
+    let bad: Vec<_> = reads
+        .iter()
+        .enumerate()
+        .filter(|(n, r)| **r != Ok(T0 + *n as u64))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: {} of {FRAMES} frames wrong: {bad:?}",
+        bad.len()
+    );
 }
 
 #[test]
@@ -78,5 +89,8 @@ fn reads_through_the_ladder_and_x264() {
     };
     check("400×400 at 500k", &through_x264(&ladder(400), 500));
     check("720×720 at 1500k", &through_x264(&ladder(720), 1500));
-    check("1280×720 at 2500k (the publisher's own stream)", &through_x264("format=yuv420p", 2500));
+    check(
+        "1280×720 at 2500k (the publisher's own stream)",
+        &through_x264("format=yuv420p", 2500),
+    );
 }

@@ -26,10 +26,19 @@ struct Plane {
 impl Plane {
     fn of(f: &Yuv420) -> Plane {
         let l = f.luma();
-        Plane { w: l.width, h: l.height, px: l.data.to_vec() }
+        Plane {
+            w: l.width,
+            h: l.height,
+            px: l.data.to_vec(),
+        }
     }
     fn luma(&self) -> Luma<'_> {
-        Luma { width: self.w, height: self.h, stride: self.w, data: &self.px }
+        Luma {
+            width: self.w,
+            height: self.h,
+            stride: self.w,
+            data: &self.px,
+        }
     }
     fn at(&self, x: isize, y: isize) -> f64 {
         let x = x.clamp(0, self.w as isize - 1) as usize;
@@ -63,8 +72,14 @@ fn resize(p: &Plane, w: usize, h: usize, filter: Filter) -> Plane {
                     top * (1.0 - ay) + bottom * ay
                 }
                 Filter::Area => {
-                    let (x0, x1) = ((x as f64 * sx) as isize, (((x + 1) as f64 * sx).ceil() as isize).max(1));
-                    let (y0, y1) = ((y as f64 * sy) as isize, (((y + 1) as f64 * sy).ceil() as isize).max(1));
+                    let (x0, x1) = (
+                        (x as f64 * sx) as isize,
+                        (((x + 1) as f64 * sx).ceil() as isize).max(1),
+                    );
+                    let (y0, y1) = (
+                        (y as f64 * sy) as isize,
+                        (((y + 1) as f64 * sy).ceil() as isize).max(1),
+                    );
                     let mut s = 0.0;
                     for yy in y0..y1 {
                         for xx in x0..x1 {
@@ -88,7 +103,11 @@ fn ladder(p: &Plane, side: usize, filter: Filter) -> Plane {
     let top = (side - h) / 2;
     let mut px = vec![16u8; side * side];
     px[top * side..(top + h) * side].copy_from_slice(&scaled.px);
-    Plane { w: side, h: side, px }
+    Plane {
+        w: side,
+        h: side,
+        px,
+    }
 }
 
 /// A 3×3 box blur and ±`amp` of noise: softer edges and wrong pixels, as coding leaves them.
@@ -124,7 +143,11 @@ fn survives_the_ladder_pad_and_scale() {
         for side in [720, 400] {
             let out = ladder(&src, side, filter);
             assert_eq!(read(&out.luma()), Ok(T), "{side}×{side}");
-            assert_eq!(read(&damage(&out, 20).luma()), Ok(T), "{side}×{side}, blurred and noisy");
+            assert_eq!(
+                read(&damage(&out, 20).luma()),
+                Ok(T),
+                "{side}×{side}, blurred and noisy"
+            );
         }
         // Plain 16:9 sizes, smaller and larger (a player's canvas, a 1080p output).
         for (w, h) in [(640, 360), (426, 240), (1920, 1080)] {
@@ -136,7 +159,15 @@ fn survives_the_ladder_pad_and_scale() {
 #[test]
 fn every_time_reads_back() {
     // Each bit both ways, and the 48-bit edges.
-    for t in [0, 1, (1 << 48) - 1, 0xaaaa_aaaa_aaaa, 0x5555_5555_5555, T, T + 33] {
+    for t in [
+        0,
+        1,
+        (1 << 48) - 1,
+        0xaaaa_aaaa_aaaa,
+        0x5555_5555_5555,
+        T,
+        T + 33,
+    ] {
         let mut f = Yuv420::new(1280, 720);
         f.stamp(t);
         assert_eq!(read(&f.luma()), Ok(t), "{t:#x}");
@@ -155,24 +186,54 @@ fn a_flipped_bit_is_a_misread() {
             p.px.swap(y * p.w + ax + i, y * p.w + bx + i);
         }
     }
-    assert!(matches!(read(&p.luma()), Err(ReadError::Checksum { .. })), "{:?}", read(&p.luma()));
+    assert!(
+        matches!(read(&p.luma()), Err(ReadError::Checksum { .. })),
+        "{:?}",
+        read(&p.luma())
+    );
 }
 
 #[test]
 fn no_stamp_in_a_plain_or_unstamped_picture() {
-    let grey = Plane { w: 400, h: 400, px: vec![128; 400 * 400] };
-    assert!(matches!(read(&grey.luma()), Err(ReadError::NoStamp { bit: 0, .. })));
+    let grey = Plane {
+        w: 400,
+        h: 400,
+        px: vec![128; 400 * 400],
+    };
+    assert!(matches!(
+        read(&grey.luma()),
+        Err(ReadError::NoStamp { bit: 0, .. })
+    ));
     let mut f = Yuv420::new(1280, 720);
     TestPicture::new(1280, 720).draw(3, &mut f);
-    assert!(matches!(read(&f.luma()), Err(ReadError::NoStamp { .. } | ReadError::Checksum { .. })));
+    assert!(matches!(
+        read(&f.luma()),
+        Err(ReadError::NoStamp { .. } | ReadError::Checksum { .. })
+    ));
 }
 
 #[test]
 fn refuses_planes_that_cannot_hold_a_stamp() {
     let px = vec![0u8; 100];
-    assert!(matches!(read(&Luma { width: 10, height: 10, stride: 10, data: &px[..50] }), Err(ReadError::BadPlane { .. })));
+    assert!(matches!(
+        read(&Luma {
+            width: 10,
+            height: 10,
+            stride: 10,
+            data: &px[..50]
+        }),
+        Err(ReadError::BadPlane { .. })
+    ));
     // 10×10: a cell would be under a pixel.
-    assert!(matches!(read(&Luma { width: 10, height: 10, stride: 10, data: &px }), Err(ReadError::BadPlane { .. })));
+    assert!(matches!(
+        read(&Luma {
+            width: 10,
+            height: 10,
+            stride: 10,
+            data: &px
+        }),
+        Err(ReadError::BadPlane { .. })
+    ));
 }
 
 #[test]
@@ -187,8 +248,12 @@ fn payload_is_time_then_crc16_ibm_3740() {
 
 #[test]
 fn the_browser_reader_uses_the_same_layout() {
-    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/g2g-reader.js");
+    let js =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/g2g-reader.js");
     let js = std::fs::read_to_string(&js).unwrap_or_else(|e| panic!("{}: {e}", js.display()));
     let line = format!("const LAYOUT = {};", layout_json());
-    assert!(js.contains(&line), "g2g-reader.js must contain the line\n{line}");
+    assert!(
+        js.contains(&line),
+        "g2g-reader.js must contain the line\n{line}"
+    );
 }
