@@ -16,11 +16,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchBrowser, measurePlayer } from './g2g.mjs';
+import { freePort, log, mpdVideoSegments, stop, until } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.FERROCAST_BIN || path.join(root, 'target/debug/ferrocast');
@@ -46,42 +46,6 @@ const LIMIT_S = CURRENT_S;
 const MARGIN_S = 1.5;
 // Of the frames the page presented, this share at least must yield a time.
 const MIN_READ = 0.9;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (...a) => console.error(`[${(performance.now() / 1000).toFixed(1)}s]`, ...a);
-
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function until(what, ms, fn, every = 250) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`);
-    await sleep(every);
-  }
-}
-
-function stop(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 test('glass-to-glass of the web player (dash.js), read from the pixels', { timeout: TOTAL_MS }, async (t) => {
   for (const [bin, what] of [[BIN, 'ferrocast'], [G2G, 'ferrocast-g2g']]) {
@@ -109,11 +73,7 @@ test('glass-to-glass of the web player (dash.js), read from the pixels', { timeo
     // Join an established stream, as the bench does: two whole segments listed.
     await until('the MPD to list 2 segments', 20_000, async () => {
       const r = await fetch(`${base}/live/${STREAM}/manifest.mpd`);
-      if (!r.ok) return false;
-      const video = (await r.text()).split('contentType="audio"')[0];
-      let n = 0;
-      for (const m of video.matchAll(/<S [^>]*?(?:r="(\d+)")?\/>/g)) n += 1 + Number(m[1] || 0);
-      return n >= 2;
+      return r.ok && mpdVideoSegments(await r.text()) >= 2;
     }, 200);
 
     browser = await launchBrowser();

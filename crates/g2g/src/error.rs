@@ -1,4 +1,4 @@
-//! The binary's one error type. Whose fault each is: ours or the machine's (`Spawn`, `Fifo`), the
+//! The binary's one error type. Whose fault each is: ours or the machine's (`Spawn`, `Fifo`, `Signal`), the
 //! ffmpeg child's (`Pipe`, `Child`, `Frames`: it died, failed, or wrote what is not PGM).
 
 use std::process::ExitStatus;
@@ -15,6 +15,8 @@ pub(crate) enum ProbeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot install the SIGTERM handler: {source}")]
+    Signal { source: std::io::Error },
     #[error("ffmpeg's pipe broke ({source}); ffmpeg {status}")]
     Pipe {
         source: std::io::Error,

@@ -11,6 +11,7 @@
 
 mod clock;
 mod error;
+mod ffmpeg;
 mod publish;
 mod read;
 

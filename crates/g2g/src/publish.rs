@@ -22,7 +22,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use g2g::{TestPicture, Yuv420};
 
 use crate::clock::now_ms;
 use crate::error::ProbeError;
+use crate::ffmpeg;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -183,20 +184,20 @@ fn audio(fifo: PathBuf, start: mpsc::Receiver<Instant>, fps: f64, stop: Arc<Atom
 }
 
 pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
+    // SIGTERM or SIGINT: stop after the current frame and let ffmpeg end the stream, so that
+    // the server sees the publish end rather than the connection break. Installed first: a
+    // bench may stop us while ffmpeg is still starting.
+    let ended = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, ended.clone())
+            .map_err(|source| ProbeError::Signal { source })?;
+    }
     let fifo = match a.audio {
         Audio::Sine => Some(Fifo::new()?),
         Audio::None => None,
     };
-    let mut child = Command::new(&a.ffmpeg)
-        .args(ffmpeg_args(&a, fifo.as_ref().map(|f| f.0.as_path())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|source| ProbeError::Spawn {
-            program: a.ffmpeg.clone(),
-            source,
-        })?;
+    let args = ffmpeg_args(&a, fifo.as_ref().map(|f| f.0.as_path()));
+    let mut child = ffmpeg::spawn(&a.ffmpeg, &args, Stdio::piped(), Stdio::null())?;
     let mut stdin = child.stdin.take().expect("stdin was piped");
     let picture = TestPicture::new(a.width, a.height);
     let mut frame = Yuv420::new(a.width, a.height);
@@ -227,7 +228,7 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
     let startup = t0 - spawned;
     eprintln!("ferrocast-g2g publish: ffmpeg took frame 1 {:.3} s after it was started; the clock starts now", startup.as_secs_f64());
     let (mut n, mut late, mut max_late) = (2u64, 0u64, Duration::ZERO);
-    while total.is_none_or(|t| n < t) {
+    while total.is_none_or(|t| n < t) && !ended.load(Ordering::Relaxed) {
         let due = t0 + Duration::from_secs_f64(n as f64 / fps);
         let now = Instant::now();
         if due > now {

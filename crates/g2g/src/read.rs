@@ -8,7 +8,7 @@
 //! hold a frame rate) and `-flush_packets 1` writes each frame out whole at once.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use g2g::{GrayFrame, PgmStream, Reading, Tally};
 
 use crate::clock::now_ms;
 use crate::error::ProbeError;
+use crate::ffmpeg;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -80,16 +81,7 @@ enum Event {
 
 pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
     let started = now_ms();
-    let mut child = Command::new(&a.ffmpeg)
-        .args(ffmpeg_args(&a))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|source| ProbeError::Spawn {
-            program: a.ffmpeg.clone(),
-            source,
-        })?;
+    let mut child = ffmpeg::spawn(&a.ffmpeg, &ffmpeg_args(&a), Stdio::null(), Stdio::piped())?;
     let mut stdout = child.stdout.take().expect("stdout was piped");
     let (tx, rx) = mpsc::channel();
     // The pipe is read on its own thread so that the deadlines below hold even when ffmpeg
