@@ -138,12 +138,9 @@ fn ffmpeg_args(a: &Args, fifo: Option<&Path>) -> Vec<String> {
     v
 }
 
-/// The audio thread: opens the FIFO (which waits for ffmpeg to open its end), then writes
-/// each frame period's samples when it is due, until `stop` or a broken pipe.
-fn audio(fifo: PathBuf, start: mpsc::Receiver<Instant>, fps: f64, stop: Arc<AtomicBool>) {
-    let Ok(mut out) = std::fs::OpenOptions::new().write(true).open(&fifo) else {
-        return;
-    };
+/// The audio thread: writes each frame period's samples into the FIFO when it is due, until
+/// `stop` or a broken pipe.
+fn audio(mut out: std::fs::File, start: mpsc::Receiver<Instant>, fps: f64, stop: Arc<AtomicBool>) {
     let mut buf = Vec::new();
     let mut sample = 0u64;
     let mut t0 = None;
@@ -192,11 +189,11 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
         signal_hook::flag::register(sig, ended.clone())
             .map_err(|source| ProbeError::Signal { source })?;
     }
-    let fifo = match a.audio {
+    let mut fifo = match a.audio {
         Audio::Sine => Some(Fifo::new()?),
         Audio::None => None,
     };
-    let args = ffmpeg_args(&a, fifo.as_ref().map(|f| f.0.as_path()));
+    let args = ffmpeg_args(&a, fifo.as_ref().map(|f| f.path.as_path()));
     let mut child = ffmpeg::spawn(&a.ffmpeg, &args, Stdio::piped(), Stdio::null())?;
     let mut stdin = child.stdin.take().expect("stdin was piped");
     let picture = TestPicture::new(a.width, a.height);
@@ -205,10 +202,13 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
     let total = a.secs.map(|s| (s * fps).round() as u64);
     let stop = Arc::new(AtomicBool::new(false));
     let (start_tx, start_rx) = mpsc::channel();
-    let audio_thread = fifo.as_ref().map(|f| {
-        let (path, stop) = (f.0.clone(), stop.clone());
-        std::thread::spawn(move || audio(path, start_rx, fps, stop))
-    });
+    let audio_thread = match &fifo {
+        Some(f) => {
+            let (out, stop) = (f.writer()?, stop.clone());
+            Some(std::thread::spawn(move || audio(out, start_rx, fps, stop)))
+        }
+        None => None,
+    };
     let spawned = Instant::now();
     let mut write = |n: u64, child: &mut Child| {
         picture.draw(n, &mut frame);
@@ -224,6 +224,10 @@ pub(crate) fn run(a: Args) -> Result<(), ProbeError> {
     write(0, &mut child)?;
     write(1, &mut child)?;
     let t0 = Instant::now() - Duration::from_secs_f64(1.0 / fps);
+    // ffmpeg opens all its inputs before it takes frame 1.
+    if let Some(f) = fifo.as_mut() {
+        f.release();
+    }
     let _ = start_tx.send(t0);
     let startup = t0 - spawned;
     eprintln!("ferrocast-g2g publish: ffmpeg took frame 1 {:.3} s after it was started; the clock starts now", startup.as_secs_f64());
@@ -276,27 +280,59 @@ fn exit_of(child: &mut Child) -> String {
 }
 
 /// The audio FIFO, removed on drop.
-struct Fifo(PathBuf);
+///
+/// Opened read-write here, at once (Linux does not block that open), and held until ffmpeg
+/// has opened its end ([`Fifo::release`], once it has taken frame 1): ffmpeg's open for
+/// reading finds a writer and does not block, and should we die before ffmpeg gets there, it
+/// reads EOF instead of waiting forever for a writer that will not come. Released after, so
+/// that the audio thread's end is the only writer and ffmpeg sees EOF when that thread ends.
+struct Fifo {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
 
 impl Fifo {
     fn new() -> Result<Fifo, ProbeError> {
         let path =
             std::env::temp_dir().join(format!("ferrocast-g2g-{}-audio.fifo", std::process::id()));
         let _ = std::fs::remove_file(&path);
+        let fail = |source: std::io::Error| ProbeError::Fifo {
+            path: path.clone(),
+            source,
+        };
         nix::unistd::mkfifo(
             &path,
             nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
         )
-        .map_err(|e| ProbeError::Fifo {
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        Ok(Fifo(path))
+        .map_err(|e| fail(e.into()))?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(fail)?;
+        Ok(Fifo {
+            path,
+            file: Some(file),
+        })
+    }
+
+    /// The write end for the audio thread.
+    fn writer(&self) -> Result<std::fs::File, ProbeError> {
+        let file = self.file.as_ref().expect("writer() before release()");
+        file.try_clone().map_err(|source| ProbeError::Fifo {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// ffmpeg has opened the FIFO: close our own end.
+    fn release(&mut self) {
+        self.file = None;
     }
 }
 
 impl Drop for Fifo {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(&self.path);
     }
 }
