@@ -7,12 +7,14 @@
 // It attaches itself to the first <video> of the page; `ferrocastG2G.attach(video)` attaches
 // to another. `ferrocastG2G.report()` gives the figures so far:
 //   { median_s, p90_s, min_s, max_s, samples, frames, presented, unreadable, misreads,
-//     first_frame_s, stalls, longest_gap_s, waiting, reader_ms, dropped, heights, series }
+//     first_frame_s, stalls, longest_gap_s, waiting, via, reader_ms, dropped, heights, series }
 //
 // How it reads: video.requestVideoFrameCallback calls back for each frame about to be shown;
-// the frame is drawn on a canvas of the video's own size (MSE frames are not tainted, so
-// getImageData works) and only the stamp's area is read back. "Now" is the wall clock
-// (Date.now(), CLOCK_REALTIME like the publisher's) at the frame's expected display time.
+// the frame is taken as a WebCodecs VideoFrame and only the Y plane's rows and columns the
+// cells are in are copied out (no colour conversion; MSE frames are not tainted). Where a
+// frame's planes are not in memory (GPU decoding) it is drawn on a canvas instead, only its
+// cells' part, and read back with getImageData. "Now" is the wall clock (Date.now(),
+// CLOCK_REALTIME like the publisher's) at the frame's expected display time.
 // The counting is the Rust reader's (crates/g2g/src/stats.rs): nearest-rank percentiles, a
 // stall is a gap of > 500 ms between presented frames, a misread is a clear stamp with a bad
 // checksum or an implausible time, unclear cells are "unreadable".
@@ -25,6 +27,8 @@
   const MAX_AHEAD_MS = 1000;
   const MAX_BEHIND_MS = 120000;
   const BITS = LAYOUT.timeBits + LAYOUT.checkBits;
+  // VideoFrame formats whose first plane is 8-bit luma.
+  const YUV = new Set(['I420', 'I420A', 'I422', 'I444', 'NV12']);
 
   // CRC-16/IBM-3740 (poly 0x1021, init 0xffff, no reflection, no final xor).
   function crc16(bytes) {
@@ -52,18 +56,32 @@
     return { x: x0, y: y0, w: x1 - x0, h: y1 - y0 };
   }
 
-  // Reads a stamp from RGBA pixels: `rgba` holds the rect `r` of a w×h frame. Returns
-  // { time } or { error: 'nostamp' | 'checksum' | 'small' }.
+  // Reads a stamp from RGBA pixels: `rgba` holds the rect `r` of a w×h frame (a canvas's
+  // getImageData). Returns { time } or { error: 'nostamp' | 'checksum' | 'small' }.
   function readRgba(rgba, r, w, h) {
-    const f = fit(w, h);
-    if (LAYOUT.cell * f.scale < 4) return { error: 'small' };
-    const half = Math.floor(LAYOUT.sampleHalf * LAYOUT.cell * f.scale);
-    const luma = (x, y) => {
+    return readLuma((x, y) => {
       x = Math.min(Math.max(x, r.x), r.x + r.w - 1) - r.x;
       y = Math.min(Math.max(y, r.y), r.y + r.h - 1) - r.y;
       const i = (y * r.w + x) * 4;
       return 0.299 * rgba[i] + 0.587 * rgba[i + 1] + 0.114 * rgba[i + 2];
-    };
+    }, w, h);
+  }
+
+  // Reads a stamp from a Y plane: `bytes` from `offset` on, rows `stride` apart, holding the
+  // rect `r` of a w×h frame (a VideoFrame's copyTo).
+  function readPlane(bytes, offset, stride, r, w, h) {
+    return readLuma((x, y) => {
+      x = Math.min(Math.max(x, r.x), r.x + r.w - 1) - r.x;
+      y = Math.min(Math.max(y, r.y), r.y + r.h - 1) - r.y;
+      return bytes[offset + y * stride + x];
+    }, w, h);
+  }
+
+  // The stamp of a w×h frame whose pixel (x, y) has luma `luma(x, y)`.
+  function readLuma(luma, w, h) {
+    const f = fit(w, h);
+    if (LAYOUT.cell * f.scale < 4) return { error: 'small' };
+    const half = Math.floor(LAYOUT.sampleHalf * LAYOUT.cell * f.scale);
     const mean = (cx, cy) => {
       // Same window as the Rust reader: the square around the centre, clamped to the frame.
       const xa = Math.max(0, cx - half), xb = Math.min(w - 1, cx + half);
@@ -105,7 +123,7 @@
     if (readers.has(video)) return readers.get(video);
     const st = {
       latencies: [], frames: 0, unreadable: 0, misreads: 0, firstMs: null, firstPresented: null, lastPresented: null,
-      lastMs: null, workMs: 0, stalls: 0, longestGap: 0, waiting: 0, heights: {}, series: [], lastSeries: -1, lastError: null,
+      lastMs: null, workMs: 0, via: null, stalls: 0, longestGap: 0, waiting: 0, heights: {}, series: [], lastSeries: -1, lastError: null,
     };
     const canvas = document.createElement('canvas');
     const ctx = canvas.getContext('2d', { willReadFrequently: true });
@@ -130,22 +148,69 @@
       st.lastMs = shownMs;
       st.lastPresented = md.presentedFrames;
       st.heights[h] = (st.heights[h] || 0) + 1;
-      // Only the cells' part of the frame is drawn and read back: less work per frame on the
-      // page's main thread, which the player needs too.
       const r = gridRect(w, h);
+      const began = performance.now();
+      const frame = videoFrame(video);
+      if (frame) {
+        readFrame(frame, r, w, h).then((res) => tally(res, shownMs, began), (e) => tally({ error: String(e) }, shownMs, began));
+      } else {
+        tally(readCanvas(r, w, h), shownMs, began);
+      }
+    };
+    // The frame as a WebCodecs VideoFrame with its planes in memory (software decoding, as
+    // headless Chromium with --disable-gpu does); null where it is not (then the canvas).
+    let frames = typeof VideoFrame === 'function';
+    const videoFrame = (v) => {
+      if (!frames) return null;
+      let f = null;
+      try {
+        f = new VideoFrame(v, { timestamp: 0 });
+      } catch {
+        frames = false;
+        return null;
+      }
+      if (!YUV.has(f.format)) {
+        f.close();
+        frames = false;
+        return null;
+      }
+      return f;
+    };
+    // Copies out only the Y plane's rows and columns the cells are in: no colour conversion,
+    // no drawing, so little work on the page's main thread, which the player needs too.
+    const readFrame = async (f, r, w, h) => {
+      try {
+        const vr = f.visibleRect;
+        // Even coordinates: the chroma planes of 4:2:0 come along in the copy.
+        const x0 = (vr.x + r.x) & ~1;
+        const y0 = (vr.y + r.y) & ~1;
+        const x1 = Math.min(f.codedWidth, vr.x + r.x + r.w + 1) & ~1;
+        const y1 = Math.min(f.codedHeight, vr.y + r.y + r.h + 1) & ~1;
+        const rect = { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+        const buf = new Uint8Array(f.allocationSize({ rect }));
+        const [y] = await f.copyTo(buf, { rect });
+        const at = { x: x0 - vr.x, y: y0 - vr.y, w: rect.width, h: rect.height };
+        return readPlane(buf, y.offset, y.stride, at, w, h);
+      } finally {
+        f.close();
+      }
+    };
+    // The fallback: the cells' part of the frame drawn on a canvas and read back.
+    const readCanvas = (r, w, h) => {
       if (canvas.width !== r.w || canvas.height !== r.h) {
         canvas.width = r.w;
         canvas.height = r.h;
       }
-      let res;
-      const began = performance.now();
       try {
         ctx.drawImage(video, r.x, r.y, r.w, r.h, 0, 0, r.w, r.h);
-        res = readRgba(ctx.getImageData(0, 0, r.w, r.h).data, r, w, h);
+        return readRgba(ctx.getImageData(0, 0, r.w, r.h).data, r, w, h);
       } catch (e) {
-        res = { error: String(e) };
+        return { error: String(e) };
       }
+    };
+    const tally = (res, shownMs, began) => {
       st.workMs += performance.now() - began;
+      st.via = frames ? 'VideoFrame' : 'canvas';
       if (res.time !== undefined) {
         const l = shownMs - res.time;
         if (l >= -MAX_AHEAD_MS && l <= MAX_BEHIND_MS) {
@@ -195,7 +260,9 @@
           stalls: st.stalls,
           longest_gap_s: secs(st.longestGap),
           waiting: st.waiting,
-          // The reader's own cost: mean ms of main-thread work per frame.
+          // How frames are read (VideoFrame, or canvas where frames are not in memory), and the
+          // reader's own cost: mean ms from the callback to the stamp read, per frame.
+          via: st.via ?? null,
           reader_ms: st.frames ? Math.round((st.workMs / st.frames) * 100) / 100 : null,
           dropped: q.droppedVideoFrames ?? null,
           heights: st.heights,
