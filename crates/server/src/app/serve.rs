@@ -24,7 +24,7 @@ use crate::{
     encode::presentation::DashRegistry,
     encode::transcode::TranscodeConfig,
     http, rtmp,
-    stream::hub::Hub,
+    stream::Hub,
 };
 use futures::future::BoxFuture;
 

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     cluster::{jitter::JitterBuffer, relay::connect_inner},
-    stream::hub::{rendition_name, Frame, Hub, HubError},
+    stream::{name::rendition_name, Frame, Hub, HubError},
 };
 use futures::future::BoxFuture;
 

@@ -16,8 +16,8 @@ use futures::future::BoxFuture;
 
 use crate::stream::{
     follow::{Follower, Step},
-    hub::{Frame, Snapshot, Stream},
     name::APP,
+    Frame, Snapshot, Stream,
 };
 
 /// How long connecting and publishing upstream may take.

@@ -1,4 +1,15 @@
-//! `ferrocast edge`: the HTTP front and the origin client around the `edge` crate's cache.
+//! `ferrocast edge --origin URL[,URL…]`: a DASH/HLS caching edge in front of fixed origins.
+//! The cache logic (coalescing, buckets, breakers, adaptive timeout, ketama origin choice) is
+//! the `edge` crate; this room is the HTTP around it: an axum front and a hyper client to
+//! the origins.
+//!
+//! Files use each other in one direction only: `router` → `fetch` → `state` → `sync`
+//! (`router` also reads `state`; `fetch` reads the cluster view in `sync`).
+mod fetch;
 mod router;
+mod state;
+mod sync;
 
-pub use router::*;
+pub use router::{router, run};
+pub use state::{EdgeRoleError, EdgeState};
+pub use sync::EdgeCluster;

@@ -22,7 +22,7 @@ use crate::{
     encode::presentation::{unix_ms, DashState, WINDOW},
     encode::standby::Fence,
     encode::transcode::TranscodeEvent,
-    stream::hub::{Frame, Hub, PublishHandle},
+    stream::{Frame, Hub, PublishHandle},
 };
 use cmaf::FlvRemuxer;
 

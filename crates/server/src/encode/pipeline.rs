@@ -20,7 +20,7 @@ use crate::{
     encode::presentation::DashRegistry,
     encode::standby,
     encode::transcode::{self, TranscodeConfig},
-    stream::hub::Stream,
+    stream::Stream,
 };
 use media::validate::Tracks;
 
@@ -52,7 +52,7 @@ pub struct Encoder {
     /// its last segment, so the MPDs end with everything that was published.
     pub packagers: TaskTracker,
     /// Where the renditions are offered to RTMP players.
-    pub hub: Arc<crate::stream::hub::Hub>,
+    pub hub: Arc<crate::stream::Hub>,
     /// Cluster mode (ownership, fencing, standby); `None` in `serve`.
     pub cluster: Option<EncoderCluster>,
 }

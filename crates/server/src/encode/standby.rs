@@ -306,7 +306,7 @@ pub async fn wait_for_takeover(
     own: &dyn Ownership,
     sessions: &dyn SessionMap,
     encoder: &str,
-    stream: &crate::stream::hub::Stream,
+    stream: &crate::stream::Stream,
 ) -> Option<u64> {
     let mut iv = tokio::time::interval(STANDBY_LOOK);
     // When the owner's key was first seen missing (see `MISSING_FOR`).

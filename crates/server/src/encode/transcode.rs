@@ -32,7 +32,7 @@ use crate::{
     encode::ladder::{ffmpeg_args, Rendition, Restart, Supervisor},
     stream::{
         follow::{Follower, Step},
-        hub::{Frame, Stream},
+        Frame, Stream,
     },
 };
 use media::validate::Tracks;

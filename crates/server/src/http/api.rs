@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::state::HttpState;
 use media::probe::StreamInfo;
 
-use crate::{encode::presentation::DashRegistry, stream::hub::Hub};
+use crate::{encode::presentation::DashRegistry, stream::Hub};
 
 /// One entry of `GET /api/streams`.
 #[derive(Debug, Serialize)]

@@ -386,11 +386,9 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{
-        backend::store::SegmentStore, encode::presentation::DashRegistry, stream::hub::Hub,
-    };
+    use crate::{backend::store::SegmentStore, encode::presentation::DashRegistry, stream::Hub};
 
-    fn state() -> (HttpState, crate::stream::hub::PublishHandle) {
+    fn state() -> (HttpState, crate::stream::PublishHandle) {
         let hub = Arc::new(Hub::new(64, 1 << 20));
         let publishing = hub.publish("demo", "127.0.0.1:1".parse().unwrap()).unwrap();
         let st = HttpState {

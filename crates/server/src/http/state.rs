@@ -7,7 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::{
     backend::{health::Health, store::SegmentStore},
     encode::presentation::DashRegistry,
-    stream::hub::Hub,
+    stream::Hub,
 };
 
 /// What the HTTP handlers share.

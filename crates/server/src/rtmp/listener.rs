@@ -24,7 +24,7 @@ use crate::{
     auth::PublishAuth,
     cluster::{pull::Puller, relay::Resolver},
     config::Limits,
-    stream::{hub::Hub, hub::Stream, parking::Parking},
+    stream::{parking::Parking, Hub, Stream},
 };
 use media::validate::Tracks;
 

@@ -13,8 +13,8 @@ use tracing::debug;
 use super::conn::{Conn, ConnError, State, Transport};
 use crate::stream::{
     follow::{Follower, Step},
-    hub::{rendition_name, Batch, PlayerGuard},
-    name::{query_param, APP},
+    name::{query_param, rendition_name, APP},
+    Batch, PlayerGuard,
 };
 
 /// Media queued for a player that counts as congestion.

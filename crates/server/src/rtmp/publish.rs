@@ -13,9 +13,9 @@ use super::conn::State;
 use crate::{
     cluster::relay,
     stream::{
-        hub::{Frame, PublishHandle},
         name::query_param,
         parking::{Codecs, Continuity},
+        Frame, PublishHandle,
     },
 };
 use media::validate::{Validator, Verdict};

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use rtmp_proto::MediaKind;
 use tokio::sync::broadcast;
 
-use super::hub::{Batch, Frame, Snapshot, Stream};
+use super::{Batch, Frame, Snapshot, Stream};
 
 /// What a follower receives from the hub: single frames or batches of them.
 pub trait Unit: Send + Sync + 'static {
@@ -192,7 +192,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::stream::hub::Hub;
+    use crate::stream::Hub;
 
     fn video(ts: u32, key: bool) -> Frame {
         Frame::new(

@@ -1,7 +1,18 @@
-//! Live streams in memory: the hub (one entry per stream, its GOP cache and the broadcast of
-//! its frames to every reader), stream names, and the parking of a publisher that dropped
-//! (reconnect grace), and the follower every reader of a stream uses.
+//! Live streams in memory: the hub (one entry per stream name), each stream with its GOP cache
+//! and the broadcast of its frames and player batches to every reader, stream names, the
+//! parking of a publisher that dropped (reconnect grace), and the follower every reader of a
+//! stream uses.
+//!
+//! Files use each other in one direction only: `hub` → `live` → `batch` → `frame`.
+mod batch;
 pub mod follow;
-pub mod hub;
+mod frame;
+mod hub;
+mod live;
 pub mod name;
 pub mod parking;
+
+pub use batch::Batch;
+pub use frame::Frame;
+pub use hub::{Hub, HubError, PublishHandle, Rejection};
+pub use live::{PlayerGuard, Snapshot, Stream};

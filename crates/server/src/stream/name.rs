@@ -24,6 +24,15 @@ pub fn query_param<'a>(query: Option<&'a str>, param: &str) -> Option<&'a str> {
     })
 }
 
+/// Separates a stream name from a rendition id in the hub (`demo~v720`); stream names cannot
+/// contain it, so renditions never collide with published names.
+pub const RENDITION_SEP: char = '~';
+
+/// Hub name of rendition `rep` of stream `name`.
+pub fn rendition_name(name: &str, rep: &str) -> String {
+    format!("{name}{RENDITION_SEP}{rep}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

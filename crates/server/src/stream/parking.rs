@@ -1,6 +1,6 @@
 //! Ingest continuation: a publisher whose connection drops (no clean unpublish) keeps its hub
 //! stream for a grace period (`[limits] reconnect_grace_ms`). A publish of the same name
-//! within the grace re-attaches to the same [`Stream`](crate::stream::hub::Stream): the transcoder,
+//! within the grace re-attaches to the same [`Stream`](crate::stream::Stream): the transcoder,
 //! the packager (same DASH Period, numbering continues) and the RTMP players carry on.
 //!
 //! The new publisher's timestamps are made to continue the stream's ([`Continuity`]): when they
@@ -21,7 +21,7 @@ use rtmp_proto::MediaKind;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::stream::hub::PublishHandle;
+use crate::stream::PublishHandle;
 
 /// Timestamps at most this far behind the last one pushed count as continuing.
 pub const CONTINUE_WINDOW_MS: u32 = 5000;
