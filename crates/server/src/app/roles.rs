@@ -156,6 +156,18 @@ pub enum RoleError {
     Serve(#[from] ServeError),
 }
 
+/// A cluster role's own defaults: its data directory, its RTMP and HTTP ports on all
+/// interfaces, no RTMPS (encoders and gateways are reached only by other nodes).
+fn role_defaults(data_dir: &str, rtmp_port: u16, http_port: u16) -> Config {
+    Config {
+        data_dir: data_dir.into(),
+        rtmp_addr: Some(([0, 0, 0, 0], rtmp_port).into()),
+        rtmps_addr: None,
+        http_addr: ([0, 0, 0, 0], http_port).into(),
+        ..Config::default()
+    }
+}
+
 /// A role's config: its own defaults, then the `--config` file, then its flags.
 fn role_config(
     base: Config,
@@ -199,15 +211,8 @@ fn store_check(s: &SegmentStore) -> Check {
 
 /// Runs an encoder until `shutdown`.
 pub async fn encoder(a: EncoderArgs, shutdown: impl Future<Output = ()>) -> Result<(), RoleError> {
-    let base = Config {
-        data_dir: "data-encoder".into(),
-        rtmp_addr: Some(([0, 0, 0, 0], 1938).into()),
-        rtmps_addr: None,
-        http_addr: ([0, 0, 0, 0], 8083).into(),
-        ..Config::default()
-    };
     let mut config = role_config(
-        base,
+        role_defaults("data-encoder", 1938, 8083),
         a.config.as_deref(),
         a.data_dir,
         a.rtmp_addr,
@@ -286,15 +291,8 @@ pub async fn encoder(a: EncoderArgs, shutdown: impl Future<Output = ()>) -> Resu
 
 /// Runs a gateway until `shutdown`.
 pub async fn gateway(a: GatewayArgs, shutdown: impl Future<Output = ()>) -> Result<(), RoleError> {
-    let base = Config {
-        data_dir: "data-gateway".into(),
-        rtmp_addr: Some(([0, 0, 0, 0], 1937).into()),
-        rtmps_addr: None,
-        http_addr: ([0, 0, 0, 0], 8082).into(),
-        ..Config::default()
-    };
     let mut config = role_config(
-        base,
+        role_defaults("data-gateway", 1937, 8082),
         a.config.as_deref(),
         a.data_dir,
         a.rtmp_addr,
