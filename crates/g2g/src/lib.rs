@@ -22,6 +22,8 @@
 mod pgm;
 mod picture;
 mod stamp;
+#[cfg(test)]
+mod stamp_tests;
 mod stats;
 
 pub use pgm::{GrayFrame, PgmError, PgmStream, MAX_SIDE};

@@ -61,7 +61,7 @@ pub const SAMPLE_HALF: f64 = 0.25;
 
 const BITS: u32 = TIME_BITS + CHECK_BITS;
 const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
-const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_IBM_3740);
+pub(crate) const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_IBM_3740);
 
 const _: () = assert!(COLS * ROWS == 2 * BITS, "two cells per bit");
 
@@ -142,14 +142,14 @@ fn checksum(time_ms: u64) -> u16 {
 /// Where the 16:9 reference picture lies inside a `width`×`height` picture, in pixels:
 /// centred, as large as fits.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Fit {
+pub(crate) struct Fit {
     x: f64,
     y: f64,
     scale: f64,
 }
 
 impl Fit {
-    fn new(width: usize, height: usize) -> Fit {
+    pub(crate) fn new(width: usize, height: usize) -> Fit {
         let (w, h) = (width as f64, height as f64);
         let scale = (w / f64::from(REF_WIDTH)).min(h / f64::from(REF_HEIGHT));
         Fit {
@@ -165,7 +165,7 @@ impl Fit {
     }
 
     /// A reference rectangle as whole pixels `[x0, x1) × [y0, y1)`, clamped to the picture.
-    fn pixels(&self, r: [u32; 4], width: usize, height: usize) -> [usize; 4] {
+    pub(crate) fn pixels(&self, r: [u32; 4], width: usize, height: usize) -> [usize; 4] {
         let (x0, y0) = self.point(f64::from(r[0]), f64::from(r[1]));
         let (x1, y1) = self.point(f64::from(r[2]), f64::from(r[3]));
         let c = |v: f64, max: usize| (v.round().max(0.0) as usize).min(max);
@@ -174,7 +174,7 @@ impl Fit {
 }
 
 /// The cell of bit `bit` (`second`: the right one of its pair) as a reference rectangle.
-fn cell(bit: u32, second: bool) -> [u32; 4] {
+pub(crate) fn cell(bit: u32, second: bool) -> [u32; 4] {
     let col = 2 * (bit % (COLS / 2)) + u32::from(second);
     let row = bit / (COLS / 2);
     let (x, y) = (GRID_X + col * CELL, GRID_Y + row * CELL);
@@ -292,6 +292,3 @@ pub fn layout_json() -> String {
          \"minContrast\":{MIN_CONTRAST},\"sampleHalf\":{SAMPLE_HALF}}}"
     )
 }
-
-#[cfg(test)]
-mod test;

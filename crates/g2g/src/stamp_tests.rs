@@ -2,8 +2,12 @@
 //! square, blur and add noise (a stand-in for lossy coding). `tests/ladder.rs` does the same
 //! through the real ffmpeg and x264.
 
-use super::*;
+//!
+//! A module of the crate root rather than of `stamp`: it stamps the real moving test picture,
+//! and `picture` already depends on `stamp`.
+
 use crate::picture::{TestPicture, Yuv420};
+use crate::stamp::*;
 
 const T: u64 = 1_796_000_000_123; // 2026-11-29, ms since the epoch
 
