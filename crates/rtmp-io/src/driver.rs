@@ -14,11 +14,15 @@ use crate::{Error, Session};
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Bytes asked of the socket at once; the input buffer is reused across reads.
-const READ_CHUNK: usize = 32 * 1024;
+/// Bytes asked of the socket at once at first. A player's peer sends only acknowledgements, so
+/// its input buffer stays this small (resident memory per player is what fan-out costs);
+/// a publisher's reads fill it, and it doubles up to [`MAX_READ`].
+const MIN_READ: usize = 4 * 1024;
+/// The most bytes asked of the socket at once (a publisher at tens of Mbit/s).
+const MAX_READ: usize = 64 * 1024;
 /// Bytes of output buffer kept between writes (a burst can be megabytes; do not keep that
 /// for the connection's lifetime).
-const OUT_KEEP: usize = 64 * 1024;
+const OUT_KEEP: usize = 16 * 1024;
 
 /// Settings of a [`Driver`]: `Default` plus setters.
 #[derive(Debug, Clone)]
@@ -57,6 +61,8 @@ pub struct Driver<IO, S> {
     held: bool,
     /// Bytes read from the peer so far.
     received: u64,
+    /// Bytes asked of the socket per read: grows while reads fill it.
+    read_chunk: usize,
 }
 
 /// The time in the session's terms, on tokio's clock (so paused-time tests move it).
@@ -70,11 +76,12 @@ impl<IO: Io, S: Session> Driver<IO, S> {
         Self {
             io,
             session,
-            buf: BytesMut::with_capacity(READ_CHUNK),
+            buf: BytesMut::with_capacity(MIN_READ),
             out: Vec::new(),
             write_timeout: config.write_timeout,
             held: false,
             received: 0,
+            read_chunk: MIN_READ,
         }
     }
 
@@ -97,6 +104,12 @@ impl<IO: Io, S: Session> Driver<IO, S> {
     /// Bytes read from the peer so far.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// Bytes asked of the socket per read: 4 KiB at first, doubled (to 64 KiB) each time a
+    /// read fills it.
+    pub fn read_size(&self) -> usize {
+        self.read_chunk
     }
 
     /// The write deadline.
@@ -157,10 +170,11 @@ impl<IO: Io, S: Session> Driver<IO, S> {
             self.held = self.session.is_awaiting_decision();
             return Ok(0);
         }
-        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
+        if self.buf.capacity() - self.buf.len() < self.read_chunk / 2 {
             // Reclaims the same allocation once the last message's payload is dropped.
-            self.buf.reserve(READ_CHUNK);
+            self.buf.reserve(self.read_chunk);
         }
+        let spare = self.buf.capacity() - self.buf.len();
         let deadline = self.session.poll_timeout();
         let n = tokio::select! {
             r = self.io.read_buf(&mut self.buf) => r?,
@@ -171,6 +185,10 @@ impl<IO: Io, S: Session> Driver<IO, S> {
         };
         if n == 0 {
             return Err(Error::Closed);
+        }
+        if n == spare && self.read_chunk < MAX_READ {
+            // The read filled the buffer: the peer sends faster than we ask.
+            self.read_chunk *= 2;
         }
         self.received += n as u64;
         self.session.handle_input(&mut self.buf, now())?;

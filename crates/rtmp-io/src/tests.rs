@@ -343,3 +343,27 @@ async fn raw_bytes_follow_the_sessions_own_output() {
     assert!(got.len() > 3 && got.ends_with(b"RAW"));
     let _ = b.shutdown().await;
 }
+
+/// A player's peer sends only small messages, so its input buffer stays at 4 KiB (resident
+/// memory per player); a peer whose reads fill the buffer gets it doubled.
+#[tokio::test]
+async fn read_size_grows_only_for_a_peer_that_fills_it() {
+    let (a, mut b) = duplex(256 * 1024);
+    let mut d = server(a, &SessionConfig::default());
+    assert_eq!(d.read_size(), 4 * 1024);
+    // C0 + C1 (1,537 bytes): one small read.
+    let mut c0c1 = vec![3u8];
+    c0c1.extend_from_slice(&[7; HANDSHAKE_SIZE]);
+    b.write_all(&c0c1).await.unwrap();
+    d.wait().await.unwrap();
+    assert_eq!(d.read_size(), 4 * 1024);
+    // C2 and then 100 KiB at once: reads fill the buffer and the read size doubles (the bytes
+    // after C2 are no RTMP, so the session may fail; the growth comes first).
+    b.write_all(&vec![0u8; HANDSHAKE_SIZE + 100 * 1024]).await.unwrap();
+    for _ in 0..3 {
+        if d.wait().await.is_err() {
+            break;
+        }
+    }
+    assert!(d.read_size() > 4 * 1024, "read size {}", d.read_size());
+}

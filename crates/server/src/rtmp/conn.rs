@@ -27,8 +27,6 @@ use crate::stream::{
 
 /// How long a refused publisher's connection stays open so it can read the refusal.
 const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-/// Bytes kept allocated for a connection's burst buffer (a new player's GOP) between writes.
-const BURST_KEEP: usize = 64 * 1024;
 
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -204,10 +202,10 @@ impl State<'_> {
             if !self.burst.is_empty() {
                 d.write_raw(&self.burst).await?;
                 d.session_mut().count_sent(self.burst.len(), Instant::now());
-                self.burst.clear();
-                // The GOP burst for a new player can be a megabyte; do not keep that per
-                // connection for its lifetime.
-                self.burst.shrink_to(BURST_KEEP);
+                // The GOP burst for a new player can be a megabyte, and comes once per play or
+                // rendition switch: keep nothing of it (a kept 64 KiB was most of a player's
+                // resident memory).
+                self.burst = Vec::new();
             }
             if let Some(reason) = &self.closing {
                 // Encoders read server messages only between their own writes (ffmpeg peeks
