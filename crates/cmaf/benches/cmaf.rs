@@ -114,6 +114,7 @@ fn mpd(c: &mut Criterion) {
             id: "p0".into(),
             start: Duration::ZERO,
             adaptation_sets: vec![video, a],
+            ..Default::default()
         });
         let xml = m.render().expect("render");
         assert!(xml.contains("<SegmentTimeline>"));

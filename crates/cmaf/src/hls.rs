@@ -218,6 +218,7 @@ mod tests {
             id: id.into(),
             start: Duration::ZERO,
             adaptation_sets: vec![v, a],
+            ..Default::default()
         }
     }
 

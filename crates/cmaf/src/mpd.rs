@@ -120,6 +120,11 @@ pub struct Period {
     pub id: String,
     /// `Period@start`, from `availabilityStartTime`.
     pub start: Duration,
+    /// The Period's timeline is the media's capture time: each AdaptationSet gets a
+    /// `ProducerReferenceTime` (id 0, `type="encoder"`) that ties the Period start's media
+    /// time to its wall-clock time, and `Latency@referenceId` names it, so players measure
+    /// latency from the capture (DASH-IF low-latency guidelines, ISO/IEC 23009-1 5.12).
+    pub producer_reference: bool,
     /// Its AdaptationSets (video, audio).
     pub adaptation_sets: Vec<AdaptationSet>,
 }
@@ -367,7 +372,11 @@ impl Manifest {
 
         if let Some(ll) = &self.low_latency {
             xml.open("ServiceDescription", &[("id", "0".to_owned())]);
-            let mut latency = vec![("target", millis(ll.target_latency))];
+            let mut latency = vec![];
+            if periods.iter().any(|(p, _)| p.producer_reference) {
+                latency.push(("referenceId", "0".to_owned()));
+            }
+            latency.push(("target", millis(ll.target_latency)));
             if let Some(min) = ll.min_latency {
                 latency.push(("min", millis(min)));
             }
@@ -393,28 +402,29 @@ impl Manifest {
                 ],
             );
             for (set, reps) in sets {
-                self.render_adaptation_set(&mut xml, set, reps);
+                self.render_adaptation_set(&mut xml, period, set, reps);
             }
             xml.close("Period");
         }
 
         for timing in &self.utc_timing {
-            let (scheme, value) = match timing {
-                UtcTiming::HttpIso(url) => ("urn:mpeg:dash:utc:http-iso:2014", url.clone()),
-                UtcTiming::HttpXsDate(url) => ("urn:mpeg:dash:utc:http-xsdate:2014", url.clone()),
-                UtcTiming::HttpHead(url) => ("urn:mpeg:dash:utc:http-head:2014", url.clone()),
-                UtcTiming::Direct => (
-                    "urn:mpeg:dash:utc:direct:2014",
-                    xs_datetime(self.publish_time),
-                ),
-            };
-            xml.empty(
-                "UTCTiming",
-                &[("schemeIdUri", scheme.to_owned()), ("value", value)],
-            );
+            xml.empty("UTCTiming", &self.utc_timing_attrs(timing));
         }
         xml.close("MPD");
         Ok(xml.out)
+    }
+
+    fn utc_timing_attrs(&self, timing: &UtcTiming) -> Vec<(&'static str, String)> {
+        let (scheme, value) = match timing {
+            UtcTiming::HttpIso(url) => ("urn:mpeg:dash:utc:http-iso:2014", url.clone()),
+            UtcTiming::HttpXsDate(url) => ("urn:mpeg:dash:utc:http-xsdate:2014", url.clone()),
+            UtcTiming::HttpHead(url) => ("urn:mpeg:dash:utc:http-head:2014", url.clone()),
+            UtcTiming::Direct => (
+                "urn:mpeg:dash:utc:direct:2014",
+                xs_datetime(self.publish_time),
+            ),
+        };
+        vec![("schemeIdUri", scheme.to_owned()), ("value", value)]
     }
 
     fn validate(&self) -> Result<(), CmafError> {
@@ -492,7 +502,13 @@ impl Manifest {
         out
     }
 
-    fn render_adaptation_set(&self, xml: &mut Xml, set: &AdaptationSet, reps: &[VisibleRep<'_>]) {
+    fn render_adaptation_set(
+        &self,
+        xml: &mut Xml,
+        period: &Period,
+        set: &AdaptationSet,
+        reps: &[VisibleRep<'_>],
+    ) {
         let mut attrs = vec![("id", set.id.to_string())];
         match set.content_type {
             ContentType::Video => {
@@ -540,6 +556,27 @@ impl Manifest {
             attrs.push(("maxFrameRate", fps.render()));
         }
         xml.open("AdaptationSet", &attrs);
+        if period.producer_reference {
+            // The Period start's media time was captured at the Period start's wall-clock
+            // time (the timeline is anchored on the capture clock).
+            let rep = reps[0].0;
+            xml.open(
+                "ProducerReferenceTime",
+                &[
+                    ("id", "0".to_owned()),
+                    ("type", "encoder".to_owned()),
+                    (
+                        "wallClockTime",
+                        xs_datetime(self.availability_start_time + period.start.as_millis() as u64),
+                    ),
+                    ("presentationTime", rep.presentation_time_offset.to_string()),
+                ],
+            );
+            if let Some(timing) = self.utc_timing.first() {
+                xml.empty("UTCTiming", &self.utc_timing_attrs(timing));
+            }
+            xml.close("ProducerReferenceTime");
+        }
         xml.empty(
             "Role",
             &[
@@ -950,11 +987,13 @@ mod tests {
             id: "b".into(),
             start: Duration::from_secs(10),
             adaptation_sets: vec![],
+            ..Default::default()
         });
         m.periods.push(Period {
             id: "a".into(),
             start: Duration::from_secs(5),
             adaptation_sets: vec![],
+            ..Default::default()
         });
         assert_eq!(
             m.render(),

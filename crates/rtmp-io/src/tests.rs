@@ -359,7 +359,9 @@ async fn read_size_grows_only_for_a_peer_that_fills_it() {
     assert_eq!(d.read_size(), 4 * 1024);
     // C2 and then 100 KiB at once: reads fill the buffer and the read size doubles (the bytes
     // after C2 are no RTMP, so the session may fail; the growth comes first).
-    b.write_all(&vec![0u8; HANDSHAKE_SIZE + 100 * 1024]).await.unwrap();
+    b.write_all(&vec![0u8; HANDSHAKE_SIZE + 100 * 1024])
+        .await
+        .unwrap();
     for _ in 0..3 {
         if d.wait().await.is_err() {
             break;

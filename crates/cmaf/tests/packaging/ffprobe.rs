@@ -238,6 +238,7 @@ fn ffmpeg_plays_the_rendered_mpd() {
         id: "0".into(),
         start: Duration::ZERO,
         adaptation_sets: sets,
+        ..Default::default()
     });
     for ended in [false, true] {
         m.ended = ended;

@@ -51,6 +51,7 @@ fn period(id: &str, start: Duration, l: &Ladder) -> Period {
         id: id.into(),
         start,
         adaptation_sets: vec![video, audio],
+        ..Default::default()
     }
 }
 

@@ -1,10 +1,7 @@
 //! Stream metadata shared between roles: state, ladder and last segment per stream. In one
 //! process it is a map ([`MemoryMeta`]); the cluster keeps it in Redis behind the same trait.
 
-use std::{
-    collections::HashMap,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{collections::HashMap, time::SystemTime};
 
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -40,10 +37,7 @@ pub struct StreamRecord {
 impl StreamRecord {
     /// Milliseconds since the Unix epoch, now.
     pub fn now_ms() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        crate::stream::clock::unix_ms(SystemTime::now())
     }
 }
 

@@ -148,7 +148,19 @@ pub async fn run(
     let mut failed = None;
     while let Some(ev) = rx.recv().await {
         match ev {
-            TranscodeEvent::Started { generation } => {
+            TranscodeEvent::Started {
+                generation,
+                first_ts,
+            } => {
+                if generation == 1 {
+                    // Where this Period's media time 0 was captured, for its timeline.
+                    let zero = first_ts.and_then(|ts| {
+                        hub.get(&name).and_then(|stream| stream.capture_unix_ms(ts))
+                    });
+                    if let Some(p) = state.write().current() {
+                        p.capture_zero_ms = zero;
+                    }
+                }
                 if generation > 1 {
                     // A restarted ffmpeg starts over with an init segment; what it produces
                     // again for segments already listed is dropped below.
@@ -282,10 +294,21 @@ async fn drain(
                 if rep.segments.back().is_some_and(|l| c.segment <= l.number) {
                     continue; // already listed (a restarted transcoder repeating itself)
                 }
+                let timescale = rep.info.as_ref().map(|i| i.timescale);
                 if p.origin_ms.is_none() {
-                    if let Some(info) = &rep.info {
-                        p.origin_ms = Some(c.start * 1000 / info.timescale.max(1) as u64);
+                    if let Some(ts) = timescale {
+                        s.set_origin(c.start * 1000 / ts.max(1) as u64);
                     }
+                }
+                let ast = s.availability_start_ms;
+                let Some(p) = s.current() else { continue };
+                let rep = &p.reps[index];
+                if let Some(ts) = timescale {
+                    // Latency breakdown: capture of the chunk's first frame → chunk complete.
+                    let lag =
+                        unix_ms(SystemTime::now()).saturating_sub(p.wall_ms(ast, c.start, ts));
+                    histogram!("ferrocast_latency_chunk_seconds", "rendition" => rendition.id.clone())
+                        .record(lag as f64 / 1000.0);
                 }
                 if t.open_number != Some(c.segment) {
                     t.open.clear();

@@ -5,7 +5,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use cmaf::{
@@ -28,12 +28,7 @@ pub const LL_TARGET_LATENCY: Duration = Duration::from_millis(2500);
 /// URL of our clock for `UTCTiming` (relative to the MPD).
 pub const TIME_URL: &str = "/time";
 
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::stream::clock::unix_ms;
 
 /// One rendition within a Period.
 #[derive(Debug)]
@@ -57,6 +52,14 @@ pub struct PeriodState {
     pub start: Duration,
     /// Media time (ms) presented at the Period start: that of its first chunk.
     pub origin_ms: Option<u64>,
+    /// When media time 0 was captured (Unix ms, from the stream's capture clock), if known
+    /// when the transcoder started: the Period's start is then placed so that every frame's
+    /// place on the timeline is its capture time (see [`DashState::set_origin`]), and the MPD
+    /// says so with a `ProducerReferenceTime`. Not in the snapshot: a restored Period keeps
+    /// the start it had.
+    pub capture_zero_ms: Option<i64>,
+    /// The start was placed from the capture clock.
+    pub anchored: bool,
     /// Frame rate of the source, for `@frameRate`.
     pub fps: Option<f64>,
     /// Segment number at media time 0 (numbers are `first_number + floor((t + lead) / 4 s)`).
@@ -90,6 +93,31 @@ pub struct DashState {
 }
 
 impl PeriodState {
+    /// Where the Period's listed media ends, from the availability start time.
+    pub fn end(&self) -> Option<Duration> {
+        let origin = self.origin_ms?;
+        let media_end_ms = self
+            .reps
+            .iter()
+            .filter_map(|r| {
+                let ts = r.info.as_ref()?.timescale.max(1) as u64;
+                r.segments
+                    .back()
+                    .map(|s| (s.start + s.duration) * 1000 / ts)
+            })
+            .max()?;
+        Some(self.start + Duration::from_millis(media_end_ms.saturating_sub(origin)))
+    }
+
+    /// The wall-clock time (Unix ms) of media time `t` (ticks of `timescale`) on the MPD's
+    /// timeline: when it was captured, for an anchored Period.
+    pub fn wall_ms(&self, availability_start_ms: u64, t: u64, timescale: u32) -> u64 {
+        let t_ms = t * 1000 / timescale.max(1) as u64;
+        availability_start_ms
+            + self.start.as_millis() as u64
+            + t_ms.saturating_sub(self.origin_ms.unwrap_or(0))
+    }
+
     /// Media time (in `timescale` ticks) at which segment `number` of this Period ends.
     pub fn boundary(&self, number: u64, timescale: u32) -> u64 {
         let slot = number.saturating_sub(self.first_number) + 1;
@@ -99,6 +127,42 @@ impl PeriodState {
 }
 
 impl DashState {
+    /// Records the media time (ms) of the newest Period's first chunk. A Period whose capture
+    /// time is known starts where its first frame was captured — the MPD's availability
+    /// start moves back for the first Period (nothing was shown yet), a later one is placed
+    /// after the previous one's end — so a player's latency is measured from the capture, not
+    /// from when our transcoder made the chunk (about 0.3 s later).
+    pub fn set_origin(&mut self, origin_ms: u64) {
+        let ast = self.availability_start_ms as i64;
+        let only = self.periods.len() == 1;
+        let prev_end = self
+            .periods
+            .iter()
+            .rev()
+            .nth(1)
+            .and_then(PeriodState::end)
+            .unwrap_or(Duration::ZERO);
+        let Some(p) = self.periods.last_mut() else {
+            return;
+        };
+        if p.origin_ms.is_some() {
+            return;
+        }
+        p.origin_ms = Some(origin_ms);
+        let Some(zero) = p.capture_zero_ms else {
+            return;
+        };
+        let captured = zero + origin_ms as i64;
+        if only && captured < ast {
+            self.availability_start_ms = captured.max(0) as u64;
+            p.start = Duration::ZERO;
+        } else {
+            let start = Duration::from_millis((captured - ast).max(0) as u64);
+            p.start = start.max(prev_end);
+        }
+        p.anchored = true;
+    }
+
     /// The newest Period.
     pub fn current(&mut self) -> Option<&mut PeriodState> {
         self.periods.last_mut()
@@ -213,6 +277,7 @@ impl DashState {
             m.periods.push(Period {
                 id: p.id.clone(),
                 start: p.start,
+                producer_reference: p.anchored,
                 adaptation_sets: sets,
             });
         }
@@ -298,6 +363,8 @@ impl DashRegistry {
                 id,
                 start,
                 origin_ms: None,
+                capture_zero_ms: None,
+                anchored: false,
                 fps,
                 first_number: 0,
                 lead: Duration::ZERO,
@@ -364,6 +431,8 @@ impl DashRegistry {
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
     use crate::encode::ladder::ladder;
     use media::validate::{AudioTrack, Tracks, VideoTrack};
@@ -412,12 +481,94 @@ mod tests {
         assert!(reg.get("a").is_none());
     }
 
+    /// The timeline is the capture clock: the first Period's start moves the availability
+    /// start back to its first frame's capture; a later one starts at its own capture time,
+    /// never before the previous Period ends; without a capture time nothing moves.
+    #[test]
+    fn periods_are_anchored_on_the_capture_clock() {
+        let reg = DashRegistry::default();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let t0_ms = unix_ms(t0);
+        let ladder = vec![Rendition {
+            id: "v720".into(),
+            kind: RenditionKind::Video {
+                side: 720,
+                kbps: 1500,
+            },
+        }];
+        let state = reg.begin_period("a", &ladder, None, Arc::default(), t0);
+        let mut s = state.write();
+        // Captured 400 ms before the transcoder started; first chunk at media time 0.
+        s.current().unwrap().capture_zero_ms = Some(t0_ms as i64 - 400);
+        s.set_origin(0);
+        assert_eq!(s.availability_start_ms, t0_ms - 400);
+        let p = s.current().unwrap();
+        assert_eq!((p.start, p.anchored), (Duration::ZERO, true));
+        assert_eq!(
+            p.wall_ms(t0_ms - 400, 90_000 * 4, 90_000),
+            t0_ms - 400 + 4000
+        );
+        // 8 s of media listed.
+        // A real init segment (ffmpeg's 720 rendition) with its timescale.
+        let mut seg = cmaf::Segmenter::new(cmaf::TrackKind::Video, Duration::from_secs(4));
+        seg.push(
+            include_bytes!("../../../cmaf/tests/assets/ladder_v720.mp4"),
+            t0,
+        )
+        .unwrap();
+        let Some(cmaf::SegmenterEvent::Init { info, .. }) = seg.poll() else {
+            panic!("no init segment")
+        };
+        let ts = info.timescale as u64;
+        p.reps[0].info = Some(info);
+        p.reps[0].segments.push_back(SegmentRef {
+            number: 0,
+            start: 0,
+            duration: 8 * ts,
+        });
+        s.ended = true;
+        s.ended_ms = Some(t0_ms + 8_500);
+        drop(s);
+        // A second Period whose capture claims to begin 1 s before the first one ends.
+        let state = reg.begin_period(
+            "a",
+            &ladder,
+            None,
+            Arc::default(),
+            t0 + Duration::from_secs(9),
+        );
+        let mut s = state.write();
+        let ast = s.availability_start_ms;
+        s.current().unwrap().capture_zero_ms = Some((ast + 7000) as i64);
+        s.set_origin(0);
+        assert_eq!(s.availability_start_ms, ast);
+        assert_eq!(s.current().unwrap().start, Duration::from_secs(8));
+        s.ended = true;
+        s.ended_ms = Some(t0_ms + 19_000);
+        drop(s);
+        // A third without a capture time: its start stays where begin_period put it.
+        let state = reg.begin_period(
+            "a",
+            &ladder,
+            None,
+            Arc::default(),
+            t0 + Duration::from_secs(20),
+        );
+        let mut s = state.write();
+        let before = s.current().unwrap().start;
+        s.set_origin(0);
+        assert_eq!(s.current().unwrap().start, before);
+        assert!(!s.current().unwrap().anchored);
+    }
+
     #[test]
     fn a_lead_moves_every_boundary() {
         let p = PeriodState {
             id: "p1".into(),
             start: Duration::ZERO,
             origin_ms: None,
+            capture_zero_ms: None,
+            anchored: false,
             fps: None,
             first_number: 5,
             lead: Duration::from_secs(3),

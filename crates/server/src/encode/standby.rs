@@ -154,6 +154,9 @@ pub struct PeriodSnapshot {
     pub start_ms: u64,
     /// Media time at the Period start (ms).
     pub origin_ms: Option<u64>,
+    /// The start was placed from the capture clock (older snapshots: no).
+    #[serde(default)]
+    pub anchored: bool,
     /// Source frame rate.
     pub fps: Option<f64>,
     /// Segment number at media time 0.
@@ -186,6 +189,7 @@ impl DashSnapshot {
                     id: p.id.clone(),
                     start_ms: p.start.as_millis() as u64,
                     origin_ms: p.origin_ms,
+                    anchored: p.anchored,
                     fps: p.fps,
                     first_number: p.first_number,
                     reps: p
@@ -254,6 +258,8 @@ impl DashSnapshot {
                 id: p.id.clone(),
                 start: Duration::from_millis(p.start_ms),
                 origin_ms: p.origin_ms,
+                capture_zero_ms: None,
+                anchored: p.anchored,
                 fps: p.fps,
                 first_number: p.first_number,
                 lead: Duration::ZERO,

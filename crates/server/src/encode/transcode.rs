@@ -13,12 +13,12 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use bytes::{Bytes, BytesMut};
 use media::flv;
-use metrics::counter;
+use metrics::{counter, histogram};
 use rtmp_proto::MediaKind;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use crate::{
     encode::ladder::{ffmpeg_args, Rendition, Restart, Supervisor},
     stream::{
+        clock::unix_ms,
         follow::{Follower, Step},
         Frame, Stream,
     },
@@ -44,6 +45,9 @@ pub enum TranscodeEvent {
     Started {
         /// Counts restarts (1 for the first process).
         generation: u32,
+        /// The RTMP timestamp of the first frame it was fed: ffmpeg's outputs start their
+        /// media time at 0 there, so this is where the DASH timeline is anchored.
+        first_ts: Option<u32>,
     },
     /// Bytes of fragmented MP4 for rendition `index` of the ladder.
     Output {
@@ -226,8 +230,21 @@ async fn run_once(
             source,
         })?;
     info!(stream = %stream.name, pid = child.id(), generation, "transcoder started");
+    let Some((snapshot, follow)) = Follower::frames(stream) else {
+        return Ok(Ended::Publisher);
+    };
+    // ffmpeg's outputs start at media time 0 on the earliest frame it reads.
+    let first_ts = snapshot
+        .frames
+        .iter()
+        .filter(|f| !f.sequence_header)
+        .map(|f| f.timestamp)
+        .min();
     if events
-        .send(TranscodeEvent::Started { generation })
+        .send(TranscodeEvent::Started {
+            generation,
+            first_ts,
+        })
         .await
         .is_err()
     {
@@ -247,9 +264,6 @@ async fn run_once(
         .map(|pid| tokio::spawn(sample_cpu(pid, stats.clone())));
 
     let stdin = child.stdin.take().expect("piped");
-    let Some((snapshot, follow)) = Follower::frames(stream) else {
-        return Ok(Ended::Publisher);
-    };
     let feeder = tokio::spawn(feed(stdin, snapshot.frames, follow, tracks.clone()));
 
     let mut readers = Vec::new();
@@ -340,6 +354,12 @@ async fn feed(
                 write(&f, &mut out);
                 if stdin.write_all(&out).await.is_err() {
                     return false;
+                }
+                // Latency breakdown: capture → in the transcoder's pipe.
+                if let Some(c) = follow.stream().capture_unix_ms(f.timestamp) {
+                    let now = unix_ms(SystemTime::now()) as i64;
+                    histogram!("ferrocast_latency_transcoder_in_seconds")
+                        .record((now - c).max(0) as f64 / 1000.0);
                 }
             }
             Step::Lagged(n) => {

@@ -282,6 +282,9 @@ impl State<'_> {
                 }
             }
         }
+        if !frame.sequence_header {
+            p.handle.stream.arrived(frame.timestamp);
+        }
         p.handle.stream.push(frame);
     }
 }

@@ -26,12 +26,14 @@ use media::{
     probe::{Probe, StreamInfo},
     validate::Tracks,
 };
+use metrics::histogram;
 use parking_lot::Mutex;
 use rtmp_proto::{amf0::Value, MediaKind};
 use tokio::sync::broadcast;
 
 use super::{
     batch::{Batch, Pending},
+    clock::CaptureClock,
     frame::Frame,
 };
 
@@ -86,6 +88,8 @@ pub struct Stream {
     bytes_in: AtomicU64,
     frames_in: AtomicU64,
     tracks: OnceLock<Tracks>,
+    /// When each frame was captured (the DASH timeline's anchor).
+    clock: CaptureClock,
     standby: std::sync::atomic::AtomicBool,
     /// A copy pulled from another node (not a publisher here).
     pub(super) pulled: bool,
@@ -137,6 +141,7 @@ impl Stream {
             bytes_in: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
             tracks: OnceLock::new(),
+            clock: CaptureClock::default(),
             standby: Default::default(),
             pulled,
         });
@@ -188,6 +193,19 @@ impl Stream {
     /// Number of players attached.
     pub fn players(&self) -> usize {
         self.players.load(Ordering::Relaxed)
+    }
+
+    /// A publisher's frame stamped `ts` arrived now (before [`push`](Self::push)): sets the
+    /// capture clock, and records how much later than the fastest frame it came (the ingest
+    /// stage of the latency breakdown).
+    pub fn arrived(&self, ts: u32) {
+        let late_ms = self.clock.observe(ts, SystemTime::now());
+        histogram!("ferrocast_latency_ingest_seconds").record(late_ms as f64 / 1000.0);
+    }
+
+    /// The estimated wall-clock capture time (Unix ms) of the frame stamped `ts`.
+    pub fn capture_unix_ms(&self, ts: u32) -> Option<i64> {
+        self.clock.capture_unix_ms(ts)
     }
 
     /// Bytes of media received from the publisher.

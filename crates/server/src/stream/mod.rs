@@ -3,8 +3,10 @@
 //! parking of a publisher that dropped (reconnect grace), and the follower every reader of a
 //! stream uses.
 //!
-//! Files use each other in one direction only: `hub` → `live` → `batch` → `frame`.
+//! Files use each other in one direction only: `hub` → `live` → `batch` → `frame`; `live` →
+//! `clock` (when each frame was captured).
 mod batch;
+pub mod clock;
 pub mod follow;
 mod frame;
 mod hub;
