@@ -73,6 +73,28 @@ for p in $PLAYERS; do
   tail -1 "$OUT" | cut -c1-400 >&2
 done
 
+# The server's own latency breakdown (median of its last minute, from /metrics): capture of a
+# frame (the stream's capture clock) → ingest, → written to the transcoder, → its CMAF chunk
+# complete, per rendition. What a player adds on top is its buffer.
+BREAKDOWN=$(curl -sf "$BASE/metrics" | python3 -c '
+import re, sys
+med = {}
+for line in sys.stdin:
+    m = re.match(r"ferrocast_latency_(\w+)_seconds\{(?:rendition=\"(\w+)\",)?quantile=\"0.5\"\} (\S+)", line)
+    if m:
+        stage, rend, v = m.groups()
+        med[stage + (" " + rend if rend else "")] = float(v)
+names = [("ingest", "capture → ingest (above the fastest frame)"), ("transcoder_in", "capture → transcoder input"),
+         ("chunk v720", "capture → chunk complete, 720"), ("chunk v400", "capture → chunk complete, 400"),
+         ("chunk a64", "capture → chunk complete, audio")]
+print("| stage (median, server side) | s |")
+print("|---|---|")
+for k, n in names:
+    if k in med:
+        print(f"| {n} | {med[k]:.3f} |")
+' || echo "(no /metrics breakdown)")
+echo "$BREAKDOWN" >&2
+
 # The publisher first, so that its ffmpeg does not see the server go away.
 kill -TERM "$PUBLISHER" 2>/dev/null || true
 wait "$PUBLISHER" 2>/dev/null || true
@@ -105,6 +127,8 @@ Publisher \`ferrocast-g2g publish\`: 1280×720 30 fps moving test picture, x264 
 Chromium $(chromium --version 2>/dev/null | awk '{print $2}') headless; dash.js $(node -p "require('./web/node_modules/dashjs/package.json').version"), Shaka $(node -p "require('./web/node_modules/shaka-player/package.json').version"), hls.js $(node -p "require('./web/node_modules/hls.js/package.json').version"); ffmpeg $(ffmpeg -version | awk 'NR==1{print $3}').
 
 $TABLE
+
+$BREAKDOWN
 
 Glass-to-glass: capture (the publisher's clock when it made the frame) → the frame's display time (browser: \`requestVideoFrameCallback\`'s expectedDisplayTime; RTMP: when ffmpeg has decoded it), read from the stamp in the frame's pixels, median and p90 over every frame shown. First frame: page navigation (browser) or ffmpeg start (RTMP) → first frame shown. \"Player's own estimate\": the player's live latency (dash.js \`getCurrentLiveLatency\`, Shaka \`getStats().liveLatency\`, hls.js \`latency\`), median of one sample every 2 s."
 echo "$TABLE"

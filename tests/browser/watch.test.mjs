@@ -204,6 +204,15 @@ test('web player plays live DASH, switches renditions and ends cleanly', { timeo
       return l;
     };
     log(`playing: first frame ${(s.firstPlayingMs / 1000).toFixed(2)} s, latency ${(await sampleLatency()).toFixed(2)} s, mode ${s.mode}, target ${s.targetDelay}`);
+    // The page's latency comes from the MPD's ProducerReferenceTime (the capture clock). The
+    // server anchors availabilityStartTime on the same clock, so dash.js's own estimate must
+    // agree with it: both are read in the same tick of the page's stats loop, each on its own
+    // estimate of the server's clock (/time), so within 0.25 s (two clock syncs' round trips
+    // and rounding; a wrong anchor is off by the transcoder's delay, ~0.3 s or more).
+    await until('a ProducerReferenceTime latency on the page', 10_000, async () => Number.isFinite((await stats()).prftLatency));
+    s = await stats();
+    assert.ok(Math.abs(s.prftLatency - s.playerLatency) < 0.25,
+      `latency from ProducerReferenceTime ${s.prftLatency} vs dash.js ${s.playerLatency}`);
     if (process.env.WATCH_SCREENSHOT) await page.screenshot({ path: process.env.WATCH_SCREENSHOT });
 
     // Manual rendition switches: to the other height and back; the decoded size must follow.

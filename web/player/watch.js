@@ -18,7 +18,7 @@
   const stats = {
     stream: name, state: 'loading', live: false, lowLatency, mode: '', targetDelay: NaN,
     firstPlayingMs: null, firstFrameMs: null, waited: false,
-    latency: NaN, width: 0, height: 0, buffer: NaN, rate: 1,
+    latency: NaN, prftLatency: NaN, playerLatency: NaN, width: 0, height: 0, buffer: NaN, rate: 1,
     stalls: 0, stallMs: 0, stallLog: [], errors: [], ended: false, endedBy: null, mpdEnd: NaN,
   };
   let player = null;
@@ -42,6 +42,53 @@
     const m = /^PT(?:([\d.]+)H)?(?:([\d.]+)M)?(?:([\d.]+)S)?$/.exec(d || '');
     return m ? (+(m[1] || 0)) * 3600 + (+(m[2] || 0)) * 60 + (+(m[3] || 0)) : NaN;
   }
+
+  // ---- Latency from the MPD's ProducerReferenceTime -----------------------------------------
+  // The server anchors each Period on the capture clock and says so with a
+  // ProducerReferenceTime (the wall-clock time at which a media time was captured). The latency
+  // shown is then capture → screen: now (on the server's clock, from /time) minus the capture
+  // time of the frame on screen. dash.js's own estimate (getCurrentLiveLatency) assumes the
+  // availability start time is the capture clock; this reads it from the MPD instead.
+  let prft = null; // [{ periodStart (s), wallMs, mediaS (the reference's time on the timeline) }]
+  let clockOffsetMs = 0; // server clock − ours
+  const asArray = (v) => (Array.isArray(v) ? v : v == null ? [] : [v]);
+  function producerReferences(mpd) {
+    if (!mpd) return null;
+    const out = [];
+    for (const period of asArray(mpd.Period || mpd.Period_asArray)) {
+      const start = Number(period.start) || 0;
+      for (const set of asArray(period.AdaptationSet || period.AdaptationSet_asArray)) {
+        const ref = asArray(set.ProducerReferenceTime || set.ProducerReferenceTime_asArray)[0];
+        const tmpl = set.SegmentTemplate || asArray(set.Representation)[0]?.SegmentTemplate || {};
+        const ts = Number(tmpl.timescale) || 1;
+        const pto = Number(tmpl.presentationTimeOffset) || 0;
+        const wallMs = ref && Date.parse(ref.wallClockTime);
+        if (!Number.isFinite(wallMs)) continue;
+        out.push({ periodStart: start, wallMs, mediaS: start + (Number(ref.presentationTime) - pto) / ts });
+        break;
+      }
+    }
+    return out.length ? out : null;
+  }
+  function prftLatency(currentTime) {
+    if (!prft) return NaN;
+    // The reference of the Period that holds the frame on screen.
+    const ref = [...prft].reverse().find((r) => r.periodStart <= currentTime + 0.001) || prft[0];
+    const capturedMs = ref.wallMs + (currentTime - ref.mediaS) * 1000;
+    return (Date.now() + clockOffsetMs - capturedMs) / 1000;
+  }
+  async function syncClock() {
+    try {
+      const t0 = Date.now();
+      const res = await fetch('/time', { cache: 'no-store' });
+      const server = Date.parse((await res.text()).trim());
+      const t1 = Date.now();
+      if (Number.isFinite(server)) clockOffsetMs = server - (t0 + t1) / 2;
+    } catch (e) {
+      // Keep our own clock.
+    }
+  }
+  syncClock();
 
   function inspect(text) {
     const doc = new DOMParser().parseFromString(text, 'application/xml');
@@ -220,7 +267,10 @@
     }
     const playing = !video.paused && !stats.ended && stallStart === null && video.readyState >= 3;
     if (playing) pending.playedMs += dt;
-    stats.latency = stats.live && !stats.ended ? player.getCurrentLiveLatency() : NaN;
+    const live = stats.live && !stats.ended;
+    stats.playerLatency = live ? player.getCurrentLiveLatency() : NaN;
+    stats.prftLatency = live ? prftLatency(video.currentTime) : NaN;
+    stats.latency = Number.isFinite(stats.prftLatency) ? stats.prftLatency : stats.playerLatency;
     stats.targetDelay = player.getTargetLiveDelay();
     stats.buffer = player.getBufferLength('video');
     stats.rate = video.playbackRate;
@@ -232,7 +282,10 @@
       pending.latency.push(+stats.latency.toFixed(3));
     }
     const secs = (v) => (Number.isFinite(v) && v > 0 ? v.toFixed(2) + ' s' : '–');
-    $('latency').textContent = secs(stats.latency);
+    $('latency').textContent = secs(stats.latency) + (Number.isFinite(stats.prftLatency) ? ' (from capture)' : '');
+    $('latency').title = Number.isFinite(stats.prftLatency)
+      ? `capture → screen, from the MPD's ProducerReferenceTime; dash.js's own estimate: ${secs(stats.playerLatency)}`
+      : "dash.js's estimate (the MPD has no ProducerReferenceTime)";
     $('target').textContent = secs(stats.targetDelay);
     $('buffer').textContent = secs(stats.buffer);
     $('rate').textContent = stats.rate.toFixed(2) + '×';
@@ -334,6 +387,7 @@
       player.on(ev.MANIFEST_LOADED, (e) => {
         const d = Number(e.data && e.data.mediaPresentationDuration);
         stats.mpdEnd = Number.isFinite(d) && d > 0 ? d : NaN;
+        prft = producerReferences(e.data) || prft;
       });
       // Browsers refuse autoplay with sound until the viewer interacts: play muted then.
       player.on(ev.PLAYBACK_NOT_ALLOWED, () => {

@@ -12,7 +12,7 @@ use media::validate::Tracks;
 /// Segment duration in seconds: keyframes are forced on these boundaries in every rendition.
 pub const SEGMENT_SECS: u32 = 4;
 /// CMAF chunk (fragment) duration in milliseconds: what a low-latency player gets at a time.
-pub const CHUNK_MS: u64 = 500;
+pub const CHUNK_MS: u64 = 200;
 
 /// What a rendition carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -22,8 +22,16 @@ use crate::{
 
 /// How long finished segments stay listed and stored (the MPD's time-shift buffer).
 pub const WINDOW: Duration = Duration::from_secs(600);
-/// The live latency players should aim for.
-pub const LL_TARGET_LATENCY: Duration = Duration::from_millis(2500);
+/// The glass-to-glass latency low-latency players should aim for (`ServiceDescription`): what
+/// the pipeline can hold with margin — capture to chunk complete is about one chunk plus the
+/// transcoder's ~0.2 s, and a player needs about two chunks of buffer against jitter.
+pub const LL_TARGET_LATENCY: Duration = Duration::from_millis(1500);
+/// Least and most latency a low-latency player should allow before it changes its rate.
+const LL_MIN_LATENCY: Duration = Duration::from_millis(1000);
+const LL_MAX_LATENCY: Duration = Duration::from_secs(6);
+/// `suggestedPresentationDelay`, for players that do not read the `ServiceDescription` (VLC,
+/// GStreamer, ffmpeg): they fetch whole segments, so they keep the latency they had.
+pub const PRESENTATION_DELAY: Duration = Duration::from_millis(2500);
 
 /// URL of our clock for `UTCTiming` (relative to the MPD).
 pub const TIME_URL: &str = "/time";
@@ -207,14 +215,15 @@ impl DashState {
         );
         m.utc_timing = vec![UtcTiming::HttpIso(TIME_URL.into())];
         m.ended = self.ended;
-        m.suggested_presentation_delay = LL_TARGET_LATENCY;
+        m.suggested_presentation_delay = PRESENTATION_DELAY;
         m.low_latency = Some(LowLatency {
-            // A segment may be requested one chunk (0.5 s) after it starts.
+            // A segment may be requested one chunk after it starts.
             availability_time_offset: Duration::from_millis(SEGMENT_SECS as u64 * 1000 - CHUNK_MS),
             target_latency: LL_TARGET_LATENCY,
-            min_latency: Some(Duration::from_millis(1500)),
-            max_latency: Some(Duration::from_secs(8)),
-            playback_rate: Some((0.96, 1.04)),
+            min_latency: Some(LL_MIN_LATENCY),
+            max_latency: Some(LL_MAX_LATENCY),
+            // ±8 %: a catch-up after a stall takes a few seconds and cannot be heard as pitch.
+            playback_rate: Some((0.92, 1.08)),
         });
         for p in &self.periods {
             // A new Period is shown once every rendition has a segment, so players never see
