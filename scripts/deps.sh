@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(ffmpeg)
 if [[ "${1:-run}" == test ]]; then
-  want+=(redis-server curl chromium openssl rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav)
+  want+=(redis-server curl chromium openssl rtmpdump gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-libav vlc-bin vlc-plugin-base)
 fi
 # npm (for dash.js and, in tests, playwright-core): use the machine's Node if it has one,
 # else Debian's.

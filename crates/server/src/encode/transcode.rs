@@ -230,16 +230,28 @@ async fn run_once(
             source,
         })?;
     info!(stream = %stream.name, pid = child.id(), generation, "transcoder started");
-    let Some((snapshot, follow)) = Follower::frames(stream) else {
+    let Some((snapshot, mut follow)) = Follower::frames(stream) else {
         return Ok(Ended::Publisher);
     };
-    // ffmpeg's outputs start at media time 0 on the earliest frame it reads.
-    let first_ts = snapshot
-        .frames
-        .iter()
-        .filter(|f| !f.sequence_header)
-        .map(|f| f.timestamp)
-        .min();
+    // ffmpeg's outputs start at media time 0 on the earliest frame it reads: the snapshot's,
+    // or (a transcoder started by the keyframe that completed validation, before that frame
+    // reached the hub) the next one.
+    let mut first = snapshot.frames;
+    let media_ts = |frames: &[Arc<Frame>]| {
+        frames
+            .iter()
+            .filter(|f| !f.sequence_header)
+            .map(|f| f.timestamp)
+            .min()
+    };
+    while media_ts(&first).is_none() {
+        match follow.next().await {
+            Step::Send(f, _) => first.push(f),
+            Step::Lagged(_) => {}
+            Step::Ended => return Ok(Ended::Publisher),
+        }
+    }
+    let first_ts = media_ts(&first);
     if events
         .send(TranscodeEvent::Started {
             generation,
@@ -264,7 +276,7 @@ async fn run_once(
         .map(|pid| tokio::spawn(sample_cpu(pid, stats.clone())));
 
     let stdin = child.stdin.take().expect("piped");
-    let feeder = tokio::spawn(feed(stdin, snapshot.frames, follow, tracks.clone()));
+    let feeder = tokio::spawn(feed(stdin, first, follow, tracks.clone()));
 
     let mut readers = Vec::new();
     for (index, l) in listeners.into_iter().enumerate() {

@@ -25,28 +25,6 @@ async fn wait_for_mpd(srv: &TestServer, name: &str, min_video_segments: usize) -
     }
 }
 
-/// Segments listed in the SegmentTimeline of the AdaptationSet of `content_type`.
-fn count_segments(mpd: &str, content_type: &str) -> usize {
-    let Some(start) = mpd.find(&format!("contentType=\"{content_type}\"")) else {
-        return 0;
-    };
-    let set = &mpd[start
-        ..mpd[start..]
-            .find("</AdaptationSet>")
-            .map_or(mpd.len(), |e| start + e)];
-    set.split("<S ")
-        .skip(1)
-        .map(|s| {
-            s.split("r=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .and_then(|r| r.parse::<usize>().ok())
-                .unwrap_or(0)
-                + 1
-        })
-        .sum()
-}
-
 fn ffmpeg_children_of(dir: &std::path::Path) -> usize {
     let needle = dir.to_string_lossy().to_string();
     std::fs::read_dir("/proc")
@@ -86,6 +64,10 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
         "width=\"400\" height=\"400\"",
         "id=\"a64\"",
         "audioSamplingRate=\"48000\"",
+        // The timeline is the capture clock, and the MPD says so (players' latency is then
+        // glass-to-glass): a ProducerReferenceTime per AdaptationSet, named by the Latency.
+        "<ProducerReferenceTime id=\"0\" type=\"encoder\"",
+        "<Latency referenceId=\"0\"",
     ] {
         assert!(mpd.contains(needle), "MPD lacks {needle}: {mpd}");
     }

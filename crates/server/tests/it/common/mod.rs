@@ -288,3 +288,25 @@ pub async fn capture_stdout(cmd: &mut Command, dur: Duration) -> Vec<u8> {
     let _ = child.kill().await;
     out
 }
+
+/// Segments listed in the SegmentTimeline of the AdaptationSet of `content_type`.
+pub fn count_segments(mpd: &str, content_type: &str) -> usize {
+    let Some(start) = mpd.find(&format!("contentType=\"{content_type}\"")) else {
+        return 0;
+    };
+    let set = &mpd[start
+        ..mpd[start..]
+            .find("</AdaptationSet>")
+            .map_or(mpd.len(), |e| start + e)];
+    set.split("<S ")
+        .skip(1)
+        .map(|s| {
+            s.split("r=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|r| r.parse::<usize>().ok())
+                .unwrap_or(0)
+                + 1
+        })
+        .sum()
+}
