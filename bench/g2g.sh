@@ -6,20 +6,22 @@
 #   dashjs  the server's /watch/NAME page (dash.js) in headless Chromium
 #   shaka   Shaka Player (lowLatencyMode) on the MPD, in headless Chromium
 #   hlsjs   hls.js (lowLatencyMode) on /live/NAME/master.m3u8, in headless Chromium
-# and prints one Markdown table. --write puts it into BENCHMARKS.md ("Glass-to-glass (from the
-# pixels)").
-#   bench/g2g.sh [--secs 60] [--players "rtmp dashjs shaka hlsjs"] [--release] [--write] [--keep-tmp]
+# and prints one Markdown table. --edge also plays each browser player through a
+# `ferrocast edge` in front of the server (rows "… via edge"). --write puts it into
+# BENCHMARKS.md ("Glass-to-glass (from the pixels)").
+#   bench/g2g.sh [--secs 60] [--players "rtmp dashjs shaka hlsjs"] [--edge] [--release] [--write] [--keep-tmp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-SECS=60; PLAYERS="rtmp dashjs shaka hlsjs"; PROFILE=debug; WRITE=0; KEEP_TMP=0
+SECS=60; PLAYERS="rtmp dashjs shaka hlsjs"; PROFILE=debug; WRITE=0; KEEP_TMP=0; EDGE=0
 while (($#)); do case "$1" in
   --secs) SECS=$2; shift 2;;
   --players) PLAYERS=$2; shift 2;;
+  --edge) EDGE=1; shift;;
   --release) PROFILE=release; shift;;
   --write) WRITE=1; shift;;
   --keep-tmp) KEEP_TMP=1; shift;;
-  *) echo "usage: bench/g2g.sh [--secs 60] [--players \"rtmp dashjs shaka hlsjs\"] [--release] [--write] [--keep-tmp]" >&2; exit 2;;
+  *) echo "usage: bench/g2g.sh [--secs 60] [--players \"rtmp dashjs shaka hlsjs\"] [--edge] [--release] [--write] [--keep-tmp]" >&2; exit 2;;
 esac; done
 
 log() { echo "[g2g $(date +%T)] $*" >&2; }
@@ -35,13 +37,18 @@ cargo build "${flags[@]}" -p ferrocast -p g2g >/dev/null 2>&1 || cargo build "${
 TARGET=${CARGO_TARGET_DIR:-target}
 cp "$TARGET/$PROFILE/ferrocast" "$TARGET/$PROFILE/ferrocast-g2g" "$TMP/"
 
-read -r RTMP RTMPS HTTP < <(free_ports 3)
+read -r RTMP RTMPS HTTP EDGE_HTTP < <(free_ports 4)
 BASE=http://127.0.0.1:$HTTP
 STREAM=g2g
 FERROCAST_WEB_DIR=$PWD/web "$TMP/ferrocast" serve --data-dir "$TMP/data" --rtmp-addr "127.0.0.1:$RTMP" \
   --rtmps-addr "127.0.0.1:$RTMPS" --http-addr "127.0.0.1:$HTTP" >"$TMP/server.log" 2>&1 &
 PIDS+=($!); SERVER=$!
 wait_port "$HTTP" ferrocast "$SERVER" "$TMP/server.log"
+if ((EDGE)); then
+  "$TMP/ferrocast" edge --origin "$BASE" --http-addr "127.0.0.1:$EDGE_HTTP" >"$TMP/edge.log" 2>&1 &
+  PIDS+=($!); EDGE_PID=$!
+  wait_port "$EDGE_HTTP" "ferrocast edge" "$EDGE_PID" "$TMP/edge.log"
+fi
 "$TMP/ferrocast-g2g" publish "rtmp://127.0.0.1:$RTMP/live/$STREAM" >"$TMP/publish.log" 2>&1 &
 PIDS+=($!); PUBLISHER=$!
 # The players join an established stream: wait until the MPD lists two whole segments.
@@ -69,6 +76,13 @@ for p in $PLAYERS; do
   else
     timeout $((SECS + 120)) node tests/browser/g2g.mjs --base "$BASE" --stream "$STREAM" --player "$p" --secs "$SECS" \
       2>>"$TMP/browser.log" >>"$OUT" || true
+    if ((EDGE)); then
+      log "$p via the edge: $SECS s"
+      timeout $((SECS + 120)) node tests/browser/g2g.mjs --base "http://127.0.0.1:$EDGE_HTTP" --stream "$STREAM" --player "$p" --secs "$SECS" \
+        2>>"$TMP/browser.log" | python3 -c 'import json,sys
+for l in sys.stdin:
+    d=json.loads(l); d["player"] += "@edge"; print(json.dumps(d))' >>"$OUT" || true
+    fi
   fi
   tail -1 "$OUT" | cut -c1-400 >&2
 done
@@ -108,7 +122,9 @@ out = ["| player | median | p90 | first frame | stalls (gaps > 0.5 s) | frames r
        "|---|---|---|---|---|---|---|"]
 for line in open(sys.argv[1]):
     d = json.loads(line)
-    name = names.get(d["player"], d["player"])
+    player, _, via = d["player"].partition("@")
+    d["player"] = player
+    name = names.get(player, player) + (" via `ferrocast edge`" if via else "")
     if "error" in d:
         out.append(f"| {name} | failed: {d['error'][:80]} | | | | | |")
         continue
