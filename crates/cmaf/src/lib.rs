@@ -43,6 +43,7 @@ mod boxes;
 mod error;
 pub mod hls;
 mod mpd;
+mod parts;
 mod reader;
 mod remux;
 mod segmenter;
@@ -57,6 +58,7 @@ pub use mpd::{
     xs_datetime, xs_duration, AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest,
     Period, Representation, SegmentRef, UtcTiming, AUDIO_CHANNEL_SCHEME, PROFILE_ISOFF_LIVE,
 };
+pub use parts::{PartRef, Parts, SegmentParts};
 pub use remux::{FlvRemuxer, FlvTag, RemuxError, MAX_TAG_BODY};
 pub use segmenter::{Chunk, SegmentEnd, Segmenter, SegmenterConfig, SegmenterEvent};
 
