@@ -14,4 +14,5 @@ mod failover;
 mod grafana;
 mod hostile;
 mod interop;
+mod llhls;
 mod push;
