@@ -125,12 +125,28 @@ test('glass-to-glass of the web player (dash.js), read from the pixels', { timeo
 test('glass-to-glass of hls.js (lowLatencyMode) on the LL-HLS playlists, read from the pixels', { timeout: TOTAL_MS }, async (t) => {
   const live = await liveStack(t);
   try {
-    const r = await measurePlayer(live.browser, { base: live.base, stream: STREAM, player: 'hlsjs', secs: SECS, startupMs: 15_000, log });
+    // Then the 720/400 switch: hls.js told to play the other rendition shows its frames (it
+    // finds the new playlist's live edge from the rendition reports).
+    const after = async (page, report) => {
+      const { heights, current } = await page.evaluate(() => {
+        const h = window.g2gPage.instance;
+        return { heights: h.levels.map((l) => l.height), current: h.currentLevel };
+      });
+      const to = heights.findIndex((_, i) => i !== current);
+      await page.evaluate((i) => { window.g2gPage.instance.currentLevel = i; }, to);
+      const shown = await until(`hls.js to show the ${heights[to]} rendition`, 20_000, async () => {
+        const seen = (await report()).heights ?? {};
+        return (seen[String(heights[to])] ?? 0) >= 30 && seen;
+      }, 250);
+      return { from: heights[current], to: heights[to], heights: shown };
+    };
+    const r = await measurePlayer(live.browser, { base: live.base, stream: STREAM, player: 'hlsjs', secs: SECS, startupMs: 15_000, log, after });
     console.log(JSON.stringify({ g2g: r }));
     log(`hls.js glass-to-glass median ${r.median_s} s, p90 ${r.p90_s} s (hls.js says ${r.player_latency_s} s); ` +
       `${r.samples} of ${r.presented} presented frames read, ${r.misreads} misread, first frame ${r.first_frame_s} s, ` +
       `${r.stalls} stalls`);
     assertMeasured(r, 'hls.js', HLS_TARGET_S);
+    assert.ok(r.after && r.after.from !== r.after.to, `no rendition switch: ${JSON.stringify(r.after)}`);
   } catch (e) {
     failureContext(live);
     throw e;
