@@ -1,5 +1,5 @@
 //! HLS playlists (RFC 8216, fMP4 segments; low-latency HLS from draft-pantos-hls-rfc8216bis)
-//! rendered from the same [`Manifest`] as the MPD, so Safari, iOS and hls.js are served the
+//! rendered from the same [`Manifest`](crate::Manifest) as the MPD, so Safari, iOS and hls.js are served the
 //! very same CMAF segments, Periods and window as DASH players.
 //!
 //! ```text
