@@ -67,8 +67,10 @@ function playerLatency(player) {
 
 // Opens the player, waits for its first frame (at most startupMs), measures for `secs`
 // seconds from then, and returns the reader's report plus the player's own latency estimate
-// (median of one sample every 2 s) and any errors.
-export async function measurePlayer(browser, { base, stream, player, secs = 60, startupMs = 40_000, log = () => {} }) {
+// (median of one sample every 2 s) and any errors. `after(page, report)`, if given, runs once
+// the measurement is taken (on the same page: a rendition switch, say); what it returns is
+// the result's `after`.
+export async function measurePlayer(browser, { base, stream, player, secs = 60, startupMs = 40_000, log = () => {}, after }) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
   const page = await context.newPage();
   const errors = [];
@@ -108,11 +110,12 @@ export async function measurePlayer(browser, { base, stream, player, secs = 60, 
       own.push(await page.evaluate(ownLatency).catch(() => NaN));
     }
     const r = await report();
+    const afterResult = after ? await after(page, report) : undefined;
     const pageErrors = await page.evaluate(() => window.g2gPage?.errors ?? window.ferrocast?.stats?.errors ?? []).catch(() => []);
     const ownMedian = median(own);
     return {
       player, ...r, player_latency_s: ownMedian === null ? null : Math.round(ownMedian * 1000) / 1000,
-      errors: [...errors, ...pageErrors.map(String)],
+      errors: [...errors, ...pageErrors.map(String)], ...(after ? { after: afterResult } : {}),
     };
   } finally {
     await context.close().catch(() => {});

@@ -1,13 +1,14 @@
-// Glass-to-glass of the web player, read from the pixels: a real ferrocast server, the
-// probe's publisher (`ferrocast-g2g publish`: the capture time stamped into every frame) and
-// Debian's Chromium playing /watch/NAME (dash.js), with tests/browser/g2g-reader.js injected
-// to read the stamp of every frame the page shows.
+// Glass-to-glass of the web player and of hls.js, read from the pixels: a real ferrocast
+// server, the probe's publisher (`ferrocast-g2g publish`: the capture time stamped into every
+// frame) and Debian's Chromium playing /watch/NAME (dash.js), then hls.js (lowLatencyMode) on
+// the LL-HLS playlists, with tests/browser/g2g-reader.js reading the stamp of every frame the
+// page shows.
 //
 //   npm ci --prefix web && cargo build -p ferrocast -p g2g && node --test tests/browser/
 //
-// Asserts that the glass-to-glass is read (≥ 90 % of the frames the page presented decode,
-// none misread) and that its median is below LIMIT_S + MARGIN_S. Prints one JSON line
-// ({"g2g": {...}}). Bounded: TOTAL_MS; everything on 127.0.0.1.
+// Asserts, per player, that the glass-to-glass is read (≥ 90 % of the frames the page
+// presented decode, none misread) and that its median is below its limit + MARGIN_S. Prints
+// one JSON line per player ({"g2g": {...}}). Bounded: TOTAL_MS each; everything on 127.0.0.1.
 //
 // Environment: FERROCAST_BIN (default target/debug/ferrocast), G2G_BIN (default
 // target/debug/ferrocast-g2g), CHROMIUM (default /usr/bin/chromium), FFMPEG (default ffmpeg),
@@ -44,61 +45,118 @@ const CURRENT_S = 2.9;
 const TARGET_S = 2.0;
 const LIMIT_S = CURRENT_S;
 const MARGIN_S = 1.5;
+// hls.js in lowLatencyMode on our LL-HLS (parts, blocking reload) must stay below
+// HLS_LIMIT_S + MARGIN_S. HLS_CURRENT_S is today's level with 0.5 s chunks: 3.48 s and 4.12 s
+// in `bench/g2g.sh --players "hlsjs dashjs" --secs 30` on the shared 2-core box at load 10
+// (dash.js 2.77 s / 2.99 s in the same runs), rounded up; hls.js plays PART-HOLD-BACK
+// (3 × 0.513 s) behind its start position, which it picks ~1.5 s before its first frame and
+// never catches up (stock maxLiveSyncPlaybackRate 1). HLS_TARGET_S is issue 16's goal, not
+// met yet (shorter chunks shrink PART-HOLD-BACK): when it is, change `const HLS_LIMIT_S =
+// HLS_CURRENT_S` to `const HLS_LIMIT_S = HLS_TARGET_S`.
+const HLS_CURRENT_S = 4.2;
+const HLS_TARGET_S = 3.0;
+const HLS_LIMIT_S = HLS_CURRENT_S;
 // Of the frames the page presented, this share at least must yield a time.
 const MIN_READ = 0.9;
 
-test('glass-to-glass of the web player (dash.js), read from the pixels', { timeout: TOTAL_MS }, async (t) => {
+// Starts the server and the publisher, waits for an established stream (two whole segments,
+// as the bench joins), and opens Chromium; everything is stopped after the test.
+async function liveStack(t) {
   for (const [bin, what] of [[BIN, 'ferrocast'], [G2G, 'ferrocast-g2g']]) {
     assert.ok(fs.existsSync(bin), `no ${what} binary at ${bin}: run cargo build -p ferrocast -p g2g`);
   }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferrocast-g2g-'));
   const [rtmp, rtmps, http] = [await freePort(), await freePort(), await freePort()];
   const base = `http://127.0.0.1:${http}`;
-  let server, publisher, browser;
+  const live = { base, dataDir, server: null, publisher: null, browser: null };
   t.after(async () => {
-    await browser?.close().catch(() => {});
-    await stop(publisher);
-    await stop(server);
+    await live.browser?.close().catch(() => {});
+    await stop(live.publisher);
+    await stop(live.server);
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
   const serverLog = fs.openSync(path.join(dataDir, 'server.log'), 'w');
-  server = spawn(BIN, ['serve', '--data-dir', path.join(dataDir, 'data'), '--rtmp-addr', `127.0.0.1:${rtmp}`,
+  live.server = spawn(BIN, ['serve', '--data-dir', path.join(dataDir, 'data'), '--rtmp-addr', `127.0.0.1:${rtmp}`,
     '--rtmps-addr', `127.0.0.1:${rtmps}`, '--http-addr', `127.0.0.1:${http}`],
   { stdio: ['ignore', serverLog, serverLog], env: { ...process.env, FERROCAST_WEB_DIR: path.join(root, 'web') } });
-  try {
-    await until('the server to answer /healthz', 10_000, async () => (await fetch(`${base}/healthz`)).ok);
-    // --secs bounds the publisher even if this script dies without stopping it.
-    publisher = spawn(G2G, ['publish', `rtmp://127.0.0.1:${rtmp}/live/${STREAM}`, '--secs', String(TOTAL_MS / 1000)],
-      { stdio: ['ignore', 'ignore', 'inherit'] });
-    // Join an established stream, as the bench does: two whole segments listed.
-    await until('the MPD to list 2 segments', 20_000, async () => {
-      const r = await fetch(`${base}/live/${STREAM}/manifest.mpd`);
-      return r.ok && mpdVideoSegments(await r.text()) >= 2;
-    }, 200);
+  await until('the server to answer /healthz', 10_000, async () => (await fetch(`${base}/healthz`)).ok);
+  // --secs bounds the publisher even if this script dies without stopping it.
+  live.publisher = spawn(G2G, ['publish', `rtmp://127.0.0.1:${rtmp}/live/${STREAM}`, '--secs', String(TOTAL_MS / 1000)],
+    { stdio: ['ignore', 'ignore', 'inherit'] });
+  // Join an established stream, as the bench does: two whole segments listed.
+  await until('the MPD to list 2 segments', 20_000, async () => {
+    const r = await fetch(`${base}/live/${STREAM}/manifest.mpd`);
+    return r.ok && mpdVideoSegments(await r.text()) >= 2;
+  }, 200);
+  live.browser = await launchBrowser();
+  return live;
+}
 
-    browser = await launchBrowser();
+// The assertions every player's measurement must pass, with its own limit.
+function assertMeasured(r, name, limit) {
+  assert.deepEqual(r.errors, [], 'errors on the page');
+  assert.equal(r.misreads, 0, `misread stamps (last: ${r.last_error})`);
+  assert.ok(r.presented >= SECS * 30 * 0.8, `only ${r.presented} frames presented in ${SECS} s`);
+  assert.ok(r.samples >= MIN_READ * r.presented,
+    `${r.samples} of ${r.presented} presented frames read (${r.frames} seen, ${r.unreadable} unreadable, last: ${r.last_error})`);
+  assert.ok(r.median_s > 0, `median ${r.median_s} s`);
+  assert.ok(r.median_s < limit + MARGIN_S,
+    `${name} glass-to-glass median ${r.median_s} s is not below ${limit} s + ${MARGIN_S} s (series: ${JSON.stringify(r.series)})`);
+}
+
+function failureContext(live) {
+  console.error(`load average: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const tail = fs.readFileSync(path.join(live.dataDir, 'server.log'), 'utf8').split('\n').slice(-30).join('\n');
+  console.error(`--- server log (last lines) ---\n${tail}`);
+}
+
+test('glass-to-glass of the web player (dash.js), read from the pixels', { timeout: TOTAL_MS }, async (t) => {
+  const live = await liveStack(t);
+  try {
+    const { base, browser } = live;
     const r = await measurePlayer(browser, { base, stream: STREAM, player: 'dashjs', secs: SECS, startupMs: 15_000, log });
     console.log(JSON.stringify({ g2g: r }));
     log(`dash.js glass-to-glass median ${r.median_s} s, p90 ${r.p90_s} s (dash.js says ${r.player_latency_s} s); ` +
       `${r.samples} of ${r.presented} presented frames read, ${r.misreads} misread, first frame ${r.first_frame_s} s`);
-
-    assert.deepEqual(r.errors, [], 'errors on the page');
-    assert.equal(r.misreads, 0, `misread stamps (last: ${r.last_error})`);
-    assert.ok(r.presented >= SECS * 30 * 0.8, `only ${r.presented} frames presented in ${SECS} s`);
-    assert.ok(r.samples >= MIN_READ * r.presented,
-      `${r.samples} of ${r.presented} presented frames read (${r.frames} seen, ${r.unreadable} unreadable, last: ${r.last_error})`);
-    assert.ok(r.median_s > 0, `median ${r.median_s} s`);
-    assert.ok(r.median_s < LIMIT_S + MARGIN_S,
-      `glass-to-glass median ${r.median_s} s is not below ${LIMIT_S} s + ${MARGIN_S} s (series: ${JSON.stringify(r.series)})`);
+    assertMeasured(r, 'dash.js', LIMIT_S);
     // The reader's CRC is the one the publisher writes (crates/g2g checks the same value).
     const page = await browser.newPage();
     await page.addInitScript({ path: path.join(root, 'tests/browser/g2g-reader.js') });
     await page.goto(`${base}/healthz`);
     assert.equal(await page.evaluate(() => globalThis.ferrocastG2G.crc16([...'123456789'].map((c) => c.charCodeAt(0)))), 0x29b1);
   } catch (e) {
-    console.error(`load average: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-    const tail = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8').split('\n').slice(-30).join('\n');
-    console.error(`--- server log (last lines) ---\n${tail}`);
+    failureContext(live);
+    throw e;
+  }
+});
+
+test('glass-to-glass of hls.js (lowLatencyMode) on the LL-HLS playlists, read from the pixels', { timeout: TOTAL_MS }, async (t) => {
+  const live = await liveStack(t);
+  try {
+    // Then the 720/400 switch: hls.js told to play the other rendition shows its frames (it
+    // finds the new playlist's live edge from the rendition reports).
+    const after = async (page, report) => {
+      const { heights, current } = await page.evaluate(() => {
+        const h = window.g2gPage.instance;
+        return { heights: h.levels.map((l) => l.height), current: h.currentLevel };
+      });
+      const to = heights.findIndex((_, i) => i !== current);
+      await page.evaluate((i) => { window.g2gPage.instance.currentLevel = i; }, to);
+      const shown = await until(`hls.js to show the ${heights[to]} rendition`, 20_000, async () => {
+        const seen = (await report()).heights ?? {};
+        return (seen[String(heights[to])] ?? 0) >= 30 && seen;
+      }, 250);
+      return { from: heights[current], to: heights[to], heights: shown };
+    };
+    const r = await measurePlayer(live.browser, { base: live.base, stream: STREAM, player: 'hlsjs', secs: SECS, startupMs: 15_000, log, after });
+    console.log(JSON.stringify({ g2g: r }));
+    log(`hls.js glass-to-glass median ${r.median_s} s, p90 ${r.p90_s} s (hls.js says ${r.player_latency_s} s); ` +
+      `${r.samples} of ${r.presented} presented frames read, ${r.misreads} misread, first frame ${r.first_frame_s} s, ` +
+      `${r.stalls} stalls`);
+    assertMeasured(r, 'hls.js', HLS_LIMIT_S);
+    assert.ok(r.after && r.after.from !== r.after.to, `no rendition switch: ${JSON.stringify(r.after)}`);
+  } catch (e) {
+    failureContext(live);
     throw e;
   }
 });

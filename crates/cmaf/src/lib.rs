@@ -21,10 +21,12 @@
 //!        └─▶ SegmentEnd { segment, start, duration }
 //!                      │ SegmentRef
 //!                      ▼
-//!  Manifest { Periods, AdaptationSets, Representations, segments, in_progress }
+//!  Manifest { Periods, AdaptationSets, Representations, segments, in_progress,
+//!             parts: the recent chunks as byte ranges (filled by the server) }
 //!        ├── render() ─────────▶ manifest.mpd
 //!        ├── hls::master() ────▶ master.m3u8
-//!        └── hls::media() ─────▶ REP/index.m3u8
+//!        ├── hls::media() ─────▶ REP/index.m3u8 (LL-HLS parts, preload hint, reports)
+//!        └── hls::live_edge() ─▶ BlockingReload::step(now): answer | wait | 400 | 503
 //! ```
 //!
 //! | specification | where |
@@ -34,7 +36,7 @@
 //! | ISO/IEC 23000-19 (CMAF): chunks (`moof`+`mdat`, default-base-is-moof, `tfdt` required), segments of whole chunks starting with a stream access point | `segmenter` ([`Segmenter`]) |
 //! | ISO/IEC 23009-1 (MPEG-DASH): dynamic MPD, SegmentTemplate with `$Number$` and SegmentTimeline, UTCTiming, time-shift buffer | `mpd` ([`Manifest`]) |
 //! | DASH-IF IOP v4.3 4.4.3.1 (end of a live presentation; live2vod), DASH-IF low-latency guidelines (`availabilityTimeOffset`, `ServiceDescription`, `prft`) | `mpd`, `segmenter` |
-//! | RFC 8216 (HLS) with fMP4 segments: master and media playlists, discontinuities | [`hls`] |
+//! | RFC 8216 (HLS) with fMP4 segments: master and media playlists, discontinuities; draft-pantos-hls-rfc8216bis (LL-HLS): `EXT-X-PART` byte ranges, `PART-INF`, `SERVER-CONTROL`, preload hints, rendition reports, blocking playlist reload, and a checker of those rules | [`hls`], `parts` ([`Parts`]) |
 //! | FLV v10.1 E.4.2/E.4.3 tag bodies (AVC NALU packets, AAC raw frames) from CMAF samples | `remux` ([`FlvRemuxer`]) |
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
@@ -43,6 +45,7 @@ mod boxes;
 mod error;
 pub mod hls;
 mod mpd;
+mod parts;
 mod reader;
 mod remux;
 mod segmenter;
@@ -57,6 +60,7 @@ pub use mpd::{
     xs_datetime, xs_duration, AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest,
     Period, Representation, SegmentRef, UtcTiming, AUDIO_CHANNEL_SCHEME, PROFILE_ISOFF_LIVE,
 };
+pub use parts::{PartRef, Parts, SegmentParts};
 pub use remux::{FlvRemuxer, FlvTag, RemuxError, MAX_TAG_BODY};
 pub use segmenter::{Chunk, SegmentEnd, Segmenter, SegmenterConfig, SegmenterEvent};
 

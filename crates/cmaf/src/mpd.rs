@@ -47,6 +47,7 @@ use std::time::Duration;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::boxes::{MediaParams, TrackInfo};
+use crate::parts::Parts;
 use crate::segmenter::SegmentEnd;
 use crate::{ApiMisuse, CmafError};
 
@@ -198,6 +199,9 @@ pub struct Representation {
     /// finished ones (low-latency players fetch it as its chunks are made); HLS playlists,
     /// which list finished segments only, leave it out.
     pub in_progress: Option<SegmentRef>,
+    /// The chunks of the most recent segments, for low-latency HLS (`EXT-X-PART`); empty
+    /// when the packager does not track them (the MPD does not use them).
+    pub parts: Parts,
 }
 
 impl Representation {
@@ -227,6 +231,7 @@ impl Representation {
             format,
             segments: Vec::new(),
             in_progress: None,
+            parts: Parts::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub struct EdgeConfig {
     pub(crate) breaker: BreakerConfig,
     pub(crate) timeout: TimeoutConfig,
     pub(crate) wait_timeout: Duration,
+    pub(crate) blocking_timeout: Duration,
     pub(crate) chunk_timeout: Duration,
     pub(crate) max_bucket_wait: Duration,
     pub(crate) max_object_bytes: usize,
@@ -33,6 +34,7 @@ impl Default for EdgeConfig {
             breaker: BreakerConfig::default(),
             timeout: TimeoutConfig::default(),
             wait_timeout: Duration::from_secs(15),
+            blocking_timeout: Duration::from_secs(14),
             chunk_timeout: Duration::from_secs(10),
             max_bucket_wait: Duration::from_secs(2),
             max_object_bytes: 64 << 20,
@@ -79,6 +81,14 @@ impl EdgeConfig {
     /// timeout's upper bound).
     pub fn wait_timeout(&mut self, d: Duration) -> &mut Self {
         self.wait_timeout = d;
+        self
+    }
+
+    /// Origin timeout of a blocking playlist reload (default 14 s: the origin holds one
+    /// for up to three 4 s target durations before its 503; keep it under `wait_timeout`,
+    /// which the coalesced requests for the same reload wait).
+    pub fn blocking_timeout(&mut self, d: Duration) -> &mut Self {
+        self.blocking_timeout = d;
         self
     }
 

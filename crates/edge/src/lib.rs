@@ -11,7 +11,8 @@
 //!   bytes-bounded [`ObjectCache`] (moka). Its one clock read is tokio's, so
 //!   paused-time tests drive it.
 //!
-//! Beside them: [`EdgeConfig`], the errors ([`EdgeError`], tagged with the
+//! Beside them: [`ByteRange`] and [`RangeSlicer`] (a part request's byte range of a
+//! segment, cut out of the one cached or growing object), [`EdgeConfig`], the errors ([`EdgeError`], tagged with the
 //! side at fault), the objects ([`ObjectHead`], [`CachedObject`]) and what
 //! the server's origin client hands in ([`OriginResponse`]). The ring that
 //! orders the origins is the `ketama` crate.
@@ -29,6 +30,12 @@
 //!        │ 6 CachePolicy::ttl → store or not ──────────────────────────────────▶ MISS | BYPASS
 //!        ▼
 //!   EdgeResponse { phase → X-Cache, head, age → Age, body (chunks), fill (spawn it) }
+//!
+//!   A blocking playlist reload (key `…/index.m3u8?_HLS_msn=M&_HLS_part=N`,
+//!   [`is_blocking_reload`]) is an object of its own, coalesced like any other; the origin
+//!   holds it until the part exists, so it gets the fixed blocking timeout instead of
+//!   step 5's adaptive one, and the origin's 503 "not within three target durations" is an
+//!   answer, not a failure for the breakers.
 //!
 //!   Origin choice inside the fetch closure: Edge::origin_candidates(stream)
 //!   (ketama Ring, owner first then failover, open breakers skipped) and
@@ -62,6 +69,7 @@ mod error;
 mod object;
 mod origin;
 mod policy;
+mod range;
 mod runtime;
 
 pub use config::{CacheConfig, EdgeConfig};
@@ -73,9 +81,10 @@ pub use policy::breaker::{
     FallbackMode, Rejected,
 };
 pub use policy::bucket::{BucketConfig, TokenBuckets};
-pub use policy::freshness::{CacheControl, CachePolicy, ObjectKind};
+pub use policy::freshness::{is_blocking_reload, CacheControl, CachePolicy, ObjectKind};
 pub use policy::phase::CachePhase;
 pub use policy::timeout::{AdaptiveTimeout, TimeoutConfig};
+pub use range::{ByteRange, RangeSlicer};
 pub use runtime::cache::{Lookup, ObjectCache};
 pub use runtime::coalesce::{Coalescer, Lock, ReadLock, WritePermit};
 pub use runtime::edge::Edge;

@@ -51,6 +51,16 @@ impl ObjectKind {
     }
 }
 
+/// Whether `key` is a blocking playlist reload (`….m3u8?…_HLS_msn=…`, draft-pantos-hls-
+/// rfc8216bis 6.2.5.2): the origin holds such a request until the playlist has what it
+/// asks for, up to three target durations, and then answers 503.
+pub fn is_blocking_reload(key: &str) -> bool {
+    key.split_once('?').is_some_and(|(path, query)| {
+        ObjectKind::of(path) == ObjectKind::Playlist
+            && query.split('&').any(|p| p.starts_with("_HLS_msn="))
+    })
+}
+
 /// The `Cache-Control` directives the policy reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheControl {
@@ -203,6 +213,23 @@ mod tests {
         );
         assert_eq!(ObjectKind::of("live/a/"), ObjectKind::Other);
         assert_eq!(ObjectKind::Segment.as_str(), "segment");
+    }
+
+    #[test]
+    fn blocking_reloads_are_playlists_with_a_msn() {
+        assert!(is_blocking_reload(
+            "live/a/v720/index.m3u8?_HLS_msn=5&_HLS_part=1"
+        ));
+        assert!(is_blocking_reload("live/a/v720/index.m3u8?x=1&_HLS_msn=5"));
+        assert!(!is_blocking_reload("live/a/v720/index.m3u8"));
+        assert!(!is_blocking_reload("live/a/v720/index.m3u8?_HLS_part=1"));
+        assert!(!is_blocking_reload("live/a/v720/5.m4s?_HLS_msn=5"));
+        // Stored like any playlist: for the micro-cache's TTL.
+        let p = CachePolicy::default();
+        assert_eq!(
+            p.ttl("live/a/v720/index.m3u8?_HLS_msn=5", 200, Some("no-cache")),
+            Some(secs(1))
+        );
     }
 
     #[test]

@@ -47,6 +47,7 @@ use crate::origin::{OriginBody, OriginResponse};
 use crate::policy::breaker::{
     lower_rendition_path, rendition_of, Admission, BreakerState, FallbackMode,
 };
+use crate::policy::freshness::is_blocking_reload;
 use crate::policy::phase::CachePhase;
 
 /// Longest object key accepted.
@@ -182,13 +183,22 @@ impl Edge {
             return abort(permit, e, stale);
         }
 
-        let limit = inner.timeout.lock().current();
+        // A blocking reload is held by the origin on purpose: its latency says nothing about
+        // the origin's health, and its 503 (held three target durations) is an answer.
+        let blocking = is_blocking_reload(key);
+        let limit = if blocking {
+            inner.cfg.blocking_timeout
+        } else {
+            inner.timeout.lock().current()
+        };
         let started = tokio::time::Instant::now();
         bump(&inner.stats.origin_fetches, 1);
         let resp = match tokio::time::timeout(limit, fetch()).await {
             Err(_) => {
-                // A censored sample: the latency was at least `limit`.
-                inner.timeout.lock().record(limit);
+                if !blocking {
+                    // A censored sample: the latency was at least `limit`.
+                    inner.timeout.lock().record(limit);
+                }
                 inner.record(key, false);
                 return abort(permit, EdgeError::OriginTimeout(limit), stale);
             }
@@ -198,8 +208,10 @@ impl Edge {
             }
             Ok(Ok(resp)) => resp,
         };
-        inner.timeout.lock().record(started.elapsed());
-        let ok = resp.head.status < 500;
+        if !blocking {
+            inner.timeout.lock().record(started.elapsed());
+        }
+        let ok = resp.head.status < 500 || (blocking && resp.head.status == 503);
         inner.record(key, ok);
         if let (false, Some(obj)) = (ok, &stale) {
             publish(permit, obj, Some(obj.age(now())));

@@ -661,3 +661,70 @@ fn handles_are_send_and_the_future_is_send() {
     let fut = edge.get(SEG, || ok_full(seg_head(), "x"));
     send_val(&fut);
 }
+
+/// A herd of blocking playlist reloads for the same part is one origin request, held longer
+/// than the adaptive timeout would allow; neither its latency nor the origin's 503 after
+/// three target durations counts against the origin.
+#[tokio::test(start_paused = true)]
+async fn blocking_reloads_coalesce_and_are_held_without_tripping_anything() {
+    const KEY: &str = "live/cam/v720/index.m3u8?_HLS_msn=12&_HLS_part=3";
+    let edge = Edge::new(EdgeConfig::default());
+    assert_eq!(edge.timeout_in_force(), secs(3));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (edge, fetches) = (edge.clone(), fetches.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = edge
+                .get(KEY, || {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    async {
+                        // The part appears 8 s later (a stream catching up).
+                        tokio::time::sleep(secs(8)).await;
+                        Ok(OriginResponse::full(
+                            head(200, "application/vnd.apple.mpegurl", "no-cache"),
+                            "#EXTM3U\n",
+                        ))
+                    }
+                })
+                .await
+                .unwrap();
+            r.phase
+        }));
+    }
+    let mut phases = std::collections::HashMap::new();
+    for t in tasks {
+        *phases.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(phases.get(&CachePhase::Miss), Some(&1));
+    assert_eq!(phases.get(&CachePhase::Coalesced), Some(&99));
+    assert_eq!(edge.timeout_in_force(), secs(3), "not a latency sample");
+    // 503 (held three target durations) is relayed, never a failure.
+    for n in 0..5 {
+        let key = format!("live/cam/v720/index.m3u8?_HLS_msn={}", 20 + n);
+        let r = edge
+            .get(&key, || {
+                ok_full(
+                    head(503, "text/plain", "no-cache"),
+                    "not within three target durations",
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.head.status, 503);
+    }
+    assert_eq!(edge.stats().origin_failures, 0);
+    assert!(edge.open_breakers().is_empty());
+    // Longer than the blocking timeout is an origin timeout after all.
+    let t0 = tokio::time::Instant::now();
+    let e = edge
+        .get("live/cam/v720/index.m3u8?_HLS_msn=30", || async {
+            tokio::time::sleep(secs(60)).await;
+            ok_full(mpd_head(), "x").await
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e, EdgeError::OriginTimeout(secs(14)));
+    assert_eq!(t0.elapsed(), secs(14));
+}

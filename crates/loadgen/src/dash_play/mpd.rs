@@ -978,6 +978,7 @@ mod tests {
                 })
                 .collect(),
             in_progress: None,
+            parts: Default::default(),
         };
         let video = Format::Video {
             width: 1280,
@@ -1005,6 +1006,7 @@ mod tests {
                 id: id.into(),
                 start: Duration::from_secs(start_s),
                 adaptation_sets: vec![v, a],
+                ..Default::default()
             }
         };
         let mut m = Manifest::new(ast, ast + 70_000);

@@ -202,7 +202,10 @@ async fn fetch_origin(
                 last = e;
             }
             Ok(f) => {
-                edge.report_origin(&origin, f.0.status < 500);
+                // A blocking playlist reload's 503 (held three target durations) is an
+                // answer from a healthy origin.
+                let blocking = edge::is_blocking_reload(&key) && f.0.status == 503;
+                edge.report_origin(&origin, f.0.status < 500 || blocking);
                 return finish(f, release).await;
             }
         }

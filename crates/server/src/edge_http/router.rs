@@ -112,6 +112,26 @@ async fn live(
     if !valid {
         return (StatusCode::BAD_REQUEST, "bad path: expected /live/NAME/…\n").into_response();
     }
+    // A blocking playlist reload (LL-HLS) is an object of its own, keyed by its delivery
+    // directives in canonical form (whatever else the query held): a herd of players asking
+    // for the same part is one origin request, held there until the part exists.
+    let key = match (key.ends_with(".m3u8"), uri.query()) {
+        (true, Some(q)) => match cmaf::hls::BlockingRequest::parse(q) {
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("bad delivery directive: {e}\n"),
+                )
+                    .into_response()
+            }
+            Ok(Some(r)) => format!("{key}?{}", r.query()),
+            Ok(None) => key,
+        },
+        _ => key,
+    };
+    // LL-HLS parts are byte ranges of their segment: the edge fetches and caches the whole
+    // segment (growing while in progress) and answers each range from that one object.
+    let range = crate::http::range::requested(&headers).filter(|_| key.ends_with(".m4s"));
     let from_peer = headers.contains_key(PEER_HEADER);
     let fetch = {
         let (edge, client, key, stream) = (
@@ -167,10 +187,14 @@ async fn live(
                     .into_response();
             }
             let body = r.body;
+            let range = range.filter(|_| h.status == 200);
             if let Some(full) = body.as_full().cloned() {
-                counter!("ferrocast_edge_bytes_served_total").increment(full.len() as u64);
-                return b
-                    .body(Body::from(full))
+                let sent = range.map_or(Some((0, full.len() as u64)), |r| {
+                    r.within(full.len() as u64).map(|(a, z)| (a, z + 1))
+                });
+                let sent = sent.map_or(0, |(a, z)| z - a);
+                counter!("ferrocast_edge_bytes_served_total").increment(sent);
+                return crate::http::range::full(range, full, b)
                     .map_err(AppError::from)
                     .into_response();
             }
@@ -184,7 +208,7 @@ async fn live(
                     )
                 })
             });
-            b.body(Body::from_stream(stream))
+            crate::http::range::growing(range, stream, b)
                 .map_err(AppError::from)
                 .into_response()
         }

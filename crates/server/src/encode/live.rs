@@ -1,11 +1,22 @@
 //! Segments while they are being produced, for low-latency delivery: a request for the
 //! segment in progress gets the chunks already made at once and each new chunk as soon as
 //! the transcoder finishes it (HTTP chunked transfer), instead of waiting 4 s for the whole
-//! segment.
+//! segment. Each chunk is also recorded as a part (offset, length, duration, independent)
+//! for the LL-HLS playlists, and every change wakes the blocking playlist reloads waiting on
+//! the track.
 
-use std::{collections::VecDeque, convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use bytes::Bytes;
+use cmaf::{PartRef, Parts, SegmentParts};
 use edge::Growing;
 use futures::Stream;
 use parking_lot::Mutex;
@@ -23,21 +34,55 @@ pub struct LiveSegment {
     /// (start of the first chunk, end of the last chunk, duration of the last chunk), in the
     /// track timescale: enough to predict where the segment will end.
     timing: Mutex<(u64, u64, u64)>,
+    /// Each chunk as a byte range of the segment, for LL-HLS parts.
+    parts: Mutex<Vec<PartRef>>,
+    /// The track's change signal.
+    signal: Arc<Signal>,
+}
+
+/// What a track shares with its segments: the wake-up of blocking playlist reloads and the
+/// longest chunk so far (the parts' target duration is derived from it).
+#[derive(Debug)]
+struct Signal {
+    changed: watch::Sender<()>,
+    longest: AtomicU64,
+}
+
+impl Default for Signal {
+    fn default() -> Self {
+        Self {
+            changed: watch::channel(()).0,
+            longest: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Signal {
+    fn notify(&self) {
+        self.changed.send_replace(());
+    }
 }
 
 impl LiveSegment {
     /// An empty segment.
     pub fn new(number: u64) -> Arc<Self> {
+        Self::with_signal(number, Arc::default())
+    }
+
+    fn with_signal(number: u64, signal: Arc<Signal>) -> Arc<Self> {
         Arc::new(Self {
             number,
             body: Growing::new(),
             timing: Mutex::new((0, 0, 0)),
+            parts: Mutex::new(Vec::new()),
+            signal,
         })
     }
 
-    /// Adds the next chunk, which covers `[start, start + duration)` in the track timescale,
-    /// and wakes the readers.
-    pub fn push_timed(&self, chunk: Bytes, start: u64, duration: u64) {
+    /// Adds the next chunk, which covers `[start, start + duration)` in the track timescale
+    /// (`independent`: it starts with a sync sample), wakes the readers, then lists it as a
+    /// part: a playlist names a part only once its bytes can be sent (8216bis 6.2.1).
+    pub fn push_timed(&self, chunk: Bytes, start: u64, duration: u64, independent: bool) {
         {
             let mut t = self.timing.lock();
             if self.body.chunk_count() == 0 {
@@ -46,7 +91,30 @@ impl LiveSegment {
             t.1 = start + duration;
             t.2 = duration;
         }
-        self.push(chunk);
+        let length = chunk.len() as u64;
+        self.body.push(chunk);
+        {
+            let mut parts = self.parts.lock();
+            let offset = parts.last().map_or(0, |p| p.offset + p.length);
+            parts.push(PartRef {
+                offset,
+                length,
+                duration,
+                independent,
+            });
+        }
+        self.signal.longest.fetch_max(duration, Ordering::Relaxed);
+        self.signal.notify();
+    }
+
+    /// The chunks so far, as parts.
+    pub fn parts(&self) -> SegmentParts {
+        SegmentParts {
+            number: self.number,
+            start: self.timing.lock().0,
+            complete: self.is_complete(),
+            parts: self.parts.lock().clone(),
+        }
     }
 
     /// Where the segment starts, and where it will end if it runs to the first chunk
@@ -72,6 +140,7 @@ impl LiveSegment {
     /// Marks the segment complete (or abandoned): readers end after the last chunk.
     pub fn finish(&self) {
         self.body.finish();
+        self.signal.notify();
     }
 
     /// True once complete.
@@ -107,9 +176,12 @@ impl LiveSegment {
 pub struct LiveTrack {
     current: watch::Sender<Option<Arc<LiveSegment>>>,
     recent: Mutex<VecDeque<Arc<LiveSegment>>>,
+    signal: Arc<Signal>,
 }
 
-/// Finished segments kept in memory per rendition (they are also in the store).
+/// Finished segments kept in memory per rendition (they are also in the store): also the
+/// segments whose chunks the LL-HLS playlists list (those ending within three 4 s target
+/// durations of the playlist's end).
 const RECENT: usize = 3;
 
 impl Default for LiveTrack {
@@ -117,6 +189,7 @@ impl Default for LiveTrack {
         Self {
             current: watch::channel(None).0,
             recent: Mutex::new(VecDeque::new()),
+            signal: Arc::default(),
         }
     }
 }
@@ -124,7 +197,7 @@ impl Default for LiveTrack {
 impl LiveTrack {
     /// Starts segment `number` (finishing the previous one if it was left open).
     pub fn begin(&self, number: u64) -> Arc<LiveSegment> {
-        let seg = LiveSegment::new(number);
+        let seg = LiveSegment::with_signal(number, self.signal.clone());
         let old = self.current.send_replace(Some(seg.clone()));
         if let Some(old) = old {
             old.finish();
@@ -151,6 +224,35 @@ impl LiveTrack {
     pub fn abort(&self) {
         if let Some(s) = self.current.send_replace(None) {
             s.finish();
+        }
+        self.signal.notify();
+    }
+
+    /// Wakes whoever waits for a change (the presentation ended).
+    pub fn notify(&self) {
+        self.signal.notify();
+    }
+
+    /// A receiver that sees every change from now on: a chunk, a segment's end, an abort.
+    /// Subscribe before reading the state, so that no change is missed.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.signal.changed.subscribe()
+    }
+
+    /// The chunks of the recent segments and of the one in progress, for the LL-HLS
+    /// playlists.
+    pub fn parts(&self) -> Parts {
+        let mut segments: Vec<SegmentParts> =
+            self.recent.lock().iter().map(|s| s.parts()).collect();
+        if let Some(cur) = self.current() {
+            if segments.last().is_none_or(|l| l.number < cur.number) {
+                segments.push(cur.parts());
+            }
+        }
+        segments.sort_by_key(|s| s.number);
+        Parts {
+            longest: self.signal.longest.load(Ordering::Relaxed),
+            segments,
         }
     }
 
@@ -242,12 +344,12 @@ mod tests {
         let s = LiveSegment::new(3);
         assert_eq!(s.predicted(100), None);
         // Audio-like chunks of 512 ticks from 12288; the boundary at 16000 is reached at 16384.
-        s.push_timed(Bytes::from_static(b"x"), 12288, 512);
-        s.push_timed(Bytes::from_static(b"x"), 12800, 512);
+        s.push_timed(Bytes::from_static(b"x"), 12288, 512, true);
+        s.push_timed(Bytes::from_static(b"x"), 12800, 512, true);
         assert_eq!(s.predicted(16000), Some((12288, 16384 - 12288)));
         // Video-like chunks that divide the segment exactly.
         let v = LiveSegment::new(1);
-        v.push_timed(Bytes::from_static(b"x"), 4000, 500);
+        v.push_timed(Bytes::from_static(b"x"), 4000, 500, true);
         assert_eq!(v.predicted(8000), Some((4000, 4000)));
     }
 
@@ -273,5 +375,61 @@ mod tests {
         let s = t.begin(3);
         let got: Vec<_> = s.stream(Duration::from_millis(50)).collect().await;
         assert!(got.is_empty());
+    }
+
+    #[tokio::test]
+    async fn chunks_are_parts_and_every_change_wakes_the_waiters() {
+        let t = LiveTrack::default();
+        let mut rx = t.changes();
+        let s = t.begin(4);
+        s.push_timed(Bytes::from_static(b"aaaa"), 8000, 500, true);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        s.push_timed(Bytes::from_static(b"bb"), 8500, 520, false);
+        let p = t.parts();
+        assert_eq!(p.longest, 520);
+        assert_eq!(
+            p.segments,
+            vec![SegmentParts {
+                number: 4,
+                start: 8000,
+                complete: false,
+                parts: vec![
+                    PartRef {
+                        offset: 0,
+                        length: 4,
+                        duration: 500,
+                        independent: true
+                    },
+                    PartRef {
+                        offset: 4,
+                        length: 2,
+                        duration: 520,
+                        independent: false
+                    },
+                ],
+            }]
+        );
+        rx.changed().await.unwrap();
+        // Its end and the next segment: both listed, in order, the first complete.
+        t.end(4);
+        assert!(rx.has_changed().unwrap());
+        t.begin(5)
+            .push_timed(Bytes::from_static(b"c"), 12000, 500, true);
+        let p = t.parts();
+        let summary: Vec<_> = p
+            .segments
+            .iter()
+            .map(|s| (s.number, s.complete, s.len()))
+            .collect();
+        assert_eq!(summary, vec![(4, true, 6), (5, false, 1)]);
+        rx.borrow_and_update();
+        t.abort();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(
+            t.parts().segments.len(),
+            1,
+            "an abandoned segment is not listed"
+        );
     }
 }

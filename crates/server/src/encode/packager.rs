@@ -206,7 +206,6 @@ pub async fn run(
         )
         .await;
     }
-    abort_live(&state);
     let (ladder_ids, last) = {
         let mut s = state.write();
         s.ended = true;
@@ -220,6 +219,8 @@ pub async fn run(
         s.next_number = last.map_or(s.next_number, |n| n + 1);
         (s.ladder(), last)
     };
+    // After `ended`: the abort wakes the blocking playlist reloads, which then see the end.
+    abort_live(&state);
     if fence.is_some_and(Fence::is_lost) {
         // Another encoder owns the stream now: its record and its MPD are not ours to end.
         info!(stream = %name, "packaging stopped: fenced off by a newer owner");
@@ -316,7 +317,10 @@ async fn drain(
                     t.live = Some(rep.live.begin(c.segment));
                 }
                 if let Some(l) = &t.live {
-                    l.push_timed(c.bytes.clone(), c.start, c.duration);
+                    // Every AAC frame is a stream access point, whatever the trun says.
+                    let independent =
+                        c.independent || matches!(rendition.kind, RenditionKind::Audio { .. });
+                    l.push_timed(c.bytes.clone(), c.start, c.duration, independent);
                     // The chunk that reaches the segment boundary completes the segment: end
                     // its readers now rather than when the next segment's first chunk arrives
                     // (0.5 s later), so low-latency players ask for the next one in time.

@@ -1,6 +1,7 @@
-//! What the HTTP side needs to serve a stream as DASH: per stream, its Periods (one per
-//! publish), each rendition's init segment and list of finished segments, and whether the
-//! presentation has ended. The packager writes it; `GET manifest.mpd` renders it.
+//! What the HTTP side needs to serve a stream as DASH and HLS: per stream, its Periods (one
+//! per publish), each rendition's init segment, list of finished segments and the chunks of
+//! the recent ones (LL-HLS parts, from its live track), and whether the presentation has
+//! ended. The packager writes it; `GET manifest.mpd` and the HLS playlists render it.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -255,6 +256,8 @@ impl DashState {
                     *frame_rate = Some(frame_rate_of(fps));
                 }
                 rep.segments = r.segments.iter().copied().collect();
+                // LL-HLS: the chunks of the recent segments and of the one in progress.
+                rep.parts = r.live.parts();
                 // Low latency: the segment in progress is listed already, with the duration
                 // it will have, so players can ask for it (availabilityTimeOffset lets them
                 // do so half a second after it starts) and get its chunks as they are made.

@@ -3,8 +3,10 @@
 //! serves.
 mod api;
 mod error;
+mod hls;
 mod origin;
 pub mod player;
+pub(crate) mod range;
 mod recorder;
 mod router;
 mod state;

@@ -1,18 +1,19 @@
-//! The origin's playback routes: the MPD, HLS playlists, init and media segments (the one in
-//! progress streamed chunk by chunk), and the clock players sync to (`/time`).
+//! The origin's playback routes: the MPD, HLS playlists (media playlists in `hls`), init and
+//! media segments (the one in progress streamed chunk by chunk; byte ranges for LL-HLS
+//! parts), and the clock players sync to (`/time`).
 
 use std::time::UNIX_EPOCH;
 
 use axum::{
-    body::Body,
-    extract::{Path, State},
-    http::{header, StatusCode},
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use futures::StreamExt;
 
 use super::{
     error::{AppError, AppResult},
+    hls, range,
     state::HttpState,
 };
 use crate::{backend::store, stream::name::is_valid_stream_name};
@@ -107,15 +108,22 @@ fn media_type(rep: &str) -> &'static str {
 fn live_segment_response(
     seg: std::sync::Arc<crate::encode::live::LiveSegment>,
     rep: &str,
+    range: Option<edge::ByteRange>,
 ) -> AppResult {
     let b = Response::builder().header(header::CONTENT_TYPE, media_type(rep));
     let r = if seg.is_complete() {
-        b.header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
-            .body(Body::from(seg.bytes()))
+        range::full(
+            range,
+            seg.bytes(),
+            b.header(header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        )
     } else {
         // Not cacheable until complete: a cache must not keep a partial segment.
-        b.header(header::CACHE_CONTROL, "no-cache")
-            .body(Body::from_stream(seg.stream(LL_STALL)))
+        range::growing(
+            range,
+            seg.stream(LL_STALL),
+            b.header(header::CACHE_CONTROL, "no-cache"),
+        )
     };
     Ok(r?)
 }
@@ -152,28 +160,11 @@ pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<Str
 pub(super) async fn segment(
     State(st): State<HttpState>,
     Path((name, rep, file)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> AppResult {
     if file == "index.m3u8" && is_valid_stream_name(&name) && is_valid_stream_name(&rep) {
-        let text = st.dash.get(&name).and_then(|d| {
-            cmaf::hls::media(
-                &d.read().manifest(std::time::SystemTime::now()),
-                &rep,
-                std::time::Duration::from_secs(crate::encode::ladder::SEGMENT_SECS.into()),
-            )
-        });
-        return match text {
-            Some(t) => Ok((
-                [
-                    (header::CONTENT_TYPE, M3U8),
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                t,
-            )
-                .into_response()),
-            None => Err(AppError::NotFound(format!(
-                "no HLS playlist for {name}/{rep}: not live or no segment yet"
-            ))),
-        };
+        return hls::media_playlist(&st, &name, &rep, query.as_deref()).await;
     }
     let valid_file = file
         .strip_suffix(".m4s")
@@ -192,6 +183,8 @@ pub(super) async fn segment(
     }
     // Media segments still in memory (in progress or just finished) are served from there;
     // the one in progress is streamed chunk by chunk as the transcoder makes it.
+    // LL-HLS parts are byte ranges of their segment (of the one in progress too).
+    let range = range::requested(&headers).filter(|_| file.ends_with(".m4s"));
     if let Some(number) = file
         .strip_suffix(".m4s")
         .and_then(|n| n.parse::<u64>().ok())
@@ -199,7 +192,7 @@ pub(super) async fn segment(
         let track = st.dash.get(&name).and_then(|d| d.read().live_track(&rep));
         if let Some(track) = track {
             if let Some(seg) = track.get(number) {
-                return live_segment_response(seg, &rep);
+                return live_segment_response(seg, &rep, range);
             }
             // The segment after the one in progress: low-latency players (and edges) ask for
             // it early. Answer at once and send its chunks once it starts, so nobody's
@@ -210,19 +203,21 @@ pub(super) async fn segment(
                     futures::stream::once(async move { track.wait_for(number, LL_WAIT).await })
                         .filter_map(|seg| async move { seg })
                         .flat_map(|seg| seg.stream(LL_STALL));
-                return Ok(Response::builder()
+                let b = Response::builder()
                     .header(header::CONTENT_TYPE, media_type(&rep))
-                    .header(header::CACHE_CONTROL, "no-cache")
-                    .body(Body::from_stream(body))?);
+                    .header(header::CACHE_CONTROL, "no-cache");
+                return Ok(range::growing(range, body, b)?);
             }
         }
     }
     match st.store.get(&store::key(&name, &rep, &file)).await {
-        Ok(Some(bytes)) => Ok(Response::builder()
-            .header(header::CONTENT_TYPE, media_type(&rep))
-            // Segment and init URLs are never reused with other content.
-            .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
-            .body(Body::from(bytes))?),
+        Ok(Some(bytes)) => {
+            let b = Response::builder()
+                .header(header::CONTENT_TYPE, media_type(&rep))
+                // Segment and init URLs are never reused with other content.
+                .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
+            Ok(range::full(range, bytes, b)?)
+        }
         Ok(None) => Err(AppError::NotFound(format!(
             "no such segment: {name}/{rep}/{file}"
         ))),

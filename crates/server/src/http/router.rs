@@ -40,7 +40,13 @@ pub fn cors() -> CorsLayer {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
         .allow_headers([header::RANGE, header::CONTENT_TYPE])
-        .expose_headers([header::DATE, header::CONTENT_LENGTH, header::AGE])
+        .expose_headers([
+            header::DATE,
+            header::CONTENT_LENGTH,
+            header::AGE,
+            // hls.js reads the size of a part's byte range from it.
+            header::CONTENT_RANGE,
+        ])
         // The answer does not depend on the Origin: one cached copy serves every page.
         .vary([])
 }

@@ -14,5 +14,6 @@ mod failover;
 mod grafana;
 mod hostile;
 mod interop;
+mod llhls;
 mod players;
 mod push;

@@ -2,6 +2,7 @@
 //! (ffmpeg, ffprobe, rtmpdump, GStreamer) as child processes.
 
 pub mod cluster;
+pub mod edge;
 pub mod push_tools;
 
 use std::{
@@ -148,10 +149,19 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
 
 /// GET returning (status, lower-cased head, body bytes); status 0 when the connection fails.
 pub async fn get_bytes(port: u16, path: &str) -> (u16, String, Vec<u8>) {
+    get_with(port, path, &[]).await
+}
+
+/// GET with extra request headers (`Range: …`), as [`get_bytes`].
+pub async fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await else {
         return (0, String::new(), vec![]);
     };
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{extra}\r\n").as_bytes())
         .await
         .unwrap();
     let mut resp = Vec::new();
