@@ -359,7 +359,7 @@ pub async fn edge(
                 what: "http",
                 source,
             })?;
-            edge_http::run(listener, state, shutdown).await;
+            edge_http::run_with(listener, state, &config.limits, shutdown).await;
             Ok(())
         }
     }

@@ -290,18 +290,10 @@ pub async fn run_role(
             }
         }
     });
-    if let Ok(a) = listeners.http.local_addr() {
-        info!("HTTP listening on http://{a}/ (API /api/streams, metrics /metrics)");
-    }
     let app = role.http.unwrap_or_else(|| http::router(state));
-    let http_stop = stop.clone();
+    let (http_stop, limits) = (stop.clone(), config.limits.clone());
     tasks.spawn(async move {
-        let r = axum::serve(listeners.http, app)
-            .with_graceful_shutdown(http_stop.cancelled_owned())
-            .await;
-        if let Err(e) = r {
-            warn!("HTTP server stopped: {e}");
-        }
+        http::listener::run(listeners.http, app, &limits, http_stop).await;
     });
 
     shutdown.await;

@@ -45,20 +45,34 @@ pub fn router(state: EdgeState) -> Router {
         .with_state(state)
 }
 
-/// Runs the edge on a bound listener until `shutdown`.
+/// Runs the edge on a bound listener until `shutdown`, with the default `[limits]`.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: EdgeState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    run_with(listener, state, &crate::config::Limits::default(), shutdown).await
+}
+
+/// Runs the edge on a bound listener until `shutdown`, with the HTTP limits of `limits`.
+pub async fn run_with(
+    listener: tokio::net::TcpListener,
+    state: EdgeState,
+    limits: &crate::config::Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     if let Ok(a) = listener.local_addr() {
         info!("edge listening on http://{a}/live/…");
     }
-    if let Err(e) = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        warn!("edge stopped: {e}");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let http = crate::http::listener::run(listener, router(state), limits, stop.clone());
+    tokio::pin!(http);
+    tokio::select! {
+        _ = &mut http => {}
+        _ = shutdown => {
+            stop.cancel();
+            http.await;
+        }
     }
 }
 

@@ -1,0 +1,251 @@
+//! The one HTTP listener of every role (serve, encoder, gateway, edge): accept, the
+//! connection caps ([`crate::net::ConnTable`]: global, per IP, idle), then each connection on
+//! hyper's HTTP/1.1 server with a timer and our deadlines:
+//!
+//! ```text
+//!  accept ─▶ admit (total / per-IP cap: refused = closed at once)
+//!    └▶ task: hyper http1 (header read timeout) over DeadlineIo (write progress)
+//!         driver: select { connection, idle deadline (keep-alive | pressure), shutdown }
+//! ```
+//!
+//! | deadline | from | closes |
+//! |---|---|---|
+//! | header (hyper) | accept, or the end of the previous response | silent and trickling sockets |
+//! | keep-alive | the end of a response | idle keep-alive connections |
+//! | pressure | going idle (or stalled) beyond the idle caps | the crowd of idle sockets of one address (or of all) |
+//! | write | a write that blocks | readers that take < 16 KiB in it (zero window, trickle) |
+//! | body | the request head | request bodies that do not arrive |
+//!
+//! Every refusal and every deadline that closes a connection is counted in `/metrics`:
+//! `ferrocast_http_connections_refused_total{reason}` and `ferrocast_http_timeouts_total{reason}`.
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics::{counter, gauge};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{debug, info, warn};
+
+use super::{
+    conn::{ConnService, ConnShared, Deadlines},
+    deadline::DeadlineIo,
+};
+use crate::{
+    config::Limits,
+    net::{fds, AddrGroup, CapConfig, ConnTable, Refused},
+};
+
+/// Largest request head we buffer: our routes need a path and a few headers.
+const MAX_HEAD_BYTES: usize = 32 << 10;
+
+/// The listener's settings, from `[limits]` and the descriptor budget.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// The deadlines.
+    pub deadlines: Deadlines,
+    /// The caps (`max_total` already within the descriptor budget).
+    pub caps: CapConfig,
+}
+
+impl HttpLimits {
+    /// From `[limits]`, with the total cap lowered to fit `nofile` descriptors less the
+    /// reserve (see [`fds::http_budget`]).
+    pub fn new(l: &Limits, nofile: Option<u64>) -> Self {
+        let (max_total, lowered) = fds::http_budget(nofile, l.fd_reserve, l.http_max_connections);
+        if lowered {
+            warn!(
+                configured = l.http_max_connections,
+                nofile = ?nofile,
+                reserve = l.fd_reserve,
+                "HTTP: at most {max_total} connections fit in the open file limit"
+            );
+        }
+        Self {
+            deadlines: Deadlines {
+                header: Duration::from_secs(l.http_header_timeout_secs),
+                keepalive: Duration::from_secs(l.http_keepalive_timeout_secs),
+                body: Duration::from_secs(l.http_body_timeout_secs),
+                write: Duration::from_secs(l.http_write_timeout_secs),
+                pressure: Duration::from_millis(l.http_pressure_timeout_ms),
+            },
+            caps: CapConfig {
+                max_total,
+                max_per_group: l.http_max_connections_per_ip,
+                max_idle_total: l.http_max_idle,
+                max_idle_per_group: l.http_max_idle_per_ip,
+            },
+        }
+    }
+
+    /// From `[limits]`, raising the process's descriptor limit first.
+    pub fn from_limits(l: &Limits) -> Self {
+        Self::new(l, fds::raise_nofile_limit())
+    }
+}
+
+/// Logs refusals at most once a second (an attack would otherwise write a line per socket);
+/// the metrics count every one.
+struct RefusalLog {
+    last: Option<Instant>,
+    quiet: u64,
+}
+
+impl RefusalLog {
+    fn note(&mut self, peer: SocketAddr, why: Refused, caps: &CapConfig) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            self.quiet += 1;
+            return;
+        }
+        let (what, limit) = match why {
+            Refused::Total => ("http_max_connections", caps.max_total),
+            Refused::PerGroup => ("http_max_connections_per_ip", caps.max_per_group),
+        };
+        warn!(%peer, limit, also_refused = self.quiet, "http: connection refused: {what} reached");
+        self.last = Some(Instant::now());
+        self.quiet = 0;
+    }
+}
+
+/// Serves `app` on `listener` until `stop`, then lets the requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    stop: CancellationToken,
+) {
+    let table = ConnTable::new(limits.caps);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.deadlines.header)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(true);
+    let conns = TaskTracker::new();
+    let mut log = RefusalLog {
+        last: None,
+        quiet: 0,
+    };
+    if let Ok(a) = listener.local_addr() {
+        debug!(%a, ?limits, "http: serving");
+    }
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors and similar: back off instead of spinning.
+                    counter!("ferrocast_http_accept_errors_total").increment(1);
+                    warn!(%e, "http: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let (slot, pressured) = match table.admit(AddrGroup::of(peer.ip())) {
+            Ok(x) => x,
+            Err(why) => {
+                counter!("ferrocast_http_connections_refused_total", "reason" => why.label())
+                    .increment(1);
+                log.note(peer, why, &limits.caps);
+                continue;
+            }
+        };
+        counter!("ferrocast_http_connections_total").increment(1);
+        let conn = ConnShared::new(slot, pressured, limits.deadlines);
+        conns.spawn(drive(
+            tcp,
+            peer,
+            conn,
+            app.clone(),
+            http.clone(),
+            stop.clone(),
+        ));
+    }
+    conns.close();
+    conns.wait().await;
+}
+
+/// Runs one connection to its end.
+async fn drive(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    conn: Arc<ConnShared>,
+    app: Router,
+    http: hyper::server::conn::http1::Builder,
+    stop: CancellationToken,
+) {
+    gauge!("ferrocast_http_connections_active").increment(1.0);
+    let _ = tcp.set_nodelay(true);
+    let service = ConnService {
+        app,
+        peer,
+        conn: conn.clone(),
+    };
+    let io = TokioIo::new(DeadlineIo::new(tcp, conn.clone()));
+    let served = http.serve_connection(io, service);
+    tokio::pin!(served);
+    let mut stopping = false;
+    let result = loop {
+        let deadline = conn.idle_deadline();
+        tokio::select! {
+            r = served.as_mut() => break r,
+            _ = stop.cancelled(), if !stopping => {
+                // Idle connections close now; one with a request in flight after its response.
+                served.as_mut().graceful_shutdown();
+                stopping = true;
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                // No request in flight: dropping the connection loses nothing.
+                if let Some((_, why)) = deadline {
+                    conn.closing(why);
+                }
+                break Ok(());
+            }
+            _ = conn.changed() => {}
+        }
+    };
+    gauge!("ferrocast_http_connections_active").decrement(1.0);
+    let reason = match (&result, conn.closed_by()) {
+        (_, Some(why)) => Some(why),
+        (Err(e), None) if e.is_timeout() => Some("header"),
+        _ => None,
+    };
+    match (reason, result) {
+        (Some(why), _) => {
+            counter!("ferrocast_http_timeouts_total", "reason" => why).increment(1);
+            debug!(%peer, "http: connection closed: {why} deadline");
+        }
+        (None, Err(e)) if !e.is_incomplete_message() => {
+            debug!(%peer, "http: connection error: {e}")
+        }
+        _ => {}
+    }
+}
+
+async fn sleep_until(deadline: Option<(tokio::time::Instant, &'static str)>) {
+    match deadline {
+        Some((at, _)) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Serves `app` until `stop` with the limits of `l`, logging where: what every role calls.
+pub async fn run(listener: TcpListener, app: Router, l: &Limits, stop: CancellationToken) {
+    let limits = HttpLimits::from_limits(l);
+    if let Ok(a) = listener.local_addr() {
+        info!(
+            max_connections = limits.caps.max_total,
+            "HTTP listening on http://{a}/"
+        );
+    }
+    serve(listener, app, limits, stop).await;
+}
