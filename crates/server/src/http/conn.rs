@@ -52,6 +52,9 @@ struct Inner {
     idle_since: Instant,
     /// This idle spell (or write stall) got the short deadline.
     pressured: bool,
+    /// A response write is blocked on the reader: the write deadline governs, not the idle
+    /// ones (hyper may be done with the body while its tail still waits for the reader).
+    stalled: bool,
     /// Why the connection is being closed, for the metrics.
     closing: Option<&'static str>,
 }
@@ -73,6 +76,7 @@ impl ConnShared {
                 served: false,
                 idle_since: Instant::now(),
                 pressured,
+                stalled: false,
                 closing: None,
             }),
             deadlines,
@@ -84,7 +88,7 @@ impl ConnShared {
     /// own header timeout is the only one that applies.
     pub(super) fn idle_deadline(&self) -> Option<(Instant, &'static str)> {
         let i = self.inner.lock();
-        if i.busy {
+        if i.busy || i.stalled {
             None
         } else if i.pressured {
             Some((i.idle_since + self.deadlines.pressure, "pressure"))
@@ -123,6 +127,7 @@ impl ConnShared {
     /// enough. Returns how long it has to.
     pub(super) fn write_stalled(&self) -> Duration {
         let mut i = self.inner.lock();
+        i.stalled = true;
         if i.slot.idle() {
             self.deadlines.pressure
         } else {
@@ -130,12 +135,17 @@ impl ConnShared {
         }
     }
 
-    /// The reader took enough: back to busy if a request is in flight.
+    /// The reader took enough: back to busy if a request is in flight, else idle from now.
     pub(super) fn write_moving(&self) {
         let mut i = self.inner.lock();
+        i.stalled = false;
         if i.busy {
             i.slot.busy();
+        } else {
+            i.idle_since = Instant::now();
         }
+        drop(i);
+        self.changed.notify_one();
     }
 
     /// Records why the connection is being closed (the first reason wins).

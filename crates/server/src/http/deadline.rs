@@ -128,8 +128,6 @@ impl DeadlineIo {
                     .is_some_and(|s| s.as_mut().poll(cx).is_ready());
                 if fired || self.progress.expired(now) {
                     self.conn.closing("write");
-                    // A reset, not a FIN behind the unsent bytes: the kernel drops them now.
-                    let _ = socket2::SockRef::from(&self.tcp).set_linger(Some(Duration::ZERO));
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the client stopped reading the response",
@@ -137,6 +135,17 @@ impl DeadlineIo {
                 }
                 Poll::Pending
             }
+        }
+    }
+}
+
+impl Drop for DeadlineIo {
+    fn drop(&mut self) {
+        // Closed while its reader is stalled (by the write deadline or any other): a reset,
+        // not a FIN behind the unsent bytes, so the kernel drops them now instead of probing
+        // a zero window for minutes.
+        if self.progress.stalled() {
+            let _ = socket2::SockRef::from(&self.tcp).set_linger(Some(Duration::ZERO));
         }
     }
 }

@@ -249,3 +249,174 @@ pub async fn run(listener: TcpListener, app: Router, l: &Limits, stop: Cancellat
     }
     serve(listener, app, limits, stop).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn limits(f: impl FnOnce(&mut HttpLimits)) -> HttpLimits {
+        let mut l = HttpLimits {
+            deadlines: Deadlines {
+                header: Duration::from_millis(1500),
+                keepalive: Duration::from_millis(700),
+                body: Duration::from_secs(1),
+                write: Duration::from_secs(1),
+                pressure: Duration::from_millis(200),
+            },
+            caps: CapConfig {
+                max_total: 100,
+                max_per_group: 100,
+                max_idle_total: 100,
+                max_idle_per_group: 100,
+            },
+        };
+        f(&mut l);
+        l
+    }
+
+    async fn start(l: HttpLimits) -> (SocketAddr, CancellationToken) {
+        let big = bytes::Bytes::from(vec![7u8; 8 << 20]);
+        let app = Router::new()
+            .route("/small", get(|| async { "ok" }))
+            .route("/big", get(move || async move { big.clone() }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, app, l, stop.clone()));
+        (addr, stop)
+    }
+
+    /// How long until the server closes `s` (EOF or reset), reading whatever comes.
+    async fn closed_after(s: &mut TcpStream, limit: Duration) -> Duration {
+        let t0 = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(limit, s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return t0.elapsed(),
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("still open after {limit:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn silent_and_trickling_sockets_meet_the_header_timeout() {
+        let (addr, stop) = start(limits(|_| {})).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut trickle = TcpStream::connect(addr).await.unwrap();
+        let t = tokio::spawn(async move {
+            for b in b"GET /small HTTP/1.1\r\n" {
+                if trickle.write_all(&[*b]).await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            closed_after(&mut trickle, Duration::from_secs(5)).await
+        });
+        let d = closed_after(&mut silent, Duration::from_secs(5)).await;
+        assert!(
+            d >= Duration::from_millis(1400) && d < Duration::from_millis(2500),
+            "{d:?}"
+        );
+        let d = t.await.unwrap();
+        assert!(
+            d < Duration::from_millis(2500),
+            "trickle closed {d:?} after its last byte"
+        );
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_keep_alive_connection_is_closed_after_the_keepalive_timeout() {
+        let (addr, stop) = start(limits(|_| {})).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let d = closed_after(&mut s, Duration::from_secs(5)).await;
+        assert!(
+            d >= Duration::from_millis(600) && d < Duration::from_millis(1400),
+            "{d:?}"
+        );
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn per_ip_cap_refuses_and_idle_beyond_the_idle_cap_gets_the_pressure_deadline() {
+        let (addr, stop) = start(limits(|l| {
+            l.caps.max_per_group = 3;
+            l.caps.max_idle_per_group = 1;
+        }))
+        .await;
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let d = closed_after(&mut second, Duration::from_secs(5)).await;
+        assert!(
+            d < Duration::from_millis(600),
+            "second idle socket lasted {d:?}"
+        );
+        // A client that sends its request at once is served even under pressure.
+        let mut quick = TcpStream::connect(addr).await.unwrap();
+        quick
+            .write_all(b"GET /small HTTP/1.0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut resp = Vec::new();
+        quick.read_to_end(&mut resp).await.unwrap();
+        assert!(
+            resp.starts_with(b"HTTP/1.0 200"),
+            "{:?}",
+            String::from_utf8_lossy(&resp)
+        );
+        // Three held: the fourth is refused (closed at once).
+        let _b = TcpStream::connect(addr).await.unwrap();
+        let _c = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut refused = TcpStream::connect(addr).await.unwrap();
+        let d = closed_after(&mut refused, Duration::from_secs(5)).await;
+        assert!(d < Duration::from_millis(100), "{d:?}");
+        // The first one still had the full header timeout.
+        let d = closed_after(&mut first, Duration::from_secs(5)).await;
+        assert!(d > Duration::from_millis(500), "{d:?}");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_reader_with_a_zero_window_is_reset_after_the_write_timeout() {
+        let (addr, stop) = start(limits(|_| {})).await;
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let mut s = sock.connect(addr).await.unwrap();
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        // Never read: wait for the reset to arrive.
+        let err = loop {
+            if let Some(e) = socket2::SockRef::from(&s).take_error().unwrap() {
+                break e;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5), "not reset");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+        assert!(
+            t0.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            t0.elapsed()
+        );
+        // A reader that keeps up gets all 8 MiB.
+        let mut ok = TcpStream::connect(addr).await.unwrap();
+        ok.write_all(b"GET /big HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut resp = Vec::new();
+        ok.read_to_end(&mut resp).await.unwrap();
+        assert!(resp.len() > 8 << 20);
+        stop.cancel();
+    }
+}
