@@ -353,7 +353,10 @@ pub async fn edge(
     match a.redis.clone() {
         Some(redis) => cluster_edge(a, redis, config, shutdown).await,
         None => {
-            let state = EdgeState::new(&a.origin)?;
+            let state = EdgeState::new(&a.origin)?.with_miss_limit(
+                config.limits.http_miss_rate_per_ip,
+                config.limits.http_miss_burst_per_ip,
+            );
             let listener = crate::listen(config.http_addr).map_err(|source| ServeError::Bind {
                 addr: config.http_addr,
                 what: "http",
@@ -398,6 +401,10 @@ async fn cluster_edge(
         redis.clone(),
         advertise,
         health.clone(),
+    )
+    .with_miss_limit(
+        config.limits.http_miss_rate_per_ip,
+        config.limits.http_miss_burst_per_ip,
     );
     // RTMP play of a stream that was not published here: pulled from the encoder the session
     // map names.

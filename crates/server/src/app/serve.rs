@@ -276,6 +276,10 @@ pub async fn run_role(
         dash: dash.clone(),
         store: store.clone(),
         health: role.health,
+        misses: Arc::new(crate::net::MissLimiter::new(
+            config.limits.http_miss_rate_per_ip,
+            config.limits.http_miss_burst_per_ip,
+        )),
     };
     // Presentations that ended more than the time-shift window ago, and their files, go.
     let gc_stop = stop.clone();

@@ -2,11 +2,11 @@
 
 use axum::{
     body::Body,
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::get,
-    Router,
+    Extension, Router,
 };
 use metrics::{counter, gauge};
 use tracing::{info, warn};
@@ -107,6 +107,7 @@ async fn metrics(State(st): State<EdgeState>) -> Response {
 
 async fn live(
     State(st): State<EdgeState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -137,7 +138,15 @@ async fn live(
         let cluster = st.cluster.clone().filter(|_| !from_peer);
         move || fetch_locked(edge, client, cluster, stream, key)
     };
-    match st.edge.get(&key, fetch).await {
+    // Only a request that would fetch from the origin spends its address's budget.
+    let admit = {
+        let misses = st.misses.clone();
+        move || match peer {
+            Some(Extension(ConnectInfo(p))) => misses.check(p.ip(), std::time::Instant::now()),
+            None => Ok(()),
+        }
+    };
+    match st.edge.get_admitted(&key, admit, fetch).await {
         Err(e) => AppError::from(e).into_response(),
         Ok(mut r) => {
             if let Some(fill) = r.fill.take() {

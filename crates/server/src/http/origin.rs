@@ -5,9 +5,10 @@ use std::time::UNIX_EPOCH;
 
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::{ConnectInfo, Path, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
+    Extension,
 };
 use futures::StreamExt;
 
@@ -151,6 +152,7 @@ pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<Str
 
 pub(super) async fn segment(
     State(st): State<HttpState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     Path((name, rep, file)): Path<(String, String, String)>,
 ) -> AppResult {
     if file == "index.m3u8" && is_valid_stream_name(&name) && is_valid_stream_name(&rep) {
@@ -217,7 +219,14 @@ pub(super) async fn segment(
             }
         }
     }
-    match st.store.get(&store::key(&name, &rep, &file)).await {
+    let key = store::key(&name, &rep, &file);
+    // A read the shared copy cannot answer costs a store round trip: counted per address.
+    if let (false, Some(Extension(ConnectInfo(peer)))) = (st.store.is_shared(&key), peer) {
+        if let Err(wait) = st.misses.check(peer.ip(), std::time::Instant::now()) {
+            return Err(AppError::TooManyRequests(wait));
+        }
+    }
+    match st.store.get_shared(&key).await {
         Ok(Some(bytes)) => Ok(Response::builder()
             .header(header::CONTENT_TYPE, media_type(&rep))
             // Segment and init URLs are never reused with other content.

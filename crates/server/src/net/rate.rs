@@ -20,6 +20,13 @@ pub struct MissLimiter {
     buckets: Option<Mutex<TokenBuckets>>,
 }
 
+impl Default for MissLimiter {
+    /// No limit.
+    fn default() -> Self {
+        Self::new(0, 0)
+    }
+}
+
 impl MissLimiter {
     /// A limiter; a `rate` of 0 turns it off.
     pub fn new(rate_per_sec: u32, burst: u32) -> Self {
