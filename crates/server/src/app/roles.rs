@@ -140,8 +140,8 @@ pub enum RoleError {
     /// The segment store cannot be used.
     #[error("--store {url}: {source} — is the S3 server running, and are AWS_ENDPOINT_URL and the credentials right?")]
     Store {
-        /// The `--store` URL.
-        url: String,
+        /// The `--store` URL (any password hidden).
+        url: crate::backend::redact::RedactedUrl,
         /// What the store said.
         source: StoreError,
     },
@@ -222,7 +222,7 @@ pub async fn encoder(a: EncoderArgs, shutdown: impl Future<Output = ()>) -> Resu
     config.validate()?;
     let redis = connect_redis(&a.redis).await?;
     let store_err = |source| RoleError::Store {
-        url: a.store.clone(),
+        url: crate::backend::redact::RedactedUrl::new(&a.store),
         source,
     };
     let store = SegmentStore::from_url(&a.store).map_err(store_err)?;

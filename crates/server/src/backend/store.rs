@@ -3,6 +3,7 @@
 
 use std::{path::Path, sync::Arc, time::Duration};
 
+use super::redact::RedactedUrl;
 use bytes::Bytes;
 use object_store::{local::LocalFileSystem, path::Path as Key, ObjectStore, PutPayload};
 
@@ -77,11 +78,11 @@ impl SegmentStore {
             return Self::local(Path::new(dir));
         }
         let Some(rest) = url.strip_prefix("s3://") else {
-            return Err(StoreError::Url(url.to_owned()));
+            return Err(StoreError::Url(RedactedUrl::new(url).to_string()));
         };
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(StoreError::Url(url.to_owned()));
+            return Err(StoreError::Url(RedactedUrl::new(url).to_string()));
         }
         let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
         let endpoint = std::env::var("AWS_ENDPOINT_URL")

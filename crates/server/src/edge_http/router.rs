@@ -24,6 +24,15 @@ pub fn router(state: EdgeState) -> Router {
             "/healthz",
             get(|State(st): State<EdgeState>| async move { st.health.respond().await }),
         )
+        .route(
+            "/internal/healthz",
+            get(
+                |State(st): State<EdgeState>,
+                 peer: Option<
+                    axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>,
+                >| async move { st.health.respond_detail(peer).await },
+            ),
+        )
         .route("/metrics", get(metrics))
         .route("/live/{*path}", get(live).head(live))
         .merge(crate::http::player::page_routes())
