@@ -43,6 +43,10 @@ use crate::{
 
 /// Largest request head we buffer: our routes need a path and a few headers.
 const MAX_HEAD_BYTES: usize = 32 << 10;
+/// Kernel send buffer per connection (Linux doubles it): a few segments' worth of a rendition
+/// in flight. Unbounded autotuning would let each reader that stops reading park megabytes
+/// in the kernel, out of reach of the write deadline's accounting.
+const SEND_BUFFER: usize = 256 << 10;
 
 /// The listener's settings, from `[limits]` and the descriptor budget.
 #[derive(Debug, Clone, Copy)]
@@ -185,6 +189,7 @@ async fn drive(
 ) {
     gauge!("ferrocast_http_connections_active").increment(1.0);
     let _ = tcp.set_nodelay(true);
+    let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER);
     let service = ConnService {
         app,
         peer,

@@ -13,5 +13,6 @@ mod edge_lock;
 mod failover;
 mod grafana;
 mod hostile;
+mod http_flood;
 mod interop;
 mod push;
