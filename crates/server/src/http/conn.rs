@@ -84,8 +84,10 @@ impl ConnShared {
         })
     }
 
-    /// When the driver closes the connection, and why; `None` while busy, or while hyper's
-    /// own header timeout is the only one that applies.
+    /// When the driver closes the connection, and why; `None` while a request is in flight
+    /// or a write stalls (the write deadline governs). Idle: the pressure deadline if it is
+    /// one idle connection too many, else keep-alive after a response, else (the first
+    /// request) the header timeout from the accept. Later request heads are hyper's to time.
     pub(super) fn idle_deadline(&self) -> Option<(Instant, &'static str)> {
         let i = self.inner.lock();
         if i.busy || i.stalled {
@@ -95,7 +97,7 @@ impl ConnShared {
         } else if i.served {
             Some((i.idle_since + self.deadlines.keepalive, "keepalive"))
         } else {
-            None
+            Some((i.idle_since + self.deadlines.header, "header"))
         }
     }
 

@@ -188,6 +188,60 @@ async fn drive(
     stop: CancellationToken,
 ) {
     gauge!("ferrocast_http_connections_active").increment(1.0);
+    let r = serve_conn(tcp, peer, &conn, app, http, stop).await;
+    gauge!("ferrocast_http_connections_active").decrement(1.0);
+    let reason = match (&r, conn.closed_by()) {
+        (_, Some(why)) => Some(why),
+        (Err(e), None) if e.is_timeout() => Some("header"),
+        _ => None,
+    };
+    match (reason, r) {
+        (Some(why), _) => {
+            counter!("ferrocast_http_timeouts_total", "reason" => why).increment(1);
+            debug!(%peer, "http: connection closed: {why} deadline");
+        }
+        (None, Err(e)) if !e.is_incomplete_message() => {
+            debug!(%peer, "http: connection error: {e}")
+        }
+        _ => {}
+    }
+}
+
+async fn serve_conn(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    conn: &Arc<ConnShared>,
+    app: Router,
+    http: hyper::server::conn::http1::Builder,
+    stop: CancellationToken,
+) -> Result<(), hyper::Error> {
+    // Nothing is allocated for a connection (hyper's buffers, its state) until the client
+    // sends a byte: a silent socket costs its task and its descriptor, until its deadline.
+    let (first, why) = conn
+        .idle_deadline()
+        .expect("a new connection is idle: it has a deadline");
+    tokio::select! {
+        // A request already waiting is served even if this task ran late.
+        biased;
+        r = tcp.readable() => if r.is_err() { return Ok(()) },
+        _ = tokio::time::sleep_until(first) => {
+            conn.closing(why);
+            return Ok(());
+        }
+        _ = stop.cancelled() => return Ok(()),
+    }
+    // On the heap, so that the task of a silent socket stays small.
+    Box::pin(serve_http(tcp, peer, conn, app, http, stop)).await
+}
+
+async fn serve_http(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    conn: &Arc<ConnShared>,
+    app: Router,
+    http: hyper::server::conn::http1::Builder,
+    stop: CancellationToken,
+) -> Result<(), hyper::Error> {
     let _ = tcp.set_nodelay(true);
     let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER);
     let service = ConnService {
@@ -199,9 +253,11 @@ async fn drive(
     let served = http.serve_connection(io, service);
     tokio::pin!(served);
     let mut stopping = false;
-    let result = loop {
+    loop {
         let deadline = conn.idle_deadline();
         tokio::select! {
+            // Progress first: a request that arrived wins over a deadline that ran out.
+            biased;
             r = served.as_mut() => break r,
             _ = stop.cancelled(), if !stopping => {
                 // Idle connections close now; one with a request in flight after its response.
@@ -209,30 +265,17 @@ async fn drive(
                 stopping = true;
             }
             _ = sleep_until(deadline), if deadline.is_some() => {
-                // No request in flight: dropping the connection loses nothing.
-                if let Some((_, why)) = deadline {
-                    conn.closing(why);
+                // Still idle (polling the connection above may have started a request)? Then
+                // no request is in flight: dropping the connection loses nothing.
+                if let Some((at, why)) = conn.idle_deadline() {
+                    if at <= tokio::time::Instant::now() {
+                        conn.closing(why);
+                        break Ok(());
+                    }
                 }
-                break Ok(());
             }
             _ = conn.changed() => {}
         }
-    };
-    gauge!("ferrocast_http_connections_active").decrement(1.0);
-    let reason = match (&result, conn.closed_by()) {
-        (_, Some(why)) => Some(why),
-        (Err(e), None) if e.is_timeout() => Some("header"),
-        _ => None,
-    };
-    match (reason, result) {
-        (Some(why), _) => {
-            counter!("ferrocast_http_timeouts_total", "reason" => why).increment(1);
-            debug!(%peer, "http: connection closed: {why} deadline");
-        }
-        (None, Err(e)) if !e.is_incomplete_message() => {
-            debug!(%peer, "http: connection error: {e}")
-        }
-        _ => {}
     }
 }
 

@@ -36,10 +36,11 @@ const PRESSURE_MS: u64 = 1000;
 const SILENT: usize = 5_000;
 const TRICKLE: usize = 500;
 const ZERO_WINDOW: usize = 200;
-/// The server may grow by at most this much RSS during the attack. Measured: see
-/// SECURITY.md (the attack holds ≤ 2,000 idle connections at a time for ≤ 5 s each, the rest
-/// for ≤ 1 s; 200 zero-window readers share one segment buffer).
-const RSS_BOUND_MIB: u64 = 96;
+/// The server may grow by at most this much RSS during the attack (measured: +61 to +77 MiB,
+/// of which ~14 MiB is the second stream and the first one's growth without any attack; the
+/// flood holds ≤ 2,000 idle connections for ≤ 5 s each and the rest for ≤ 1 s, and the 200
+/// zero-window readers share one segment buffer).
+const RSS_BOUND_MIB: u64 = 128;
 /// Slack on every deadline for a shared 2-core box under the flood.
 const SLACK: Duration = Duration::from_secs(3);
 
