@@ -16,3 +16,4 @@ mod hostile;
 mod http_flood;
 mod interop;
 mod push;
+mod secrets;
