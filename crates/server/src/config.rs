@@ -82,19 +82,19 @@ pub struct Limits {
     /// HTTP: seconds a response write may stay blocked without the client taking 16 KiB of
     /// it (a reader with a zero window, or one reading a trickle) before it is closed.
     pub http_write_timeout_secs: u64,
-    /// HTTP: milliseconds an idle or stalled connection is kept when it is one too many
-    /// (beyond `http_max_idle_per_ip` of its address, or `http_max_idle` in all).
+    /// HTTP: milliseconds an idle connection (no request in flight) is kept when it is one
+    /// too many (beyond `http_max_idle_per_ip` of its address, or `http_max_idle` in all).
     pub http_pressure_timeout_ms: u64,
     /// HTTP: most connections at once (lowered to the descriptor limit minus `fd_reserve`).
     pub http_max_connections: usize,
     /// HTTP: most connections at once from one IP address (IPv6: one /64), idle or not —
     /// generous, since many viewers share an address behind NAT.
     pub http_max_connections_per_ip: usize,
-    /// HTTP: idle or stalled connections (waiting for a request, or for a reader) beyond
-    /// this many in all get only `http_pressure_timeout_ms`.
+    /// HTTP: idle connections (waiting for a request) beyond this many in all get only
+    /// `http_pressure_timeout_ms`.
     pub http_max_idle: usize,
-    /// HTTP: idle or stalled connections of one IP address (IPv6: one /64) beyond this many
-    /// get only `http_pressure_timeout_ms`.
+    /// HTTP: idle connections of one IP address (IPv6: one /64) beyond this many get only
+    /// `http_pressure_timeout_ms`.
     pub http_max_idle_per_ip: usize,
     /// HTTP: misses per second per IP address (IPv6: /64) — requests that cost an origin
     /// fetch (edge) or a store read (origin); beyond it 429 with `Retry-After`. 0: no limit.

@@ -1,5 +1,5 @@
 //! One HTTP connection's state as the listener's driver sees it: idle (waiting for a request
-//! head, or for its reader) or busy (a request in flight, a reader keeping up), and which
+//! head) or busy (a request in flight), whether a write is stalled on its reader, and which
 //! deadline closes it. The service wrapper marks requests in flight, the socket wrapper
 //! ([`super::deadline::DeadlineIo`]) marks stalled writes, and the driver sleeps until the
 //! deadline this state gives.
@@ -38,7 +38,7 @@ pub struct Deadlines {
     pub body: Duration,
     /// A blocked write must make progress within this.
     pub write: Duration,
-    /// What idle or stalled connections beyond the idle caps get instead.
+    /// What idle connections beyond the idle caps get instead.
     pub pressure: Duration,
 }
 
@@ -50,7 +50,7 @@ struct Inner {
     /// At least one response was sent: an idle wait is a keep-alive wait.
     served: bool,
     idle_since: Instant,
-    /// This idle spell (or write stall) got the short deadline.
+    /// This idle spell got the short deadline.
     pressured: bool,
     /// A response write is blocked on the reader: the write deadline governs, not the idle
     /// ones (hyper may be done with the body while its tail still waits for the reader).
@@ -125,25 +125,20 @@ impl ConnShared {
         self.changed.notify_one();
     }
 
-    /// A response write blocked: the connection counts as idle (slow) until the reader takes
-    /// enough. Returns how long it has to.
+    /// A response write blocked. Returns how long the reader has to take enough of it: the
+    /// full write timeout, whatever the pressure — every large response blocks now and then
+    /// (a herd of honest readers on one address would otherwise be cut), and a reader that
+    /// does not keep up is closed by the minimum-progress rule anyway.
     pub(super) fn write_stalled(&self) -> Duration {
-        let mut i = self.inner.lock();
-        i.stalled = true;
-        if i.slot.idle() {
-            self.deadlines.pressure
-        } else {
-            self.deadlines.write
-        }
+        self.inner.lock().stalled = true;
+        self.deadlines.write
     }
 
-    /// The reader took enough: back to busy if a request is in flight, else idle from now.
+    /// The reader took enough: if the response is done, the connection is idle from now.
     pub(super) fn write_moving(&self) {
         let mut i = self.inner.lock();
         i.stalled = false;
-        if i.busy {
-            i.slot.busy();
-        } else {
+        if !i.busy {
             i.idle_since = Instant::now();
         }
         drop(i);

@@ -10,10 +10,10 @@
 //!
 //! | deadline | from | closes |
 //! |---|---|---|
-//! | header (hyper) | accept, or the end of the previous response | silent and trickling sockets |
+//! | header | accept (first request: ours), the end of the previous response (hyper's timer) | silent and trickling sockets |
 //! | keep-alive | the end of a response | idle keep-alive connections |
-//! | pressure | going idle (or stalled) beyond the idle caps | the crowd of idle sockets of one address (or of all) |
-//! | write | a write that blocks | readers that take < 16 KiB in it (zero window, trickle) |
+//! | pressure | going idle beyond the idle caps (`http_max_idle_per_ip`, `http_max_idle`) | the crowd of idle sockets of one address (or of all) |
+//! | write | a write that blocks | readers that take < 16 KiB in it (zero window, trickle); closed with a reset |
 //! | body | the request head | request bodies that do not arrive |
 //!
 //! Every refusal and every deadline that closes a connection is counted in `/metrics`:

@@ -2,8 +2,8 @@
 //! address group ([`AddrGroup`]), each slot given back by a guard's `Drop`, so a connection
 //! that ends in any way (error, panic, timeout) frees what it held.
 //!
-//! HTTP adds a second pair of counts for connections that are *idle* — waiting for a request,
-//! or for a reader that does not take what we send ([`ConnTable`]). The total caps are
+//! HTTP adds a second pair of counts for connections that are *idle* — waiting for a request
+//! ([`ConnTable`]). The total caps are
 //! generous (many viewers share one address behind NAT; our own herd tests open 1,000
 //! connections from 127.0.0.1 at once); the idle counts are what tells a crowd of silent or
 //! slow sockets from a crowd of viewers: past `max_idle_per_group` (or `max_idle_total`) a
@@ -237,8 +237,7 @@ impl ConnTable {
 }
 
 impl ConnSlot {
-    /// The connection waits for its client (for a request, or for its reader to take what we
-    /// sent). True when it is one idle connection too many — of its group, or of the whole
+    /// The connection waits for its client's next request. True when it is one idle connection too many — of its group, or of the whole
     /// table — and should be closed after the short pressure deadline instead of the normal one.
     pub fn idle(&mut self) -> bool {
         let t = &self.table;
@@ -254,7 +253,7 @@ impl ConnSlot {
         n_total > t.cfg.max_idle_total || n_group > t.cfg.max_idle_per_group
     }
 
-    /// The connection is doing work for its client (a request in flight, a reader keeping up).
+    /// The connection is doing work for its client (a request in flight).
     pub fn busy(&mut self) {
         self.idle = None;
     }
