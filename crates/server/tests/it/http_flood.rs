@@ -88,18 +88,7 @@ fn finished_video_segment(mpd: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()?;
-    let listed: u64 = set
-        .split("<S ")
-        .skip(1)
-        .map(|s| {
-            s.split("r=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .and_then(|r| r.parse::<u64>().ok())
-                .unwrap_or(0)
-                + 1
-        })
-        .sum();
+    let listed: u64 = timeline_segments(set);
     (listed >= 2).then(|| start + listed - 2)
 }
 
