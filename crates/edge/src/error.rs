@@ -111,6 +111,13 @@ pub enum EdgeError {
         /// When a fetch will be allowed.
         retry_after: Duration,
     },
+    /// This client has used its budget of origin fetches (a per-client limit of misses);
+    /// others are not affected.
+    #[error("too many requests that go to the origin from this address; retry in {retry_after:?}")]
+    ClientRateLimited {
+        /// When the client's budget allows another one.
+        retry_after: Duration,
+    },
     /// No progress from the coalesced fetch within the wait timeout.
     #[error("gave up waiting for the shared fetch after {0:?}")]
     WaitTimeout(Duration),
@@ -130,7 +137,9 @@ impl EdgeError {
             | EdgeError::OriginTimeout(_)
             | EdgeError::BodyTimeout(_)
             | EdgeError::CircuitOpen { .. } => ErrorSource::Upstream,
-            EdgeError::InvalidKey(_) => ErrorSource::Downstream,
+            EdgeError::InvalidKey(_) | EdgeError::ClientRateLimited { .. } => {
+                ErrorSource::Downstream
+            }
             EdgeError::RateLimited { .. } | EdgeError::WaitTimeout(_) | EdgeError::Abandoned(_) => {
                 ErrorSource::Internal
             }
@@ -148,6 +157,7 @@ impl EdgeError {
             | EdgeError::RateLimited { .. }
             | EdgeError::Abandoned(_) => 503,
             EdgeError::InvalidKey(_) => 400,
+            EdgeError::ClientRateLimited { .. } => 429,
         }
     }
 
@@ -155,7 +165,8 @@ impl EdgeError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             EdgeError::CircuitOpen { retry_after, .. }
-            | EdgeError::RateLimited { retry_after, .. } => Some(*retry_after),
+            | EdgeError::RateLimited { retry_after, .. }
+            | EdgeError::ClientRateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

@@ -70,6 +70,40 @@ pub struct Limits {
     /// this long (ms); a publish of the same name within it continues the same stream
     /// (transcoder, DASH Period, players). 0: the stream ends at once.
     pub reconnect_grace_ms: u64,
+    /// HTTP: seconds a client has to send a request's whole head, counted from the accept
+    /// (or from the end of the previous response on a keep-alive connection): silent and
+    /// trickling sockets are closed after it.
+    pub http_header_timeout_secs: u64,
+    /// HTTP: seconds an idle keep-alive connection (a response done, no new request begun)
+    /// is kept; at most `http_header_timeout_secs`, which bounds the same wait.
+    pub http_keepalive_timeout_secs: u64,
+    /// HTTP: seconds a request body may take to arrive.
+    pub http_body_timeout_secs: u64,
+    /// HTTP: seconds a response write may stay blocked without the client taking 16 KiB of
+    /// it (a reader with a zero window, or one reading a trickle) before it is closed.
+    pub http_write_timeout_secs: u64,
+    /// HTTP: milliseconds an idle connection (no request in flight) is kept when it is one
+    /// too many (beyond `http_max_idle_per_ip` of its address, or `http_max_idle` in all).
+    pub http_pressure_timeout_ms: u64,
+    /// HTTP: most connections at once (lowered to the descriptor limit minus `fd_reserve`).
+    pub http_max_connections: usize,
+    /// HTTP: most connections at once from one IP address (IPv6: one /64), idle or not —
+    /// generous, since many viewers share an address behind NAT.
+    pub http_max_connections_per_ip: usize,
+    /// HTTP: idle connections (waiting for a request) beyond this many in all get only
+    /// `http_pressure_timeout_ms`.
+    pub http_max_idle: usize,
+    /// HTTP: idle connections of one IP address (IPv6: one /64) beyond this many get only
+    /// `http_pressure_timeout_ms`.
+    pub http_max_idle_per_ip: usize,
+    /// HTTP: misses per second per IP address (IPv6: /64) — requests that cost an origin
+    /// fetch (edge) or a store read (origin); beyond it 429 with `Retry-After`. 0: no limit.
+    pub http_miss_rate_per_ip: u32,
+    /// HTTP: misses one IP address may make back to back.
+    pub http_miss_burst_per_ip: u32,
+    /// Descriptors HTTP connections never take: RTMP ingest, ffmpeg's pipes, store files,
+    /// Redis and S3 clients.
+    pub fd_reserve: usize,
 }
 
 impl Default for Limits {
@@ -87,6 +121,18 @@ impl Default for Limits {
             player_zero_copy: true,
             max_gop_bytes: 32 << 20,
             reconnect_grace_ms: 5000,
+            http_header_timeout_secs: 10,
+            http_keepalive_timeout_secs: 5,
+            http_body_timeout_secs: 10,
+            http_write_timeout_secs: 10,
+            http_pressure_timeout_ms: 2000,
+            http_max_connections: 10_000,
+            http_max_connections_per_ip: 4_000,
+            http_max_idle: 2_000,
+            http_max_idle_per_ip: 64,
+            http_miss_rate_per_ip: 20,
+            http_miss_burst_per_ip: 200,
+            fd_reserve: 1_024,
         }
     }
 }
@@ -266,6 +312,31 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "[limits] reconnect_grace_ms must be at most 600000 (10 minutes)".into(),
             ));
+        }
+        if [
+            l.http_header_timeout_secs,
+            l.http_keepalive_timeout_secs,
+            l.http_body_timeout_secs,
+            l.http_write_timeout_secs,
+        ]
+        .contains(&0)
+            || l.http_pressure_timeout_ms == 0
+        {
+            return Err(ConfigError::Invalid(
+                "[limits] HTTP timeouts must be at least 1 second (http_pressure_timeout_ms at least 1)".into(),
+            ));
+        }
+        if l.http_keepalive_timeout_secs > l.http_header_timeout_secs {
+            return Err(ConfigError::Invalid(
+                "[limits] http_keepalive_timeout_secs must be at most http_header_timeout_secs (an idle keep-alive connection is waiting for a request head, which the header timeout already bounds)".into(),
+            ));
+        }
+        if l.http_max_connections == 0
+            || l.http_max_connections_per_ip == 0
+            || l.http_max_idle == 0
+            || l.http_max_idle_per_ip == 0
+        {
+            return Err(ConfigError::Invalid("[limits] http_max_connections, http_max_connections_per_ip, http_max_idle and http_max_idle_per_ip must be at least 1".into()));
         }
         if l.player_queue_frames < 16 {
             return Err(ConfigError::Invalid(

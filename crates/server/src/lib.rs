@@ -19,7 +19,9 @@
 //! ```
 //!
 //! `app` wires the rooms into `ferrocast serve` and the cluster roles; `backend` holds the
-//! traits the cluster runs on Redis and S3; `cli` is the command line.
+//! traits the cluster runs on Redis and S3; `net` what every listener shares before a
+//! connection reaches its protocol (address groups, connection caps, the descriptor budget,
+//! per-address rates); `cli` is the command line.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -31,6 +33,7 @@ pub mod config;
 pub mod edge_http;
 pub mod encode;
 pub mod http;
+pub mod net;
 pub mod rtmp;
 pub mod stream;
 

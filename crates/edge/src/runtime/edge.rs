@@ -94,7 +94,25 @@ impl Edge {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<OriginResponse, OriginError>>,
     {
-        let result = self.lookup_or_fetch(key, fetch).await;
+        self.get_admitted(key, || Ok(()), fetch).await
+    }
+
+    /// [`Edge::get`], with `admit` asked first whenever this request would be the one that
+    /// fetches from the origin (a per-client budget of misses). A refusal (`Err(retry_after)`)
+    /// fails only this request, with [`EdgeError::ClientRateLimited`]; requests that were
+    /// waiting for it retry as if its fetch had been abandoned, and one of them fetches.
+    pub async fn get_admitted<A, F, Fut>(
+        &self,
+        key: &str,
+        admit: A,
+        fetch: F,
+    ) -> Result<EdgeResponse, EdgeError>
+    where
+        A: FnOnce() -> Result<(), Duration>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<OriginResponse, OriginError>>,
+    {
+        let result = self.lookup_or_fetch(key, admit, fetch).await;
         let s = &self.inner.stats;
         match &result {
             Err(_) => bump(&s.errors, 1),
@@ -110,8 +128,14 @@ impl Edge {
         result
     }
 
-    async fn lookup_or_fetch<F, Fut>(&self, key: &str, fetch: F) -> Result<EdgeResponse, EdgeError>
+    async fn lookup_or_fetch<A, F, Fut>(
+        &self,
+        key: &str,
+        admit: A,
+        fetch: F,
+    ) -> Result<EdgeResponse, EdgeError>
     where
+        A: FnOnce() -> Result<(), Duration>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<OriginResponse, OriginError>>,
     {
@@ -119,7 +143,7 @@ impl Edge {
             return Err(EdgeError::InvalidKey(key.chars().take(64).collect()));
         }
         let inner = &self.inner;
-        let mut fetch = Some(fetch);
+        let mut fetch = Some((admit, fetch));
         let mut stale = None;
         for _ in 0..MAX_ATTEMPTS {
             match inner.cache.lookup(key, now()).await {
@@ -149,22 +173,26 @@ impl Edge {
                     }
                 },
                 Lock::Write(permit) => {
-                    let Some(fetch) = fetch.take() else { break };
-                    return self.fetch_as_writer(key, permit, fetch, stale).await;
+                    let Some((admit, fetch)) = fetch.take() else {
+                        break;
+                    };
+                    return self.fetch_as_writer(key, permit, admit, fetch, stale).await;
                 }
             }
         }
         Err(EdgeError::Abandoned(key.to_owned()))
     }
 
-    async fn fetch_as_writer<F, Fut>(
+    async fn fetch_as_writer<A, F, Fut>(
         &self,
         key: &str,
         permit: Permit,
+        admit: A,
         fetch: F,
         stale: Option<Arc<CachedObject>>,
     ) -> Result<EdgeResponse, EdgeError>
     where
+        A: FnOnce() -> Result<(), Duration>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<OriginResponse, OriginError>>,
     {
@@ -173,6 +201,11 @@ impl Edge {
         if let Lookup::Fresh(obj) = inner.cache.lookup(key, now()).await {
             publish(permit, &obj, None);
             return Ok(answer(CachePhase::Hit, &obj));
+        }
+        if let Err(retry_after) = admit() {
+            // Dropped unfinished: the waiters start over and one of them fetches.
+            drop(permit);
+            return Err(EdgeError::ClientRateLimited { retry_after });
         }
         let probes = match self.admit(key, now()) {
             Ok(p) => p,

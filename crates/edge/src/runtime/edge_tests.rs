@@ -728,3 +728,35 @@ async fn blocking_reloads_coalesce_and_are_held_without_tripping_anything() {
     assert_eq!(e, EdgeError::OriginTimeout(secs(14)));
     assert_eq!(t0.elapsed(), secs(14));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_over_its_miss_budget_is_refused_alone_and_hits_stay_free() {
+    let edge = Edge::new(EdgeConfig::default());
+    // Refused before any origin fetch, with the client's own retry time.
+    let e = edge
+        .get_admitted(SEG, || Err(secs(2)), no_fetch)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        EdgeError::ClientRateLimited {
+            retry_after: secs(2)
+        }
+    );
+    assert_eq!(e.status(), 429);
+    assert_eq!(e.retry_after(), Some(secs(2)));
+    assert_eq!(edge.stats().origin_fetches, 0);
+    assert_eq!(edge.in_flight(), 0, "the refused permit left the table");
+    // The next client fetches it; after that, a client with no budget still gets the hit
+    // (admission is asked only of a request that would fetch).
+    let r = edge
+        .get_admitted(SEG, || Ok(()), || ok_full(seg_head(), "seg"))
+        .await
+        .unwrap();
+    assert_eq!(r.phase, CachePhase::Miss);
+    let r = edge
+        .get_admitted(SEG, || panic!("a hit needs no admission"), no_fetch)
+        .await
+        .unwrap();
+    assert_eq!(r.phase, CachePhase::Hit);
+}

@@ -65,6 +65,9 @@ struct State<H, E> {
 #[derive(Debug)]
 pub struct Growing<H, E> {
     tx: watch::Sender<State<H, E>>,
+    /// The finished body in one buffer, made once: every request for a finished body
+    /// shares it instead of copying the chunks again.
+    whole: std::sync::OnceLock<Bytes>,
 }
 
 impl<H, E> Default for Growing<H, E> {
@@ -81,7 +84,10 @@ impl<H, E> Growing<H, E> {
             chunks: Vec::new(),
             end: None,
         });
-        Growing { tx }
+        Growing {
+            tx,
+            whole: std::sync::OnceLock::new(),
+        }
     }
 
     /// Publishes the head: readers waiting in [`GrowingReader::head`]
@@ -150,9 +156,14 @@ impl<H, E> Growing<H, E> {
         self.tx.borrow().chunks.len()
     }
 
-    /// Every chunk so far, as one buffer (no copy for a single chunk).
+    /// Every chunk so far, as one buffer (no copy for a single chunk; once the body has
+    /// ended, the same buffer for every caller).
     pub fn bytes(&self) -> Bytes {
-        concat(&self.tx.borrow().chunks)
+        let s = self.tx.borrow();
+        if s.end.is_some() {
+            return self.whole.get_or_init(|| concat(&s.chunks)).clone();
+        }
+        concat(&s.chunks)
     }
 }
 
@@ -319,6 +330,21 @@ mod tests {
         g.push(b("c"));
         g.finish();
         assert_eq!(r.collect().await, Ok((200, b("c"))));
+    }
+
+    #[test]
+    fn a_finished_body_is_one_shared_buffer() {
+        let g = G::new();
+        g.push(b("a"));
+        g.push(b("b"));
+        assert_ne!(
+            g.bytes().as_ptr(),
+            g.bytes().as_ptr(),
+            "in progress: a fresh copy"
+        );
+        g.finish();
+        assert_eq!(g.bytes(), b("ab"));
+        assert_eq!(g.bytes().as_ptr(), g.bytes().as_ptr());
     }
 
     #[test]

@@ -140,8 +140,8 @@ pub enum RoleError {
     /// The segment store cannot be used.
     #[error("--store {url}: {source} — is the S3 server running, and are AWS_ENDPOINT_URL and the credentials right?")]
     Store {
-        /// The `--store` URL.
-        url: String,
+        /// The `--store` URL (any password hidden).
+        url: crate::backend::redact::RedactedUrl,
         /// What the store said.
         source: StoreError,
     },
@@ -222,7 +222,7 @@ pub async fn encoder(a: EncoderArgs, shutdown: impl Future<Output = ()>) -> Resu
     config.validate()?;
     let redis = connect_redis(&a.redis).await?;
     let store_err = |source| RoleError::Store {
-        url: a.store.clone(),
+        url: crate::backend::redact::RedactedUrl::new(&a.store),
         source,
     };
     let store = SegmentStore::from_url(&a.store).map_err(store_err)?;
@@ -353,13 +353,16 @@ pub async fn edge(
     match a.redis.clone() {
         Some(redis) => cluster_edge(a, redis, config, shutdown).await,
         None => {
-            let state = EdgeState::new(&a.origin)?;
+            let state = EdgeState::new(&a.origin)?.with_miss_limit(
+                config.limits.http_miss_rate_per_ip,
+                config.limits.http_miss_burst_per_ip,
+            );
             let listener = crate::listen(config.http_addr).map_err(|source| ServeError::Bind {
                 addr: config.http_addr,
                 what: "http",
                 source,
             })?;
-            edge_http::run(listener, state, shutdown).await;
+            edge_http::run_with(listener, state, &config.limits, shutdown).await;
             Ok(())
         }
     }
@@ -398,6 +401,10 @@ async fn cluster_edge(
         redis.clone(),
         advertise,
         health.clone(),
+    )
+    .with_miss_limit(
+        config.limits.http_miss_rate_per_ip,
+        config.limits.http_miss_burst_per_ip,
     );
     // RTMP play of a stream that was not published here: pulled from the encoder the session
     // map names.

@@ -276,6 +276,10 @@ pub async fn run_role(
         dash: dash.clone(),
         store: store.clone(),
         health: role.health,
+        misses: Arc::new(crate::net::MissLimiter::new(
+            config.limits.http_miss_rate_per_ip,
+            config.limits.http_miss_burst_per_ip,
+        )),
     };
     // Presentations that ended more than the time-shift window ago, and their files, go.
     let gc_stop = stop.clone();
@@ -290,18 +294,10 @@ pub async fn run_role(
             }
         }
     });
-    if let Ok(a) = listeners.http.local_addr() {
-        info!("HTTP listening on http://{a}/ (API /api/streams, metrics /metrics)");
-    }
     let app = role.http.unwrap_or_else(|| http::router(state));
-    let http_stop = stop.clone();
+    let (http_stop, limits) = (stop.clone(), config.limits.clone());
     tasks.spawn(async move {
-        let r = axum::serve(listeners.http, app)
-            .with_graceful_shutdown(http_stop.cancelled_owned())
-            .await;
-        if let Err(e) = r {
-            warn!("HTTP server stopped: {e}");
-        }
+        http::listener::run(listeners.http, app, &limits, http_stop).await;
     });
 
     shutdown.await;

@@ -15,9 +15,9 @@ pub enum CoordError {
     /// Redis did not answer or refused.
     #[error("redis {url}: {msg} — is redis-server running and reachable? (check --redis)")]
     Redis {
-        /// Where.
-        url: String,
-        /// What happened.
+        /// Where (its password hidden).
+        url: crate::backend::redact::RedactedUrl,
+        /// What happened (scrubbed of the password).
         msg: String,
     },
 }

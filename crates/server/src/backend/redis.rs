@@ -15,6 +15,7 @@ use crate::{
         Locked, Ownership, Registry, SessionMap,
     },
     backend::meta::{MetaStore, StreamRecord},
+    backend::redact::RedactedUrl,
 };
 use futures::future::BoxFuture;
 
@@ -46,7 +47,7 @@ return 0"#;
 /// All cluster backends on one Redis.
 #[derive(Clone)]
 pub struct RedisBackend {
-    url: String,
+    url: RedactedUrl,
     conn: ConnectionManager,
     events: broadcast::Sender<ClusterEvent>,
 }
@@ -62,11 +63,12 @@ impl std::fmt::Debug for RedisBackend {
 impl RedisBackend {
     /// Connects to `url` (`redis://HOST:PORT[/DB]`) and starts the event listener.
     pub async fn connect(url: &str) -> Result<Self, CoordError> {
+        let url = RedactedUrl::new(url);
         let err = |e: redis::RedisError| CoordError::Redis {
-            url: url.to_owned(),
-            msg: e.to_string(),
+            url: url.clone(),
+            msg: url.scrub(&e.to_string()),
         };
-        let client = redis::Client::open(url).map_err(err)?;
+        let client = redis::Client::open(url.expose()).map_err(err)?;
         let cfg = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_TIMEOUT))
             .set_response_timeout(Some(CALL_TIMEOUT))
@@ -77,23 +79,19 @@ impl RedisBackend {
         )
         .await
         .map_err(|_| CoordError::Redis {
-            url: url.to_owned(),
+            url: url.clone(),
             msg: "no answer".into(),
         })?
         .map_err(err)?;
         let (events, _) = broadcast::channel(4096);
-        tokio::spawn(listen(client, url.to_owned(), events.clone()));
-        Ok(Self {
-            url: url.to_owned(),
-            conn,
-            events,
-        })
+        tokio::spawn(listen(client, url.clone(), events.clone()));
+        Ok(Self { url, conn, events })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> CoordError {
         CoordError::Redis {
             url: self.url.clone(),
-            msg: e.to_string(),
+            msg: self.url.scrub(&e.to_string()),
         }
     }
 
@@ -112,7 +110,7 @@ impl RedisBackend {
 }
 
 /// Subscribes to the event channel and forwards to `tx`, resubscribing after any failure.
-async fn listen(client: redis::Client, url: String, tx: broadcast::Sender<ClusterEvent>) {
+async fn listen(client: redis::Client, url: RedactedUrl, tx: broadcast::Sender<ClusterEvent>) {
     use futures::StreamExt;
     let mut failures = 0u32;
     loop {
@@ -142,6 +140,7 @@ async fn listen(client: redis::Client, url: String, tx: broadcast::Sender<Cluste
         .await;
         if let Err(e) = r {
             if failures == 0 {
+                let e = url.scrub(&e.to_string());
                 warn!(%url, "redis pub/sub lost: {e}; retrying every second (edges fall back to cache TTLs meanwhile)");
             }
             failures += 1;

@@ -1,8 +1,9 @@
 //! Segment storage through `object_store`: a local directory by default (S3 in cluster mode).
 //! Keys are built only from validated stream names, rendition ids and numbers.
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, sync::Arc, time::Duration};
 
+use super::redact::RedactedUrl;
 use bytes::Bytes;
 use object_store::{local::LocalFileSystem, path::Path as Key, ObjectStore, PutPayload};
 
@@ -15,6 +16,9 @@ pub enum StoreError {
     /// `--store` is neither `file:///DIR` nor `s3://BUCKET[/PREFIX]`.
     #[error("--store {0:?}: expected file:///DIR or s3://BUCKET[/PREFIX] (S3 endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
     Url(String),
+    /// A shared read failed: what every other request that waited for it gets.
+    #[error("{0}")]
+    Shared(String),
     /// The local directory could not be prepared.
     #[error("store directory {path}: {source}")]
     Dir {
@@ -29,6 +33,29 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct SegmentStore {
     inner: Arc<dyn ObjectStore>,
+    /// The media objects being served: one `Bytes` per object however many clients read it
+    /// at once (a slow reader pins the shared buffer, not a copy of its own).
+    shared: moka::future::Cache<String, Bytes>,
+}
+
+/// Bytes of media objects kept in the shared copy.
+const SHARED_BYTES: u64 = 32 << 20;
+/// How long an object stays in the shared copy after it was read.
+const SHARED_TTL: Duration = Duration::from_secs(30);
+
+fn shared_cache() -> moka::future::Cache<String, Bytes> {
+    moka::future::Cache::builder()
+        .max_capacity(SHARED_BYTES)
+        .weigher(|_: &String, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+        .time_to_idle(SHARED_TTL)
+        .build()
+}
+
+/// Why a shared read found nothing.
+#[derive(Debug)]
+enum Miss {
+    NotFound,
+    Failed(StoreError),
 }
 
 impl SegmentStore {
@@ -39,9 +66,7 @@ impl SegmentStore {
             source,
         })?;
         let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-        Ok(Self {
-            inner: Arc::new(fs),
-        })
+        Ok(Self::new(Arc::new(fs)))
     }
 
     /// A store from `--store`: `file:///DIR` (a local directory) or `s3://BUCKET[/PREFIX]` (S3 or
@@ -53,11 +78,11 @@ impl SegmentStore {
             return Self::local(Path::new(dir));
         }
         let Some(rest) = url.strip_prefix("s3://") else {
-            return Err(StoreError::Url(url.to_owned()));
+            return Err(StoreError::Url(RedactedUrl::new(url).to_string()));
         };
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(StoreError::Url(url.to_owned()));
+            return Err(StoreError::Url(RedactedUrl::new(url).to_string()));
         }
         let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
         let endpoint = std::env::var("AWS_ENDPOINT_URL")
@@ -79,7 +104,7 @@ impl SegmentStore {
             "" => s3,
             p => Arc::new(object_store::prefix::PrefixStore::new(s3, p.to_owned())),
         };
-        Ok(Self { inner })
+        Ok(Self::new(inner))
     }
 
     /// One cheap request, for health checks: fails when the backend is unreachable.
@@ -92,7 +117,10 @@ impl SegmentStore {
 
     /// A store over any `object_store` backend (S3 in cluster mode, memory in tests).
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            shared: shared_cache(),
+        }
     }
 
     /// Writes an object (atomically: readers see the old one or the whole new one).
@@ -100,7 +128,37 @@ impl SegmentStore {
         self.inner
             .put(&Key::from(key), PutPayload::from_bytes(bytes))
             .await?;
+        self.shared.invalidate(key).await;
         Ok(())
+    }
+
+    /// Reads a media object (a segment or an init segment, never rewritten) for a client:
+    /// concurrent and repeated reads of one object share one read and one `Bytes`; `None` if
+    /// it does not exist.
+    pub async fn get_shared(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let read = async {
+            match self.get(key).await {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => Err(Miss::NotFound),
+                Err(e) => Err(Miss::Failed(e)),
+            }
+        };
+        match self.shared.try_get_with(key.to_owned(), read).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) => match Arc::try_unwrap(e) {
+                Ok(Miss::NotFound) => Ok(None),
+                Ok(Miss::Failed(e)) => Err(e),
+                Err(shared) => match &*shared {
+                    Miss::NotFound => Ok(None),
+                    Miss::Failed(e) => Err(StoreError::Shared(e.to_string())),
+                },
+            },
+        }
+    }
+
+    /// True when a [`Self::get_shared`] of `key` would cost no backend read.
+    pub fn is_shared(&self, key: &str) -> bool {
+        self.shared.contains_key(key)
     }
 
     /// Reads an object; `None` if it does not exist.
@@ -119,6 +177,7 @@ impl SegmentStore {
 
     /// Deletes an object; a missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.shared.invalidate(key).await;
         match self.inner.delete(&Key::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -148,7 +207,15 @@ mod tests {
             Some(&b"seg"[..])
         );
         assert_eq!(s.get("live/a/p0/v720/2.m4s").await.unwrap(), None);
+        // Shared reads hand out one buffer, and a delete drops it.
+        let a = s.get_shared("live/a/p0/v720/1.m4s").await.unwrap().unwrap();
+        let b = s.get_shared("live/a/p0/v720/1.m4s").await.unwrap().unwrap();
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        assert!(s.is_shared("live/a/p0/v720/1.m4s"));
+        assert_eq!(s.get_shared("live/a/p0/v720/9.m4s").await.unwrap(), None);
         s.delete("live/a/p0/v720/1.m4s").await.unwrap();
+        assert!(!s.is_shared("live/a/p0/v720/1.m4s"));
+        assert_eq!(s.get_shared("live/a/p0/v720/1.m4s").await.unwrap(), None);
         s.delete("live/a/p0/v720/1.m4s").await.unwrap();
         assert_eq!(s.get("live/a/p0/v720/1.m4s").await.unwrap(), None);
         std::fs::remove_dir_all(&dir).unwrap();

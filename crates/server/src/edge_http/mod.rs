@@ -10,6 +10,6 @@ mod router;
 mod state;
 mod sync;
 
-pub use router::{router, run};
+pub use router::{router, run, run_with};
 pub use state::{EdgeRoleError, EdgeState};
 pub use sync::EdgeCluster;

@@ -2,11 +2,11 @@
 
 use axum::{
     body::Body,
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::get,
-    Router,
+    Extension, Router,
 };
 use metrics::{counter, gauge};
 use tracing::{info, warn};
@@ -23,6 +23,15 @@ pub fn router(state: EdgeState) -> Router {
         .route(
             "/healthz",
             get(|State(st): State<EdgeState>| async move { st.health.respond().await }),
+        )
+        .route(
+            "/internal/healthz",
+            get(
+                |State(st): State<EdgeState>,
+                 peer: Option<
+                    axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>,
+                >| async move { st.health.respond_detail(peer).await },
+            ),
         )
         .route("/metrics", get(metrics))
         .route("/live/{*path}", get(live).head(live))
@@ -45,20 +54,34 @@ pub fn router(state: EdgeState) -> Router {
         .with_state(state)
 }
 
-/// Runs the edge on a bound listener until `shutdown`.
+/// Runs the edge on a bound listener until `shutdown`, with the default `[limits]`.
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: EdgeState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
+    run_with(listener, state, &crate::config::Limits::default(), shutdown).await
+}
+
+/// Runs the edge on a bound listener until `shutdown`, with the HTTP limits of `limits`.
+pub async fn run_with(
+    listener: tokio::net::TcpListener,
+    state: EdgeState,
+    limits: &crate::config::Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
     if let Ok(a) = listener.local_addr() {
         info!("edge listening on http://{a}/live/…");
     }
-    if let Err(e) = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        warn!("edge stopped: {e}");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let http = crate::http::listener::run(listener, router(state), limits, stop.clone());
+    tokio::pin!(http);
+    tokio::select! {
+        _ = &mut http => {}
+        _ = shutdown => {
+            stop.cancel();
+            http.await;
+        }
     }
 }
 
@@ -93,6 +116,7 @@ async fn metrics(State(st): State<EdgeState>) -> Response {
 
 async fn live(
     State(st): State<EdgeState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -143,7 +167,15 @@ async fn live(
         let cluster = st.cluster.clone().filter(|_| !from_peer);
         move || fetch_locked(edge, client, cluster, stream, key)
     };
-    match st.edge.get(&key, fetch).await {
+    // Only a request that would fetch from the origin spends its address's budget.
+    let admit = {
+        let misses = st.misses.clone();
+        move || match peer {
+            Some(Extension(ConnectInfo(p))) => misses.check(p.ip(), std::time::Instant::now()),
+            None => Ok(()),
+        }
+    };
+    match st.edge.get_admitted(&key, admit, fetch).await {
         Err(e) => AppError::from(e).into_response(),
         Ok(mut r) => {
             if let Some(fill) = r.fill.take() {

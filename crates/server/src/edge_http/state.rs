@@ -32,6 +32,8 @@ pub struct EdgeState {
     /// The process's recorder: this edge's counters (and, in a cluster, its RTMP relay's)
     /// are rendered from it at `/metrics`.
     pub(super) metrics: PrometheusHandle,
+    /// Origin fetches per client address (`[limits] http_miss_rate_per_ip`).
+    pub(super) misses: Arc<crate::net::MissLimiter>,
 }
 
 /// Why the edge cannot start.
@@ -79,12 +81,17 @@ impl EdgeState {
         // Installed here, before the edge serves, so no early count is lost (a standalone edge
         // runs nothing else that would install it).
         let metrics = crate::http::recorder();
+        let l = crate::config::Limits::default();
         Ok(Self {
             edge,
             client,
             cluster: None,
             health: Health::default(),
             metrics,
+            misses: Arc::new(crate::net::MissLimiter::new(
+                l.http_miss_rate_per_ip,
+                l.http_miss_burst_per_ip,
+            )),
         })
     }
 
@@ -112,6 +119,13 @@ impl EdgeState {
         tokio::spawn(refresh_origins(st.edge.clone(), c.clone()));
         tokio::spawn(invalidate_on_events(st.edge.clone(), c.events.subscribe()));
         st
+    }
+
+    /// Limits the origin fetches each client address may cause to `rate` per second with
+    /// `burst` back to back (0: no limit).
+    pub fn with_miss_limit(mut self, rate: u32, burst: u32) -> Self {
+        self.misses = Arc::new(crate::net::MissLimiter::new(rate, burst));
+        self
     }
 
     /// The cache logic, for tests and metrics.

@@ -29,6 +29,12 @@ pub enum AppError {
     /// `Retry-After` when waiting helps.
     #[error("edge: {0}")]
     Upstream(#[from] edge::EdgeError),
+    /// The client's address made too many requests that cost a backend round trip: 429 with
+    /// `Retry-After`.
+    #[error(
+        "too many requests for segments that are not in memory from this address; retry in {0:?}"
+    )]
+    TooManyRequests(std::time::Duration),
     /// Our own bug (a response that could not be built): 500; logged.
     #[error("internal error: {0}")]
     Internal(#[from] axum::http::Error),
@@ -62,6 +68,15 @@ impl IntoResponse for AppError {
                         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 }
                 r
+            }
+            AppError::TooManyRequests(wait) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, HeaderValue::from(secs))],
+                    format!("too many requests for segments not in memory from this address; retry in {secs} s\n"),
+                )
+                    .into_response()
             }
             AppError::Internal(e) => {
                 tracing::error!("could not build a response: {e}");

@@ -1,9 +1,13 @@
 //! The origin's HTTP side: DASH and HLS, the stream API, metrics, the clock and the web
 //! player. `router` is the table of routes; each handler lives in the file named for what it
-//! serves.
+//! serves. `listener` is the one HTTP listener every role runs its router on (caps and
+//! deadlines; `conn` and `deadline` are its connection state and socket rules).
 mod api;
+mod conn;
+mod deadline;
 mod error;
 mod hls;
+pub mod listener;
 mod origin;
 pub mod player;
 pub(crate) mod range;

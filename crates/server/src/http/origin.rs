@@ -5,9 +5,10 @@
 use std::time::UNIX_EPOCH;
 
 use axum::{
-    extract::{Path, RawQuery, State},
+    extract::{ConnectInfo, Path, RawQuery, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
+    Extension,
 };
 use futures::StreamExt;
 
@@ -159,6 +160,7 @@ pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<Str
 
 pub(super) async fn segment(
     State(st): State<HttpState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     Path((name, rep, file)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -210,7 +212,14 @@ pub(super) async fn segment(
             }
         }
     }
-    match st.store.get(&store::key(&name, &rep, &file)).await {
+    let key = store::key(&name, &rep, &file);
+    // A read the shared copy cannot answer costs a store round trip: counted per address.
+    if let (false, Some(Extension(ConnectInfo(peer)))) = (st.store.is_shared(&key), peer) {
+        if let Err(wait) = st.misses.check(peer.ip(), std::time::Instant::now()) {
+            return Err(AppError::TooManyRequests(wait));
+        }
+    }
+    match st.store.get_shared(&key).await {
         Ok(Some(bytes)) => {
             let b = Response::builder()
                 .header(header::CONTENT_TYPE, media_type(&rep))

@@ -20,6 +20,15 @@ pub fn router(state: HttpState) -> Router {
             "/healthz",
             get(|State(st): State<HttpState>| async move { st.health.respond().await }),
         )
+        .route(
+            "/internal/healthz",
+            get(
+                |State(st): State<HttpState>,
+                 peer: Option<
+                    axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>,
+                >| async move { st.health.respond_detail(peer).await },
+            ),
+        )
         .route("/api/streams", get(api::streams))
         .route("/metrics", get(api::metrics))
         .route("/time", get(origin::time))

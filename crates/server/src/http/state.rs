@@ -23,4 +23,6 @@ pub struct HttpState {
     pub store: SegmentStore,
     /// Backends `/healthz` checks.
     pub health: Health,
+    /// Store reads per client address (`[limits] http_miss_rate_per_ip`).
+    pub misses: Arc<crate::net::MissLimiter>,
 }

@@ -1,14 +1,10 @@
-//! The RTMP and RTMPS listeners: accept, the global and per-address connection caps, TLS,
+//! The RTMP and RTMPS listeners: accept, the global and per-address connection caps (the
+//! per-address count is [`crate::net`]'s, shared with HTTP: IPv6 counts per /64), TLS,
 //! socket options; each accepted connection runs on its own task ([`super::conn`]). A
 //! connection's failure is its own: it is logged with the reason and closed; nobody else
 //! notices.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex},
-    time::Instant,
-};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use metrics::{counter, gauge};
 use tokio::{
@@ -24,6 +20,7 @@ use crate::{
     auth::PublishAuth,
     cluster::{pull::Puller, relay::Resolver},
     config::Limits,
+    net::{AddrGroup, GroupCounts},
     stream::{parking::Parking, Hub, Stream},
 };
 use media::validate::Tracks;
@@ -45,8 +42,8 @@ pub struct RtmpContext {
     pub started: Instant,
     /// Called once a publish passes validation (starts the transcoder).
     pub on_accept: Option<OnAccept>,
-    /// Open connections per client address.
-    pub per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Open connections per client address group (IPv6: per /64).
+    pub per_ip: Arc<GroupCounts>,
     /// Flips to true at shutdown: every connection closes (publishers' streams end cleanly).
     pub shutdown: watch::Receiver<bool>,
     /// Relay mode (edge, gateway): accepted streams are forwarded to the upstream this picks,
@@ -57,36 +54,6 @@ pub struct RtmpContext {
     /// Streams whose publisher dropped, kept for `limits.reconnect_grace_ms` (see
     /// [`crate::stream::parking`]).
     pub parked: Arc<Parking>,
-}
-
-/// Holds one of an address's connection slots.
-struct IpSlot<'a> {
-    ctx: &'a RtmpContext,
-    ip: IpAddr,
-}
-
-impl RtmpContext {
-    fn take_ip_slot(&self, ip: IpAddr) -> Option<IpSlot<'_>> {
-        let mut m = self.per_ip.lock().unwrap();
-        let n = m.entry(ip).or_insert(0);
-        if *n >= self.limits.max_connections_per_ip {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot { ctx: self, ip })
-    }
-}
-
-impl Drop for IpSlot<'_> {
-    fn drop(&mut self) {
-        let mut m = self.ctx.per_ip.lock().unwrap();
-        if let Some(n) = m.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.ip);
-            }
-        }
-    }
 }
 
 /// Kernel send buffer per connection (Linux doubles it): about a second of a 1.5 Mbit/s
@@ -122,7 +89,11 @@ pub async fn serve(
         let ctx = ctx.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let Some(_slot) = ctx.take_ip_slot(peer.ip()) else {
+            let group = AddrGroup::of(peer.ip());
+            let Some(_slot) = ctx
+                .per_ip
+                .try_take(group, ctx.limits.max_connections_per_ip)
+            else {
                 warn!(%peer, limit = ctx.limits.max_connections_per_ip, "{proto}: connection refused: max_connections_per_ip reached");
                 counter!("ferrocast_rtmp_connections_refused_total", "proto" => proto, "reason" => "per_ip").increment(1);
                 return;

@@ -43,21 +43,7 @@ async fn the_edge_serves_dash_and_coalesces_a_thundering_herd() {
         .unwrap()
         .parse()
         .unwrap();
-    let listed: u64 = video
-        .split("</SegmentTimeline>")
-        .next()
-        .unwrap()
-        .split("<S ")
-        .skip(1)
-        .map(|s| {
-            s.split("r=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .and_then(|r| r.parse::<u64>().ok())
-                .unwrap_or(0)
-                + 1
-        })
-        .sum();
+    let listed = timeline_segments(video.split("</SegmentTimeline>").next().unwrap());
     let path = format!("/live/herd/v400/{}.m4s", start + listed); // not started yet
     let fetches_before = edge.state.edge().stats().origin_fetches;
     let mut tasks = tokio::task::JoinSet::new();

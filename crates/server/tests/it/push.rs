@@ -104,18 +104,7 @@ fn video_numbers(mpd: &str) -> (u64, u64) {
         .and_then(|s| s.split('"').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    let count: u64 = set
-        .split("<S ")
-        .skip(1)
-        .map(|s| {
-            s.split("r=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .and_then(|r| r.parse::<u64>().ok())
-                .unwrap_or(0)
-                + 1
-        })
-        .sum();
+    let count: u64 = timeline_segments(set);
     (first, count)
 }
 

@@ -131,6 +131,22 @@ where
     }
 }
 
+/// Segments a SegmentTimeline lists (each `<S>` is one, plus its `r` repeats) in `mpd_part`.
+pub fn timeline_segments(mpd_part: &str) -> u64 {
+    mpd_part
+        .split("<S ")
+        .skip(1)
+        .map(|s| {
+            s.split("r=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .and_then(|r| r.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1
+        })
+        .sum()
+}
+
 /// A loopback port free right now (for a child process to bind).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
