@@ -27,6 +27,41 @@ pub struct Config {
     /// Transcode and package every accepted stream (DASH/HLS, renditions). Off: a pure RTMP
     /// server (validation, GOP cache and RTMP(S) playback of the source only).
     pub transcode: bool,
+    /// `[webrtc]`: WHEP playback on one UDP port.
+    pub webrtc: WebrtcConfig,
+}
+
+/// `[webrtc]`: WHEP playback (`POST /whep/NAME`), media on one UDP port (ICE-lite).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebrtcConfig {
+    /// The UDP socket every WebRTC session uses; `None` turns WebRTC off.
+    pub addr: Option<SocketAddr>,
+    /// The address put in answers as our candidate (behind NAT or a 1:1 mapping, the public
+    /// one). Default: `addr`'s IP if it is a specific one, else the IP the viewer's HTTP
+    /// request was sent to (its Host header), else 127.0.0.1.
+    pub candidate: Option<std::net::IpAddr>,
+    /// Most WebRTC sessions at once.
+    pub max_sessions: usize,
+    /// Most WebRTC sessions from one IP address.
+    pub max_sessions_per_ip: usize,
+    /// Seconds a new session has to complete ICE.
+    pub ice_timeout_secs: u64,
+    /// Seconds from ICE connected until DTLS must be done.
+    pub dtls_timeout_secs: u64,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        Self {
+            addr: Some(([0, 0, 0, 0], 8189).into()),
+            candidate: None,
+            max_sessions: 1000,
+            max_sessions_per_ip: 50,
+            ice_timeout_secs: 10,
+            dtls_timeout_secs: 10,
+        }
+    }
 }
 
 /// `[auth]`: stream name → secret. Empty means open mode.
@@ -122,6 +157,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             transcode: true,
+            webrtc: WebrtcConfig::default(),
         }
     }
 }
@@ -208,6 +244,9 @@ impl Config {
         if has("transcode") {
             c.transcode = file.transcode;
         }
+        if has("webrtc") {
+            c.webrtc = file.webrtc;
+        }
         Ok(c)
     }
 
@@ -265,6 +304,17 @@ impl Config {
         if l.reconnect_grace_ms > 600_000 {
             return Err(ConfigError::Invalid(
                 "[limits] reconnect_grace_ms must be at most 600000 (10 minutes)".into(),
+            ));
+        }
+        let w = &self.webrtc;
+        if w.max_sessions == 0 || w.max_sessions_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "[webrtc] max_sessions and max_sessions_per_ip must be at least 1".into(),
+            ));
+        }
+        if w.ice_timeout_secs == 0 || w.dtls_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "[webrtc] timeouts must be at least 1 second".into(),
             ));
         }
         if l.player_queue_frames < 16 {

@@ -33,5 +33,6 @@ pub mod encode;
 pub mod http;
 pub mod rtmp;
 pub mod stream;
+pub mod webrtc;
 
 pub use app::serve::{bind, listen, run, run_role, Listeners, RoleOptions, ServeError};

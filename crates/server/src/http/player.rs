@@ -397,6 +397,7 @@ mod tests {
             dash: Arc::new(DashRegistry::default()),
             store: SegmentStore::new(Arc::new(object_store::memory::InMemory::new())),
             health: Default::default(),
+            webrtc: None,
         };
         (st, publishing)
     }

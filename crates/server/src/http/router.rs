@@ -27,6 +27,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/live/{name}/master.m3u8", get(origin::hls_master))
         .route("/live/{name}/{rep}/{file}", get(origin::segment))
         .merge(player::routes())
+        .merge(crate::webrtc::routes())
         .fallback(fallback)
         .layer(cors())
         .with_state(state)
@@ -38,9 +39,22 @@ pub fn router(state: HttpState) -> Router {
 pub fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([header::RANGE, header::CONTENT_TYPE])
-        .expose_headers([header::DATE, header::CONTENT_LENGTH, header::AGE])
+        // POST, DELETE and PATCH for WHEP (a page on another origin plays over WebRTC).
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::POST,
+            Method::DELETE,
+            Method::PATCH,
+        ])
+        .allow_headers([header::RANGE, header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([
+            header::DATE,
+            header::CONTENT_LENGTH,
+            header::AGE,
+            header::LOCATION,
+        ])
         // The answer does not depend on the Origin: one cached copy serves every page.
         .vary([])
 }

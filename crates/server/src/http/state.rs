@@ -23,4 +23,6 @@ pub struct HttpState {
     pub store: SegmentStore,
     /// Backends `/healthz` checks.
     pub health: Health,
+    /// WHEP playback, when WebRTC is on.
+    pub webrtc: Option<Arc<crate::webrtc::Webrtc>>,
 }
