@@ -6,6 +6,7 @@
 #   dashjs  the server's /watch/NAME page (dash.js) in headless Chromium
 #   shaka   Shaka Player (lowLatencyMode) on the MPD, in headless Chromium
 #   hlsjs   hls.js (lowLatencyMode) on /live/NAME/master.m3u8, in headless Chromium
+#   whep    a plain RTCPeerConnection playing /whep/NAME (WebRTC, the source), in headless Chromium
 # and prints one Markdown table. --write puts it into BENCHMARKS.md ("Glass-to-glass (from the
 # pixels)").
 #   bench/g2g.sh [--secs 60] [--players "rtmp dashjs shaka hlsjs"] [--release] [--write] [--keep-tmp]
@@ -35,11 +36,11 @@ cargo build "${flags[@]}" -p ferrocast -p g2g >/dev/null 2>&1 || cargo build "${
 TARGET=${CARGO_TARGET_DIR:-target}
 cp "$TARGET/$PROFILE/ferrocast" "$TARGET/$PROFILE/ferrocast-g2g" "$TMP/"
 
-read -r RTMP RTMPS HTTP < <(free_ports 3)
+read -r RTMP RTMPS HTTP UDP < <(free_ports 4)
 BASE=http://127.0.0.1:$HTTP
 STREAM=g2g
 FERROCAST_WEB_DIR=$PWD/web "$TMP/ferrocast" serve --data-dir "$TMP/data" --rtmp-addr "127.0.0.1:$RTMP" \
-  --rtmps-addr "127.0.0.1:$RTMPS" --http-addr "127.0.0.1:$HTTP" >"$TMP/server.log" 2>&1 &
+  --rtmps-addr "127.0.0.1:$RTMPS" --http-addr "127.0.0.1:$HTTP" --webrtc-addr "127.0.0.1:$UDP" >"$TMP/server.log" 2>&1 &
 PIDS+=($!); SERVER=$!
 wait_port "$HTTP" ferrocast "$SERVER" "$TMP/server.log"
 "$TMP/ferrocast-g2g" publish "rtmp://127.0.0.1:$RTMP/live/$STREAM" >"$TMP/publish.log" 2>&1 &
@@ -80,7 +81,8 @@ wait "$PUBLISHER" 2>/dev/null || true
 TABLE=$(python3 - "$OUT" <<'PY'
 import json, sys
 names = {"rtmp": "RTMP, ffmpeg (`-fflags nobuffer -flags low_delay`)", "dashjs": "dash.js (`/watch` page)",
-         "shaka": "Shaka (lowLatencyMode, MPD)", "hlsjs": "hls.js (lowLatencyMode, master.m3u8)"}
+         "shaka": "Shaka (lowLatencyMode, MPD)", "hlsjs": "hls.js (lowLatencyMode, master.m3u8)",
+         "whep": "WHEP (RTCPeerConnection, `/whep/NAME`)"}
 f = lambda v: "–" if v is None else f"{v:.2f} s"
 out = ["| player | median | p90 | first frame | stalls (gaps > 0.5 s) | frames read / misread | player's own estimate |",
        "|---|---|---|---|---|---|---|"]
@@ -94,7 +96,10 @@ for line in open(sys.argv[1]):
     own = f(d.get("player_latency_s")) if d["player"] != "rtmp" else "–"
     heights = d.get("heights")
     rend = f" ({'/'.join(sorted(heights, key=int))}p)" if heights else ""
-    out.append(f"| {name}{rend} | **{f(d['median_s'])}** | {f(d['p90_s'])} | {f(d['first_frame_s'])} | {stalls} | "
+    first = f(d['first_frame_s'])
+    if (d.get("whep") or {}).get("first_frame_after_post_s") is not None:
+        first += f" ({f(d['whep']['first_frame_after_post_s'])} after the POST)"
+    out.append(f"| {name}{rend} | **{f(d['median_s'])}** | {f(d['p90_s'])} | {first} | {stalls} | "
                f"{d['samples']} / {d['misreads']} | {own} |")
 print("\n".join(out))
 PY

