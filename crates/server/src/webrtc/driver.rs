@@ -58,7 +58,11 @@ impl Routes {
 }
 
 /// Receives until `stop`.
-pub(super) async fn run(socket: Arc<UdpSocket>, routes: Arc<Mutex<Routes>>, stop: CancellationToken) {
+pub(super) async fn run(
+    socket: Arc<UdpSocket>,
+    routes: Arc<Mutex<Routes>>,
+    stop: CancellationToken,
+) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, from) = tokio::select! {
@@ -76,7 +80,8 @@ pub(super) async fn run(socket: Arc<UdpSocket>, routes: Arc<Mutex<Routes>>, stop
         };
         let data = &buf[..n];
         let Some(tx) = routes.lock().route(from, data) else {
-            counter!("ferrocast_webrtc_datagrams_dropped_total", "reason" => "unrouted").increment(1);
+            counter!("ferrocast_webrtc_datagrams_dropped_total", "reason" => "unrouted")
+                .increment(1);
             continue;
         };
         let d = Datagram {
@@ -87,7 +92,8 @@ pub(super) async fn run(socket: Arc<UdpSocket>, routes: Arc<Mutex<Routes>>, stop
         // A session this far behind loses datagrams (NACK recovers media) rather than
         // slowing the loop for everyone.
         if tx.try_send(d).is_err() {
-            counter!("ferrocast_webrtc_datagrams_dropped_total", "reason" => "session_busy").increment(1);
+            counter!("ferrocast_webrtc_datagrams_dropped_total", "reason" => "session_busy")
+                .increment(1);
         }
     }
 }

@@ -50,7 +50,9 @@ impl Session {
         gauge!("ferrocast_webrtc_sessions").decrement(1.0);
         counter!("ferrocast_webrtc_ended_total", "reason" => why.label()).increment(1);
         match &why {
-            EndReason::Closed | EndReason::Disconnected => debug!(%id, %name, "WebRTC session ended: {why}"),
+            EndReason::Closed | EndReason::Disconnected => {
+                debug!(%id, %name, "WebRTC session ended: {why}")
+            }
             _ => info!(%id, %name, %ip, "WebRTC session ended: {why}"),
         }
         w.routes.lock().remove(&ufrag);

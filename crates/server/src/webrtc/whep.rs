@@ -1,7 +1,8 @@
 //! WHEP over HTTP (draft-ietf-wish-whep): `POST /whep/NAME` with the viewer's complete SDP
 //! offer → `201 Created`, the answer, `Location: /whep/NAME/ID`; `DELETE` on that URL ends the
 //! session; `PATCH` (trickle ICE) is not supported (405: send the offer after gathering);
-//! `OPTIONS` says what a POST takes. CORS is the router's.
+//! `OPTIONS` is the router's CORS layer's (it allows POST, DELETE and PATCH from any origin and
+//! exposes `Location`).
 //!
 //! `?rendition=source|720|400` picks what is sent. The default is the source when it has no
 //! B-frames — no transcoder delay and a GOP cache to start from at once — else 720.
@@ -13,7 +14,6 @@ use std::{
 };
 
 use axum::{
-    body::Body,
     extract::{ConnectInfo, Path, Request, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
@@ -46,7 +46,7 @@ const MAX_BODY: usize = 256 << 10;
 /// The WHEP routes (mounted by `http::router`).
 pub fn routes() -> Router<HttpState> {
     Router::new()
-        .route("/whep/{name}", post(offer).options(options))
+        .route("/whep/{name}", post(offer))
         .route("/whep/{name}/{id}", delete(end).patch(patch))
 }
 
@@ -207,7 +207,11 @@ async fn offer(
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case(SDP)));
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(SDP))
+        });
     if !is_sdp {
         return Err(WhepError::ContentType);
     }
@@ -289,18 +293,6 @@ async fn patch() -> Response {
         StatusCode::METHOD_NOT_ALLOWED,
         [(header::ALLOW, "DELETE")],
         "trickle ICE is not supported: POST the complete offer, after ICE gathering\n",
-    )
-        .into_response()
-}
-
-async fn options() -> Response {
-    (
-        StatusCode::NO_CONTENT,
-        [
-            (header::ALLOW, "OPTIONS, POST"),
-            (header::HeaderName::from_static("accept-post"), SDP),
-        ],
-        Body::empty(),
     )
         .into_response()
 }

@@ -15,3 +15,4 @@ mod grafana;
 mod hostile;
 mod interop;
 mod push;
+mod webrtc;
