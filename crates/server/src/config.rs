@@ -35,6 +35,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebrtcConfig {
+    /// WHEP on (`enabled = false` in the file, or `--no-webrtc`, turns it off).
+    pub enabled: bool,
     /// The UDP socket every WebRTC session uses; `None` turns WebRTC off.
     pub addr: Option<SocketAddr>,
     /// The address put in answers as our candidate (behind NAT or a 1:1 mapping, the public
@@ -54,6 +56,7 @@ pub struct WebrtcConfig {
 impl Default for WebrtcConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             addr: Some(([0, 0, 0, 0], 8189).into()),
             candidate: None,
             max_sessions: 1000,
@@ -379,6 +382,26 @@ mod tests {
             Err(ConfigError::Parse { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn webrtc_section_and_its_bounds() {
+        let c: Config = toml::from_str(
+            "[webrtc]\naddr = \"127.0.0.1:9189\"\ncandidate = \"203.0.113.7\"\nmax_sessions_per_ip = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.webrtc.addr.map(|a| a.port()), Some(9189));
+        assert_eq!(c.webrtc.candidate, Some([203, 0, 113, 7].into()));
+        assert_eq!(
+            (c.webrtc.max_sessions_per_ip, c.webrtc.max_sessions),
+            (3, 1000)
+        );
+        assert!(c.webrtc.enabled);
+        c.validate().unwrap();
+        let off: Config = toml::from_str("[webrtc]\nenabled = false\n").unwrap();
+        assert!(!off.webrtc.enabled);
+        let bad: Config = toml::from_str("[webrtc]\nice_timeout_secs = 0\n").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("[webrtc]"));
     }
 
     #[test]

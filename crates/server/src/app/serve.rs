@@ -101,7 +101,7 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
         None => None,
     };
     let http = bind_one(config.http_addr, "http").await?;
-    let webrtc = match config.webrtc.addr {
+    let webrtc = match config.webrtc.addr.filter(|_| config.webrtc.enabled) {
         Some(addr) => Some(
             crate::webrtc::bind(addr).map_err(|source| ServeError::Bind {
                 addr,
