@@ -6,6 +6,7 @@
 #   dashjs  the server's /watch/NAME page (dash.js) in headless Chromium
 #   shaka   Shaka Player (lowLatencyMode) on the MPD, in headless Chromium
 #   hlsjs   hls.js (lowLatencyMode) on /live/NAME/master.m3u8, in headless Chromium
+#   whep    a plain RTCPeerConnection playing /whep/NAME (WebRTC, the source), in headless Chromium
 # and prints one Markdown table. --edge also plays each browser player through a
 # `ferrocast edge` in front of the server (rows "… via edge"). --write puts it into
 # BENCHMARKS.md ("Glass-to-glass (from the pixels)").
@@ -37,11 +38,11 @@ cargo build "${flags[@]}" -p ferrocast -p g2g >/dev/null 2>&1 || cargo build "${
 TARGET=${CARGO_TARGET_DIR:-target}
 cp "$TARGET/$PROFILE/ferrocast" "$TARGET/$PROFILE/ferrocast-g2g" "$TMP/"
 
-read -r RTMP RTMPS HTTP EDGE_HTTP < <(free_ports 4)
+read -r RTMP RTMPS HTTP UDP EDGE_HTTP < <(free_ports 5)
 BASE=http://127.0.0.1:$HTTP
 STREAM=g2g
 FERROCAST_WEB_DIR=$PWD/web "$TMP/ferrocast" serve --data-dir "$TMP/data" --rtmp-addr "127.0.0.1:$RTMP" \
-  --rtmps-addr "127.0.0.1:$RTMPS" --http-addr "127.0.0.1:$HTTP" >"$TMP/server.log" 2>&1 &
+  --rtmps-addr "127.0.0.1:$RTMPS" --http-addr "127.0.0.1:$HTTP" --webrtc-addr "127.0.0.1:$UDP" >"$TMP/server.log" 2>&1 &
 PIDS+=($!); SERVER=$!
 wait_port "$HTTP" ferrocast "$SERVER" "$TMP/server.log"
 if ((EDGE)); then
@@ -76,7 +77,7 @@ for p in $PLAYERS; do
   else
     timeout $((SECS + 120)) node tests/browser/g2g.mjs --base "$BASE" --stream "$STREAM" --player "$p" --secs "$SECS" \
       2>>"$TMP/browser.log" >>"$OUT" || true
-    if ((EDGE)); then
+    if ((EDGE)) && [[ $p != whep ]]; then
       log "$p via the edge: $SECS s"
       timeout $((SECS + 120)) node tests/browser/g2g.mjs --base "http://127.0.0.1:$EDGE_HTTP" --stream "$STREAM" --player "$p" --secs "$SECS" \
         2>>"$TMP/browser.log" | python3 -c 'import json,sys
@@ -116,7 +117,8 @@ wait "$PUBLISHER" 2>/dev/null || true
 TABLE=$(python3 - "$OUT" <<'PY'
 import json, sys
 names = {"rtmp": "RTMP, ffmpeg (`-fflags nobuffer -flags low_delay`)", "dashjs": "dash.js (`/watch` page)",
-         "shaka": "Shaka (lowLatencyMode, MPD)", "hlsjs": "hls.js (lowLatencyMode, master.m3u8)"}
+         "shaka": "Shaka (lowLatencyMode, MPD)", "hlsjs": "hls.js (lowLatencyMode, master.m3u8)",
+         "whep": "WHEP (RTCPeerConnection, `/whep/NAME`)"}
 f = lambda v: "–" if v is None else f"{v:.2f} s"
 out = ["| player | median | p90 | first frame | stalls (gaps > 0.5 s) | frames read / misread | player's own estimate |",
        "|---|---|---|---|---|---|---|"]
@@ -132,7 +134,10 @@ for line in open(sys.argv[1]):
     own = f(d.get("player_latency_s")) if d["player"] != "rtmp" else "–"
     heights = d.get("heights")
     rend = f" ({'/'.join(sorted(heights, key=int))}p)" if heights else ""
-    out.append(f"| {name}{rend} | **{f(d['median_s'])}** | {f(d['p90_s'])} | {f(d['first_frame_s'])} | {stalls} | "
+    first = f(d['first_frame_s'])
+    if (d.get("whep") or {}).get("first_frame_after_post_s") is not None:
+        first += f" ({f(d['whep']['first_frame_after_post_s'])} after the POST)"
+    out.append(f"| {name}{rend} | **{f(d['median_s'])}** | {f(d['p90_s'])} | {first} | {stalls} | "
                f"{d['samples']} / {d['misreads']} | {own} |")
 print("\n".join(out))
 PY

@@ -5,7 +5,8 @@
 //   dashjs  the server's own page, /watch/NAME (dash.js with the page's settings), the reader
 //           injected with page.addInitScript: the page is not changed;
 //   shaka   g2g-page.html with Shaka Player (lowLatencyMode) on /live/NAME/manifest.mpd;
-//   hlsjs   g2g-page.html with hls.js (lowLatencyMode) on /live/NAME/master.m3u8.
+//   hlsjs   g2g-page.html with hls.js (lowLatencyMode) on /live/NAME/master.m3u8;
+//   whep    g2g-page.html with a plain RTCPeerConnection playing /whep/NAME (WebRTC).
 // g2g-page.html and the players' files (web/node_modules) are served under the server's own
 // origin by Playwright (page.route on /g2g/), so nothing is added to the server and nothing is
 // cross-origin.
@@ -23,11 +24,13 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const nodeModules = path.join(root, 'web/node_modules');
 export const READER = path.join(here, 'g2g-reader.js');
-export const PLAYERS = ['dashjs', 'shaka', 'hlsjs'];
+export const PLAYERS = ['dashjs', 'shaka', 'hlsjs', 'whep'];
 
-// The field notes' flags for Debian's Chromium, headless.
+// The field notes' flags for Debian's Chromium, headless; the last two let WebRTC use
+// 127.0.0.1 candidates (else it offers none, or mDNS names).
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run'];
+  '--disable-component-update', '--disable-sync', '--no-first-run',
+  '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => {
@@ -51,11 +54,12 @@ const PAGE_FILES = {
   'hls.min.js': [path.join(nodeModules, 'hls.js/dist/hls.min.js'), 'text/javascript'],
 };
 
-function pageUrl(base, stream, player) {
+function pageUrl(base, stream, player, query = '') {
   const s = encodeURIComponent(stream);
   if (player === 'dashjs') return `${base}/watch/${s}`;
   if (player === 'shaka') return `${base}/g2g/page.html?player=shaka&src=${encodeURIComponent(`/live/${s}/manifest.mpd`)}`;
   if (player === 'hlsjs') return `${base}/g2g/page.html?player=hlsjs&src=${encodeURIComponent(`/live/${s}/master.m3u8`)}`;
+  if (player === 'whep') return `${base}/g2g/page.html?player=whep&src=${encodeURIComponent(`/whep/${s}${query}`)}`;
   throw new Error(`unknown player ${player} (one of ${PLAYERS.join(', ')})`);
 }
 
@@ -65,12 +69,12 @@ function playerLatency(player) {
   return () => (window.g2gPage ? Number(window.g2gPage.latency()) : NaN);
 }
 
-// Opens the player, waits for its first frame (at most startupMs), measures for `secs`
+// Opens the player (`query`: WHEP's, e.g. ?rendition=400), waits for its first frame (at most startupMs), measures for `secs`
 // seconds from then, and returns the reader's report plus the player's own latency estimate
 // (median of one sample every 2 s) and any errors. `after(page, report)`, if given, runs once
 // the measurement is taken (on the same page: a rendition switch, say); what it returns is
 // the result's `after`.
-export async function measurePlayer(browser, { base, stream, player, secs = 60, startupMs = 40_000, log = () => {}, after }) {
+export async function measurePlayer(browser, { base, stream, player, secs = 60, startupMs = 40_000, query = '', log = () => {}, after }) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
   const page = await context.newPage();
   const errors = [];
@@ -87,7 +91,7 @@ export async function measurePlayer(browser, { base, stream, player, secs = 60, 
         return route.fulfill({ path: f[0], contentType: f[1] });
       });
     }
-    const url = pageUrl(base, stream, player);
+    const url = pageUrl(base, stream, player, query);
     log(`${player}: ${url}`);
     await page.goto(url, { waitUntil: 'domcontentloaded' });
     const report = () => page.evaluate(() => globalThis.ferrocastG2G?.report() ?? null);
@@ -113,9 +117,12 @@ export async function measurePlayer(browser, { base, stream, player, secs = 60, 
     const afterResult = after ? await after(page, report) : undefined;
     const pageErrors = await page.evaluate(() => window.g2gPage?.errors ?? window.ferrocast?.stats?.errors ?? []).catch(() => []);
     const ownMedian = median(own);
+    // WHEP: inbound RTP per kind, and the first frame counted from the offer's POST.
+    const whep = player === 'whep' ? await page.evaluate(() => window.g2gPage.whepStats()) : undefined;
+    if (whep && r.first_frame_s !== null) whep.first_frame_after_post_s = Math.round((r.first_frame_s - whep.posted_s) * 1000) / 1000;
     return {
       player, ...r, player_latency_s: ownMedian === null ? null : Math.round(ownMedian * 1000) / 1000,
-      errors: [...errors, ...pageErrors.map(String)], ...(after ? { after: afterResult } : {}),
+      errors: [...errors, ...pageErrors.map(String)], whep, ...(after ? { after: afterResult } : {}),
     };
   } finally {
     await context.close().catch(() => {});

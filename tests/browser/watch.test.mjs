@@ -139,7 +139,7 @@ test('web player plays live DASH, switches renditions and ends cleanly', { timeo
 
   // ---- server and publisher ----
   const serverLog = fs.openSync(path.join(dataDir, 'server.log'), 'w');
-  server = spawn(BIN, ['serve', '--data-dir', path.join(dataDir, 'data'), '--rtmp-addr', `127.0.0.1:${rtmp}`,
+  server = spawn(BIN, ['serve', '--data-dir', path.join(dataDir, 'data'), '--rtmp-addr', `127.0.0.1:${rtmp}`, '--webrtc-addr', '127.0.0.1:0',
     '--rtmps-addr', `127.0.0.1:${rtmps}`, '--http-addr', `127.0.0.1:${http}`],
   { stdio: ['ignore', serverLog, serverLog], env: { ...process.env, FERROCAST_WEB_DIR: path.join(root, 'web') } });
   try {

@@ -27,6 +27,44 @@ pub struct Config {
     /// Transcode and package every accepted stream (DASH/HLS, renditions). Off: a pure RTMP
     /// server (validation, GOP cache and RTMP(S) playback of the source only).
     pub transcode: bool,
+    /// `[webrtc]`: WHEP playback on one UDP port.
+    pub webrtc: WebrtcConfig,
+}
+
+/// `[webrtc]`: WHEP playback (`POST /whep/NAME`), media on one UDP port (ICE-lite).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebrtcConfig {
+    /// WHEP on (`enabled = false` in the file, or `--no-webrtc`, turns it off).
+    pub enabled: bool,
+    /// The UDP socket every WebRTC session uses; `None` turns WebRTC off.
+    pub addr: Option<SocketAddr>,
+    /// The address put in answers as our candidate (behind NAT or a 1:1 mapping, the public
+    /// one). Default: `addr`'s IP if it is a specific one, else the IP the viewer's HTTP
+    /// request was sent to (its Host header), else 127.0.0.1.
+    pub candidate: Option<std::net::IpAddr>,
+    /// Most WebRTC sessions at once.
+    pub max_sessions: usize,
+    /// Most WebRTC sessions from one IP address.
+    pub max_sessions_per_ip: usize,
+    /// Seconds a new session has to complete ICE.
+    pub ice_timeout_secs: u64,
+    /// Seconds from ICE connected until DTLS must be done.
+    pub dtls_timeout_secs: u64,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: Some(([0, 0, 0, 0], 8189).into()),
+            candidate: None,
+            max_sessions: 1000,
+            max_sessions_per_ip: 50,
+            ice_timeout_secs: 10,
+            dtls_timeout_secs: 10,
+        }
+    }
 }
 
 /// `[auth]`: stream name → secret. Empty means open mode.
@@ -168,6 +206,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             transcode: true,
+            webrtc: WebrtcConfig::default(),
         }
     }
 }
@@ -254,6 +293,9 @@ impl Config {
         if has("transcode") {
             c.transcode = file.transcode;
         }
+        if has("webrtc") {
+            c.webrtc = file.webrtc;
+        }
         Ok(c)
     }
 
@@ -338,6 +380,17 @@ impl Config {
         {
             return Err(ConfigError::Invalid("[limits] http_max_connections, http_max_connections_per_ip, http_max_idle and http_max_idle_per_ip must be at least 1".into()));
         }
+        let w = &self.webrtc;
+        if w.max_sessions == 0 || w.max_sessions_per_ip == 0 {
+            return Err(ConfigError::Invalid(
+                "[webrtc] max_sessions and max_sessions_per_ip must be at least 1".into(),
+            ));
+        }
+        if w.ice_timeout_secs == 0 || w.dtls_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "[webrtc] timeouts must be at least 1 second".into(),
+            ));
+        }
         if l.player_queue_frames < 16 {
             return Err(ConfigError::Invalid(
                 "[limits] player_queue_frames must be at least 16".into(),
@@ -400,6 +453,26 @@ mod tests {
             Err(ConfigError::Parse { .. })
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn webrtc_section_and_its_bounds() {
+        let c: Config = toml::from_str(
+            "[webrtc]\naddr = \"127.0.0.1:9189\"\ncandidate = \"203.0.113.7\"\nmax_sessions_per_ip = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.webrtc.addr.map(|a| a.port()), Some(9189));
+        assert_eq!(c.webrtc.candidate, Some([203, 0, 113, 7].into()));
+        assert_eq!(
+            (c.webrtc.max_sessions_per_ip, c.webrtc.max_sessions),
+            (3, 1000)
+        );
+        assert!(c.webrtc.enabled);
+        c.validate().unwrap();
+        let off: Config = toml::from_str("[webrtc]\nenabled = false\n").unwrap();
+        assert!(!off.webrtc.enabled);
+        let bad: Config = toml::from_str("[webrtc]\nice_timeout_secs = 0\n").unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("[webrtc]"));
     }
 
     #[test]

@@ -36,5 +36,6 @@ pub mod http;
 pub mod net;
 pub mod rtmp;
 pub mod stream;
+pub mod webrtc;
 
 pub use app::serve::{bind, listen, run, run_role, Listeners, RoleOptions, ServeError};

@@ -164,6 +164,11 @@ fn role_defaults(data_dir: &str, rtmp_port: u16, http_port: u16) -> Config {
         rtmp_addr: Some(([0, 0, 0, 0], rtmp_port).into()),
         rtmps_addr: None,
         http_addr: ([0, 0, 0, 0], http_port).into(),
+        // WHEP is `serve`'s for now: several roles on one machine would share its UDP port.
+        webrtc: crate::config::WebrtcConfig {
+            addr: None,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

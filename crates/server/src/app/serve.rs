@@ -68,6 +68,8 @@ pub struct Listeners {
     pub rtmps: Option<TcpListener>,
     /// HTTP.
     pub http: TcpListener,
+    /// WebRTC media (UDP, every session on it).
+    pub webrtc: Option<tokio::net::UdpSocket>,
 }
 
 async fn bind_one(addr: SocketAddr, what: &'static str) -> Result<TcpListener, ServeError> {
@@ -99,7 +101,22 @@ pub async fn bind(config: &Config) -> Result<Listeners, ServeError> {
         None => None,
     };
     let http = bind_one(config.http_addr, "http").await?;
-    Ok(Listeners { rtmp, rtmps, http })
+    let webrtc = match config.webrtc.addr.filter(|_| config.webrtc.enabled) {
+        Some(addr) => Some(
+            crate::webrtc::bind(addr).map_err(|source| ServeError::Bind {
+                addr,
+                what: "webrtc",
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    Ok(Listeners {
+        rtmp,
+        rtmps,
+        http,
+        webrtc,
+    })
 }
 
 /// What the cluster roles change in the machinery of `serve`; the default is `serve` itself
@@ -270,7 +287,18 @@ pub async fn run_role(
     for task in role.background {
         tasks.spawn(stop.clone().run_until_cancelled_owned(task));
     }
+    let webrtc = match listeners.webrtc {
+        Some(socket) => Some(crate::webrtc::Webrtc::start(
+            socket,
+            hub.clone(),
+            &config.webrtc,
+            &tasks,
+            stop.clone(),
+        )),
+        None => None,
+    };
     let state = http::HttpState {
+        webrtc,
         hub,
         metrics,
         dash: dash.clone(),

@@ -137,6 +137,16 @@ struct ServeArgs {
     /// Do not transcode or package (no DASH/HLS, no renditions): a pure RTMP(S) server.
     #[arg(long)]
     no_transcode: bool,
+    /// UDP socket for WebRTC (WHEP) media, ICE-lite [default: 0.0.0.0:8189].
+    #[arg(long)]
+    webrtc_addr: Option<SocketAddr>,
+    /// The IP put in WebRTC answers as our candidate (the public address behind NAT)
+    /// [default: the --webrtc-addr IP, else the IP the viewer's request was sent to].
+    #[arg(long, value_name = "HOST")]
+    webrtc_candidate: Option<std::net::IpAddr>,
+    /// Turn WebRTC (WHEP) off.
+    #[arg(long, conflicts_with = "webrtc_addr")]
+    no_webrtc: bool,
 }
 
 impl ServeArgs {
@@ -164,6 +174,15 @@ impl ServeArgs {
         c.add_publish_keys(&self.publish_keys)?;
         if self.no_transcode {
             c.transcode = false;
+        }
+        if let Some(v) = self.webrtc_addr {
+            c.webrtc.addr = Some(v);
+        }
+        if self.webrtc_candidate.is_some() {
+            c.webrtc.candidate = self.webrtc_candidate;
+        }
+        if self.no_webrtc {
+            c.webrtc.addr = None;
         }
         c.validate()?;
         Ok(c)

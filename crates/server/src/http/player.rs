@@ -398,6 +398,7 @@ mod tests {
             store: SegmentStore::new(Arc::new(object_store::memory::InMemory::new())),
             health: Default::default(),
             misses: Default::default(),
+            webrtc: None,
         };
         (st, publishing)
     }

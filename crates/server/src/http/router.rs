@@ -36,6 +36,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/live/{name}/master.m3u8", get(origin::hls_master))
         .route("/live/{name}/{rep}/{file}", get(origin::segment))
         .merge(player::routes())
+        .merge(crate::webrtc::routes())
         .fallback(fallback)
         .layer(cors())
         .with_state(state)
@@ -47,14 +48,23 @@ pub fn router(state: HttpState) -> Router {
 pub fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([header::RANGE, header::CONTENT_TYPE])
+        // POST, DELETE and PATCH for WHEP (a page on another origin plays over WebRTC).
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::POST,
+            Method::DELETE,
+            Method::PATCH,
+        ])
+        .allow_headers([header::RANGE, header::CONTENT_TYPE, header::AUTHORIZATION])
         .expose_headers([
             header::DATE,
             header::CONTENT_LENGTH,
             header::AGE,
             // hls.js reads the size of a part's byte range from it.
             header::CONTENT_RANGE,
+            header::LOCATION,
         ])
         // The answer does not depend on the Origin: one cached copy serves every page.
         .vary([])

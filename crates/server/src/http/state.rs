@@ -25,4 +25,6 @@ pub struct HttpState {
     pub health: Health,
     /// Store reads per client address (`[limits] http_miss_rate_per_ip`).
     pub misses: Arc<crate::net::MissLimiter>,
+    /// WHEP playback, when WebRTC is on.
+    pub webrtc: Option<Arc<crate::webrtc::Webrtc>>,
 }

@@ -44,6 +44,7 @@ async fn keys_cli_and_serve_with_revocation() {
             &format!("127.0.0.1:{rtmps}"),
         ])
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--webrtc-addr", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -114,6 +115,8 @@ async fn help_and_startup_errors_say_what_to_do() {
         "--rtmps-addr",
         "127.0.0.1:0",
         "--http-addr",
+        "127.0.0.1:0",
+        "--webrtc-addr",
         "127.0.0.1:0",
     ])
     .await;
@@ -229,6 +232,7 @@ async fn sighup_reloads_the_certificate_and_sigterm_ends_cleanly() {
             &format!("127.0.0.1:{rtmps}"),
         ])
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--webrtc-addr", "127.0.0.1:0"])
         .arg("--tls-cert")
         .arg(&cert)
         .arg("--tls-key")

@@ -161,6 +161,8 @@ async fn dashboards_query_what_each_role_exports() {
             &format!("127.0.0.1:{rtmps}"),
             "--http-addr",
             &format!("127.0.0.1:{serve}"),
+            "--webrtc-addr",
+            "127.0.0.1:0",
         ],
     );
     let edge = free_port();

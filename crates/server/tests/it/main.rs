@@ -19,3 +19,4 @@ mod llhls;
 mod players;
 mod push;
 mod secrets;
+mod webrtc;

@@ -40,6 +40,10 @@ impl TestServer {
             rtmps_addr: Some("127.0.0.1:0".parse().unwrap()),
             http_addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.clone(),
+            webrtc: ferrocast::config::WebrtcConfig {
+                addr: Some("127.0.0.1:0".parse().unwrap()),
+                ..Default::default()
+            },
             ..Config::default()
         };
         tweak(&mut c);

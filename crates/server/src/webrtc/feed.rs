@@ -1,0 +1,132 @@
+//! What one WebRTC viewer is sent: the followed stream's frames as H.264 access units with
+//! RTP times. A viewer starts (and, after a keyframe request, starts again) from the hub's
+//! GOP cache — sequence header, last keyframe and every frame since — squeezed onto a few
+//! milliseconds of RTP time so the picture is there at once and at the live edge right after
+//! (see `webrtc_proto::timeline`); then live frames follow as they are published.
+
+use std::{collections::VecDeque, sync::Arc, time::Instant};
+
+use metrics::counter;
+use rtmp_proto::MediaKind;
+use webrtc_proto::{h264::AnnexB, timeline::Timeline};
+
+use crate::stream::{
+    follow::{Follower, Step},
+    Frame, PlayerGuard, Stream,
+};
+
+/// RTP clock of H.264 (RFC 6184 §8.2.1).
+const VIDEO_HZ: u32 = 90_000;
+/// Least time between two restarts from the cache (keyframe requests come in bursts).
+const MIN_CATCH_UP_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// One thing to send.
+pub(super) enum Media {
+    /// An access unit (Annex B) at an RTP time (90 kHz).
+    Video { rtp: u64, data: Vec<u8> },
+    /// The stream ended.
+    Ended,
+}
+
+/// Reads one stream for one viewer.
+pub(super) struct Feed {
+    stream: Arc<Stream>,
+    follower: Option<Follower<Frame>>,
+    /// Cached frames still to send (catch-up).
+    pending: VecDeque<Arc<Frame>>,
+    annexb: AnnexB,
+    video: Timeline,
+    last_catch_up: Option<Instant>,
+    _viewer: PlayerGuard,
+}
+
+impl Feed {
+    /// A feed of `stream`; `viewer` counts the viewer on the stream it watches.
+    pub(super) fn new(stream: Arc<Stream>, viewer: PlayerGuard) -> Self {
+        Self {
+            stream,
+            follower: None,
+            pending: VecDeque::new(),
+            annexb: AnnexB::new(),
+            video: Timeline::new(VIDEO_HZ),
+            last_catch_up: None,
+            _viewer: viewer,
+        }
+    }
+
+    /// (Re)starts from the GOP cache, unless it did so very recently. False when the stream
+    /// has ended.
+    pub(super) fn catch_up(&mut self, now: Instant) -> bool {
+        if self
+            .last_catch_up
+            .is_some_and(|t| now.duration_since(t) < MIN_CATCH_UP_GAP)
+        {
+            return true;
+        }
+        let Some((snapshot, follower)) = Follower::frames(&self.stream) else {
+            return false;
+        };
+        self.last_catch_up = Some(now);
+        self.pending = snapshot
+            .frames
+            .into_iter()
+            .filter(|f| f.kind == MediaKind::Video)
+            .collect();
+        self.follower = Some(follower);
+        true
+    }
+
+    /// The next thing to send. Cancel-safe.
+    pub(super) async fn next(&mut self) -> Media {
+        loop {
+            if let Some(f) = self.pending.pop_front() {
+                if let Some(data) = self.access_unit(&f) {
+                    let rtp = self.video.catch_up(f.timestamp);
+                    return Media::Video { rtp, data };
+                }
+                continue;
+            }
+            let Some(follower) = self.follower.as_mut() else {
+                return std::future::pending().await;
+            };
+            match follower.next().await {
+                Step::Send(f, _) => {
+                    if f.kind != MediaKind::Video {
+                        continue;
+                    }
+                    if let Some(data) = self.access_unit(&f) {
+                        let rtp = self.video.live(f.timestamp);
+                        return Media::Video { rtp, data };
+                    }
+                }
+                // The follower skips to the next keyframe by itself.
+                Step::Lagged(_) => {
+                    counter!("ferrocast_webrtc_lagged_total").increment(1);
+                }
+                Step::Ended => return Media::Ended,
+            }
+        }
+    }
+
+    fn access_unit(&mut self, f: &Frame) -> Option<Vec<u8>> {
+        match self.annexb.push(&f.payload) {
+            Ok(au) => au.map(|a| a.data),
+            Err(_) => {
+                counter!("ferrocast_webrtc_bad_frames_total").increment(1);
+                None
+            }
+        }
+    }
+}
+
+/// The stream's GOP cache shows pictures out of decode order (B-frames), which WebRTC
+/// receivers do not reorder.
+pub(super) fn has_b_frames(stream: &Stream) -> bool {
+    let Some((snapshot, _)) = stream.subscribe_internal() else {
+        return false;
+    };
+    snapshot.frames.iter().any(|f| {
+        f.kind == MediaKind::Video
+            && media::flv::parse_video_tag(&f.payload).is_ok_and(|t| t.composition_time != 0)
+    })
+}

@@ -1,0 +1,298 @@
+//! WHEP over HTTP (draft-ietf-wish-whep): `POST /whep/NAME` with the viewer's complete SDP
+//! offer → `201 Created`, the answer, `Location: /whep/NAME/ID`; `DELETE` on that URL ends the
+//! session; `PATCH` (trickle ICE) is not supported (405: send the offer after gathering);
+//! `OPTIONS` is the router's CORS layer's (it allows POST, DELETE and PATCH from any origin and
+//! exposes `Location`).
+//!
+//! `?rendition=source|720|400` picks what is sent. The default is the source when it has no
+//! B-frames — no transcoder delay and a GOP cache to start from at once — else 720.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Instant,
+};
+
+use axum::{
+    extract::{ConnectInfo, Path, Request, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{delete, post},
+    Router,
+};
+use metrics::counter;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use webrtc_proto::{check_offer, OfferError, Peer, PeerConfig, Refusal};
+
+use super::{
+    feed::{has_b_frames, Feed},
+    session::{Handle, Session, QUEUE},
+    Webrtc,
+};
+use crate::{
+    http::HttpState,
+    stream::{
+        name::{is_valid_stream_name, query_param, rendition_name},
+        Stream,
+    },
+};
+
+/// What WHEP answers with, besides the body.
+const SDP: &str = "application/sdp";
+/// A body this large is not an offer (offers are checked against a smaller bound too).
+const MAX_BODY: usize = 256 << 10;
+
+/// The WHEP routes (mounted by `http::router`).
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/whep/{name}", post(offer))
+        .route("/whep/{name}/{id}", delete(end).patch(patch))
+}
+
+/// Why a WHEP request failed: the status says whose fault, the body says what to do.
+#[derive(Debug, thiserror::Error)]
+enum WhepError {
+    /// WebRTC is off on this server.
+    #[error("WebRTC is off on this server (start it with --webrtc-addr)")]
+    Off,
+    /// The body is not `application/sdp`.
+    #[error("a WHEP offer is sent as Content-Type: application/sdp")]
+    ContentType,
+    /// The offer is refused.
+    #[error(transparent)]
+    Offer(#[from] OfferError),
+    /// Nothing to play.
+    #[error("{0}")]
+    NotFound(String),
+    /// A rendition that cannot be sent.
+    #[error("{0}")]
+    Unplayable(String),
+    /// Too many sessions.
+    #[error(transparent)]
+    Full(#[from] Refusal),
+    /// The body could not be read.
+    #[error("could not read the offer: {0}")]
+    Body(String),
+}
+
+impl WhepError {
+    fn status(&self) -> StatusCode {
+        match self {
+            WhepError::Off | WhepError::NotFound(_) => StatusCode::NOT_FOUND,
+            WhepError::ContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            WhepError::Offer(OfferError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            WhepError::Offer(OfferError::Malformed(_)) | WhepError::Body(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            WhepError::Offer(_) | WhepError::Unplayable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            WhepError::Full(Refusal::PerIp { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            WhepError::Full(Refusal::Total(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            WhepError::Off => "off",
+            WhepError::ContentType => "content_type",
+            WhepError::Offer(OfferError::Malformed(_)) | WhepError::Body(_) => "malformed_sdp",
+            WhepError::Offer(OfferError::TooLarge(_)) => "too_large",
+            WhepError::Offer(OfferError::NoVideo) => "no_video",
+            WhepError::Offer(_) => "no_supported_codec",
+            WhepError::NotFound(_) => "not_live",
+            WhepError::Unplayable(_) => "unplayable",
+            WhepError::Full(r) => r.label(),
+        }
+    }
+}
+
+impl IntoResponse for WhepError {
+    fn into_response(self) -> Response {
+        counter!("ferrocast_webrtc_refused_total", "reason" => self.label()).increment(1);
+        let mut r = (self.status(), format!("{self}\n")).into_response();
+        if matches!(self, WhepError::Full(_)) {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        r
+    }
+}
+
+fn webrtc(st: &HttpState) -> Result<&Arc<Webrtc>, WhepError> {
+    st.webrtc.as_ref().ok_or(WhepError::Off)
+}
+
+/// The stream to follow for `name` and `?rendition=`, and the stream whose viewer it is.
+fn choose(
+    w: &Webrtc,
+    name: &str,
+    query: Option<&str>,
+) -> Result<(Arc<Stream>, Arc<Stream>), WhepError> {
+    if !is_valid_stream_name(name) {
+        return Err(WhepError::NotFound(format!(
+            "{name:?} is not a stream name (1-64 of A-Z a-z 0-9 _ -)"
+        )));
+    }
+    let base = w
+        .hub
+        .get(name)
+        .filter(|s| !s.is_ended())
+        .ok_or_else(|| WhepError::NotFound(format!("stream {name:?} is not live")))?;
+    if base.info().video_codec.is_none() && base.tracks().is_some_and(|t| t.video.is_none()) {
+        return Err(WhepError::Unplayable(format!(
+            "stream {name:?} has no video; WHEP here sends video"
+        )));
+    }
+    let rendition = match query_param(query, "rendition") {
+        None => None,
+        Some("source") => Some("source"),
+        Some("720") => Some("v720"),
+        Some("400") => Some("v400"),
+        Some(other) => {
+            return Err(WhepError::Unplayable(format!(
+                "unknown rendition {other:?}: use ?rendition=source, 720 or 400"
+            )))
+        }
+    };
+    let b_frames = has_b_frames(&base);
+    let pick = match rendition {
+        Some("source") if b_frames => {
+            return Err(WhepError::Unplayable(format!(
+                "stream {name:?} has B-frames, which WebRTC players show out of order; use ?rendition=720 or 400 (or publish with -bf 0 / x264 zerolatency)"
+            )))
+        }
+        Some(r) => r,
+        None if b_frames => "v720",
+        None => "source",
+    };
+    if pick == "source" {
+        return Ok((base.clone(), base));
+    }
+    let followed = w
+        .hub
+        .get(&rendition_name(name, pick))
+        .filter(|s| !s.is_ended())
+        .ok_or_else(|| {
+            WhepError::NotFound(format!(
+                "rendition {pick} of {name:?} is not there (transcoding is off, or it is still starting)"
+            ))
+        })?;
+    Ok((followed, base))
+}
+
+/// The IP the request was addressed to, from its Host header (for our candidate).
+fn host_ip(headers: &HeaderMap) -> Option<IpAddr> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    if let Ok(a) = host.parse::<SocketAddr>() {
+        return Some(a.ip());
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+async fn offer(
+    State(st): State<HttpState>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Response, WhepError> {
+    let w = webrtc(&st)?.clone();
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let (parts, body) = req.into_parts();
+    let is_sdp = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(SDP))
+        });
+    if !is_sdp {
+        return Err(WhepError::ContentType);
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|e| WhepError::Body(e.to_string()))?;
+    let sdp = std::str::from_utf8(&body)
+        .map_err(|_| OfferError::Malformed("the offer is not UTF-8 text".into()))?;
+    let summary = check_offer(sdp)?;
+    let (followed, base) = choose(&w, &name, parts.uri.query())?;
+    w.admission.lock().admit(ip)?;
+    let cfg = PeerConfig {
+        candidate: SocketAddr::new(w.candidate_ip(host_ip(&parts.headers)), w.local.port()),
+        ice_timeout: w.ice_timeout(),
+        dtls_timeout: w.dtls_timeout(),
+    };
+    let now = Instant::now();
+    let (peer, answer) = match Peer::answer(summary, &cfg, now) {
+        Ok(x) => x,
+        Err(e) => {
+            w.admission.lock().release(ip);
+            return Err(e.into());
+        }
+    };
+    let id = format!("{:016x}", rand::random::<u64>());
+    let (tx, rx) = mpsc::channel(QUEUE);
+    w.routes.lock().add(peer.ufrag(), tx);
+    let cancel = CancellationToken::new();
+    w.sessions.lock().insert(
+        id.clone(),
+        Handle {
+            name: name.clone(),
+            cancel: cancel.clone(),
+        },
+    );
+    let session = Session {
+        id: id.clone(),
+        name: name.clone(),
+        ip,
+        peer,
+        feed: Feed::new(followed, base.viewer()),
+        rx,
+        cancel,
+        created: now,
+    };
+    w.tasks.spawn(session.run(w.clone()));
+    counter!("ferrocast_webrtc_sessions_total").increment(1);
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, SDP.to_string()),
+            (header::LOCATION, format!("/whep/{name}/{id}")),
+        ],
+        answer,
+    )
+        .into_response())
+}
+
+async fn end(
+    State(st): State<HttpState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, WhepError> {
+    let w = webrtc(&st)?;
+    let mut sessions = w.sessions.lock();
+    match sessions.get(&id) {
+        Some(h) if h.name == name => {
+            h.cancel.cancel();
+            sessions.remove(&id);
+            Ok((StatusCode::OK, "session ended\n").into_response())
+        }
+        _ => Err(WhepError::NotFound(format!(
+            "no WebRTC session {id:?} on stream {name:?} (it ended, or never was)"
+        ))),
+    }
+}
+
+async fn patch() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "DELETE")],
+        "trickle ICE is not supported: POST the complete offer, after ICE gathering\n",
+    )
+        .into_response()
+}

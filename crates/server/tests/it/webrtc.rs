@@ -1,0 +1,364 @@
+//! WHEP against the real server: a str0m client (a WebRTC stack like a browser's) over UDP on
+//! 127.0.0.1 plays an ffmpeg RTMP publish; bad offers get a clear 4xx; sessions are bounded per
+//! IP and in total; ICE that never completes and DTLS that stalls time out; all of it counted
+//! in /metrics.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use str0m::{
+    change::{SdpAnswer, SdpPendingOffer},
+    media::{Direction, MediaKind},
+    net::{Protocol, Receive},
+    Candidate, Event, Input, Output, Rtc,
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpStream, UdpSocket},
+};
+
+use crate::common::{eventually, ffmpeg_publish, TestServer};
+
+/// One HTTP/1.1 request: status, lower-cased head, body.
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    ctype: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let ct = ctype.map_or(String::new(), |c| format!("Content-Type: {c}\r\n"));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = vec![];
+    s.read_to_end(&mut resp).await.unwrap();
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_lowercase(), body.to_string())
+}
+
+async fn post_offer(port: u16, path: &str, sdp: &str) -> (u16, String, String) {
+    request(port, "POST", path, Some("application/sdp"), sdp).await
+}
+
+/// Sum of a metric's samples whose line starts with `prefix` (name and labels).
+async fn metric(port: u16, prefix: &str) -> f64 {
+    let (_, _, m) = request(port, "GET", "/metrics", None, "").await;
+    m.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A WebRTC client: str0m, as a browser would, on its own UDP socket.
+struct Client {
+    rtc: Rtc,
+    sock: UdpSocket,
+    local: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+    /// Lose every DTLS datagram we would send (a DTLS handshake that stalls).
+    lose_dtls: bool,
+}
+
+impl Client {
+    async fn new(audio: bool) -> (Self, String) {
+        Self::with(Rtc::builder(), audio).await
+    }
+
+    async fn with(config: str0m::RtcConfig, audio: bool) -> (Self, String) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = sock.local_addr().unwrap();
+        let mut rtc = config.build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        if audio {
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        }
+        let (offer, pending) = api.apply().unwrap();
+        (
+            Self {
+                rtc,
+                sock,
+                local,
+                pending: Some(pending),
+                lose_dtls: false,
+            },
+            offer.to_sdp_string(),
+        )
+    }
+
+    fn accept(&mut self, answer: &str) {
+        let pending = self.pending.take().unwrap();
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(answer).unwrap())
+            .unwrap();
+    }
+
+    /// Drives the client until `done` says so for an event, or `within` passes.
+    async fn run(&mut self, within: Duration, mut done: impl FnMut(&Event) -> bool) -> bool {
+        let end = Instant::now() + within;
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let timeout = loop {
+                match self.rtc.poll_output().unwrap() {
+                    Output::Transmit(t) => {
+                        let dtls = matches!(t.contents.first(), Some(20..=63));
+                        if !(self.lose_dtls && dtls) {
+                            let _ = self.sock.send_to(&t.contents, t.destination).await;
+                        }
+                    }
+                    Output::Event(e) => {
+                        if done(&e) {
+                            return true;
+                        }
+                    }
+                    Output::Timeout(t) => break t,
+                }
+            };
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            let wait = timeout
+                .min(end)
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+            match tokio::time::timeout(wait, self.sock.recv_from(&mut buf)).await {
+                Ok(Ok((n, from))) => {
+                    let input = Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: from,
+                            destination: self.local,
+                            contents: buf[..n].try_into().unwrap(),
+                        },
+                    );
+                    self.rtc.handle_input(input).unwrap();
+                }
+                _ => self
+                    .rtc
+                    .handle_input(Input::Timeout(Instant::now()))
+                    .unwrap(),
+            }
+        }
+    }
+}
+
+fn short_timeouts(c: &mut ferrocast::config::Config) {
+    c.transcode = false;
+    c.webrtc.ice_timeout_secs = 1;
+    c.webrtc.dtls_timeout_secs = 1;
+    c.webrtc.max_sessions_per_ip = 2;
+    c.webrtc.max_sessions = 3;
+}
+
+#[tokio::test]
+async fn a_webrtc_client_plays_an_rtmp_publish_and_delete_ends_it() {
+    let srv = TestServer::start(|c| c.transcode = false).await;
+    let mut ff = ffmpeg_publish(&srv.rtmp_url("wr"), "640x360", 30);
+    srv.wait_live("wr", Duration::from_secs(15)).await;
+    let (mut client, offer) = Client::new(true).await;
+    let (status, head, answer) = post_offer(srv.http, "/whep/wr", &offer).await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(head.contains("content-type: application/sdp"), "{head}");
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(location.starts_with("/whep/wr/"), "{location}");
+    assert!(
+        answer.contains("a=ice-lite") && answer.contains("127.0.0.1"),
+        "{answer}"
+    );
+    client.accept(&answer);
+    // The first picture: a keyframe from the GOP cache, within a second of the answer.
+    let t0 = Instant::now();
+    let mut first: Option<Duration> = None;
+    let mut frames = 0;
+    let got = client
+        .run(Duration::from_secs(10), |e| {
+            if let Event::MediaData(m) = e {
+                first.get_or_insert(t0.elapsed());
+                frames += 1;
+                assert!(!m.data.is_empty());
+            }
+            frames >= 60
+        })
+        .await;
+    assert!(got, "only {frames} frames in 10 s");
+    let first = first.unwrap();
+    assert!(
+        first < Duration::from_secs(1),
+        "first frame after {first:?}"
+    );
+    let (_, _, streams) = request(srv.http, "GET", "/api/streams", None, "").await;
+    assert!(streams.contains("\"viewers\":1"), "{streams}");
+    let (status, _, _) = request(srv.http, "DELETE", &location, None, "").await;
+    assert_eq!(status, 200);
+    let (status, _, _) = request(srv.http, "DELETE", &location, None, "").await;
+    assert_eq!(status, 404);
+    eventually(
+        "the session to end as closed",
+        Duration::from_secs(5),
+        || async {
+            metric(srv.http, "ferrocast_webrtc_ended_total{reason=\"closed\"}").await == 1.0
+                && metric(srv.http, "ferrocast_webrtc_sessions ").await == 0.0
+        },
+    )
+    .await;
+    let _ = ff.kill().await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn bad_offers_get_a_clear_4xx_and_are_counted() {
+    let srv = TestServer::start(short_timeouts).await;
+    let mut ff = ffmpeg_publish(&srv.rtmp_url("bad"), "320x240", 30);
+    srv.wait_live("bad", Duration::from_secs(15)).await;
+    let (_, good) = Client::new(false).await;
+
+    let (s, _, body) = post_offer(srv.http, "/whep/bad", "v=0\r\nthis is not sdp\r\n").await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.starts_with("malformed SDP offer:"), "{body}");
+    let (s, _, body) = request(
+        srv.http,
+        "POST",
+        "/whep/bad",
+        Some("application/json"),
+        &good,
+    )
+    .await;
+    assert_eq!(s, 415, "{body}");
+    assert!(body.contains("application/sdp"), "{body}");
+    let (_, vp8_only) = Client::with(Rtc::builder().clear_codecs().enable_vp8(true), false).await;
+    let (s, _, body) = post_offer(srv.http, "/whep/bad", &vp8_only).await;
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        body.contains("no supported video codec") && body.contains("VP8"),
+        "{body}"
+    );
+    let (s, _, body) = post_offer(srv.http, "/whep/nobody", &good).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("not live"), "{body}");
+    let (s, _, body) = post_offer(srv.http, "/whep/bad?rendition=9000", &good).await;
+    assert_eq!(s, 422, "{body}");
+    let (s, _, body) = post_offer(srv.http, "/whep/bad", &"a".repeat(100_000)).await;
+    assert_eq!(s, 413, "{body}");
+    let (s, head, _) = request(
+        srv.http,
+        "PATCH",
+        "/whep/bad/123",
+        Some("application/trickle-ice-sdpfrag"),
+        "a=x",
+    )
+    .await;
+    assert_eq!(s, 405);
+    assert!(head.contains("allow:"), "{head}");
+    // OPTIONS is the CORS layer's: a page on another origin may POST and DELETE.
+    let (s, head, _) = request(srv.http, "OPTIONS", "/whep/bad", None, "").await;
+    assert!(
+        s == 200 && head.contains("access-control-allow-methods: get,head,options,post,delete"),
+        "{s} {head}"
+    );
+    for (reason, n) in [
+        ("malformed_sdp", 1.0),
+        ("content_type", 1.0),
+        ("no_supported_codec", 1.0),
+        ("not_live", 1.0),
+        ("unplayable", 1.0),
+        ("too_large", 1.0),
+    ] {
+        let got = metric(
+            srv.http,
+            &format!("ferrocast_webrtc_refused_total{{reason=\"{reason}\"}}"),
+        )
+        .await;
+        assert_eq!(got, n, "refused {reason}");
+    }
+    let _ = ff.kill().await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_are_bounded_and_ice_and_dtls_that_never_finish_time_out() {
+    let srv = TestServer::start(short_timeouts).await;
+    let mut ff = ffmpeg_publish(&srv.rtmp_url("lim"), "320x240", 30);
+    srv.wait_live("lim", Duration::from_secs(15)).await;
+    // Two offers from 127.0.0.1 whose ICE never starts: the per-IP limit is 2.
+    for _ in 0..2 {
+        let (_, offer) = Client::new(false).await;
+        let (s, _, body) = post_offer(srv.http, "/whep/lim", &offer).await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let (_, offer) = Client::new(false).await;
+    let (s, head, body) = post_offer(srv.http, "/whep/lim", &offer).await;
+    assert_eq!(s, 429, "{body}");
+    assert!(
+        body.contains("per-address limit") && head.contains("retry-after"),
+        "{head} {body}"
+    );
+    // Their ICE deadline (1 s) frees the places.
+    eventually(
+        "the two sessions to time out in ICE",
+        Duration::from_secs(5),
+        || async {
+            metric(
+                srv.http,
+                "ferrocast_webrtc_ended_total{reason=\"ice_timeout\"}",
+            )
+            .await
+                == 2.0
+        },
+    )
+    .await;
+    // A client whose ICE works but whose DTLS never arrives.
+    let (mut client, offer) = Client::new(false).await;
+    client.lose_dtls = true;
+    let (s, _, answer) = post_offer(srv.http, "/whep/lim", &offer).await;
+    assert_eq!(s, 201, "{answer}");
+    client.accept(&answer);
+    let stalled = tokio::spawn(async move {
+        client.run(Duration::from_secs(4), |_| false).await;
+    });
+    eventually(
+        "the stalled DTLS to time out",
+        Duration::from_secs(6),
+        || async {
+            metric(
+                srv.http,
+                "ferrocast_webrtc_ended_total{reason=\"dtls_timeout\"}",
+            )
+            .await
+                == 1.0
+        },
+    )
+    .await;
+    let _ = stalled.await;
+    assert_eq!(metric(srv.http, "ferrocast_webrtc_sessions ").await, 0.0);
+    assert_eq!(
+        metric(
+            srv.http,
+            "ferrocast_webrtc_refused_total{reason=\"max_sessions_per_ip\"}"
+        )
+        .await,
+        1.0
+    );
+    let _ = ff.kill().await;
+    srv.stop().await;
+}

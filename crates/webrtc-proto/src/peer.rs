@@ -1,0 +1,331 @@
+//! One viewer's WebRTC session: str0m's [`Rtc`] as an ICE-lite, send-only answerer with one
+//! host candidate, plus the deadlines str0m leaves to its caller — ICE must complete, and
+//! then DTLS, within a bound, or the session ends and its resources go.
+//!
+//! The polling order is quinn's: feed input (`handle_datagram`, `handle_timeout`, writes),
+//! then drain [`Peer::poll`] until it yields [`Poll::Timeout`]. After [`PeerEvent::Ended`]
+//! the peer yields nothing more and can be dropped.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use str0m::{
+    format::Codec,
+    media::{KeyframeRequestKind, MediaTime, Mid, Pt},
+    net::{Protocol, Receive, Transmit},
+    Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig,
+};
+
+use crate::{EndReason, OfferError, OfferSummary};
+
+/// How a peer is set up.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// The address (our UDP socket's port, the advertised host) put in the answer as the one
+    /// candidate.
+    pub candidate: SocketAddr,
+    /// From the answer until ICE has a working pair.
+    pub ice_timeout: Duration,
+    /// From ICE connected until DTLS-SRTP is up.
+    pub dtls_timeout: Duration,
+}
+
+/// What a peer tells its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// DTLS-SRTP is up: media written from now on reaches the viewer.
+    Connected,
+    /// The viewer lost the picture (PLI/FIR): send it a keyframe.
+    KeyframeRequest,
+    /// The session is over.
+    Ended(EndReason),
+}
+
+/// One output of [`Peer::poll`].
+#[derive(Debug)]
+pub enum Poll {
+    /// A datagram to send.
+    Transmit(Transmit),
+    /// Something happened.
+    Event(PeerEvent),
+    /// Nothing more until this time (or new input).
+    Timeout(Instant),
+}
+
+/// One viewer.
+pub struct Peer {
+    rtc: Rtc,
+    ufrag: String,
+    video: (Mid, Pt),
+    audio: Option<(Mid, Pt)>,
+    cfg: PeerConfig,
+    created: Instant,
+    /// The time of the latest input (str0m reports state changes from the input that caused
+    /// them).
+    now: Instant,
+    ice_at: Option<Instant>,
+    connected: bool,
+    /// Set when the session ends; reported once, then the peer is silent.
+    end: Option<EndReason>,
+    end_reported: bool,
+}
+
+/// H.264 profiles in the order we prefer to label the stream with. The bytes are what they
+/// are (our sources are High or Main profile); a receiver that negotiated Main or
+/// Constrained Baseline decodes them with the same software decoder, while a label it did not
+/// offer would fail negotiation.
+const PROFILE_PREFERENCE: [u32; 4] = [0x64001f, 0x4d001f, 0x42e01f, 0x42001f];
+
+impl Peer {
+    /// Answers a checked offer: the peer and the answer SDP.
+    pub fn answer(
+        offer: OfferSummary,
+        cfg: &PeerConfig,
+        now: Instant,
+    ) -> Result<(Self, String), OfferError> {
+        crate::init_crypto();
+        let creds = IceCreds::new();
+        let ufrag = creds.ufrag.clone();
+        let mut rtc = RtcConfig::new()
+            .set_ice_lite(true)
+            .set_local_ice_credentials(creds)
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_opus(true, false)
+            .build(now);
+        let candidate = Candidate::host(cfg.candidate, "udp")
+            .map_err(|e| OfferError::Malformed(format!("our candidate: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer.sdp)
+            .map_err(|e| OfferError::Malformed(e.to_string()))?;
+        let video_mid = Mid::from(offer.video_mid.as_str());
+        let video_pt = pick(&mut rtc, video_mid, Codec::H264).ok_or_else(|| {
+            OfferError::NoSupportedCodec {
+                offered: "no H.264 profile we can label our stream with (we send High, Main or Constrained Baseline)".into(),
+            }
+        })?;
+        let audio = offer.audio_mid.as_deref().and_then(|m| {
+            let mid = Mid::from(m);
+            pick(&mut rtc, mid, Codec::Opus).map(|pt| (mid, pt))
+        });
+        Ok((
+            Self {
+                rtc,
+                ufrag,
+                video: (video_mid, video_pt),
+                audio,
+                cfg: cfg.clone(),
+                created: now,
+                now,
+                ice_at: None,
+                connected: false,
+                end: None,
+                end_reported: false,
+            },
+            answer.to_sdp_string(),
+        ))
+    }
+
+    /// Our ICE username fragment: STUN checks for this peer carry it (see [`crate::stun`]).
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    /// The viewer can receive audio (Opus was negotiated).
+    pub fn has_audio(&self) -> bool {
+        self.audio.is_some()
+    }
+
+    /// DTLS-SRTP is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// A datagram from `source` that arrived on our socket at `local`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        local: SocketAddr,
+        data: &[u8],
+    ) {
+        if self.end.is_some() {
+            return;
+        }
+        self.now = self.now.max(now);
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: local,
+                contents,
+            },
+        );
+        if let Err(e) = self.rtc.handle_input(input) {
+            self.end(EndReason::Protocol(e.to_string()));
+        }
+    }
+
+    /// Time passed (a timeout from [`Poll::Timeout`] fired, or any time).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.end.is_some() {
+            return;
+        }
+        self.now = self.now.max(now);
+        if self.ice_at.is_none() && now >= self.created + self.cfg.ice_timeout {
+            return self.end(EndReason::IceTimeout(self.cfg.ice_timeout));
+        }
+        if let Some(at) = self.ice_at {
+            if !self.connected && now >= at + self.cfg.dtls_timeout {
+                return self.end(EndReason::DtlsTimeout(self.cfg.dtls_timeout));
+            }
+        }
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            self.end(EndReason::Protocol(e.to_string()));
+        }
+    }
+
+    /// Sends one H.264 access unit (Annex B) with RTP time `rtp` (90 kHz). Dropped before
+    /// [`PeerEvent::Connected`].
+    pub fn write_video(&mut self, now: Instant, rtp: u64, annex_b: &[u8]) {
+        let (mid, pt) = self.video;
+        self.write(mid, pt, now, MediaTime::from_90khz(rtp), annex_b);
+    }
+
+    /// Sends one Opus packet with RTP time `rtp` (48 kHz), if audio was negotiated.
+    pub fn write_audio(&mut self, now: Instant, rtp: u64, opus: &[u8]) {
+        if let Some((mid, pt)) = self.audio {
+            self.write(
+                mid,
+                pt,
+                now,
+                MediaTime::new(rtp, str0m::media::Frequency::FORTY_EIGHT_KHZ),
+                opus,
+            );
+        }
+    }
+
+    fn write(&mut self, mid: Mid, pt: Pt, now: Instant, t: MediaTime, data: &[u8]) {
+        if !self.connected || self.end.is_some() {
+            return;
+        }
+        let Some(w) = self.rtc.writer(mid) else {
+            return;
+        };
+        if let Err(e) = w.write(pt, now, t, data.to_vec()) {
+            self.end(EndReason::Protocol(format!("write: {e}")));
+        }
+    }
+
+    /// Ends the session (DELETE, the stream ended): DTLS close_notify goes out on the next
+    /// polls, then [`PeerEvent::Ended`]`(Closed)`.
+    pub fn close(&mut self) {
+        if self.end.is_none() {
+            let _ = self.rtc.close();
+            self.end = Some(EndReason::Closed);
+        }
+    }
+
+    fn end(&mut self, why: EndReason) {
+        if self.end.is_none() {
+            self.rtc.disconnect();
+            self.end = Some(why);
+        }
+    }
+
+    /// The next output. Drain until [`Poll::Timeout`].
+    pub fn poll(&mut self) -> Poll {
+        loop {
+            if let Some(why) = &self.end {
+                // Let a close drain its close_notify; a failure sends nothing more.
+                if matches!(why, EndReason::Closed) && self.rtc.is_alive() {
+                    if let Ok(Output::Transmit(t)) = self.rtc.poll_output() {
+                        return Poll::Transmit(t);
+                    }
+                }
+                if !self.end_reported {
+                    self.end_reported = true;
+                    return Poll::Event(PeerEvent::Ended(why.clone()));
+                }
+                return Poll::Timeout(self.created + Duration::from_secs(86_400 * 365));
+            }
+            let out = match self.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    self.end(EndReason::Protocol(e.to_string()));
+                    continue;
+                }
+            };
+            match out {
+                Output::Transmit(t) => return Poll::Transmit(t),
+                Output::Timeout(at) => {
+                    return Poll::Timeout(self.deadline().map_or(at, |d| d.min(at)))
+                }
+                Output::Event(e) => match e {
+                    Event::IceConnectionStateChange(s) => match s {
+                        IceConnectionState::Connected | IceConnectionState::Completed => {
+                            self.ice_at.get_or_insert(self.now);
+                        }
+                        IceConnectionState::Disconnected => self.end(EndReason::Disconnected),
+                        _ => {}
+                    },
+                    Event::Connected => {
+                        self.connected = true;
+                        return Poll::Event(PeerEvent::Connected);
+                    }
+                    Event::KeyframeRequest(r)
+                        if r.mid == self.video.0
+                            && matches!(
+                                r.kind,
+                                KeyframeRequestKind::Pli | KeyframeRequestKind::Fir
+                            ) =>
+                    {
+                        return Poll::Event(PeerEvent::KeyframeRequest);
+                    }
+                    Event::Closed => self.end = Some(EndReason::Closed),
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// Our own next deadline (ICE, then DTLS), if one is pending.
+    fn deadline(&self) -> Option<Instant> {
+        match self.ice_at {
+            None => Some(self.created + self.cfg.ice_timeout),
+            Some(at) if !self.connected => Some(at + self.cfg.dtls_timeout),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The payload type to send `codec` with on `mid`: the first negotiated one, H.264 with
+/// packetization-mode 1 in [`PROFILE_PREFERENCE`] order.
+fn pick(rtc: &mut Rtc, mid: Mid, codec: Codec) -> Option<Pt> {
+    let w = rtc.writer(mid)?;
+    let params: Vec<_> = w
+        .payload_params()
+        .filter(|p| p.spec().codec == codec)
+        .map(|p| (p.pt(), p.spec().format))
+        .collect();
+    if codec != Codec::H264 {
+        return params.first().map(|(pt, _)| *pt);
+    }
+    PROFILE_PREFERENCE.iter().find_map(|want| {
+        params.iter().find_map(|(pt, f)| {
+            (f.packetization_mode == Some(1) && f.profile_level_id == Some(*want)).then_some(*pt)
+        })
+    })
+}
+
+#[cfg(test)]
+#[path = "peer_tests.rs"]
+mod tests;

@@ -1,0 +1,261 @@
+//! A real str0m client (as a browser would be) against our peer, datagrams passed in memory on
+//! a simulated clock (quinn's `Pair`): connect, media, keyframe requests, and the deadlines.
+
+use std::net::SocketAddr;
+
+use str0m::{
+    change::SdpAnswer,
+    media::{Direction, MediaKind},
+    Event, Input, Output, Rtc,
+};
+
+use super::*;
+use crate::{check_offer, stun};
+
+const CLIENT: &str = "127.0.0.1:40000";
+const SERVER: &str = "127.0.0.1:8189";
+
+struct Pair {
+    client: Rtc,
+    peer: Peer,
+    now: Instant,
+    /// Client → server datagrams for which this says true are lost.
+    lose: fn(&[u8]) -> bool,
+    media: Vec<(MediaKind, Vec<u8>)>,
+    events: Vec<PeerEvent>,
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn cfg() -> PeerConfig {
+    PeerConfig {
+        candidate: addr(SERVER),
+        ice_timeout: Duration::from_secs(5),
+        dtls_timeout: Duration::from_secs(5),
+    }
+}
+
+impl Pair {
+    fn new(audio: bool) -> Self {
+        crate::init_crypto();
+        let now = Instant::now();
+        let mut client = Rtc::builder().build(now);
+        client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").unwrap());
+        let mut api = client.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        if audio {
+            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+        }
+        let (offer, pending) = api.apply().unwrap();
+        let summary = check_offer(&offer.to_sdp_string()).unwrap();
+        assert_eq!(summary.opus(), audio);
+        let (peer, answer) = Peer::answer(summary, &cfg(), now).unwrap();
+        assert!(answer.contains("a=ice-lite"), "{answer}");
+        assert!(answer.contains(&format!("a=ice-ufrag:{}", peer.ufrag())));
+        assert!(answer.contains("127.0.0.1 8189 typ host"), "{answer}");
+        client
+            .sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+            .unwrap();
+        Self {
+            client,
+            peer,
+            now,
+            lose: |_| false,
+            media: vec![],
+            events: vec![],
+        }
+    }
+
+    /// One round: drain both sides, deliver what they sent, or move the clock to the next
+    /// timeout when nothing was in flight.
+    fn step(&mut self) {
+        let mut to_client = vec![];
+        let peer_at = loop {
+            match self.peer.poll() {
+                Poll::Transmit(t) => to_client.push(t.contents.to_vec()),
+                Poll::Event(e) => self.events.push(e),
+                Poll::Timeout(t) => break t,
+            }
+        };
+        let mut to_server = vec![];
+        let client_at = loop {
+            match self.client.poll_output().unwrap() {
+                Output::Transmit(t) => to_server.push(t.contents.to_vec()),
+                Output::Event(Event::MediaData(m)) => {
+                    let kind = self.client.media(m.mid).unwrap().kind();
+                    self.media.push((kind, m.data.to_vec()));
+                }
+                Output::Event(_) => {}
+                Output::Timeout(t) => break t,
+            }
+        };
+        let idle = to_client.is_empty() && to_server.is_empty();
+        for d in to_server {
+            if !(self.lose)(&d) {
+                if let Some(u) = stun::local_ufrag(&d) {
+                    assert_eq!(u, self.peer.ufrag(), "checks carry our ufrag first");
+                }
+                self.peer
+                    .handle_datagram(self.now, addr(CLIENT), addr(SERVER), &d);
+            }
+        }
+        for d in to_client {
+            let input = Input::Receive(
+                self.now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source: addr(SERVER),
+                    destination: addr(CLIENT),
+                    contents: d.as_slice().try_into().unwrap(),
+                },
+            );
+            self.client.handle_input(input).unwrap();
+        }
+        if idle {
+            self.now = peer_at
+                .min(client_at)
+                .max(self.now + Duration::from_millis(1));
+        } else {
+            self.now += Duration::from_millis(1);
+        }
+        self.peer.handle_timeout(self.now);
+        self.client.handle_input(Input::Timeout(self.now)).unwrap();
+    }
+
+    /// Steps until `done` or `within` of simulated time passed.
+    fn until(&mut self, within: Duration, done: impl Fn(&Self) -> bool) -> bool {
+        let end = self.now + within;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step();
+        }
+        done(self)
+    }
+}
+
+fn keyframe() -> Vec<u8> {
+    let mut v = vec![
+        0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8,
+    ];
+    v.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+    v.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+    // Larger than one packet: FU-A fragments.
+    v.extend((0..3000u32).map(|i| (i % 251) as u8 | 1));
+    v
+}
+
+#[test]
+fn connects_and_delivers_video_and_audio() {
+    let mut p = Pair::new(true);
+    assert!(p.peer.has_audio());
+    assert!(
+        p.until(Duration::from_secs(2), |p| p
+            .events
+            .contains(&PeerEvent::Connected)),
+        "not connected: {:?}",
+        p.events
+    );
+    assert!(p.peer.is_connected());
+    let t = p.now;
+    p.peer.write_video(t, 0, &keyframe());
+    p.peer.write_audio(t, 0, &[0xfc, 1, 2, 3]);
+    p.peer.write_video(t, 3000, &[0, 0, 0, 1, 0x41, 7, 7, 7]);
+    assert!(
+        p.until(Duration::from_secs(1), |p| p
+            .media
+            .iter()
+            .filter(|m| m.0 == MediaKind::Video)
+            .count()
+            >= 2
+            && p.media.iter().any(|m| m.0 == MediaKind::Audio)),
+        "media: {:?}",
+        p.media.iter().map(|m| (m.0, m.1.len())).collect::<Vec<_>>()
+    );
+    let video: Vec<_> = p.media.iter().filter(|m| m.0 == MediaKind::Video).collect();
+    assert!(video[0].1.len() >= 3000, "the keyframe arrived whole");
+    assert_eq!(
+        p.media.iter().find(|m| m.0 == MediaKind::Audio).unwrap().1,
+        vec![0xfc, 1, 2, 3]
+    );
+}
+
+#[test]
+fn a_keyframe_request_from_the_viewer_is_an_event() {
+    let mut p = Pair::new(false);
+    assert!(p.until(Duration::from_secs(2), |p| p
+        .events
+        .contains(&PeerEvent::Connected)));
+    let t = p.now;
+    p.peer.write_video(t, 0, &keyframe());
+    assert!(p.until(Duration::from_secs(1), |p| !p.media.is_empty()));
+    let mid = p.client.media(p.peer.video.0).unwrap().mid();
+    p.client
+        .writer(mid)
+        .unwrap()
+        .request_keyframe(None, KeyframeRequestKind::Pli)
+        .unwrap();
+    assert!(p.until(Duration::from_secs(1), |p| p
+        .events
+        .contains(&PeerEvent::KeyframeRequest)));
+}
+
+#[test]
+fn ice_that_never_completes_times_out() {
+    let mut p = Pair::new(false);
+    p.lose = |_| true;
+    let t0 = p.now;
+    assert!(p.until(Duration::from_secs(10), |p| p
+        .events
+        .iter()
+        .any(|e| matches!(e, PeerEvent::Ended(_)))));
+    assert_eq!(
+        p.events,
+        vec![PeerEvent::Ended(EndReason::IceTimeout(
+            Duration::from_secs(5)
+        ))]
+    );
+    assert!(p.now - t0 >= Duration::from_secs(5) && p.now - t0 < Duration::from_secs(6));
+}
+
+#[test]
+fn dtls_that_stalls_times_out() {
+    let mut p = Pair::new(false);
+    p.lose = |d| stun::kind(d) == stun::Kind::Dtls;
+    assert!(p.until(Duration::from_secs(12), |p| p
+        .events
+        .iter()
+        .any(|e| matches!(e, PeerEvent::Ended(_)))));
+    assert_eq!(
+        p.events,
+        vec![PeerEvent::Ended(EndReason::DtlsTimeout(
+            Duration::from_secs(5)
+        ))]
+    );
+}
+
+#[test]
+fn close_ends_the_session_once() {
+    let mut p = Pair::new(false);
+    assert!(p.until(Duration::from_secs(2), |p| p
+        .events
+        .contains(&PeerEvent::Connected)));
+    p.peer.close();
+    assert!(p.until(Duration::from_secs(1), |p| p
+        .events
+        .iter()
+        .any(|e| matches!(e, PeerEvent::Ended(_)))));
+    p.step();
+    p.step();
+    let ends = p
+        .events
+        .iter()
+        .filter(|e| matches!(e, PeerEvent::Ended(_)))
+        .count();
+    assert_eq!(ends, 1);
+    assert_eq!(p.events.last(), Some(&PeerEvent::Ended(EndReason::Closed)));
+}
