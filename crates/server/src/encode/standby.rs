@@ -169,9 +169,12 @@ pub struct PeriodSnapshot {
 pub type SegmentTriple = (u64, u64, u64);
 
 impl DashSnapshot {
-    /// The timeline of `s`. The next number skips one past the newest finished segment: that
-    /// one may have been announced as "in progress" by a low-latency MPD and never finished,
-    /// and a URL is never reused for other content.
+    /// The timeline of `s`. The next number skips two past the newest finished segment, and a
+    /// URL is never reused for other content: the one after it may have been announced as "in
+    /// progress" by a low-latency MPD and never finished, and the snapshot is saved only once a
+    /// number's last rendition lands — by then the fastest rendition may have finished that
+    /// number and announced the next (seen in CI with 0.2 s chunks: a standby reused the
+    /// announced number).
     pub fn of(s: &DashState) -> Self {
         let newest = s
             .periods
@@ -181,7 +184,7 @@ impl DashSnapshot {
             .max();
         Self {
             availability_start_ms: s.availability_start_ms,
-            next_number: newest.map_or(s.next_number, |n| n + 2).max(s.next_number),
+            next_number: newest.map_or(s.next_number, |n| n + 3).max(s.next_number),
             periods: s
                 .periods
                 .iter()
