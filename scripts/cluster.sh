@@ -10,6 +10,8 @@
 #                                           written to DIR/cluster.env
 #   scripts/cluster.sh down --dir DIR       stop a cluster started with `up`
 #
+# CLUSTER_ENCODER_ARGS adds flags to both encoders (e.g. "--publish-key cam=SECRET").
+#
 # Installs what is missing (redis-server and ffmpeg from apt, s3s-fs with cargo). Uses
 # $FERROCAST_BIN, else builds and uses target/debug/ferrocast.
 set -euo pipefail
@@ -90,9 +92,9 @@ up() {
   for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
   for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break; sleep 0.1; done
   start encoder-1 "$FERROCAST_BIN" encoder --redis "$REDIS_URL" --store s3://ferrocast --id enc-1 \
-    --rtmp-addr 127.0.0.1:$ENC1_RTMP --http-addr 127.0.0.1:$ENC1_HTTP --data-dir "$dir/encoder-1"
+    --rtmp-addr 127.0.0.1:$ENC1_RTMP --http-addr 127.0.0.1:$ENC1_HTTP --data-dir "$dir/encoder-1" ${CLUSTER_ENCODER_ARGS:-}
   start encoder-2 "$FERROCAST_BIN" encoder --redis "$REDIS_URL" --store s3://ferrocast --id enc-2 \
-    --rtmp-addr 127.0.0.1:$ENC2_RTMP --http-addr 127.0.0.1:$ENC2_HTTP --data-dir "$dir/encoder-2"
+    --rtmp-addr 127.0.0.1:$ENC2_RTMP --http-addr 127.0.0.1:$ENC2_HTTP --data-dir "$dir/encoder-2" ${CLUSTER_ENCODER_ARGS:-}
   start gateway "$FERROCAST_BIN" gateway --redis "$REDIS_URL" \
     --rtmp-addr 127.0.0.1:$GW_RTMP --http-addr 127.0.0.1:$GW_HTTP --data-dir "$dir/gateway"
   start edge "$FERROCAST_BIN" edge --redis "$REDIS_URL" --gateway rtmp://127.0.0.1:$GW_RTMP \

@@ -73,6 +73,8 @@ impl Default for WebrtcConfig {
 pub struct AuthConfig {
     /// Publish keys by stream name.
     pub keys: BTreeMap<String, String>,
+    /// The cluster roles' shared secret (see `--cluster-secret`).
+    pub cluster_secret: Option<String>,
 }
 
 /// `[limits]`: what one client may cost us.

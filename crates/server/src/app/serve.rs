@@ -131,6 +131,8 @@ pub struct RoleOptions {
     pub events: Option<Arc<dyn EventBus>>,
     /// Relay mode (edge, gateway): accepted publishes go upstream instead of to a transcoder.
     pub upstream: Option<Arc<dyn Resolver>>,
+    /// In a cluster: the secret relays sign with, and whether only peers may publish here.
+    pub peers: Option<crate::auth::cluster::PeerPolicy>,
     /// Encoder in a cluster: ownership, fencing and hot standby.
     pub cluster: Option<crate::encode::pipeline::EncoderCluster>,
     /// Play relay (edge): where to find the encoder of a stream that is not here.
@@ -236,6 +238,7 @@ pub async fn run_role(
         per_ip: Default::default(),
         shutdown: stop_rx.clone(),
         upstream: role.upstream,
+        cluster: role.peers,
         pull: role
             .pull
             .map(|locate| Arc::new(crate::cluster::pull::Puller::new(hub.clone(), locate))),

@@ -1,5 +1,6 @@
 //! Who may publish: the keys file and the per-publish check (constant-time comparison,
-//! per-IP failure limit).
+//! per-IP failure limit), and how cluster peers prove they are peers.
+pub mod cluster;
 pub mod keys;
 mod publish;
 

@@ -107,6 +107,17 @@ impl RedisBackend {
     pub async fn ping(&self) -> Result<(), CoordError> {
         self.call::<String>(&redis::cmd("PING")).await.map(|_| ())
     }
+
+    /// The cluster's shared secret: the one stored here, or `candidate` if there is none yet
+    /// (the first node to ask makes it). Never logged.
+    pub async fn shared_secret(&self, candidate: &str) -> Result<String, CoordError> {
+        let k = key("cluster", "secret");
+        let mut set = redis::cmd("SET");
+        set.arg(&k).arg(candidate).arg("NX");
+        self.call::<Option<String>>(&set).await?;
+        let got: Option<String> = self.call(redis::cmd("GET").arg(&k)).await?;
+        Ok(got.unwrap_or_else(|| candidate.to_owned()))
+    }
 }
 
 /// Subscribes to the event channel and forwards to `tx`, resubscribing after any failure.

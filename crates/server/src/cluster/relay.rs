@@ -5,7 +5,11 @@
 //! reconnects and replays from the last keyframe (the hub's GOP cache: sequence headers,
 //! metadata and the current GOP), so a brief upstream hiccup does not reach the broadcaster.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use metrics::counter;
 use rtmp_io::{Client, ConnectOptions, Connector, DriverConfig};
@@ -14,10 +18,13 @@ use tracing::{debug, info, warn};
 
 use futures::future::BoxFuture;
 
-use crate::stream::{
-    follow::{Follower, Step},
-    name::APP,
-    Frame, Snapshot, Stream,
+use crate::{
+    auth::cluster::{strip_peer_params, ClusterSecret},
+    stream::{
+        follow::{Follower, Step},
+        name::APP,
+        Frame, Snapshot, Stream,
+    },
 };
 
 /// How long connecting and publishing upstream may take.
@@ -93,27 +100,63 @@ pub trait Resolver: Send + Sync {
 /// forwarder stops and the standby copy carries on.
 pub type StandbyTarget = Arc<std::sync::Mutex<Option<String>>>;
 
+/// Who publishes a relayed stream, as the upstream is told on every (re)connect.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    /// The broadcaster's query (its key), without any cluster parameters it sent.
+    query: Option<String>,
+    /// The broadcaster's address (a peer's token's, or the connection's).
+    client: IpAddr,
+    /// Signs `client` for the upstream; `None` outside a cluster.
+    secret: Option<ClusterSecret>,
+}
+
+impl Publisher {
+    /// The broadcaster `client` publishing with `query`.
+    pub fn new(query: Option<&str>, client: IpAddr, secret: Option<ClusterSecret>) -> Self {
+        Self {
+            query: strip_peer_params(query),
+            client,
+            secret,
+        }
+    }
+
+    /// The query for the upstream's publish of `name`: the broadcaster's, plus a fresh
+    /// token naming the broadcaster (tokens expire, so each connect signs anew).
+    fn upstream_query(&self, name: &str, standby: bool) -> Option<String> {
+        let extra = match &self.secret {
+            Some(s) => Some(s.sign_publish(name, self.client, standby, SystemTime::now())),
+            None => standby.then(|| "standby=1".to_owned()),
+        };
+        match (self.query.clone(), extra) {
+            (Some(q), Some(e)) => Some(format!("{q}&{e}")),
+            (q, e) => q.or(e),
+        }
+    }
+
+    /// The broadcaster's `?key=`.
+    pub fn key(&self) -> Option<&str> {
+        crate::stream::name::query_param(self.query.as_deref(), "key")
+    }
+}
+
 /// Keeps a standby copy of `stream` flowing to the encoder `resolver.standby` names, with the
-/// broadcaster's query plus `standby=1`, reconnecting like the primary does.
+/// broadcaster's query plus the standby flag, reconnecting like the primary does.
 pub async fn forward_standby(
     stream: Arc<Stream>,
     name: String,
-    query: Option<String>,
+    publisher: Publisher,
     primary: Route,
     resolver: Arc<dyn Resolver>,
     target: StandbyTarget,
 ) {
-    let q = match &query {
-        Some(q) if !q.is_empty() => format!("{q}&standby=1"),
-        _ => "standby=1".to_owned(),
-    };
     let mut backoff = Duration::from_millis(200);
     while !stream.is_ended() {
         // No standby (an edge's upstream, or a single encoder): nothing to do.
         let Some(route) = resolver.standby(&name, &primary).await else {
             return;
         };
-        let mut up = match connect(route.clone(), &name, Some(&q)).await {
+        let mut up = match connect(route.clone(), &name, &publisher, true).await {
             Ok(u) => u,
             Err(e) => {
                 debug!(stream = %name, "standby copy: {e}");
@@ -182,15 +225,17 @@ pub struct Upstream {
     pub route: Route,
 }
 
-/// Connects to `route` and publishes `name` (with the broadcaster's query, e.g. its key).
+/// Connects to `route` and publishes `name` for `publisher` (its key and, in a cluster, the
+/// token that names it); `standby` for the gateway's second copy.
 pub async fn connect(
     route: Route,
     name: &str,
-    query: Option<&str>,
+    publisher: &Publisher,
+    standby: bool,
 ) -> Result<Upstream, RelayError> {
-    let full = match query {
-        Some(q) if !q.is_empty() => format!("{name}?{q}"),
-        _ => name.to_owned(),
+    let full = match publisher.upstream_query(name, standby) {
+        Some(q) => format!("{name}?{q}"),
+        None => name.to_owned(),
     };
     match connect_inner(&route.addr, &full, ClientMode::Publish, CONNECT_TIMEOUT).await {
         Ok(client) => Ok(Upstream { client, route }),
@@ -225,7 +270,7 @@ impl Upstream {
 pub async fn forward(
     stream: Arc<Stream>,
     name: String,
-    query: Option<String>,
+    publisher: Publisher,
     first: Upstream,
     resolver: Arc<dyn Resolver>,
     standby: Option<StandbyTarget>,
@@ -257,7 +302,7 @@ pub async fn forward(
                     info!(stream = %name, encoder = ?route.encoder, "relay: the standby took the stream over; its copy carries on");
                     return;
                 }
-                match connect(route, &name, query.as_deref()).await {
+                match connect(route, &name, &publisher, false).await {
                     Ok(u) => {
                         reconnects += 1;
                         counter!("ferrocast_relay_reconnects_total").increment(1);

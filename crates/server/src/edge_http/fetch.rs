@@ -13,16 +13,15 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::{state::HttpClient, sync::EdgeCluster};
-use crate::backend::coord::{DistLock, LockToken, Locked};
+use crate::{
+    auth::cluster::{ClusterSecret, PEER_HEADER},
+    backend::coord::{DistLock, LockToken, Locked},
+};
 
 /// How long an edge holds the fetch lock for an object: during that time the other edges
 /// fetch the object from it (its cache) rather than from the origin. A crashed holder's lock
 /// expires by itself; a failed fetch releases it at once.
 const FETCH_LOCK_TTL: Duration = Duration::from_secs(10);
-/// Marks a request from another edge (the lock holder serves it from its cache or its fetch
-/// in flight, never by locking again).
-pub(super) const PEER_HEADER: &str = "x-ferrocast-peer";
-
 /// In a cluster, takes the object's fetch lock first: the holder fetches from the origin, the
 /// others from the holder (whose cache or fetch in flight serves them), so the origin sees one
 /// fetch per object however many edges ask. Without Redis, every edge fetches for itself.
@@ -57,7 +56,7 @@ pub(super) async fn fetch_locked(
         }
         Ok(Locked::HeldBy(holder)) if !holder.is_empty() && holder != c.advertise => {
             counter!("ferrocast_edge_fetch_lock_total", "outcome" => "peer").increment(1);
-            match fetch_from(&client, &holder, &key, true).await {
+            match fetch_from(&client, &holder, &key, Some(&c.secret)).await {
                 Ok(r) if r.0.status < 500 => Ok(finish(r, None).await?),
                 _ => {
                     debug!(%holder, %key, "edge: lock holder did not serve the object; going to the origin");
@@ -93,14 +92,15 @@ async fn fetch_from(
     client: &HttpClient,
     base: &str,
     key: &str,
-    peer: bool,
+    peer: Option<&ClusterSecret>,
 ) -> Result<Fetched, OriginError> {
     let uri: Uri = format!("{base}/{key}")
         .parse()
         .map_err(|e: axum::http::uri::InvalidUri| OriginError::Request(e.to_string()))?;
     let mut req = axum::http::Request::get(uri);
-    if peer {
-        req = req.header(PEER_HEADER, "1");
+    if let Some(secret) = peer {
+        // Proves to the holder that this is a peer edge, which skips the lock there.
+        req = req.header(PEER_HEADER, secret.sign_fetch(std::time::SystemTime::now()));
     }
     let req = req
         .body(Empty::new())
@@ -196,7 +196,7 @@ async fn fetch_origin(
     }
     let mut last = OriginError::NoOrigin;
     for origin in candidates {
-        match fetch_from(&client, &origin, &key, false).await {
+        match fetch_from(&client, &origin, &key, None).await {
             Err(e) => {
                 edge.report_origin(&origin, false);
                 last = e;

@@ -11,11 +11,8 @@ use axum::{
 use metrics::{counter, gauge};
 use tracing::{info, warn};
 
-use super::{
-    fetch::{fetch_locked, PEER_HEADER},
-    state::EdgeState,
-};
-use crate::{http::AppError, stream::name::is_valid_stream_name};
+use super::{fetch::fetch_locked, state::EdgeState};
+use crate::{auth::cluster::PEER_HEADER, http::AppError, stream::name::is_valid_stream_name};
 
 /// The edge's routes: `/live/…` through the cache, plus health and metrics.
 pub fn router(state: EdgeState) -> Router {
@@ -156,7 +153,16 @@ async fn live(
     // LL-HLS parts are byte ranges of their segment: the edge fetches and caches the whole
     // segment (growing while in progress) and answers each range from that one object.
     let range = crate::http::range::requested(&headers).filter(|_| key.ends_with(".m4s"));
-    let from_peer = headers.contains_key(PEER_HEADER);
+    // A peer edge's fetch (it lost the lock to this edge) skips the lock, which would send it
+    // back here; only a peer that proves it with the cluster secret may.
+    let from_peer = match (&st.cluster, headers.get(PEER_HEADER)) {
+        (Some(c), Some(v)) => v.to_str().ok().is_some_and(|v| {
+            c.secret
+                .verify_fetch(v, std::time::SystemTime::now())
+                .is_ok()
+        }),
+        _ => false,
+    };
     let fetch = {
         let (edge, client, key, stream) = (
             st.edge.clone(),

@@ -15,6 +15,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use parking_lot::RwLock;
 
 use super::sync::{invalidate_on_events, refresh_origins, EdgeCluster};
+use crate::auth::cluster::ClusterSecret;
 use crate::backend::{
     coord::{DistLock, EventBus, Registry, SessionMap},
     health::Health,
@@ -103,6 +104,7 @@ impl EdgeState {
         lock: Arc<dyn DistLock>,
         events: Arc<dyn EventBus>,
         advertise: String,
+        secret: ClusterSecret,
         health: Health,
     ) -> Self {
         let mut st = Self::new(&[]).expect("no origins to check");
@@ -112,6 +114,7 @@ impl EdgeState {
             lock,
             events,
             advertise,
+            secret,
             encoders: RwLock::new(vec![]),
         });
         st.cluster = Some(c.clone());

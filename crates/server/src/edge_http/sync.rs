@@ -9,7 +9,10 @@ use metrics::counter;
 use parking_lot::RwLock;
 use tracing::{info, warn};
 
-use crate::backend::coord::{ClusterEvent, DistLock, EncoderInfo, EventBus, Registry, SessionMap};
+use crate::{
+    auth::cluster::ClusterSecret,
+    backend::coord::{ClusterEvent, DistLock, EncoderInfo, EventBus, Registry, SessionMap},
+};
 
 /// Cluster mode: origins are the encoders registered in Redis, the encoder holding a stream
 /// (session map) is asked first, one edge at a time fetches a new object from the origin
@@ -25,6 +28,8 @@ pub struct EdgeCluster {
     pub events: Arc<dyn EventBus>,
     /// This edge's own URL as other edges reach it (`http://HOST:PORT`).
     pub advertise: String,
+    /// Proves this edge to its peers (and theirs to it) on lock-holder fetches.
+    pub secret: ClusterSecret,
     /// The registered encoders, as last read by `refresh_origins`.
     pub(super) encoders: RwLock<Vec<EncoderInfo>>,
 }

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::conn::{self, ConnError};
 use crate::{
-    auth::PublishAuth,
+    auth::{cluster::PeerPolicy, PublishAuth},
     cluster::{pull::Puller, relay::Resolver},
     config::Limits,
     net::{AddrGroup, GroupCounts},
@@ -49,6 +49,9 @@ pub struct RtmpContext {
     /// Relay mode (edge, gateway): accepted streams are forwarded to the upstream this picks,
     /// and a publish is answered only once the upstream took it.
     pub upstream: Option<Arc<dyn Resolver>>,
+    /// In a cluster: the secret relays sign with, and whether only peers may publish here
+    /// (encoders, gateways).
+    pub cluster: Option<PeerPolicy>,
     /// Play relay (edge): streams that are not here are pulled from their encoder.
     pub pull: Option<Arc<Puller>>,
     /// Streams whose publisher dropped, kept for `limits.reconnect_grace_ms` (see

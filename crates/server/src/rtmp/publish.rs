@@ -2,7 +2,11 @@
 //! the relayed publish (answered once the upstream decided), and each media message through
 //! validation into the hub.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
 
 use bytes::Bytes;
 use metrics::counter;
@@ -11,6 +15,7 @@ use tracing::{info, warn};
 
 use super::conn::State;
 use crate::{
+    auth::cluster::RelayedPublish,
     cluster::relay,
     stream::{
         name::query_param,
@@ -25,6 +30,8 @@ pub(super) struct PendingRelay {
     stream_id: u32,
     name: String,
     query: Option<String>,
+    /// The broadcaster (a peer's token names it; else the connection's address).
+    client: IpAddr,
     handle: PublishHandle,
 }
 
@@ -88,10 +95,32 @@ impl State<'_> {
                 e.to_string(),
             );
         }
+        // In a cluster, a relayed publish names its broadcaster in a token only peers can
+        // make: keys are checked, and failures counted, against the broadcaster's address,
+        // never the relaying edge's or gateway's.
+        let publisher = match &self.ctx.cluster {
+            Some(policy) => {
+                match policy.publisher(name, query, self.peer.ip(), SystemTime::now()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return refuse(
+                            session,
+                            e.label(),
+                            "NetStream.Publish.Unauthorized",
+                            e.to_string(),
+                        )
+                    }
+                }
+            }
+            None => RelayedPublish {
+                client: self.peer.ip(),
+                standby: query_param(query, "standby") == Some("1"),
+            },
+        };
         if let Err(e) = self.ctx.auth.check(
             name,
             query_param(query, "key"),
-            self.peer.ip(),
+            publisher.client,
             Instant::now(),
         ) {
             return refuse(
@@ -130,11 +159,12 @@ impl State<'_> {
                     stream_id,
                     name: name.to_owned(),
                     query: query.map(str::to_owned),
+                    client: publisher.client,
                     handle: h,
                 });
             }
             Ok(h) => {
-                if query_param(query, "standby") == Some("1") {
+                if publisher.standby {
                     h.stream.set_standby(true);
                 }
                 info!(peer = %self.peer, stream = %name, "publishing");
@@ -152,8 +182,13 @@ impl State<'_> {
         let Some(resolver) = self.ctx.upstream.clone() else {
             return;
         };
+        let publisher = relay::Publisher::new(
+            p.query.as_deref(),
+            p.client,
+            self.ctx.cluster.as_ref().map(|c| c.secret.clone()),
+        );
         let r = match resolver.resolve(&p.name).await {
-            Ok(route) => relay::connect(route, &p.name, p.query.as_deref()).await,
+            Ok(route) => relay::connect(route, &p.name, &publisher, false).await,
             Err(e) => Err(e),
         };
         match r {
@@ -165,16 +200,16 @@ impl State<'_> {
                 tokio::spawn(relay::forward_standby(
                     p.handle.stream.clone(),
                     p.name.clone(),
-                    p.query.clone(),
+                    publisher.clone(),
                     up.route.clone(),
                     resolver.clone(),
                     target.clone(),
                 ));
-                let key = query_param(p.query.as_deref(), "key").map(str::to_owned);
+                let key = publisher.key().map(str::to_owned);
                 tokio::spawn(relay::forward(
                     p.handle.stream.clone(),
                     p.name,
-                    p.query,
+                    publisher,
                     up,
                     resolver,
                     Some(target),
@@ -184,12 +219,12 @@ impl State<'_> {
             Err(e) => {
                 counter!("ferrocast_publish_rejected_total", "reason" => "upstream").increment(1);
                 warn!(peer = %self.peer, stream = %p.name, "publish refused upstream: {e}");
-                session.reject_publish(
-                    p.stream_id,
-                    e.code(),
-                    &format!("stream {:?} refused: {e}", p.name),
-                    Instant::now(),
-                );
+                // An upstream's refusal already names the stream (each hop would repeat it).
+                let reason = match &e {
+                    relay::RelayError::Refused { description, .. } => description.clone(),
+                    _ => format!("stream {:?} refused: {e}", p.name),
+                };
+                session.reject_publish(p.stream_id, e.code(), &reason, Instant::now());
                 self.closing = Some(e.to_string());
             }
         }

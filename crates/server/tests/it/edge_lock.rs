@@ -11,9 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::{free_port, get_bytes};
+use crate::common::{free_port, get_bytes, get_with};
 use axum::{extract::State, http::header, response::IntoResponse, routing, Router};
 use ferrocast::{
+    auth::cluster::ClusterSecret,
     backend::{
         coord::{ClusterEvent, EncoderInfo, EventBus, Registry},
         health::Health,
@@ -94,6 +95,7 @@ async fn start_edge(redis: &Arc<RedisBackend>) -> (u16, EdgeState) {
         redis.clone(),
         redis.clone(),
         format!("http://127.0.0.1:{port}"),
+        ClusterSecret::new("edge-lock-test"),
         Health::default(),
     );
     tokio::spawn(edge_http::run(l, st.clone(), std::future::pending()));
@@ -172,6 +174,25 @@ async fn two_edges_sharing_a_redis_lock_make_one_origin_fetch_and_invalidate_on_
         origin.segment_fetches.load(Ordering::SeqCst),
         1,
         "origin fetches for one segment across two edges (phases {phases:?})"
+    );
+    // A client that claims to be a peer edge (the bare header edges sent before the cluster
+    // secret) gets no way around the lock: still one origin fetch across both edges.
+    let before = origin.segment_fetches.load(Ordering::SeqCst);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let port = if i % 2 == 0 { a } else { b };
+        tasks.spawn(async move {
+            get_with(port, "/live/s/v720/9.m4s", &[("x-ferrocast-peer", "1")]).await
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let (status, _, body) = r.unwrap();
+        assert_eq!((status, body.len()), (200, 1_000_000));
+    }
+    assert_eq!(
+        origin.segment_fetches.load(Ordering::SeqCst) - before,
+        1,
+        "a forged peer header skipped the fetch lock"
     );
     // Both edges now answer from their own cache.
     assert_eq!(get(a, "/live/s/v720/7.m4s").await.1, "HIT");

@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod cluster;
+mod cluster_auth;
 mod dash;
 mod edge;
 mod edge_lock;

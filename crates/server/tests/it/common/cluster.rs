@@ -25,6 +25,12 @@ static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 
 impl Cluster {
     pub fn up() -> Self {
+        Self::up_with(&[])
+    }
+
+    /// A cluster whose `scripts/cluster.sh up` gets these extra environment variables
+    /// (`CLUSTER_ENCODER_ARGS`).
+    pub fn up_with(env: &[(&str, &str)]) -> Self {
         let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir =
@@ -37,6 +43,7 @@ impl Cluster {
             .arg(&dir)
             .env("CLUSTER_DETACH", "1")
             .env("FERROCAST_BIN", env!("CARGO_BIN_EXE_ferrocast"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("scripts/cluster.sh");
