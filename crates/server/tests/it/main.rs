@@ -18,5 +18,6 @@ mod interop;
 mod llhls;
 mod players;
 mod push;
+mod restart;
 mod secrets;
 mod webrtc;
