@@ -94,21 +94,6 @@ async fn fetch(port: u16, path: &str) -> (u16, Vec<u8>) {
     (status, resp[split..].to_vec())
 }
 
-/// `rel` resolved against the directory `base` (`/live/NAME/v720/`), `..` included.
-fn resolve(base: &str, rel: &str) -> String {
-    let mut parts: Vec<&str> = base.trim_end_matches('/').split('/').collect();
-    for p in rel.split('/') {
-        match p {
-            ".." => {
-                parts.pop();
-            }
-            "." | "" => {}
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
-}
-
 /// What the presentation lists right now: every init and media URL of the MPD and of the
 /// HLS media playlists, and the segments announced next (the one after the last listed per
 /// Representation in the MPD; the HLS preload hints).

@@ -355,3 +355,19 @@ pub fn presentation_of(mpd: &str) -> String {
 pub fn segment_path(mpd: &str, name: &str, rep: &str, file: &str) -> String {
     format!("/live/{name}/{}/{rep}/{file}", presentation_of(mpd))
 }
+
+/// `rel` (a playlist's URI) resolved against the directory `base` (`/live/NAME/v720/`), `..`
+/// included, as a player resolves it (RFC 3986 5.2).
+pub fn resolve(base: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = base.trim_end_matches('/').split('/').collect();
+    for p in rel.split('/') {
+        match p {
+            ".." => {
+                parts.pop();
+            }
+            "." | "" => {}
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
