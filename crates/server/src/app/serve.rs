@@ -214,7 +214,7 @@ pub async fn run_role(
     // once per window. A cluster's encoders share the store, so there the stream records and
     // the objects' age keep what another encoder is writing or still serving.
     if is_encoder {
-        let shared = role.cluster.is_some().then(|| meta.clone());
+        let shared = role.cluster.as_ref().map(|c| (meta.clone(), c.own.clone()));
         tasks.spawn(crate::encode::sweep::run(
             store.clone(),
             dash.clone(),

@@ -6,9 +6,10 @@
 //!  list live/ ──▶ group by (NAME, PRES) ──▶ keep? ──no──▶ delete each key
 //!                                            │
 //!      a presentation held here (live or in its window)          always kept
-//!      cluster (shared store): one the stream's record names live,
-//!      or one written to within the window (another encoder may
-//!      still serve it, or a standby be about to continue it)      kept
+//!      cluster (shared store): one the stream's record names live
+//!      while an owner holds the stream's lease, or one written to
+//!      within the window (another encoder may still serve it, or a
+//!      standby be about to continue it)                           kept
 //! ```
 //!
 //! [`plan`] decides, without IO; [`sweep`] lists, asks the registry (and in a cluster the
@@ -25,6 +26,7 @@ use metrics::counter;
 use tracing::{info, warn};
 
 use crate::{
+    backend::coord::Ownership,
     backend::meta::{MetaStore, StreamState},
     backend::store::{SegmentStore, StoreError, StoredObject},
     encode::presentation::{unix_ms, DashRegistry, WINDOW},
@@ -35,9 +37,10 @@ pub enum Scope<'a> {
     /// This process is the only writer (`serve`, `DATA_DIR/store`): what its registry does
     /// not hold is garbage.
     Sole,
-    /// Shared by the encoders of a cluster: the stream records say which presentations are
-    /// live elsewhere, and anything written to within [`WINDOW`] is left alone.
-    Shared(&'a dyn MetaStore),
+    /// Shared by the encoders of a cluster: the stream records and the owners' leases say
+    /// which presentations are live elsewhere, and anything written to within [`WINDOW`] is
+    /// left alone.
+    Shared(&'a dyn MetaStore, &'a dyn Ownership),
 }
 
 /// What one sweep removed.
@@ -100,14 +103,17 @@ pub async fn sweep(
     let mut kept: HashSet<(String, String)> = dash.presentations().into_iter().collect();
     let min_age = match scope {
         Scope::Sole => None,
-        Scope::Shared(meta) => {
-            kept.extend(
-                meta.list()
-                    .await
-                    .into_iter()
-                    .filter(|r| r.state == StreamState::Live)
-                    .filter_map(|r| Some((r.name, r.presentation?))),
-            );
+        Scope::Shared(meta, own) => {
+            // A record stays "live" when its owner crashed: it counts only while an owner
+            // holds the stream's lease (or Redis cannot say).
+            for r in meta.list().await {
+                let (StreamState::Live, Some(p)) = (r.state, r.presentation) else {
+                    continue;
+                };
+                if !matches!(own.owner(&r.name).await, Ok(None)) {
+                    kept.insert((r.name, p));
+                }
+            }
             Some(WINDOW)
         }
     };
@@ -126,14 +132,14 @@ pub async fn sweep(
 pub async fn run(
     store: SegmentStore,
     dash: std::sync::Arc<DashRegistry>,
-    meta: Option<std::sync::Arc<dyn MetaStore>>,
+    shared: Option<(std::sync::Arc<dyn MetaStore>, std::sync::Arc<dyn Ownership>)>,
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut iv = tokio::time::interval(WINDOW);
     loop {
         tokio::select! { _ = iv.tick() => {}, _ = stop.cancelled() => return }
-        let scope = match &meta {
-            Some(m) => Scope::Shared(&**m),
+        let scope = match &shared {
+            Some((meta, own)) => Scope::Shared(&**meta, &**own),
             None => Scope::Sole,
         };
         match sweep(&store, &dash, scope).await {
@@ -157,6 +163,63 @@ mod tests {
             key: key.into(),
             modified_ms,
         }
+    }
+
+    /// Against a real store directory: a presentation the registry holds stays whole, one it
+    /// does not (a killed server's) goes, and other streams' files with it only when unheld.
+    #[tokio::test]
+    async fn sweeps_a_store_directory() {
+        let dir = std::env::temp_dir().join(format!("ferrocast-sweep-{}", std::process::id()));
+        let store = SegmentStore::local(&dir).unwrap();
+        let dash = DashRegistry::default();
+        let ladder = vec![crate::encode::ladder::Rendition {
+            id: "v720".into(),
+            kind: crate::encode::ladder::RenditionKind::Video {
+                side: 720,
+                kbps: 1500,
+            },
+        }];
+        let live = dash.begin_period("a", &ladder, None, Default::default(), SystemTime::now());
+        let live_id = live.read().presentation.clone();
+        let key = crate::backend::store::key;
+        let keep = [
+            key("a", &live_id, "v720", "0.m4s"),
+            key("a", &live_id, "v720", "init-p0.mp4"),
+        ];
+        let gone = [
+            key("a", "18f0000000-000001", "v720", "0.m4s"),
+            "live/a/18f0000000-000001/state.json".to_owned(),
+            key("b", "18f0000000-000002", "a64", "3.m4s"),
+        ];
+        for k in keep.iter().chain(&gone) {
+            store.put(k, bytes::Bytes::from_static(b"x")).await.unwrap();
+        }
+        let swept = sweep(&store, &dash, Scope::Sole).await.unwrap();
+        assert_eq!(
+            swept,
+            Swept {
+                presentations: 2,
+                objects: 3
+            }
+        );
+        for k in &keep {
+            assert!(store.get(k).await.unwrap().is_some(), "{k} was deleted");
+        }
+        for k in &gone {
+            assert!(store.get(k).await.unwrap().is_none(), "{k} is still there");
+        }
+        // Shared store: everything here was written just now, so nothing goes.
+        store
+            .put(&gone[0], bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        let meta = crate::backend::meta::MemoryMeta::default();
+        let own = crate::backend::memory::MemoryCoord::default();
+        let swept = sweep(&store, &dash, Scope::Shared(&meta, &own))
+            .await
+            .unwrap();
+        assert_eq!(swept, Swept::default());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
