@@ -590,6 +590,16 @@ mod tests {
         assert_eq!(s3.read().periods[0].id, "p0");
     }
 
+    fn v720() -> Vec<Rendition> {
+        vec![Rendition {
+            id: "v720".into(),
+            kind: RenditionKind::Video {
+                side: 720,
+                kbps: 1500,
+            },
+        }]
+    }
+
     /// The timeline is the capture clock: the first Period's start moves the availability
     /// start back to its first frame's capture; a later one starts at its own capture time,
     /// never before the previous Period ends; without a capture time nothing moves.
@@ -598,13 +608,7 @@ mod tests {
         let reg = DashRegistry::default();
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let t0_ms = unix_ms(t0);
-        let ladder = vec![Rendition {
-            id: "v720".into(),
-            kind: RenditionKind::Video {
-                side: 720,
-                kbps: 1500,
-            },
-        }];
+        let ladder = v720();
         let state = reg.begin_period("a", &ladder, None, Arc::default(), t0);
         let mut s = state.write();
         // Captured 400 ms before the transcoder started; first chunk at media time 0.
@@ -676,13 +680,7 @@ mod tests {
     fn only_listed_objects_of_this_presentation_are_served() {
         let reg = DashRegistry::default();
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let ladder = vec![Rendition {
-            id: "v720".into(),
-            kind: RenditionKind::Video {
-                side: 720,
-                kbps: 1500,
-            },
-        }];
+        let ladder = v720();
         let state = reg.begin_period("a", &ladder, None, Arc::default(), t0);
         let mut s = state.write();
         let id = s.presentation.clone();

@@ -53,6 +53,15 @@ impl Serve {
         Self { child, rtmp, http }
     }
 
+    /// ffmpeg publishing NAME for up to 2 minutes (dropped to stop).
+    fn publish(&self) -> Child {
+        ffmpeg_publish(
+            &format!("rtmp://127.0.0.1:{}/live/{NAME}", self.rtmp),
+            "320x240",
+            120,
+        )
+    }
+
     /// SIGTERM, then waits (bounded) for the process to exit.
     async fn stop(mut self) {
         let pid = self.child.id().unwrap().to_string();
@@ -336,11 +345,7 @@ async fn a_restarted_presentation_never_serves_the_old_ones_bytes() {
 
     // 1. A presentation of 5 segments, then a clean stop (SIGTERM).
     let srv = Serve::start(&dir).await;
-    let publisher = ffmpeg_publish(
-        &format!("rtmp://127.0.0.1:{}/live/{NAME}", srv.rtmp),
-        "320x240",
-        120,
-    );
+    let publisher = srv.publish();
     wait_segments(srv.http, 5).await;
     let old1 = record(srv.http).await;
     assert!(old1.len() > 15, "{:?}", old1.keys());
@@ -350,11 +355,7 @@ async fn a_restarted_presentation_never_serves_the_old_ones_bytes() {
     // 2. Started again on the same store, the same name published again: checked while it is
     //    shorter than the old one (its announced next number was stored by the old one).
     let srv = Serve::start(&dir).await;
-    let publisher = ffmpeg_publish(
-        &format!("rtmp://127.0.0.1:{}/live/{NAME}", srv.rtmp),
-        "320x240",
-        120,
-    );
+    let publisher = srv.publish();
     wait_segments(srv.http, 2).await;
     let now = check_fresh(srv.http, &old1).await;
     sweep_leaves_only(&dir, &presentation_of(&now)).await;
@@ -370,11 +371,7 @@ async fn a_restarted_presentation_never_serves_the_old_ones_bytes() {
 
     // 3. After the crash: the same checks against what the killed server left.
     let srv = Serve::start(&dir).await;
-    let publisher = ffmpeg_publish(
-        &format!("rtmp://127.0.0.1:{}/live/{NAME}", srv.rtmp),
-        "320x240",
-        120,
-    );
+    let publisher = srv.publish();
     wait_segments(srv.http, 2).await;
     let mut old = old1;
     old.extend(old2);
