@@ -69,15 +69,17 @@ ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc2=size=1280x720:rate=
 
 # Wait for three finished segments; take a finished 720 one (~0.75 MB) and the MPD.
 for _ in $(seq 1 120); do
-  [[ -f "$TMP/data/store/live/bench/v720/2.m4s" ]] && break
+  compgen -G "$TMP/data/store/live/bench/*/v720/2.m4s" >/dev/null && break
   sleep 0.5
 done
-SEG=/live/bench/v720/1.m4s
+# Segment URLs carry the presentation id (the store's directory under the stream).
+PRES=$(basename "$(dirname "$(dirname "$(compgen -G "$TMP/data/store/live/bench/*/v720/2.m4s" | head -1)")")")
+SEG=/live/bench/$PRES/v720/1.m4s
 MPD=/live/bench/manifest.mpd
-mkdir -p "$TMP/www/live/bench/v720"
-cp "$TMP/data/store/live/bench/v720/1.m4s" "$TMP/www/live/bench/v720/1.m4s"
+mkdir -p "$TMP/www/live/bench/$PRES/v720"
+cp "$TMP/data/store$SEG" "$TMP/www$SEG"
 curl -s "http://127.0.0.1:$ORIGIN$MPD" > "$TMP/www/live/bench/manifest.mpd"
-SEG_BYTES=$(stat -c %s "$TMP/www/live/bench/v720/1.m4s")
+SEG_BYTES=$(stat -c %s "$TMP/www$SEG")
 MPD_BYTES=$(stat -c %s "$TMP/www/live/bench/manifest.mpd")
 
 mkdir -p "$TMP/nginx/logs" "$TMP/nginx/cache"
@@ -103,7 +105,7 @@ http {
     # The MPD changes every update period: cache it 1 s, as the edge does.
     location ~ \.mpd\$ { proxy_pass http://127.0.0.1:$ORIGIN; proxy_cache_valid 200 1s; }
     # Segment requests of the bursts are logged: upstream_addr shows which went to the origin.
-    location /live/bench/v720/ {
+    location /live/bench/$PRES/v720/ {
       proxy_pass http://127.0.0.1:$ORIGIN; proxy_cache_valid 200 10m;
       access_log $TMP/nginx/logs/proxy.log up buffer=256k flush=1s;
     }
@@ -164,7 +166,7 @@ fi
 fi
 
 # ---------------------------------------------------------------- 2. burst on a fresh segment
-STORE="$TMP/data/store/live/bench/v720"
+STORE="$TMP/data/store/live/bench/$PRES/v720"
 latest_done() { find "$STORE" -name '[0-9]*.m4s' -printf '%f\n' | sed 's/\.m4s$//' | sort -n | tail -1; }
 # Waits until a segment newer than $1 is finished (in the origin's store); prints its number.
 next_done() {
@@ -203,18 +205,18 @@ PY
 LOAD_BURST=$(cut -d' ' -f1-3 /proc/loadavg)
 # a) just finished: nobody asked for it yet, the origin has it whole.
 N=$(next_done "$(latest_done)")
-E1=$(burst edge-done "http://127.0.0.1:$EDGE/live/bench/v720/$N.m4s" "http://127.0.0.1:$EDGE/metrics")
+E1=$(burst edge-done "http://127.0.0.1:$EDGE/live/bench/$PRES/v720/$N.m4s" "http://127.0.0.1:$EDGE/metrics")
 E1_UP=$(jq_py "$E1" 'int(d["metrics_delta"].get("ferrocast_edge_origin_fetches_total", -1))')
 N2=$(next_done "$(latest_done)")
-G1=$(burst nginx-done "http://127.0.0.1:$NGXP/live/bench/v720/$N2.m4s")
-G1_UP=$(upstream_count "/live/bench/v720/$N2.m4s")
+G1=$(burst nginx-done "http://127.0.0.1:$NGXP/live/bench/$PRES/v720/$N2.m4s")
+G1_UP=$(upstream_count "/live/bench/$PRES/v720/$N2.m4s")
 # b) still being made: the one after the newest finished segment (starts now, ends ~4 s later).
 N3=$(next_done "$(latest_done)") # just finished, so N3 + 1 has just started
-E2=$(burst edge-next "http://127.0.0.1:$EDGE/live/bench/v720/$((N3 + 1)).m4s" "http://127.0.0.1:$EDGE/metrics")
+E2=$(burst edge-next "http://127.0.0.1:$EDGE/live/bench/$PRES/v720/$((N3 + 1)).m4s" "http://127.0.0.1:$EDGE/metrics")
 E2_UP=$(jq_py "$E2" 'int(d["metrics_delta"].get("ferrocast_edge_origin_fetches_total", -1))')
 N4=$(next_done "$(latest_done)")
-G2=$(burst nginx-next "http://127.0.0.1:$NGXP/live/bench/v720/$((N4 + 1)).m4s")
-G2_UP=$(upstream_count "/live/bench/v720/$((N4 + 1)).m4s")
+G2=$(burst nginx-next "http://127.0.0.1:$NGXP/live/bench/$PRES/v720/$((N4 + 1)).m4s")
+G2_UP=$(upstream_count "/live/bench/$PRES/v720/$((N4 + 1)).m4s")
 BURST_TABLE=$(cat <<EOF
 Last run: $(date -u '+%Y-%m-%d %H:%M UTC'), ferrocast $(git rev-parse --short HEAD), \`bench/edge-wrk.sh $ARGS\`.
 Machine: $(nproc) cores, load average before the bursts: $LOAD_BURST.

@@ -378,8 +378,8 @@ impl Breakers {
 }
 
 /// The rendition a segment or init key belongs to, the scope of its
-/// rendition breaker: its directory (`live/NAME/REP` for
-/// `live/NAME/REP/12.m4s`).
+/// rendition breaker: its directory (`live/NAME/PRES/REP` for the origin's
+/// `live/NAME/PRES/REP/12.m4s`).
 pub fn rendition_of(key: &str) -> Option<&str> {
     match ObjectKind::of(key) {
         ObjectKind::Segment | ObjectKind::Init => key.rsplit_once('/').map(|(dir, _)| dir),
@@ -587,6 +587,27 @@ mod tests {
         assert_eq!(
             lower_rendition_path("s/v1080/1.m4s", &three).as_deref(),
             Some("s/v720/1.m4s")
+        );
+    }
+
+    /// The origin's URLs carry a presentation id between the stream and the rendition
+    /// (`live/NAME/PRES/REP/N.m4s`): the rule and the breaker's scope keep it.
+    #[test]
+    fn presentation_ids_stay_in_the_path() {
+        let ladder = ["v720", "v400"];
+        assert_eq!(
+            lower_rendition_path("live/cam/18f3a2b4c5d-9e01f2/v720/12.m4s", &ladder).as_deref(),
+            Some("live/cam/18f3a2b4c5d-9e01f2/v400/12.m4s")
+        );
+        assert_eq!(
+            rendition_of("live/cam/18f3a2b4c5d-9e01f2/v720/12.m4s"),
+            Some("live/cam/18f3a2b4c5d-9e01f2/v720")
+        );
+        // Two presentations of one stream are two scopes: a broken old one opens nothing
+        // for the new one.
+        assert_ne!(
+            rendition_of("live/cam/18f3a2b4c5d-9e01f2/v720/1.m4s"),
+            rendition_of("live/cam/18f3a2b9999-000001/v720/1.m4s")
         );
     }
 

@@ -21,7 +21,7 @@ pub enum ObjectKind {
 }
 
 impl ObjectKind {
-    /// Classifies a path (`live/NAME/REP/12.m4s`, `/live/NAME/manifest.mpd`…)
+    /// Classifies a path (`live/NAME/PRES/REP/12.m4s`, `/live/NAME/manifest.mpd`…)
     /// by its last component; a query string is ignored.
     pub fn of(path: &str) -> ObjectKind {
         let path = path.split(['?', '#']).next().unwrap_or(path);

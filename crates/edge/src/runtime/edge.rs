@@ -86,7 +86,7 @@ impl Edge {
     }
 
     /// Answers a request for `key` (the path without its leading `/`,
-    /// e.g. `live/cam/v720/12.m4s`) from the cache, from a fetch already in
+    /// e.g. `live/cam/PRES/v720/12.m4s`) from the cache, from a fetch already in
     /// flight, or by calling `fetch` (at most once, and only if this request
     /// is the one that fetches).
     pub async fn get<F, Fut>(&self, key: &str, fetch: F) -> Result<EdgeResponse, EdgeError>

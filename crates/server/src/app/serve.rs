@@ -211,6 +211,19 @@ pub async fn run_role(
         source,
     })?;
     let packagers = TaskTracker::new();
+    let is_encoder = config.transcode && role.upstream.is_none();
+    // What presentations that are not live left in the store (a crash, a kill) goes: now, and
+    // once per window. A cluster's encoders share the store, so there the stream records and
+    // the objects' age keep what another encoder is writing or still serving.
+    if is_encoder {
+        let shared = role.cluster.as_ref().map(|c| (meta.clone(), c.own.clone()));
+        tasks.spawn(crate::encode::sweep::run(
+            store.clone(),
+            dash.clone(),
+            shared,
+            stop.clone(),
+        ));
+    }
     let encoder = Encoder {
         transcode: TranscodeConfig {
             ffmpeg: std::env::var_os("FERROCAST_FFMPEG")
@@ -219,7 +232,7 @@ pub async fn run_role(
             run_dir,
         },
         store: store.clone(),
-        meta,
+        meta: meta.clone(),
         events,
         dash: dash.clone(),
         packagers: packagers.clone(),
@@ -232,7 +245,7 @@ pub async fn run_role(
         limits: config.limits.clone(),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         started: Instant::now(),
-        on_accept: (config.transcode && role.upstream.is_none()).then(|| {
+        on_accept: is_encoder.then(|| {
             Box::new(move |stream, tracks| encoder.start(stream, tracks)) as rtmp::OnAccept
         }),
         per_ip: Default::default(),
@@ -318,9 +331,10 @@ pub async fn run_role(
         let mut iv = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tokio::select! { _ = iv.tick() => {}, _ = gc_stop.cancelled() => return }
-            for (name, files) in dash.collect_garbage(std::time::SystemTime::now()) {
-                for (rep, file) in files {
-                    let _ = store.delete(&store::key(&name, &rep, &file)).await;
+            for (name, presentation) in dash.collect_garbage(std::time::SystemTime::now()) {
+                let prefix = store::presentation_prefix(&name, &presentation);
+                if let Err(e) = store.delete_prefix(&prefix).await {
+                    warn!(stream = %name, "removing the ended presentation {presentation}: {e} (the store sweep retries)");
                 }
             }
         }

@@ -24,6 +24,11 @@ pub enum StreamState {
 pub struct StreamRecord {
     /// Stream name.
     pub name: String,
+    /// The id of its presentation (in its segment URLs and store keys), so a standby that
+    /// takes over restores this presentation's timeline and not an older one's. Older
+    /// records have none.
+    #[serde(default)]
+    pub presentation: Option<String>,
     /// Lifecycle state.
     pub state: StreamState,
     /// Rendition ids of the ladder.
@@ -82,6 +87,7 @@ mod tests {
         let m = MemoryMeta::default();
         let rec = StreamRecord {
             name: "a".into(),
+            presentation: Some("x".into()),
             state: StreamState::Live,
             ladder: vec!["v720".into()],
             last_segment: Some(3),

@@ -1,5 +1,7 @@
 //! Segment storage through `object_store`: a local directory by default (S3 in cluster mode).
-//! Keys are built only from validated stream names, rendition ids and numbers.
+//! Keys are built only from validated stream names, presentation ids, rendition ids and
+//! numbers: `live/NAME/PRESENTATION/REP/FILE`, and `live/NAME/PRESENTATION/state.json` (the
+//! timeline a standby restores), so one presentation is one prefix.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -175,6 +177,32 @@ impl SegmentStore {
         self.inner.head(&Key::from(key)).await.is_ok()
     }
 
+    /// Every object under `prefix` (`live/`, `live/NAME/PRES/`), with when it was last
+    /// written (Unix ms).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+        use futures::TryStreamExt;
+        let prefix = Key::from(prefix);
+        let metas: Vec<object_store::ObjectMeta> =
+            self.inner.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .map(|m| StoredObject {
+                key: m.location.to_string(),
+                modified_ms: u64::try_from(m.last_modified.timestamp_millis()).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Deletes every object under `prefix`; returns how many went. Stops at the first failure
+    /// (the caller retries later: nothing half-deleted is served, see the origin's checks).
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+        let keys = self.list(prefix).await?;
+        for o in &keys {
+            self.delete(&o.key).await?;
+        }
+        Ok(keys.len())
+    }
+
     /// Deletes an object; a missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.shared.invalidate(key).await;
@@ -185,9 +213,23 @@ impl SegmentStore {
     }
 }
 
-/// Store key of a file of a stream's rendition.
-pub fn key(stream: &str, rep: &str, file: &str) -> String {
-    format!("live/{stream}/{rep}/{file}")
+/// One object a [`SegmentStore::list`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Its key (`live/NAME/PRES/REP/FILE`).
+    pub key: String,
+    /// When it was last written (Unix ms).
+    pub modified_ms: u64,
+}
+
+/// Store key of a file of a rendition of one presentation of a stream.
+pub fn key(stream: &str, presentation: &str, rep: &str, file: &str) -> String {
+    format!("live/{stream}/{presentation}/{rep}/{file}")
+}
+
+/// Everything of one presentation of a stream is under this prefix.
+pub fn presentation_prefix(stream: &str, presentation: &str) -> String {
+    format!("live/{stream}/{presentation}/")
 }
 
 #[cfg(test)]
@@ -218,6 +260,40 @@ mod tests {
         assert_eq!(s.get_shared("live/a/p0/v720/1.m4s").await.unwrap(), None);
         s.delete("live/a/p0/v720/1.m4s").await.unwrap();
         assert_eq!(s.get("live/a/p0/v720/1.m4s").await.unwrap(), None);
+        // A presentation is one prefix: listed and deleted together, nothing else touched.
+        for k in [
+            key("a", "x1", "v720", "0.m4s"),
+            key("a", "x1", "a64", "init-p0.mp4"),
+            "live/a/x1/state.json".to_owned(),
+            key("a", "x2", "v720", "0.m4s"),
+        ] {
+            s.put(&k, Bytes::from_static(b"o")).await.unwrap();
+        }
+        let mut listed: Vec<String> = s
+            .list(&presentation_prefix("a", "x1"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                "live/a/x1/a64/init-p0.mp4",
+                "live/a/x1/state.json",
+                "live/a/x1/v720/0.m4s"
+            ]
+        );
+        assert!(s.list("live/").await.unwrap()[0].modified_ms > 1_600_000_000_000);
+        assert_eq!(
+            s.delete_prefix(&presentation_prefix("a", "x1"))
+                .await
+                .unwrap(),
+            3
+        );
+        assert!(s.list("live/a/x1/").await.unwrap().is_empty());
+        assert!(s.get("live/a/x2/v720/0.m4s").await.unwrap().is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -120,9 +120,11 @@ async fn live(
 ) -> Response {
     let key = uri.path().trim_start_matches('/').to_owned();
     let stream = key.split('/').nth(1).unwrap_or_default().to_owned();
-    // Only well-formed names and file names reach the cache and the origin.
+    // Only well-formed names and file names reach the cache and the origin. The longest the
+    // origin serves: `live/` + a 64-character name + a presentation id (≤ 32) + a rendition
+    // + `init-PERIOD.mp4` stays under 256.
     let valid = is_valid_stream_name(&stream)
-        && key.len() <= 200
+        && key.len() <= 256
         && key.split('/').all(|p| {
             !p.is_empty()
                 && p != "."

@@ -111,11 +111,12 @@ pub async fn run(
     mut rx: mpsc::Receiver<TranscodeEvent>,
 ) {
     let fence = fence.as_deref();
-    let (name, period_id, first_number, lead) = {
+    let (name, presentation, period_id, first_number, lead) = {
         let s = state.read();
         let last = s.periods.last();
         (
             s.name.clone(),
+            s.presentation.clone(),
             last.map(|p| p.id.clone()).unwrap_or_default(),
             s.next_number,
             last.map_or(Duration::ZERO, |p| p.lead),
@@ -181,6 +182,7 @@ pub async fn run(
                     &*events,
                     fence,
                     &name,
+                    &presentation,
                     &period_id,
                     index,
                     &ladder[index],
@@ -202,13 +204,24 @@ pub async fn run(
     for (i, t) in tracks.iter_mut().enumerate() {
         let _ = t.segmenter.finish();
         drain(
-            &state, &store, &*events, fence, &name, &period_id, i, &ladder[i], t, &mut rtmp,
+            &state,
+            &store,
+            &*events,
+            fence,
+            &name,
+            &presentation,
+            &period_id,
+            i,
+            &ladder[i],
+            t,
+            &mut rtmp,
         )
         .await;
     }
     let (ladder_ids, last) = {
         let mut s = state.write();
         s.ended = true;
+        s.handed_over = fence.is_some_and(Fence::is_lost);
         s.ended_ms = Some(unix_ms(SystemTime::now()));
         let last = s
             .periods
@@ -233,6 +246,7 @@ pub async fn run(
     };
     meta.put(StreamRecord {
         name: name.clone(),
+        presentation: Some(presentation.clone()),
         state: st,
         ladder: ladder_ids,
         last_segment: last,
@@ -259,6 +273,7 @@ async fn drain(
     events: &dyn EventBus,
     fence: Option<&Fence>,
     name: &str,
+    presentation: &str,
     period_id: &str,
     index: usize,
     rendition: &Rendition,
@@ -276,7 +291,12 @@ async fn drain(
                 }
                 if let Err(e) = store
                     .put(
-                        &key(name, &rendition.id, &format!("init-{period_id}.mp4")),
+                        &key(
+                            name,
+                            presentation,
+                            &rendition.id,
+                            &format!("init-{period_id}.mp4"),
+                        ),
                         bytes,
                     )
                     .await
@@ -356,7 +376,12 @@ async fn drain(
                 }
                 if let Err(err) = store
                     .put(
-                        &key(name, &rendition.id, &format!("{}.m4s", e.segment)),
+                        &key(
+                            name,
+                            presentation,
+                            &rendition.id,
+                            &format!("{}.m4s", e.segment),
+                        ),
                         data.freeze(),
                     )
                     .await
@@ -367,7 +392,7 @@ async fn drain(
                 let expired = publish_segment(state, index, e.into());
                 for n in expired {
                     let _ = store
-                        .delete(&key(name, &rendition.id, &format!("{n}.m4s")))
+                        .delete(&key(name, presentation, &rendition.id, &format!("{n}.m4s")))
                         .await;
                 }
                 counter!("ferrocast_segments_total").increment(1);

@@ -75,10 +75,22 @@ impl Encoder {
                     return;
                 };
                 stream.set_standby(false);
-                if let Some(snap) = standby::load_snapshot(&me.store, &stream.name).await {
-                    let restored = snap.restore(&stream.name, &me.store, Arc::default()).await;
-                    info!(stream = %stream.name, periods = restored.periods.len(), next_number = restored.next_number, "standby: DASH timeline restored");
-                    me.dash.restore(restored);
+                // The owner's presentation, as its stream record names it: a snapshot of an
+                // older presentation of the name (one whose owner crashed) is not continued.
+                let presentation = me.meta.get(&stream.name).await.and_then(|r| r.presentation);
+                let snap = match &presentation {
+                    Some(p) => standby::load_snapshot(&me.store, &stream.name, p).await,
+                    None => None,
+                };
+                match snap {
+                    Some(snap) => {
+                        let restored = snap.restore(&stream.name, &me.store, Arc::default()).await;
+                        info!(stream = %stream.name, presentation = %restored.presentation, periods = restored.periods.len(), next_number = restored.next_number, "standby: DASH timeline restored");
+                        me.dash.restore(restored);
+                    }
+                    None => {
+                        warn!(stream = %stream.name, presentation = ?presentation, "standby: no timeline of the owner's presentation in the store; starting a new presentation")
+                    }
                 }
                 (epoch, standby::TAKEOVER_LEAD)
             } else {
@@ -126,6 +138,7 @@ impl Encoder {
         let meta = self.meta.clone();
         let rec = StreamRecord {
             name: stream.name.clone(),
+            presentation: Some(state.read().presentation.clone()),
             state: StreamState::Live,
             ladder: ladder.iter().map(|r| r.id.clone()).collect(),
             last_segment: None,

@@ -2,6 +2,12 @@
 //! per publish), each rendition's init segment, list of finished segments and the chunks of
 //! the recent ones (LL-HLS parts, from its live track), and whether the presentation has
 //! ended. The packager writes it; `GET manifest.mpd` and the HLS playlists render it.
+//!
+//! Every presentation has an id of its own (time + random, see [`new_presentation_id`]) in
+//! each of its init and media URLs (`/live/NAME/PRES/REP/N.m4s`), so a presentation that
+//! starts again after a restart, after its window or on another encoder never reuses a URL
+//! that an edge, a CDN or a browser holds as immutable; and [`DashState::source`] serves only
+//! what the timeline lists (or announces next), never a store object it does not name.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -86,6 +92,10 @@ pub struct PeriodState {
 pub struct DashState {
     /// Stream name.
     pub name: String,
+    /// The presentation's id, the first path component under the stream in every init and
+    /// media URL and store key: never the same for two presentations (a standby that takes
+    /// over continues the same one, with its id).
+    pub presentation: String,
     /// `MPD@availabilityStartTime` (Unix ms).
     pub availability_start_ms: u64,
     /// Periods, oldest first.
@@ -94,6 +104,9 @@ pub struct DashState {
     pub ended: bool,
     /// When it ended (Unix ms), for garbage collection.
     pub ended_ms: Option<u64>,
+    /// Another encoder took the stream over (this one was fenced off) and continues this
+    /// presentation: its objects are the new owner's to delete, not ours.
+    pub handed_over: bool,
     /// Next segment number to use for a new Period (numbers never repeat within a
     /// presentation, so URLs stay unique).
     pub next_number: u64,
@@ -203,6 +216,46 @@ impl DashState {
         })
     }
 
+    /// Where a request for `file` (`N.m4s` or `init-PERIOD.mp4`) of rendition `rep` of
+    /// presentation `presentation` is answered from, if this timeline names it: a segment
+    /// in memory (in progress or just finished), the segment announced next (low latency: it
+    /// does not exist yet, the request waits for it), or the store for a listed finished
+    /// segment or the init segment of a Period that has one. Anything else — another
+    /// presentation's id, a number the timeline does not list — is `None`, so a store object
+    /// left over from an earlier presentation is never served.
+    pub fn source(&self, presentation: &str, rep: &str, file: &str) -> Option<Source> {
+        if presentation != self.presentation {
+            return None;
+        }
+        if let Some(number) = file
+            .strip_suffix(".m4s")
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            if let Some(track) = self.live_track(rep) {
+                if let Some(seg) = track.get(number) {
+                    return Some(Source::Live(seg));
+                }
+                let next = track
+                    .current()
+                    .is_some_and(|c| c.number + 1 == number && !self.ended);
+                if next {
+                    return Some(Source::Next(track, number));
+                }
+            }
+            return self.has_segment(rep, number).then_some(Source::Store);
+        }
+        let period = file.strip_prefix("init-")?.strip_suffix(".mp4")?;
+        self.periods
+            .iter()
+            .any(|p| {
+                p.id == period
+                    && p.reps
+                        .iter()
+                        .any(|r| r.rendition.id == rep && r.info.is_some())
+            })
+            .then_some(Source::Store)
+    }
+
     /// Renders the MPD as of `now`.
     pub fn render(&self, now: SystemTime) -> Result<String, cmaf::CmafError> {
         self.manifest(now).render()
@@ -238,7 +291,9 @@ impl DashState {
             let mut video = AdaptationSet::new(0, ContentType::Video);
             let mut audio = AdaptationSet::new(1, ContentType::Audio);
             for (set, _) in [(&mut video, ()), (&mut audio, ())] {
-                set.initialization = format!("$RepresentationID$/init-{}.mp4", p.id);
+                set.initialization =
+                    format!("{}/$RepresentationID$/init-{}.mp4", self.presentation, p.id);
+                set.media = format!("{}/$RepresentationID$/$Number$.m4s", self.presentation);
             }
             for r in &p.reps {
                 let Some(info) = &r.info else { continue };
@@ -313,6 +368,37 @@ fn frame_rate_of(fps: f64) -> FrameRate {
     }
 }
 
+/// Where [`DashState::source`] answers a request from.
+#[derive(Debug)]
+pub enum Source {
+    /// The segment is in memory (in progress, streamed as it grows, or just finished).
+    Live(Arc<crate::encode::live::LiveSegment>),
+    /// The segment after the one in progress, announced by the timeline: wait for it.
+    Next(Arc<LiveTrack>, u64),
+    /// A listed finished segment or a listed Period's init segment, in the store.
+    Store,
+}
+
+/// A new presentation id: the time in milliseconds and 24 random bits, in hex
+/// (`18f3a2b4c5d-9e01f2`). Unique across restarts (the clock moves on) and encoders (the
+/// random part), without asking a shared backend; lower-case hex and one `-`, so it is
+/// safe in a path and never looks like a rendition id.
+pub fn new_presentation_id(now: SystemTime) -> String {
+    format!(
+        "{:x}-{:06x}",
+        unix_ms(now),
+        rand::random::<u32>() & 0xff_ffff
+    )
+}
+
+/// True for what [`new_presentation_id`] makes (checked before a request touches anything).
+pub fn is_valid_presentation_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
+}
+
 /// All presentations, live or recently ended.
 #[derive(Debug, Default)]
 pub struct DashRegistry {
@@ -325,8 +411,9 @@ impl DashRegistry {
         self.map.lock().get(name).cloned()
     }
 
-    /// Starts a new Period for a publish of `name` (a new presentation if there is none or it
-    /// ended long ago). `origin_ms` is the media time of the first frame.
+    /// Starts a new Period for a publish of `name` (a new presentation, with a new id, if
+    /// there is none, it ended long ago or it was handed over to another encoder, whose
+    /// numbers this one does not know). `origin_ms` is the media time of the first frame.
     pub fn begin_period(
         &self,
         name: &str,
@@ -339,18 +426,21 @@ impl DashRegistry {
         let now_ms = unix_ms(now);
         let reuse = map.get(name).filter(|s| {
             let s = s.read();
-            s.ended_ms
-                .is_some_and(|e| now_ms.saturating_sub(e) < WINDOW.as_millis() as u64)
+            !s.handed_over
+                && s.ended_ms
+                    .is_some_and(|e| now_ms.saturating_sub(e) < WINDOW.as_millis() as u64)
         });
         let state = match reuse {
             Some(s) => s.clone(),
             None => {
                 let s = Arc::new(RwLock::new(DashState {
                     name: name.into(),
+                    presentation: new_presentation_id(now),
                     availability_start_ms: now_ms,
                     periods: vec![],
                     ended: false,
                     ended_ms: None,
+                    handed_over: false,
                     next_number: 0,
                     stats: stats.clone(),
                 }));
@@ -399,9 +489,10 @@ impl DashRegistry {
         map.insert(state.name.clone(), Arc::new(RwLock::new(state)));
     }
 
-    /// Forgets presentations that ended more than a window ago; returns, per stream, the
-    /// `(rendition, file)` pairs still stored for it, to delete.
-    pub fn collect_garbage(&self, now: SystemTime) -> Vec<(String, Vec<(String, String)>)> {
+    /// Forgets presentations that ended more than a window ago; returns their `(stream,
+    /// presentation id)`, whose store prefix is to be deleted (not those handed over to
+    /// another encoder, which continues them).
+    pub fn collect_garbage(&self, now: SystemTime) -> Vec<(String, String)> {
         let now_ms = unix_ms(now);
         let mut map = self.map.lock();
         let old: Vec<String> = map
@@ -417,19 +508,17 @@ impl DashRegistry {
             .filter_map(|k| {
                 let s = map.remove(&k)?;
                 let s = s.read();
-                let mut files = vec![];
-                for p in &s.periods {
-                    for r in &p.reps {
-                        files.push((r.rendition.id.clone(), format!("init-{}.mp4", p.id)));
-                        files.extend(
-                            r.segments
-                                .iter()
-                                .map(|x| (r.rendition.id.clone(), format!("{}.m4s", x.number))),
-                        );
-                    }
-                }
-                Some((k, files))
+                (!s.handed_over).then(|| (k, s.presentation.clone()))
             })
+            .collect()
+    }
+
+    /// `(stream, presentation id)` of every presentation held here (live or in its window).
+    pub fn presentations(&self) -> Vec<(String, String)> {
+        self.map
+            .lock()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.read().presentation.clone()))
             .collect()
     }
 
@@ -468,6 +557,8 @@ mod tests {
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let s = reg.begin_period("a", &l, Some(30.0), Arc::default(), t0);
         assert_eq!(s.read().periods[0].id, "p0");
+        let first = s.read().presentation.clone();
+        assert!(is_valid_presentation_id(&first), "{first}");
         // Ended recently: a republish continues the presentation as a new Period.
         s.write().ended_ms = Some(unix_ms(t0 + Duration::from_secs(10)));
         let s2 = reg.begin_period(
@@ -485,12 +576,28 @@ mod tests {
         drop(st);
         s2.write().ended_ms = Some(unix_ms(t0));
         let gone = reg.collect_garbage(t0 + WINDOW + Duration::from_secs(1));
-        assert_eq!(gone.len(), 1);
-        assert_eq!(gone[0].0, "a");
-        assert!(gone[0]
-            .1
-            .contains(&("v720".to_string(), "init-p1.mp4".to_string())));
+        assert_eq!(gone, [("a".to_string(), first.clone())]);
         assert!(reg.get("a").is_none());
+        // Started again after its window: a new presentation, with another id.
+        let s3 = reg.begin_period(
+            "a",
+            &l,
+            Some(30.0),
+            Arc::default(),
+            t0 + WINDOW + Duration::from_secs(2),
+        );
+        assert_ne!(s3.read().presentation, first);
+        assert_eq!(s3.read().periods[0].id, "p0");
+    }
+
+    fn v720() -> Vec<Rendition> {
+        vec![Rendition {
+            id: "v720".into(),
+            kind: RenditionKind::Video {
+                side: 720,
+                kbps: 1500,
+            },
+        }]
     }
 
     /// The timeline is the capture clock: the first Period's start moves the availability
@@ -501,13 +608,7 @@ mod tests {
         let reg = DashRegistry::default();
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let t0_ms = unix_ms(t0);
-        let ladder = vec![Rendition {
-            id: "v720".into(),
-            kind: RenditionKind::Video {
-                side: 720,
-                kbps: 1500,
-            },
-        }];
+        let ladder = v720();
         let state = reg.begin_period("a", &ladder, None, Arc::default(), t0);
         let mut s = state.write();
         // Captured 400 ms before the transcoder started; first chunk at media time 0.
@@ -571,6 +672,77 @@ mod tests {
         s.set_origin(0);
         assert_eq!(s.current().unwrap().start, before);
         assert!(!s.current().unwrap().anchored);
+    }
+
+    /// Only what the timeline lists (or announces next) has a source: another presentation's
+    /// id, an unlisted number or an unknown Period is nothing, whatever the store holds.
+    #[test]
+    fn only_listed_objects_of_this_presentation_are_served() {
+        let reg = DashRegistry::default();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let ladder = v720();
+        let state = reg.begin_period("a", &ladder, None, Arc::default(), t0);
+        let mut s = state.write();
+        let id = s.presentation.clone();
+        let mut seg = cmaf::Segmenter::new(cmaf::TrackKind::Video, Duration::from_secs(4));
+        seg.push(
+            include_bytes!("../../../cmaf/tests/assets/ladder_v720.mp4"),
+            t0,
+        )
+        .unwrap();
+        let Some(cmaf::SegmenterEvent::Init { info, .. }) = seg.poll() else {
+            panic!("no init segment")
+        };
+        let rep = &mut s.current().unwrap().reps[0];
+        rep.info = Some(info);
+        for n in [0, 1] {
+            rep.segments.push_back(SegmentRef {
+                number: n,
+                start: n * 4000,
+                duration: 4000,
+            });
+        }
+        rep.live.begin(2);
+        let src = |s: &DashState, pres: &str, file: &str| match s.source(pres, "v720", file) {
+            None => "none",
+            Some(Source::Live(_)) => "live",
+            Some(Source::Next(_, _)) => "next",
+            Some(Source::Store) => "store",
+        };
+        assert_eq!(src(&s, &id, "1.m4s"), "store");
+        assert_eq!(src(&s, &id, "2.m4s"), "live");
+        assert_eq!(src(&s, &id, "3.m4s"), "next");
+        assert_eq!(src(&s, &id, "4.m4s"), "none");
+        assert_eq!(src(&s, &id, "init-p0.mp4"), "store");
+        assert_eq!(src(&s, &id, "init-p1.mp4"), "none");
+        assert_eq!(src(&s, "18f0000000-000000", "1.m4s"), "none");
+        assert_eq!(src(&s, "18f0000000-000000", "init-p0.mp4"), "none");
+        assert_eq!(s.source(&id, "v400", "1.m4s").map(|_| ()), None);
+        // Ended: nothing more is announced.
+        s.ended = true;
+        assert_eq!(src(&s, &id, "3.m4s"), "none");
+        assert_eq!(src(&s, &id, "1.m4s"), "store");
+        // The MPD and the HLS playlist name the presentation in every URL.
+        s.ended = false;
+        let mpd = s.render(t0 + Duration::from_secs(9)).unwrap();
+        assert!(
+            mpd.contains(&format!("media=\"{id}/$RepresentationID$/$Number$.m4s\""))
+                && mpd.contains(&format!(
+                    "initialization=\"{id}/$RepresentationID$/init-p0.mp4\""
+                )),
+            "{mpd}"
+        );
+        let m3u8 = cmaf::hls::media(
+            &s.manifest(t0 + Duration::from_secs(9)),
+            "v720",
+            Duration::from_secs(4),
+        )
+        .unwrap();
+        assert!(
+            m3u8.contains(&format!("#EXT-X-MAP:URI=\"../{id}/v720/init-p0.mp4\""))
+                && m3u8.contains(&format!("\n../{id}/v720/1.m4s\n")),
+            "{m3u8}"
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! epoch in Redis; the gateway also sends the stream to a standby encoder (the next node on
 //! the ring), which keeps its GOP ready without transcoding. When the owner's lease lapses,
 //! the standby claims the stream (a higher epoch), restores the DASH timeline from the store
-//! (`live/NAME/state.json`, written by the owner after every segment) and starts a new Period
-//! whose numbers continue, so players see one discontinuity, never a restart from zero.
+//! (`live/NAME/PRES/state.json`, written by the owner after every segment, for the
+//! presentation PRES that the stream's record names) and starts a new Period of the same
+//! presentation whose numbers continue — same URLs, one discontinuity, never a restart from
+//! zero.
 //! Every segment, snapshot and metadata write first checks the epoch: an old owner that was
 //! frozen past its lease and wakes up is refused and stops.
 
@@ -137,6 +139,9 @@ impl Fence {
 /// The DASH timeline of a stream as stored for a standby.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DashSnapshot {
+    /// The presentation's id (its URLs and store keys keep it after a takeover).
+    #[serde(default)]
+    pub presentation: String,
     /// `MPD@availabilityStartTime` (Unix ms).
     pub availability_start_ms: u64,
     /// First number a new Period may use.
@@ -183,6 +188,7 @@ impl DashSnapshot {
             .filter_map(|r| r.segments.back().map(|x| x.number))
             .max();
         Self {
+            presentation: s.presentation.clone(),
             availability_start_ms: s.availability_start_ms,
             next_number: newest.map_or(s.next_number, |n| n + 3).max(s.next_number),
             periods: s
@@ -228,6 +234,7 @@ impl DashSnapshot {
                 let init = store
                     .get(&crate::backend::store::key(
                         name,
+                        &self.presentation,
                         &rendition.id,
                         &format!("init-{}.mp4", p.id),
                     ))
@@ -271,19 +278,25 @@ impl DashSnapshot {
         }
         DashState {
             name: name.to_owned(),
+            presentation: self.presentation.clone(),
             availability_start_ms: self.availability_start_ms,
             periods,
             ended: true,
             ended_ms: Some(unix_ms(SystemTime::now())),
+            handed_over: false,
             next_number: self.next_number,
             stats,
         }
     }
 }
 
-/// Where the snapshot of `name` is stored.
-pub fn snapshot_key(name: &str) -> String {
-    format!("live/{name}/state.json")
+/// Where the snapshot of presentation `presentation` of `name` is stored: inside the
+/// presentation's prefix, so it goes with the presentation's segments.
+pub fn snapshot_key(name: &str, presentation: &str) -> String {
+    format!(
+        "{}state.json",
+        crate::backend::store::presentation_prefix(name, presentation)
+    )
 }
 
 /// Writes the snapshot of `state` if the fence allows.
@@ -292,20 +305,31 @@ pub async fn save_snapshot(store: &SegmentStore, fence: &Fence, state: &Arc<RwLo
         let s = state.read();
         (s.name.clone(), DashSnapshot::of(&s))
     };
+    let key = snapshot_key(&name, &snap.presentation);
     let Ok(json) = serde_json::to_vec(&snap) else {
         return;
     };
     if fence.allows_write().await {
-        if let Err(e) = store.put(&snapshot_key(&name), Bytes::from(json)).await {
+        if let Err(e) = store.put(&key, Bytes::from(json)).await {
             warn!(stream = %name, "DASH timeline snapshot not stored: {e}");
         }
     }
 }
 
-/// Reads the stored snapshot of `name`.
-pub async fn load_snapshot(store: &SegmentStore, name: &str) -> Option<DashSnapshot> {
-    let bytes = store.get(&snapshot_key(name)).await.ok().flatten()?;
-    serde_json::from_slice(&bytes).ok()
+/// Reads the stored snapshot of presentation `presentation` of `name`.
+pub async fn load_snapshot(
+    store: &SegmentStore,
+    name: &str,
+    presentation: &str,
+) -> Option<DashSnapshot> {
+    let bytes = store
+        .get(&snapshot_key(name, presentation))
+        .await
+        .ok()
+        .flatten()?;
+    serde_json::from_slice::<DashSnapshot>(&bytes)
+        .ok()
+        .filter(|s| s.presentation == presentation)
 }
 
 /// A standby's watch: waits while the stream's owner holds its lease; when it lapses (and this

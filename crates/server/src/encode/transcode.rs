@@ -189,11 +189,15 @@ async fn run_once(
     events: &mpsc::Sender<TranscodeEvent>,
     generation: u32,
 ) -> Result<Ended, TranscodeError> {
-    let dir = cfg.run_dir.join(format!(
-        "{}-{}-{generation}",
-        stream.name,
-        std::process::id()
-    ));
+    // One directory per ffmpeg run in this process: a republish's transcoder can start while
+    // the previous one of the same name is still being torn down, and that one's clean-up
+    // must not remove the new one's sockets (seen in the cluster test: the new ffmpeg found
+    // no socket and the republished stream produced nothing).
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, Ordering::Relaxed);
+    let dir = cfg
+        .run_dir
+        .join(format!("{}-{}-{run}", stream.name, std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|source| TranscodeError::Setup {
         what: "creating",

@@ -17,7 +17,11 @@ use super::{
     hls, range,
     state::HttpState,
 };
-use crate::{backend::store, stream::name::is_valid_stream_name};
+use crate::{
+    backend::store,
+    encode::presentation::{is_valid_presentation_id, Source},
+    stream::name::is_valid_stream_name,
+};
 
 fn not_found(msg: String) -> Response {
     AppError::NotFound(msg).into_response()
@@ -158,16 +162,35 @@ pub(super) async fn hls_master(State(st): State<HttpState>, Path(name): Path<Str
     }
 }
 
+/// `/live/NAME/REP/FILE`: the media playlists (`REP/index.m3u8`). Segments and init
+/// segments are one level down, under their presentation ([`segment`]).
+pub(super) async fn playlist(
+    State(st): State<HttpState>,
+    Path((name, rep, file)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> AppResult {
+    if !is_valid_stream_name(&name) || !is_valid_stream_name(&rep) {
+        return Err(AppError::BadRequest(
+            "bad path: expected /live/NAME/REP/index.m3u8".into(),
+        ));
+    }
+    if file != "index.m3u8" {
+        return Err(AppError::NotFound(format!(
+            "no {name}/{rep}/{file}: media playlists are REP/index.m3u8; segments are under the presentation the MPD names (/live/NAME/PRESENTATION/REP/N.m4s)"
+        )));
+    }
+    hls::media_playlist(&st, &name, &rep, query.as_deref()).await
+}
+
+/// `/live/NAME/PRES/REP/N.m4s` and `…/init-PERIOD.mp4`: only what the current timeline of
+/// presentation PRES lists (or announces next) is served — a store object of an earlier
+/// presentation, or one the timeline dropped, is a 404 even while it is still stored.
 pub(super) async fn segment(
     State(st): State<HttpState>,
     peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
-    Path((name, rep, file)): Path<(String, String, String)>,
-    RawQuery(query): RawQuery,
+    Path((name, pres, rep, file)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> AppResult {
-    if file == "index.m3u8" && is_valid_stream_name(&name) && is_valid_stream_name(&rep) {
-        return hls::media_playlist(&st, &name, &rep, query.as_deref()).await;
-    }
     let valid_file = file
         .strip_suffix(".m4s")
         .map(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
@@ -177,42 +200,45 @@ pub(super) async fn segment(
                 .map(is_valid_stream_name)
         })
         .unwrap_or(false);
-    if !is_valid_stream_name(&name) || !is_valid_stream_name(&rep) || !valid_file {
+    if !is_valid_stream_name(&name)
+        || !is_valid_presentation_id(&pres)
+        || !is_valid_stream_name(&rep)
+        || !valid_file
+    {
         return Err(AppError::BadRequest(
-            "bad segment path: expected /live/NAME/REP/N.m4s or /live/NAME/REP/init-PERIOD.mp4"
+            "bad segment path: expected /live/NAME/PRESENTATION/REP/N.m4s or /live/NAME/PRESENTATION/REP/init-PERIOD.mp4, as the MPD or the HLS playlist lists them"
                 .into(),
         ));
     }
-    // Media segments still in memory (in progress or just finished) are served from there;
-    // the one in progress is streamed chunk by chunk as the transcoder makes it.
+    let unlisted = || {
+        AppError::NotFound(format!(
+            "no such segment: {name}/{pres}/{rep}/{file} is not in the stream's current timeline (an ended or earlier presentation, or out of the window)"
+        ))
+    };
+    let state = st.dash.get(&name).ok_or_else(unlisted)?;
+    let source = state.read().source(&pres, &rep, &file);
     // LL-HLS parts are byte ranges of their segment (of the one in progress too).
     let range = range::requested(&headers).filter(|_| file.ends_with(".m4s"));
-    if let Some(number) = file
-        .strip_suffix(".m4s")
-        .and_then(|n| n.parse::<u64>().ok())
-    {
-        let track = st.dash.get(&name).and_then(|d| d.read().live_track(&rep));
-        if let Some(track) = track {
-            if let Some(seg) = track.get(number) {
-                return live_segment_response(seg, &rep, range);
-            }
-            // The segment after the one in progress: low-latency players (and edges) ask for
-            // it early. Answer at once and send its chunks once it starts, so nobody's
-            // header timeout runs while we wait.
-            let is_next = track.current().is_some_and(|c| c.number + 1 == number);
-            if is_next && !st.store.exists(&store::key(&name, &rep, &file)).await {
-                let body =
-                    futures::stream::once(async move { track.wait_for(number, LL_WAIT).await })
-                        .filter_map(|seg| async move { seg })
-                        .flat_map(|seg| seg.stream(LL_STALL));
-                let b = Response::builder()
-                    .header(header::CONTENT_TYPE, media_type(&rep))
-                    .header(header::CACHE_CONTROL, "no-cache");
-                return Ok(range::growing(range, body, b)?);
-            }
+    match source.ok_or_else(unlisted)? {
+        // Media segments still in memory (in progress or just finished) are served from
+        // there; the one in progress is streamed chunk by chunk as the transcoder makes it.
+        Source::Live(seg) => return live_segment_response(seg, &rep, range),
+        // The segment after the one in progress: low-latency players (and edges) ask for it
+        // early. Answer at once and send its chunks once it starts, so nobody's header
+        // timeout runs while we wait. Its URL is this presentation's, so no older object
+        // can be found under it.
+        Source::Next(track, number) => {
+            let body = futures::stream::once(async move { track.wait_for(number, LL_WAIT).await })
+                .filter_map(|seg| async move { seg })
+                .flat_map(|seg| seg.stream(LL_STALL));
+            let b = Response::builder()
+                .header(header::CONTENT_TYPE, media_type(&rep))
+                .header(header::CACHE_CONTROL, "no-cache");
+            return Ok(range::growing(range, body, b)?);
         }
+        Source::Store => {}
     }
-    let key = store::key(&name, &rep, &file);
+    let key = store::key(&name, &pres, &rep, &file);
     // A read the shared copy cannot answer costs a store round trip: counted per address.
     if let (false, Some(Extension(ConnectInfo(peer)))) = (st.store.is_shared(&key), peer) {
         if let Err(wait) = st.misses.check(peer.ip(), std::time::Instant::now()) {
@@ -223,12 +249,13 @@ pub(super) async fn segment(
         Ok(Some(bytes)) => {
             let b = Response::builder()
                 .header(header::CONTENT_TYPE, media_type(&rep))
-                // Segment and init URLs are never reused with other content.
+                // Segment and init URLs carry the presentation id: never reused with other
+                // content.
                 .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
             Ok(range::full(range, bytes, b)?)
         }
         Ok(None) => Err(AppError::NotFound(format!(
-            "no such segment: {name}/{rep}/{file}"
+            "no such segment: {name}/{pres}/{rep}/{file}"
         ))),
         Err(e) => Err(AppError::Backend {
             what: "segment store",

@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 
 use crate::common::{
     cluster::{live_on, publish, Cluster},
-    eventually, ffmpeg_decode_frames, ffprobe, get_bytes, http_get,
+    eventually, ffmpeg_decode_frames, ffprobe, get_bytes, http_get, segment_path,
 };
 use ferrocast::{
     backend::{
@@ -136,8 +136,15 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
     // Segments are in S3: the edge's bytes are the stored object's, and the second request
     // is a cache hit.
     let store = SegmentStore::from_url("s3://ferrocast").unwrap();
+    // The store key is the URL's path: /live/NAME/PRES/REP/FILE, PRES from the MPD.
+    let store_key = |mpd: &str, n: &str, file: &str| {
+        segment_path(mpd, n, "v720", file)
+            .trim_start_matches('/')
+            .to_owned()
+    };
     for n in &names {
-        let init = format!("live/{n}/v720/init-p0.mp4");
+        let mpd = http_get(edge, &format!("/live/{n}/manifest.mpd")).await.1;
+        let init = store_key(&mpd, n, "init-p0.mp4");
         let stored = store
             .get(&init)
             .await
@@ -157,7 +164,10 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
         );
         assert!(h2.contains("x-cache: hit"), "{h2}");
     }
-    let first_seg = format!("live/{}/v720/0.m4s", names[1]);
+    let mpd = http_get(edge, &format!("/live/{}/manifest.mpd", names[1]))
+        .await
+        .1;
+    let first_seg = store_key(&mpd, &names[1], "0.m4s");
     eventually(
         "a finished segment in S3",
         Duration::from_secs(20),
@@ -323,13 +333,24 @@ async fn a_local_cluster_routes_by_the_ring_serves_dash_from_s3_and_keeps_sessio
     // has cached. Back up: everything recovers by itself (encoders re-register).
     // (Cached just before: the gateway restart above ended and restarted the encoders'
     // presentations, whose end events dropped the edge's earlier entries.)
-    let cached = format!("/live/{}/v720/init-p0.mp4", names[2]);
+    let cached = std::sync::Mutex::new(String::new());
     eventually(
         "an object cached at the edge",
         Duration::from_secs(20),
-        || async { get_bytes(edge, &cached).await.1.contains("x-cache: hit") },
+        || async {
+            let mpd = http_get(edge, &format!("/live/{}/manifest.mpd", names[2]))
+                .await
+                .1;
+            if !mpd.contains("media=\"") {
+                return false;
+            }
+            let path = segment_path(&mpd, &names[2], "v720", "init-p0.mp4");
+            *cached.lock().unwrap() = path.clone();
+            get_bytes(edge, &path).await.1.contains("x-cache: hit")
+        },
     )
     .await;
+    let cached = cached.into_inner().unwrap();
     c.kill("redis", "-KILL");
     eventually(
         "edge /healthz reports Redis down",

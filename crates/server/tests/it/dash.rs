@@ -146,9 +146,12 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
     // Real bitrates within ±25 % of the ladder's: finished segments' sizes over 4 s.
     for (rep, kbps) in [("v720", 1500.0), ("v400", 500.0)] {
         for n in 1..=2 {
-            let bytes = raw_get(srv.http, &format!("/live/show/{rep}/{n}.m4s"))
-                .await
-                .len();
+            let bytes = raw_get(
+                srv.http,
+                &segment_path(&mpd, "show", rep, &format!("{n}.m4s")),
+            )
+            .await
+            .len();
             let got = bytes as f64 * 8.0 / 4.0 / 1000.0;
             assert!(
                 (got - kbps).abs() / kbps <= 0.25,
@@ -173,17 +176,37 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
     );
     let (_, media) = srv.get("/live/show/v720/index.m3u8").await;
     assert!(
-        media.contains("#EXT-X-MAP:URI=\"init-p0.mp4\"") && media.contains("#EXTINF:4.000,"),
+        media.contains(&format!(
+            "#EXT-X-MAP:URI=\"../{}/v720/init-p0.mp4\"",
+            presentation_of(&mpd)
+        )) && media.contains("#EXTINF:4.000,"),
         "{media}"
     );
 
     // Segment responses: right type, cacheable forever; unknown ones 404 with a reason.
-    let (status, _) = srv.get("/live/show/v400/0.m4s").await;
+    let (status, _) = srv.get(&segment_path(&mpd, "show", "v400", "0.m4s")).await;
     assert_eq!(status, 200);
+    // A number the timeline does not list, or another presentation's id: 404, not whatever
+    // the store may hold under that name.
+    let (status, _) = srv
+        .get(&segment_path(&mpd, "show", "v400", "999999.m4s"))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = srv.get("/live/show/18f0000000-000000/v400/0.m4s").await;
+    assert_eq!(status, 404);
     let (status, body) = srv.get("/live/nosuch/manifest.mpd").await;
     assert_eq!(status, 404);
     assert!(body.contains("not live"), "{body}");
-    let (status, _) = srv.get("/live/show/v400/..%2f..%2fetc%2fpasswd").await;
+    let (status, _) = srv
+        .get(&segment_path(
+            &mpd,
+            "show",
+            "v400",
+            "..%2f..%2fetc%2fpasswd",
+        ))
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = srv.get("/live/show/..%2f..%2fetc/v400/0.m4s").await;
     assert_eq!(status, 400);
 
     // The publisher stops: the MPD ends (no more updates, a duration), the child is gone.
@@ -322,8 +345,24 @@ async fn a_republish_continues_as_a_new_period() {
         .unwrap()
         .parse()
         .unwrap();
-    let mut file = raw_get(srv.http, "/live/again/v400/init-p1.mp4").await;
-    file.extend(raw_get(srv.http, &format!("/live/again/v400/{first}.m4s")).await);
+    // The same presentation: the id in its URLs does not change with the Period.
+    let pres = presentation_of(&mpd);
+    assert!(
+        mpd.matches(&format!("media=\"{pres}/")).count() >= 4,
+        "Periods of one presentation with different ids: {mpd}"
+    );
+    let mut file = raw_get(
+        srv.http,
+        &segment_path(&mpd, "again", "v400", "init-p1.mp4"),
+    )
+    .await;
+    file.extend(
+        raw_get(
+            srv.http,
+            &segment_path(&mpd, "again", "v400", &format!("{first}.m4s")),
+        )
+        .await,
+    );
     let path = srv.data_dir.join("p1.mp4");
     std::fs::write(&path, &file).unwrap();
     let probe = ffprobe(path.to_str().unwrap(), &["-count_frames"]).await;
@@ -384,8 +423,11 @@ async fn segments_in_progress_are_streamed_chunk_by_chunk() {
         .await
         .unwrap();
     s.write_all(
-        format!("GET /live/ll/v400/{next}.m4s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
+        format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            segment_path(&mpd, "ll", "v400", &format!("{next}.m4s"))
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();
@@ -438,7 +480,7 @@ async fn segments_in_progress_are_streamed_chunk_by_chunk() {
         body.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
         rest = &rest[line_end + 2 + size + 2..];
     }
-    let mut file = raw_get(srv.http, "/live/ll/v400/init-p0.mp4").await;
+    let mut file = raw_get(srv.http, &segment_path(&mpd, "ll", "v400", "init-p0.mp4")).await;
     file.extend(body);
     let path = srv.data_dir.join("ll.mp4");
     std::fs::write(&path, &file).unwrap();

@@ -44,7 +44,7 @@ async fn the_edge_serves_dash_and_coalesces_a_thundering_herd() {
         .parse()
         .unwrap();
     let listed = timeline_segments(video.split("</SegmentTimeline>").next().unwrap());
-    let path = format!("/live/herd/v400/{}.m4s", start + listed); // not started yet
+    let path = segment_path(&mpd, "herd", "v400", &format!("{}.m4s", start + listed)); // not started yet
     let fetches_before = edge.state.edge().stats().origin_fetches;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..1000 {

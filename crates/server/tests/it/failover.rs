@@ -10,7 +10,7 @@ use std::{
 
 use crate::common::{
     cluster::{live_on, publish, Cluster},
-    eventually, finish, get_bytes, http_get,
+    eventually, finish, get_bytes, http_get, presentation_of,
     push_tools::{interrupt, push, test_flv, Proxy},
 };
 use ferrocast::backend::{coord::Ownership, redis::RedisBackend, store::SegmentStore};
@@ -95,17 +95,19 @@ async fn kill_owner(c: &Cluster, redis: &RedisBackend, name: &str) -> Duration {
             .is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 3)
     })
     .await;
-    let before = listed(&mpd(edge, name).await.unwrap());
+    let mpd_before = mpd(edge, name).await.unwrap();
+    let before = listed(&mpd_before);
+    let pres = presentation_of(&mpd_before);
     c.kill(proc_name(&owner), "-KILL");
     let t_kill = Instant::now();
     // The first segment of the new Period (its numbers continue the old ones) through the edge.
     let max_before = before.iter().map(|x| x.2).max().unwrap();
     let old_period = before.iter().next().unwrap().0.clone();
-    let (t_new, after) = loop {
+    let (t_new, after, mpd_after) = loop {
         if let Some(m) = mpd(edge, name).await {
             let after = listed(&m);
             if after.iter().any(|x| x.0 != old_period) {
-                break (t_kill.elapsed(), after);
+                break (t_kill.elapsed(), after, m);
             }
         }
         assert!(
@@ -118,6 +120,12 @@ async fn kill_owner(c: &Cluster, redis: &RedisBackend, name: &str) -> Duration {
     let (new_owner, epoch2) = redis.owner(name).await.unwrap().unwrap();
     assert_eq!(new_owner, standby);
     assert!(epoch2 > epoch1);
+    // The standby continues the same presentation: every URL keeps its presentation id.
+    assert_eq!(
+        presentation_of(&mpd_after),
+        pres,
+        "the takeover started another presentation: {mpd_after}"
+    );
     eprintln!("failover of {name}: first new segment listed {:.1} s after SIGKILL of the owner ({owner} → {standby}, epoch {epoch1} → {epoch2})", t_new.as_secs_f64());
     // The seed's failover budget, with no margin: RELIABILITY.md has the measured spread.
     assert!(
@@ -165,7 +173,7 @@ async fn kill_owner(c: &Cluster, redis: &RedisBackend, name: &str) -> Duration {
         if *n == newest {
             continue;
         }
-        let (s, h, body) = get_bytes(edge, &format!("/live/{name}/{rep}/{n}.m4s")).await;
+        let (s, h, body) = get_bytes(edge, &format!("/live/{name}/{pres}/{rep}/{n}.m4s")).await;
         assert_eq!(
             s, 200,
             "{pid} {rep}/{n} unavailable after the failover: {h}"
@@ -178,8 +186,12 @@ async fn kill_owner(c: &Cluster, redis: &RedisBackend, name: &str) -> Duration {
         .find(|x| x.0 != old_period && x.1 == "v720")
         .unwrap()
         .clone();
-    let (s1, _, init) = get_bytes(edge, &format!("/live/{name}/v720/init-{}.mp4", new_p.0)).await;
-    let (s2, _, seg) = get_bytes(edge, &format!("/live/{name}/v720/{}.m4s", new_p.2)).await;
+    let (s1, _, init) = get_bytes(
+        edge,
+        &format!("/live/{name}/{pres}/v720/init-{}.mp4", new_p.0),
+    )
+    .await;
+    let (s2, _, seg) = get_bytes(edge, &format!("/live/{name}/{pres}/v720/{}.m4s", new_p.2)).await;
     assert_eq!((s1, s2), (200, 200));
     let file = std::env::temp_dir().join(format!("failover-{}-{name}.mp4", std::process::id()));
     std::fs::write(&file, [init, seg].concat()).unwrap();
@@ -302,6 +314,10 @@ async fn the_standby_takes_over_a_killed_owner_and_fencing_stops_a_frozen_one() 
             .is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 2)
     })
     .await;
+    let snapshot_key = format!(
+        "live/fz/{}/state.json",
+        presentation_of(&mpd(edge, "fz").await.unwrap())
+    );
     c.kill(proc_name(&frozen), "-STOP");
     eventually(
         "the standby took fz over",
@@ -317,17 +333,12 @@ async fn the_standby_takes_over_a_killed_owner_and_fencing_stops_a_frozen_one() 
     )
     .await;
     eventually("new owner's snapshot", Duration::from_secs(20), || async {
-        store
-            .get("live/fz/state.json")
-            .await
-            .ok()
-            .flatten()
-            .is_some()
+        store.get(&snapshot_key).await.ok().flatten().is_some()
     })
     .await;
     // Let the new owner write for a while, then wake the old one up.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let snapshot_before = store.get("live/fz/state.json").await.unwrap().unwrap();
+    let snapshot_before = store.get(&snapshot_key).await.unwrap().unwrap();
     c.kill(proc_name(&frozen), "-CONT");
     let t_cont = Instant::now();
     let log_path = c.dir.join(format!("{}.log", proc_name(&frozen)));
@@ -350,7 +361,7 @@ async fn the_standby_takes_over_a_killed_owner_and_fencing_stops_a_frozen_one() 
     // writing newer ones), and the new owner still holds the stream.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let snap: serde_json::Value =
-        serde_json::from_slice(&store.get("live/fz/state.json").await.unwrap().unwrap()).unwrap();
+        serde_json::from_slice(&store.get(&snapshot_key).await.unwrap().unwrap()).unwrap();
     let snap_before: serde_json::Value = serde_json::from_slice(&snapshot_before).unwrap();
     assert!(
         snap["periods"].as_array().unwrap().len()

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{
     cluster::{publish, Cluster},
-    eventually, ffmpeg_publish, free_port, get_bytes, http_get,
+    eventually, ffmpeg_publish, free_port, get_bytes, http_get, segment_path,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -128,9 +128,11 @@ async fn play(port: u16, name: &str) {
         let first: u64 = tmpl.attribute("startNumber").unwrap().parse().unwrap();
         for rep in set.children().filter(|n| n.has_tag_name("Representation")) {
             let id = rep.attribute("id").unwrap();
-            let (s, h, _) = get_bytes(port, &format!("/live/{name}/{id}/init-{pid}.mp4")).await;
+            let init = segment_path(&mpd, name, id, &format!("init-{pid}.mp4"));
+            let (s, h, _) = get_bytes(port, &init).await;
             assert_eq!(s, 200, "{id} init of {name} on :{port}: {h}");
-            let (s, h, _) = get_bytes(port, &format!("/live/{name}/{id}/{first}.m4s")).await;
+            let seg = segment_path(&mpd, name, id, &format!("{first}.m4s"));
+            let (s, h, _) = get_bytes(port, &seg).await;
             assert_eq!(s, 200, "{id}/{first}.m4s of {name} on :{port}: {h}");
         }
     }

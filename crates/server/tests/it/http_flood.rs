@@ -153,10 +153,10 @@ async fn http_floods_are_closed_in_time_while_honest_clients_play() {
     let rtmp_url = |name: &str| format!("rtmp://127.0.0.1:{rtmp}/live/{name}");
     let _publisher = ffmpeg_publish(&rtmp_url("att"), "640x360", 120);
     let t0 = Instant::now();
-    let seg = loop {
+    let (seg, pres) = loop {
         let (s, mpd) = http_get(http, "/live/att/manifest.mpd").await;
         if let Some(n) = (s == 200).then(|| finished_video_segment(&mpd)).flatten() {
-            break n;
+            break (n, presentation_of(&mpd));
         }
         assert!(
             t0.elapsed() < Duration::from_secs(40),
@@ -179,7 +179,7 @@ async fn http_floods_are_closed_in_time_while_honest_clients_play() {
         }
     });
     let dash = tokio::spawn({
-        let stop = stop.clone();
+        let (stop, pres) = (stop.clone(), pres.clone());
         async move {
             // (requests, failures as "path status", latencies)
             let (mut failures, mut latencies) = (Vec::new(), Vec::new());
@@ -191,9 +191,9 @@ async fn http_floods_are_closed_in_time_while_honest_clients_play() {
                 }
                 last = finished_video_segment(&mpd).unwrap_or(last);
                 for path in [
-                    "/live/att/v400/init-p0.mp4".to_owned(),
-                    format!("/live/att/v400/{last}.m4s"),
-                    format!("/live/att/a64/{last}.m4s"),
+                    format!("/live/att/{pres}/v400/init-p0.mp4"),
+                    format!("/live/att/{pres}/v400/{last}.m4s"),
+                    format!("/live/att/{pres}/a64/{last}.m4s"),
                 ] {
                     let (s, len, t) = timed_get(http, &path).await;
                     if s != 200 || len == 0 {
@@ -215,7 +215,7 @@ async fn http_floods_are_closed_in_time_while_honest_clients_play() {
     let t_attack = Instant::now();
     let zero_window: Vec<_> = (0..ZERO_WINDOW)
         .map(|i| {
-            let path = format!("/live/att/v720/{seg}.m4s");
+            let path = format!("/live/att/{pres}/v720/{seg}.m4s");
             tokio::spawn(async move {
                 let ip = Ipv4Addr::new(127, 0, 3, 1 + (i % 4) as u8);
                 let mut s = connect_from(ip, http, Some(4096)).await.ok()?;

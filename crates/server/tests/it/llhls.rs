@@ -33,6 +33,11 @@ fn checked(what: &str, text: &str) -> MediaReport {
     r
 }
 
+/// The path of a URI that `rep`'s media playlist lists (relative to the playlist).
+fn media_url(rep: &str, uri: &str) -> String {
+    resolve(&format!("/live/{NAME}/{rep}/"), uri)
+}
+
 async fn playlist(port: u16, rep: &str, query: &str) -> (u16, String) {
     http_get(port, &format!("/live/{NAME}/{rep}/index.m3u8{query}")).await
 }
@@ -56,12 +61,7 @@ fn segment(r: &MediaReport, msn: u64) -> Option<&CheckedSegment> {
 /// `GET` of a part by its byte range; returns its bytes.
 async fn get_part(port: u16, rep: &str, uri: &str, offset: u64, length: u64) -> Vec<u8> {
     let range = format!("bytes={offset}-{}", offset + length - 1);
-    let (status, head, body) = get_with(
-        port,
-        &format!("/live/{NAME}/{rep}/{uri}"),
-        &[("Range", &range)],
-    )
-    .await;
+    let (status, head, body) = get_with(port, &media_url(rep, uri), &[("Range", &range)]).await;
     assert_eq!(status, 206, "{rep}/{uri} {range}: {head}");
     let cr = header(&head, "content-range").unwrap_or_default();
     assert!(
@@ -176,7 +176,7 @@ async fn ll_hls_playlists_blocking_reloads_and_parts_direct_and_through_the_edge
     }
     // Each part's bytes are its segment's, and a finished segment's parts add up to it.
     for (rep, uri, offset, bytes) in &fetched {
-        let path = format!("/live/{NAME}/{rep}/{uri}");
+        let path = media_url(rep, uri);
         let whole = finished_segment(port, &path).await;
         let at = *offset as usize;
         assert_eq!(
@@ -189,8 +189,7 @@ async fn ll_hls_playlists_blocking_reloads_and_parts_direct_and_through_the_edge
         let (_, text) = playlist(port, rep, "").await;
         let r = checked(rep, &text);
         for s in r.segments.iter().filter(|s| !s.parts.is_empty()) {
-            let (status, _, whole) =
-                get_bytes(port, &format!("/live/{NAME}/{rep}/{}", s.uri)).await;
+            let (status, _, whole) = get_bytes(port, &media_url(rep, &s.uri)).await;
             assert_eq!(status, 200);
             let sum: u64 = s.parts.iter().map(|p| p.length.unwrap()).sum();
             assert_eq!(sum, whole.len() as u64, "{rep}/{}: parts vs segment", s.uri);
@@ -227,12 +226,12 @@ async fn ll_hls_playlists_blocking_reloads_and_parts_direct_and_through_the_edge
         .expect("a live playlist has a hint");
     let (status, head, tail) = get_with(
         port,
-        &format!("/live/{NAME}/v720/{}", hint.uri),
+        &media_url("v720", &hint.uri),
         &[("Range", &format!("bytes={}-", hint.start))],
     )
     .await;
     assert_eq!(status, 206, "{head}");
-    let whole = finished_segment(port, &format!("/live/{NAME}/v720/{}", hint.uri)).await;
+    let whole = finished_segment(port, &media_url("v720", &hint.uri)).await;
     assert!(
         !tail.is_empty() && whole.len() > hint.start as usize,
         "{hint:?}"

@@ -19,5 +19,6 @@ mod interop;
 mod llhls;
 mod players;
 mod push;
+mod restart;
 mod secrets;
 mod webrtc;

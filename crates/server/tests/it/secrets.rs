@@ -133,7 +133,7 @@ async fn a_redis_password_is_in_no_response_and_no_log_line() {
             "/metrics",
             "/api/streams",
             "/live/x/manifest.mpd",
-            "/live/x/v720/1.m4s",
+            "/live/x/18f0000000-000000/v720/1.m4s",
         ] {
             answers.push(http_get(port, path).await.1);
         }

@@ -340,3 +340,34 @@ pub fn count_segments(mpd: &str, content_type: &str) -> usize {
         })
         .sum()
 }
+
+/// The presentation id an MPD's segment URLs carry (`media="PRES/$RepresentationID$/…"`): the
+/// path component between `/live/NAME/` and the rendition.
+pub fn presentation_of(mpd: &str) -> String {
+    let media = mpd
+        .split("media=\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no SegmentTemplate@media: {mpd}"));
+    media.split('/').next().unwrap().to_owned()
+}
+
+/// Path of a segment or init segment of `name` as the MPD `mpd` names them.
+pub fn segment_path(mpd: &str, name: &str, rep: &str, file: &str) -> String {
+    format!("/live/{name}/{}/{rep}/{file}", presentation_of(mpd))
+}
+
+/// `rel` (a playlist's URI) resolved against the directory `base` (`/live/NAME/v720/`), `..`
+/// included, as a player resolves it (RFC 3986 5.2).
+pub fn resolve(base: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = base.trim_end_matches('/').split('/').collect();
+    for p in rel.split('/') {
+        match p {
+            ".." => {
+                parts.pop();
+            }
+            "." | "" => {}
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
