@@ -84,6 +84,34 @@ test('WHEP playback in Chromium: source and a rendition, first frame, DELETE', {
       assert.ok(r.whep.first_frame_after_post_s < FIRST_FRAME_S + FIRST_FRAME_MARGIN_S,
         `first frame ${r.whep.first_frame_after_post_s} s after the POST (limit ${FIRST_FRAME_S} s + ${FIRST_FRAME_MARGIN_S} s)`);
     }
+    // The web player's WebRTC mode (issue 17): /watch/NAME?mode=webrtc plays over WHEP with
+    // its overlay (latency, rendition), and DELETEs its session when the viewer leaves.
+    const watch = await browser.newPage();
+    await watch.goto(`${base}/watch/${STREAM}?mode=webrtc`, { waitUntil: 'domcontentloaded' });
+    const stats = () => watch.evaluate(() => window.ferrocast.stats);
+    await until('the web player playing over WebRTC', 20_000, async () => {
+      const s = await stats();
+      return s.state === 'live' && s.framesDecoded >= 60 && s.width === 1280 && s.latency > 0;
+    }, 250);
+    const s = await stats();
+    const shown = await watch.evaluate(() => ({
+      latency: document.getElementById('latency').textContent,
+      rendition: document.getElementById('rendition').textContent,
+    }));
+    log(`web player, WebRTC mode: ${s.framesDecoded} frames decoded, ${s.width}x${s.height}, latency shown ${shown.latency}`);
+    assert.match(s.session, new RegExp(`^/whep/${STREAM}/[0-9a-f]+$`));
+    assert.equal(shown.rendition, '720p · WebRTC');
+    assert.match(shown.latency, /^\d+\.\d\d s \((from capture|receive side)\)$/);
+    // The overlay's figure is the browser's (capture time or receive side), against the WHEP
+    // target of 0.5 s plus the same 0.25 s margin as the glass-to-glass test.
+    assert.ok(s.latency < 0.5 + 0.25, `the player shows ${s.latency} s (${s.latencySource})`);
+    assert.deepEqual(s.errors, []);
+    const ended = async () => metric(await (await fetch(`${base}/metrics`)).text(), 'ferrocast_webrtc_ended_total');
+    const endedBefore = await ended();
+    await watch.goto('about:blank');
+    await until('the leaving viewer to DELETE its session', 5_000, async () => (await ended()) > endedBefore);
+    await watch.close();
+
     // The page closed its peer connection without a DELETE; a DELETE ends a live one at once.
     const offer = await (await browser.newPage()).evaluate(async () => {
       const pc = new RTCPeerConnection();
@@ -99,7 +127,7 @@ test('WHEP playback in Chromium: source and a rendition, first frame, DELETE', {
     assert.equal((await fetch(`${base}${location}`, { method: 'DELETE' })).status, 404, 'a second DELETE finds nothing');
     await until('the sessions to be gone from /metrics', 20_000, async () => {
       const m = await (await fetch(`${base}/metrics`)).text();
-      return metric(m, 'ferrocast_webrtc_sessions ') === 0 && metric(m, 'ferrocast_webrtc_ended_total') >= 3;
+      return metric(m, 'ferrocast_webrtc_sessions ') === 0 && metric(m, 'ferrocast_webrtc_ended_total') >= 4;
     });
   } catch (e) {
     const tail = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8').split('\n').slice(-30).join('\n');

@@ -2,7 +2,9 @@
 // beacons with first-frame time, stalls and latency samples to POST /api/beacon.
 //
 // Query parameters (for comparisons and debugging): ?ll=0 turns low latency off (dash.js's
-// defaults, ignoring the MPD's latency hints); ?delay=SECONDS forces the target live delay.
+// defaults, ignoring the MPD's latency hints); ?delay=SECONDS forces the target live delay;
+// ?mode=webrtc plays over WHEP instead (sub-second; ?rendition=source|720|400 picks the
+// rendition, the server's default otherwise).
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -10,6 +12,7 @@
   const name = decodeURIComponent(location.pathname.replace(/\/+$/, '').split('/').pop() || '');
   const params = new URLSearchParams(location.search);
   const lowLatency = params.get('ll') !== '0';
+  const webrtc = params.get('mode') === 'webrtc';
   const delayParam = Number.parseFloat(params.get('delay') ?? '');
   const mpdUrl = `/live/${encodeURIComponent(name)}/manifest.mpd`;
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -20,6 +23,8 @@
     firstPlayingMs: null, firstFrameMs: null, waited: false,
     latency: NaN, prftLatency: NaN, playerLatency: NaN, width: 0, height: 0, buffer: NaN, rate: 1,
     stalls: 0, stallMs: 0, stallLog: [], errors: [], ended: false, endedBy: null, mpdEnd: NaN,
+    // WebRTC mode: the session's URL, frames decoded, and where the latency figure comes from.
+    session: null, framesDecoded: 0, latencySource: '',
   };
   let player = null;
   window.ferrocast = { stats, get player() { return player; } };
@@ -236,6 +241,12 @@
     stallStart = null;
     stats.endedBy = by;
     sendBeacon();
+    if (webrtc) {
+      stats.ended = true;
+      setState('ended', `The broadcast of ${name} has ended.`);
+      restartWebrtc();
+      return;
+    }
     ended();
   }
 
@@ -249,6 +260,17 @@
     const now = performance.now();
     const dt = now - lastTick;
     lastTick = now;
+    if (webrtc) {
+      const playing = !video.paused && !stats.ended && stallStart === null && video.readyState >= 3;
+      if (playing) pending.playedMs += dt;
+      tickWebrtc().then(() => {
+        if (playing && stats.latency > 0 && now - lastSample >= 2000) {
+          lastSample = now;
+          pending.latency.push(+stats.latency.toFixed(3));
+        }
+      }, () => {});
+      return;
+    }
     if (!player || stats.firstPlayingMs === null) return;
     // Safety net for the end of a broadcast: dash.js 5 ends a dynamic SegmentTimeline stream
     // by itself only if the MPD also says which segment is the last (SegmentTemplate@endNumber)
@@ -321,7 +343,7 @@
 
   $('quality').addEventListener('change', (e) => {
     const id = e.target.value;
-    if (!player) return;
+    if (!player || webrtc) return;
     if (id === 'auto') {
       player.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: true } } } });
     } else {
@@ -337,6 +359,150 @@
     video.muted = false;
     $('unmute').hidden = true;
   });
+
+
+  // ---- WebRTC (WHEP) mode ------------------------------------------------------------------
+  // One recvonly RTCPeerConnection, the complete offer POSTed to /whep/NAME (no trickle), the
+  // answer set; the Location is DELETEd when the page goes. The latency shown is capture →
+  // screen where the browser knows the capture time (requestVideoFrameCallback's captureTime,
+  // from the sender's RTCP clock), else the receive side alone (jitter buffer + half the RTT),
+  // labelled so.
+  let pc = null;
+  let frameLatency = NaN;
+  function watchFrames() {
+    if (!video.requestVideoFrameCallback) return;
+    const onFrame = (_, meta) => {
+      if (Number.isFinite(meta.captureTime) && meta.captureTime > 0) {
+        const l = (meta.expectedDisplayTime - meta.captureTime) / 1000;
+        if (l > 0 && l < 30) frameLatency = l;
+      }
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  }
+
+  async function whepSession() {
+    const conn = new RTCPeerConnection();
+    conn.addTransceiver('video', { direction: 'recvonly' });
+    conn.addTransceiver('audio', { direction: 'recvonly' });
+    const media = new MediaStream();
+    conn.ontrack = (e) => {
+      media.addTrack(e.track);
+      video.srcObject = media;
+    };
+    await conn.setLocalDescription(await conn.createOffer());
+    // The whole offer at once: wait for candidate gathering (host candidates only: quick).
+    await new Promise((resolve) => {
+      if (conn.iceGatheringState === 'complete') return resolve();
+      conn.addEventListener('icegatheringstatechange', () => conn.iceGatheringState === 'complete' && resolve());
+      setTimeout(resolve, 2000);
+    });
+    const rendition = params.get('rendition');
+    const url = `/whep/${encodeURIComponent(name)}` + (rendition ? `?rendition=${encodeURIComponent(rendition)}` : '');
+    const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: conn.localDescription.sdp });
+    if (!res.ok) {
+      conn.close();
+      return { status: res.status, reason: (await res.text()).trim() };
+    }
+    stats.session = new URL(res.headers.get('Location'), location.href).pathname;
+    await conn.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    return { conn };
+  }
+
+  async function startWebrtc() {
+    stats.mode = 'WebRTC (WHEP)';
+    const dash = document.createElement('a');
+    dash.href = '?';
+    dash.textContent = 'Play over DASH';
+    $('mode').replaceChildren('Mode: WebRTC (WHEP), sub-second. ', dash);
+    for (;;) {
+      let r;
+      try {
+        r = await whepSession();
+      } catch (e) {
+        r = { status: 0, reason: String(e.message || e) };
+      }
+      if (r.conn) {
+        pc = r.conn;
+        break;
+      }
+      // 404: not live (yet); anything else is shown, and retried the same way.
+      stats.waited = true;
+      if (r.status === 404) setState('waiting', `${name} is not live right now. This page starts playing when the broadcast begins.`);
+      else setState('error', `WHEP ${r.status || 'request'} failed: ${r.reason}`);
+      await sleep(2000);
+    }
+    stats.live = true;
+    setState('loading');
+    pc.addEventListener('connectionstatechange', () => {
+      if (['failed', 'closed'].includes(pc.connectionState)) onEnded('webrtc');
+    });
+    video.play().catch(() => {
+      video.muted = true;
+      $('unmute').hidden = false;
+      video.play().catch(() => {});
+    });
+  }
+
+  // After the broadcast ends (the session closes), a new one of the same name plays again.
+  async function restartWebrtc() {
+    if (pc) pc.close();
+    pc = null;
+    await sleep(3000);
+    stats.ended = false;
+    stats.endedBy = null;
+    startWebrtc();
+  }
+
+  addEventListener('pagehide', () => {
+    if (stats.session) fetch(stats.session, { method: 'DELETE', keepalive: true }).catch(() => {});
+  });
+
+  async function tickWebrtc() {
+    if (!pc || stats.firstPlayingMs === null) return;
+    const report = await pc.getStats();
+    let jitterS = NaN;
+    let rttS = NaN;
+    report.forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') {
+        stats.framesDecoded = r.framesDecoded || 0;
+        if (r.jitterBufferEmittedCount) jitterS = r.jitterBufferDelay / r.jitterBufferEmittedCount;
+      }
+      if (r.type === 'candidate-pair' && r.nominated && Number.isFinite(r.currentRoundTripTime)) rttS = r.currentRoundTripTime;
+    });
+    const receiveSide = (Number.isFinite(jitterS) ? jitterS : 0) + (Number.isFinite(rttS) ? rttS / 2 : 0);
+    stats.latencySource = Number.isFinite(frameLatency) ? 'capture' : 'receive side';
+    stats.latency = Number.isFinite(frameLatency) ? frameLatency : receiveSide;
+    stats.buffer = jitterS;
+    stats.rate = video.playbackRate;
+    stats.width = video.videoWidth;
+    stats.height = video.videoHeight;
+    const secs = (v) => (Number.isFinite(v) && v > 0 ? v.toFixed(2) + ' s' : '–');
+    $('latency').textContent = secs(stats.latency) + (stats.latencySource === 'capture' ? ' (from capture)' : ' (receive side)');
+    $('latency').title = stats.latencySource === 'capture'
+      ? "capture → screen, from the browser's capture time of each frame"
+      : 'jitter buffer + half the round trip (the browser did not give a capture time)';
+    $('target').textContent = 'as low as possible';
+    $('buffer').textContent = secs(jitterS);
+    $('rate').textContent = stats.rate.toFixed(2) + '×';
+    $('stalls').textContent = `${stats.stalls}` + (stats.stallMs ? ` (${(stats.stallMs / 1000).toFixed(1)} s)` : '');
+    $('rendition').textContent = stats.height ? `${stats.height}p · WebRTC` : '–';
+  }
+
+  function webrtcPicker() {
+    const select = $('quality');
+    const current = params.get('rendition') || 'auto';
+    select.replaceChildren(new Option('Auto', 'auto'), new Option('Source', 'source'), new Option('720p', '720'), new Option('400p', '400'));
+    select.value = current;
+    select.disabled = false;
+    // Another rendition is another WHEP session: reload with the choice in the URL.
+    select.addEventListener('change', (e) => {
+      const q = new URLSearchParams(location.search);
+      if (e.target.value === 'auto') q.delete('rendition');
+      else q.set('rendition', e.target.value);
+      location.search = q.toString();
+    });
+  }
 
   // ---- Start -------------------------------------------------------------------------------
 
@@ -427,6 +593,20 @@
     }
   }
 
+  if (webrtc) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) {
+      setState('error', 'Invalid stream name.');
+      return;
+    }
+    if (typeof RTCPeerConnection === 'undefined') {
+      setState('error', 'This browser has no WebRTC: play over DASH instead (drop ?mode=webrtc).');
+      return;
+    }
+    webrtcPicker();
+    watchFrames();
+    startWebrtc();
+    return;
+  }
   if (typeof dashjs === 'undefined') {
     // The server says why (typically: npm ci was not run where it runs).
     setState('error', 'The player library (dash.js) did not load.');
