@@ -279,8 +279,9 @@ async fn connection_and_publisher_limits_hold() {
 async fn a_thousand_idle_sockets_are_shed() {
     let srv = TestServer::start(|c| {
         c.limits.handshake_timeout_secs = 2;
-        // All test clients share 127.0.0.1; the per-address cap is tested separately.
+        // All test clients share 127.0.0.1; the per-address caps are tested separately.
         c.limits.max_connections_per_ip = 2000;
+        c.limits.max_pending_per_ip = 2000;
     })
     .await;
     let mut socks = Vec::with_capacity(1000);
