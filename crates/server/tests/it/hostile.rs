@@ -55,14 +55,6 @@ async fn viewers(srv: &TestServer) -> u64 {
     srv.streams().await[0]["viewers"].as_u64().unwrap_or(0)
 }
 
-/// A connection from `ip` (any of 127.0.0.0/8): the per-address limits count it apart from
-/// the clients on 127.0.0.1.
-async fn connect_from(ip: [u8; 4], port: u16) -> TcpStream {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind((ip, 0).into()).unwrap();
-    sock.connect(([127, 0, 0, 1], port).into()).await.unwrap()
-}
-
 /// Sends C0+C1 and waits for S0: the server answers only once the connection holds one of
 /// its address's slots. The handshake then stalls (no C2) until the server's timeout.
 async fn holds_a_slot(s: &mut TcpStream) -> bool {
@@ -237,14 +229,14 @@ async fn connection_and_publisher_limits_hold() {
     const OTHER: [u8; 4] = [127, 0, 0, 2];
     let mut idle = vec![];
     for _ in 0..3 {
-        let mut s = connect_from(OTHER, srv.rtmp).await;
+        let mut s = connect_from(OTHER.into(), srv.rtmp, None).await.unwrap();
         assert!(
             holds_a_slot(&mut s).await,
             "a connection within the limit got no handshake answer"
         );
         idle.push(s);
     }
-    let mut fourth = connect_from(OTHER, srv.rtmp).await;
+    let mut fourth = connect_from(OTHER.into(), srv.rtmp, None).await.unwrap();
     let t = closed_within(&mut fourth, Duration::from_secs(2)).await;
     assert!(t < Duration::from_millis(1000), "{t:?}");
     // The stalled ones are closed by the handshake timeout, which frees the slots.
@@ -255,7 +247,7 @@ async fn connection_and_publisher_limits_hold() {
     eventually(
         "a slot of 127.0.0.2 free again",
         Duration::from_secs(5),
-        || async { holds_a_slot(&mut connect_from(OTHER, srv.rtmp).await).await },
+        || async { holds_a_slot(&mut connect_from(OTHER.into(), srv.rtmp, None).await.unwrap()).await },
     )
     .await;
 

@@ -44,27 +44,6 @@ const RSS_BOUND_MIB: u64 = 128;
 /// Slack on every deadline for a shared 2-core box under the flood.
 const SLACK: Duration = Duration::from_secs(3);
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-async fn connect_from(ip: Ipv4Addr, port: u16, rcvbuf: Option<u32>) -> std::io::Result<TcpStream> {
-    let sock = tokio::net::TcpSocket::new_v4()?;
-    if let Some(b) = rcvbuf {
-        sock.set_recv_buffer_size(b)?;
-    }
-    sock.bind((ip, 0).into())?;
-    sock.connect(([127, 0, 0, 1], port).into()).await
-}
-
 /// Waits (reading) until the server closes `s`; how long that took, `None` past `limit`.
 async fn until_closed(s: &mut TcpStream, t0: Instant, limit: Duration) -> Option<Duration> {
     let mut buf = [0u8; 1024];

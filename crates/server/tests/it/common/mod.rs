@@ -202,6 +202,35 @@ pub async fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, 
     (status, head, resp[split..].to_vec())
 }
 
+/// Resident memory of process `pid` in KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A connection to 127.0.0.1:`port` from `ip` (any of 127.0.0.0/8, so per-address limits
+/// count it apart from the clients on 127.0.0.1), with a receive buffer of `rcvbuf` bytes
+/// when given.
+pub async fn connect_from(
+    ip: std::net::Ipv4Addr,
+    port: u16,
+    rcvbuf: Option<u32>,
+) -> std::io::Result<TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    if let Some(b) = rcvbuf {
+        sock.set_recv_buffer_size(b)?;
+    }
+    sock.bind((ip, 0).into())?;
+    sock.connect(([127, 0, 0, 1], port).into()).await
+}
+
 /// ffmpeg publishing a generated test pattern (H.264 + AAC) in real time.
 pub fn ffmpeg_publish(url: &str, size: &str, seconds: u32) -> Child {
     Command::new("ffmpeg")
