@@ -298,3 +298,69 @@ async fn a_thousand_idle_sockets_are_shed() {
     assert!(frames >= 20, "{frames}: {err}");
     srv.stop().await;
 }
+
+/// Connections that have not yet reached publish or play are few per address (beyond
+/// `max_pending_per_ip` they wait, unanswered, for a slot); established players are not
+/// counted, so a crowd of viewers behind one address all play.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_connections_are_few_per_address_players_are_not() {
+    let srv = TestServer::start(|c| {
+        c.limits.max_pending_per_ip = 2;
+        c.limits.handshake_timeout_secs = 3;
+    })
+    .await;
+    let _pub = ffmpeg_publish(&srv.rtmp_url("crowd"), "160x120", 40);
+    srv.wait_live("crowd", Duration::from_secs(15)).await;
+    // Eight rtmpdump players from 127.0.0.1 at once pass the two starting slots in turn and
+    // then all play together.
+    let players: Vec<_> = (0..8)
+        .map(|_| {
+            let url = srv.rtmp_url("crowd");
+            tokio::spawn(async move {
+                let mut cmd = tokio::process::Command::new("rtmpdump");
+                cmd.args(["-q", "--live", "-r", &url, "-o", "-"]);
+                capture_stdout(&mut cmd, Duration::from_secs(6)).await.len()
+            })
+        })
+        .collect();
+    eventually("eight players at once", Duration::from_secs(5), || async {
+        viewers(&srv).await == 8
+    })
+    .await;
+    for p in players {
+        let n = p.await.unwrap();
+        assert!(n > 10_000, "a player got only {n} bytes");
+    }
+    // Two stalled handshakes from 127.0.0.5 take that address's slots.
+    const OTHER: [u8; 4] = [127, 0, 0, 5];
+    let mut stalled = vec![];
+    for _ in 0..2 {
+        let mut s = connect_from(OTHER.into(), srv.rtmp, None).await.unwrap();
+        assert!(holds_a_slot(&mut s).await, "a starting slot was not given");
+        stalled.push(s);
+    }
+    // A third, a second later (part of the scenario: it must outlive the first two), waits
+    // unanswered while they hold the slots...
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut third = connect_from(OTHER.into(), srv.rtmp, None).await.unwrap();
+    assert!(
+        !holds_a_slot(&mut third).await,
+        "a third starting connection of one address was answered while two held the slots"
+    );
+    // ...while other addresses are served as usual.
+    let (frames, err) = ffmpeg_decode_frames(&srv.rtmp_url("crowd"), 1, &[]).await;
+    assert!(frames >= 10, "{frames}: {err}");
+    // The stalled two are closed by the handshake timeout; the third then gets its answer.
+    for s in &mut stalled {
+        closed_within(s, Duration::from_secs(5)).await;
+    }
+    let mut s0 = [0u8; 1];
+    assert!(
+        matches!(
+            tokio::time::timeout(Duration::from_secs(3), third.read(&mut s0)).await,
+            Ok(Ok(1))
+        ),
+        "the waiting connection got no slot after the others closed"
+    );
+    srv.stop().await;
+}
