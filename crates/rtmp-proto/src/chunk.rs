@@ -333,7 +333,9 @@ impl ChunkReader {
             (self.limits.max_message_size, "audio/video")
         } else {
             (
-                self.limits.max_command_size.min(self.limits.max_message_size),
+                self.limits
+                    .max_command_size
+                    .min(self.limits.max_message_size),
                 "command, data or control",
             )
         };
@@ -665,7 +667,11 @@ mod tests {
         bytes.extend_from_slice(&[0u8; 128]);
         let mut buf = BytesMut::from(&bytes[..]);
         assert_eq!(r.read_message(&mut buf).unwrap(), None);
-        assert_eq!(r.buffered(), 128, "nothing reserved from the announced length");
+        assert_eq!(
+            r.buffered(),
+            128,
+            "nothing reserved from the announced length"
+        );
         // A 300-byte message in 128-byte chunks: the buffer doubles and stops at the length.
         let mut r = ChunkReader::new(ChunkLimits::default());
         let payload = [5u8; 300];
@@ -696,7 +702,13 @@ mod tests {
             let mut buf = BytesMut::from(&header(type_id, MAX_COMMAND_SIZE as u32 + 1)[..]);
             let e = r.read_message(&mut buf).unwrap_err();
             assert!(
-                matches!(e, ChunkError::MessageTooLarge { max: MAX_COMMAND_SIZE, .. }),
+                matches!(
+                    e,
+                    ChunkError::MessageTooLarge {
+                        max: MAX_COMMAND_SIZE,
+                        ..
+                    }
+                ),
                 "type {type_id}: {e}"
             );
             // Exactly the limit is fine.
@@ -711,7 +723,10 @@ mod tests {
         let mut buf = BytesMut::from(&header(9, MAX_COMMAND_SIZE as u32 + 1)[..]);
         assert!(matches!(
             r.read_message(&mut buf),
-            Err(ChunkError::MessageTooLarge { kind: "audio/video", .. })
+            Err(ChunkError::MessageTooLarge {
+                kind: "audio/video",
+                ..
+            })
         ));
     }
 
@@ -743,7 +758,9 @@ mod tests {
         first.extend_from_slice(&[0u8; 16 * 1024]);
         let mut next = vec![0xC6];
         next.extend_from_slice(&[0u8; 16 * 1024]);
-        let mut chunks = std::iter::once(first).chain(std::iter::repeat(next)).take(64);
+        let mut chunks = std::iter::once(first)
+            .chain(std::iter::repeat(next))
+            .take(64);
         let (n, e) = loop {
             let mut buf = BytesMut::from(&chunks.next().expect("the budget never ran out")[..]);
             match greedy.read_message(&mut buf) {
@@ -761,7 +778,15 @@ mod tests {
         let mut small = vec![];
         encode_message(&mut small, 128, 3, 0, 20, 0, &[2u8; 400]);
         let mut buf = BytesMut::from(&small[..]);
-        assert_eq!(honest.read_message(&mut buf).unwrap().unwrap().payload.len(), 400);
+        assert_eq!(
+            honest
+                .read_message(&mut buf)
+                .unwrap()
+                .unwrap()
+                .payload
+                .len(),
+            400
+        );
         // The read buffer counts too: a connection handed a 1 MiB buffer is over.
         let mut big = BytesMut::with_capacity(1 << 20);
         big.extend_from_slice(&small);

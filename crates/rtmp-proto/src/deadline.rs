@@ -213,11 +213,10 @@ impl Clock {
     /// that we owe the peer a decision (the admission clock does not run out meanwhile).
     pub(crate) fn next(&self, idle_on: bool, deciding: bool) -> Option<Instant> {
         let start = self.start.map(|(t, d)| t + d);
-        let admission = self
-            .admission
-            .as_ref()
-            .filter(|_| !deciding)
-            .map(|a| a.rate_deadline().map_or(a.deadline(), |r| r.min(a.deadline())));
+        let admission = self.admission.as_ref().filter(|_| !deciding).map(|a| {
+            a.rate_deadline()
+                .map_or(a.deadline(), |r| r.min(a.deadline()))
+        });
         let idle = match (self.start, self.idle) {
             (None, Some(d)) if idle_on => Some(self.last_input + d),
             _ => None,
@@ -273,7 +272,10 @@ mod tests {
         let mut c = Clock::new(t0, s(10), Some(s(30)), Some(s(5)), 100);
         assert_eq!(c.next(true, false), Some(t0 + s(10)));
         assert_eq!(c.check(t0 + s(9), true, false), None);
-        assert_eq!(c.check(t0 + s(10), true, false), Some(Expired::Start(s(10))));
+        assert_eq!(
+            c.check(t0 + s(10), true, false),
+            Some(Expired::Start(s(10)))
+        );
         c.started(t0 + s(2));
         assert_eq!(c.next(true, false), Some(t0 + s(32)));
         assert_eq!(c.next(false, false), None);
@@ -360,7 +362,11 @@ mod tests {
         assert_eq!(c.next(true, false), Some(t0 + RATE_GRACE + s(10)));
         assert!(matches!(
             c.check(t0 + RATE_GRACE + s(10), true, false),
-            Some(Expired::Slow { received: 1000, min_rate: 100, .. })
+            Some(Expired::Slow {
+                received: 1000,
+                min_rate: 100,
+                ..
+            })
         ));
         // Rate 0: only the deadline.
         let mut c = Clock::new(t0, s(60), None, None, 100);

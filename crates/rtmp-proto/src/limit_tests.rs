@@ -35,7 +35,15 @@ fn handshaken(cfg: &SessionConfig, now: Instant) -> ServerSession {
 
 fn command(values: &[Value], stream_id: u32) -> Vec<u8> {
     let mut out = vec![];
-    encode_message(&mut out, 128, 3, 0, 20, stream_id, &amf0::encode_all(values));
+    encode_message(
+        &mut out,
+        128,
+        3,
+        0,
+        20,
+        stream_id,
+        &amf0::encode_all(values),
+    );
     out
 }
 
@@ -109,7 +117,9 @@ fn large_chunks_only_once_a_publish_is_accepted() {
     assert!(
         matches!(
             e,
-            RtmpError::InvalidMessage(InvalidMessage::Chunk(ChunkError::ChunkSizeAboveLimit { .. }))
+            RtmpError::InvalidMessage(InvalidMessage::Chunk(
+                ChunkError::ChunkSizeAboveLimit { .. }
+            ))
         ),
         "{e}"
     );
@@ -162,9 +172,7 @@ fn a_trickle_is_cut_at_the_start_deadline() {
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(10)));
         s.handle_timeout(now).unwrap();
     }
-    let e = s
-        .handle_timeout(t0 + Duration::from_secs(10))
-        .unwrap_err();
+    let e = s.handle_timeout(t0 + Duration::from_secs(10)).unwrap_err();
     assert_eq!(
         e,
         RtmpError::PeerMisbehaved(PeerMisbehaved::NoPublishOrPlay(Duration::from_secs(10)))
@@ -187,7 +195,12 @@ fn the_start_deadline_waits_for_our_decision_and_ends_with_it() {
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(50)));
     // A refusal lets the clock run again: the deadline already passed.
     let mut s = asking(&cfg, "play", t0);
-    s.reject_play(1, "NetStream.Play.StreamNotFound", "no", t0 + Duration::from_secs(11));
+    s.reject_play(
+        1,
+        "NetStream.Play.StreamNotFound",
+        "no",
+        t0 + Duration::from_secs(11),
+    );
     assert!(s.handle_timeout(t0 + Duration::from_secs(11)).is_err());
 }
 
@@ -195,7 +208,8 @@ fn the_start_deadline_waits_for_our_decision_and_ends_with_it() {
 fn too_slow_a_start_is_cut_by_the_minimum_rate() {
     let t0 = Instant::now();
     let mut cfg = SessionConfig::default();
-    cfg.start_timeout(Duration::from_secs(60)).start_min_rate(1000);
+    cfg.start_timeout(Duration::from_secs(60))
+        .start_min_rate(1000);
     let mut s = ServerSession::new(&cfg, [1u8; HANDSHAKE_SIZE], 0, t0);
     // C0 + half of C1: 700 bytes cover 0.7 s after the 5 s grace.
     feed(&mut s, &[3u8; 700], t0).unwrap();
@@ -275,13 +289,23 @@ fn peer_strings_are_cut_short_before_events_and_errors() {
     };
     assert_eq!(app.chars().count(), MAX_PEER_STRING);
     assert_eq!(tc_url.as_ref().unwrap().chars().count(), MAX_PEER_STRING);
-    let ev = feed(&mut s, &command(&[Value::string(&long), Value::Number(3.0)], 0), now).unwrap();
+    let ev = feed(
+        &mut s,
+        &command(&[Value::string(&long), Value::Number(3.0)], 0),
+        now,
+    )
+    .unwrap();
     assert!(
         matches!(&ev[..], [Event::UnknownCommand { name }] if name.len() == MAX_PEER_STRING),
         "{ev:?}"
     );
     feed(&mut s, &create_stream(), now).unwrap();
-    let ev = feed(&mut s, &publish_or_play("publish", &format!("{long}?key=k")), now).unwrap();
+    let ev = feed(
+        &mut s,
+        &publish_or_play("publish", &format!("{long}?key=k")),
+        now,
+    )
+    .unwrap();
     assert!(
         matches!(&ev[..], [Event::Publish { name, query, .. }] if name.len() == MAX_PEER_STRING && query.as_deref() == Some("key=k")),
         "{ev:?}"
@@ -296,7 +320,10 @@ fn peer_strings_are_cut_short_before_events_and_errors() {
 fn metadata_over_64_kib_is_not_encoded() {
     let small = Value::EcmaArray(vec![("width".into(), Value::Number(640.0))]);
     assert!(encode_metadata(1, &small).is_some());
-    let big = Value::EcmaArray(vec![("x".into(), Value::string("y".repeat(MAX_METADATA_SIZE)))]);
+    let big = Value::EcmaArray(vec![(
+        "x".into(),
+        Value::string("y".repeat(MAX_METADATA_SIZE)),
+    )]);
     assert!(encode_metadata(1, &big).is_none());
 }
 

@@ -44,7 +44,11 @@ impl PendingGate {
 
     /// Takes one of `group`'s slots, waiting up to `within` for one to come free; `None` if
     /// none did.
-    pub async fn enter(self: &Arc<Self>, group: AddrGroup, within: Duration) -> Option<PendingSlot> {
+    pub async fn enter(
+        self: &Arc<Self>,
+        group: AddrGroup,
+        within: Duration,
+    ) -> Option<PendingSlot> {
         let sem = self
             .map
             .lock()
@@ -144,7 +148,10 @@ mod tests {
     #[tokio::test]
     async fn ipv6_counts_per_64_and_groups_are_forgotten() {
         let gate = PendingGate::new(1);
-        let a = gate.enter(g("2001:db8:0:1::1"), Duration::ZERO).await.unwrap();
+        let a = gate
+            .enter(g("2001:db8:0:1::1"), Duration::ZERO)
+            .await
+            .unwrap();
         assert!(gate
             .enter(g("2001:db8:0:1::2"), Duration::from_millis(10))
             .await

@@ -125,6 +125,7 @@ pub async fn serve(
             };
             counter!("ferrocast_rtmp_connections_total", "proto" => proto).increment(1);
             gauge!("ferrocast_rtmp_connections_active", "proto" => proto).increment(1.0);
+            gauge!("ferrocast_rtmp_budget_used_bytes").set(ctx.budget.used() as f64);
             let r = tokio::select! {
                 r = handle(tcp, peer, tls, &ctx, accepted, pending) => r,
                 // Dropping the connection ends its publish: players get EOF, the transcoder

@@ -238,7 +238,8 @@ impl State<'_> {
         session.accept_play(stream_id, name, now);
         // The stream's own encodings, shared with every other player: a joining player costs
         // references, not a copy of the GOP.
-        self.burst.extend(snapshot.metadata.iter().map(|m| m.encoded(stream_id)));
+        self.burst
+            .extend(snapshot.metadata.iter().map(|m| m.encoded(stream_id)));
         self.burst
             .extend(snapshot.frames.iter().map(|f| f.encoded(stream_id)));
         debug!(peer = %self.peer, stream = %name, cached = snapshot.frames.len(), "playing");

@@ -40,15 +40,18 @@ mod tests {
 
     #[test]
     fn encoded_once_and_too_large_is_refused() {
-        let m = Metadata::new(Value::EcmaArray(vec![("width".into(), Value::Number(1280.0))]))
-            .unwrap();
+        let m = Metadata::new(Value::EcmaArray(vec![(
+            "width".into(),
+            Value::Number(1280.0),
+        )]))
+        .unwrap();
         let a = m.encoded(1);
         // The same buffer for every player on stream 1, not a copy.
         assert_eq!(a.as_ptr(), m.encoded(1).as_ptr());
         assert_ne!(m.encoded(2), a);
         let big = Value::EcmaArray(vec![(
             "junk".into(),
-            Value::string(&"x".repeat(rtmp_proto::session::MAX_METADATA_SIZE)),
+            Value::string("x".repeat(rtmp_proto::session::MAX_METADATA_SIZE)),
         )]);
         assert!(Metadata::new(big).is_none());
     }

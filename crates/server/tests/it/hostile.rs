@@ -247,7 +247,9 @@ async fn connection_and_publisher_limits_hold() {
     eventually(
         "a slot of 127.0.0.2 free again",
         Duration::from_secs(5),
-        || async { holds_a_slot(&mut connect_from(OTHER.into(), srv.rtmp, None).await.unwrap()).await },
+        || async {
+            holds_a_slot(&mut connect_from(OTHER.into(), srv.rtmp, None).await.unwrap()).await
+        },
     )
     .await;
 

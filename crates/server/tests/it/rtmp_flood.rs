@@ -68,11 +68,7 @@ enum Outcome {
 }
 
 /// Waits until the server closes `s` (EOF or reset); `None` past `limit` from `t0`.
-async fn until_closed(
-    r: &mut OwnedReadHalf,
-    t0: Instant,
-    limit: Duration,
-) -> Option<Duration> {
+async fn until_closed(r: &mut OwnedReadHalf, t0: Instant, limit: Duration) -> Option<Duration> {
     let mut junk = [0u8; 4096];
     loop {
         match tokio::time::timeout(limit.saturating_sub(t0.elapsed()), r.read(&mut junk)).await {
@@ -122,7 +118,12 @@ async fn set_up(
 }
 
 /// One attacker: set up (at most `setups` at once), then trickle until the server closes it.
-async fn attacker(ip: Ipv4Addr, port: u16, setups: Arc<Semaphore>, settled: Arc<AtomicUsize>) -> Outcome {
+async fn attacker(
+    ip: Ipv4Addr,
+    port: u16,
+    setups: Arc<Semaphore>,
+    settled: Arc<AtomicUsize>,
+) -> Outcome {
     let permit = setups.acquire_owned().await.unwrap();
     let r = set_up(ip, port).await;
     settled.fetch_add(1, Ordering::Relaxed);
@@ -190,7 +191,10 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
     let url = format!("rtmp://127.0.0.1:{rtmp}/live/honest");
     let _publisher = ffmpeg_publish(&url, "640x360", 90);
     eventually("the stream is live", Duration::from_secs(20), || async {
-        http_get(http, "/api/streams").await.1.contains("\"honest\"")
+        http_get(http, "/api/streams")
+            .await
+            .1
+            .contains("\"honest\"")
     })
     .await;
     let player = tokio::spawn({
@@ -199,7 +203,10 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
     });
     // The player attached and the publisher's GOP cache is warm: the baseline.
     eventually("the player attached", Duration::from_secs(10), || async {
-        http_get(http, "/api/streams").await.1.contains("\"viewers\":1")
+        http_get(http, "/api/streams")
+            .await
+            .1
+            .contains("\"viewers\":1")
     })
     .await;
     let baseline = rss_kib(pid);
@@ -226,9 +233,11 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
         })
         .collect();
     // rtmpdump joins while the attackers hold their partial messages.
-    eventually("the attackers are set up", Duration::from_secs(8), || async {
-        settled.load(Ordering::Relaxed) == ATTACKERS
-    })
+    eventually(
+        "the attackers are set up",
+        Duration::from_secs(8),
+        || async { settled.load(Ordering::Relaxed) == ATTACKERS },
+    )
     .await;
     let t_join = t_attack.elapsed();
     let mut cmd = Command::new("rtmpdump");
@@ -260,7 +269,10 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
         }
     }
     closed.sort();
-    let early = closed.iter().filter(|d| **d < Duration::from_secs(5)).count();
+    let early = closed
+        .iter()
+        .filter(|d| **d < Duration::from_secs(5))
+        .count();
     let errors: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("ferrocast_rtmp_connection_errors_total"))
@@ -290,7 +302,10 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
         video.0,
         video.1,
     );
-    assert!(failed.is_empty(), "attackers that could not start: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "attackers that could not start: {failed:?}"
+    );
     assert_eq!(open, 0, "attackers the server never closed");
     assert!(
         held_then_closed > ATTACKERS / 2,
@@ -306,7 +321,9 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
         "RSS grew from {baseline} to {peak} KiB"
     );
     assert!(
-        errors.iter().any(|l| l.contains("reason=\"start_timeout\"")),
+        errors
+            .iter()
+            .any(|l| l.contains("reason=\"start_timeout\"")),
         "{errors:?}"
     );
     assert!(
