@@ -98,10 +98,10 @@ pub async fn serve(
             counter!("ferrocast_rtmp_connections_refused_total", "proto" => proto, "reason" => "total").increment(1);
             continue;
         };
+        let accepted = Instant::now();
         let ctx = ctx.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let accepted = Instant::now();
             let group = AddrGroup::of(peer.ip());
             let Some(_slot) = ctx
                 .per_ip
