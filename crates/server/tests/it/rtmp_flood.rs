@@ -14,9 +14,8 @@
 
 use std::{
     net::Ipv4Addr,
-    process::Stdio,
     sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -35,7 +34,6 @@ use tokio::{
     sync::Semaphore,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferrocast");
 const ATTACKERS: usize = 1_000;
 const ADDRESSES: usize = 100;
 /// `[limits] rtmp_memory_budget_bytes` for this run (the default is 256 MiB; a smaller one
@@ -65,18 +63,6 @@ enum Outcome {
     Open,
     /// Never got going (connect or handshake failed).
     Failed(String),
-}
-
-/// Waits until the server closes `s` (EOF or reset); `None` past `limit` from `t0`.
-async fn until_closed(r: &mut OwnedReadHalf, t0: Instant, limit: Duration) -> Option<Duration> {
-    let mut junk = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(limit.saturating_sub(t0.elapsed()), r.read(&mut junk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(t0.elapsed()),
-            Ok(Ok(_)) => {}
-            Err(_) => return None,
-        }
-    }
 }
 
 /// How an attacker's start ended, when it did not get to trickle.
@@ -179,39 +165,15 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
         nofile.is_none_or(|n| n > (ATTACKERS + 500) as u64),
         "open file limit {nofile:?} too small for the attack"
     );
-    let dir = std::env::temp_dir().join(format!("ferrocast-rtmp-flood-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("ferrocast.toml");
     // A pure RTMP server (no transcoder): the memory measured is the RTMP side's.
-    std::fs::write(
-        &config,
-        format!("transcode = false\n[limits]\nrtmp_memory_budget_bytes = {BUDGET}\n"),
+    let server = ServeProcess::start(
+        "rtmp-flood",
+        &format!("transcode = false\n[limits]\nrtmp_memory_budget_bytes = {BUDGET}\n"),
+        &["--no-webrtc"],
     )
-    .unwrap();
-    let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
-    let log = std::fs::File::create(dir.join("server.log")).unwrap();
-    let mut server = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--rtmp-addr", &format!("127.0.0.1:{rtmp}")])
-        .args(["--rtmps-addr", &format!("127.0.0.1:{rtmps}")])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .arg("--no-webrtc")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = server.id().unwrap();
-    eventually("the server answers", Duration::from_secs(15), || async {
-        http_get(http, "/healthz").await.0 == 200
-    })
     .await;
-    let url = format!("rtmp://127.0.0.1:{rtmp}/live/honest");
+    let (pid, rtmp, http) = (server.pid, server.rtmp, server.http);
+    let url = server.rtmp_url("honest");
     let _publisher = ffmpeg_publish(&url, "640x360", 90);
     eventually("the stream is live", Duration::from_secs(20), || async {
         http_get(http, "/api/streams")
@@ -233,17 +195,7 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
     })
     .await;
     let baseline = rss_kib(pid);
-    let stop = Arc::new(AtomicBool::new(false));
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let sampler = tokio::spawn({
-        let (stop, peak) = (stop.clone(), peak.clone());
-        async move {
-            while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let sampler = RssPeak::start(pid, baseline);
 
     // The attack.
     let t_attack = Instant::now();
@@ -274,9 +226,7 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
     }
     let attack_secs = t_attack.elapsed();
     let (frames, player_err) = player.await.unwrap();
-    stop.store(true, Ordering::Relaxed);
-    sampler.await.unwrap();
-    let peak = peak.load(Ordering::Relaxed);
+    let peak = sampler.finish().await;
     let (_, metrics) = http_get(http, "/metrics").await;
     let (_, streams) = http_get(http, "/api/streams").await;
 
@@ -362,6 +312,5 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
     let v: serde_json::Value = serde_json::from_str(&streams).unwrap();
     let fps = v[0]["measured_fps"].as_f64().unwrap_or(0.0);
     assert!(fps > 25.0, "the publisher fell behind real time: {v}");
-    let _ = server.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().await;
 }
