@@ -7,8 +7,13 @@
 //!
 //! The session never reads the clock: every input and every command that changes a deadline
 //! takes `now`, [`ServerSession::poll_timeout`] says when to call
-//! [`ServerSession::handle_timeout`] (handshake deadline, idle deadline while the peer is not
-//! playing, acknowledgement deadline when configured).
+//! [`ServerSession::handle_timeout`] (handshake deadline; start deadline and minimum rate
+//! until a publish or play is accepted; idle deadline while the peer is not playing;
+//! acknowledgement deadline when configured).
+//!
+//! Until a publish is accepted the peer gets small limits ([`ChunkLimits::START`]; a player
+//! keeps them), and with a [`MemoryBudget`] every session's read buffer and unfinished
+//! messages are charged to one count shared by all of them.
 //!
 //! Methods by kind (quinn's order): getters; `handle_input` / `handle_timeout` (input);
 //! commands (`accept_publish`, `send_media`, …); `poll_transmit`, `poll_timeout`,

@@ -519,6 +519,29 @@ mod tests {
     }
 
     #[test]
+    fn rtmp_start_limits_and_budget_parse_and_are_checked() {
+        let c: Config = toml::from_str(
+            "[limits]\nstart_timeout_secs = 5\nmax_pending_per_ip = 4\nrtmp_memory_budget_bytes = 67108864\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.limits.start_timeout_secs, c.limits.max_pending_per_ip),
+            (5, 4)
+        );
+        assert_eq!(c.limits.start_min_bytes_per_sec, 256);
+        c.validate().unwrap();
+        for bad in [
+            "start_timeout_secs = 0",
+            "max_pending_per_ip = 0",
+            "rtmp_memory_budget_bytes = 1048576",
+        ] {
+            let c: Config = toml::from_str(&format!("[limits]\n{bad}\n")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("[limits]"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_values() {
         let mut c = Config::default();
         assert!(c.add_publish_keys(&["nokey".into()]).is_err());
