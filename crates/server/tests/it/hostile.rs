@@ -162,32 +162,7 @@ async fn a_stalled_player_is_dropped_without_slowing_anyone() {
     srv.wait_live("s", Duration::from_secs(15)).await;
 
     // Our own client with a tiny receive buffer: plays, then never reads again.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let mut s = sock
-        .connect(([127, 0, 0, 1], srv.rtmp).into())
-        .await
-        .unwrap();
-    let mut c = ClientSession::new(
-        rtmp_proto::ClientConfig::default().complex_handshake(true),
-        [3u8; HANDSHAKE_SIZE],
-        0,
-        &format!("rtmp://127.0.0.1:{}/live", srv.rtmp),
-        "s",
-        ClientMode::Play,
-        std::time::Instant::now(),
-    );
-    let (mut buf, mut out) = (BytesMut::new(), vec![]);
-    while !c.is_started() {
-        c.poll_transmit(&mut out, std::time::Instant::now());
-        s.write_all(&out).await.unwrap();
-        out.clear();
-        tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        c.handle_input(&mut buf, std::time::Instant::now()).unwrap();
-    }
+    let s = stalled_player(srv.rtmp, "s", 4096).await;
     let healthy = tokio::spawn({
         let url = srv.rtmp_url("s");
         async move { ffmpeg_decode_frames(&url, 8, &[]).await }

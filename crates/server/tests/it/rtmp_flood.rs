@@ -314,3 +314,95 @@ async fn slow_greedy_sockets_are_closed_and_memory_stays_within_the_budget() {
     assert!(fps > 25.0, "the publisher fell behind real time: {v}");
     server.stop().await;
 }
+
+/// The first `name` entry of `/api/streams` on `http`.
+async fn stream_info(http: u16, name: &str) -> serde_json::Value {
+    let (_, body) = http_get(http, "/api/streams").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v.as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == name).cloned())
+        .unwrap_or_default()
+}
+
+/// A joining player is sent the stream's cached GOP as the stream's own shared buffers: 100
+/// players that join a stream with a GOP of several MB and then stop reading (so their burst
+/// stays queued for the whole write timeout) cost little beyond their sessions. Before, each
+/// had its own copy of the GOP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_joiners_share_the_gop_instead_of_copying_it() {
+    const PLAYERS: usize = 100;
+    let server = ServeProcess::start("gop-share", "transcode = false\n", &["--no-webrtc"]).await;
+    let (pid, http) = (server.pid, server.http);
+    let url = server.rtmp_url("longgop");
+    // A 30 s GOP at 8 Mbit/s: the cache a joiner gets grows by ~1 MB a second.
+    let _publisher = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+        .args(["-t", "60", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-tune", "zerolatency", "-g", "900", "-b:v", "8M"])
+        .args(["-minrate", "8M", "-maxrate", "8M", "-bufsize", "2M"])
+        .args(["-f", "flv", &url])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("6 s of the GOP cached", Duration::from_secs(30), || async {
+        stream_info(http, "longgop").await["uptime_secs"]
+            .as_f64()
+            .is_some_and(|u| u >= 6.0)
+    })
+    .await;
+    // What one joiner is sent at once: the cache (and a second of live media).
+    let mut cmd = Command::new("rtmpdump");
+    cmd.args(["-q", "--live", "-r", &url, "-o", "-"]);
+    let gop = capture_stdout(&mut cmd, Duration::from_secs(1)).await.len() as u64;
+    assert!(gop > 3 << 20, "the GOP joiners get is only {gop} bytes");
+    let baseline = rss_kib(pid);
+    let t0 = Instant::now();
+    let sampler = RssPeak::start(pid, baseline);
+    let players: Vec<_> = (0..PLAYERS)
+        .map(|_| tokio::spawn(stalled_player(server.rtmp, "longgop", 4096)))
+        .collect();
+    let mut socks = vec![];
+    for p in players {
+        socks.push(p.await.unwrap());
+    }
+    let viewers = || async {
+        stream_info(http, "longgop").await["viewers"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let most = viewers().await;
+    // They hold their bursts until the write timeout (10 s) drops them.
+    eventually(
+        "the stalled joiners dropped",
+        Duration::from_secs(30),
+        || async { viewers().await == 0 },
+    )
+    .await;
+    let peak = sampler.finish().await;
+    let grew = peak.saturating_sub(baseline) << 10;
+    // The cache itself keeps growing meanwhile, at the publisher's 8 Mbit/s.
+    let cache_growth = (t0.elapsed().as_secs_f64() * 1e6) as u64;
+    eprintln!(
+        "gop share: joiners get {gop} bytes at once; {PLAYERS} stalled joiners ({most} counted at once): RSS {baseline} KiB -> peak {peak} KiB (+{} KiB, of which the cache's own growth ~{} KiB; a copy each would be +{} KiB)",
+        grew >> 10,
+        cache_growth >> 10,
+        (gop * PLAYERS as u64) >> 10,
+    );
+    assert!(
+        most as usize >= PLAYERS * 9 / 10,
+        "only {most} joiners played"
+    );
+    // Shared: the GOP once (frames the cache moved on from but joiners still hold) and the
+    // cache's own growth, plus each joiner's session (< 128 KiB); a copy each would be 100 GOPs.
+    assert!(
+        grew < gop + cache_growth + PLAYERS as u64 * (128 << 10),
+        "RSS grew by {} KiB for {PLAYERS} joiners of a {gop}-byte GOP",
+        grew >> 10
+    );
+    drop(socks);
+    server.stop().await;
+}

@@ -312,6 +312,37 @@ impl RssPeak {
     }
 }
 
+/// Our own RTMP client with a `rcvbuf`-byte receive buffer: plays `name` on
+/// 127.0.0.1:`port` until the server says the play started, then returns the socket, which
+/// the caller never reads again (a player that stalls: its window closes).
+pub async fn stalled_player(port: u16, name: &str, rcvbuf: u32) -> TcpStream {
+    use rtmp_proto::{handshake::HANDSHAKE_SIZE, ClientConfig, ClientMode, ClientSession};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(rcvbuf).unwrap();
+    let mut s = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let mut c = ClientSession::new(
+        ClientConfig::default().complex_handshake(true),
+        [3u8; HANDSHAKE_SIZE],
+        0,
+        &format!("rtmp://127.0.0.1:{port}/live"),
+        name,
+        ClientMode::Play,
+        Instant::now(),
+    );
+    let (mut buf, mut out) = (bytes::BytesMut::new(), vec![]);
+    while !c.is_started() {
+        c.poll_transmit(&mut out, Instant::now());
+        s.write_all(&out).await.unwrap();
+        out.clear();
+        tokio::time::timeout(Duration::from_secs(10), s.read_buf(&mut buf))
+            .await
+            .expect("the server did not answer the play")
+            .unwrap();
+        c.handle_input(&mut buf, Instant::now()).unwrap();
+    }
+    s
+}
+
 /// Waits (reading, and dropping what it reads) until the peer closes `r` (EOF or reset); how
 /// long that took since `t0`, `None` past `limit` from `t0`.
 pub async fn until_closed<R: tokio::io::AsyncRead + Unpin>(
