@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
         max_message_size: 1 << 20,
         max_chunk_streams: 16,
         max_partial_bytes: 2 << 20,
+        ..ChunkLimits::default()
     });
     let _ = r.set_chunk_size(size as u32 * 37 + 1);
     let mut buf = BytesMut::from(rest);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     time::{sleep_until, timeout, Instant},
@@ -63,6 +63,44 @@ pub struct Driver<IO, S> {
     received: u64,
     /// Bytes asked of the socket per read: grows while reads fill it.
     read_chunk: usize,
+}
+
+/// Buffers handed to one vectored write at most.
+const MAX_IOVECS: usize = 64;
+
+/// `write_all` over several buffers, with vectored writes.
+async fn write_all_parts<IO: Io>(io: &mut IO, parts: &[Bytes]) -> std::io::Result<()> {
+    let (mut i, mut off) = (0, 0);
+    loop {
+        // Skip what is done (and empty parts).
+        while i < parts.len() && off == parts[i].len() {
+            i += 1;
+            off = 0;
+        }
+        if i == parts.len() {
+            return Ok(());
+        }
+        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&parts[i][off..])
+            .chain(parts[i + 1..].iter().map(|p| &p[..]))
+            .take(MAX_IOVECS)
+            .map(std::io::IoSlice::new)
+            .collect();
+        let mut n = io.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let left = parts[i].len() - off;
+            if n < left {
+                off += n;
+                n = 0;
+            } else {
+                n -= left;
+                i += 1;
+                off = 0;
+            }
+        }
+    }
 }
 
 /// The time in the session's terms, on tokio's clock (so paused-time tests move it).
@@ -156,6 +194,21 @@ impl<IO: Io, S: Session> Driver<IO, S> {
             .await
             .map_err(|_| Error::WriteTimeout(self.write_timeout))??;
         Ok(n + bytes.len())
+    }
+
+    /// Writes shared buffers made outside the session (a new player's metadata and GOP, each
+    /// frame encoded once for every player) after the session's own output, within the
+    /// write deadline, without copying them into one; returns the bytes written.
+    pub async fn write_raw_parts(&mut self, parts: &[Bytes]) -> Result<usize, Error> {
+        let n = self.flush().await?;
+        let w = async {
+            write_all_parts(&mut self.io, parts).await?;
+            self.io.flush().await
+        };
+        timeout(self.write_timeout, w)
+            .await
+            .map_err(|_| Error::WriteTimeout(self.write_timeout))??;
+        Ok(n + parts.iter().map(Bytes::len).sum::<usize>())
     }
 
     /// Feeds input that waited behind a decision, or reads once (or sleeps until the

@@ -19,6 +19,8 @@ pub enum Fault {
     Network,
     /// Us: our configuration (a URL, a CA file) or a bug in the caller.
     Local,
+    /// A limit shared by every connection (the server's memory budget) is reached.
+    Overloaded,
 }
 
 /// Why a TLS connection could not be made.
@@ -90,6 +92,7 @@ impl Error {
             Error::Rtmp(e) => match e.fault() {
                 rtmp_proto::Fault::BadBytes => Fault::BadBytes,
                 rtmp_proto::Fault::PeerMisbehaved => Fault::PeerMisbehaved,
+                rtmp_proto::Fault::Overloaded => Fault::Overloaded,
                 _ => Fault::Local,
             },
             Error::Closed | Error::Io(_) | Error::Connect { .. } | Error::ConnectTimeout(_) => {

@@ -369,3 +369,23 @@ async fn read_size_grows_only_for_a_peer_that_fills_it() {
     }
     assert!(d.read_size() > 4 * 1024, "read size {}", d.read_size());
 }
+
+/// Shared buffers (a new player's GOP) go out whole and in order, however the pipe splits
+/// the writes, empty ones included.
+#[tokio::test]
+async fn shared_parts_go_out_whole_and_in_order() {
+    let (a, mut b) = duplex(1000);
+    let mut d = server(a, &SessionConfig::default());
+    let parts: Vec<Bytes> = (0..200u32)
+        .map(|i| Bytes::from(vec![i as u8; (i as usize * 37) % 1500]))
+        .collect();
+    let expect: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    let reader = tokio::spawn(async move {
+        let mut got = vec![];
+        b.read_to_end(&mut got).await.unwrap();
+        got
+    });
+    assert_eq!(d.write_raw_parts(&parts).await.unwrap(), expect.len());
+    drop(d);
+    assert!(reader.await.unwrap() == expect);
+}

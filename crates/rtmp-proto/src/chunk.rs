@@ -3,18 +3,25 @@
 //!
 //! The reader never consumes a partial chunk: when the buffer does not yet hold a whole chunk
 //! it returns `Ok(None)` and leaves the bytes for the next call. Memory is bounded by
-//! [`ChunkLimits`]: a peer announcing a 16 MiB message or opening thousands of chunk streams
-//! gets an error instead of an allocation.
+//! [`ChunkLimits`] and, across connections, by the [`Account`] the reader charges: a peer
+//! announcing a 16 MiB message or opening thousands of chunk streams gets an error instead
+//! of an allocation, and an unfinished message's buffer grows with the bytes that arrived
+//! (never reserved from the length the peer announced).
 
 use std::collections::HashMap;
 
 use bytes::{Buf, Bytes, BytesMut};
+
+use crate::budget::{Account, BudgetExceeded};
 
 /// Chunk size every RTMP connection starts with (§5.4.1).
 pub const DEFAULT_CHUNK_SIZE: usize = 128;
 /// Largest chunk size we accept from a peer. The spec allows 2^31-1, but no message can be
 /// longer than 2^24-1 bytes, so larger chunks only matter to attackers.
 pub const MAX_CHUNK_SIZE: usize = 0xFF_FFFF;
+/// Longest command, data (onMetaData) or control message: AMF0 commands are a few hundred
+/// bytes, metadata a few KiB.
+pub const MAX_COMMAND_SIZE: usize = 64 * 1024;
 
 /// Why the chunk stream could not be decoded.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -23,9 +30,11 @@ pub enum ChunkError {
     /// A type 1/2/3 chunk on a chunk stream that never had a type 0 header.
     #[error("chunk stream {0} continued before it was started with a full (type 0) header")]
     MissingHeader(u32),
-    /// A message longer than the configured limit.
-    #[error("message of {len} bytes exceeds the limit of {max} bytes")]
+    /// A message longer than the limit in force for its kind.
+    #[error("{kind} message of {len} bytes exceeds the limit of {max} bytes in force")]
     MessageTooLarge {
+        /// `audio/video`, or `command, data or control`.
+        kind: &'static str,
         /// Announced message length.
         len: usize,
         /// The limit in force.
@@ -40,17 +49,49 @@ pub enum ChunkError {
     /// Set Chunk Size with 0 or a value above [`MAX_CHUNK_SIZE`].
     #[error("invalid chunk size {0} (allowed 1..={MAX_CHUNK_SIZE})")]
     InvalidChunkSize(u32),
+    /// Set Chunk Size above [`ChunkLimits::max_chunk_size`] (e.g. before a publish is
+    /// accepted, see [`ChunkLimits::START`]).
+    #[error("chunk size {size} above the limit of {max} bytes in force (larger chunks are accepted only once a publish is)")]
+    ChunkSizeAboveLimit {
+        /// What the peer asked for.
+        size: u32,
+        /// The limit in force.
+        max: usize,
+    },
+    /// The connection would need more of the memory budget shared by all connections than
+    /// is left (not the peer's fault alone: the server is loaded).
+    #[error(transparent)]
+    Budget(#[from] BudgetExceeded),
 }
 
 /// Bounds on what one peer may make us buffer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkLimits {
-    /// Longest message accepted (bytes).
+    /// Longest audio or video message accepted (bytes).
     pub max_message_size: usize,
+    /// Longest message of any other type (commands, data, control); at most
+    /// `max_message_size` applies too.
+    pub max_command_size: usize,
+    /// Largest Set Chunk Size accepted.
+    pub max_chunk_size: usize,
     /// Most chunk streams with state at once.
     pub max_chunk_streams: usize,
-    /// Most bytes of unfinished messages held across all chunk streams.
+    /// Most bytes of unfinished messages held across all chunk streams (their buffers'
+    /// capacity).
     pub max_partial_bytes: usize,
+}
+
+impl ChunkLimits {
+    /// What a server allows a peer before its publish is accepted (and a player, which
+    /// only sends commands and acknowledgements, throughout): every message and chunk at most
+    /// 64 KiB, 128 KiB of unfinished messages.
+    pub const START: ChunkLimits = ChunkLimits {
+        max_message_size: MAX_COMMAND_SIZE,
+        max_command_size: MAX_COMMAND_SIZE,
+        max_chunk_size: 64 * 1024,
+        max_chunk_streams: 64,
+        max_partial_bytes: 128 * 1024,
+    };
 }
 
 impl Default for ChunkLimits {
@@ -58,6 +99,8 @@ impl Default for ChunkLimits {
         // A 4K keyframe at high bitrate stays well under 8 MiB.
         Self {
             max_message_size: 8 << 20,
+            max_command_size: MAX_COMMAND_SIZE,
+            max_chunk_size: MAX_CHUNK_SIZE,
             max_chunk_streams: 64,
             max_partial_bytes: 16 << 20,
         }
@@ -88,7 +131,10 @@ struct StreamState {
     type_id: u8,
     stream_id: u32,
     extended: bool,
-    partial: BytesMut,
+    /// The unfinished message: its capacity grows with what arrived, up to `length`.
+    partial: Vec<u8>,
+    /// The capacity asked for `partial` (and counted in `partial_total`).
+    charged: usize,
 }
 
 /// Reassembles messages from the incoming chunk stream.
@@ -97,7 +143,10 @@ pub struct ChunkReader {
     chunk_size: usize,
     limits: ChunkLimits,
     streams: HashMap<u32, StreamState>,
+    /// Capacity of all unfinished messages' buffers.
     partial_total: usize,
+    /// This connection's share of the memory budget (read buffer + `partial_total`).
+    account: Account,
 }
 
 struct Header {
@@ -141,14 +190,37 @@ fn be32(b: &[u8]) -> u32 {
 }
 
 impl ChunkReader {
-    /// A reader with the default chunk size of 128 bytes.
+    /// A reader with the default chunk size of 128 bytes, limited only by `limits`.
     pub fn new(limits: ChunkLimits) -> Self {
+        Self::with_account(limits, Account::unlimited())
+    }
+
+    /// A reader that also charges `account` for its read buffer (the capacity of the buffer
+    /// each [`read_message`](Self::read_message) is given) and its unfinished messages.
+    pub fn with_account(limits: ChunkLimits, account: Account) -> Self {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
             limits,
             streams: HashMap::new(),
             partial_total: 0,
+            account,
         }
+    }
+
+    /// Changes the limits (a server widens them once a publish is accepted). What is already
+    /// buffered stays.
+    pub fn set_limits(&mut self, limits: ChunkLimits) {
+        self.limits = limits;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &ChunkLimits {
+        &self.limits
+    }
+
+    /// The budget account, e.g. to [`trust`](Account::trust) an accepted publisher.
+    pub fn account_mut(&mut self) -> &mut Account {
+        &mut self.account
     }
 
     /// Applies the peer's Set Chunk Size.
@@ -156,6 +228,12 @@ impl ChunkReader {
         // The top bit must be zero; treat it as part of the value so it fails the range check.
         if size == 0 || size as usize > MAX_CHUNK_SIZE {
             return Err(ChunkError::InvalidChunkSize(size));
+        }
+        if size as usize > self.limits.max_chunk_size {
+            return Err(ChunkError::ChunkSizeAboveLimit {
+                size,
+                max: self.limits.max_chunk_size,
+            });
         }
         self.chunk_size = size as usize;
         Ok(())
@@ -169,12 +247,15 @@ impl ChunkReader {
     /// Applies the peer's Abort Message: drops the partial message on `csid`.
     pub fn abort(&mut self, csid: u32) {
         if let Some(s) = self.streams.get_mut(&csid) {
-            self.partial_total -= s.partial.len();
-            s.partial = BytesMut::new();
+            self.partial_total -= s.charged;
+            s.partial = Vec::new();
+            s.charged = 0;
+            // Giving back never fails.
+            let _ = self.account.set_partial(self.partial_total);
         }
     }
 
-    /// Bytes currently held for unfinished messages.
+    /// Bytes currently held for unfinished messages (their buffers' capacity).
     pub fn buffered(&self) -> usize {
         self.partial_total
     }
@@ -182,6 +263,7 @@ impl ChunkReader {
     /// Reads chunks from the front of `buf` until one message is complete (returned), or the
     /// buffer holds only part of a chunk (`Ok(None)`, nothing of that chunk consumed).
     pub fn read_message(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ChunkError> {
+        self.account.set_input(buf.capacity())?;
         loop {
             match self.read_chunk(buf)? {
                 Chunk::NeedMore => return Ok(None),
@@ -247,10 +329,21 @@ impl ChunkReader {
                 (p.length, p.type_id, p.stream_id)
             }
         };
-        if length > self.limits.max_message_size {
+        let (max, kind) = if matches!(type_id, 8 | 9) {
+            (self.limits.max_message_size, "audio/video")
+        } else {
+            (
+                self.limits
+                    .max_command_size
+                    .min(self.limits.max_message_size),
+                "command, data or control",
+            )
+        };
+        if length > max {
             return Err(ChunkError::MessageTooLarge {
+                kind,
                 len: length,
-                max: self.limits.max_message_size,
+                max,
             });
         }
         let already = if h.fmt == 3 && continuing {
@@ -262,17 +355,40 @@ impl ChunkReader {
         if buf.len() < pos + take {
             return Ok(Chunk::NeedMore);
         }
+        let single = already == 0 && take == length;
+        // Room for what arrived, charged before it is allocated: the buffer doubles as the
+        // message comes in, never past its announced length, and never from the length alone.
+        let (abandoned, grow) = match prev {
+            // (An unfinished message on this chunk stream is abandoned by the new one.)
+            _ if single => (prev.map_or(0, |p| p.charged), 0),
+            Some(p) if continuing && h.fmt == 3 => {
+                let need = p.partial.len() + take;
+                let cap = if need > p.charged {
+                    (p.charged * 2).max(need).min(length)
+                } else {
+                    p.charged
+                };
+                (0, cap - p.charged)
+            }
+            // A new message: the one in progress on this chunk stream (if any) is abandoned.
+            p => (p.map_or(0, |p| p.charged), take),
+        };
+        let total = self.partial_total - abandoned + grow;
+        if grow > 0 && total > self.limits.max_partial_bytes {
+            return Err(ChunkError::TooMuchBuffered(total));
+        }
+        self.account.set_partial(total)?;
+        self.partial_total = total;
 
-        // The whole chunk is here: commit.
+        // The whole chunk is here and paid for: commit.
         let s = self.streams.entry(h.csid).or_default();
         let ts_value = ext_ts.unwrap_or(ts_field);
         if h.fmt == 3 && continuing {
             // Continuation of the message in progress: header fields unchanged.
         } else {
-            if !s.partial.is_empty() {
-                // A new header while a message was unfinished: the old one is abandoned.
-                self.partial_total -= s.partial.len();
-                s.partial = BytesMut::new();
+            if abandoned > 0 {
+                s.partial = Vec::new();
+                s.charged = 0;
             }
             match h.fmt {
                 0 => {
@@ -295,8 +411,7 @@ impl ChunkReader {
         }
         buf.advance(pos);
         let data = buf.split_to(take);
-        let finished = s.partial.len() + take == s.length;
-        if finished && s.partial.is_empty() {
+        if single {
             // Single-chunk message: hand out the bytes without copying.
             return Ok(Chunk::Complete(Message {
                 csid: h.csid,
@@ -306,14 +421,17 @@ impl ChunkReader {
                 payload: data.freeze(),
             }));
         }
-        if s.partial.is_empty() {
-            s.partial.reserve(s.length);
+        if grow > 0 {
+            s.charged += grow;
+            s.partial.reserve_exact(s.charged - s.partial.len());
         }
         s.partial.extend_from_slice(&data);
-        self.partial_total += take;
-        if finished {
-            self.partial_total -= s.partial.len();
-            let payload = std::mem::take(&mut s.partial).freeze();
+        if s.partial.len() == s.length {
+            self.partial_total -= s.charged;
+            s.charged = 0;
+            // Giving back never fails.
+            let _ = self.account.set_partial(self.partial_total);
+            let payload = Bytes::from(std::mem::take(&mut s.partial));
             return Ok(Chunk::Complete(Message {
                 csid: h.csid,
                 timestamp: s.timestamp,
@@ -321,9 +439,6 @@ impl ChunkReader {
                 stream_id: s.stream_id,
                 payload,
             }));
-        }
-        if self.partial_total > self.limits.max_partial_bytes {
-            return Err(ChunkError::TooMuchBuffered(self.partial_total));
         }
         Ok(Chunk::Progress)
     }
@@ -542,6 +657,147 @@ mod tests {
             r.read_message(&mut buf),
             Err(ChunkError::TooMuchBuffered(_))
         ));
+    }
+
+    #[test]
+    fn a_partial_grows_with_what_arrived_not_with_what_was_announced() {
+        let mut r = ChunkReader::new(ChunkLimits::default());
+        // An 8 MiB video message announced; one 128-byte chunk of it sent.
+        let mut bytes = vec![0x06, 0, 0, 0, 0x80, 0, 0, 9, 1, 0, 0, 0];
+        bytes.extend_from_slice(&[0u8; 128]);
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert_eq!(r.read_message(&mut buf).unwrap(), None);
+        assert_eq!(
+            r.buffered(),
+            128,
+            "nothing reserved from the announced length"
+        );
+        // A 300-byte message in 128-byte chunks: the buffer doubles and stops at the length.
+        let mut r = ChunkReader::new(ChunkLimits::default());
+        let payload = [5u8; 300];
+        let mut bytes = vec![];
+        encode_message(&mut bytes, 128, 4, 0, 9, 1, &payload);
+        let mut seen = vec![];
+        let mut buf = BytesMut::new();
+        for b in bytes {
+            buf.extend_from_slice(&[b]);
+            if let Some(m) = r.read_message(&mut buf).unwrap() {
+                assert_eq!(&m.payload[..], &payload[..]);
+            }
+            if seen.last() != Some(&r.buffered()) {
+                seen.push(r.buffered());
+            }
+        }
+        assert_eq!(seen, vec![0, 128, 256, 0]);
+    }
+
+    #[test]
+    fn commands_and_data_are_limited_to_64_kib_media_to_the_message_limit() {
+        let header = |type_id: u8, len: u32| {
+            let l = len.to_be_bytes();
+            vec![0x04, 0, 0, 0, l[1], l[2], l[3], type_id, 1, 0, 0, 0]
+        };
+        for type_id in [20u8, 18, 17, 15, 4, 22] {
+            let mut r = ChunkReader::new(ChunkLimits::default());
+            let mut buf = BytesMut::from(&header(type_id, MAX_COMMAND_SIZE as u32 + 1)[..]);
+            let e = r.read_message(&mut buf).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ChunkError::MessageTooLarge {
+                        max: MAX_COMMAND_SIZE,
+                        ..
+                    }
+                ),
+                "type {type_id}: {e}"
+            );
+            // Exactly the limit is fine.
+            let mut buf = BytesMut::from(&header(type_id, MAX_COMMAND_SIZE as u32)[..]);
+            assert_eq!(r.read_message(&mut buf), Ok(None));
+        }
+        let mut r = ChunkReader::new(ChunkLimits::default());
+        let mut buf = BytesMut::from(&header(9, 1 << 20)[..]);
+        assert_eq!(r.read_message(&mut buf), Ok(None));
+        // Before a publish is accepted, media is held to 64 KiB too.
+        let mut r = ChunkReader::new(ChunkLimits::START);
+        let mut buf = BytesMut::from(&header(9, MAX_COMMAND_SIZE as u32 + 1)[..]);
+        assert!(matches!(
+            r.read_message(&mut buf),
+            Err(ChunkError::MessageTooLarge {
+                kind: "audio/video",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn chunk_size_limit_in_force_and_widened() {
+        let mut r = ChunkReader::new(ChunkLimits::START);
+        r.set_chunk_size(64 * 1024).unwrap();
+        assert_eq!(
+            r.set_chunk_size(64 * 1024 + 1),
+            Err(ChunkError::ChunkSizeAboveLimit {
+                size: 64 * 1024 + 1,
+                max: 64 * 1024
+            })
+        );
+        r.set_limits(ChunkLimits::default());
+        r.set_chunk_size(1 << 20).unwrap();
+        assert_eq!(r.chunk_size(), 1 << 20);
+    }
+
+    #[test]
+    fn the_budget_refuses_the_connection_that_asks_too_much_and_only_it() {
+        let budget = crate::MemoryBudget::new(2 * 64 * 1024);
+        let mut honest = ChunkReader::with_account(ChunkLimits::default(), budget.account());
+        let mut greedy = ChunkReader::with_account(ChunkLimits::default(), budget.account());
+        // The greedy one sends 64 KiB chunks of a large message until the untrusted half of
+        // the budget (64 KiB beyond the free 8 KiB of each connection) is gone.
+        greedy.set_chunk_size(16 * 1024).unwrap();
+        let mut first = vec![0x06, 0, 0, 0, 0x10, 0, 0, 9, 1, 0, 0, 0];
+        first.extend_from_slice(&[0u8; 16 * 1024]);
+        let mut next = vec![0xC6];
+        next.extend_from_slice(&[0u8; 16 * 1024]);
+        let mut chunks = std::iter::once(first)
+            .chain(std::iter::repeat(next))
+            .take(64);
+        let (n, e) = loop {
+            let mut buf = BytesMut::from(&chunks.next().expect("the budget never ran out")[..]);
+            match greedy.read_message(&mut buf) {
+                Ok(None) => {}
+                Ok(Some(_)) => panic!("a 1 MiB message completed"),
+                Err(e) => break (greedy.buffered(), e),
+            }
+        };
+        assert!(matches!(e, ChunkError::Budget(_)), "{e}");
+        // 32 KiB of it held when the next doubling (to 64 KiB, with the 16 KiB read buffer)
+        // did not fit.
+        assert_eq!(n, 32 * 1024);
+        assert!(budget.used() <= budget.untrusted_limit());
+        // The honest one still reads its small messages (within its free bytes).
+        let mut small = vec![];
+        encode_message(&mut small, 128, 3, 0, 20, 0, &[2u8; 400]);
+        let mut buf = BytesMut::from(&small[..]);
+        assert_eq!(
+            honest
+                .read_message(&mut buf)
+                .unwrap()
+                .unwrap()
+                .payload
+                .len(),
+            400
+        );
+        // The read buffer counts too: a connection handed a 1 MiB buffer is over.
+        let mut big = BytesMut::with_capacity(1 << 20);
+        big.extend_from_slice(&small);
+        assert!(matches!(
+            honest.read_message(&mut big),
+            Err(ChunkError::Budget(_))
+        ));
+        // A closed connection gives everything back.
+        drop(greedy);
+        drop(honest);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

@@ -250,11 +250,13 @@ impl ClientSession {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        let e: RtmpError = match self.clock.check(now, self.idle_on()) {
+        let e: RtmpError = match self.clock.check(now, self.idle_on(), false) {
             None => return Ok(()),
             Some(Expired::Start(d)) => PeerMisbehaved::StartTimeout(d).into(),
             Some(Expired::Idle(d)) => PeerMisbehaved::IdleTimeout(d).into(),
             Some(Expired::Ack(d)) => PeerMisbehaved::AckTimeout(d).into(),
+            // A client has no admission clock; the server's errors, should one ever run.
+            Some(e @ (Expired::Admission(_) | Expired::Slow { .. })) => e.server_error().into(),
         };
         self.error = Some(e.clone());
         Err(e)
@@ -265,7 +267,7 @@ impl ClientSession {
         if self.error.is_some() {
             return None;
         }
-        self.clock.next(self.idle_on())
+        self.clock.next(self.idle_on(), false)
     }
 
     fn process(&mut self, input: &mut BytesMut, now: Instant) -> Result<(), RtmpError> {

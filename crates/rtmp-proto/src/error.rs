@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::{chunk::ChunkError, handshake::HandshakeError};
+use crate::{budget::BudgetExceeded, chunk::ChunkError, handshake::HandshakeError};
 
 /// AMF0 decoding errors are media's (the decoder lives there).
 type Amf0Error = media::InvalidMessage;
@@ -19,6 +19,9 @@ pub enum Fault {
     PeerMisbehaved,
     /// We used the session wrongly: a bug on our side.
     Misuse,
+    /// A limit shared by all connections (the memory budget) is reached: the server is
+    /// loaded, and this connection is the one that asked for more.
+    Overloaded,
 }
 
 /// Everything that can go wrong in an RTMP session. Each variant closes the connection, and
@@ -35,6 +38,9 @@ pub enum RtmpError {
     /// The session was used wrongly by its owner.
     #[error("API misuse: {0}")]
     ApiMisuse(#[from] ApiMisuse),
+    /// The connection would exceed the memory budget shared by all connections.
+    #[error("server overloaded: {0}")]
+    Overloaded(#[from] BudgetExceeded),
 }
 
 impl RtmpError {
@@ -44,6 +50,7 @@ impl RtmpError {
             RtmpError::InvalidMessage(_) => Fault::BadBytes,
             RtmpError::PeerMisbehaved(_) => Fault::PeerMisbehaved,
             RtmpError::ApiMisuse(_) => Fault::Misuse,
+            RtmpError::Overloaded(_) => Fault::Overloaded,
         }
     }
 
@@ -56,6 +63,8 @@ impl RtmpError {
                     | PeerMisbehaved::StartTimeout(_)
                     | PeerMisbehaved::IdleTimeout(_)
                     | PeerMisbehaved::AckTimeout(_)
+                    | PeerMisbehaved::NoPublishOrPlay(_)
+                    | PeerMisbehaved::TooSlow { .. }
             )
         )
     }
@@ -87,7 +96,11 @@ impl From<HandshakeError> for RtmpError {
 
 impl From<ChunkError> for RtmpError {
     fn from(e: ChunkError) -> Self {
-        InvalidMessage::Chunk(e).into()
+        match e {
+            // Not bad bytes: the server is out of budget.
+            ChunkError::Budget(b) => RtmpError::Overloaded(b),
+            e => InvalidMessage::Chunk(e).into(),
+        }
     }
 }
 
@@ -139,6 +152,21 @@ pub enum PeerMisbehaved {
     /// server of a player).
     #[error("no data from the peer for {} s (idle timeout)", .0.as_secs())]
     IdleTimeout(Duration),
+    /// The server side: no publish or play was accepted within the configured time from
+    /// the connection's start (however steadily the peer sent bytes).
+    #[error("no publish or play within {} s of connecting: send connect, createStream and publish or play right away", .0.as_secs())]
+    NoPublishOrPlay(Duration),
+    /// The server side: before its publish or play, the peer sent slower than the minimum
+    /// rate (a trickle that would keep an idle timeout from ever firing).
+    #[error("only {received} bytes in {} s before publish or play, below the minimum of {min_rate} bytes/s", .elapsed.as_secs())]
+    TooSlow {
+        /// Bytes received since the connection started.
+        received: u64,
+        /// Time since the connection started.
+        elapsed: Duration,
+        /// The minimum rate in force.
+        min_rate: u32,
+    },
     /// A full acknowledgement window went out and the peer did not acknowledge it in time.
     #[error("no acknowledgement of our window within {} s", .0.as_secs())]
     AckTimeout(Duration),

@@ -19,12 +19,14 @@
 //! |---|---|
 //! | Adobe RTMP spec 1.0 §5.2 handshake (+ the FP9 digest variant) | [`handshake`] |
 //! | RTMP §5.3 chunk stream, §5.4 protocol control messages | [`chunk`], [`message`] |
+//! | the memory budget all server connections share (ours, not the spec's) | [`budget`] |
 //! | AMF0 (Adobe AMF0 spec), re-exported from `media` (FLV script data is AMF0 too) | [`amf0`] |
 //! | RTMP §7 command messages (NetConnection / NetStream) | [`session`], [`client`] |
 //! | `rtmp[s]://` URLs | [`url`] |
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod budget;
 pub mod chunk;
 pub mod client;
 mod deadline;
@@ -34,6 +36,10 @@ pub mod message;
 pub mod session;
 pub mod url;
 
+#[cfg(test)]
+mod limit_tests;
+
+pub use budget::{Account, BudgetExceeded, MemoryBudget};
 pub use client::{ClientConfig, ClientEvent, ClientMode, ClientSession};
 pub use error::{ApiMisuse, Fault, InvalidMessage, PeerMisbehaved, RtmpError};
 /// AMF0 lives in `media` (FLV script data tags use it as RTMP commands do).

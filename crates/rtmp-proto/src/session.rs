@@ -7,8 +7,13 @@
 //!
 //! The session never reads the clock: every input and every command that changes a deadline
 //! takes `now`, [`ServerSession::poll_timeout`] says when to call
-//! [`ServerSession::handle_timeout`] (handshake deadline, idle deadline while the peer is not
-//! playing, acknowledgement deadline when configured).
+//! [`ServerSession::handle_timeout`] (handshake deadline; start deadline and minimum rate
+//! until a publish or play is accepted; idle deadline while the peer is not playing;
+//! acknowledgement deadline when configured).
+//!
+//! Until a publish is accepted the peer gets small limits ([`ChunkLimits::START`]; a player
+//! keeps them), and with a [`MemoryBudget`] every session's read buffer and unfinished
+//! messages are charged to one count shared by all of them.
 //!
 //! Methods by kind (quinn's order): getters; `handle_input` / `handle_timeout` (input);
 //! commands (`accept_publish`, `send_media`, …); `poll_transmit`, `poll_timeout`,
@@ -23,8 +28,9 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::{
     amf0::{self, Value},
+    budget::{Account, MemoryBudget},
     chunk::{encode_message, ChunkLimits, ChunkReader, Message},
-    deadline::{Clock, Expired},
+    deadline::Clock,
     error::{ApiMisuse, InvalidMessage, PeerMisbehaved},
     handshake::{HandshakeKind, HandshakeStatus, ServerHandshake, HANDSHAKE_SIZE},
     message::{self, user_control, MediaKind, MessageType, CSID_COMMAND, CSID_DATA},
@@ -38,12 +44,23 @@ pub const OUT_CHUNK_SIZE: usize = 4096;
 pub const WINDOW_ACK_SIZE: u32 = 2_500_000;
 /// Most message streams one connection may create.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 8;
+/// Peer-supplied strings (application, tcUrl, stream and command names) are cut to this many
+/// characters before they reach an event, an error or a log line.
+pub const MAX_PEER_STRING: usize = 256;
+/// Largest onMetaData we pass on (the data message limit, [`chunk::MAX_COMMAND_SIZE`]).
+///
+/// [`chunk::MAX_COMMAND_SIZE`]: crate::chunk::MAX_COMMAND_SIZE
+pub const MAX_METADATA_SIZE: usize = crate::chunk::MAX_COMMAND_SIZE;
 
 /// Settings for one server session: `Default` plus setters (quinn's config shape).
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     limits: ChunkLimits,
+    start_limits: ChunkLimits,
+    budget: Option<MemoryBudget>,
     handshake_timeout: Duration,
+    start_timeout: Duration,
+    start_min_rate: u32,
     idle_timeout: Duration,
     ack_timeout: Option<Duration>,
 }
@@ -52,7 +69,11 @@ impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             limits: ChunkLimits::default(),
+            start_limits: ChunkLimits::START,
+            budget: None,
             handshake_timeout: Duration::from_secs(10),
+            start_timeout: Duration::from_secs(10),
+            start_min_rate: 256,
             idle_timeout: Duration::from_secs(30),
             ack_timeout: None,
         }
@@ -60,9 +81,36 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
-    /// Bounds on the incoming chunk stream.
+    /// Bounds on the incoming chunk stream once a publish is accepted (default
+    /// [`ChunkLimits::default`]).
     pub fn limits(&mut self, limits: ChunkLimits) -> &mut Self {
         self.limits = limits;
+        self
+    }
+    /// Bounds before a publish is accepted, and for players throughout (default
+    /// [`ChunkLimits::START`]: 64 KiB messages and chunks). Each field is at most the
+    /// corresponding one of [`limits`](Self::limits) in effect.
+    pub fn start_limits(&mut self, limits: ChunkLimits) -> &mut Self {
+        self.start_limits = limits;
+        self
+    }
+    /// The memory budget this session's read buffer and unfinished messages are charged to
+    /// (default: none). A session that would exceed it fails with
+    /// [`RtmpError::Overloaded`].
+    pub fn budget(&mut self, budget: Option<MemoryBudget>) -> &mut Self {
+        self.budget = budget;
+        self
+    }
+    /// Time from the session's creation until a publish or play must be accepted, however
+    /// steadily the peer sends (default 10 s; the time a decision is pending does not count).
+    pub fn start_timeout(&mut self, d: Duration) -> &mut Self {
+        self.start_timeout = d;
+        self
+    }
+    /// Least average bytes per second from the session's creation until a publish or play is
+    /// accepted, after a 5 s grace (default 256; 0: no rate check).
+    pub fn start_min_rate(&mut self, bytes_per_sec: u32) -> &mut Self {
+        self.start_min_rate = bytes_per_sec;
         self
     }
     /// Time from the session's creation to the end of the RTMP handshake (default 10 s).
@@ -184,12 +232,21 @@ pub struct ServerSession {
     /// A publish or play awaits the caller's decision; input stays unread until then, so
     /// media that follows a publish in the same read is not judged before the publish is.
     awaiting_decision: bool,
+    /// The reader's limits once a publish is accepted.
+    publish_limits: ChunkLimits,
+    /// A publish or play was accepted (once true, stays true).
+    admitted: bool,
+}
+
+/// `s` cut to [`MAX_PEER_STRING`] characters.
+fn bounded(s: &str) -> String {
+    s.chars().take(MAX_PEER_STRING).collect()
 }
 
 fn split_name(raw: &str) -> (String, Option<String>) {
     match raw.split_once('?') {
-        Some((n, q)) => (n.to_string(), Some(q.to_string())),
-        None => (raw.to_string(), None),
+        Some((n, q)) => (bounded(n), Some(q.to_string())),
+        None => (bounded(raw), None),
     }
 }
 
@@ -210,16 +267,31 @@ impl ServerSession {
         epoch: u32,
         now: Instant,
     ) -> Self {
-        let clock = Clock::new(
+        let mut clock = Clock::new(
             now,
             config.handshake_timeout,
             Some(config.idle_timeout),
             config.ack_timeout,
             WINDOW_ACK_SIZE,
         );
+        clock.admission(now, config.start_timeout, config.start_min_rate);
+        let account = config
+            .budget
+            .as_ref()
+            .map_or_else(Account::unlimited, MemoryBudget::account);
+        let l = &config.limits;
+        let s = &config.start_limits;
+        // The start limits never exceed the full ones.
+        let start = ChunkLimits {
+            max_message_size: s.max_message_size.min(l.max_message_size),
+            max_command_size: s.max_command_size.min(l.max_command_size),
+            max_chunk_size: s.max_chunk_size.min(l.max_chunk_size),
+            max_chunk_streams: s.max_chunk_streams.min(l.max_chunk_streams),
+            max_partial_bytes: s.max_partial_bytes.min(l.max_partial_bytes),
+        };
         Self {
             handshake: Some(ServerHandshake::new(random, epoch)),
-            reader: ChunkReader::new(config.limits),
+            reader: ChunkReader::with_account(start, account),
             out: Vec::new(),
             events: VecDeque::new(),
             app: None,
@@ -231,7 +303,15 @@ impl ServerSession {
             error: None,
             clock,
             awaiting_decision: false,
+            publish_limits: config.limits,
+            admitted: false,
         }
+    }
+
+    /// True once a publish or play was accepted: the start deadline and rate are over, and
+    /// for a publisher the full limits apply.
+    pub fn is_admitted(&self) -> bool {
+        self.admitted
     }
 
     /// The error that ended the session, if one did.
@@ -273,6 +353,9 @@ impl ServerSession {
         }
         if !input.is_empty() {
             self.clock.input(now);
+            // Consumed so far plus what waits: every byte the peer sent (the caller only ever
+            // appends to the buffer it hands us).
+            self.clock.arrived(self.received + input.len() as u64);
         }
         self.process(input, now).map_err(|e| self.fail(e))
     }
@@ -282,13 +365,13 @@ impl ServerSession {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        let e = match self.clock.check(now, self.idle_on()) {
-            None => return Ok(()),
-            Some(Expired::Start(d)) => PeerMisbehaved::HandshakeTimeout(d),
-            Some(Expired::Idle(d)) => PeerMisbehaved::IdleTimeout(d),
-            Some(Expired::Ack(d)) => PeerMisbehaved::AckTimeout(d),
+        let Some(e) = self
+            .clock
+            .check(now, self.idle_on(), self.awaiting_decision)
+        else {
+            return Ok(());
         };
-        Err(self.fail(e.into()))
+        Err(self.fail(e.server_error().into()))
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next; `None` while no deadline
@@ -297,7 +380,7 @@ impl ServerSession {
         if self.error.is_some() {
             return None;
         }
-        self.clock.next(self.idle_on())
+        self.clock.next(self.idle_on(), self.awaiting_decision)
     }
 
     fn process(&mut self, input: &mut BytesMut, now: Instant) -> Result<(), RtmpError> {
@@ -434,11 +517,7 @@ impl ServerSession {
 
     fn handle_command(&mut self, msg_stream: u32, body: &[u8]) -> Result<(), RtmpError> {
         let vals = amf0::decode_all(body)?;
-        let name = vals
-            .first()
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let name = bounded(vals.first().and_then(Value::as_str).unwrap_or(""));
         let tid = vals.get(1).and_then(Value::as_number).unwrap_or(0.0);
         let arg = |i: usize| vals.get(i);
         match name.as_str() {
@@ -452,16 +531,11 @@ impl ServerSession {
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 // Some clients put the query in the app ("live?key=x"); the name decides.
-                let app = app
-                    .split('?')
-                    .next()
-                    .unwrap_or("")
-                    .trim_end_matches('/')
-                    .to_string();
+                let app = bounded(app.split('?').next().unwrap_or("").trim_end_matches('/'));
                 let tc_url = obj
                     .and_then(|o| o.get("tcUrl"))
                     .and_then(Value::as_str)
-                    .map(str::to_string);
+                    .map(bounded);
                 let encoding = obj
                     .and_then(|o| o.get("objectEncoding"))
                     .and_then(Value::as_number)
@@ -581,6 +655,11 @@ impl ServerSession {
         }
     }
 
+    fn admit(&mut self) {
+        self.admitted = true;
+        self.clock.admitted();
+    }
+
     /// Records a command used on a stream in the wrong state (the owner's bug): the session
     /// fails with it.
     fn misuse(&mut self, command: &'static str, stream_id: u32) {
@@ -597,6 +676,10 @@ impl ServerSession {
         }
         self.awaiting_decision = false;
         self.clock.restart_idle(now);
+        self.admit();
+        // Media may now come in: the full limits, and all of the memory budget.
+        self.reader.set_limits(self.publish_limits);
+        self.reader.account_mut().trust();
         self.streams.insert(stream_id, StreamRole::Publishing);
         message::write_user_control(&mut self.out, user_control::STREAM_BEGIN, stream_id);
         self.send_status(
@@ -625,6 +708,8 @@ impl ServerSession {
         }
         self.awaiting_decision = false;
         self.clock.restart_idle(now);
+        // A player only sends commands and acknowledgements: the start limits stay.
+        self.admit();
         self.streams.insert(stream_id, StreamRole::Playing);
         message::write_user_control(&mut self.out, user_control::STREAM_BEGIN, stream_id);
         self.send_status(
@@ -693,18 +778,13 @@ impl ServerSession {
         );
     }
 
-    /// Queues an `onMetaData` data message for a player.
+    /// Queues an `onMetaData` data message for a player (see also [`encode_metadata`] to
+    /// share one encoding among many players); one larger than [`MAX_METADATA_SIZE`] is not
+    /// sent.
     pub fn send_metadata(&mut self, stream_id: u32, value: &Value) {
-        let body = amf0::encode_all(&[Value::string("onMetaData"), value.clone()]);
-        encode_message(
-            &mut self.out,
-            OUT_CHUNK_SIZE,
-            CSID_DATA,
-            0,
-            MessageType::DataAmf0 as u8,
-            stream_id,
-            &body,
-        );
+        if let Some(m) = encode_metadata(stream_id, value) {
+            self.out.extend_from_slice(&m);
+        }
     }
 
     /// Counts `n` bytes sent to the peer at `now` around the session (media encoded once
@@ -727,6 +807,28 @@ impl ServerSession {
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
+}
+
+/// Encodes an `onMetaData` data message for a player on `stream_id` with our outgoing chunk
+/// size; like [`encode_media`], the bytes can be shared by many players. `None` when the
+/// message would be longer than [`MAX_METADATA_SIZE`] (what we accept from a publisher is
+/// what we send on).
+pub fn encode_metadata(stream_id: u32, value: &Value) -> Option<Vec<u8>> {
+    let body = amf0::encode_all(&[Value::string("onMetaData"), value.clone()]);
+    if body.len() > MAX_METADATA_SIZE {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() + 16);
+    encode_message(
+        &mut out,
+        OUT_CHUNK_SIZE,
+        CSID_DATA,
+        0,
+        MessageType::DataAmf0 as u8,
+        stream_id,
+        &body,
+    );
+    Some(out)
 }
 
 /// Encodes one media message for a player on `stream_id` with our outgoing chunk size. The

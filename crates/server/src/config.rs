@@ -91,9 +91,28 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most simultaneous RTMP(S) connections from one IP address.
     pub max_connections_per_ip: usize,
+    /// Seconds an RTMP(S) client has from its accept until its publish or play is accepted
+    /// (TLS, handshake, connect and createStream included; the time our decision takes is
+    /// not counted), however steadily it sends: a socket trickling a byte every 25 s, which
+    /// the idle timeout never closes, is closed after it.
+    pub start_timeout_secs: u64,
+    /// Least average bytes per second an RTMP(S) client must send from its accept until its
+    /// publish or play is accepted (after a 5 s grace: a silent socket is closed then; the
+    /// handshake alone covers 12 s more at the default). 0: no rate check.
+    pub start_min_bytes_per_sec: u32,
+    /// Most RTMP(S) connections from one IP address (IPv6: one /64) between accept and an
+    /// accepted publish or play at once; more wait (holding only their socket) until one of
+    /// those finishes, and are closed if that takes longer than `start_timeout_secs`.
+    /// Established players and publishers count only against `max_connections_per_ip`.
+    pub max_pending_per_ip: usize,
+    /// Bytes all RTMP(S) connections together may hold in read buffers and unfinished
+    /// messages, beyond 8 KiB each; connections that are not accepted publishers share half
+    /// of it. A connection that would need more is closed (only that one).
+    pub rtmp_memory_budget_bytes: usize,
     /// Most streams published at once (each costs a transcoder).
     pub max_publishers: usize,
-    /// Longest RTMP message accepted, in bytes.
+    /// Longest RTMP audio or video message accepted from a publisher, in bytes (before a
+    /// publish is accepted, and for commands and metadata always, 64 KiB).
     pub max_message_size: usize,
     /// Frames a player may fall behind before it skips to the next keyframe.
     pub player_queue_frames: usize,
@@ -154,6 +173,10 @@ impl Default for Limits {
             write_timeout_secs: 10,
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
+            start_timeout_secs: 10,
+            start_min_bytes_per_sec: 256,
+            max_pending_per_ip: 16,
+            rtmp_memory_budget_bytes: 256 << 20,
             max_publishers: 16,
             max_message_size: 8 << 20,
             player_queue_frames: 1024,
@@ -185,6 +208,10 @@ impl Limits {
     /// Idle timeout as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+    /// Start timeout as a duration.
+    pub fn start_timeout(&self) -> Duration {
+        Duration::from_secs(self.start_timeout_secs)
     }
     /// Reconnect grace as a duration.
     pub fn reconnect_grace(&self) -> Duration {
@@ -334,7 +361,11 @@ impl Config {
             ));
         }
         let l = &self.limits;
-        if l.handshake_timeout_secs == 0 || l.idle_timeout_secs == 0 || l.write_timeout_secs == 0 {
+        if l.handshake_timeout_secs == 0
+            || l.idle_timeout_secs == 0
+            || l.write_timeout_secs == 0
+            || l.start_timeout_secs == 0
+        {
             return Err(ConfigError::Invalid(
                 "[limits] timeouts must be at least 1 second".into(),
             ));
@@ -344,8 +375,18 @@ impl Config {
                 "[limits] max_message_size must be at least 65536".into(),
             ));
         }
-        if l.max_connections == 0 || l.max_connections_per_ip == 0 || l.max_publishers == 0 {
-            return Err(ConfigError::Invalid("[limits] max_connections, max_connections_per_ip and max_publishers must be at least 1".into()));
+        if l.max_connections == 0
+            || l.max_connections_per_ip == 0
+            || l.max_publishers == 0
+            || l.max_pending_per_ip == 0
+        {
+            return Err(ConfigError::Invalid("[limits] max_connections, max_connections_per_ip, max_pending_per_ip and max_publishers must be at least 1".into()));
+        }
+        if l.rtmp_memory_budget_bytes < 2 * l.max_message_size {
+            return Err(ConfigError::Invalid(format!(
+                "[limits] rtmp_memory_budget_bytes ({}) must be at least twice max_message_size ({}): a publisher's largest message has to fit in it",
+                l.rtmp_memory_budget_bytes, l.max_message_size
+            )));
         }
         if l.player_batch_ms > 1000 {
             return Err(ConfigError::Invalid(
@@ -475,6 +516,29 @@ mod tests {
         assert!(!off.webrtc.enabled);
         let bad: Config = toml::from_str("[webrtc]\nice_timeout_secs = 0\n").unwrap();
         assert!(bad.validate().unwrap_err().to_string().contains("[webrtc]"));
+    }
+
+    #[test]
+    fn rtmp_start_limits_and_budget_parse_and_are_checked() {
+        let c: Config = toml::from_str(
+            "[limits]\nstart_timeout_secs = 5\nmax_pending_per_ip = 4\nrtmp_memory_budget_bytes = 67108864\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (c.limits.start_timeout_secs, c.limits.max_pending_per_ip),
+            (5, 4)
+        );
+        assert_eq!(c.limits.start_min_bytes_per_sec, 256);
+        c.validate().unwrap();
+        for bad in [
+            "start_timeout_secs = 0",
+            "max_pending_per_ip = 0",
+            "rtmp_memory_budget_bytes = 1048576",
+        ] {
+            let c: Config = toml::from_str(&format!("[limits]\n{bad}\n")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("[limits]"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -249,6 +249,8 @@ pub async fn run_role(
             Box::new(move |stream, tracks| encoder.start(stream, tracks)) as rtmp::OnAccept
         }),
         per_ip: Default::default(),
+        pending: crate::net::PendingGate::new(config.limits.max_pending_per_ip),
+        budget: rtmp_proto::MemoryBudget::new(config.limits.rtmp_memory_budget_bytes),
         shutdown: stop_rx.clone(),
         upstream: role.upstream,
         cluster: role.peers,

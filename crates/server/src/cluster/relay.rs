@@ -345,7 +345,7 @@ async fn pump(
     resolver: &dyn Resolver,
 ) -> Result<(), rtmp_io::Error> {
     if let Some(m) = &snapshot.metadata {
-        up.client.session_mut().send_metadata(m.clone());
+        up.client.session_mut().send_metadata(m.value.clone());
     }
     for f in &snapshot.frames {
         up.client

@@ -1,16 +1,21 @@
 //! What every listener shares before a connection reaches its protocol: the address group
 //! per-address limits count by (IPv6 by /64), connection caps with guards that give slots
-//! back, the descriptor budget, and per-group rate limits.
+//! back, the descriptor budget, per-group rate limits, and the few per-group slots for
+//! connections that are not yet publishers or players.
 //!
 //! ```text
 //!  accept ─▶ AddrGroup::of(peer) ─▶ ConnTable::admit (HTTP) │ GroupCounts::try_take (RTMP)
+//!              │                                              └▶ PendingGate::enter (RTMP,
+//!              │                                                 until publish/play)
 //!              └▶ MissLimiter::check (requests that reach the store or an origin)
 //! ```
 pub mod caps;
 pub mod fds;
 pub mod group;
+pub mod pending;
 pub mod rate;
 
 pub use caps::{CapConfig, ConnSlot, ConnTable, Counter, GroupCounts, GroupSlot, Refused};
 pub use group::AddrGroup;
+pub use pending::{PendingGate, PendingSlot};
 pub use rate::MissLimiter;

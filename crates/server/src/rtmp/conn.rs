@@ -1,7 +1,10 @@
-//! One RTMP connection on the `rtmp-io` driver: the session's deadlines (handshake, idle) and
-//! write deadline come from `[limits]`; events go to [`super::publish`] and [`super::play`];
+//! One RTMP connection on the `rtmp-io` driver: the session's deadlines (handshake, start —
+//! a deadline and a minimum rate until its publish or play is accepted —, idle), its limits
+//! (small until a publish is accepted), its share of the memory budget and the write
+//! deadline come from `[limits]`; events go to [`super::publish`] and [`super::play`];
 //! decisions that need the network (a relayed publish, a pulled play) are awaited here
-//! while the session holds the input behind them.
+//! while the session holds the input behind them. The connection's starting slot of its
+//! address is given back once its publish or play is accepted.
 
 use std::{net::SocketAddr, time::Instant};
 
@@ -9,8 +12,8 @@ use metrics::counter;
 use rand::RngCore;
 use rtmp_io::{Driver, DriverConfig};
 use rtmp_proto::{
-    chunk::ChunkLimits, handshake::HANDSHAKE_SIZE, Event, InvalidMessage, RtmpError, ServerSession,
-    SessionConfig,
+    chunk::ChunkLimits, handshake::HANDSHAKE_SIZE, Event, InvalidMessage, PeerMisbehaved,
+    RtmpError, ServerSession, SessionConfig,
 };
 use tokio::net::TcpStream;
 use tracing::{debug, info};
@@ -20,9 +23,12 @@ use super::{
     play::{PendingPull, Playing},
     publish::{PendingRelay, Publishing},
 };
-use crate::stream::{
-    name::{is_valid_stream_name, APP},
-    parking::Parked,
+use crate::{
+    net::PendingSlot,
+    stream::{
+        name::{is_valid_stream_name, APP},
+        parking::Parked,
+    },
 };
 
 /// How long a refused publisher's connection stays open so it can read the refusal.
@@ -48,6 +54,13 @@ impl ConnError {
         match self {
             ConnError::TlsTimeout => "timeout",
             ConnError::Tls(_) => "io",
+            ConnError::Rtmp(rtmp_io::Error::Rtmp(RtmpError::PeerMisbehaved(
+                PeerMisbehaved::NoPublishOrPlay(_),
+            ))) => "start_timeout",
+            ConnError::Rtmp(rtmp_io::Error::Rtmp(RtmpError::PeerMisbehaved(
+                PeerMisbehaved::TooSlow { .. },
+            ))) => "too_slow",
+            ConnError::Rtmp(rtmp_io::Error::Rtmp(RtmpError::Overloaded(_))) => "memory_budget",
             ConnError::Rtmp(e) if e.is_timeout() => "timeout",
             ConnError::Rtmp(rtmp_io::Error::Rtmp(e)) => match e {
                 RtmpError::InvalidMessage(InvalidMessage::Handshake(_)) => "handshake",
@@ -109,16 +122,23 @@ pub(super) struct State<'a> {
     pub(super) pending_pull: Option<PendingPull>,
     /// Set while a play is re-evaluated after its pull (no second pull).
     pub(super) pulled: bool,
-    /// Media encoded once for many players (a new player's snapshot, a rendition switch's
-    /// sequence headers), written after the session's own output.
-    pub(super) burst: Vec<u8>,
+    /// Media encoded once for many players (a new player's metadata and GOP, a rendition
+    /// switch's sequence headers), written after the session's own output: the shared
+    /// buffers themselves, never a copy per player.
+    pub(super) burst: Vec<bytes::Bytes>,
+    /// One of the few slots of this address for connections not yet publishing or playing;
+    /// given back once a publish or play is accepted.
+    pub(super) pending: Option<PendingSlot>,
 }
 
-/// Runs one connection (after TLS) until it ends.
+/// Runs one connection (after TLS) until it ends. Its deadlines count from `accepted` (a
+/// wait for its starting slot and the TLS handshake included).
 pub(super) async fn run<S: Transport>(
     io: S,
     peer: SocketAddr,
     ctx: &RtmpContext,
+    accepted: Instant,
+    pending: PendingSlot,
 ) -> Result<(), ConnError> {
     let mut random = [0u8; HANDSHAKE_SIZE];
     rand::thread_rng().fill_bytes(&mut random);
@@ -128,10 +148,14 @@ pub(super) async fn run<S: Transport>(
             max_message_size: ctx.limits.max_message_size,
             ..Default::default()
         })
+        .start_limits(ChunkLimits::START)
+        .budget(Some(ctx.budget.clone()))
         .handshake_timeout(ctx.limits.handshake_timeout())
+        .start_timeout(ctx.limits.start_timeout())
+        .start_min_rate(ctx.limits.start_min_bytes_per_sec)
         .idle_timeout(ctx.limits.idle_timeout());
     let epoch = ctx.started.elapsed().as_millis() as u32;
-    let session = ServerSession::new(&config, random, epoch, Instant::now());
+    let session = ServerSession::new(&config, random, epoch, accepted);
     let mut d = Driver::new(
         io,
         session,
@@ -148,6 +172,7 @@ pub(super) async fn run<S: Transport>(
         pending_pull: None,
         pulled: false,
         burst: Vec::new(),
+        pending: Some(pending),
     };
     let r = st.run(&mut d).await;
     if let Some(p) = st.publishing.take() {
@@ -183,6 +208,10 @@ impl State<'_> {
             while let Some(ev) = d.poll_event() {
                 self.on_event(ev, d.session_mut());
             }
+            if self.pending.is_some() && d.session().is_admitted() {
+                // A publisher or player now: its address's starting slot is free for the next.
+                self.pending = None;
+            }
             if let Some(p) = self.pending_pull.take() {
                 if let Some(puller) = self.ctx.pull.clone() {
                     if let Err(e) = puller.ensure(&p.name, p.rendition).await {
@@ -200,11 +229,11 @@ impl State<'_> {
             }
             d.flush().await?;
             if !self.burst.is_empty() {
-                d.write_raw(&self.burst).await?;
-                d.session_mut().count_sent(self.burst.len(), Instant::now());
-                // The GOP burst for a new player can be a megabyte, and comes once per play or
-                // rendition switch: keep nothing of it (a kept 64 KiB was most of a player's
-                // resident memory).
+                d.write_raw_parts(&self.burst).await?;
+                let len = self.burst.iter().map(|b| b.len()).sum();
+                d.session_mut().count_sent(len, Instant::now());
+                // The buffers are the stream's own (shared with every player): drop our
+                // references and keep no list for the connection's lifetime.
                 self.burst = Vec::new();
             }
             if let Some(reason) = &self.closing {

@@ -1,8 +1,10 @@
 //! The RTMP and RTMPS listeners: accept, the global and per-address connection caps (the
-//! per-address count is [`crate::net`]'s, shared with HTTP: IPv6 counts per /64), TLS,
-//! socket options; each accepted connection runs on its own task ([`super::conn`]). A
-//! connection's failure is its own: it is logged with the reason and closed; nobody else
-//! notices.
+//! per-address count is [`crate::net`]'s, shared with HTTP: IPv6 counts per /64), the few
+//! per-address slots for connections that are not yet publishers or players (a connection
+//! waits for one before its TLS or RTMP handshake), TLS, socket options; each accepted
+//! connection runs on its own task ([`super::conn`]), its buffers charged to the memory
+//! budget all connections share. A connection's failure is its own: it is logged with the
+//! reason and closed; nobody else notices.
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -20,10 +22,11 @@ use crate::{
     auth::{cluster::PeerPolicy, PublishAuth},
     cluster::{pull::Puller, relay::Resolver},
     config::Limits,
-    net::{AddrGroup, GroupCounts},
+    net::{AddrGroup, GroupCounts, PendingGate, PendingSlot},
     stream::{parking::Parking, Hub, Stream},
 };
 use media::validate::Tracks;
+use rtmp_proto::MemoryBudget;
 
 /// What to do with a stream that passed validation.
 pub type OnAccept = Box<dyn Fn(Arc<Stream>, Tracks) + Send + Sync>;
@@ -44,6 +47,12 @@ pub struct RtmpContext {
     pub on_accept: Option<OnAccept>,
     /// Open connections per client address group (IPv6: per /64).
     pub per_ip: Arc<GroupCounts>,
+    /// Connections per address group that are not yet publishers or players
+    /// (`limits.max_pending_per_ip`).
+    pub pending: Arc<PendingGate>,
+    /// What all connections' read buffers and unfinished messages may hold
+    /// (`limits.rtmp_memory_budget_bytes`).
+    pub budget: MemoryBudget,
     /// Flips to true at shutdown: every connection closes (publishers' streams end cleanly).
     pub shutdown: watch::Receiver<bool>,
     /// Relay mode (edge, gateway): accepted streams are forwarded to the upstream this picks,
@@ -89,6 +98,7 @@ pub async fn serve(
             counter!("ferrocast_rtmp_connections_refused_total", "proto" => proto, "reason" => "total").increment(1);
             continue;
         };
+        let accepted = Instant::now();
         let ctx = ctx.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -101,16 +111,29 @@ pub async fn serve(
                 counter!("ferrocast_rtmp_connections_refused_total", "proto" => proto, "reason" => "per_ip").increment(1);
                 return;
             };
+            let mut stop = ctx.shutdown.clone();
+            // Until its publish or play is accepted, a connection takes one of its address's
+            // few starting slots, waiting for one (holding only the socket) when all are taken.
+            let pending = tokio::select! {
+                p = ctx.pending.enter(group, ctx.limits.start_timeout()) => p,
+                _ = stop.wait_for(|v| *v) => return,
+            };
+            let Some(pending) = pending else {
+                warn!(%peer, limit = ctx.limits.max_pending_per_ip, "{proto}: connection closed: its address had max_pending_per_ip connections starting for all of start_timeout_secs");
+                counter!("ferrocast_rtmp_connections_refused_total", "proto" => proto, "reason" => "pending_per_ip").increment(1);
+                return;
+            };
             counter!("ferrocast_rtmp_connections_total", "proto" => proto).increment(1);
             gauge!("ferrocast_rtmp_connections_active", "proto" => proto).increment(1.0);
-            let mut stop = ctx.shutdown.clone();
+            gauge!("ferrocast_rtmp_budget_used_bytes").set(ctx.budget.used() as f64);
             let r = tokio::select! {
-                r = handle(tcp, peer, tls, &ctx) => r,
+                r = handle(tcp, peer, tls, &ctx, accepted, pending) => r,
                 // Dropping the connection ends its publish: players get EOF, the transcoder
                 // flushes and the MPD is ended.
                 _ = stop.wait_for(|v| *v) => Ok(()),
             };
             gauge!("ferrocast_rtmp_connections_active", "proto" => proto).decrement(1.0);
+            gauge!("ferrocast_rtmp_budget_used_bytes").set(ctx.budget.used() as f64);
             match r {
                 Ok(()) => debug!(%peer, "{proto}: connection closed"),
                 Err(e) if e.is_client_closed() => debug!(%peer, "{proto}: client hung up: {e}"),
@@ -130,19 +153,21 @@ async fn handle(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     ctx: &RtmpContext,
+    accepted: Instant,
+    pending: PendingSlot,
 ) -> Result<(), ConnError> {
     let _ = tcp.set_nodelay(true);
     // A bounded kernel send buffer makes a slow player's backlog show up in our own queue
     // (where it can be skipped or degraded) instead of seconds of data hidden in the kernel.
     let _ = socket2::SockRef::from(&tcp).set_send_buffer_size(SEND_BUFFER);
     match tls {
-        None => conn::run(tcp, peer, ctx).await,
+        None => conn::run(tcp, peer, ctx, accepted, pending).await,
         Some(acceptor) => {
             let tls = timeout(ctx.limits.handshake_timeout(), acceptor.accept(tcp))
                 .await
                 .map_err(|_| ConnError::TlsTimeout)?
                 .map_err(ConnError::Tls)?;
-            conn::run(tls, peer, ctx).await
+            conn::run(tls, peer, ctx, accepted, pending).await
         }
     }
 }

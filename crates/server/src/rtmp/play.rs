@@ -236,12 +236,12 @@ impl State<'_> {
             auto,
         });
         session.accept_play(stream_id, name, now);
-        if let Some(meta) = &snapshot.metadata {
-            session.send_metadata(stream_id, meta);
-        }
-        for f in &snapshot.frames {
-            self.burst.extend_from_slice(&f.encoded(stream_id));
-        }
+        // The stream's own encodings, shared with every other player: a joining player costs
+        // references, not a copy of the GOP.
+        self.burst
+            .extend(snapshot.metadata.iter().map(|m| m.encoded(stream_id)));
+        self.burst
+            .extend(snapshot.frames.iter().map(|f| f.encoded(stream_id)));
         debug!(peer = %self.peer, stream = %name, cached = snapshot.frames.len(), "playing");
     }
 
@@ -348,9 +348,13 @@ impl State<'_> {
         a.level = next;
         a.last_switch = now;
         // The new rendition's decoder configuration first; its frames from its next keyframe.
-        for f in snapshot.frames.iter().filter(|f| f.sequence_header) {
-            self.burst.extend_from_slice(&f.encoded(p.stream_id));
-        }
+        self.burst.extend(
+            snapshot
+                .frames
+                .iter()
+                .filter(|f| f.sequence_header)
+                .map(|f| f.encoded(p.stream_id)),
+        );
         follow.skip_to_keyframe(AUTO_LEVELS[next] != "a64");
         p.follow = follow;
     }

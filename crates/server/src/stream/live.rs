@@ -35,6 +35,7 @@ use super::{
     batch::{Batch, Pending},
     clock::CaptureClock,
     frame::Frame,
+    metadata::Metadata,
 };
 
 /// Audio frames kept for late joiners of an audio-only stream (about 2 s of AAC).
@@ -43,8 +44,8 @@ const AUDIO_TAIL_FRAMES: usize = 96;
 /// What a new player is sent before live frames.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// onMetaData, if the publisher sent it.
-    pub metadata: Option<Value>,
+    /// onMetaData, if the publisher sent it (encoded once, shared by every player).
+    pub metadata: Option<Arc<Metadata>>,
     /// Sequence headers then the current GOP, in order.
     pub frames: Vec<Arc<Frame>>,
     /// Number of the next frame the publisher will push: batches carry frames from before the
@@ -54,7 +55,7 @@ pub struct Snapshot {
 
 #[derive(Default)]
 struct Cache {
-    metadata: Option<Value>,
+    metadata: Option<Arc<Metadata>>,
     video_header: Option<Arc<Frame>>,
     audio_header: Option<Arc<Frame>>,
     gop: Vec<Arc<Frame>>,
@@ -218,11 +219,16 @@ impl Stream {
         self.started_at.elapsed().as_secs_f64()
     }
 
-    /// Stores the publisher's onMetaData for late joiners (and as a fallback for the probe).
+    /// Stores the publisher's onMetaData for late joiners (and as a fallback for the probe),
+    /// encoded once for all of them; metadata too large to pass on is ignored.
     pub fn set_metadata(&self, value: Value) {
+        let Some(m) = Metadata::new(value) else {
+            tracing::warn!(stream = %self.name, "onMetaData larger than {} bytes ignored", rtmp_proto::session::MAX_METADATA_SIZE);
+            return;
+        };
         let mut c = self.cache.lock();
-        c.probe.on_metadata(&value);
-        c.metadata = Some(value.clone());
+        c.probe.on_metadata(&m.value);
+        c.metadata = Some(Arc::new(m));
     }
 
     /// Takes one frame from the publisher: updates the probe and the GOP cache and sends it

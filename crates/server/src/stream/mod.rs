@@ -4,13 +4,14 @@
 //! stream uses.
 //!
 //! Files use each other in one direction only: `hub` → `live` → `batch` → `frame`; `live` →
-//! `clock` (when each frame was captured).
+//! `clock` (when each frame was captured), `live` → `metadata` (onMetaData, encoded once).
 mod batch;
 pub mod clock;
 pub mod follow;
 mod frame;
 mod hub;
 mod live;
+mod metadata;
 pub mod name;
 pub mod parking;
 
@@ -18,3 +19,4 @@ pub use batch::Batch;
 pub use frame::Frame;
 pub use hub::{Hub, HubError, PublishHandle, Rejection};
 pub use live::{PlayerGuard, Snapshot, Stream};
+pub use metadata::Metadata;

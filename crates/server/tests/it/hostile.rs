@@ -55,14 +55,6 @@ async fn viewers(srv: &TestServer) -> u64 {
     srv.streams().await[0]["viewers"].as_u64().unwrap_or(0)
 }
 
-/// A connection from `ip` (any of 127.0.0.0/8): the per-address limits count it apart from
-/// the clients on 127.0.0.1.
-async fn connect_from(ip: [u8; 4], port: u16) -> TcpStream {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind((ip, 0).into()).unwrap();
-    sock.connect(([127, 0, 0, 1], port).into()).await.unwrap()
-}
-
 /// Sends C0+C1 and waits for S0: the server answers only once the connection holds one of
 /// its address's slots. The handshake then stalls (no C2) until the server's timeout.
 async fn holds_a_slot(s: &mut TcpStream) -> bool {
@@ -170,32 +162,7 @@ async fn a_stalled_player_is_dropped_without_slowing_anyone() {
     srv.wait_live("s", Duration::from_secs(15)).await;
 
     // Our own client with a tiny receive buffer: plays, then never reads again.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let mut s = sock
-        .connect(([127, 0, 0, 1], srv.rtmp).into())
-        .await
-        .unwrap();
-    let mut c = ClientSession::new(
-        rtmp_proto::ClientConfig::default().complex_handshake(true),
-        [3u8; HANDSHAKE_SIZE],
-        0,
-        &format!("rtmp://127.0.0.1:{}/live", srv.rtmp),
-        "s",
-        ClientMode::Play,
-        std::time::Instant::now(),
-    );
-    let (mut buf, mut out) = (BytesMut::new(), vec![]);
-    while !c.is_started() {
-        c.poll_transmit(&mut out, std::time::Instant::now());
-        s.write_all(&out).await.unwrap();
-        out.clear();
-        tokio::time::timeout(Duration::from_secs(5), s.read_buf(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        c.handle_input(&mut buf, std::time::Instant::now()).unwrap();
-    }
+    let s = stalled_player(srv.rtmp, "s", 4096).await;
     let healthy = tokio::spawn({
         let url = srv.rtmp_url("s");
         async move { ffmpeg_decode_frames(&url, 8, &[]).await }
@@ -237,14 +204,14 @@ async fn connection_and_publisher_limits_hold() {
     const OTHER: [u8; 4] = [127, 0, 0, 2];
     let mut idle = vec![];
     for _ in 0..3 {
-        let mut s = connect_from(OTHER, srv.rtmp).await;
+        let mut s = connect_from(OTHER.into(), srv.rtmp, None).await.unwrap();
         assert!(
             holds_a_slot(&mut s).await,
             "a connection within the limit got no handshake answer"
         );
         idle.push(s);
     }
-    let mut fourth = connect_from(OTHER, srv.rtmp).await;
+    let mut fourth = connect_from(OTHER.into(), srv.rtmp, None).await.unwrap();
     let t = closed_within(&mut fourth, Duration::from_secs(2)).await;
     assert!(t < Duration::from_millis(1000), "{t:?}");
     // The stalled ones are closed by the handshake timeout, which frees the slots.
@@ -255,7 +222,9 @@ async fn connection_and_publisher_limits_hold() {
     eventually(
         "a slot of 127.0.0.2 free again",
         Duration::from_secs(5),
-        || async { holds_a_slot(&mut connect_from(OTHER, srv.rtmp).await).await },
+        || async {
+            holds_a_slot(&mut connect_from(OTHER.into(), srv.rtmp, None).await.unwrap()).await
+        },
     )
     .await;
 
@@ -279,8 +248,9 @@ async fn connection_and_publisher_limits_hold() {
 async fn a_thousand_idle_sockets_are_shed() {
     let srv = TestServer::start(|c| {
         c.limits.handshake_timeout_secs = 2;
-        // All test clients share 127.0.0.1; the per-address cap is tested separately.
+        // All test clients share 127.0.0.1; the per-address caps are tested separately.
         c.limits.max_connections_per_ip = 2000;
+        c.limits.max_pending_per_ip = 2000;
     })
     .await;
     let mut socks = Vec::with_capacity(1000);
@@ -303,5 +273,71 @@ async fn a_thousand_idle_sockets_are_shed() {
     // so check the service instead.)
     let (frames, err) = ffmpeg_decode_frames(&srv.rtmp_url("busy"), 1, &[]).await;
     assert!(frames >= 20, "{frames}: {err}");
+    srv.stop().await;
+}
+
+/// Connections that have not yet reached publish or play are few per address (beyond
+/// `max_pending_per_ip` they wait, unanswered, for a slot); established players are not
+/// counted, so a crowd of viewers behind one address all play.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_connections_are_few_per_address_players_are_not() {
+    let srv = TestServer::start(|c| {
+        c.limits.max_pending_per_ip = 2;
+        c.limits.handshake_timeout_secs = 3;
+    })
+    .await;
+    let _pub = ffmpeg_publish(&srv.rtmp_url("crowd"), "160x120", 40);
+    srv.wait_live("crowd", Duration::from_secs(15)).await;
+    // Eight rtmpdump players from 127.0.0.1 at once pass the two starting slots in turn and
+    // then all play together.
+    let players: Vec<_> = (0..8)
+        .map(|_| {
+            let url = srv.rtmp_url("crowd");
+            tokio::spawn(async move {
+                let mut cmd = tokio::process::Command::new("rtmpdump");
+                cmd.args(["-q", "--live", "-r", &url, "-o", "-"]);
+                capture_stdout(&mut cmd, Duration::from_secs(6)).await.len()
+            })
+        })
+        .collect();
+    eventually("eight players at once", Duration::from_secs(5), || async {
+        viewers(&srv).await == 8
+    })
+    .await;
+    for p in players {
+        let n = p.await.unwrap();
+        assert!(n > 10_000, "a player got only {n} bytes");
+    }
+    // Two stalled handshakes from 127.0.0.5 take that address's slots.
+    const OTHER: [u8; 4] = [127, 0, 0, 5];
+    let mut stalled = vec![];
+    for _ in 0..2 {
+        let mut s = connect_from(OTHER.into(), srv.rtmp, None).await.unwrap();
+        assert!(holds_a_slot(&mut s).await, "a starting slot was not given");
+        stalled.push(s);
+    }
+    // A third, a second later (part of the scenario: it must outlive the first two), waits
+    // unanswered while they hold the slots...
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut third = connect_from(OTHER.into(), srv.rtmp, None).await.unwrap();
+    assert!(
+        !holds_a_slot(&mut third).await,
+        "a third starting connection of one address was answered while two held the slots"
+    );
+    // ...while other addresses are served as usual.
+    let (frames, err) = ffmpeg_decode_frames(&srv.rtmp_url("crowd"), 1, &[]).await;
+    assert!(frames >= 10, "{frames}: {err}");
+    // The stalled two are closed by the handshake timeout; the third then gets its answer.
+    for s in &mut stalled {
+        closed_within(s, Duration::from_secs(5)).await;
+    }
+    let mut s0 = [0u8; 1];
+    assert!(
+        matches!(
+            tokio::time::timeout(Duration::from_secs(3), third.read(&mut s0)).await,
+            Ok(Ok(1))
+        ),
+        "the waiting connection got no slot after the others closed"
+    );
     srv.stop().await;
 }

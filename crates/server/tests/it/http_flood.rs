@@ -13,9 +13,8 @@
 
 use std::{
     net::Ipv4Addr,
-    process::Stdio,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -24,12 +23,9 @@ use std::{
 use crate::common::*;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    process::Command,
     sync::Semaphore,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferrocast");
 const HEADER_SECS: u64 = 5;
 const WRITE_SECS: u64 = 5;
 const PRESSURE_MS: u64 = 1000;
@@ -43,39 +39,6 @@ const ZERO_WINDOW: usize = 200;
 const RSS_BOUND_MIB: u64 = 128;
 /// Slack on every deadline for a shared 2-core box under the flood.
 const SLACK: Duration = Duration::from_secs(3);
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-async fn connect_from(ip: Ipv4Addr, port: u16, rcvbuf: Option<u32>) -> std::io::Result<TcpStream> {
-    let sock = tokio::net::TcpSocket::new_v4()?;
-    if let Some(b) = rcvbuf {
-        sock.set_recv_buffer_size(b)?;
-    }
-    sock.bind((ip, 0).into())?;
-    sock.connect(([127, 0, 0, 1], port).into()).await
-}
-
-/// Waits (reading) until the server closes `s`; how long that took, `None` past `limit`.
-async fn until_closed(s: &mut TcpStream, t0: Instant, limit: Duration) -> Option<Duration> {
-    let mut buf = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(limit.saturating_sub(t0.elapsed()), s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(t0.elapsed()),
-            Ok(Ok(_)) => {}
-            Err(_) => return None,
-        }
-    }
-}
 
 /// The newest finished video segment the MPD lists (the last one may still be in progress).
 fn finished_video_segment(mpd: &str) -> Option<u64> {
@@ -118,38 +81,15 @@ async fn http_floods_are_closed_in_time_while_honest_clients_play() {
         nofile.is_none_or(|n| n > (SILENT + TRICKLE + ZERO_WINDOW + 500) as u64),
         "open file limit {nofile:?} too small for the attack"
     );
-    let dir = std::env::temp_dir().join(format!("ferrocast-flood-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("ferrocast.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let server = ServeProcess::start(
+        "flood",
+        &format!(
             "[limits]\nhttp_header_timeout_secs = {HEADER_SECS}\nhttp_keepalive_timeout_secs = {HEADER_SECS}\nhttp_write_timeout_secs = {WRITE_SECS}\nhttp_pressure_timeout_ms = {PRESSURE_MS}\n"
         ),
+        &[],
     )
-    .unwrap();
-    let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
-    let log = std::fs::File::create(dir.join("server.log")).unwrap();
-    let mut server = Command::new(BIN)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--rtmp-addr", &format!("127.0.0.1:{rtmp}")])
-        .args(["--rtmps-addr", &format!("127.0.0.1:{rtmps}")])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = server.id().unwrap();
-    eventually("the server answers", Duration::from_secs(15), || async {
-        http_get(http, "/healthz").await.0 == 200
-    })
     .await;
+    let (pid, rtmp, http) = (server.pid, server.rtmp, server.http);
     let rtmp_url = |name: &str| format!("rtmp://127.0.0.1:{rtmp}/live/{name}");
     let _publisher = ffmpeg_publish(&rtmp_url("att"), "640x360", 120);
     let t0 = Instant::now();
@@ -168,16 +108,7 @@ async fn http_floods_are_closed_in_time_while_honest_clients_play() {
 
     // Honest clients, through the whole attack.
     let stop = Arc::new(AtomicBool::new(false));
-    let peak = Arc::new(AtomicU64::new(baseline));
-    let sampler = tokio::spawn({
-        let (stop, peak) = (stop.clone(), peak.clone());
-        async move {
-            while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    });
+    let sampler = RssPeak::start(pid, baseline);
     let dash = tokio::spawn({
         let (stop, pres) = (stop.clone(), pres.clone());
         async move {
@@ -315,8 +246,7 @@ async fn http_floods_are_closed_in_time_while_honest_clients_play() {
     let (frames, player_err) = player.await.unwrap();
     stop.store(true, Ordering::Relaxed);
     let (failures, mut latencies, last) = dash.await.unwrap();
-    sampler.await.unwrap();
-    let peak = peak.load(Ordering::Relaxed);
+    let peak = sampler.finish().await;
     let (_, metrics) = http_get(http, "/metrics").await;
     let timeouts: Vec<&str> = metrics
         .lines()
@@ -336,8 +266,7 @@ async fn http_floods_are_closed_in_time_while_honest_clients_play() {
         baseline, peak, peak.saturating_sub(baseline),
         latencies.len(), failures.len(), median(&mut latencies), max(&latencies),
     );
-    let _ = server.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    server.stop().await;
 
     let header = Duration::from_secs(HEADER_SECS) + SLACK;
     assert_eq!(si_open, 0, "silent sockets left open");

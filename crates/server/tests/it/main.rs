@@ -20,5 +20,6 @@ mod llhls;
 mod players;
 mod push;
 mod restart;
+mod rtmp_flood;
 mod secrets;
 mod webrtc;

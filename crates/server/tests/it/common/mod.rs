@@ -202,6 +202,180 @@ pub async fn get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, 
     (status, head, resp[split..].to_vec())
 }
 
+/// Resident memory of process `pid` in KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The `ferrocast serve` binary on free loopback ports, with `config` (TOML) as its config
+/// file, in a fresh directory that also holds its log (`server.log`).
+pub struct ServeProcess {
+    pub child: Child,
+    pub pid: u32,
+    pub rtmp: u16,
+    pub rtmps: u16,
+    pub http: u16,
+    pub dir: PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts it (with `extra` flags) and waits until `/healthz` answers.
+    pub async fn start(tag: &str, config: &str, extra: &[&str]) -> Self {
+        let dir = std::env::temp_dir().join(format!("ferrocast-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config_path = dir.join("ferrocast.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrocast"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--rtmp-addr", &format!("127.0.0.1:{rtmp}")])
+            .args(["--rtmps-addr", &format!("127.0.0.1:{rtmps}")])
+            .args(["--http-addr", &format!("127.0.0.1:{http}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        eventually("the server answers", Duration::from_secs(15), || async {
+            http_get(http, "/healthz").await.0 == 200
+        })
+        .await;
+        Self {
+            child,
+            pid,
+            rtmp,
+            rtmps,
+            http,
+            dir,
+        }
+    }
+
+    /// `rtmp://…/live/NAME` on it.
+    pub fn rtmp_url(&self, name: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{name}", self.rtmp)
+    }
+
+    /// Kills it and removes its directory.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The peak RSS of a process, sampled every 100 ms from `start` until `finish`.
+pub struct RssPeak {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RssPeak {
+    /// Starts sampling `pid`, with `baseline` KiB as the first sample.
+    pub fn start(pid: u32, baseline: u64) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(baseline));
+        let task = tokio::spawn({
+            let (stop, peak) = (stop.clone(), peak.clone());
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        Self { stop, peak, task }
+    }
+
+    /// Stops sampling; the peak in KiB.
+    pub async fn finish(self) -> u64 {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// Our own RTMP client with a `rcvbuf`-byte receive buffer: plays `name` on
+/// 127.0.0.1:`port` until the server says the play started, then returns the socket, which
+/// the caller never reads again (a player that stalls: its window closes).
+pub async fn stalled_player(port: u16, name: &str, rcvbuf: u32) -> TcpStream {
+    use rtmp_proto::{handshake::HANDSHAKE_SIZE, ClientConfig, ClientMode, ClientSession};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(rcvbuf).unwrap();
+    let mut s = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let mut c = ClientSession::new(
+        ClientConfig::default().complex_handshake(true),
+        [3u8; HANDSHAKE_SIZE],
+        0,
+        &format!("rtmp://127.0.0.1:{port}/live"),
+        name,
+        ClientMode::Play,
+        Instant::now(),
+    );
+    let (mut buf, mut out) = (bytes::BytesMut::new(), vec![]);
+    while !c.is_started() {
+        c.poll_transmit(&mut out, Instant::now());
+        s.write_all(&out).await.unwrap();
+        out.clear();
+        tokio::time::timeout(Duration::from_secs(10), s.read_buf(&mut buf))
+            .await
+            .expect("the server did not answer the play")
+            .unwrap();
+        c.handle_input(&mut buf, Instant::now()).unwrap();
+    }
+    s
+}
+
+/// Waits (reading, and dropping what it reads) until the peer closes `r` (EOF or reset); how
+/// long that took since `t0`, `None` past `limit` from `t0`.
+pub async fn until_closed<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    t0: Instant,
+    limit: Duration,
+) -> Option<Duration> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(t0.elapsed()), r.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(t0.elapsed()),
+            Ok(Ok(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A connection to 127.0.0.1:`port` from `ip` (any of 127.0.0.0/8, so per-address limits
+/// count it apart from the clients on 127.0.0.1), with a receive buffer of `rcvbuf` bytes
+/// when given.
+pub async fn connect_from(
+    ip: std::net::Ipv4Addr,
+    port: u16,
+    rcvbuf: Option<u32>,
+) -> std::io::Result<TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    if let Some(b) = rcvbuf {
+        sock.set_recv_buffer_size(b)?;
+    }
+    sock.bind((ip, 0).into())?;
+    sock.connect(([127, 0, 0, 1], port).into()).await
+}
+
 /// ffmpeg publishing a generated test pattern (H.264 + AAC) in real time.
 pub fn ffmpeg_publish(url: &str, size: &str, seconds: u32) -> Child {
     Command::new("ffmpeg")
