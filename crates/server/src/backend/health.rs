@@ -141,12 +141,11 @@ impl Health {
         &self,
         peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     ) -> axum::response::Response {
-        match peer {
-            Some(Extension(ConnectInfo(p))) if p.ip().is_loopback() => {
-                let r = self.run().await;
-                (r.status(), r.detail()).into_response()
-            }
-            _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+        if crate::net::is_local(peer.as_ref().map(|Extension(ConnectInfo(p))| p)) {
+            let r = self.run().await;
+            (r.status(), r.detail()).into_response()
+        } else {
+            (StatusCode::NOT_FOUND, "not found\n").into_response()
         }
     }
 }

@@ -1,13 +1,13 @@
 //! The stream API (`GET /api/streams`), Prometheus metrics (`GET /metrics`) and the stream
 //! list page (`GET /`).
 
-use std::{fmt::Write as _, time::UNIX_EPOCH};
+use std::{fmt::Write as _, net::SocketAddr, time::UNIX_EPOCH};
 
 use axum::{
-    extract::State,
+    extract::{ConnectInfo, State},
     http::header,
     response::{Html, IntoResponse, Response},
-    Json,
+    Extension, Json,
 };
 use serde::Serialize;
 
@@ -23,8 +23,10 @@ pub struct StreamEntry {
     pub name: String,
     /// `live`, `standby` (a hot-standby copy on an encoder, cluster) or `rejected`.
     pub state: &'static str,
-    /// Publisher's address.
-    pub publisher: String,
+    /// The broadcaster's address: shown to the operator (a client on this host's loopback
+    /// interface) only, `null` for everyone else — viewers need not learn where a
+    /// broadcaster sits.
+    pub publisher: Option<String>,
     /// Unix time publishing started.
     pub started_unix: u64,
     /// Seconds since publishing started.
@@ -60,7 +62,7 @@ fn entries(hub: &Hub, dash: &DashRegistry) -> Vec<StreamEntry> {
             StreamEntry {
                 name: s.name.clone(),
                 state: if s.is_standby() { "standby" } else { "live" },
-                publisher: s.publisher.to_string(),
+                publisher: Some(s.publisher.to_string()),
                 started_unix: s
                     .started
                     .duration_since(UNIX_EPOCH)
@@ -79,14 +81,34 @@ fn entries(hub: &Hub, dash: &DashRegistry) -> Vec<StreamEntry> {
         .collect()
 }
 
-pub(super) async fn streams(State(st): State<HttpState>) -> Json<Vec<StreamEntry>> {
+pub(super) async fn streams(
+    State(st): State<HttpState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Json<Vec<StreamEntry>> {
+    Json(public_view(
+        stream_list(&st),
+        crate::net::is_local(peer.as_ref().map(|Extension(ConnectInfo(p))| p)),
+    ))
+}
+
+/// The list as `requester_is_local` may see it.
+fn public_view(mut list: Vec<StreamEntry>, requester_is_local: bool) -> Vec<StreamEntry> {
+    if !requester_is_local {
+        for e in &mut list {
+            e.publisher = None;
+        }
+    }
+    list
+}
+
+fn stream_list(st: &HttpState) -> Vec<StreamEntry> {
     let mut list = entries(&st.hub, &st.dash);
     // Refused publishes stay visible for a while, with the reason.
     list.extend(st.hub.rejections().into_iter().map(|r| {
         StreamEntry {
             name: r.name,
             state: "rejected",
-            publisher: r.publisher.to_string(),
+            publisher: Some(r.publisher.to_string()),
             started_unix: r
                 .at
                 .duration_since(UNIX_EPOCH)
@@ -105,7 +127,7 @@ pub(super) async fn streams(State(st): State<HttpState>) -> Json<Vec<StreamEntry
             transcoder_restarts: None,
         }
     }));
-    Json(list)
+    list
 }
 
 pub(super) async fn metrics(State(st): State<HttpState>) -> Response {
@@ -180,4 +202,39 @@ pub(super) async fn index(State(st): State<HttpState>) -> Html<String> {
          <body><h1>ferrocast — live streams</h1><table><tr><th>name</th><th>codec</th><th>size</th>\
          <th>fps</th><th>bitrate</th><th>viewers</th><th>play</th><th>watch</th></tr>{rows}</table></body></html>"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> StreamEntry {
+        StreamEntry {
+            name: "cam".into(),
+            state: "live",
+            publisher: Some("192.0.2.1:50000".into()),
+            started_unix: 0,
+            uptime_secs: 0.0,
+            viewers: 0,
+            bytes_in: 0,
+            info: StreamInfo::default(),
+            renditions: vec![],
+            dash: None,
+            transcoder_cpu_percent: None,
+            transcoder_restarts: None,
+        }
+    }
+
+    #[test]
+    fn broadcaster_addresses_are_for_the_operator_only() {
+        let local = public_view(vec![entry()], true);
+        assert_eq!(local[0].publisher.as_deref(), Some("192.0.2.1:50000"));
+        let public = serde_json::to_value(public_view(vec![entry()], false)).unwrap();
+        assert!(public[0]["publisher"].is_null());
+        assert!(!public.to_string().contains("192.0.2.1"), "{public}");
+        let is_local = |a: &str| crate::net::is_local(Some(&a.parse().unwrap()));
+        assert!(is_local("127.0.0.1:1") && is_local("127.0.0.2:1") && is_local("[::1]:1"));
+        assert!(!is_local("192.0.2.1:1") && !is_local("[2001:db8::1]:1"));
+        assert!(!crate::net::is_local(None));
+    }
 }

@@ -15,6 +15,12 @@ pub mod group;
 pub mod pending;
 pub mod rate;
 
+/// Whether a request comes from this host (the loopback interface): the operator, who may
+/// see what others may not (health reasons, broadcaster addresses).
+pub fn is_local(peer: Option<&std::net::SocketAddr>) -> bool {
+    peer.is_some_and(|p| p.ip().is_loopback())
+}
+
 pub use caps::{CapConfig, ConnSlot, ConnTable, Counter, GroupCounts, GroupSlot, Refused};
 pub use group::AddrGroup;
 pub use pending::{PendingGate, PendingSlot};

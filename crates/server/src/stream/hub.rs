@@ -22,7 +22,10 @@ pub enum HubError {
     #[error("the server already carries {0} streams (its max_publishers limit); try again later or use another server")]
     TooManyStreams(usize),
     /// Somebody already publishes this name.
-    #[error("stream {name:?} is already being published from {by}; stop that publisher or pick another name")]
+    // Not the holder's address: the text goes to whoever tried (it is in the log).
+    #[error(
+        "stream {name:?} is already being published; stop that publisher or pick another name"
+    )]
     AlreadyPublishing {
         /// The stream name.
         name: String,
