@@ -297,9 +297,7 @@ fn id(out: &mut Vec<u8>, id: u32) {
 /// An EBML variable-size integer, in as few bytes as it fits (all-ones is "unknown", so a
 /// value is one less than the width's maximum at most).
 fn size(out: &mut Vec<u8>, n: u64) {
-    let len = (1..=8u32)
-        .find(|l| n < (1u64 << (7 * l)) - 1)
-        .unwrap_or(8);
+    let len = (1..=8u32).find(|l| n < (1u64 << (7 * l)) - 1).unwrap_or(8);
     let marked = n | (1u64 << (7 * len));
     out.extend_from_slice(&marked.to_be_bytes()[8 - len as usize..]);
 }
@@ -320,7 +318,10 @@ fn uint(out: &mut Vec<u8>, eid: u32, v: u64) {
 mod tests {
     use super::*;
 
-    const ASSET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/assets/avc_aac_720p30.flv");
+    const ASSET: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/assets/avc_aac_720p30.flv"
+    );
 
     fn opus_tags() -> (Vec<u8>, Vec<u8>) {
         let head = opus::OpusHead {
@@ -387,7 +388,10 @@ mod tests {
         assert_eq!(&out[..4], &EBML.to_be_bytes());
         let has = |out: &[u8], what: &[u8]| out.windows(what.len()).any(|x| x == what);
         assert!(has(&out, b"V_MPEG4/ISO/AVC") && has(&out, b"A_OPUS") && has(&out, b"OpusHead"));
-        let clusters = out.windows(4).filter(|x| *x == CLUSTER.to_be_bytes()).count();
+        let clusters = out
+            .windows(4)
+            .filter(|x| *x == CLUSTER.to_be_bytes())
+            .count();
         assert_eq!(clusters, keys.max(1));
         let before = out.len();
         w.push(MediaKind::Audio, 120, &frame, &mut out).unwrap();
@@ -401,11 +405,21 @@ mod tests {
         let mut w = Writer::new(true, true);
         let mut out = vec![];
         assert!(w.push(MediaKind::Video, 0, &[], &mut out).is_err());
-        assert!(w.push(MediaKind::Video, 0, &[0x17, 0, 0, 0, 0, 1], &mut out).is_err());
-        assert!(w.push(MediaKind::Audio, 0, &[0x90, b'O', b'p', b'u', b's', 1], &mut out).is_err());
+        assert!(w
+            .push(MediaKind::Video, 0, &[0x17, 0, 0, 0, 0, 1], &mut out)
+            .is_err());
+        assert!(w
+            .push(
+                MediaKind::Audio,
+                0,
+                &[0x90, b'O', b'p', b'u', b's', 1],
+                &mut out
+            )
+            .is_err());
         let (_, frame) = opus_tags();
         for i in 0..MAX_HELD {
-            w.push(MediaKind::Audio, i as u32, &frame, &mut out).unwrap();
+            w.push(MediaKind::Audio, i as u32, &frame, &mut out)
+                .unwrap();
         }
         assert!(w.push(MediaKind::Audio, 0, &frame, &mut out).is_err());
         assert!(out.is_empty());

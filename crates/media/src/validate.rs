@@ -443,7 +443,10 @@ mod tests {
         let Verdict::Reject(r) = Validator::new().on_frame(MediaKind::Audio, 0, &head) else {
             panic!()
         };
-        assert!(r.to_string().contains("invalid Opus sequence header"), "{r}");
+        assert!(
+            r.to_string().contains("invalid Opus sequence header"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -276,7 +276,12 @@ impl Assembler {
         }
         let ts = self.audio.ms(s, self.epoch);
         let mut body = Vec::with_capacity(5 + s.data.len());
-        write_ex_audio_tag(ExAudioPacketType::CodedFrames, OPUS_FOURCC, &s.data, &mut body);
+        write_ex_audio_tag(
+            ExAudioPacketType::CodedFrames,
+            OPUS_FOURCC,
+            &s.data,
+            &mut body,
+        );
         vec![Tag {
             kind: MediaKind::Audio,
             timestamp: ts,
@@ -312,7 +317,11 @@ mod tests {
         let mut v = vec![];
         for (i, n) in nals.iter().enumerate() {
             // Both start code lengths, as encoders mix them.
-            v.extend_from_slice(if i % 2 == 0 { &[0, 0, 0, 1][..] } else { &[0, 0, 1] });
+            v.extend_from_slice(if i % 2 == 0 {
+                &[0, 0, 0, 1][..]
+            } else {
+                &[0, 0, 1]
+            });
             v.extend_from_slice(n);
         }
         v
@@ -322,7 +331,11 @@ mod tests {
         Sample {
             track,
             rtp,
-            rate: if track == Track::Video { 90_000 } else { 48_000 },
+            rate: if track == Track::Video {
+                90_000
+            } else {
+                48_000
+            },
             arrived: at,
             contiguous: true,
             keyframe: false,
@@ -335,7 +348,10 @@ mod tests {
         let b = annexb(&[&[0x09, 0xf0], &[0x67, 1, 0], &[0x65, 2]]);
         let v: Vec<&[u8]> = annexb_nals(&b).collect();
         assert_eq!(v, [&[0x09, 0xf0][..], &[0x67, 1], &[0x65, 2]]);
-        assert_eq!(annexb_nals(&[0x41, 7]).collect::<Vec<_>>(), [&[0x41, 7][..]]);
+        assert_eq!(
+            annexb_nals(&[0x41, 7]).collect::<Vec<_>>(),
+            [&[0x41, 7][..]]
+        );
         assert_eq!(annexb_nals(&[0, 0, 1, 0, 0, 0, 1]).count(), 0);
         assert_eq!(annexb_nals(&[]).count(), 0);
     }
@@ -374,7 +390,10 @@ mod tests {
         let record = avc_record(SPS, PPS).unwrap();
         assert_eq!(&tags[1].body[5..], &record[..]);
         let cfg = media::h264::parse_avc_config(&record).unwrap();
-        assert_eq!((cfg.nal_length_size, cfg.sps.len(), cfg.pps.len()), (4, 1, 1));
+        assert_eq!(
+            (cfg.nal_length_size, cfg.sps.len(), cfg.pps.len()),
+            (4, 1, 1)
+        );
         // The frame: SEI and IDR, length-prefixed; no AUD, SPS or PPS.
         assert_eq!(
             &tags[2].body,
@@ -383,7 +402,12 @@ mod tests {
         assert_eq!(tags[2].timestamp, 100);
         // The next frame keeps its RTP spacing; audio anchors on its own arrival.
         let p = a
-            .push(&sample(Track::Video, 90_500 + 3000, t0 + ms(150), annexb(&[&[0x41, 2]])))
+            .push(&sample(
+                Track::Video,
+                90_500 + 3000,
+                t0 + ms(150),
+                annexb(&[&[0x41, 2]]),
+            ))
             .unwrap();
         assert_eq!((p[0].timestamp, p[0].body[0]), (133, 0x27));
         let au = a
@@ -406,7 +430,9 @@ mod tests {
         let mut a = Assembler::new(t0, None);
         let key = |sps: &[u8]| annexb(&[sps, PPS, &[0x65, 1]]);
         assert_eq!(
-            a.push(&sample(Track::Video, 0, t0, key(SPS))).unwrap().len(),
+            a.push(&sample(Track::Video, 0, t0, key(SPS)))
+                .unwrap()
+                .len(),
             2
         );
         let mut lost = sample(Track::Video, 3000, t0, annexb(&[&[0x41, 1]]));
@@ -419,16 +445,22 @@ mod tests {
             .is_empty());
         // Same sets: just the frame. New SPS: the header again, then the frame.
         assert_eq!(
-            a.push(&sample(Track::Video, 9000, t0, key(SPS))).unwrap().len(),
+            a.push(&sample(Track::Video, 9000, t0, key(SPS)))
+                .unwrap()
+                .len(),
             1
         );
         let mut sps2 = SPS.to_vec();
         sps2[3] = 0x28;
-        let tags = a.push(&sample(Track::Video, 12000, t0, key(&sps2))).unwrap();
+        let tags = a
+            .push(&sample(Track::Video, 12000, t0, key(&sps2)))
+            .unwrap();
         assert_eq!(tags.len(), 2);
         assert_eq!(tags[0].body[1], 0, "a sequence header");
         // Timestamps never go backwards.
-        let back = a.push(&sample(Track::Video, 0, t0, annexb(&[&[0x41, 1]]))).unwrap();
+        let back = a
+            .push(&sample(Track::Video, 0, t0, annexb(&[&[0x41, 1]])))
+            .unwrap();
         assert!(back[0].timestamp > tags[1].timestamp);
     }
 
@@ -439,7 +471,12 @@ mod tests {
         let many: Vec<&[u8]> = std::iter::repeat_n(&[0x41u8, 1][..], MAX_NALS + 1).collect();
         assert!(a.push(&sample(Track::Video, 0, t0, annexb(&many))).is_err());
         assert_eq!(
-            a.push(&sample(Track::Video, 0, t0, annexb(&[&[0x67, 1], PPS, &[0x65, 1]]))),
+            a.push(&sample(
+                Track::Video,
+                0,
+                t0,
+                annexb(&[&[0x67, 1], PPS, &[0x65, 1]])
+            )),
             Err(IngestError::ShortSps(2))
         );
         for junk in [vec![], vec![0; 64], vec![0, 0, 1], vec![0xff; 7]] {

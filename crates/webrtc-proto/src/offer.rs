@@ -145,12 +145,11 @@ pub fn check_whip_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
     if videos.is_empty() {
         return Err(OfferError::NoVideoToSend);
     }
-    let video = videos
-        .iter()
-        .find(|s| s.has_h264_mode1())
-        .ok_or_else(|| OfferError::NoSupportedIngestCodec {
+    let video = videos.iter().find(|s| s.has_h264_mode1()).ok_or_else(|| {
+        OfferError::NoSupportedIngestCodec {
             offered: offered(&videos),
-        })?;
+        }
+    })?;
     let video_mid = video
         .mid
         .clone()
@@ -160,9 +159,11 @@ pub fn check_whip_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
         .filter(|s| s.kind == "audio" && s.sends())
         .collect();
     let audio_mid = match audios.iter().find(|s| s.has("opus")) {
-        Some(a) => Some(a.mid.clone().ok_or_else(|| {
-            OfferError::Malformed("the audio section has no a=mid".into())
-        })?),
+        Some(a) => Some(
+            a.mid
+                .clone()
+                .ok_or_else(|| OfferError::Malformed("the audio section has no a=mid".into()))?,
+        ),
         None if audios.is_empty() => None,
         None => {
             return Err(OfferError::NoOpus {

@@ -195,10 +195,10 @@ impl Peer {
             ufrag,
             role,
             cfg: cfg.clone(),
-                created: now,
-                now,
-                ice_at: None,
-                connected: false,
+            created: now,
+            now,
+            ice_at: None,
+            connected: false,
             end: None,
             end_reported: false,
         }
@@ -287,7 +287,10 @@ impl Peer {
     /// Sends one H.264 access unit (Annex B) with RTP time `rtp` (90 kHz). Dropped before
     /// [`PeerEvent::Connected`].
     pub fn write_video(&mut self, now: Instant, rtp: u64, annex_b: &[u8]) {
-        if let Role::Play { video: (mid, pt), .. } = self.role {
+        if let Role::Play {
+            video: (mid, pt), ..
+        } = self.role
+        {
             self.write(mid, pt, now, MediaTime::from_90khz(rtp), annex_b);
         }
     }

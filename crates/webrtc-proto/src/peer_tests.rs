@@ -339,7 +339,9 @@ fn a_publisher_s_media_comes_out_as_samples_and_keyframe_requests_reach_it() {
     let v = s.iter().find(|s| s.track == Track::Video).unwrap();
     assert!(v.keyframe && v.contiguous && v.rate == 90_000);
     assert!(v.data.len() >= 3000, "the whole access unit");
-    let nals: Vec<u8> = crate::ingest::annexb_nals(&v.data).map(|n| n[0] & 0x1f).collect();
+    let nals: Vec<u8> = crate::ingest::annexb_nals(&v.data)
+        .map(|n| n[0] & 0x1f)
+        .collect();
     assert_eq!(nals, [7, 8, 5]);
     let a = s.iter().find(|s| s.track == Track::Audio).unwrap();
     assert_eq!((&a.data[..], a.rate), (&[0xfc, 1, 2][..], 48_000));

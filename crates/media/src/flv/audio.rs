@@ -251,14 +251,14 @@ pub fn parse_audio_tag(data: &[u8]) -> Result<AudioTag<'_>, MediaError> {
             )
             .into()),
         };
-        let fourcc: [u8; 4] = body
-            .get(..4)
-            .and_then(|f| f.try_into().ok())
-            .ok_or(InvalidMessage::Truncated {
-                what: "Enhanced RTMP audio tag",
-                need: 5,
-                got: data.len(),
-            })?;
+        let fourcc: [u8; 4] =
+            body.get(..4)
+                .and_then(|f| f.try_into().ok())
+                .ok_or(InvalidMessage::Truncated {
+                    what: "Enhanced RTMP audio tag",
+                    need: 5,
+                    got: data.len(),
+                })?;
         (
             Some(ExAudio {
                 packet_type,
@@ -341,12 +341,22 @@ mod tests {
     #[test]
     fn enhanced_opus_round_trips() {
         let mut v = vec![];
-        write_ex_audio_tag(ExAudioPacketType::SequenceStart, OPUS_FOURCC, b"OpusHead", &mut v);
+        write_ex_audio_tag(
+            ExAudioPacketType::SequenceStart,
+            OPUS_FOURCC,
+            b"OpusHead",
+            &mut v,
+        );
         let t = parse_audio_tag(&v).unwrap();
         assert!(t.is_sequence_header() && t.is_opus());
         assert_eq!((t.codec_name(), t.body), ("opus", &b"OpusHead"[..]));
         v.clear();
-        write_ex_audio_tag(ExAudioPacketType::CodedFrames, OPUS_FOURCC, &[0xfc, 1], &mut v);
+        write_ex_audio_tag(
+            ExAudioPacketType::CodedFrames,
+            OPUS_FOURCC,
+            &[0xfc, 1],
+            &mut v,
+        );
         let t = parse_audio_tag(&v).unwrap();
         assert!(!t.is_sequence_header() && t.is_opus());
         assert_eq!(t.body, &[0xfc, 1]);

@@ -25,6 +25,8 @@ pub struct StreamEntry {
     pub state: &'static str,
     /// Publisher's address.
     pub publisher: String,
+    /// How it is published: `rtmp` (RTMP or RTMPS) or `whip` (WebRTC).
+    pub protocol: &'static str,
     /// Unix time publishing started.
     pub started_unix: u64,
     /// Seconds since publishing started.
@@ -61,6 +63,7 @@ fn entries(hub: &Hub, dash: &DashRegistry) -> Vec<StreamEntry> {
                 name: s.name.clone(),
                 state: if s.is_standby() { "standby" } else { "live" },
                 publisher: s.publisher.to_string(),
+                protocol: s.protocol(),
                 started_unix: s
                     .started
                     .duration_since(UNIX_EPOCH)
@@ -87,6 +90,7 @@ pub(super) async fn streams(State(st): State<HttpState>) -> Json<Vec<StreamEntry
             name: r.name,
             state: "rejected",
             publisher: r.publisher.to_string(),
+            protocol: r.protocol,
             started_unix: r
                 .at
                 .duration_since(UNIX_EPOCH)

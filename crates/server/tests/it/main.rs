@@ -20,3 +20,4 @@ mod players;
 mod push;
 mod secrets;
 mod webrtc;
+mod whip;
