@@ -61,8 +61,9 @@ async fn metric(port: u16, prefix: &str) -> f64 {
         .sum()
 }
 
-/// A WebRTC client: str0m, as a browser would, on its own UDP socket.
-struct Client {
+/// A WebRTC client: str0m, as a browser would, on its own UDP socket (the WHIP tests play
+/// with it too).
+pub(crate) struct Client {
     rtc: Rtc,
     sock: UdpSocket,
     local: SocketAddr,
@@ -72,7 +73,7 @@ struct Client {
 }
 
 impl Client {
-    async fn new(audio: bool) -> (Self, String) {
+    pub(crate) async fn new(audio: bool) -> (Self, String) {
         Self::with(Rtc::builder(), audio).await
     }
 
@@ -99,7 +100,7 @@ impl Client {
         )
     }
 
-    fn accept(&mut self, answer: &str) {
+    pub(crate) fn accept(&mut self, answer: &str) {
         let pending = self.pending.take().unwrap();
         self.rtc
             .sdp_api()
@@ -108,7 +109,11 @@ impl Client {
     }
 
     /// Drives the client until `done` says so for an event, or `within` passes.
-    async fn run(&mut self, within: Duration, mut done: impl FnMut(&Event) -> bool) -> bool {
+    pub(crate) async fn run(
+        &mut self,
+        within: Duration,
+        mut done: impl FnMut(&Event) -> bool,
+    ) -> bool {
         let end = Instant::now() + within;
         let mut buf = vec![0u8; 2048];
         loop {

@@ -240,6 +240,29 @@ async fn ffmpeg_publishes_over_whip_and_the_stream_plays_over_dash_and_rtmp() {
     let (frames, _, err) = decode(&srv.rtmp_url("cam"), "0:v:0", ["-frames:v", "60"]).await;
     assert!(frames >= 60, "source over RTMP: {frames} frames: {err}");
 
+    // WHEP of the WHIP stream: its source, H.264 and the publisher's Opus as they came.
+    let (mut viewer, whep_offer) = crate::webrtc::Client::new(true).await;
+    let (s, _, answer) = post_offer(port, "/whep/cam", None, &whep_offer).await;
+    assert_eq!(s, 201, "{answer}");
+    viewer.accept(&answer);
+    let (mut video, mut audio) = (0, 0);
+    let got = viewer
+        .run(Duration::from_secs(10), |e| {
+            if let str0m::Event::MediaData(m) = e {
+                match m.params.spec().codec {
+                    str0m::format::Codec::H264 => video += 1,
+                    str0m::format::Codec::Opus => audio += 1,
+                    _ => {}
+                }
+            }
+            video >= 30 && audio >= 50
+        })
+        .await;
+    assert!(
+        got,
+        "WHEP of a WHIP stream: {video} video frames, {audio} Opus packets in 10 s"
+    );
+
     // The publisher leaves (ffmpeg's whip muxer DELETEs its session): the stream ends.
     let _ = publisher.kill().await;
     let _ = publisher.wait().await;
