@@ -39,7 +39,7 @@ pub(super) enum Role {
     /// A WHEP viewer, sent this feed.
     Play(Feed),
     /// A WHIP publisher, feeding this stream.
-    Publish(Box<Publisher>),
+    Publish(Publisher),
 }
 
 /// A session, ready to run.

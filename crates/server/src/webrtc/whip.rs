@@ -92,7 +92,7 @@ async fn offer(
     let now = Instant::now();
     let (peer, answer) = Peer::answer_ingest(summary, &cfg, now).map_err(|e| release(e.into()))?;
     let publisher = Publisher::new(handle, ctx.clone(), from, slot, peer.has_audio(), now);
-    let id = session::start(&w, &name, ip, peer, Role::Publish(Box::new(publisher)));
+    let id = session::start(&w, &name, ip, peer, Role::Publish(publisher));
     info!(peer = %from, stream = %name, %id, "publishing over WHIP");
     counter!("ferrocast_publishes_total").increment(1);
     Ok(created(format!("/whip/{name}/{id}"), answer))
