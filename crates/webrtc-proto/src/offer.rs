@@ -107,6 +107,16 @@ fn sections(sdp: &str) -> Vec<Section> {
     v
 }
 
+/// The offer parsed (bounded in size first) and its sections.
+fn parse(sdp: &str) -> Result<(SdpOffer, Vec<Section>), OfferError> {
+    if sdp.len() > MAX_OFFER_BYTES {
+        return Err(OfferError::TooLarge(sdp.len()));
+    }
+    let parsed =
+        SdpOffer::from_sdp_string(sdp).map_err(|e| OfferError::Malformed(e.to_string()))?;
+    Ok((parsed, sections(sdp)))
+}
+
 /// Codec names of some sections, for a refusal ("no codecs" when there are none).
 fn offered(secs: &[&Section]) -> String {
     let mut names: Vec<String> = vec![];
@@ -132,12 +142,7 @@ fn offered(secs: &[&Section]) -> String {
 /// Checks a WHIP offer (the publisher sends): a video section that sends H.264 with
 /// packetization-mode=1, and an audio section, if any, that sends Opus.
 pub fn check_whip_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
-    if sdp.len() > MAX_OFFER_BYTES {
-        return Err(OfferError::TooLarge(sdp.len()));
-    }
-    let parsed =
-        SdpOffer::from_sdp_string(sdp).map_err(|e| OfferError::Malformed(e.to_string()))?;
-    let secs = sections(sdp);
+    let (parsed, secs) = parse(sdp)?;
     let videos: Vec<&Section> = secs
         .iter()
         .filter(|s| s.kind == "video" && s.sends())
@@ -180,12 +185,7 @@ pub fn check_whip_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
 
 /// Checks a WHEP offer: [`OfferError`] says what is wrong with it.
 pub fn check_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
-    if sdp.len() > MAX_OFFER_BYTES {
-        return Err(OfferError::TooLarge(sdp.len()));
-    }
-    let parsed =
-        SdpOffer::from_sdp_string(sdp).map_err(|e| OfferError::Malformed(e.to_string()))?;
-    let secs = sections(sdp);
+    let (parsed, secs) = parse(sdp)?;
     let videos: Vec<&Section> = secs
         .iter()
         .filter(|s| s.kind == "video" && s.receives())

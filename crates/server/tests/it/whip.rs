@@ -18,13 +18,11 @@ use str0m::{
     media::{Direction, MediaKind},
     Candidate, Rtc,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-    process::{Child, Command},
-};
+use tokio::process::{Child, Command};
 
-use crate::common::{count_segments, eventually, ffmpeg_decode_frames, run, TestServer};
+use crate::common::{
+    count_segments, eventually, ffmpeg_decode_frames, http_request, run, TestServer,
+};
 
 const KEY: &str = "s3cret";
 
@@ -64,46 +62,13 @@ fn whip_publish(url: &str, key: &str, secs: u32) -> Child {
         .expect("spawn the WHIP ffmpeg")
 }
 
-/// One HTTP/1.1 request: status, lower-cased head, body.
-async fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut resp = vec![];
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut resp))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_lowercase(), body.to_string())
-}
-
 async fn post_offer(port: u16, path: &str, auth: Option<&str>, sdp: &str) -> (u16, String, String) {
     let bearer = auth.map(|k| format!("Bearer {k}"));
     let mut h = vec![("Content-Type", "application/sdp")];
     if let Some(b) = &bearer {
         h.push(("Authorization", b.as_str()));
     }
-    request(port, "POST", path, &h, sdp).await
+    http_request(port, "POST", path, &h, sdp).await
 }
 
 /// An offer from str0m (a WebRTC stack like a browser's) with video and audio in `dir`.
@@ -307,9 +272,9 @@ async fn delete_ends_a_whip_publish_and_only_its_own() {
     assert_eq!(s, 409);
     // WHEP's DELETE does not end a publisher's session.
     let id = location.rsplit('/').next().unwrap();
-    let (s, _, _) = request(port, "DELETE", &format!("/whep/cam/{id}"), &[], "").await;
+    let (s, _, _) = http_request(port, "DELETE", &format!("/whep/cam/{id}"), &[], "").await;
     assert_eq!(s, 404);
-    let (s, _, body) = request(port, "DELETE", &location, &[], "").await;
+    let (s, _, body) = http_request(port, "DELETE", &location, &[], "").await;
     assert_eq!(s, 200, "{body}");
     eventually(
         "the stream to be gone after DELETE",
@@ -317,13 +282,13 @@ async fn delete_ends_a_whip_publish_and_only_its_own() {
         || async { stream(&srv.streams().await, "cam").is_none() },
     )
     .await;
-    let (s, _, _) = request(port, "DELETE", &location, &[], "").await;
+    let (s, _, _) = http_request(port, "DELETE", &location, &[], "").await;
     assert_eq!(s, 404, "a second DELETE finds nothing");
     // The name is free again.
     let (s, _, body) = post_offer(port, "/whip/cam", Some(KEY), &offer(Direction::SendOnly)).await;
     assert_eq!(s, 201, "{body}");
     // CORS preflight, as for WHEP.
-    let (s, head, _) = request(
+    let (s, head, _) = http_request(
         port,
         "OPTIONS",
         "/whip/cam",
