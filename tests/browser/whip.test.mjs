@@ -7,7 +7,8 @@
 // Asserts: a wrong key is refused with 401 and the reason; the right key gets 201 and a
 // Location; Chromium's getStats shows video and audio sent; /api/streams lists the stream
 // with protocol "whip" (H.264 and Opus in); the MPD lists segments and Debian's ffprobe reads
-// the 720 rendition and AAC audio from it; ffmpeg decodes frames of the stream over RTMP;
+// the 720 rendition and AAC audio from it; ffmpeg decodes frames of the stream over RTMP; a
+// WHEP viewer (another page) decodes its video and receives its Opus (getStats inbound-rtp);
 // DELETE on the Location ends the stream. Prints one JSON line.
 //
 // Environment: FERROCAST_BIN, CHROMIUM.
@@ -147,12 +148,42 @@ test('WHIP publishing from Chromium: refused without the key, then a stream on e
     const frames = Number((rtmpPlay.stdout.match(/frame=(\d+)/g) || ['frame=0']).pop().split('=')[1]);
     assert.ok(frames >= 60, `${frames} frames over RTMP: ${rtmpPlay.stderr}`);
 
+    // A WHEP viewer in another page gets the stream with the publisher's Opus.
+    const viewer = await browser.newPage();
+    await viewer.goto(`${base}/healthz`);
+    const inbound = await viewer.evaluate(async (url) => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+        setTimeout(resolve, 3000);
+      });
+      const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+      if (res.status !== 201) return { status: res.status, body: await res.text() };
+      await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+      const end = Date.now() + 10_000;
+      const got = {};
+      while (Date.now() < end) {
+        (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') got[s.kind] = { packets: s.packetsReceived, frames: s.framesDecoded }; });
+        if (got.audio?.packets > 50 && got.video?.frames > 30) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      pc.close();
+      return { status: res.status, ...got };
+    }, `${base}/whep/${STREAM}`);
+    assert.equal(inbound.status, 201, inbound.body);
+    assert.ok(inbound.audio?.packets > 50, `WHEP audio: ${JSON.stringify(inbound)}`);
+    assert.ok(inbound.video?.frames > 30, `WHEP video: ${JSON.stringify(inbound)}`);
+
     const del = await fetch(`${base}${ok.location}`, { method: 'DELETE' });
     assert.equal(del.status, 200);
     await until('the stream to end after DELETE', 10_000, async () =>
       !(await (await fetch(`${base}/api/streams`)).json()).some((x) => x.name === STREAM));
     assert.deepEqual(errors, [], 'errors on the page');
-    console.log(JSON.stringify({ whip: { accepted_s: Number(accepted_s.toFixed(2)), sent: out, live: { width: live.width, height: live.height, fps: live.fps }, rtmp_frames: frames } }));
+    console.log(JSON.stringify({ whip: { accepted_s: Number(accepted_s.toFixed(2)), sent: out, live: { width: live.width, height: live.height, fps: live.fps }, rtmp_frames: frames, whep_inbound: inbound } }));
     log(`WHIP from Chromium: listed ${accepted_s.toFixed(2)} s after the POST, ${live.width}x${live.height}, ${frames} frames over RTMP`);
   } catch (e) {
     const tail = fs.readFileSync(path.join(dataDir, 'server.log'), 'utf8').split('\n').slice(-30).join('\n');
