@@ -244,6 +244,9 @@ async fn ffmpeg_publishes_over_whip_and_the_stream_plays_over_dash_and_rtmp() {
 async fn delete_ends_a_whip_publish_and_only_its_own() {
     let srv = TestServer::start(|c| {
         c.auth.keys.insert("cam".into(), KEY.into());
+        c.auth.keys.insert("cam2".into(), KEY.into());
+        c.auth.keys.insert("cam3".into(), KEY.into());
+        c.webrtc.max_sessions_per_ip = 2;
     })
     .await;
     let port = srv.http;
@@ -270,6 +273,17 @@ async fn delete_ends_a_whip_publish_and_only_its_own() {
     );
     let (s, _, _) = post_offer(port, "/whip/cam", Some(KEY), &offer(Direction::SendOnly)).await;
     assert_eq!(s, 409);
+    // WHIP sessions count toward the WebRTC limit per address (here 2).
+    let (s, _, body) = post_offer(port, "/whip/cam2", Some(KEY), &offer(Direction::SendOnly)).await;
+    assert_eq!(s, 201, "{body}");
+    let (s, head, body) =
+        post_offer(port, "/whip/cam3", Some(KEY), &offer(Direction::SendOnly)).await;
+    assert_eq!(s, 429, "{body}");
+    assert!(
+        body.contains("per-address limit") && head.contains("retry-after: 5"),
+        "{head}{body}"
+    );
+    assert!(stream(&srv.streams().await, "cam3").is_none());
     // WHEP's DELETE does not end a publisher's session.
     let id = location.rsplit('/').next().unwrap();
     let (s, _, _) = http_request(port, "DELETE", &format!("/whep/cam/{id}"), &[], "").await;
@@ -284,9 +298,24 @@ async fn delete_ends_a_whip_publish_and_only_its_own() {
     .await;
     let (s, _, _) = http_request(port, "DELETE", &location, &[], "").await;
     assert_eq!(s, 404, "a second DELETE finds nothing");
-    // The name is free again.
-    let (s, _, body) = post_offer(port, "/whip/cam", Some(KEY), &offer(Direction::SendOnly)).await;
-    assert_eq!(s, 201, "{body}");
+    // The name and the session slot are free again (the slot once the session's task ended).
+    let mut last = String::new();
+    let free = async {
+        for _ in 0..20 {
+            let (s, _, body) =
+                post_offer(port, "/whip/cam", Some(KEY), &offer(Direction::SendOnly)).await;
+            if s == 201 {
+                return true;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        false
+    };
+    assert!(
+        free.await,
+        "no new publish within 5 s of the DELETE: {last}"
+    );
     // CORS preflight, as for WHEP.
     let (s, head, _) = http_request(
         port,
