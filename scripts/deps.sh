@@ -20,6 +20,24 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The WHIP test's publisher: ffmpeg 9 with the `whip` muxer (Debian's 5.1 has none), the static
+# build inside the PyPI wheel imageio-ffmpeg, unpacked to ~/.cache/ferrocast/ffmpeg-whip.
+WHIP_FFMPEG="$HOME/.cache/ferrocast/ffmpeg-whip"
+if [[ "${1:-run}" == test ]] && [[ ! -x "$WHIP_FFMPEG" ]]; then
+  echo "fetching ffmpeg 9 (imageio-ffmpeg 0.8.1 wheel) for the WHIP test" >&2
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" imageio-ffmpeg==0.8.1
+  mkdir -p "$(dirname "$WHIP_FFMPEG")"
+  python3 - "$tmp" "$WHIP_FFMPEG" <<'PY'
+import glob, shutil, sys, zipfile
+z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/imageio_ffmpeg-*.whl")[0])
+name = next(n for n in z.namelist() if "/binaries/ffmpeg-" in n)
+with z.open(name) as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  chmod +x "$WHIP_FFMPEG"
+  rm -rf "$tmp"
+fi
 # The cluster test's S3 server: s3s-fs (an S3 API over a directory, in Rust) from crates.io.
 if [[ "${1:-run}" == test ]] && ! command -v s3s-fs >/dev/null && [[ ! -x "$HOME/.cargo/bin/s3s-fs" ]]; then
   echo "installing s3s-fs (S3-compatible server for the cluster test) with cargo" >&2

@@ -1,8 +1,8 @@
 //! Every media parser on the same bytes: FLV tags and files (in memory and streamed in two
-//! pieces), onMetaData, AVC config, SPS, AAC ASC.
+//! pieces), onMetaData, AVC config, SPS, AAC ASC, OpusHead.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use media::{aac, flv, h264};
+use media::{aac, flv, h264, opus};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(t) = flv::parse_video_tag(data) {
@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(t) = flv::parse_audio_tag(data) {
         let _ = aac::parse_audio_specific_config(t.body);
+        let _ = opus::parse_opus_head(t.body);
     }
+    let _ = opus::parse_opus_head(data);
     let _ = h264::parse_sps(data);
     if let Ok(mut r) = flv::FileReader::new(data) {
         while let Some(Ok(_)) = r.next_tag() {}

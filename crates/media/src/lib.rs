@@ -16,6 +16,7 @@
 //!   type 9 ─▶ flv::parse_video_tag ─▶ h264::parse_avc_config, parse_sps ├─▶ probe::Probe (StreamInfo)
 //!   type 18 ─▶ flv::parse_metadata (amf0) ──────────────────────────────┘   validate::Validator (Verdict)
 //!  tags ─▶ flv::write_file_header, flv::write_tag ─▶ FLV (ffmpeg's stdin, test files)
+//!  tags ─▶ mkv::Writer ─▶ Matroska (ffmpeg's stdin when the audio is Opus)
 //! ```
 //!
 //! | specification | module |
@@ -24,7 +25,9 @@
 //! | Adobe AMF0 (Action Message Format 0), bounded in depth and size | [`amf0`] |
 //! | ISO/IEC 14496-15 5.3.3.1 `AVCDecoderConfigurationRecord`; ITU-T H.264 7.3.2.1.1 SPS, E.1.1 VUI (to the timing info), 9.1 Exp-Golomb | [`h264`], [`codec`] |
 //! | ISO/IEC 14496-3 1.6.2.1 `AudioSpecificConfig`, with SBR/PS signaling | [`aac`] |
-//! | what ferrocast accepts at publish (H.264 8-bit ≤ 4096², AAC) and shows in `/api/streams` | [`validate`], [`probe`] |
+//! | RFC 7845 §5.1 `OpusHead` | [`opus`] |
+//! | Matroska (RFC 9559) live writer: H.264 + Opus for ffmpeg's stdin | [`mkv`] |
+//! | what ferrocast accepts at publish (H.264 8-bit ≤ 4096², AAC or Opus) and shows in `/api/streams` | [`validate`], [`probe`] |
 //!
 //! Each format is a public module (its namespace: `flv::parse_video_tag`); their own parts are
 //! private with a `pub use` list, as in [`flv`].
@@ -37,6 +40,8 @@ pub mod codec;
 mod error;
 pub mod flv;
 pub mod h264;
+pub mod mkv;
+pub mod opus;
 pub mod probe;
 pub mod validate;
 

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::amf0::Value;
 use crate::flv::{self, MediaKind};
-use crate::{aac, h264, MediaError};
+use crate::{aac, h264, opus, MediaError};
 
 /// A stream's description, as shown by `/api/streams`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -24,7 +24,7 @@ pub struct StreamInfo {
     pub height: Option<u32>,
     /// Frame rate: from the SPS timing info, else measured from timestamps.
     pub fps: Option<f64>,
-    /// Audio codec (`aac`, `mp3`, …).
+    /// Audio codec (`aac`, `opus`, `mp3`, …).
     pub audio_codec: Option<String>,
     /// Audio object type, e.g. `AAC-LC`.
     pub audio_profile: Option<String>,
@@ -140,7 +140,13 @@ impl Probe {
 
     fn on_audio(&mut self, payload: &[u8]) -> Result<(), Problem> {
         let tag = flv::parse_audio_tag(payload)?;
-        self.info.audio_codec = Some(tag.format.name().to_string());
+        self.info.audio_codec = Some(tag.codec_name().to_string());
+        if tag.is_opus() && tag.is_sequence_header() {
+            let head = opus::parse_opus_head(tag.body)?;
+            self.info.sample_rate = Some(opus::SAMPLE_RATE);
+            self.info.channels = Some(head.channels);
+            return Ok(());
+        }
         if tag.aac_packet_type != Some(flv::AacPacketType::SequenceHeader) {
             return Ok(());
         }

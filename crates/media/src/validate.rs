@@ -2,14 +2,14 @@
 //! can take the stream, and which tracks it has. Pure: frames and media time in, a decision
 //! out.
 //!
-//! Supported: H.264 (any profile with 8-bit 4:2:0 or 4:2:2 that ffmpeg decodes) with AAC, H.264
-//! alone, AAC alone. Anything else is refused with a reason the broadcaster can act on.
+//! Supported: H.264 (any profile with 8-bit 4:2:0 or 4:2:2 that ffmpeg decodes) with AAC or
+//! Opus (Enhanced RTMP, mono or stereo: what WHIP publishers send), H.264 alone, audio alone. Anything else is refused with a reason the broadcaster can act on.
 
 use thiserror::Error;
 
 use crate::amf0::Value;
 use crate::flv::{self, MediaKind};
-use crate::{aac, h264, MediaError};
+use crate::{aac, h264, opus, MediaError};
 
 /// Largest picture side we accept (covers 4K UHD portrait and landscape).
 pub const MAX_SIDE: u32 = 4096;
@@ -47,6 +47,17 @@ pub struct AudioTrack {
     pub sample_rate: u32,
     /// Channels.
     pub channels: u8,
+    /// The codec.
+    pub codec: AudioCodec,
+}
+
+/// An audio codec the encoder takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// AAC (FLV sound format 10, an AudioSpecificConfig).
+    Aac,
+    /// Opus (Enhanced RTMP FourCC `Opus`, an `OpusHead`).
+    Opus,
 }
 
 /// What the validator has concluded so far.
@@ -105,8 +116,8 @@ pub enum Rejection {
     /// An audio tag that does not parse.
     #[error("unreadable audio: {0}")]
     UnreadableAudio(MediaError),
-    /// An audio codec other than AAC (its ffmpeg-style name).
-    #[error("audio codec {0} is not supported: publish AAC (e.g. ffmpeg -c:a aac)")]
+    /// An audio codec other than AAC or Opus (its ffmpeg-style name).
+    #[error("audio codec {0} is not supported: publish AAC (e.g. ffmpeg -c:a aac) or Opus")]
     AudioCodec(&'static str),
     /// AAC frames before the decoder configuration.
     #[error("AAC frames arrived before the AAC sequence header (AudioSpecificConfig): the encoder must send it first")]
@@ -114,6 +125,12 @@ pub enum Rejection {
     /// An AAC sequence header that does not parse.
     #[error("invalid AAC sequence header: {0}")]
     InvalidAudioSpecificConfig(MediaError),
+    /// Opus frames before the `OpusHead`.
+    #[error("Opus frames arrived before the Opus sequence header (OpusHead): the encoder must send it first")]
+    OpusBeforeHead,
+    /// An `OpusHead` that does not parse (or has more than two channels).
+    #[error("invalid Opus sequence header: {0}")]
+    InvalidOpusHead(MediaError),
     /// Channel configuration 0 (channels defined in a program config element).
     #[error("AAC channel configuration 0 (PCE) is not supported: publish mono or stereo")]
     ChannelConfiguration,
@@ -231,8 +248,23 @@ impl Validator {
 
     fn audio_frame(&mut self, payload: &[u8]) -> Result<(), Rejection> {
         let tag = flv::parse_audio_tag(payload).map_err(Rejection::UnreadableAudio)?;
+        if tag.is_opus() {
+            if self.audio.is_some() {
+                return Ok(());
+            }
+            if !tag.is_sequence_header() {
+                return Err(Rejection::OpusBeforeHead);
+            }
+            let head = opus::parse_opus_head(tag.body).map_err(Rejection::InvalidOpusHead)?;
+            self.audio = Some(AudioTrack {
+                sample_rate: opus::SAMPLE_RATE,
+                channels: head.channels,
+                codec: AudioCodec::Opus,
+            });
+            return Ok(());
+        }
         if tag.format != flv::SoundFormat::Aac {
-            return Err(Rejection::AudioCodec(tag.format.name()));
+            return Err(Rejection::AudioCodec(tag.codec_name()));
         }
         if self.audio.is_some() {
             return Ok(());
@@ -248,6 +280,7 @@ impl Validator {
         self.audio = Some(AudioTrack {
             sample_rate: asc.output_sampling_frequency(),
             channels,
+            codec: AudioCodec::Aac,
         });
         Ok(())
     }
@@ -312,7 +345,8 @@ mod tests {
             t.audio,
             Some(AudioTrack {
                 sample_rate: 48000,
-                channels: 2
+                channels: 2,
+                codec: AudioCodec::Aac,
             })
         );
     }
@@ -327,7 +361,8 @@ mod tests {
             t.audio,
             Some(AudioTrack {
                 sample_rate: 44100,
-                channels: 1
+                channels: 1,
+                codec: AudioCodec::Aac,
             })
         );
     }
@@ -359,6 +394,59 @@ mod tests {
             panic!()
         };
         assert!(r.to_string().contains("hevc"), "{r}");
+    }
+
+    #[test]
+    fn accepts_h264_with_enhanced_rtmp_opus() {
+        let tags = flv_tags(&asset("avc_aac_720p30.flv"));
+        let video_header = tags
+            .iter()
+            .find(|(k, _, d)| *k == MediaKind::Video && d[1] == 0)
+            .unwrap();
+        let mut head = vec![];
+        let h = opus::OpusHead {
+            channels: 2,
+            pre_skip: 0,
+            input_rate: 48000,
+        };
+        flv::write_ex_audio_tag(
+            flv::ExAudioPacketType::SequenceStart,
+            flv::OPUS_FOURCC,
+            &h.to_bytes(),
+            &mut head,
+        );
+        let mut v = Validator::new();
+        assert_eq!(v.on_frame(MediaKind::Audio, 0, &head), Verdict::Pending);
+        let Verdict::Accept(t) = v.on_frame(MediaKind::Video, 0, &video_header.2) else {
+            panic!()
+        };
+        assert_eq!(
+            t.audio,
+            Some(AudioTrack {
+                sample_rate: 48000,
+                channels: 2,
+                codec: AudioCodec::Opus,
+            })
+        );
+        let mut frame = vec![];
+        flv::write_ex_audio_tag(
+            flv::ExAudioPacketType::CodedFrames,
+            flv::OPUS_FOURCC,
+            &[0xfc],
+            &mut frame,
+        );
+        let Verdict::Reject(r) = Validator::new().on_frame(MediaKind::Audio, 0, &frame) else {
+            panic!()
+        };
+        assert!(r.to_string().contains("OpusHead"), "{r}");
+        head.truncate(head.len() - 3);
+        let Verdict::Reject(r) = Validator::new().on_frame(MediaKind::Audio, 0, &head) else {
+            panic!()
+        };
+        assert!(
+            r.to_string().contains("invalid Opus sequence header"),
+            "{r}"
+        );
     }
 
     #[test]

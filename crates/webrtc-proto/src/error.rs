@@ -19,6 +19,21 @@ pub enum OfferError {
         /// What the offer lists, for the reason text.
         offered: String,
     },
+    /// WHIP: no `m=video` section that sends.
+    #[error("the offer has no video section that sends (add the camera's video track, sendonly)")]
+    NoVideoToSend,
+    /// WHIP: a video section that sends, but not H.264 with packetization-mode=1.
+    #[error("no supported video codec in the offer: this server takes H.264 (packetization-mode=1; OBS: x264 or NVENC H.264, ffmpeg: -c:v libx264 -bf 0); the offer has {offered}")]
+    NoSupportedIngestCodec {
+        /// What the offer lists, for the reason text.
+        offered: String,
+    },
+    /// WHIP: an audio section that sends, but not Opus.
+    #[error("unsupported audio codec in the offer: this server takes Opus (or no audio); the offer has {offered}")]
+    NoOpus {
+        /// What the offer lists, for the reason text.
+        offered: String,
+    },
 }
 
 /// Why a session ended.

@@ -30,6 +30,7 @@
 pub mod admission;
 mod error;
 pub mod h264;
+pub mod ingest;
 pub mod offer;
 pub mod peer;
 pub mod stun;
@@ -37,8 +38,8 @@ pub mod timeline;
 
 pub use admission::{Admission, Refusal};
 pub use error::{EndReason, OfferError};
-pub use offer::{check_offer, OfferSummary};
-pub use peer::{Peer, PeerConfig, PeerEvent, Poll};
+pub use offer::{check_offer, check_whip_offer, OfferSummary};
+pub use peer::{Peer, PeerConfig, PeerEvent, Poll, Sample, Track};
 
 /// Installs str0m's crypto provider (aws-lc-rs) for the process; call once before the first
 /// [`Peer`]. Calling it again is harmless.

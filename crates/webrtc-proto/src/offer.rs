@@ -1,7 +1,9 @@
-//! Checking a WHEP offer before a peer is made for it: size, SDP syntax (str0m's parser),
-//! and whether it can receive what we send — H.264 with packetization-mode=1 (RFC 6184 §8.1;
+//! Checking an offer before a peer is made for it: size, SDP syntax (str0m's parser), and
+//! whether it can carry what we exchange — H.264 with packetization-mode=1 (RFC 6184 §8.1;
 //! mode 0 would need single-NAL packets, which our 720p frames do not fit) and, if it has an
-//! audio section, Opus. The reasons name what the offer had, so a developer can fix the page.
+//! audio section, Opus. A WHEP offer must receive that ([`check_offer`]), a WHIP offer send
+//! it ([`check_whip_offer`]). The reasons name what the offer had, so a developer can fix
+//! the page or the encoder settings.
 
 use str0m::change::SdpOffer;
 
@@ -52,6 +54,13 @@ impl Section {
             None | Some("sendrecv" | "recvonly")
         )
     }
+    /// The offerer will send on it.
+    fn sends(&self) -> bool {
+        matches!(
+            self.direction.as_deref(),
+            None | Some("sendrecv" | "sendonly")
+        )
+    }
     fn has(&self, codec: &str) -> bool {
         self.rtpmap
             .iter()
@@ -98,14 +107,85 @@ fn sections(sdp: &str) -> Vec<Section> {
     v
 }
 
-/// Checks a WHEP offer: [`OfferError`] says what is wrong with it.
-pub fn check_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
+/// The offer parsed (bounded in size first) and its sections.
+fn parse(sdp: &str) -> Result<(SdpOffer, Vec<Section>), OfferError> {
     if sdp.len() > MAX_OFFER_BYTES {
         return Err(OfferError::TooLarge(sdp.len()));
     }
     let parsed =
         SdpOffer::from_sdp_string(sdp).map_err(|e| OfferError::Malformed(e.to_string()))?;
-    let secs = sections(sdp);
+    Ok((parsed, sections(sdp)))
+}
+
+/// Codec names of some sections, for a refusal ("no codecs" when there are none).
+fn offered(secs: &[&Section]) -> String {
+    let mut names: Vec<String> = vec![];
+    for s in secs {
+        for (pt, c) in &s.rtpmap {
+            let name = if c.eq_ignore_ascii_case("H264") && !s.mode1.contains(pt) {
+                "H264 (packetization-mode 0)".to_string()
+            } else {
+                c.clone()
+            };
+            if !names.contains(&name) && names.len() < MAX_NAMES {
+                names.push(name);
+            }
+        }
+    }
+    if names.is_empty() {
+        "no codecs".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Checks a WHIP offer (the publisher sends): a video section that sends H.264 with
+/// packetization-mode=1, and an audio section, if any, that sends Opus.
+pub fn check_whip_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
+    let (parsed, secs) = parse(sdp)?;
+    let videos: Vec<&Section> = secs
+        .iter()
+        .filter(|s| s.kind == "video" && s.sends())
+        .collect();
+    if videos.is_empty() {
+        return Err(OfferError::NoVideoToSend);
+    }
+    let video = videos.iter().find(|s| s.has_h264_mode1()).ok_or_else(|| {
+        OfferError::NoSupportedIngestCodec {
+            offered: offered(&videos),
+        }
+    })?;
+    let video_mid = video
+        .mid
+        .clone()
+        .ok_or_else(|| OfferError::Malformed("the video section has no a=mid".into()))?;
+    let audios: Vec<&Section> = secs
+        .iter()
+        .filter(|s| s.kind == "audio" && s.sends())
+        .collect();
+    let audio_mid = match audios.iter().find(|s| s.has("opus")) {
+        Some(a) => Some(
+            a.mid
+                .clone()
+                .ok_or_else(|| OfferError::Malformed("the audio section has no a=mid".into()))?,
+        ),
+        None if audios.is_empty() => None,
+        None => {
+            return Err(OfferError::NoOpus {
+                offered: offered(&audios),
+            })
+        }
+    };
+    Ok(OfferSummary {
+        sdp: parsed,
+        video_mid,
+        audio_mid,
+    })
+}
+
+/// Checks a WHEP offer: [`OfferError`] says what is wrong with it.
+pub fn check_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
+    let (parsed, secs) = parse(sdp)?;
     let videos: Vec<&Section> = secs
         .iter()
         .filter(|s| s.kind == "video" && s.receives())
@@ -114,25 +194,9 @@ pub fn check_offer(sdp: &str) -> Result<OfferSummary, OfferError> {
         return Err(OfferError::NoVideo);
     }
     let Some(video) = videos.iter().find(|s| s.has_h264_mode1()) else {
-        let mut names: Vec<String> = vec![];
-        for s in &videos {
-            for (pt, c) in &s.rtpmap {
-                let name = if c.eq_ignore_ascii_case("H264") && !s.mode1.contains(pt) {
-                    "H264 (packetization-mode 0)".to_string()
-                } else {
-                    c.clone()
-                };
-                if !names.contains(&name) && names.len() < MAX_NAMES {
-                    names.push(name);
-                }
-            }
-        }
-        let offered = if names.is_empty() {
-            "no codecs".to_string()
-        } else {
-            names.join(", ")
-        };
-        return Err(OfferError::NoSupportedCodec { offered });
+        return Err(OfferError::NoSupportedCodec {
+            offered: offered(&videos),
+        });
     };
     let video_mid = video
         .mid
@@ -236,6 +300,46 @@ pub(crate) mod tests {
         };
         assert_eq!(offered, "VP8, rtx, H264 (packetization-mode 0)");
         assert!(e.to_string().contains("packetization-mode=1"), "{e}");
+    }
+
+    /// A publisher's offer: the same sections, sending.
+    fn whip_offer(video_codecs: &str, audio: bool) -> String {
+        chromium_offer(video_codecs, audio).replace("a=recvonly", "a=sendonly")
+    }
+
+    #[test]
+    fn a_whip_offer_must_send_h264_and_opus() {
+        let s = check_whip_offer(&whip_offer(&format!("{VP8}{H264}"), true)).unwrap();
+        assert_eq!(
+            (s.video_mid.as_str(), s.audio_mid.as_deref()),
+            ("0", Some("1"))
+        );
+        assert!(!check_whip_offer(&whip_offer(H264, false)).unwrap().opus());
+        assert_eq!(
+            check_whip_offer(&chromium_offer(H264, true)).unwrap_err(),
+            OfferError::NoVideoToSend,
+            "a viewer's offer is not a publisher's"
+        );
+        let e = check_whip_offer(&whip_offer(&format!("{VP8}{H264_MODE0}"), true)).unwrap_err();
+        assert_eq!(
+            e,
+            OfferError::NoSupportedIngestCodec {
+                offered: "VP8, rtx, H264 (packetization-mode 0)".into()
+            }
+        );
+        assert!(e.to_string().contains("takes H.264"), "{e}");
+        let pcmu = whip_offer(H264, true).replace("opus/48000/2", "PCMU/8000");
+        let e = check_whip_offer(&pcmu).unwrap_err();
+        assert_eq!(
+            e,
+            OfferError::NoOpus {
+                offered: "PCMU".into()
+            }
+        );
+        assert!(matches!(
+            check_whip_offer("v=0\r\n"),
+            Err(OfferError::Malformed(_))
+        ));
     }
 
     #[test]

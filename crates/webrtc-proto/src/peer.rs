@@ -1,6 +1,8 @@
-//! One viewer's WebRTC session: str0m's [`Rtc`] as an ICE-lite, send-only answerer with one
-//! host candidate, plus the deadlines str0m leaves to its caller — ICE must complete, and
-//! then DTLS, within a bound, or the session ends and its resources go.
+//! One WebRTC session: str0m's [`Rtc`] as an ICE-lite answerer with one host candidate —
+//! send-only for a WHEP viewer ([`Peer::answer`]), receive-only for a WHIP publisher
+//! ([`Peer::answer_ingest`]: str0m depacketizes, the peer hands out [`Sample`]s) — plus the
+//! deadlines str0m leaves to its caller: ICE must complete, and then DTLS, within a bound, or
+//! the session ends and its resources go.
 //!
 //! The polling order is quinn's: feed input (`handle_datagram`, `handle_timeout`, writes),
 //! then drain [`Peer::poll`] until it yields [`Poll::Timeout`]. After [`PeerEvent::Ended`]
@@ -8,6 +10,7 @@
 
 use std::{
     net::SocketAddr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -39,8 +42,50 @@ pub enum PeerEvent {
     Connected,
     /// The viewer lost the picture (PLI/FIR): send it a keyframe.
     KeyframeRequest,
+    /// A publisher's media arrived (WHIP).
+    Media(Sample),
     /// The session is over.
     Ended(EndReason),
+}
+
+/// Which track a [`Sample`] is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// H.264.
+    Video,
+    /// Opus.
+    Audio,
+}
+
+/// One depacketized frame from a publisher: for video an H.264 access unit in Annex B (as
+/// str0m's depacketizer gives it), for audio one Opus packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// The track.
+    pub track: Track,
+    /// RTP time (extended past wrap-around) at `rate` Hz.
+    pub rtp: u64,
+    /// The track's RTP clock rate.
+    pub rate: u32,
+    /// When its first packet arrived.
+    pub arrived: Instant,
+    /// Nothing was lost since the previous sample of this track.
+    pub contiguous: bool,
+    /// An H.264 IDR picture (str0m's reading of the NAL units).
+    pub keyframe: bool,
+    /// The bytes.
+    pub data: Arc<[u8]>,
+}
+
+/// What a session does with its media.
+enum Role {
+    /// Sends to a viewer: the (mid, payload type) of each track.
+    Play {
+        video: (Mid, Pt),
+        audio: Option<(Mid, Pt)>,
+    },
+    /// Receives from a publisher: the mid of each track.
+    Ingest { video: Mid, audio: Option<Mid> },
 }
 
 /// One output of [`Peer::poll`].
@@ -54,12 +99,11 @@ pub enum Poll {
     Timeout(Instant),
 }
 
-/// One viewer.
+/// One viewer or publisher.
 pub struct Peer {
     rtc: Rtc,
     ufrag: String,
-    video: (Mid, Pt),
-    audio: Option<(Mid, Pt)>,
+    role: Role,
     cfg: PeerConfig,
     created: Instant,
     /// The time of the latest input (str0m reports state changes from the input that caused
@@ -85,6 +129,46 @@ impl Peer {
         cfg: &PeerConfig,
         now: Instant,
     ) -> Result<(Self, String), OfferError> {
+        let (mut rtc, ufrag, answer) = Self::accept(offer.sdp, cfg, now)?;
+        let video_mid = Mid::from(offer.video_mid.as_str());
+        let video_pt = pick(&mut rtc, video_mid, Codec::H264).ok_or_else(|| {
+            OfferError::NoSupportedCodec {
+                offered: "no H.264 profile we can label our stream with (we send High, Main or Constrained Baseline)".into(),
+            }
+        })?;
+        let audio = offer.audio_mid.as_deref().and_then(|m| {
+            let mid = Mid::from(m);
+            pick(&mut rtc, mid, Codec::Opus).map(|pt| (mid, pt))
+        });
+        let role = Role::Play {
+            video: (video_mid, video_pt),
+            audio,
+        };
+        Ok((Self::new(rtc, ufrag, role, cfg, now), answer))
+    }
+
+    /// Answers a checked WHIP offer ([`crate::check_whip_offer`]): a peer that receives, and
+    /// the answer SDP.
+    pub fn answer_ingest(
+        offer: OfferSummary,
+        cfg: &PeerConfig,
+        now: Instant,
+    ) -> Result<(Self, String), OfferError> {
+        let (rtc, ufrag, answer) = Self::accept(offer.sdp, cfg, now)?;
+        let role = Role::Ingest {
+            video: Mid::from(offer.video_mid.as_str()),
+            audio: offer.audio_mid.as_deref().map(Mid::from),
+        };
+        Ok((Self::new(rtc, ufrag, role, cfg, now), answer))
+    }
+
+    /// An ICE-lite `Rtc` with our one candidate that has accepted `offer`: it, our ufrag and
+    /// the answer.
+    fn accept(
+        offer: str0m::change::SdpOffer,
+        cfg: &PeerConfig,
+        now: Instant,
+    ) -> Result<(Rtc, String, String), OfferError> {
         crate::init_crypto();
         let creds = IceCreds::new();
         let ufrag = creds.ufrag.clone();
@@ -100,34 +184,24 @@ impl Peer {
         rtc.add_local_candidate(candidate);
         let answer = rtc
             .sdp_api()
-            .accept_offer(offer.sdp)
+            .accept_offer(offer)
             .map_err(|e| OfferError::Malformed(e.to_string()))?;
-        let video_mid = Mid::from(offer.video_mid.as_str());
-        let video_pt = pick(&mut rtc, video_mid, Codec::H264).ok_or_else(|| {
-            OfferError::NoSupportedCodec {
-                offered: "no H.264 profile we can label our stream with (we send High, Main or Constrained Baseline)".into(),
-            }
-        })?;
-        let audio = offer.audio_mid.as_deref().and_then(|m| {
-            let mid = Mid::from(m);
-            pick(&mut rtc, mid, Codec::Opus).map(|pt| (mid, pt))
-        });
-        Ok((
-            Self {
-                rtc,
-                ufrag,
-                video: (video_mid, video_pt),
-                audio,
-                cfg: cfg.clone(),
-                created: now,
-                now,
-                ice_at: None,
-                connected: false,
-                end: None,
-                end_reported: false,
-            },
-            answer.to_sdp_string(),
-        ))
+        Ok((rtc, ufrag, answer.to_sdp_string()))
+    }
+
+    fn new(rtc: Rtc, ufrag: String, role: Role, cfg: &PeerConfig, now: Instant) -> Self {
+        Self {
+            rtc,
+            ufrag,
+            role,
+            cfg: cfg.clone(),
+            created: now,
+            now,
+            ice_at: None,
+            connected: false,
+            end: None,
+            end_reported: false,
+        }
     }
 
     /// Our ICE username fragment: STUN checks for this peer carry it (see [`crate::stun`]).
@@ -135,9 +209,26 @@ impl Peer {
         &self.ufrag
     }
 
-    /// The viewer can receive audio (Opus was negotiated).
+    /// The viewer can receive audio, or the publisher sends it (Opus was negotiated).
     pub fn has_audio(&self) -> bool {
-        self.audio.is_some()
+        match &self.role {
+            Role::Play { audio, .. } => audio.is_some(),
+            Role::Ingest { audio, .. } => audio.is_some(),
+        }
+    }
+
+    /// Asks a publisher for a keyframe (RTCP PLI). Nothing for a viewer, or before DTLS is up.
+    pub fn request_keyframe(&mut self) {
+        let Role::Ingest { video, .. } = self.role else {
+            return;
+        };
+        if !self.connected || self.end.is_some() {
+            return;
+        }
+        if let Some(mut w) = self.rtc.writer(video) {
+            // Refused only when the section does not receive, which the offer check excludes.
+            let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+        }
     }
 
     /// DTLS-SRTP is up.
@@ -196,13 +287,21 @@ impl Peer {
     /// Sends one H.264 access unit (Annex B) with RTP time `rtp` (90 kHz). Dropped before
     /// [`PeerEvent::Connected`].
     pub fn write_video(&mut self, now: Instant, rtp: u64, annex_b: &[u8]) {
-        let (mid, pt) = self.video;
-        self.write(mid, pt, now, MediaTime::from_90khz(rtp), annex_b);
+        if let Role::Play {
+            video: (mid, pt), ..
+        } = self.role
+        {
+            self.write(mid, pt, now, MediaTime::from_90khz(rtp), annex_b);
+        }
     }
 
     /// Sends one Opus packet with RTP time `rtp` (48 kHz), if audio was negotiated.
     pub fn write_audio(&mut self, now: Instant, rtp: u64, opus: &[u8]) {
-        if let Some((mid, pt)) = self.audio {
+        if let Role::Play {
+            audio: Some((mid, pt)),
+            ..
+        } = self.role
+        {
             self.write(
                 mid,
                 pt,
@@ -282,7 +381,7 @@ impl Peer {
                         return Poll::Event(PeerEvent::Connected);
                     }
                     Event::KeyframeRequest(r)
-                        if r.mid == self.video.0
+                        if matches!(self.role, Role::Play { video: (m, _), .. } if m == r.mid)
                             && matches!(
                                 r.kind,
                                 KeyframeRequestKind::Pli | KeyframeRequestKind::Fir
@@ -290,10 +389,47 @@ impl Peer {
                     {
                         return Poll::Event(PeerEvent::KeyframeRequest);
                     }
+                    Event::MediaData(d) => {
+                        if let Some(s) = self.sample(d) {
+                            return Poll::Event(PeerEvent::Media(s));
+                        }
+                    }
                     Event::Closed => self.end = Some(EndReason::Closed),
                     _ => {}
                 },
             }
+        }
+    }
+
+    /// A publisher's depacketized frame as a [`Sample`], if it is of one of its tracks.
+    fn sample(&self, d: str0m::media::MediaData) -> Option<Sample> {
+        let Role::Ingest { video, audio } = self.role else {
+            return None;
+        };
+        let track = if d.mid == video {
+            Track::Video
+        } else if Some(d.mid) == audio {
+            Track::Audio
+        } else {
+            return None;
+        };
+        let rate = d.time.frequency().get();
+        Some(Sample {
+            track,
+            rtp: d.time.numer(),
+            rate,
+            arrived: d.network_time,
+            contiguous: d.contiguous,
+            keyframe: d.is_keyframe(),
+            data: d.data,
+        })
+    }
+
+    /// The mid of the video section (tests).
+    #[cfg(test)]
+    pub(crate) fn video_mid(&self) -> Mid {
+        match self.role {
+            Role::Play { video: (m, _), .. } | Role::Ingest { video: m, .. } => m,
         }
     }
 

@@ -23,6 +23,10 @@ struct Pair {
     lose: fn(&[u8]) -> bool,
     media: Vec<(MediaKind, Vec<u8>)>,
     events: Vec<PeerEvent>,
+    /// Keyframe requests the client got.
+    client_plis: usize,
+    /// The client's sections.
+    client_mids: Vec<(MediaKind, Mid)>,
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -39,19 +43,40 @@ fn cfg() -> PeerConfig {
 
 impl Pair {
     fn new(audio: bool) -> Self {
+        Self::with(audio, false)
+    }
+
+    /// `ingest`: the client publishes (WHIP) instead of playing (WHEP).
+    fn with(audio: bool, ingest: bool) -> Self {
         crate::init_crypto();
         let now = Instant::now();
         let mut client = Rtc::builder().build(now);
         client.add_local_candidate(Candidate::host(addr(CLIENT), "udp").unwrap());
         let mut api = client.sdp_api();
-        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let dir = if ingest {
+            Direction::SendOnly
+        } else {
+            Direction::RecvOnly
+        };
+        let mut client_mids = vec![(
+            MediaKind::Video,
+            api.add_media(MediaKind::Video, dir, None, None, None),
+        )];
         if audio {
-            api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+            client_mids.push((
+                MediaKind::Audio,
+                api.add_media(MediaKind::Audio, dir, None, None, None),
+            ));
         }
         let (offer, pending) = api.apply().unwrap();
-        let summary = check_offer(&offer.to_sdp_string()).unwrap();
-        assert_eq!(summary.opus(), audio);
-        let (peer, answer) = Peer::answer(summary, &cfg(), now).unwrap();
+        let (peer, answer) = if ingest {
+            let summary = crate::check_whip_offer(&offer.to_sdp_string()).unwrap();
+            Peer::answer_ingest(summary, &cfg(), now).unwrap()
+        } else {
+            let summary = check_offer(&offer.to_sdp_string()).unwrap();
+            assert_eq!(summary.opus(), audio);
+            Peer::answer(summary, &cfg(), now).unwrap()
+        };
         assert!(answer.contains("a=ice-lite"), "{answer}");
         assert!(answer.contains(&format!("a=ice-ufrag:{}", peer.ufrag())));
         assert!(answer.contains("127.0.0.1 8189 typ host"), "{answer}");
@@ -66,6 +91,8 @@ impl Pair {
             lose: |_| false,
             media: vec![],
             events: vec![],
+            client_plis: 0,
+            client_mids,
         }
     }
 
@@ -88,6 +115,7 @@ impl Pair {
                     let kind = self.client.media(m.mid).unwrap().kind();
                     self.media.push((kind, m.data.to_vec()));
                 }
+                Output::Event(Event::KeyframeRequest(_)) => self.client_plis += 1,
                 Output::Event(_) => {}
                 Output::Timeout(t) => break t,
             }
@@ -193,7 +221,7 @@ fn a_keyframe_request_from_the_viewer_is_an_event() {
     let t = p.now;
     p.peer.write_video(t, 0, &keyframe());
     assert!(p.until(Duration::from_secs(1), |p| !p.media.is_empty()));
-    let mid = p.client.media(p.peer.video.0).unwrap().mid();
+    let mid = p.client.media(p.peer.video_mid()).unwrap().mid();
     p.client
         .writer(mid)
         .unwrap()
@@ -258,4 +286,65 @@ fn close_ends_the_session_once() {
         .count();
     assert_eq!(ends, 1);
     assert_eq!(p.events.last(), Some(&PeerEvent::Ended(EndReason::Closed)));
+}
+
+/// The client's payload type for `codec` on its section of `kind`.
+fn client_pt(p: &mut Pair, kind: MediaKind, codec: str0m::format::Codec) -> (Mid, Pt) {
+    let mid = p.client_mids.iter().find(|m| m.0 == kind).unwrap().1;
+    let w = p.client.writer(mid).unwrap();
+    let pt = w
+        .payload_params()
+        .find(|p| p.spec().codec == codec)
+        .unwrap()
+        .pt();
+    (mid, pt)
+}
+
+#[test]
+fn a_publisher_s_media_comes_out_as_samples_and_keyframe_requests_reach_it() {
+    let mut p = Pair::with(true, true);
+    assert!(p.peer.has_audio());
+    assert!(p.until(Duration::from_secs(2), |p| p
+        .events
+        .contains(&PeerEvent::Connected)));
+    let (vmid, vpt) = client_pt(&mut p, MediaKind::Video, str0m::format::Codec::H264);
+    let (amid, apt) = client_pt(&mut p, MediaKind::Audio, str0m::format::Codec::Opus);
+    let t = p.now;
+    let w = p.client.writer(vmid).unwrap();
+    w.write(vpt, t, MediaTime::from_90khz(90_000), keyframe())
+        .unwrap();
+    let w = p.client.writer(amid).unwrap();
+    w.write(
+        apt,
+        t,
+        MediaTime::new(48_000, str0m::media::Frequency::FORTY_EIGHT_KHZ),
+        vec![0xfc, 1, 2],
+    )
+    .unwrap();
+    let samples = |p: &Pair| -> Vec<Sample> {
+        p.events
+            .iter()
+            .filter_map(|e| match e {
+                PeerEvent::Media(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        p.until(Duration::from_secs(1), |p| samples(p).len() >= 2),
+        "{:?}",
+        p.events
+    );
+    let s = samples(&p);
+    let v = s.iter().find(|s| s.track == Track::Video).unwrap();
+    assert!(v.keyframe && v.contiguous && v.rate == 90_000);
+    assert!(v.data.len() >= 3000, "the whole access unit");
+    let nals: Vec<u8> = crate::ingest::annexb_nals(&v.data)
+        .map(|n| n[0] & 0x1f)
+        .collect();
+    assert_eq!(nals, [7, 8, 5]);
+    let a = s.iter().find(|s| s.track == Track::Audio).unwrap();
+    assert_eq!((&a.data[..], a.rate), (&[0xfc, 1, 2][..], 48_000));
+    p.peer.request_keyframe();
+    assert!(p.until(Duration::from_secs(1), |p| p.client_plis > 0));
 }

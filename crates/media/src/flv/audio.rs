@@ -1,6 +1,6 @@
 //! FLV audio tag bodies (FLV spec v10.1 E.4.2.1 `AUDIODATA`).
 
-use crate::{InvalidMessage, MediaError};
+use crate::{InvalidMessage, MediaError, PeerIncompatible};
 
 /// FLV `SoundFormat`: the upper 4 bits of the first byte, all 16 values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,6 +116,31 @@ pub enum AacPacketType {
     Raw,
 }
 
+/// Enhanced RTMP v2 `AudioPacketType` (the low nibble of the first byte when the sound
+/// format is [`SoundFormat::ExHeader`]); the ones this crate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExAudioPacketType {
+    /// 0: the body is the codec's decoder configuration (for Opus: the `OpusHead` of
+    /// RFC 7845 §5.1).
+    SequenceStart,
+    /// 1: the body is one coded frame (for Opus: one packet, RFC 6716).
+    CodedFrames,
+    /// 2: the track ends.
+    SequenceEnd,
+}
+
+/// What an Enhanced RTMP audio header says besides the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExAudio {
+    /// The packet type.
+    pub packet_type: ExAudioPacketType,
+    /// The codec's FourCC, e.g. `Opus`.
+    pub fourcc: [u8; 4],
+}
+
+/// The Enhanced RTMP FourCC of Opus.
+pub const OPUS_FOURCC: [u8; 4] = *b"Opus";
+
 /// A parsed FLV audio tag body, borrowing its payload from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioTag<'a> {
@@ -131,15 +156,58 @@ pub struct AudioTag<'a> {
     pub stereo: bool,
     /// For AAC: whether the body is a sequence header or a raw frame.
     pub aac_packet_type: Option<AacPacketType>,
+    /// For an Enhanced RTMP header (sound format 9): its packet type and codec.
+    pub ex: Option<ExAudio>,
     /// The payload after the header (after the `AACPacketType` byte for AAC).
     pub body: &'a [u8],
 }
 
 impl AudioTag<'_> {
-    /// Whether this tag carries the AAC decoder configuration.
+    /// Whether this tag carries the decoder configuration (AAC's AudioSpecificConfig, an
+    /// Enhanced RTMP SequenceStart).
     pub fn is_sequence_header(&self) -> bool {
         self.aac_packet_type == Some(AacPacketType::SequenceHeader)
+            || self
+                .ex
+                .is_some_and(|e| e.packet_type == ExAudioPacketType::SequenceStart)
     }
+
+    /// Opus in an Enhanced RTMP header.
+    pub fn is_opus(&self) -> bool {
+        self.ex.is_some_and(|e| e.fourcc == OPUS_FOURCC)
+    }
+
+    /// Short lowercase codec name: the sound format's, or for an Enhanced RTMP header its
+    /// FourCC's (`opus`, `flac`, `ac-3`, …).
+    pub fn codec_name(&self) -> &'static str {
+        match self.ex.map(|e| e.fourcc) {
+            None => self.format.name(),
+            Some(OPUS_FOURCC) => "opus",
+            Some(f) if &f == b"fLaC" => "flac",
+            Some(f) if &f == b"ac-3" => "ac-3",
+            Some(f) if &f == b"ec-3" => "e-ac-3",
+            Some(f) if &f == b".mp3" => "mp3",
+            Some(f) if &f == b"mp4a" => "aac",
+            Some(_) => "enhanced",
+        }
+    }
+}
+
+/// An Enhanced RTMP audio tag body: `ExHeader` with `packet_type`, the FourCC, the body.
+pub fn write_ex_audio_tag(
+    packet_type: ExAudioPacketType,
+    fourcc: [u8; 4],
+    body: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let pt = match packet_type {
+        ExAudioPacketType::SequenceStart => 0,
+        ExAudioPacketType::CodedFrames => 1,
+        ExAudioPacketType::SequenceEnd => 2,
+    };
+    out.push(0x90 | pt);
+    out.extend_from_slice(&fourcc);
+    out.extend_from_slice(body);
 }
 
 /// Parses the body of an FLV audio tag / RTMP audio message (type 8).
@@ -171,12 +239,43 @@ pub fn parse_audio_tag(data: &[u8]) -> Result<AudioTag<'_>, MediaError> {
     } else {
         (None, &data[1..])
     };
+    let (ex, body) = if format == SoundFormat::ExHeader {
+        // Enhanced RTMP v2: the low nibble is the AudioPacketType, then a FourCC. Multitrack
+        // (5), ModEx (7) and the multichannel config (4) are not read here.
+        let packet_type = match first & 0x0f {
+            0 => ExAudioPacketType::SequenceStart,
+            1 => ExAudioPacketType::CodedFrames,
+            2 => ExAudioPacketType::SequenceEnd,
+            _ => return Err(PeerIncompatible::Unsupported(
+                "Enhanced RTMP audio packet type other than SequenceStart, CodedFrames or SequenceEnd (multitrack, ModEx, multichannel config)",
+            )
+            .into()),
+        };
+        let fourcc: [u8; 4] =
+            body.get(..4)
+                .and_then(|f| f.try_into().ok())
+                .ok_or(InvalidMessage::Truncated {
+                    what: "Enhanced RTMP audio tag",
+                    need: 5,
+                    got: data.len(),
+                })?;
+        (
+            Some(ExAudio {
+                packet_type,
+                fourcc,
+            }),
+            &body[4..],
+        )
+    } else {
+        (None, body)
+    };
     Ok(AudioTag {
         format,
         rate_hz,
         bits_per_sample,
         stereo,
         aac_packet_type,
+        ex,
         body,
     })
 }
@@ -240,9 +339,36 @@ mod tests {
     }
 
     #[test]
+    fn enhanced_opus_round_trips() {
+        let mut v = vec![];
+        write_ex_audio_tag(
+            ExAudioPacketType::SequenceStart,
+            OPUS_FOURCC,
+            b"OpusHead",
+            &mut v,
+        );
+        let t = parse_audio_tag(&v).unwrap();
+        assert!(t.is_sequence_header() && t.is_opus());
+        assert_eq!((t.codec_name(), t.body), ("opus", &b"OpusHead"[..]));
+        v.clear();
+        write_ex_audio_tag(
+            ExAudioPacketType::CodedFrames,
+            OPUS_FOURCC,
+            &[0xfc, 1],
+            &mut v,
+        );
+        let t = parse_audio_tag(&v).unwrap();
+        assert!(!t.is_sequence_header() && t.is_opus());
+        assert_eq!(t.body, &[0xfc, 1]);
+        assert!(parse_audio_tag(&[0x91, b'O']).is_err(), "a cut FourCC");
+        assert!(parse_audio_tag(&[0x95, 0, 0, 0, 0]).is_err(), "multitrack");
+        assert_eq!(parse_audio_tag(&[0xaf, 1]).unwrap().codec_name(), "aac");
+    }
+
+    #[test]
     fn all_sixteen_formats_round_trip() {
         for id in 0..16u8 {
-            let data = [id << 4, 0, 0];
+            let data = [id << 4, 0, 0, 0, 0];
             let tag = parse_audio_tag(&data).unwrap();
             assert_eq!(tag.format.id(), id);
             assert!(!tag.format.name().is_empty());

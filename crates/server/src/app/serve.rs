@@ -309,6 +309,7 @@ pub async fn run_role(
         Some(socket) => Some(crate::webrtc::Webrtc::start(
             socket,
             hub.clone(),
+            Some(ctx.clone()),
             &config.webrtc,
             &tasks,
             stop.clone(),

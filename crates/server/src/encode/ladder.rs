@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use media::validate::Tracks;
+use media::validate::{AudioCodec, Tracks};
 
 /// Segment duration in seconds: keyframes are forced on these boundaries in every rendition.
 pub const SEGMENT_SECS: u32 = 4;
@@ -79,7 +79,33 @@ pub fn ladder(tracks: &Tracks) -> Vec<Rendition> {
     v
 }
 
-/// ffmpeg arguments: FLV on stdin, each rendition as fragmented MP4 to its own Unix socket
+/// What the transcoder writes on ffmpeg's stdin for a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// FLV: the publish as RTMP carried it (H.264, AAC).
+    Flv,
+    /// Matroska: for Opus audio, which ffmpeg 5.1 does not read from (Enhanced RTMP) FLV.
+    Matroska,
+}
+
+impl Container {
+    /// The container for a stream's tracks.
+    pub fn for_tracks(tracks: &Tracks) -> Self {
+        match tracks.audio.as_ref().map(|a| a.codec) {
+            Some(AudioCodec::Opus) => Container::Matroska,
+            _ => Container::Flv,
+        }
+    }
+
+    fn ffmpeg_format(self) -> &'static str {
+        match self {
+            Container::Flv => "flv",
+            Container::Matroska => "matroska",
+        }
+    }
+}
+
+/// ffmpeg arguments: the stream on stdin ([`Container::for_tracks`]), each rendition as fragmented MP4 to its own Unix socket
 /// (`outputs[i]` for `renditions[i]`).
 ///
 /// `-copyts` keeps the publisher's timestamps, so segment numbers (derived from media time)
@@ -106,7 +132,8 @@ pub fn ffmpeg_args(
     .collect();
     // No `-fflags nobuffer`: with the filter graph it loses the last frames of a stream.
     a.extend(["-probesize", "65536", "-analyzeduration", "1000000"].map(String::from));
-    a.extend(["-f", "flv", "-i", "pipe:0", "-copyts"].map(String::from));
+    let input = Container::for_tracks(tracks).ffmpeg_format();
+    a.extend(["-f", input, "-i", "pipe:0", "-copyts"].map(String::from));
     let videos: Vec<(usize, u32, u32)> = renditions
         .iter()
         .enumerate()
@@ -277,8 +304,26 @@ mod tests {
             audio: audio.then_some(AudioTrack {
                 sample_rate: 48000,
                 channels: 1,
+                codec: AudioCodec::Aac,
             }),
         }
+    }
+
+    #[test]
+    fn opus_audio_is_fed_as_matroska_and_aac_as_flv() {
+        let mut t = tracks(true, true);
+        let input = |t: &Tracks| {
+            let a = ffmpeg_args(t, &ladder(t), &[Path::new("/r/x"); 3], Duration::ZERO);
+            let i = a.iter().position(|x| x == "-i").unwrap();
+            a[i - 1].clone()
+        };
+        assert_eq!(input(&t), "flv");
+        t.audio.as_mut().unwrap().codec = AudioCodec::Opus;
+        assert_eq!(Container::for_tracks(&t), Container::Matroska);
+        assert_eq!(input(&t), "matroska");
+        // The ladder's audio is AAC whatever came in.
+        let a = ffmpeg_args(&t, &ladder(&t), &[Path::new("/r/x"); 3], Duration::ZERO);
+        assert!(a.windows(2).any(|w| w == ["-c:a", "aac"]));
     }
 
     #[test]

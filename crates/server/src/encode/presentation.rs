@@ -551,6 +551,7 @@ mod tests {
             audio: Some(AudioTrack {
                 sample_rate: 48000,
                 channels: 2,
+                codec: media::validate::AudioCodec::Aac,
             }),
         };
         let l = ladder(&t);

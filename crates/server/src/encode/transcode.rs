@@ -1,5 +1,6 @@
 //! The transcoder: one supervised ffmpeg child per stream. It is fed the stream as FLV on
-//! stdin (starting at the last keyframe, from the hub like a player) and writes each rendition
+//! stdin — Matroska when the audio is Opus (a WHIP publish), which ffmpeg 5.1 cannot read
+//! from FLV — (starting at the last keyframe, from the hub like a player) and writes each rendition
 //! as fragmented MP4 to its own Unix socket, which we read and hand to the packager.
 //!
 //! The child is killed when the task ends (`kill_on_drop`) and always waited for, so there are
@@ -29,7 +30,7 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    encode::ladder::{ffmpeg_args, Rendition, Restart, Supervisor},
+    encode::ladder::{ffmpeg_args, Container, Rendition, Restart, Supervisor},
     stream::{
         clock::unix_ms,
         follow::{Follower, Step},
@@ -340,8 +341,48 @@ async fn run_once(
     Ok(Ended::Crashed(TranscodeError::Exited(status)))
 }
 
-/// Writes the stream to ffmpeg's stdin as FLV. Returns true when the publisher left (normal
-/// end), false when ffmpeg stopped reading.
+/// The container written on ffmpeg's stdin.
+enum Muxer {
+    Flv,
+    Matroska(media::mkv::Writer),
+}
+
+impl Muxer {
+    fn new(tracks: &Tracks, out: &mut Vec<u8>) -> Self {
+        match Container::for_tracks(tracks) {
+            Container::Flv => {
+                flv::write_file_header(tracks.audio.is_some(), tracks.video.is_some(), out);
+                Muxer::Flv
+            }
+            Container::Matroska => Muxer::Matroska(media::mkv::Writer::new(
+                tracks.video.is_some(),
+                tracks.audio.is_some(),
+            )),
+        }
+    }
+
+    fn write(&mut self, f: &Frame, out: &mut Vec<u8>) {
+        match self {
+            Muxer::Flv => {
+                let t = match f.kind {
+                    MediaKind::Audio => flv::TagType::Audio,
+                    MediaKind::Video => flv::TagType::Video,
+                };
+                let _ = flv::write_tag(t, f.timestamp, &f.payload, out);
+            }
+            Muxer::Matroska(w) => {
+                // A frame it cannot write is left out (validation passed the stream's
+                // configuration; one bad frame is the decoder's to conceal).
+                if w.push(f.kind, f.timestamp, &f.payload, out).is_err() {
+                    counter!("ferrocast_transcoder_input_bad_frames_total").increment(1);
+                }
+            }
+        }
+    }
+}
+
+/// Writes the stream to ffmpeg's stdin. Returns true when the publisher left (normal end),
+/// false when ffmpeg stopped reading.
 async fn feed(
     mut stdin: ChildStdin,
     first: Vec<Arc<Frame>>,
@@ -349,14 +390,8 @@ async fn feed(
     tracks: Tracks,
 ) -> bool {
     let mut out = Vec::with_capacity(256 * 1024);
-    flv::write_file_header(tracks.audio.is_some(), tracks.video.is_some(), &mut out);
-    let write = |f: &Frame, out: &mut Vec<u8>| {
-        let t = match f.kind {
-            MediaKind::Audio => flv::TagType::Audio,
-            MediaKind::Video => flv::TagType::Video,
-        };
-        let _ = flv::write_tag(t, f.timestamp, &f.payload, out);
-    };
+    let mut muxer = Muxer::new(&tracks, &mut out);
+    let mut write = |f: &Frame, out: &mut Vec<u8>| muxer.write(f, out);
     for f in &first {
         write(f, &mut out);
     }

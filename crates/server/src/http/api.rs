@@ -27,6 +27,8 @@ pub struct StreamEntry {
     /// interface) only, `null` for everyone else — viewers need not learn where a
     /// broadcaster sits.
     pub publisher: Option<String>,
+    /// How it is published: `rtmp` (RTMP or RTMPS) or `whip` (WebRTC).
+    pub protocol: &'static str,
     /// Unix time publishing started.
     pub started_unix: u64,
     /// Seconds since publishing started.
@@ -63,6 +65,7 @@ fn entries(hub: &Hub, dash: &DashRegistry) -> Vec<StreamEntry> {
                 name: s.name.clone(),
                 state: if s.is_standby() { "standby" } else { "live" },
                 publisher: Some(s.publisher.to_string()),
+                protocol: s.protocol(),
                 started_unix: s
                     .started
                     .duration_since(UNIX_EPOCH)
@@ -109,6 +112,7 @@ fn stream_list(st: &HttpState) -> Vec<StreamEntry> {
             name: r.name,
             state: "rejected",
             publisher: Some(r.publisher.to_string()),
+            protocol: r.protocol,
             started_unix: r
                 .at
                 .duration_since(UNIX_EPOCH)
@@ -213,6 +217,7 @@ mod tests {
             name: "cam".into(),
             state: "live",
             publisher: Some("192.0.2.1:50000".into()),
+            protocol: "rtmp",
             started_unix: 0,
             uptime_secs: 0.0,
             viewers: 0,

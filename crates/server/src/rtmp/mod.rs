@@ -15,3 +15,4 @@ mod publish;
 pub use conn::ConnError;
 pub use listener::{serve, OnAccept, RtmpContext};
 pub use play::quality_index;
+pub(crate) use publish::admit_frame;

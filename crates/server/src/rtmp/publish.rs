@@ -3,7 +3,7 @@
 //! validation into the hub.
 
 use std::{
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     sync::Arc,
     time::{Instant, SystemTime},
 };
@@ -13,7 +13,7 @@ use metrics::counter;
 use rtmp_proto::{MediaKind, ServerSession};
 use tracing::{info, warn};
 
-use super::conn::State;
+use super::{conn::State, listener::RtmpContext};
 use crate::{
     auth::cluster::RelayedPublish,
     cluster::relay,
@@ -287,39 +287,57 @@ impl State<'_> {
         } else {
             p.codecs.observe(kind, &frame.payload);
         }
-        if let Some(v) = &mut p.validator {
-            match v.on_frame(kind, frame.timestamp, &frame.payload) {
-                Verdict::Pending => {}
-                Verdict::Accept(tracks) => {
-                    p.validator = None;
-                    info!(peer = %self.peer, stream = %p.handle.stream.name, ?tracks, "stream accepted");
-                    p.handle.stream.set_tracks(tracks.clone());
-                    if let Some(hook) = &self.ctx.on_accept {
-                        hook(p.handle.stream.clone(), tracks);
-                    }
-                }
-                Verdict::Reject(rejection) => {
-                    let reason = rejection.to_string();
-                    let name = p.handle.stream.name.clone();
-                    counter!("ferrocast_publish_rejected_total", "reason" => "unsupported_media")
-                        .increment(1);
-                    warn!(peer = %self.peer, stream = %name, "stream refused: {reason}");
-                    self.ctx.hub.record_rejection(&name, self.peer, &reason);
-                    session.reject_publish(
-                        stream_id,
-                        "NetStream.Publish.Rejected",
-                        &format!("stream {name:?} refused: {reason}"),
-                        Instant::now(),
-                    );
-                    self.publishing = None;
-                    self.closing = Some(reason);
-                    return;
+        if let Err(reason) = admit_frame(&mut p.validator, &p.handle, frame, self.peer, self.ctx) {
+            let name = p.handle.stream.name.clone();
+            session.reject_publish(
+                stream_id,
+                "NetStream.Publish.Rejected",
+                &format!("stream {name:?} refused: {reason}"),
+                Instant::now(),
+            );
+            self.publishing = None;
+            self.closing = Some(reason);
+        }
+    }
+}
+
+/// One publisher's frame into its stream, as every ingest (RTMP, WHIP) does it: judged by
+/// the validator until it decides (accepted: the tracks are recorded and the transcoder
+/// starts; refused: remembered for `/api/streams`), the capture clock set, then pushed.
+/// `Err` is the refusal's reason: the publish must end.
+pub(crate) fn admit_frame(
+    validator: &mut Option<Validator>,
+    handle: &PublishHandle,
+    frame: Frame,
+    peer: SocketAddr,
+    ctx: &RtmpContext,
+) -> Result<(), String> {
+    if let Some(v) = validator {
+        match v.on_frame(frame.kind, frame.timestamp, &frame.payload) {
+            Verdict::Pending => {}
+            Verdict::Accept(tracks) => {
+                *validator = None;
+                info!(%peer, stream = %handle.stream.name, ?tracks, "stream accepted");
+                handle.stream.set_tracks(tracks.clone());
+                if let Some(hook) = &ctx.on_accept {
+                    hook(handle.stream.clone(), tracks);
                 }
             }
+            Verdict::Reject(rejection) => {
+                let reason = rejection.to_string();
+                let name = &handle.stream.name;
+                counter!("ferrocast_publish_rejected_total", "reason" => "unsupported_media")
+                    .increment(1);
+                warn!(%peer, stream = %name, "stream refused: {reason}");
+                ctx.hub
+                    .record_rejection(name, peer, handle.stream.protocol(), &reason);
+                return Err(reason);
+            }
         }
-        if !frame.sequence_header {
-            p.handle.stream.arrived(frame.timestamp);
-        }
-        p.handle.stream.push(frame);
     }
+    if !frame.sequence_header {
+        handle.stream.arrived(frame.timestamp);
+    }
+    handle.stream.push(frame);
+    Ok(())
 }

@@ -42,6 +42,8 @@ pub struct Rejection {
     pub name: String,
     /// The publisher.
     pub publisher: SocketAddr,
+    /// How it published (`rtmp`, `whip`).
+    pub protocol: &'static str,
     /// Why.
     pub reason: String,
     /// When.
@@ -104,8 +106,14 @@ impl Hub {
         self
     }
 
-    /// Remembers a refused stream (bounded list, newest last).
-    pub fn record_rejection(&self, name: &str, publisher: SocketAddr, reason: &str) {
+    /// Remembers a refused stream published over `protocol` (bounded list, newest last).
+    pub fn record_rejection(
+        &self,
+        name: &str,
+        publisher: SocketAddr,
+        protocol: &'static str,
+        reason: &str,
+    ) {
         let mut r = self.rejections.lock();
         r.retain(|x| x.name != name);
         if r.len() >= MAX_REJECTIONS {
@@ -114,6 +122,7 @@ impl Hub {
         r.push_back(Rejection {
             name: name.into(),
             publisher,
+            protocol,
             reason: reason.into(),
             at: SystemTime::now(),
         });

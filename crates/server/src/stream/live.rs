@@ -92,6 +92,8 @@ pub struct Stream {
     /// When each frame was captured (the DASH timeline's anchor).
     clock: CaptureClock,
     standby: std::sync::atomic::AtomicBool,
+    /// How the publisher sends it, when not RTMP (`whip`).
+    protocol: OnceLock<&'static str>,
     /// A copy pulled from another node (not a publisher here).
     pub(super) pulled: bool,
 }
@@ -144,6 +146,7 @@ impl Stream {
             tracks: OnceLock::new(),
             clock: CaptureClock::default(),
             standby: Default::default(),
+            protocol: OnceLock::new(),
             pulled,
         });
         if !cfg.batch_window.is_zero() {
@@ -174,6 +177,16 @@ impl Stream {
     /// See [`set_standby`](Self::set_standby).
     pub fn is_standby(&self) -> bool {
         self.standby.load(Ordering::Acquire)
+    }
+
+    /// Records how the publisher sends the stream (`whip`); RTMP when never set.
+    pub fn set_protocol(&self, protocol: &'static str) {
+        let _ = self.protocol.set(protocol);
+    }
+
+    /// How the publisher sends the stream: `rtmp` or `whip`.
+    pub fn protocol(&self) -> &'static str {
+        self.protocol.get().copied().unwrap_or("rtmp")
     }
 
     /// Records the tracks the validator accepted.

@@ -2,7 +2,9 @@
 //! RTP times. A viewer starts (and, after a keyframe request, starts again) from the hub's
 //! GOP cache — sequence header, last keyframe and every frame since — squeezed onto a few
 //! milliseconds of RTP time so the picture is there at once and at the live edge right after
-//! (see `webrtc_proto::timeline`); then live frames follow as they are published.
+//! (see `webrtc_proto::timeline`); then live frames follow as they are published. A stream
+//! whose audio is Opus (a WHIP publish) has its audio sent too, live only: cached audio is
+//! behind the picture it would have to match.
 
 use std::{collections::VecDeque, sync::Arc, time::Instant};
 
@@ -17,6 +19,8 @@ use crate::stream::{
 
 /// RTP clock of H.264 (RFC 6184 §8.2.1).
 const VIDEO_HZ: u32 = 90_000;
+/// RTP clock of Opus (RFC 7587 §4.1).
+const AUDIO_HZ: u32 = 48_000;
 /// Least time between two restarts from the cache (keyframe requests come in bursts).
 const MIN_CATCH_UP_GAP: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -24,6 +28,8 @@ const MIN_CATCH_UP_GAP: std::time::Duration = std::time::Duration::from_millis(5
 pub(super) enum Media {
     /// An access unit (Annex B) at an RTP time (90 kHz).
     Video { rtp: u64, data: Vec<u8> },
+    /// An Opus packet at an RTP time (48 kHz).
+    Audio { rtp: u64, data: Vec<u8> },
     /// The stream ended.
     Ended,
 }
@@ -36,6 +42,7 @@ pub(super) struct Feed {
     pending: VecDeque<Arc<Frame>>,
     annexb: AnnexB,
     video: Timeline,
+    audio: Timeline,
     last_catch_up: Option<Instant>,
     _viewer: PlayerGuard,
 }
@@ -49,6 +56,7 @@ impl Feed {
             pending: VecDeque::new(),
             annexb: AnnexB::new(),
             video: Timeline::new(VIDEO_HZ),
+            audio: Timeline::new(AUDIO_HZ),
             last_catch_up: None,
             _viewer: viewer,
         }
@@ -91,7 +99,11 @@ impl Feed {
             };
             match follower.next().await {
                 Step::Send(f, _) => {
-                    if f.kind != MediaKind::Video {
+                    if f.kind == MediaKind::Audio {
+                        if let Some(data) = opus_packet(&f.payload) {
+                            let rtp = self.audio.live(f.timestamp);
+                            return Media::Audio { rtp, data };
+                        }
                         continue;
                     }
                     if let Some(data) = self.access_unit(&f) {
@@ -117,6 +129,12 @@ impl Feed {
             }
         }
     }
+}
+
+/// The Opus packet of an audio frame, if it is one (Enhanced RTMP CodedFrames).
+fn opus_packet(payload: &[u8]) -> Option<Vec<u8>> {
+    let t = media::flv::parse_audio_tag(payload).ok()?;
+    (t.is_opus() && !t.is_sequence_header() && !t.body.is_empty()).then(|| t.body.to_vec())
 }
 
 /// The stream's GOP cache shows pictures out of decode order (B-frames), which WebRTC

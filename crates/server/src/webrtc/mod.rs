@@ -1,5 +1,7 @@
-//! WebRTC playback (WHEP): a viewer POSTs an SDP offer, gets an answer, and receives the
-//! stream as H.264 over SRTP on our one UDP port. The protocol logic is `webrtc-proto`'s
+//! WebRTC playback (WHEP) and ingest (WHIP): a viewer POSTs an SDP offer, gets an answer, and
+//! receives the stream as H.264 over SRTP on our one UDP port; a publisher POSTs its offer
+//! with its key and sends H.264 and Opus, which become a stream in the hub like an RTMP
+//! publish. The protocol logic is `webrtc-proto`'s
 //! (sans-IO, around str0m); this room owns the IO:
 //!
 //! ```text
@@ -10,17 +12,23 @@
 //!                                                                                     │
 //!  hub (GOP cache + live frames) ─▶ feed (Annex B, RTP timeline) ──────▶ session task ─┼─▶ send_to
 //!  DELETE /whep/NAME/ID ───────────────────────────────────────────────▶ session task ─┘
+//!
+//!  POST /whip/NAME ─▶ whip (key, offer, caps, hub claim, Peer::answer_ingest) ─▶ 201 + Location
+//!  UDP socket ─▶ driver ─▶ session task ─▶ publish (samples → FLV tags → validation) ─▶ hub
 //! ```
 //!
 //! Each session is its own task with its own `Peer`, so one viewer's failure or slowness
 //! touches nobody else; the driver only routes datagrams. A session ends when the viewer
 //! DELETEs it, stops answering, never finishes ICE or DTLS, or the stream ends.
 //!
-//! Files use each other in one direction: `whep` → `session` → `feed`, and `driver`.
+//! Files use each other in one direction: `whip` → `whep` → `session` → `feed`, `publish`,
+//! and `driver`.
 mod driver;
 mod feed;
+mod publish;
 mod session;
 mod whep;
+mod whip;
 
 use std::{
     collections::HashMap,
@@ -35,7 +43,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 use webrtc_proto::Admission;
 
-use crate::{config::WebrtcConfig, stream::Hub};
+use crate::{config::WebrtcConfig, rtmp::RtmpContext, stream::Hub};
 
 pub use whep::routes;
 
@@ -60,6 +68,8 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 /// The WebRTC side of a server: the socket, its driver, the live sessions.
 pub struct Webrtc {
     hub: Arc<Hub>,
+    /// What a WHIP publish needs of the ingest side (keys, caps, the transcoder's start).
+    publish: Option<Arc<RtmpContext>>,
     socket: Arc<UdpSocket>,
     local: SocketAddr,
     config: WebrtcConfig,
@@ -72,10 +82,12 @@ pub struct Webrtc {
 }
 
 impl Webrtc {
-    /// Starts the driver on a bound socket; sessions run on `tasks` until `stop`.
+    /// Starts the driver on a bound socket; sessions run on `tasks` until `stop`. WHIP
+    /// publishes use `publish` (none: WHIP is refused).
     pub fn start(
         socket: UdpSocket,
         hub: Arc<Hub>,
+        publish: Option<Arc<RtmpContext>>,
         config: &WebrtcConfig,
         tasks: &TaskTracker,
         stop: CancellationToken,
@@ -83,12 +95,13 @@ impl Webrtc {
         let local = socket
             .local_addr()
             .unwrap_or_else(|_| config.addr.unwrap_or(([0, 0, 0, 0], 0).into()));
-        info!("WebRTC (WHEP) media on udp://{local}; POST offers to /whep/NAME");
+        info!("WebRTC media on udp://{local}; POST offers to /whep/NAME (play) and /whip/NAME (publish)");
         let socket = Arc::new(socket);
         let routes = Arc::new(Mutex::new(driver::Routes::default()));
         tasks.spawn(driver::run(socket.clone(), routes.clone(), stop.clone()));
         Arc::new(Self {
             hub,
+            publish,
             socket,
             local,
             config: config.clone(),

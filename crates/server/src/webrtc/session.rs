@@ -1,5 +1,6 @@
-//! One WebRTC session's task: its `Peer`, the datagrams the driver routes to it, its feed,
-//! its timers. It sends what the peer gives straight on the shared socket.
+//! One WebRTC session's task: its `Peer`, the datagrams the driver routes to it, its role —
+//! a viewer's feed (WHEP) or a publisher's stream (WHIP) — and its timers. It sends what the
+//! peer gives straight on the shared socket.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -16,16 +17,29 @@ use webrtc_proto::{EndReason, Peer, PeerEvent, Poll};
 use super::{
     driver::Datagram,
     feed::{Feed, Media},
+    publish::Publisher,
     Webrtc,
 };
 
 /// Datagrams queued for one session before the driver drops them.
 pub(super) const QUEUE: usize = 512;
+/// How often a publisher's session checks whether a keyframe is due.
+const KEYFRAME_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What DELETE needs of a live session.
 pub(super) struct Handle {
     pub(super) name: String,
+    /// A WHIP publisher (only `/whip/…` ends it), else a WHEP viewer.
+    pub(super) publish: bool,
     pub(super) cancel: CancellationToken,
+}
+
+/// What a session does with its media.
+pub(super) enum Role {
+    /// A WHEP viewer, sent this feed.
+    Play(Feed),
+    /// A WHIP publisher, feeding this stream.
+    Publish(Publisher),
 }
 
 /// A session, ready to run.
@@ -34,10 +48,48 @@ pub(super) struct Session {
     pub(super) name: String,
     pub(super) ip: IpAddr,
     pub(super) peer: Peer,
-    pub(super) feed: Feed,
+    pub(super) role: Role,
     pub(super) rx: mpsc::Receiver<Datagram>,
     pub(super) cancel: CancellationToken,
     pub(super) created: Instant,
+}
+
+/// Registers a new session (its route by ufrag, its DELETE handle) and spawns its task;
+/// returns its id.
+pub(super) fn start(w: &Arc<Webrtc>, name: &str, ip: IpAddr, peer: Peer, role: Role) -> String {
+    let id = format!("{:016x}", rand::random::<u64>());
+    let (tx, rx) = mpsc::channel(QUEUE);
+    w.routes.lock().add(peer.ufrag(), tx);
+    let cancel = CancellationToken::new();
+    w.sessions.lock().insert(
+        id.clone(),
+        Handle {
+            name: name.to_string(),
+            publish: matches!(role, Role::Publish(_)),
+            cancel: cancel.clone(),
+        },
+    );
+    let session = Session {
+        id: id.clone(),
+        name: name.to_string(),
+        ip,
+        peer,
+        role,
+        rx,
+        cancel,
+        created: Instant::now(),
+    };
+    w.tasks.spawn(session.run(w.clone()));
+    counter!("ferrocast_webrtc_sessions_total").increment(1);
+    id
+}
+
+/// The next frame for a viewer; never, for a publisher.
+async fn next_media(role: &mut Role) -> Media {
+    match role {
+        Role::Play(feed) => feed.next().await,
+        Role::Publish(_) => std::future::pending().await,
+    }
 }
 
 impl Session {
@@ -64,6 +116,9 @@ impl Session {
         let local: SocketAddr = w.local;
         let mut closing = false;
         let mut first_frame = true;
+        let mut keyframe_check = tokio::time::interval(KEYFRAME_CHECK);
+        keyframe_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let publishing = matches!(self.role, Role::Publish(_));
         loop {
             let deadline = loop {
                 match self.peer.poll() {
@@ -74,14 +129,30 @@ impl Session {
                     Poll::Event(PeerEvent::Connected) => {
                         histogram!("ferrocast_webrtc_connect_seconds")
                             .record(self.created.elapsed().as_secs_f64());
-                        if !self.feed.catch_up(Instant::now()) {
-                            self.peer.close();
+                        match &mut self.role {
+                            Role::Play(feed) => {
+                                if !feed.catch_up(Instant::now()) {
+                                    self.peer.close();
+                                }
+                            }
+                            Role::Publish(p) => p.ask_keyframe(&mut self.peer, Instant::now()),
                         }
                     }
                     Poll::Event(PeerEvent::KeyframeRequest) => {
                         counter!("ferrocast_webrtc_keyframe_requests_total").increment(1);
-                        if !self.feed.catch_up(Instant::now()) {
-                            self.peer.close();
+                        if let Role::Play(feed) = &mut self.role {
+                            if !feed.catch_up(Instant::now()) {
+                                self.peer.close();
+                            }
+                        }
+                    }
+                    Poll::Event(PeerEvent::Media(sample)) => {
+                        if let Role::Publish(p) = &mut self.role {
+                            if let Err(why) = p.on_sample(&sample) {
+                                info!(id = %self.id, name = %self.name, "WHIP stream refused: {why}");
+                                closing = true;
+                                self.peer.close();
+                            }
                         }
                     }
                     Poll::Event(PeerEvent::Ended(why)) => return why,
@@ -94,7 +165,12 @@ impl Session {
                     None => self.peer.close(),
                 },
                 _ = tokio::time::sleep_until(deadline.into()) => self.peer.handle_timeout(Instant::now()),
-                m = self.feed.next(), if self.peer.is_connected() && !closing => match m {
+                _ = keyframe_check.tick(), if publishing && !closing => {
+                    if let Role::Publish(p) = &mut self.role {
+                        p.ask_keyframe(&mut self.peer, Instant::now());
+                    }
+                }
+                m = next_media(&mut self.role), if self.peer.is_connected() && !closing => match m {
                     Media::Video { rtp, data } => {
                         if first_frame {
                             first_frame = false;
@@ -103,6 +179,7 @@ impl Session {
                         }
                         self.peer.write_video(Instant::now(), rtp, &data);
                     }
+                    Media::Audio { rtp, data } => self.peer.write_audio(Instant::now(), rtp, &data),
                     Media::Ended => {
                         closing = true;
                         self.peer.close();

@@ -15,23 +15,23 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, Path, Request, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{header, request::Parts, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::{delete, post},
     Router,
 };
 use metrics::counter;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use webrtc_proto::{check_offer, OfferError, Peer, PeerConfig, Refusal};
 
 use super::{
     feed::{has_b_frames, Feed},
-    session::{Handle, Session, QUEUE},
+    session::{self, Role},
     Webrtc,
 };
 use crate::{
+    auth::AuthError,
     http::HttpState,
+    stream::HubError,
     stream::{
         name::{is_valid_stream_name, query_param, rendition_name},
         Stream,
@@ -48,11 +48,12 @@ pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/whep/{name}", post(offer))
         .route("/whep/{name}/{id}", delete(end).patch(patch))
+        .merge(super::whip::routes())
 }
 
-/// Why a WHEP request failed: the status says whose fault, the body says what to do.
+/// Why a WHEP or WHIP request failed: the status says whose fault, the body says what to do.
 #[derive(Debug, thiserror::Error)]
-enum WhepError {
+pub(super) enum WhepError {
     /// WebRTC is off on this server.
     #[error("WebRTC is off on this server (start it with --webrtc-addr)")]
     Off,
@@ -74,6 +75,34 @@ enum WhepError {
     /// The body could not be read.
     #[error("could not read the offer: {0}")]
     Body(String),
+    /// WHIP: not a stream name.
+    #[error("{0:?} is not a stream name (1-64 of A-Z a-z 0-9 _ -)")]
+    BadName(String),
+    /// WHIP: the publish key is missing or wrong.
+    #[error("{}", whip_auth_text(.0))]
+    Auth(AuthError),
+    /// WHIP: the hub refused the publish (the name is taken, the server is full).
+    #[error(transparent)]
+    Busy(#[from] HubError),
+    /// WHIP: this node does not take publishes over WebRTC.
+    #[error("{0}")]
+    NoIngest(&'static str),
+    /// WHIP: this address holds as many publishes and connections as one address may.
+    #[error("{0} already holds {1} connections (the per-address limit, max_connections_per_ip); end one first")]
+    PerAddress(IpAddr, usize),
+}
+
+/// An auth refusal in WHIP's terms (the key is a Bearer token, not `?key=`).
+fn whip_auth_text(e: &AuthError) -> String {
+    match e {
+        AuthError::MissingKey(name) => format!(
+            "stream key missing: send the publish key of {name:?} as Authorization: Bearer KEY (OBS: WHIP output, Bearer Token; ffmpeg: -authorization KEY)"
+        ),
+        AuthError::UnknownName(name) => format!(
+            "stream key rejected: no publish key is configured for {name:?} — add one with `ferrocast keys add {name}` (or --publish-key {name}=SECRET) and send it as Authorization: Bearer SECRET"
+        ),
+        other => other.to_string(),
+    }
 }
 
 impl WhepError {
@@ -86,8 +115,17 @@ impl WhepError {
                 StatusCode::BAD_REQUEST
             }
             WhepError::Offer(_) | WhepError::Unplayable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            WhepError::Full(Refusal::PerIp { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            WhepError::Full(Refusal::PerIp { .. }) | WhepError::PerAddress(..) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             WhepError::Full(Refusal::Total(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            WhepError::BadName(_) => StatusCode::BAD_REQUEST,
+            WhepError::Auth(AuthError::TooManyAttempts { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            WhepError::Auth(_) => StatusCode::UNAUTHORIZED,
+            WhepError::Busy(HubError::AlreadyPublishing { .. }) => StatusCode::CONFLICT,
+            WhepError::Busy(HubError::TooManyStreams(_)) | WhepError::NoIngest(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -102,6 +140,12 @@ impl WhepError {
             WhepError::NotFound(_) => "not_live",
             WhepError::Unplayable(_) => "unplayable",
             WhepError::Full(r) => r.label(),
+            WhepError::BadName(_) => "bad_name",
+            WhepError::Auth(e) => e.label(),
+            WhepError::Busy(HubError::AlreadyPublishing { .. }) => "busy",
+            WhepError::Busy(HubError::TooManyStreams(_)) => "max_publishers",
+            WhepError::NoIngest(_) => "no_ingest",
+            WhepError::PerAddress(..) => "max_connections_per_ip",
         }
     }
 }
@@ -110,15 +154,30 @@ impl IntoResponse for WhepError {
     fn into_response(self) -> Response {
         counter!("ferrocast_webrtc_refused_total", "reason" => self.label()).increment(1);
         let mut r = (self.status(), format!("{self}\n")).into_response();
-        if matches!(self, WhepError::Full(_)) {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        let h = r.headers_mut();
+        match &self {
+            WhepError::Full(_) | WhepError::PerAddress(..) => {
+                h.insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            }
+            WhepError::Auth(AuthError::TooManyAttempts {
+                retry_after_secs, ..
+            }) => {
+                h.insert(header::RETRY_AFTER, (*retry_after_secs).into());
+            }
+            // RFC 6750 §3: a 401 says which scheme to use.
+            WhepError::Auth(_) => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            _ => {}
         }
         r
     }
 }
 
-fn webrtc(st: &HttpState) -> Result<&Arc<Webrtc>, WhepError> {
+pub(super) fn webrtc(st: &HttpState) -> Result<&Arc<Webrtc>, WhepError> {
     st.webrtc.as_ref().ok_or(WhepError::Off)
 }
 
@@ -192,16 +251,12 @@ fn host_ip(headers: &HeaderMap) -> Option<IpAddr> {
         .ok()
 }
 
-async fn offer(
-    State(st): State<HttpState>,
-    Path(name): Path<String>,
-    req: Request,
-) -> Result<Response, WhepError> {
-    let w = webrtc(&st)?.clone();
-    let ip = req
+/// A POSTed offer: the client's address, the request's head and the SDP text.
+pub(super) async fn read_offer(req: Request) -> Result<(SocketAddr, Parts, String), WhepError> {
+    let from = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
     let (parts, body) = req.into_parts();
     let is_sdp = parts
         .headers
@@ -218,68 +273,71 @@ async fn offer(
     let body = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|e| WhepError::Body(e.to_string()))?;
-    let sdp = std::str::from_utf8(&body)
+    let sdp = String::from_utf8(body.to_vec())
         .map_err(|_| OfferError::Malformed("the offer is not UTF-8 text".into()))?;
-    let summary = check_offer(sdp)?;
-    let (followed, base) = choose(&w, &name, parts.uri.query())?;
-    w.admission.lock().admit(ip)?;
-    let cfg = PeerConfig {
-        candidate: SocketAddr::new(w.candidate_ip(host_ip(&parts.headers)), w.local.port()),
+    Ok((from, parts, sdp))
+}
+
+/// How a peer for a request to `headers`' host is set up.
+pub(super) fn peer_config(w: &Webrtc, headers: &HeaderMap) -> PeerConfig {
+    PeerConfig {
+        candidate: SocketAddr::new(w.candidate_ip(host_ip(headers)), w.local.port()),
         ice_timeout: w.ice_timeout(),
         dtls_timeout: w.dtls_timeout(),
-    };
-    let now = Instant::now();
-    let (peer, answer) = match Peer::answer(summary, &cfg, now) {
+    }
+}
+
+/// The 201 of an accepted offer.
+pub(super) fn created(location: String, answer: String) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, SDP.to_string()),
+            (header::LOCATION, location),
+        ],
+        answer,
+    )
+        .into_response()
+}
+
+async fn offer(
+    State(st): State<HttpState>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Response, WhepError> {
+    let w = webrtc(&st)?.clone();
+    let (from, parts, sdp) = read_offer(req).await?;
+    let ip = from.ip();
+    let summary = check_offer(&sdp)?;
+    let (followed, base) = choose(&w, &name, parts.uri.query())?;
+    w.admission.lock().admit(ip)?;
+    let cfg = peer_config(&w, &parts.headers);
+    let (peer, answer) = match Peer::answer(summary, &cfg, Instant::now()) {
         Ok(x) => x,
         Err(e) => {
             w.admission.lock().release(ip);
             return Err(e.into());
         }
     };
-    let id = format!("{:016x}", rand::random::<u64>());
-    let (tx, rx) = mpsc::channel(QUEUE);
-    w.routes.lock().add(peer.ufrag(), tx);
-    let cancel = CancellationToken::new();
-    w.sessions.lock().insert(
-        id.clone(),
-        Handle {
-            name: name.clone(),
-            cancel: cancel.clone(),
-        },
-    );
-    let session = Session {
-        id: id.clone(),
-        name: name.clone(),
-        ip,
-        peer,
-        feed: Feed::new(followed, base.viewer()),
-        rx,
-        cancel,
-        created: now,
-    };
-    w.tasks.spawn(session.run(w.clone()));
-    counter!("ferrocast_webrtc_sessions_total").increment(1);
-    Ok((
-        StatusCode::CREATED,
-        [
-            (header::CONTENT_TYPE, SDP.to_string()),
-            (header::LOCATION, format!("/whep/{name}/{id}")),
-        ],
-        answer,
-    )
-        .into_response())
+    let role = Role::Play(Feed::new(followed, base.viewer()));
+    let id = session::start(&w, &name, ip, peer, role);
+    Ok(created(format!("/whep/{name}/{id}"), answer))
 }
 
-async fn end(
-    State(st): State<HttpState>,
-    Path((name, id)): Path<(String, String)>,
+/// Ends session `id` of stream `name`, if it is a publisher's (`publish`) or a viewer's as
+/// the route says.
+pub(super) fn end_session(
+    st: &HttpState,
+    name: &str,
+    id: &str,
+    publish: bool,
 ) -> Result<Response, WhepError> {
-    let w = webrtc(&st)?;
+    let w = webrtc(st)?;
     let mut sessions = w.sessions.lock();
-    match sessions.get(&id) {
-        Some(h) if h.name == name => {
+    match sessions.get(id) {
+        Some(h) if h.name == name && h.publish == publish => {
             h.cancel.cancel();
-            sessions.remove(&id);
+            sessions.remove(id);
             Ok((StatusCode::OK, "session ended\n").into_response())
         }
         _ => Err(WhepError::NotFound(format!(
@@ -288,7 +346,14 @@ async fn end(
     }
 }
 
-async fn patch() -> Response {
+async fn end(
+    State(st): State<HttpState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Response, WhepError> {
+    end_session(&st, &name, &id, false)
+}
+
+pub(super) async fn patch() -> Response {
     (
         StatusCode::METHOD_NOT_ALLOWED,
         [(header::ALLOW, "DELETE")],

@@ -23,3 +23,4 @@ mod restart;
 mod rtmp_flood;
 mod secrets;
 mod webrtc;
+mod whip;

@@ -14,10 +14,7 @@ use str0m::{
     net::{Protocol, Receive},
     Candidate, Event, Input, Output, Rtc,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpStream, UdpSocket},
-};
+use tokio::net::UdpSocket;
 
 use crate::common::{eventually, ffmpeg_publish, TestServer};
 
@@ -29,23 +26,8 @@ async fn request(
     ctype: Option<&str>,
     body: &str,
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let ct = ctype.map_or(String::new(), |c| format!("Content-Type: {c}\r\n"));
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut resp = vec![];
-    s.read_to_end(&mut resp).await.unwrap();
-    let text = String::from_utf8_lossy(&resp).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_lowercase(), body.to_string())
+    let h: Vec<(&str, &str)> = ctype.map(|c| ("Content-Type", c)).into_iter().collect();
+    crate::common::http_request(port, method, path, &h, body).await
 }
 
 async fn post_offer(port: u16, path: &str, sdp: &str) -> (u16, String, String) {
@@ -61,8 +43,9 @@ async fn metric(port: u16, prefix: &str) -> f64 {
         .sum()
 }
 
-/// A WebRTC client: str0m, as a browser would, on its own UDP socket.
-struct Client {
+/// A WebRTC client: str0m, as a browser would, on its own UDP socket (the WHIP tests play
+/// with it too).
+pub(crate) struct Client {
     rtc: Rtc,
     sock: UdpSocket,
     local: SocketAddr,
@@ -72,7 +55,7 @@ struct Client {
 }
 
 impl Client {
-    async fn new(audio: bool) -> (Self, String) {
+    pub(crate) async fn new(audio: bool) -> (Self, String) {
         Self::with(Rtc::builder(), audio).await
     }
 
@@ -99,7 +82,7 @@ impl Client {
         )
     }
 
-    fn accept(&mut self, answer: &str) {
+    pub(crate) fn accept(&mut self, answer: &str) {
         let pending = self.pending.take().unwrap();
         self.rtc
             .sdp_api()
@@ -108,7 +91,11 @@ impl Client {
     }
 
     /// Drives the client until `done` says so for an event, or `within` passes.
-    async fn run(&mut self, within: Duration, mut done: impl FnMut(&Event) -> bool) -> bool {
+    pub(crate) async fn run(
+        &mut self,
+        within: Duration,
+        mut done: impl FnMut(&Event) -> bool,
+    ) -> bool {
         let end = Instant::now() + within;
         let mut buf = vec![0u8; 2048];
         loop {
