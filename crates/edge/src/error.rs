@@ -176,6 +176,19 @@ impl EdgeError {
         !matches!(self, EdgeError::InvalidKey(_))
     }
 
+    /// The text a client may see: an origin failure without its detail, which names internal
+    /// hosts and addresses (that stays in the edge's log).
+    pub fn public_text(&self) -> String {
+        match self {
+            EdgeError::Origin(OriginError::Connect(_)) => {
+                "origin: cannot connect to the origin".into()
+            }
+            EdgeError::Origin(OriginError::Request(_)) => "origin: origin request failed".into(),
+            EdgeError::Origin(OriginError::Body(_)) => "origin: origin body failed".into(),
+            e => e.to_string(),
+        }
+    }
+
     /// The lower-rendition substitute, if one is allowed.
     pub fn fallback(&self) -> Option<&str> {
         match self {
@@ -208,6 +221,17 @@ mod tests {
             (400, ErrorSource::Downstream)
         );
         assert!(!bad.is_retryable());
+        let inside: EdgeError =
+            OriginError::Connect("http://10.1.2.3:8083: connection refused".into()).into();
+        assert!(inside.to_string().contains("10.1.2.3"));
+        assert_eq!(inside.public_text(), "origin: cannot connect to the origin");
+        for o in [
+            OriginError::Request("http://10.1.2.3/x".into()),
+            OriginError::Body("10.1.2.3".into()),
+        ] {
+            assert!(!EdgeError::Origin(o).public_text().contains("10.1.2.3"));
+        }
+        assert_eq!(open.public_text(), open.to_string());
         let e: EdgeError = OriginError::Connect("refused".into()).into();
         assert_eq!((e.status(), e.error_source().as_str()), (502, "upstream"));
         assert_eq!(

@@ -66,13 +66,22 @@ pub fn ensure_cert(
     ];
     let ck = rcgen::generate_simple_self_signed(names)?;
     fs::write(&c, ck.cert.pem()).map_err(io_err(&c))?;
-    fs::write(&k, ck.key_pair.serialize_pem()).map_err(io_err(&k))?;
+    write_private(&k, ck.key_pair.serialize_pem().as_bytes()).map_err(io_err(&k))?;
+    Ok((c, k, true))
+}
+
+/// Writes a private key readable by its owner only from the first byte (created 0600, not
+/// written 0644 and narrowed afterwards, when another user could have opened it).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(&k, fs::Permissions::from_mode(0o600));
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
     }
-    Ok((c, k, true))
+    o.open(path)?.write_all(bytes)
 }
 
 /// Reads a certificate chain and private key from PEM files into a rustls `CertifiedKey`.
@@ -99,7 +108,20 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, 
         ))
     })?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key_der)?;
-    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+    let ck = CertifiedKey::new(certs, signing);
+    // A key that is not the certificate's fails every handshake (after a SIGHUP: every new
+    // connection), so it is refused here and a reload keeps the old pair. A key type whose
+    // public half rustls cannot tell is let through (the handshake will tell).
+    if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) =
+        ck.keys_match()
+    {
+        return Err(TlsError::Pem(format!(
+            "{}: this private key does not belong to the certificate in {} — give the key issued with that certificate",
+            key.display(),
+            cert.display()
+        )));
+    }
+    Ok(Arc::new(ck))
 }
 
 /// The certificate in use, replaceable while the server runs (SIGHUP reloads the files);
@@ -165,6 +187,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no certificate"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&k).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "the generated key is {mode:o}");
+        }
+        // Another pair's key with this certificate: refused, and a reload keeps the old pair.
+        let other = dir.join("other");
+        let (_, k2, _) = ensure_cert(&other, None, None).unwrap();
+        let e = ReloadableCert::load(&c, &k2).unwrap_err().to_string();
+        assert!(e.contains("does not belong to the certificate"), "{e}");
+        fs::copy(&k2, &k).unwrap();
+        assert!(r
+            .reload()
+            .unwrap_err()
+            .to_string()
+            .contains("does not belong"));
         // A broken file on reload keeps the old certificate.
         fs::write(&c, "garbage").unwrap();
         assert!(r.reload().is_err());

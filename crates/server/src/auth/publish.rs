@@ -69,6 +69,8 @@ struct Failures {
 #[derive(Debug, Default)]
 struct FileCache {
     mtime: Option<SystemTime>,
+    /// The file exists now, or existed at some point while we ran: a keys file deleted at
+    /// run time keeps the server closed (with its last keys) instead of opening it to all.
     exists: bool,
     keys: KeyFile,
 }
@@ -96,9 +98,13 @@ impl PublishAuth {
         let mut c = self.cache.lock();
         if let Some(path) = &self.keyfile {
             let meta = std::fs::metadata(path);
-            c.exists = meta.is_ok();
+            if meta.is_err() && c.exists && c.mtime.is_some() {
+                warn!(path = %path.display(), "the publish keys file is gone: keeping its last keys (the server stays closed); `ferrocast keys add` writes a new one");
+                c.mtime = None;
+            }
+            c.exists |= meta.is_ok();
             let mtime = meta.and_then(|m| m.modified()).ok();
-            if mtime != c.mtime {
+            if mtime.is_some() && mtime != c.mtime {
                 match KeyFile::load(path) {
                     Ok(k) => c.keys = k,
                     // Keep the last good keys rather than opening up on a bad edit.
@@ -268,6 +274,14 @@ mod tests {
             a.check("cam", Some(&secret), ip(), Instant::now()),
             Err(AuthError::UnknownName("cam".into()))
         );
+        // Deleted while we run: still closed, with the last keys.
+        std::fs::remove_file(&p).unwrap();
+        assert!(!a.is_open());
+        assert_eq!(
+            a.check("cam", Some(&secret), ip(), Instant::now()),
+            Err(AuthError::UnknownName("cam".into()))
+        );
+        assert!(a.check("other", None, ip(), Instant::now()).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

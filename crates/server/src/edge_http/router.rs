@@ -17,20 +17,6 @@ use crate::{auth::cluster::PEER_HEADER, http::AppError, stream::name::is_valid_s
 /// The edge's routes: `/live/…` through the cache, plus health and metrics.
 pub fn router(state: EdgeState) -> Router {
     Router::new()
-        .route(
-            "/healthz",
-            get(|State(st): State<EdgeState>| async move { st.health.respond().await }),
-        )
-        .route(
-            "/internal/healthz",
-            get(
-                |State(st): State<EdgeState>,
-                 peer: Option<
-                    axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>,
-                >| async move { st.health.respond_detail(peer).await },
-            ),
-        )
-        .route("/metrics", get(metrics))
         .route("/live/{*path}", get(live).head(live))
         .merge(crate::http::player::page_routes())
         // The MPD's UTCTiming points here (`/time`): the edge answers with its own clock
@@ -48,6 +34,21 @@ pub fn router(state: EdgeState) -> Router {
             )
         })
         .layer(crate::http::cors())
+        // Health and metrics after the CORS layer: for the operator, not for pages.
+        .route(
+            "/healthz",
+            get(|State(st): State<EdgeState>| async move { st.health.respond().await }),
+        )
+        .route(
+            "/internal/healthz",
+            get(
+                |State(st): State<EdgeState>,
+                 peer: Option<
+                    axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>,
+                >| async move { st.health.respond_detail(peer).await },
+            ),
+        )
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 

@@ -60,8 +60,12 @@ impl IntoResponse for AppError {
             }
             AppError::Upstream(e) => {
                 let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY);
+                let public = e.public_text();
+                if public != e.to_string() {
+                    tracing::debug!("edge: {e}");
+                }
                 let mut r =
-                    (status, [("x-cache", "ERROR")], format!("edge: {e}\n")).into_response();
+                    (status, [("x-cache", "ERROR")], format!("edge: {public}\n")).into_response();
                 if let Some(d) = e.retry_after() {
                     let secs = d.as_secs_f64().ceil().max(1.0) as u64;
                     r.headers_mut()

@@ -16,6 +16,18 @@ use super::{api, origin, player, state::HttpState};
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/", get(api::index))
+        .route("/api/streams", get(api::streams))
+        .route("/time", get(origin::time))
+        .route("/live/{name}/manifest.mpd", get(origin::manifest))
+        .route("/live/{name}/master.m3u8", get(origin::hls_master))
+        .route("/live/{name}/{rep}/{file}", get(origin::playlist))
+        .route("/live/{name}/{pres}/{rep}/{file}", get(origin::segment))
+        .merge(player::routes())
+        .merge(crate::webrtc::routes())
+        .fallback(fallback)
+        .layer(cors())
+        // The operator's routes come after the CORS layer: no page on another origin reads
+        // health or metrics (monitoring fetches them server to server).
         .route(
             "/healthz",
             get(|State(st): State<HttpState>| async move { st.health.respond().await }),
@@ -29,17 +41,7 @@ pub fn router(state: HttpState) -> Router {
                 >| async move { st.health.respond_detail(peer).await },
             ),
         )
-        .route("/api/streams", get(api::streams))
         .route("/metrics", get(api::metrics))
-        .route("/time", get(origin::time))
-        .route("/live/{name}/manifest.mpd", get(origin::manifest))
-        .route("/live/{name}/master.m3u8", get(origin::hls_master))
-        .route("/live/{name}/{rep}/{file}", get(origin::playlist))
-        .route("/live/{name}/{pres}/{rep}/{file}", get(origin::segment))
-        .merge(player::routes())
-        .merge(crate::webrtc::routes())
-        .fallback(fallback)
-        .layer(cors())
         .with_state(state)
 }
 

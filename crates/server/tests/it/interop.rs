@@ -26,6 +26,17 @@ async fn ffmpeg_publishes_over_rtmp_and_players_decode_over_rtmp_and_rtmps() {
     let fps = s["fps"].as_f64().unwrap();
     assert!((fps - 30.0).abs() < 1.0, "fps {fps}");
     assert!(s["publisher"].as_str().unwrap().starts_with("127.0.0.1:"));
+    // Pages on other origins may read the media routes (CORS), not health or metrics.
+    let from_page = [("Origin", "https://player.example")];
+    let head = get_with(srv.http, "/time", &from_page).await.1;
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    for path in ["/metrics", "/healthz", "/internal/healthz"] {
+        let head = get_with(srv.http, path, &from_page).await.1;
+        assert!(
+            !head.contains("access-control-allow-origin"),
+            "{path}: {head}"
+        );
+    }
 
     // ffprobe over RTMP sees the same stream.
     let probe = ffprobe(&srv.rtmp_url("demo"), &[]).await;
