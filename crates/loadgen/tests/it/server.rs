@@ -29,6 +29,11 @@ impl Server {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.clone(),
             transcode,
+            // Not the fixed default UDP port: two of these servers at once would collide.
+            webrtc: ferrocast::config::WebrtcConfig {
+                addr: Some("127.0.0.1:0".parse().unwrap()),
+                ..Default::default()
+            },
             ..Config::default()
         };
         let l = ferrocast::bind(&c).await.unwrap();

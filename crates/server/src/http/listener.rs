@@ -436,6 +436,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn keep_alive_connections_of_one_address_are_not_pressed_between_requests() {
+        // One idle slot per address, yet three served keep-alive connections of one address
+        // each wait the full keep-alive timeout (700 ms), not the pressure deadline (200 ms),
+        // and a fourth connection that has sent nothing still gets the full header timeout
+        // (1.5 s: the served ones hold no idle slot). Each is timed from its own start.
+        let (addr, stop) = start(limits(|l| l.caps.max_idle_per_group = 1)).await;
+        let mut conns = vec![];
+        for _ in 0..3 {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let n = c.read(&mut buf).await.unwrap();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+            conns.push((c, Instant::now(), "served"));
+        }
+        let silent = TcpStream::connect(addr).await.unwrap();
+        conns.push((silent, Instant::now(), "silent"));
+        let mut waits = tokio::task::JoinSet::new();
+        for (mut c, since, what) in conns {
+            waits.spawn(async move {
+                closed_after(&mut c, Duration::from_secs(5)).await;
+                (since.elapsed(), what)
+            });
+        }
+        while let Some(r) = waits.join_next().await {
+            let (d, what) = r.unwrap();
+            let min = if what == "silent" { 1200 } else { 500 };
+            assert!(
+                d > Duration::from_millis(min),
+                "a {what} connection lasted {d:?}"
+            );
+        }
+        stop.cancel();
+    }
+
+    #[tokio::test]
     async fn a_reader_with_a_zero_window_is_reset_after_the_write_timeout() {
         let (addr, stop) = start(limits(|_| {})).await;
         let sock = tokio::net::TcpSocket::new_v4().unwrap();
