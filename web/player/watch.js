@@ -67,7 +67,10 @@
         const tmpl = set.SegmentTemplate || asArray(set.Representation)[0]?.SegmentTemplate || {};
         const ts = Number(tmpl.timescale) || 1;
         const pto = Number(tmpl.presentationTimeOffset) || 0;
-        const wallMs = ref && Date.parse(ref.wallClockTime);
+        // dash.js hands the attribute over already parsed, as a Date: Date.parse() of that
+        // goes through its string form, which has whole seconds only (latency off by up to 1 s).
+        const wall = ref && ref.wallClockTime;
+        const wallMs = wall instanceof Date ? wall.getTime() : Date.parse(wall);
         if (!Number.isFinite(wallMs)) continue;
         out.push({ periodStart: start, wallMs, mediaS: start + (Number(ref.presentationTime) - pto) / ts });
         break;

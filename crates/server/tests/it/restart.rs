@@ -129,29 +129,36 @@ fn from_mpd(mpd: &str, out: &mut Listed) {
         .collect();
     for (pi, p) in periods.iter().enumerate() {
         for set in p.children().filter(|n| n.has_tag_name("AdaptationSet")) {
-            let tmpl = set
+            // One SegmentTemplate for the set when the renditions' timelines agree, one per
+            // Representation while they differ (one rendition has finished a segment the
+            // other has not yet): both are what the renderer emits.
+            let shared = set
                 .children()
-                .find(|c| c.has_tag_name("SegmentTemplate"))
-                .unwrap();
-            let start: u64 = tmpl
-                .attribute("startNumber")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
-            let count: u64 = tmpl
-                .descendants()
-                .filter(|n| n.has_tag_name("S"))
-                .map(|s| {
-                    s.attribute("r")
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                        + 1
-                })
-                .sum();
-            let (media, init) = (
-                tmpl.attribute("media").unwrap(),
-                tmpl.attribute("initialization").unwrap(),
-            );
+                .find(|c| c.has_tag_name("SegmentTemplate"));
             for r in set.children().filter(|n| n.has_tag_name("Representation")) {
+                let tmpl = r
+                    .children()
+                    .find(|c| c.has_tag_name("SegmentTemplate"))
+                    .or(shared)
+                    .expect("a SegmentTemplate on the AdaptationSet or the Representation");
+                let start: u64 = tmpl
+                    .attribute("startNumber")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                let count: u64 = tmpl
+                    .descendants()
+                    .filter(|n| n.has_tag_name("S"))
+                    .map(|s| {
+                        s.attribute("r")
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .unwrap_or(0)
+                            + 1
+                    })
+                    .sum();
+                let (media, init) = (
+                    tmpl.attribute("media").unwrap(),
+                    tmpl.attribute("initialization").unwrap(),
+                );
                 let id = r.attribute("id").unwrap();
                 out.urls.insert(resolve(&base, &fill(init, id, None)));
                 for n in start..start + count {
