@@ -132,9 +132,7 @@ fn from_mpd(mpd: &str, out: &mut Listed) {
             // One SegmentTemplate for the set when the renditions' timelines agree, one per
             // Representation while they differ (one rendition has finished a segment the
             // other has not yet): both are what the renderer emits.
-            let shared = set
-                .children()
-                .find(|c| c.has_tag_name("SegmentTemplate"));
+            let shared = set.children().find(|c| c.has_tag_name("SegmentTemplate"));
             for r in set.children().filter(|n| n.has_tag_name("Representation")) {
                 let tmpl = r
                     .children()
