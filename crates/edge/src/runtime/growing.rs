@@ -151,6 +151,11 @@ impl<H, E> Growing<H, E> {
         self.tx.borrow().end.is_some()
     }
 
+    /// True once finished (complete), not when failed or abandoned.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.tx.borrow().end, Some(End::Finished))
+    }
+
     /// Chunks pushed so far.
     pub fn chunk_count(&self) -> usize {
         self.tx.borrow().chunks.len()

@@ -7,7 +7,6 @@
 
 use std::{
     collections::VecDeque,
-    convert::Infallible,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -17,7 +16,7 @@ use std::{
 
 use bytes::Bytes;
 use cmaf::{PartRef, Parts, SegmentParts};
-use edge::Growing;
+use edge::{Growing, WaitError};
 use futures::Stream;
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -28,9 +27,9 @@ pub struct LiveSegment {
     /// `$Number$`.
     pub number: u64,
     /// The CMAF chunks so far, fanned out to every reader (the edge crate's growing body:
-    /// the same fan-out as its coalesced fetches). It never fails: an abandoned segment is
-    /// finished, and its readers end after what was made.
-    body: Growing<(), Infallible>,
+    /// the same fan-out as its coalesced fetches). An abandoned segment is ended as such
+    /// (not finished), so its readers get an error after what was made.
+    body: Growing<(), Truncated>,
     /// (start of the first chunk, end of the last chunk, duration of the last chunk), in the
     /// track timescale: enough to predict where the segment will end.
     timing: Mutex<(u64, u64, u64)>,
@@ -38,6 +37,24 @@ pub struct LiveSegment {
     parts: Mutex<Vec<PartRef>>,
     /// The track's change signal.
     signal: Arc<Signal>,
+}
+
+/// Why the body of a segment in progress ended before the segment did. The HTTP response
+/// is then broken off (no final chunk), so a player or an edge sees a failed transfer and
+/// asks again, instead of taking a clean end for a complete segment and caching or playing a
+/// truncated one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Truncated {
+    /// The transcoder restarted or the stream ended while it was being made: it will not be
+    /// completed or listed.
+    #[error("segment {0} was abandoned (the transcoder restarted or the stream ended); ask the playlist again")]
+    Abandoned(u64),
+    /// No chunk came for this long.
+    #[error("segment {0}: no chunk for {1:?}; ask again")]
+    Stalled(u64, Duration),
+    /// The segment announced next did not start in time.
+    #[error("segment {0} did not start within {1:?}; ask the playlist again")]
+    NotStarted(u64, Duration),
 }
 
 /// What a track shares with its segments: the wake-up of blocking playlist reloads and the
@@ -137,15 +154,22 @@ impl LiveSegment {
         self.body.push(chunk);
     }
 
-    /// Marks the segment complete (or abandoned): readers end after the last chunk.
+    /// Marks the segment complete: readers end after the last chunk.
     pub fn finish(&self) {
         self.body.finish();
         self.signal.notify();
     }
 
-    /// True once complete.
+    /// Gives the segment up unfinished: readers get [`Truncated::Abandoned`] after the
+    /// chunks so far.
+    pub fn abandon(&self) {
+        self.body.fail(Truncated::Abandoned(self.number));
+        self.signal.notify();
+    }
+
+    /// True once complete (not when abandoned).
     pub fn is_complete(&self) -> bool {
-        self.body.is_ended()
+        self.body.is_finished()
     }
 
     /// The whole segment so far, as one buffer.
@@ -154,17 +178,27 @@ impl LiveSegment {
     }
 
     /// Every chunk, existing and future, until the segment completes. A reader whose segment
-    /// stalls for `stall` gets an end of body instead of hanging.
+    /// stalls for `stall`, or is abandoned, gets an error after the chunks it had (see
+    /// [`Truncated`]) instead of hanging or a clean end.
     pub fn stream(
         self: Arc<Self>,
         stall: Duration,
-    ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    ) -> impl Stream<Item = Result<Bytes, Truncated>> + Send + 'static {
+        let number = self.number;
         let reader = self.body.subscribe(stall);
-        // A stall (or a writer gone) ends the body like its completion: the player asks again.
-        futures::stream::unfold(reader, |mut r| async move {
+        futures::stream::unfold(Some(reader), move |r| async move {
+            let mut r = r?;
             match r.next_chunk().await {
-                Ok(Some(c)) => Some((Ok(c), r)),
-                Ok(None) | Err(_) => None,
+                Ok(Some(c)) => Some((Ok(c), Some(r))),
+                Ok(None) => None,
+                Err(e) => {
+                    let why = match e {
+                        WaitError::Failed(why) => why,
+                        WaitError::Timeout => Truncated::Stalled(number, stall),
+                        WaitError::Dangling => Truncated::Abandoned(number),
+                    };
+                    Some((Err(why), None))
+                }
             }
         })
     }
@@ -220,10 +254,11 @@ impl LiveTrack {
         }
     }
 
-    /// Abandons the segment in progress (transcoder restart or end of stream).
+    /// Abandons the segment in progress (transcoder restart or end of stream): it was never
+    /// completed, so its readers get an error rather than a body that looks whole.
     pub fn abort(&self) {
         if let Some(s) = self.current.send_replace(None) {
-            s.finish();
+            s.abandon();
         }
         self.signal.notify();
     }
@@ -371,10 +406,33 @@ mod tests {
         // Too far ahead, or in the past: no wait.
         assert!(t.wait_for(9, Duration::from_secs(5)).await.is_none());
         assert!(t.wait_for(0, Duration::from_secs(5)).await.is_none());
-        // A stalled segment ends its readers after the stall limit.
+        // A stalled segment breaks its readers off after the stall limit.
         let s = t.begin(3);
         let got: Vec<_> = s.stream(Duration::from_millis(50)).collect().await;
-        assert!(got.is_empty());
+        assert_eq!(
+            got,
+            vec![Err(Truncated::Stalled(3, Duration::from_millis(50)))]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_segment_ends_its_readers_with_an_error() {
+        let t = LiveTrack::default();
+        let s = t.begin(8);
+        s.push(Bytes::from_static(b"a"));
+        let reader = tokio::spawn(s.clone().stream(Duration::from_secs(5)).collect::<Vec<_>>());
+        tokio::task::yield_now().await;
+        t.abort();
+        let got = reader.await.unwrap();
+        assert_eq!(
+            got,
+            vec![Ok(Bytes::from_static(b"a")), Err(Truncated::Abandoned(8))],
+            "the chunks made, then an error: never a clean end"
+        );
+        assert!(!s.is_complete(), "an abandoned segment is not complete");
+        // A reader that comes later gets the same.
+        let late: Vec<_> = s.stream(Duration::from_secs(5)).collect().await;
+        assert_eq!(late.last(), Some(&Err(Truncated::Abandoned(8))));
     }
 
     #[tokio::test]

@@ -228,9 +228,16 @@ pub(super) async fn segment(
         // timeout runs while we wait. Its URL is this presentation's, so no older object
         // can be found under it.
         Source::Next(track, number) => {
+            // A segment that does not start in time breaks the response off (an empty 200
+            // would read as a complete, empty segment).
             let body = futures::stream::once(async move { track.wait_for(number, LL_WAIT).await })
-                .filter_map(|seg| async move { seg })
-                .flat_map(|seg| seg.stream(LL_STALL));
+                .flat_map(move |seg| match seg {
+                    Some(seg) => seg.stream(LL_STALL).left_stream(),
+                    None => futures::stream::once(async move {
+                        Err(crate::encode::live::Truncated::NotStarted(number, LL_WAIT))
+                    })
+                    .right_stream(),
+                });
             let b = Response::builder()
                 .header(header::CONTENT_TYPE, media_type(&rep))
                 .header(header::CACHE_CONTROL, "no-cache");

@@ -22,5 +22,6 @@ mod push;
 mod restart;
 mod rtmp_flood;
 mod secrets;
+mod truncated;
 mod webrtc;
 mod whip;

@@ -35,13 +35,49 @@ async fn gstreamer_plays(url: &str) {
     );
 }
 
-/// VLC (as an unprivileged user: it refuses to run as root) plays `url` for a few seconds,
-/// remuxing what it plays to MPEG-TS; ffprobe then counts the video frames and audio packets.
+/// Video frames and audio packets in the MPEG-TS file `path` as ffprobe counts them (0, 0
+/// while the file is missing or too short to read).
+async fn ts_packets(path: &std::path::Path) -> (u64, u64) {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args([
+        "-v",
+        "error",
+        "-of",
+        "json",
+        "-show_streams",
+        "-count_packets",
+    ])
+    .arg(path);
+    let (ok, out, _) = run(&mut cmd, Duration::from_secs(30)).await;
+    let probe: serde_json::Value = if ok {
+        serde_json::from_slice(&out).unwrap_or_default()
+    } else {
+        serde_json::Value::Null
+    };
+    let count = |kind: &str| -> u64 {
+        probe["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["codec_type"] == kind)
+            .filter_map(|s| s["nb_read_packets"].as_str()?.parse::<u64>().ok())
+            .sum()
+    };
+    (count("video"), count("audio"))
+}
+
+/// VLC (as an unprivileged user: it refuses to run as root) plays `url`, remuxing what it
+/// plays to MPEG-TS, until ffprobe counts enough video frames and audio packets in that file
+/// or the deadline passes. (HLS starts three segments behind and VLC buffers first: on a calm
+/// box the frames are there after ~10 s, on a loaded one later, so this waits for them
+/// rather than for a fixed run time.)
 async fn vlc_plays(url: &str, tag: &str) {
-    let out = std::env::temp_dir().join(format!("ferrocast-vlc-{tag}-{}.ts", std::process::id()));
+    const DEADLINE: Duration = Duration::from_secs(60);
+    let tmp = std::env::temp_dir();
+    let out = tmp.join(format!("ferrocast-vlc-{tag}-{}.ts", std::process::id()));
+    let log = tmp.join(format!("ferrocast-vlc-{tag}-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&out);
-    let as_root = is_root();
-    let mut cmd = if as_root {
+    let mut cmd = if is_root() {
         let mut c = Command::new("runuser");
         c.args(["-u", "nobody", "--", "cvlc"]);
         c
@@ -53,27 +89,41 @@ async fn vlc_plays(url: &str, tag: &str) {
         url,
         "--sout",
         &format!("#std{{access=file,mux=ts,dst={}}}", out.display()),
-        // HLS starts three segments behind and VLC buffers first: 15 s give it ≥ 5 s played.
         "--run-time",
-        "15",
+        &DEADLINE.as_secs().to_string(),
         "vlc://quit",
-    ]);
-    let (_, _, err) = run(&mut cmd, Duration::from_secs(60)).await;
-    let probe = ffprobe(&out.to_string_lossy(), &["-count_packets"]).await;
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap())
+    .kill_on_drop(true);
+    let mut vlc = cmd
+        .spawn()
+        .expect("cvlc not found: install vlc-bin and vlc-plugin-base");
+    let t0 = std::time::Instant::now();
+    let (mut video, mut audio) = (0, 0);
+    while t0.elapsed() < DEADLINE {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        (video, audio) = ts_packets(&out).await;
+        if video >= VIDEO_FRAMES && audio >= AUDIO_BUFFERS {
+            break;
+        }
+        if vlc.try_wait().ok().flatten().is_some() {
+            (video, audio) = ts_packets(&out).await;
+            break;
+        }
+    }
+    let _ = vlc.kill().await;
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
-    let count = |kind: &str| -> u64 {
-        probe["streams"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| s["codec_type"] == kind)
-            .filter_map(|s| s["nb_read_packets"].as_str()?.parse::<u64>().ok())
-            .sum()
-    };
-    let (video, audio) = (count("video"), count("audio"));
+    let _ = std::fs::remove_file(&log);
+    eprintln!(
+        "VLC {tag}: {video} video frames, {audio} audio packets after {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     assert!(
         video >= VIDEO_FRAMES && audio >= AUDIO_BUFFERS,
-        "VLC played {video} video frames and {audio} audio packets of {url} (want ≥ {VIDEO_FRAMES} and ≥ {AUDIO_BUFFERS}); ffprobe: {probe}; vlc: {err}"
+        "VLC played {video} video frames and {audio} audio packets of {url} within {DEADLINE:?} (want ≥ {VIDEO_FRAMES} and ≥ {AUDIO_BUFFERS}); vlc: {err}"
     );
 }
 
