@@ -7,22 +7,25 @@
 #   shaka   Shaka Player (lowLatencyMode) on the MPD, in headless Chromium
 #   hlsjs   hls.js (lowLatencyMode) on /live/NAME/master.m3u8, in headless Chromium
 #   whep    a plain RTCPeerConnection playing /whep/NAME (WebRTC, the source), in headless Chromium
-# and prints one Markdown table. --edge also plays each browser player through a
+# and prints one Markdown table. --whip publishes the same picture over WHIP instead of RTMP
+# (ffmpeg 9's `whip` muxer, H.264 baseline + Opus; $FFMPEG_WHIP or the one scripts/deps.sh
+# fetches), so every player reads a WebRTC broadcaster's stream. --edge also plays each browser player through a
 # `ferrocast edge` in front of the server (rows "… via edge"). --write puts it into
 # BENCHMARKS.md ("Glass-to-glass (from the pixels)").
-#   bench/g2g.sh [--secs 60] [--players "rtmp dashjs shaka hlsjs"] [--edge] [--release] [--write] [--keep-tmp]
+#   bench/g2g.sh [--secs 60] [--players "rtmp dashjs shaka hlsjs"] [--whip] [--edge] [--release] [--write] [--keep-tmp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
-SECS=60; PLAYERS="rtmp dashjs shaka hlsjs"; PROFILE=debug; WRITE=0; KEEP_TMP=0; EDGE=0
+SECS=60; PLAYERS="rtmp dashjs shaka hlsjs"; PROFILE=debug; WRITE=0; KEEP_TMP=0; EDGE=0; WHIP=0
 while (($#)); do case "$1" in
   --secs) SECS=$2; shift 2;;
   --players) PLAYERS=$2; shift 2;;
   --edge) EDGE=1; shift;;
+  --whip) WHIP=1; shift;;
   --release) PROFILE=release; shift;;
   --write) WRITE=1; shift;;
   --keep-tmp) KEEP_TMP=1; shift;;
-  *) echo "usage: bench/g2g.sh [--secs 60] [--players \"rtmp dashjs shaka hlsjs\"] [--edge] [--release] [--write] [--keep-tmp]" >&2; exit 2;;
+  *) echo "usage: bench/g2g.sh [--secs 60] [--players \"rtmp dashjs shaka hlsjs\"] [--whip] [--edge] [--release] [--write] [--keep-tmp]" >&2; exit 2;;
 esac; done
 
 log() { echo "[g2g $(date +%T)] $*" >&2; }
@@ -50,7 +53,16 @@ if ((EDGE)); then
   PIDS+=($!); EDGE_PID=$!
   wait_port "$EDGE_HTTP" "ferrocast edge" "$EDGE_PID" "$TMP/edge.log"
 fi
-"$TMP/ferrocast-g2g" publish "rtmp://127.0.0.1:$RTMP/live/$STREAM" >"$TMP/publish.log" 2>&1 &
+if ((WHIP)); then
+  FFMPEG_WHIP=${FFMPEG_WHIP:-$HOME/.cache/ferrocast/ffmpeg-whip}
+  [[ -x $FFMPEG_WHIP ]] || scripts/deps.sh test
+  # Open mode (no keys): the server takes any Bearer token.
+  FFMPEG=$FFMPEG_WHIP "$TMP/ferrocast-g2g" publish "$BASE/whip/$STREAM" --key g2g >"$TMP/publish.log" 2>&1 &
+  PUBLISHED_BY="WHIP by ffmpeg $("$FFMPEG_WHIP" -version | awk 'NR==1{print $3}') (H.264 constrained baseline, Opus)"
+else
+  "$TMP/ferrocast-g2g" publish "rtmp://127.0.0.1:$RTMP/live/$STREAM" >"$TMP/publish.log" 2>&1 &
+  PUBLISHED_BY="RTMP, AAC"
+fi
 PIDS+=($!); PUBLISHER=$!
 # The players join an established stream: wait until the MPD lists two whole segments.
 log "publishing; waiting for the MPD to list 2 segments"
@@ -142,9 +154,10 @@ for line in open(sys.argv[1]):
 print("\n".join(out))
 PY
 )
+FLAGS=""; ((WHIP)) && FLAGS+=" --whip"; ((EDGE)) && FLAGS+=" --edge"
 CPU=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
-TABLE="Last run: $(date -u '+%Y-%m-%d %H:%M UTC'), ferrocast $(git rev-parse --short HEAD) ($PROFILE build), \`bench/g2g.sh --secs $SECS\`; $(nproc) cores ($CPU), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
-Publisher \`ferrocast-g2g publish\`: 1280×720 30 fps moving test picture, x264 veryfast zerolatency 2.5 Mbit/s, keyframe every 2 s, AAC on the same clock; one ladder transcoding (720/400). Each player measured for $SECS s after its first frame, one after the other, on the same stream.
+TABLE="Last run: $(date -u '+%Y-%m-%d %H:%M UTC'), ferrocast $(git rev-parse --short HEAD) ($PROFILE build), \`bench/g2g.sh --secs $SECS$FLAGS\`; $(nproc) cores ($CPU), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
+Publisher \`ferrocast-g2g publish\`: 1280×720 30 fps moving test picture, x264 veryfast zerolatency 2.5 Mbit/s, keyframe every 2 s, audio on the same clock; published over $PUBLISHED_BY; one ladder transcoding (720/400). Each player measured for $SECS s after its first frame, one after the other, on the same stream.
 Chromium $(chromium --version 2>/dev/null | awk '{print $2}') headless; dash.js $(node -p "require('./web/node_modules/dashjs/package.json').version"), Shaka $(node -p "require('./web/node_modules/shaka-player/package.json').version"), hls.js $(node -p "require('./web/node_modules/hls.js/package.json').version"); ffmpeg $(ffmpeg -version | awk 'NR==1{print $3}').
 
 $TABLE

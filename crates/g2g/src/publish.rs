@@ -1,5 +1,7 @@
 //! `publish`: the stamped test picture, raw yuv420p into an ffmpeg child that encodes
-//! (x264 veryfast zerolatency, AAC from a sine) and publishes it as FLV over RTMP.
+//! (x264 veryfast zerolatency, AAC from a sine) and publishes it as FLV over RTMP — or, for an
+//! `http(s)://…/whip/NAME` URL, as a WebRTC publisher (H.264 constrained baseline, Opus) with
+//! ffmpeg's `whip` muxer (ffmpeg ≥ 8; Debian's 5.1 has none: `--ffmpeg` or `FFMPEG` names one).
 //!
 //! Paced by the clock: frame n is made and written at t0 + n/fps, and stamped with
 //! CLOCK_REALTIME the moment it is complete, the way a camera stamps its sensor readout. When
@@ -35,8 +37,11 @@ use crate::ffmpeg;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// Where to publish (rtmp://HOST:PORT/APP/NAME).
+    /// Where to publish: rtmp://HOST:PORT/APP/NAME, or http://HOST:PORT/whip/NAME (WHIP).
     url: String,
+    /// The stream key, sent as WHIP's `Authorization: Bearer KEY` (RTMP takes it as `?key=`).
+    #[arg(long, env = "FERROCAST_G2G_KEY")]
+    key: Option<String>,
     /// Stop after this many seconds (default: until killed).
     #[arg(long)]
     secs: Option<f64>,
@@ -131,11 +136,33 @@ fn ffmpeg_args(a: &Args, fifo: Option<&Path>) -> Vec<String> {
         format!("{}k", a.kbps),
     ]);
     v.extend(["-bufsize".into(), format!("{}k", 2 * a.kbps)]);
-    if fifo.is_some() {
-        v.extend(["-c:a", "aac", "-b:a", "128k"].map(String::from));
+    let whip = is_whip(&a.url);
+    if whip {
+        // What a WebRTC receiver decodes in order: no B-frames (zerolatency has none already),
+        // and the profile browsers take from a WHIP offer.
+        v.extend(["-profile:v", "baseline", "-bf", "0"].map(String::from));
     }
-    v.extend(["-f".into(), "flv".into(), a.url.clone()]);
+    if fifo.is_some() {
+        v.extend(if whip {
+            ["-c:a", "libopus", "-b:a", "128k"].map(String::from)
+        } else {
+            ["-c:a", "aac", "-b:a", "128k"].map(String::from)
+        });
+    }
+    if whip {
+        if let Some(k) = &a.key {
+            v.extend(["-authorization".into(), k.clone()]);
+        }
+        v.extend(["-f".into(), "whip".into(), a.url.clone()]);
+    } else {
+        v.extend(["-f".into(), "flv".into(), a.url.clone()]);
+    }
     v
+}
+
+/// A WHIP endpoint rather than an RTMP URL.
+fn is_whip(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// The audio thread: writes each frame period's samples into the FIFO when it is due, until

@@ -147,6 +147,8 @@ pub async fn run(
     let mut tracks = new_tracks();
     let mut rtmp = RtmpOut::new(&hub, &name, &ladder);
     let mut failed = None;
+    // The first fed frame's timestamp, until the Period's capture time is read (below).
+    let mut zero_ts: Option<u32> = None;
     while let Some(ev) = rx.recv().await {
         match ev {
             TranscodeEvent::Started {
@@ -154,13 +156,15 @@ pub async fn run(
                 first_ts,
             } => {
                 if generation == 1 {
-                    // Where this Period's media time 0 was captured, for its timeline.
-                    let zero = first_ts.and_then(|ts| {
-                        hub.get(&name).and_then(|stream| stream.capture_unix_ms(ts))
-                    });
-                    if let Some(p) = state.write().current() {
-                        p.capture_zero_ms = zero;
-                    }
+                    // Where this Period's media time 0 was captured is read from the stream's
+                    // capture clock until the first chunk is complete (below), not only now:
+                    // the clock is a minimum over the frames seen, and a publisher that
+                    // connects after its encoder started (ffmpeg's WHIP muxer: the handshake
+                    // runs while frames queue) delivers its first second in a burst. Read
+                    // here only, the clock had seen the burst's first frame alone and placed
+                    // the Period 1.1 s after the capture (dash.js 2.66 s from the pixels while
+                    // it said 1.54 s).
+                    zero_ts = first_ts;
                 }
                 if generation > 1 {
                     // A restarted ffmpeg starts over with an init segment; what it produces
@@ -173,6 +177,16 @@ pub async fn run(
                 let Some(t) = tracks.get_mut(index) else {
                     continue;
                 };
+                if let Some(ts) = zero_ts {
+                    let mut s = state.write();
+                    match s.current() {
+                        Some(p) if p.origin_ms.is_none() => {
+                            p.capture_zero_ms =
+                                hub.get(&name).and_then(|stream| stream.capture_unix_ms(ts));
+                        }
+                        _ => zero_ts = None,
+                    }
+                }
                 if let Err(e) = t.segmenter.push(&bytes, SystemTime::now()) {
                     warn!(stream = %name, rendition = %ladder[index].id, "cannot package transcoder output: {e}");
                 }
