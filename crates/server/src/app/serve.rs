@@ -206,6 +206,14 @@ pub async fn run_role(
         .unwrap_or_else(|| Arc::new(MemoryCoord::default()));
     let dash = Arc::new(DashRegistry::default());
     let run_dir = config.data_dir.join("run");
+    if config.transcode {
+        crate::encode::transcode::check_run_dir(&run_dir).map_err(|reason| {
+            ServeError::DataDir {
+                path: config.data_dir.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason),
+            }
+        })?;
+    }
     std::fs::create_dir_all(&run_dir).map_err(|source| ServeError::DataDir {
         path: run_dir.display().to_string(),
         source,

@@ -131,7 +131,9 @@ struct ServeArgs {
     tls_key: Option<PathBuf>,
     /// Require a key to publish NAME: `--publish-key NAME=SECRET` (repeatable). The
     /// broadcaster then publishes to rtmp[s]://HOST/live/NAME?key=SECRET. Without any key,
-    /// anyone may publish (open mode).
+    /// anyone may publish (open mode). Every user of the machine sees a command line (`ps`):
+    /// prefer `ferrocast keys add` (hashed, in the keys file) or the environment,
+    /// `FERROCAST_PUBLISH_KEYS="NAME=SECRET NAME2=SECRET2"`.
     #[arg(long = "publish-key", value_name = "NAME=SECRET")]
     publish_keys: Vec<String>,
     /// Do not transcode or package (no DASH/HLS, no renditions): a pure RTMP(S) server.
@@ -171,7 +173,13 @@ impl ServeArgs {
             c.tls_cert = self.tls_cert;
             c.tls_key = self.tls_key;
         }
+        if !self.publish_keys.is_empty() {
+            tracing::warn!("--publish-key puts the key on the command line, where every user of this machine can read it (ps): prefer ferrocast keys add, or FERROCAST_PUBLISH_KEYS in the environment");
+        }
         c.add_publish_keys(&self.publish_keys)?;
+        c.add_publish_keys(&env_publish_keys(
+            std::env::var("FERROCAST_PUBLISH_KEYS").ok(),
+        ))?;
         if self.no_transcode {
             c.transcode = false;
         }
@@ -262,5 +270,28 @@ pub fn main() -> ExitCode {
             eprintln!("ferrocast: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `NAME=SECRET` entries of `FERROCAST_PUBLISH_KEYS`, separated by white space (keys from the
+/// environment stay out of the command line that `ps` shows everyone).
+fn env_publish_keys(value: Option<String>) -> Vec<String> {
+    value
+        .map(|v| v.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod env_key_tests {
+    use super::env_publish_keys;
+
+    #[test]
+    fn environment_keys_are_split_on_white_space() {
+        assert!(env_publish_keys(None).is_empty());
+        assert!(env_publish_keys(Some("  ".into())).is_empty());
+        assert_eq!(
+            env_publish_keys(Some("demo=s3cret\nother=x=y  ".into())),
+            ["demo=s3cret", "other=x=y"]
+        );
     }
 }

@@ -196,9 +196,7 @@ async fn run_once(
     // no socket and the republished stream produced nothing).
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
-    let dir = cfg
-        .run_dir
-        .join(format!("{}-{}-{run}", stream.name, std::process::id()));
+    let dir = socket_dir(&cfg.run_dir, run);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|source| TranscodeError::Setup {
         what: "creating",
@@ -223,17 +221,22 @@ async fn run_once(
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let args = ffmpeg_args(tracks, ladder, &path_refs, lead);
     debug!(stream = %stream.name, "ffmpeg {}", args.join(" "));
-    let mut child = Command::new(&cfg.ffmpeg)
-        .args(&args)
+    let mut cmd = Command::new(&cfg.ffmpeg);
+    cmd.args(&args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| TranscodeError::Spawn {
-            ffmpeg: cfg.ffmpeg.clone(),
-            source,
-        })?;
+        .kill_on_drop(true);
+    confine(&mut cmd);
+    let mut child = cmd.spawn().map_err(|source| TranscodeError::Spawn {
+        ffmpeg: cfg.ffmpeg.clone(),
+        source,
+    })?;
+    if let Some(pid) = child.id() {
+        if let Err(e) = limit(pid) {
+            warn!(stream = %stream.name, pid, "ffmpeg's resource limits could not be set: {e}");
+        }
+    }
     info!(stream = %stream.name, pid = child.id(), generation, "transcoder started");
     let Some((snapshot, mut follow)) = Follower::frames(stream) else {
         return Ok(Ended::Publisher);
@@ -381,6 +384,68 @@ impl Muxer {
     }
 }
 
+/// What ffmpeg may have. It decodes what a publisher sent, so it gets as little as it needs:
+/// an empty environment but for `PATH` and the C locale (ours holds the S3 and Redis
+/// credentials).
+fn confine(cmd: &mut Command) {
+    cmd.env_clear().env("LC_ALL", "C");
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+}
+
+/// Resource limits for the started ffmpeg: no core dumps (a crash would write the stream's
+/// frames and our memory layout to disk), no regular file growing past 0 bytes (its outputs
+/// are our sockets and pipes, never files) and a small descriptor table (stdio, a socket per
+/// rendition). Set from here with prlimit rather than in the child before exec (that needs
+/// unsafe code): ffmpeg has read nothing of the publisher's yet, since we feed its stdin.
+fn limit(pid: u32) -> std::io::Result<()> {
+    use rustix::process::{prlimit, Pid, Resource, Rlimit};
+    let pid = Pid::from_raw(pid as i32).ok_or(std::io::ErrorKind::InvalidInput)?;
+    let cap = |n: u64| Rlimit {
+        current: Some(n),
+        maximum: Some(n),
+    };
+    for (resource, n) in [
+        (Resource::Core, 0),
+        (Resource::Fsize, 0),
+        (Resource::Nofile, CHILD_MAX_FILES),
+    ] {
+        prlimit(Some(pid), resource, cap(n))?;
+    }
+    Ok(())
+}
+
+/// ffmpeg's descriptor limit: stdio, a socket per rendition, its libraries' few.
+const CHILD_MAX_FILES: u64 = 256;
+
+/// The most a Unix socket path may hold (`sun_path` is 108 bytes with its NUL on Linux).
+const SOCKET_PATH_MAX: usize = 107;
+/// The longest a socket directory's name and a socket's name add to the run directory:
+/// `/` + a pid (≤ 7 digits) + `-` + a run number (≤ 20) + `/` + `v720.sock` (rendition ids are
+/// ≤ 6 characters).
+const SOCKET_TAIL_MAX: usize = 1 + 7 + 1 + 20 + 1 + 6 + 5;
+
+/// The run directory of one ffmpeg run. It carries no stream name: a name of 64 characters
+/// (the most allowed) put the sockets past the 108-byte limit of a Unix socket path under an
+/// ordinary data directory, and that stream could never be transcoded.
+fn socket_dir(run_dir: &Path, run: u64) -> PathBuf {
+    run_dir.join(format!("{}-{run}", std::process::id()))
+}
+
+/// Checks at start that every socket under `run_dir` fits a Unix socket path.
+pub fn check_run_dir(run_dir: &Path) -> Result<(), String> {
+    let len = run_dir.as_os_str().len();
+    if len + SOCKET_TAIL_MAX > SOCKET_PATH_MAX {
+        return Err(format!(
+            "{} is {len} bytes long; the transcoder's Unix sockets under it need it at most {} bytes — use a shorter --data-dir",
+            run_dir.display(),
+            SOCKET_PATH_MAX - SOCKET_TAIL_MAX
+        ));
+    }
+    Ok(())
+}
+
 /// Writes the stream to ffmpeg's stdin. Returns true when the publisher left (normal end),
 /// false when ffmpeg stopped reading.
 async fn feed(
@@ -459,5 +524,41 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run directory padded to `len` bytes under the temp dir.
+    fn run_dir_of_len(base: &Path, len: usize) -> PathBuf {
+        let mut p = base.to_path_buf();
+        while p.as_os_str().len() + 11 < len {
+            p.push("d123456789");
+        }
+        let rest = len - p.as_os_str().len() - 1;
+        p.push("r".repeat(rest));
+        assert_eq!(p.as_os_str().len(), len);
+        p
+    }
+
+    #[test]
+    fn the_longest_allowed_run_dir_binds_every_socket_and_a_longer_one_is_refused() {
+        let base = std::env::temp_dir().join(format!("ferrocast-sock-{}", std::process::id()));
+        let max = SOCKET_PATH_MAX - SOCKET_TAIL_MAX;
+        let run_dir = run_dir_of_len(&base, max);
+        check_run_dir(&run_dir).unwrap();
+        // The longest directory name a run can get, and the longest rendition id.
+        let dir = socket_dir(&run_dir, u64::MAX);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("v1080p.sock");
+        let bound = std::os::unix::net::UnixListener::bind(&sock);
+        let _ = std::fs::remove_dir_all(&base);
+        bound.unwrap_or_else(|e| {
+            panic!("{} ({} bytes): {e}", sock.display(), sock.as_os_str().len())
+        });
+        let err = check_run_dir(&run_dir_of_len(&base, max + 1)).unwrap_err();
+        assert!(err.contains("use a shorter --data-dir"), "{err}");
     }
 }

@@ -87,6 +87,110 @@ async fn keys_cli_and_serve_with_revocation() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Keys from `FERROCAST_PUBLISH_KEYS` (kept off the command line `ps` shows), for a stream
+/// name of the full 64 characters, which is transcoded although its name no longer fits in
+/// a Unix socket path under the data dir (the sockets' directory used to carry the name);
+/// the transcoder's ffmpeg gets none of the server's environment (its S3 secret) and its
+/// resource limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_the_environment_and_a_64_character_name_is_transcoded() {
+    let dir = std::env::temp_dir().join(format!("ferrocast-cli-env-{}", std::process::id()));
+    let name = "n".repeat(64);
+    let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
+    let mut server = Command::new(BIN)
+        .args(["serve", "--data-dir", dir.to_str().unwrap()])
+        .args([
+            "--rtmp-addr",
+            &format!("127.0.0.1:{rtmp}"),
+            "--rtmps-addr",
+            &format!("127.0.0.1:{rtmps}"),
+        ])
+        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--webrtc-addr", "127.0.0.1:0"])
+        .env(
+            "FERROCAST_PUBLISH_KEYS",
+            format!("other=x {name}=envs3cret"),
+        )
+        .env("AWS_SECRET_ACCESS_KEY", "sekrit-of-the-server")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("the server started", Duration::from_secs(10), || async {
+        http_get_opt(http, "/healthz").await.is_some()
+    })
+    .await;
+    let url = |k: &str| format!("rtmp://127.0.0.1:{rtmp}/live/{name}?key={k}");
+    let (code, err) = finish(
+        ffmpeg_publish(&url("wrong"), "160x120", 3),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_ne!(code, Some(0));
+    assert!(err.contains("stream key rejected"), "{err}");
+    let publisher = ffmpeg_publish(&url("envs3cret"), "160x120", 10);
+    let mpd = format!("/live/{name}/manifest.mpd");
+    eventually(
+        "the 64-character stream's first segment",
+        Duration::from_secs(30),
+        || async {
+            let (status, body) = http_get(http, &mpd).await;
+            status == 200 && count_segments(&body, "video") >= 1
+        },
+    )
+    .await;
+    let ffmpeg = children(server.id().unwrap())
+        .into_iter()
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("ffmpeg"))
+        })
+        .expect("the transcoder's ffmpeg is a child of the server");
+    let env = std::fs::read(format!("/proc/{ffmpeg}/environ")).unwrap();
+    let env = String::from_utf8_lossy(&env);
+    assert!(
+        !env.contains("sekrit"),
+        "ffmpeg inherited the server's secrets: {env}"
+    );
+    assert!(env.contains("PATH="), "{env}");
+    let limits = std::fs::read_to_string(format!("/proc/{ffmpeg}/limits")).unwrap();
+    for (what, value) in [
+        ("Max core file size", "0"),
+        ("Max file size", "0"),
+        ("Max open files", "256"),
+    ] {
+        let line = limits.lines().find(|l| l.starts_with(what)).unwrap();
+        let soft = line[what.len()..].split_whitespace().next().unwrap();
+        assert_eq!(soft, value, "{line}");
+    }
+    let (code, err) = finish(publisher, Duration::from_secs(30)).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "publish with the environment's key failed: {err}"
+    );
+    let _ = server.start_kill();
+    let out = server.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("envs3cret"), "the key was logged: {log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The child processes of `pid` (every thread's).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn help_and_startup_errors_say_what_to_do() {
     let (ok, out, _) = ferrocast(&["serve", "--help"]).await;
