@@ -9,6 +9,33 @@ use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrocast");
 
+/// `ferrocast serve` on free loopback ports with the data dir and environment given, once it
+/// answers; its stderr is piped (for the log assertions). Returns it, its RTMP and HTTP ports.
+async fn serve(data_dir: &str, env: &[(&str, &str)]) -> (tokio::process::Child, u16, u16) {
+    let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
+    let server = Command::new(BIN)
+        .args(["serve", "--data-dir", data_dir])
+        .args([
+            "--rtmp-addr",
+            &format!("127.0.0.1:{rtmp}"),
+            "--rtmps-addr",
+            &format!("127.0.0.1:{rtmps}"),
+        ])
+        .args(["--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--webrtc-addr", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually("the server started", Duration::from_secs(10), || async {
+        http_get_opt(http, "/healthz").await.is_some()
+    })
+    .await;
+    (server, rtmp, http)
+}
+
 async fn ferrocast(args: &[&str]) -> (bool, String, String) {
     let (ok, out, err) = run(Command::new(BIN).args(args), Duration::from_secs(30)).await;
     (ok, String::from_utf8_lossy(&out).to_string(), err)
@@ -34,26 +61,7 @@ async fn keys_cli_and_serve_with_revocation() {
         .unwrap()
         .contains(&secret));
 
-    let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
-    let mut server = Command::new(BIN)
-        .args(["serve", "--data-dir", d])
-        .args([
-            "--rtmp-addr",
-            &format!("127.0.0.1:{rtmp}"),
-            "--rtmps-addr",
-            &format!("127.0.0.1:{rtmps}"),
-        ])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .args(["--webrtc-addr", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    eventually("the server started", Duration::from_secs(10), || async {
-        http_get_opt(http, "/healthz").await.is_some()
-    })
-    .await;
+    let (mut server, rtmp, _) = serve(d, &[]).await;
     let url = |k: &str| format!("rtmp://127.0.0.1:{rtmp}/live/cam?key={k}");
     let (code, err) = finish(
         ffmpeg_publish(&url("wrong"), "160x120", 3),
@@ -96,31 +104,12 @@ async fn keys_cli_and_serve_with_revocation() {
 async fn keys_from_the_environment_and_a_64_character_name_is_transcoded() {
     let dir = std::env::temp_dir().join(format!("ferrocast-cli-env-{}", std::process::id()));
     let name = "n".repeat(64);
-    let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
-    let mut server = Command::new(BIN)
-        .args(["serve", "--data-dir", dir.to_str().unwrap()])
-        .args([
-            "--rtmp-addr",
-            &format!("127.0.0.1:{rtmp}"),
-            "--rtmps-addr",
-            &format!("127.0.0.1:{rtmps}"),
-        ])
-        .args(["--http-addr", &format!("127.0.0.1:{http}")])
-        .args(["--webrtc-addr", "127.0.0.1:0"])
-        .env(
-            "FERROCAST_PUBLISH_KEYS",
-            format!("other=x {name}=envs3cret"),
-        )
-        .env("AWS_SECRET_ACCESS_KEY", "sekrit-of-the-server")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    eventually("the server started", Duration::from_secs(10), || async {
-        http_get_opt(http, "/healthz").await.is_some()
-    })
-    .await;
+    let keys = format!("other=x {name}=envs3cret");
+    let env = [
+        ("FERROCAST_PUBLISH_KEYS", keys.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", "sekrit-of-the-server"),
+    ];
+    let (mut server, rtmp, http) = serve(dir.to_str().unwrap(), &env).await;
     let url = |k: &str| format!("rtmp://127.0.0.1:{rtmp}/live/{name}?key={k}");
     let (code, err) = finish(
         ffmpeg_publish(&url("wrong"), "160x120", 3),
