@@ -251,15 +251,8 @@ impl State<'_> {
                 counter!("ferrocast_publish_rejected_total", "reason" => "continuation_changed")
                     .increment(1);
                 warn!(peer = %self.peer, stream = %name, "reconnected publisher refused: {reason}");
-                session.reject_publish(
-                    stream_id,
-                    "NetStream.Publish.Rejected",
-                    &format!("stream {name:?} refused: {reason}"),
-                    Instant::now(),
-                );
                 // The stream ends: its transcoder was set up for the old codecs.
-                self.publishing = None;
-                self.closing = Some(reason);
+                self.refuse(session, stream_id, &name, reason);
                 return;
             }
             let last_header = match kind {
@@ -289,15 +282,21 @@ impl State<'_> {
         }
         if let Err(reason) = admit_frame(&mut p.validator, &p.handle, frame, self.peer, self.ctx) {
             let name = p.handle.stream.name.clone();
-            session.reject_publish(
-                stream_id,
-                "NetStream.Publish.Rejected",
-                &format!("stream {name:?} refused: {reason}"),
-                Instant::now(),
-            );
-            self.publishing = None;
-            self.closing = Some(reason);
+            self.refuse(session, stream_id, &name, reason);
         }
+    }
+
+    /// Ends a publish that is refused mid-stream: `NetStream.Publish.Rejected` with the
+    /// reason, the stream released, the connection closing.
+    fn refuse(&mut self, session: &mut ServerSession, stream_id: u32, name: &str, reason: String) {
+        session.reject_publish(
+            stream_id,
+            "NetStream.Publish.Rejected",
+            &format!("stream {name:?} refused: {reason}"),
+            Instant::now(),
+        );
+        self.publishing = None;
+        self.closing = Some(reason);
     }
 }
 
