@@ -1,5 +1,5 @@
 //! Every media parser on the same bytes: FLV tags and files (in memory and streamed in two
-//! pieces), onMetaData, AVC config, SPS, AAC ASC, OpusHead.
+//! pieces), onMetaData, AVC config, SPS, AAC ASC, OpusHead, dOps (and back: the same fields).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use media::{aac, flv, h264, opus};
@@ -22,6 +22,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = opus::parse_opus_head(t.body);
     }
     let _ = opus::parse_opus_head(data);
+    if let Ok(h) = opus::parse_dops(data) {
+        assert_eq!(opus::parse_opus_head(&h.to_bytes()), Ok(h));
+    }
     let _ = h264::parse_sps(data);
     if let Ok(mut r) = flv::FileReader::new(data) {
         while let Some(Ok(_)) = r.next_tag() {}

@@ -26,11 +26,13 @@ const nodeModules = path.join(root, 'web/node_modules');
 export const READER = path.join(here, 'g2g-reader.js');
 export const PLAYERS = ['dashjs', 'shaka', 'hlsjs', 'whep'];
 
-// The field notes' flags for Debian's Chromium, headless; the last two let WebRTC use
-// 127.0.0.1 candidates (else it offers none, or mDNS names).
+// The field notes' flags for Debian's Chromium, headless; the next two let WebRTC use
+// 127.0.0.1 candidates (else it offers none, or mDNS names); the last lets the WHEP page play
+// its audio unmuted without a click (its energy is measured after the output volume).
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run',
-  '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'];
+  '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required'];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => {

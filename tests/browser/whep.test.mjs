@@ -8,7 +8,9 @@
 // Asserts, for the source (the default: no B-frames) and then ?rendition=400: frames decode
 // (getStats inbound-rtp video framesDecoded, the picture's size), the stamps read back (so
 // the picture is the stream's, in order), the first frame comes < FIRST_FRAME_S after the
-// POST, and DELETE on the Location ends the session (/metrics). Prints one JSON line per case.
+// POST, the broadcaster's AAC arrives as Opus (inbound-rtp audio: packets, decoded samples
+// and audio energy: the ladder's o64 rendition, issue 17), and DELETE on the Location ends the
+// session (/metrics). Prints one JSON line per case.
 //
 // Environment: FERROCAST_BIN, G2G_BIN, CHROMIUM, FFMPEG (as g2g.test.mjs).
 import { test } from 'node:test';
@@ -83,6 +85,14 @@ test('WHEP playback in Chromium: source and a rendition, first frame, DELETE', {
       else assert.ok(r.samples > 0, 'no frame of the rendition read');
       assert.ok(r.whep.first_frame_after_post_s < FIRST_FRAME_S + FIRST_FRAME_MARGIN_S,
         `first frame ${r.whep.first_frame_after_post_s} s after the POST (limit ${FIRST_FRAME_S} s + ${FIRST_FRAME_MARGIN_S} s)`);
+      // The RTMP broadcaster's AAC, as the ladder's Opus: received, decoded, not silence
+      // (the publisher's 440 Hz sine; concealment alone has no energy).
+      const a = r.whep.inbound.audio;
+      log(`WHEP${query} audio: ${a?.packets} packets, ${a?.samples} samples, energy ${a?.energy}, ${a?.concealed} concealed (${a?.codec})`);
+      assert.equal(a?.codec, 'audio/opus', `inbound audio: ${JSON.stringify(a)}`);
+      assert.ok(a.packets > SECS * 50 * 0.7, `only ${a.packets} Opus packets in ${SECS} s`);
+      assert.ok(a.samples > SECS * 48_000 * 0.5, `only ${a.samples} audio samples decoded`);
+      assert.ok(a.energy > 0, `no audio energy: ${JSON.stringify(a)}`);
     }
     // The web player's WebRTC mode (issue 17): /watch/NAME?mode=webrtc plays over WHEP with
     // its overlay (latency, rendition), and DELETEs its session when the viewer leaves.

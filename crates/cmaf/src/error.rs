@@ -106,7 +106,7 @@ pub enum InvalidMessage {
         bytes: u64,
     },
 
-    /// A structure inside a box that `media` parses (the AudioSpecificConfig) is invalid.
+    /// A structure inside a box that `media` parses (the AudioSpecificConfig, `dOps`) is invalid.
     #[error(transparent)]
     Media(media::MediaError),
 }

@@ -5,10 +5,16 @@
 //! ```text
 //!  SegmenterEvent::Init { bytes }   ─▶ FlvRemuxer::new ─▶ sequence_header(): [0x17, 0, 0,0,0, avcC]
 //!                                                                       or [0xAF, 0, AudioSpecificConfig]
+//!                                                                       or [0x90, "Opus", OpusHead]
 //!  SegmenterEvent::Chunk(c).bytes   ─▶ push_chunk ─▶ per sample (kind, ms, tag body, keyframe):
 //!                                                     video [0x17|0x27, 1, cts(SI24), AVCC NAL units]
 //!                                                     audio [0xAF, 1, raw AAC frame]
+//!                                                        or [0x91, "Opus", one Opus packet]
 //! ```
+//!
+//! Opus is written as Enhanced RTMP v2 audio (`ExHeader`, FourCC `Opus`: SequenceStart with
+//! the `OpusHead` made from the `dOps`, then CodedFrames), the same tags a WHIP publish's
+//! Opus becomes in the hub (`media::flv::write_ex_audio_tag`).
 //!
 //! Pure (no IO, no clock) and never panics on its input; every error is a [`RemuxError`].
 //!
@@ -20,9 +26,13 @@
 //! sample (`cts`) is `round(pts) − round(dts)` in the same milliseconds, so presentation times
 //! are rounded the same way. Timestamps wrap modulo 2³² ms (49.7 days), as RTMP's do.
 //!
-//! The transcoder runs with `-copyts`, so these timestamps are on the publisher's timeline:
-//! the same clock as the source's RTMP timestamps, and a restarted transcoder continues it.
-//! Edit lists (`elst`) are not applied: ffmpeg writes none in a fragmented init segment.
+//! ffmpeg's fragmented MP4 starts each output's decode times at 0 on that output's own first
+//! packet, even with `-copyts` (measured with Debian's ffmpeg 5.1: the first `tfdt` of every
+//! rendition is 0 for an input starting at 5 s). A caller who knows where that 0 is on
+//! another clock moves the timestamps there with
+//! [`set_time_offset`](FlvRemuxer::set_time_offset); the offset is added in ticks, before
+//! the one rounding to ms. Edit lists (`elst`) are not applied: ffmpeg writes none in a
+//! fragmented init segment (so an Opus track's pre-skip is not subtracted either).
 //!
 //! # Payloads
 //! An MP4 AVC sample is a sequence of NAL units each preceded by its length in
@@ -33,7 +43,7 @@
 //! access unit, as FLV wants. Samples of 0 bytes carry nothing to decode and are skipped.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use media::flv::MediaKind;
+use media::flv::{self, ExAudioPacketType, MediaKind, OPUS_FOURCC};
 
 use crate::{chunk_samples, parse_init, CmafError, DecoderConfig, TrackInfo};
 
@@ -54,6 +64,12 @@ const MEDIA: u8 = 1;
 /// Bytes before the payload in a video tag body / an audio tag body.
 const VIDEO_HEADER_LEN: usize = 5;
 const AUDIO_HEADER_LEN: usize = 2;
+/// An Enhanced RTMP audio header: the first byte, then the FourCC.
+const OPUS_HEADER_LEN: usize = 5;
+/// Enhanced RTMP audio: SoundFormat 9 (`ExHeader`) with AudioPacketType 1 (CodedFrames), as
+/// `media::flv::write_ex_audio_tag` writes it (the per-sample path writes into the shared
+/// buffer itself, one allocation per chunk).
+const OPUS_CODED_FRAMES: u8 = 0x91;
 /// The range of FLV's signed 24-bit CompositionTime, in ms.
 const CTS_RANGE: std::ops::RangeInclusive<i64> = -0x80_0000..=0x7f_ffff;
 
@@ -71,7 +87,7 @@ pub enum RemuxError {
     Cmaf(#[from] CmafError),
     /// The track's codec has no FLV sequence header we can write: an `mp4a` track that is not
     /// AAC (MPEG-4 audio with an AudioSpecificConfig).
-    #[error("the init segment's {codec} track has no decoder configuration FLV can carry (only H.264 and AAC)")]
+    #[error("the init segment's {codec} track has no decoder configuration FLV can carry (only H.264, AAC and Opus)")]
     NoDecoderConfig {
         /// The RFC 6381 codec string of the track.
         codec: String,
@@ -122,15 +138,20 @@ pub struct FlvRemuxer {
     sequence_header: Bytes,
     /// For video, the NAL unit length size of the samples (1, 2 or 4).
     nal_length_size: u8,
+    /// Audio as Enhanced RTMP Opus tags (else AAC).
+    opus: bool,
+    /// Added to every decode time (in the track's timescale) before the conversion to ms.
+    offset: i128,
     /// Reused for the tags of each chunk: one allocation per chunk, split per tag.
     buf: BytesMut,
 }
 
 impl FlvRemuxer {
     /// A remuxer for the track of `init` (`ftyp` + `moov`, as in
-    /// [`crate::SegmenterEvent::Init`]): H.264 (`avc1`/`avc3`) or AAC.
+    /// [`crate::SegmenterEvent::Init`]): H.264 (`avc1`/`avc3`), AAC or Opus.
     pub fn new(init: &[u8]) -> Result<Self, RemuxError> {
         let info = parse_init(init)?;
+        let opus = matches!(info.decoder_config, Some(DecoderConfig::Opus(_)));
         let (kind, sequence_header, nal_length_size) = match &info.decoder_config {
             Some(config @ DecoderConfig::Avc(avcc)) => {
                 let nal_length_size = match config.nal_length_size() {
@@ -154,6 +175,16 @@ impl FlvRemuxer {
                 body.extend_from_slice(asc);
                 (MediaKind::Audio, body, 0)
             }
+            Some(DecoderConfig::Opus(head)) => {
+                let mut body = Vec::with_capacity(OPUS_HEADER_LEN + head.len());
+                flv::write_ex_audio_tag(
+                    ExAudioPacketType::SequenceStart,
+                    OPUS_FOURCC,
+                    head,
+                    &mut body,
+                );
+                (MediaKind::Audio, body, 0)
+            }
             _ => {
                 return Err(RemuxError::NoDecoderConfig {
                     codec: info.codec.clone(),
@@ -171,8 +202,16 @@ impl FlvRemuxer {
             kind,
             sequence_header: sequence_header.into(),
             nal_length_size,
+            opus,
+            offset: 0,
             buf: BytesMut::new(),
         })
+    }
+
+    /// Moves every later tag's timestamp by `ticks` of the track's timescale (negative:
+    /// earlier): the decode time 0 of this track is at `ticks` on the caller's clock.
+    pub fn set_time_offset(&mut self, ticks: i64) {
+        self.offset = i128::from(ticks);
     }
 
     /// The track, as the init segment describes it (codec, size, timescale, ...).
@@ -185,8 +224,9 @@ impl FlvRemuxer {
         self.kind
     }
 
-    /// The FLV sequence header tag body: `[0x17, 0, 0, 0, 0, avcC...]` (AVC) or
-    /// `[0xAF, 0, AudioSpecificConfig...]` (AAC). Send it before the first frame, and again
+    /// The FLV sequence header tag body: `[0x17, 0, 0, 0, 0, avcC...]` (AVC),
+    /// `[0xAF, 0, AudioSpecificConfig...]` (AAC) or `[0x90, "Opus", OpusHead...]` (Opus).
+    /// Send it before the first frame, and again
     /// whenever a player is switched to this rendition. Its timestamp is the next frame's.
     pub fn sequence_header(&self) -> (MediaKind, Bytes) {
         (self.kind, self.sequence_header.clone())
@@ -199,6 +239,7 @@ impl FlvRemuxer {
         let samples = chunk_samples(chunk, &self.info.defaults)?;
         let header_len = match self.kind {
             MediaKind::Video => VIDEO_HEADER_LEN,
+            MediaKind::Audio if self.opus => OPUS_HEADER_LEN,
             MediaKind::Audio => AUDIO_HEADER_LEN,
         };
         // Widening 1- or 2-byte lengths to 4 at most quadruples a sample (1-byte lengths of
@@ -222,11 +263,13 @@ impl FlvRemuxer {
                 continue;
             }
             let decode_time = s.sample.decode_time;
-            let dts_ms = to_ms(i128::from(decode_time), timescale);
+            let dts_ms = to_ms(i128::from(decode_time) + self.offset, timescale);
             let keyframe;
             match self.kind {
                 MediaKind::Video => {
-                    let pts = i128::from(decode_time) + i128::from(s.sample.composition_offset);
+                    let pts = i128::from(decode_time)
+                        + self.offset
+                        + i128::from(s.sample.composition_offset);
                     let cts_ms = to_ms(pts, timescale) - dts_ms;
                     let cts = i64::try_from(cts_ms)
                         .ok()
@@ -244,6 +287,12 @@ impl FlvRemuxer {
                     if let Err(e) = put_nal_units(&mut self.buf, s.data, self.nal_length_size) {
                         return Err(e.into_error(decode_time, s.data.len()));
                     }
+                }
+                MediaKind::Audio if self.opus => {
+                    keyframe = false;
+                    self.buf.put_u8(OPUS_CODED_FRAMES);
+                    self.buf.put_slice(&OPUS_FOURCC);
+                    self.buf.put_slice(s.data);
                 }
                 MediaKind::Audio => {
                     keyframe = false;
@@ -412,6 +461,109 @@ mod tests {
             (asc.output_sampling_frequency(), asc.output_channels()),
             (48000, Some(2))
         );
+    }
+
+    /// The Opus packets of `opus_o64.mp4` as ffprobe reads them from the MP4: (pts, size).
+    fn ffprobe_opus_packets() -> Vec<(i64, usize)> {
+        run(Command::new(tool("FFPROBE", "ffprobe"))
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "packet=pts,size",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(asset_path("opus_o64.mp4")))
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (pts, size) = l.split_once(',').unwrap();
+            (pts.parse().unwrap(), size.parse().unwrap())
+        })
+        .collect()
+    }
+
+    #[test]
+    fn opus_becomes_enhanced_rtmp_opus_tags() {
+        // libopus 64k stereo, -application lowdelay -frame_duration 20, one packet per
+        // fragment (the o64 rendition's layout; tests/assets/README.md).
+        let (r, tags) = remux(TrackKind::Audio, "opus_o64.mp4");
+        assert_eq!(
+            (r.info().codec.as_str(), r.info().timescale),
+            ("opus", 48_000)
+        );
+        let (kind, body) = r.sequence_header();
+        assert_eq!(kind, MediaKind::Audio);
+        // SequenceStart, FourCC, then the OpusHead made from the dOps: version 1, 2 channels,
+        // pre-skip 120 (2.5 ms, lowdelay), 48 kHz, no gain, family 0.
+        let t = flv::parse_audio_tag(&body).unwrap();
+        assert!(t.is_opus() && t.is_sequence_header());
+        let head = media::opus::parse_opus_head(t.body).unwrap();
+        assert_eq!(
+            (head.channels, head.pre_skip, head.input_rate),
+            (2, 120, 48_000)
+        );
+        assert_eq!(&body[..5], b"\x90Opus");
+
+        // One tag per packet, every 20 ms exactly, each the MP4's packet as it is.
+        let packets = ffprobe_opus_packets();
+        assert_eq!(tags.len(), 31);
+        assert_eq!(tags.len(), packets.len());
+        for (n, ((kind, ts, body, keyframe), (pts, size))) in tags.iter().zip(&packets).enumerate()
+        {
+            assert_eq!((*kind, *keyframe), (MediaKind::Audio, false));
+            assert_eq!(*ts as usize, n * 20, "packet {n}");
+            assert_eq!(*pts as usize, n * 960);
+            let t = flv::parse_audio_tag(body).unwrap();
+            assert!(t.is_opus() && !t.is_sequence_header(), "packet {n}");
+            assert_eq!(t.body.len(), *size, "packet {n}");
+            // The TOC byte (RFC 6716 §3.1): a CELT-only config (16-31: lowdelay) of 20 ms
+            // (the last of each bandwidth's four), stereo, one frame.
+            let (config, stereo, code) = (t.body[0] >> 3, t.body[0] & 0b100 != 0, t.body[0] & 3);
+            assert!(
+                (16..=31).contains(&config) && config % 4 == 3,
+                "packet {n}: {config}"
+            );
+            assert!(stereo && code == 0, "packet {n}");
+        }
+
+        // On another clock: the track's 0 at 5 s minus the pre-skip (what the packager does
+        // for o64), one rounding: 4997.5 ms → 4998, then 20 ms steps.
+        let (init, chunks) = segment(TrackKind::Audio, "opus_o64.mp4");
+        let mut r = FlvRemuxer::new(&init).unwrap();
+        r.set_time_offset(5 * 48_000 - 120);
+        let ts: Vec<u32> = chunks
+            .iter()
+            .flat_map(|c| r.push_chunk(&c.bytes).unwrap())
+            .map(|t| t.1)
+            .collect();
+        assert_eq!(ts[..3], [4998, 5018, 5038]);
+        assert_eq!(ts[30], 4998 + 30 * 20);
+    }
+
+    #[test]
+    fn ffmpeg_decodes_the_remuxed_opus() {
+        // The tags, through media's Matroska writer (what the transcoder feeds ffmpeg for a WHIP
+        // publish's Opus), decode without an error to 31 packets of 960 samples.
+        let (r, tags) = remux(TrackKind::Audio, "opus_o64.mp4");
+        let mut w = media::mkv::Writer::new(false, true);
+        let mut out = Vec::new();
+        let (kind, head) = r.sequence_header();
+        w.push(kind, 0, &head, &mut out).unwrap();
+        for (kind, ts, body, _) in &tags {
+            w.push(*kind, *ts, body, &mut out).unwrap();
+        }
+        let file = TempFile::new("opus.mkv", &out);
+        decodes_cleanly(&file.0);
+        let p = probe(&file.0);
+        let a = stream(&p, "audio");
+        assert_eq!(
+            (&a["codec_name"], &a["sample_rate"], &a["channels"]),
+            (&"opus".into(), &"48000".into(), &2.into()),
+            "{p}"
+        );
+        assert_eq!(a["nb_read_frames"], "31");
     }
 
     #[test]

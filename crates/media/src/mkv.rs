@@ -328,6 +328,7 @@ mod tests {
             channels: 2,
             pre_skip: 0,
             input_rate: 48_000,
+            output_gain: 0,
         };
         let (mut h, mut f) = (vec![], vec![]);
         flv::write_ex_audio_tag(

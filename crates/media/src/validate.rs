@@ -408,6 +408,7 @@ mod tests {
             channels: 2,
             pre_skip: 0,
             input_rate: 48000,
+            output_gain: 0,
         };
         flv::write_ex_audio_tag(
             flv::ExAudioPacketType::SequenceStart,

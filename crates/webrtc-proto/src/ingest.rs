@@ -220,6 +220,7 @@ impl Assembler {
                         channels: ch,
                         pre_skip: 0,
                         input_rate: media::opus::SAMPLE_RATE,
+                        output_gain: 0,
                     };
                     write_ex_audio_tag(
                         ExAudioPacketType::SequenceStart,

@@ -3,7 +3,8 @@
 //! ISO/IEC 14496-12: `tkhd` 8.3.2, `mdhd` 8.4.2, `hdlr` 8.4.3, `stsd` 8.5.2,
 //! `btrt` 8.5.2.2, `trex` 8.8.3. ISO/IEC 14496-15 5.3.3: `avcC`. ISO/IEC
 //! 14496-1 7.2.6: `esds` descriptors; ISO/IEC 14496-3 1.6.2.1:
-//! AudioSpecificConfig. RFC 6381: codec strings.
+//! AudioSpecificConfig. "Encapsulation of Opus in ISO Base Media File Format" §4.3: the
+//! `Opus` sample entry and its `dOps` box (read by `media::opus`). RFC 6381: codec strings.
 
 use bytes::Bytes;
 
@@ -22,9 +23,9 @@ pub struct TrackInfo {
     /// `mdhd` timescale: ticks per second of every time in this track's
     /// fragments (`tfdt`, sample durations) and of the MPD's SegmentTemplate.
     pub timescale: u32,
-    /// The sample entry type, e.g. `avc1` or `mp4a`.
+    /// The sample entry type, e.g. `avc1`, `mp4a` or `Opus`.
     pub sample_entry: FourCC,
-    /// RFC 6381 codec string for the MPD `@codecs`, e.g. `avc1.64001f`, `mp4a.40.2`.
+    /// RFC 6381 codec string for the MPD `@codecs`, e.g. `avc1.64001f`, `mp4a.40.2`, `opus`.
     pub codec: String,
     /// Picture size or audio format.
     pub params: MediaParams,
@@ -33,9 +34,9 @@ pub struct TrackInfo {
     /// Sample defaults from `mvex`/`trex`, needed to read fragments.
     pub defaults: TrackDefaults,
     /// What a decoder needs before the first sample (what an FLV sequence
-    /// header carries). Always present for `avc1`/`avc3`; for `mp4a` only
-    /// when the `esds` declares MPEG-4 audio (object type 0x40) with a
-    /// DecoderSpecificInfo, i.e. for AAC.
+    /// header carries). Always present for `avc1`/`avc3` and `Opus`; for
+    /// `mp4a` only when the `esds` declares MPEG-4 audio (object type 0x40)
+    /// with a DecoderSpecificInfo, i.e. for AAC.
     pub decoder_config: Option<DecoderConfig>,
 }
 
@@ -51,13 +52,17 @@ pub enum DecoderConfig {
     /// 1.6.2.1) from the `esds` DecoderSpecificInfo. An FLV AAC sequence
     /// header carries exactly these bytes.
     Aac(Bytes),
+    /// Opus: the `dOps` box's fields as an `OpusHead` (RFC 7845 §5.1, converted by
+    /// `media::opus`), which is what an Enhanced RTMP Opus SequenceStart (and WebRTC's
+    /// receivers, out of band) expects.
+    Opus(Bytes),
 }
 
 impl DecoderConfig {
-    /// The raw bytes: the `avcC` payload or the AudioSpecificConfig.
+    /// The raw bytes: the `avcC` payload, the AudioSpecificConfig or the `OpusHead`.
     pub fn bytes(&self) -> &Bytes {
         match self {
-            DecoderConfig::Avc(b) | DecoderConfig::Aac(b) => b,
+            DecoderConfig::Avc(b) | DecoderConfig::Aac(b) | DecoderConfig::Opus(b) => b,
         }
     }
 
@@ -67,7 +72,7 @@ impl DecoderConfig {
     pub fn nal_length_size(&self) -> Option<u8> {
         match self {
             DecoderConfig::Avc(b) => b.get(4).map(|v| (v & 0x03) + 1),
-            DecoderConfig::Aac(_) => None,
+            DecoderConfig::Aac(_) | DecoderConfig::Opus(_) => None,
         }
     }
 }
@@ -83,7 +88,7 @@ pub enum MediaParams {
         /// Coded height in pixels.
         height: u16,
     },
-    /// From the AudioSpecificConfig (falling back to the AudioSampleEntry).
+    /// From the AudioSpecificConfig or the `dOps` (falling back to the AudioSampleEntry).
     Audio {
         /// Output sampling rate in Hz (the SBR rate for HE-AAC).
         sample_rate: u32,
@@ -118,8 +123,8 @@ pub struct TrackDefaults {
 /// Parses a complete `moov` box (header included) holding exactly one track.
 ///
 /// Fails if the file is not fragmented (no `mvex`/`trex`), holds more than one
-/// track, or uses a codec other than H.264 (`avc1`/`avc3`) or MPEG-4 audio
-/// (`mp4a`).
+/// track, or uses a codec other than H.264 (`avc1`/`avc3`), MPEG-4 audio
+/// (`mp4a`) or Opus (`Opus`).
 pub fn parse_moov(moov: &[u8]) -> Result<TrackInfo, CmafError> {
     let body = split_box(moov, FourCC::MOOV)?;
     let mut trak = None;
@@ -312,6 +317,7 @@ fn parse_stsd(body: &[u8], kind: TrackKind) -> Result<SampleEntry, CmafError> {
     match (kind, &entry.fourcc.0) {
         (TrackKind::Video, b"avc1" | b"avc3") => parse_avc_entry(entry.fourcc, entry.body),
         (TrackKind::Audio, b"mp4a") => parse_mp4a_entry(entry.fourcc, entry.body),
+        (TrackKind::Audio, b"Opus") => parse_opus_entry(entry.fourcc, entry.body),
         _ => Err(PeerIncompatible::UnsupportedCodec(entry.fourcc).into()),
     }
 }
@@ -368,10 +374,10 @@ fn parse_avc_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafError
     })
 }
 
-/// AudioSampleEntry (ISO/IEC 14496-12 12.2.3, or the QuickTime v1/v2 layouts)
-/// with an `esds` child.
-fn parse_mp4a_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafError> {
-    let mut r = Reader::new("mp4a sample entry", body);
+/// The fields of an AudioSampleEntry (ISO/IEC 14496-12 12.2.3, or the QuickTime v1/v2
+/// layouts) before its child boxes: (channel count, sample rate, the child boxes).
+fn audio_entry<'a>(what: &'static str, body: &'a [u8]) -> Result<(u16, u32, &'a [u8]), CmafError> {
+    let mut r = Reader::new(what, body);
     r.skip(6 + 2)?; // reserved, data_reference_index
     let qt_version = r.u16()?;
     r.skip(6)?; // revision, vendor
@@ -384,14 +390,43 @@ fn parse_mp4a_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafErro
         2 => r.skip(36)?,
         v => {
             return Err(InvalidMessage::InvalidValue {
-                what: "mp4a sample entry",
+                what,
                 field: "version",
                 value: v.into(),
             }
             .into())
         }
     }
-    let boxes = r.rest();
+    Ok((entry_channels, entry_rate, r.rest()))
+}
+
+/// The `Opus` AudioSampleEntry with its `dOps` child (Opus in ISO BMFF §4.3). Opus decodes at
+/// 48 kHz whatever the entry says (its `samplerate` is 48000 by that spec anyway).
+fn parse_opus_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafError> {
+    let (_, _, boxes) = audio_entry("Opus sample entry", body)?;
+    let dops = find_child(boxes, b"dOps")?.ok_or(InvalidMessage::MissingBox {
+        parent: "Opus",
+        child: "dOps",
+    })?;
+    let head =
+        media::opus::parse_dops(dops).map_err(|e| CmafError::from(InvalidMessage::Media(e)))?;
+    let bitrate = find_child(boxes, b"btrt")?.map(parse_btrt).transpose()?;
+    Ok(SampleEntry {
+        fourcc,
+        // RFC 6381 style, as ffmpeg's DASH muxer and browsers' MSE spell it.
+        codec: "opus".into(),
+        params: MediaParams::Audio {
+            sample_rate: media::opus::SAMPLE_RATE,
+            channels: head.channels.into(),
+        },
+        bitrate,
+        config: Some(DecoderConfig::Opus(head.to_bytes().into())),
+    })
+}
+
+/// AudioSampleEntry with an `esds` child.
+fn parse_mp4a_entry(fourcc: FourCC, body: &[u8]) -> Result<SampleEntry, CmafError> {
+    let (entry_channels, entry_rate, boxes) = audio_entry("mp4a sample entry", body)?;
     let esds = find_child(boxes, b"esds")?.ok_or(InvalidMessage::MissingBox {
         parent: "mp4a",
         child: "esds",

@@ -66,6 +66,32 @@ fn init_segments_describe_the_ladder() {
 }
 
 #[test]
+fn an_opus_init_segment_and_its_chunks() {
+    // The o64 rendition's layout: libopus in an `Opus` sample entry with its `dOps`, one
+    // 20 ms packet per fragment.
+    let out = segment(TrackKind::Audio, &asset("opus_o64.mp4"));
+    let info = out.info();
+    assert_eq!(info.sample_entry, FourCC(*b"Opus"));
+    assert_eq!((info.codec.as_str(), info.timescale), ("opus", 48000));
+    assert_eq!(
+        info.params,
+        MediaParams::Audio {
+            sample_rate: 48000,
+            channels: 2
+        }
+    );
+    // The dOps, as an OpusHead.
+    let head = media::opus::parse_opus_head(info.decoder_config.as_ref().unwrap().bytes());
+    assert_eq!(head.map(|h| h.pre_skip), Ok(120));
+    assert_eq!(out.chunks.len(), 31);
+    for (i, c) in out.chunks.iter().enumerate() {
+        assert_eq!((c.start, c.samples), (i as u64 * 960, 1), "chunk {i}");
+    }
+    // Every fragment is a place to start (audio); 0.6 s is all segment 0.
+    assert!(out.chunks.iter().all(|c| c.segment == 0));
+}
+
+#[test]
 fn video_segments_are_exactly_four_seconds() {
     let expected: Vec<_> = (0..3).map(|n| (n, n * 4 * V_TS, 4 * V_TS, 8)).collect();
     assert_eq!(video_segments("ladder_v720.mp4"), expected);

@@ -246,6 +246,7 @@ pub async fn run_role(
         packagers: packagers.clone(),
         hub: hub.clone(),
         cluster: role.cluster,
+        webrtc: listeners.webrtc.is_some(),
     };
     let ctx = Arc::new(rtmp::RtmpContext {
         hub: hub.clone(),

@@ -30,6 +30,12 @@ pub enum RenditionKind {
         /// Target bitrate in kbit/s.
         kbps: u32,
     },
+    /// Opus audio for WebRTC viewers ([`webrtc_audio`]): to the hub only, never in a
+    /// presentation (MPD, playlists, store) or the stream list.
+    Opus {
+        /// Target bitrate in kbit/s.
+        kbps: u32,
+    },
 }
 
 /// One output of the transcoder.
@@ -45,7 +51,9 @@ impl Rendition {
     /// Bits per second, for the MPD's `bandwidth`.
     pub fn bandwidth(&self) -> u64 {
         match self.kind {
-            RenditionKind::Video { kbps, .. } | RenditionKind::Audio { kbps } => kbps as u64 * 1000,
+            RenditionKind::Video { kbps, .. }
+            | RenditionKind::Audio { kbps }
+            | RenditionKind::Opus { kbps } => kbps as u64 * 1000,
         }
     }
 }
@@ -77,6 +85,22 @@ pub fn ladder(tracks: &Tracks) -> Vec<Rendition> {
         });
     }
     v
+}
+
+/// The id of the Opus rendition: the hub stream `NAME~o64` that WHEP viewers of an AAC
+/// stream get their audio from.
+pub const OPUS_ID: &str = "o64";
+
+/// The transcoder's extra output for WebRTC viewers, when WebRTC is on (`webrtc`) and the
+/// stream's audio is not Opus already (a WHIP publish's Opus is sent to viewers as it came):
+/// Opus 64 kbit/s, 48 kHz stereo. It goes to the hub only, beside the [`ladder`], which DASH,
+/// HLS and the stream list describe and which stays exactly what it is without it.
+pub fn webrtc_audio(tracks: &Tracks, webrtc: bool) -> Option<Rendition> {
+    let audio = tracks.audio.as_ref()?;
+    (webrtc && audio.codec != AudioCodec::Opus).then(|| Rendition {
+        id: OPUS_ID.into(),
+        kind: RenditionKind::Opus { kbps: 64 },
+    })
 }
 
 /// What the transcoder writes on ffmpeg's stdin for a stream.
@@ -222,6 +246,34 @@ pub fn ffmpeg_args(
                     ch.to_string(),
                 ]);
             }
+            RenditionKind::Opus { kbps } => {
+                // WebRTC's Opus (RFC 7587) is 48 kHz and signalled as stereo. `lowdelay`
+                // (CELT only) takes 2.5 ms of look-ahead instead of 6.5 ms, 20 ms packets are
+                // what browsers send and expect.
+                a.extend(["-map", "0:a:0", "-c:a", "libopus"].map(String::from));
+                a.extend([
+                    "-b:a".into(),
+                    format!("{kbps}k"),
+                    "-ar".into(),
+                    "48000".into(),
+                    "-ac".into(),
+                    "2".into(),
+                ]);
+                a.extend(["-application", "lowdelay", "-frame_duration", "20"].map(String::from));
+                // One fragment per 20 ms packet: nothing waits for a 200 ms chunk on its way to
+                // a viewer (the output is not stored, so the moof per packet costs nothing).
+                a.extend(
+                    [
+                        "-f",
+                        "mp4",
+                        "-movflags",
+                        "empty_moov+default_base_moof+frag_keyframe+skip_trailer+frag_every_frame",
+                    ]
+                    .map(String::from),
+                );
+                a.push(format!("unix://{}", outputs[i].display()));
+                continue;
+            }
         }
         a.extend(
             [
@@ -324,6 +376,34 @@ mod tests {
         // The ladder's audio is AAC whatever came in.
         let a = ffmpeg_args(&t, &ladder(&t), &[Path::new("/r/x"); 3], Duration::ZERO);
         assert!(a.windows(2).any(|w| w == ["-c:a", "aac"]));
+    }
+
+    #[test]
+    fn opus_for_webrtc_is_an_extra_output_that_leaves_the_ladder_as_it_is() {
+        let t = tracks(true, true);
+        let paths = [Path::new("/r/x"); 4];
+        let base = ffmpeg_args(&t, &ladder(&t), &paths[..3], Duration::ZERO);
+        let o64 = webrtc_audio(&t, true).unwrap();
+        assert_eq!(o64.id, "o64");
+        let mut all = ladder(&t);
+        all.push(o64);
+        let with = ffmpeg_args(&t, &all, &paths, Duration::ZERO);
+        // The ladder's arguments are a prefix: its renditions are encoded exactly as without.
+        assert_eq!(with[..base.len()], base[..]);
+        let extra = with[base.len()..].join(" ");
+        assert_eq!(
+            extra,
+            "-map 0:a:0 -c:a libopus -b:a 64k -ar 48000 -ac 2 -application lowdelay \
+             -frame_duration 20 -f mp4 -movflags \
+             empty_moov+default_base_moof+frag_keyframe+skip_trailer+frag_every_frame unix:///r/x"
+        );
+        // Only with WebRTC on, only with audio, and not for Opus that is Opus already.
+        assert!(webrtc_audio(&t, false).is_none());
+        assert!(webrtc_audio(&tracks(true, false), true).is_none());
+        let mut opus = t.clone();
+        opus.audio.as_mut().unwrap().codec = AudioCodec::Opus;
+        assert!(webrtc_audio(&opus, true).is_none());
+        assert!(webrtc_audio(&tracks(false, true), true).is_some());
     }
 
     #[test]

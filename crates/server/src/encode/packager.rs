@@ -1,5 +1,7 @@
 //! The packager: turns the transcoder's fragmented-MP4 outputs into DASH — init segments and
-//! 4 s media segments in the store, and the segment lists the MPD is rendered from.
+//! 4 s media segments in the store, and the segment lists the MPD is rendered from. The
+//! transcoder's outputs past the ladder's (the Opus output for WebRTC viewers) go to the hub
+//! only (`opus_out`).
 
 use std::{
     sync::Arc,
@@ -19,6 +21,7 @@ use crate::{
     backend::store::{key, SegmentStore},
     encode::ladder::{Rendition, RenditionKind, SEGMENT_SECS},
     encode::live::LiveSegment,
+    encode::opus_out::OpusOut,
     encode::presentation::{unix_ms, DashState, WINDOW},
     encode::standby::Fence,
     encode::transcode::TranscodeEvent,
@@ -96,13 +99,15 @@ struct Track {
     open_number: Option<u64>,
 }
 
-/// Runs until the transcoder ends; then marks the presentation ended.
+/// Runs until the transcoder ends; then marks the presentation ended. `opus`: the
+/// transcoder's output after the ladder's, if it has one (`ladder::webrtc_audio`).
 // Each argument is a separate backend or channel the role wires in; a struct of them would
 // only be unpacked again on the first line.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     state: Arc<RwLock<DashState>>,
     ladder: Vec<Rendition>,
+    opus: Option<Rendition>,
     store: SegmentStore,
     meta: Arc<dyn MetaStore>,
     events: Arc<dyn EventBus>,
@@ -131,7 +136,7 @@ pub async fn run(
             .map(|r| {
                 let kind = match r.kind {
                     RenditionKind::Video { .. } => TrackKind::Video,
-                    RenditionKind::Audio { .. } => TrackKind::Audio,
+                    RenditionKind::Audio { .. } | RenditionKind::Opus { .. } => TrackKind::Audio,
                 };
                 let mut cfg = SegmenterConfig::new(kind, Duration::from_secs(SEGMENT_SECS as u64));
                 cfg.first_number(first_number).lead(lead);
@@ -146,6 +151,7 @@ pub async fn run(
     };
     let mut tracks = new_tracks();
     let mut rtmp = RtmpOut::new(&hub, &name, &ladder);
+    let mut opus = opus.map(|r| OpusOut::new(hub.publish_rendition(&name, &r.id), hub.get(&name)));
     let mut failed = None;
     // The first fed frame's timestamp, until the Period's capture time is read (below).
     let mut zero_ts: Option<u32> = None;
@@ -171,6 +177,19 @@ pub async fn run(
                     // again for segments already listed is dropped below.
                     tracks = new_tracks();
                     abort_live(&state);
+                    if let Some(o) = &mut opus {
+                        o.restart();
+                    }
+                }
+            }
+            TranscodeEvent::AudioStart { ts } => {
+                if let Some(o) = &mut opus {
+                    o.audio_start(ts);
+                }
+            }
+            TranscodeEvent::Output { index, bytes } if index >= ladder.len() => {
+                if let Some(o) = &mut opus {
+                    o.push(&bytes);
                 }
             }
             TranscodeEvent::Output { index, bytes } => {

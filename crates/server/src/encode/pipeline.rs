@@ -15,7 +15,7 @@ use crate::{
     backend::coord::{EventBus, Ownership, SessionMap},
     backend::meta::{MetaStore, StreamRecord, StreamState},
     backend::store::SegmentStore,
-    encode::ladder::ladder,
+    encode::ladder::{ladder, webrtc_audio},
     encode::packager,
     encode::presentation::DashRegistry,
     encode::standby,
@@ -55,6 +55,8 @@ pub struct Encoder {
     pub hub: Arc<crate::stream::Hub>,
     /// Cluster mode (ownership, fencing, standby); `None` in `serve`.
     pub cluster: Option<EncoderCluster>,
+    /// WebRTC is on here: an AAC stream's transcoder also makes Opus for WHEP viewers.
+    pub webrtc: bool,
 }
 
 impl Encoder {
@@ -118,6 +120,9 @@ impl Encoder {
         lead: Duration,
     ) {
         let ladder = ladder(&tracks);
+        // Not part of the ladder: the presentation and the stream record never see it.
+        let opus = webrtc_audio(&tracks, self.webrtc);
+        let outputs: Vec<_> = ladder.iter().cloned().chain(opus.clone()).collect();
         let stats = Arc::default();
         let fps = tracks
             .video
@@ -148,7 +153,7 @@ impl Encoder {
         tokio::spawn(transcode::run(
             stream,
             tracks,
-            ladder.clone(),
+            outputs,
             lead,
             self.transcode.clone(),
             stats,
@@ -157,6 +162,7 @@ impl Encoder {
         let packaging = packager::run(
             state,
             ladder,
+            opus,
             self.store.clone(),
             self.meta.clone(),
             self.events.clone(),

@@ -331,7 +331,10 @@ impl DashState {
                 }
                 match r.rendition.kind {
                     RenditionKind::Video { .. } => video.representations.push(rep),
-                    RenditionKind::Audio { .. } => audio.representations.push(rep),
+                    // The Opus output is never in a presentation (`pipeline` keeps it out).
+                    RenditionKind::Audio { .. } | RenditionKind::Opus { .. } => {
+                        audio.representations.push(rep)
+                    }
                 }
             }
             let mut sets = vec![];

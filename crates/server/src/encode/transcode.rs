@@ -50,6 +50,13 @@ pub enum TranscodeEvent {
         /// media time at 0 there, so this is where the DASH timeline is anchored.
         first_ts: Option<u32>,
     },
+    /// The first audio frame (not a sequence header) the current ffmpeg was fed was stamped
+    /// `ts`: where its audio outputs' media time 0 is (sent before that frame is written, so
+    /// before any output made from it).
+    AudioStart {
+        /// Its RTMP timestamp, in ms.
+        ts: u32,
+    },
     /// Bytes of fragmented MP4 for rendition `index` of the ladder.
     Output {
         /// Index into the ladder.
@@ -284,7 +291,7 @@ async fn run_once(
         .map(|pid| tokio::spawn(sample_cpu(pid, stats.clone())));
 
     let stdin = child.stdin.take().expect("piped");
-    let feeder = tokio::spawn(feed(stdin, first, follow, tracks.clone()));
+    let feeder = tokio::spawn(feed(stdin, first, follow, tracks.clone(), events.clone()));
 
     let mut readers = Vec::new();
     for (index, l) in listeners.into_iter().enumerate() {
@@ -446,6 +453,25 @@ pub fn check_run_dir(run_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Tells the packager, once, where the audio ffmpeg is fed starts.
+struct AudioStart {
+    events: mpsc::Sender<TranscodeEvent>,
+    sent: bool,
+}
+
+impl AudioStart {
+    /// Call before `f` is written.
+    async fn before(&mut self, f: &Frame) {
+        if !self.sent && f.kind == MediaKind::Audio && !f.sequence_header {
+            self.sent = true;
+            let _ = self
+                .events
+                .send(TranscodeEvent::AudioStart { ts: f.timestamp })
+                .await;
+        }
+    }
+}
+
 /// Writes the stream to ffmpeg's stdin. Returns true when the publisher left (normal end),
 /// false when ffmpeg stopped reading.
 async fn feed(
@@ -453,11 +479,17 @@ async fn feed(
     first: Vec<Arc<Frame>>,
     mut follow: Follower<Frame>,
     tracks: Tracks,
+    events: mpsc::Sender<TranscodeEvent>,
 ) -> bool {
     let mut out = Vec::with_capacity(256 * 1024);
     let mut muxer = Muxer::new(&tracks, &mut out);
     let mut write = |f: &Frame, out: &mut Vec<u8>| muxer.write(f, out);
+    let mut audio_start = AudioStart {
+        events,
+        sent: false,
+    };
     for f in &first {
+        audio_start.before(f).await;
         write(f, &mut out);
     }
     if stdin.write_all(&out).await.is_err() {
@@ -467,6 +499,7 @@ async fn feed(
         match follow.next().await {
             Step::Send(f, _) => {
                 out.clear();
+                audio_start.before(&f).await;
                 write(&f, &mut out);
                 if stdin.write_all(&out).await.is_err() {
                     return false;

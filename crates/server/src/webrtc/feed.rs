@@ -2,11 +2,13 @@
 //! RTP times. A viewer starts (and, after a keyframe request, starts again) from the hub's
 //! GOP cache — sequence header, last keyframe and every frame since — squeezed onto a few
 //! milliseconds of RTP time so the picture is there at once and at the live edge right after
-//! (see `webrtc_proto::timeline`); then live frames follow as they are published. A stream
-//! whose audio is Opus (a WHIP publish) has its audio sent too, live only: cached audio is
-//! behind the picture it would have to match.
+//! (see `webrtc_proto::timeline`); then live frames follow as they are published. Opus audio
+//! is sent too, live only (cached audio is behind the picture it would have to match), from
+//! where `audio::source` says: the followed stream's own, or another stream's beside it.
 
 use std::{collections::VecDeque, sync::Arc, time::Instant};
+
+use super::audio::{self, opus_packet};
 
 use metrics::counter;
 use rtmp_proto::MediaKind;
@@ -28,8 +30,13 @@ const MIN_CATCH_UP_GAP: std::time::Duration = std::time::Duration::from_millis(5
 pub(super) enum Media {
     /// An access unit (Annex B) at an RTP time (90 kHz).
     Video { rtp: u64, data: Vec<u8> },
-    /// An Opus packet at an RTP time (48 kHz).
-    Audio { rtp: u64, data: Vec<u8> },
+    /// An Opus packet at an RTP time (48 kHz), and the wall-clock time it is sent for
+    /// (`audio::Other::wallclock`).
+    Audio {
+        rtp: u64,
+        data: Vec<u8>,
+        at: Instant,
+    },
     /// The stream ended.
     Ended,
 }
@@ -44,12 +51,23 @@ pub(super) struct Feed {
     video: Timeline,
     audio: Timeline,
     last_catch_up: Option<Instant>,
+    /// Where the audio comes from.
+    audio_from: audio::Source,
+    /// The newest live video frame sent: when, and its media time (ms).
+    last_video: Option<(Instant, u32)>,
     _viewer: PlayerGuard,
 }
 
+/// What came first: the followed stream's next step or an audio packet from elsewhere.
+enum Next {
+    Followed(Step<Frame>),
+    Audio(u32, Vec<u8>),
+}
+
 impl Feed {
-    /// A feed of `stream`; `viewer` counts the viewer on the stream it watches.
-    pub(super) fn new(stream: Arc<Stream>, viewer: PlayerGuard) -> Self {
+    /// A feed of `stream`, its audio from `audio_from`; `viewer` counts the viewer on the
+    /// stream it watches.
+    pub(super) fn new(stream: Arc<Stream>, audio_from: audio::Source, viewer: PlayerGuard) -> Self {
         Self {
             stream,
             follower: None,
@@ -58,6 +76,8 @@ impl Feed {
             video: Timeline::new(VIDEO_HZ),
             audio: Timeline::new(AUDIO_HZ),
             last_catch_up: None,
+            audio_from,
+            last_video: None,
             _viewer: viewer,
         }
     }
@@ -97,17 +117,38 @@ impl Feed {
             let Some(follower) = self.follower.as_mut() else {
                 return std::future::pending().await;
             };
-            match follower.next().await {
+            let next = match &mut self.audio_from {
+                audio::Source::Other(other) => tokio::select! {
+                    s = follower.next() => Next::Followed(s),
+                    (ts, data) = other.next() => Next::Audio(ts, data),
+                },
+                _ => Next::Followed(follower.next().await),
+            };
+            let step = match next {
+                Next::Followed(step) => step,
+                Next::Audio(ts, data) => {
+                    let rtp = self.audio.live(ts);
+                    let at = match &self.audio_from {
+                        audio::Source::Other(o) => o.wallclock(ts, self.last_video, Instant::now()),
+                        _ => Instant::now(),
+                    };
+                    return Media::Audio { rtp, data, at };
+                }
+            };
+            match step {
                 Step::Send(f, _) => {
                     if f.kind == MediaKind::Audio {
-                        if let Some(data) = opus_packet(&f.payload) {
+                        let own = matches!(self.audio_from, audio::Source::Followed);
+                        if let Some(data) = opus_packet(&f.payload).filter(|_| own) {
                             let rtp = self.audio.live(f.timestamp);
-                            return Media::Audio { rtp, data };
+                            let at = Instant::now();
+                            return Media::Audio { rtp, data, at };
                         }
                         continue;
                     }
                     if let Some(data) = self.access_unit(&f) {
                         let rtp = self.video.live(f.timestamp);
+                        self.last_video = Some((Instant::now(), f.timestamp));
                         return Media::Video { rtp, data };
                     }
                 }
@@ -129,12 +170,6 @@ impl Feed {
             }
         }
     }
-}
-
-/// The Opus packet of an audio frame, if it is one (Enhanced RTMP CodedFrames).
-fn opus_packet(payload: &[u8]) -> Option<Vec<u8>> {
-    let t = media::flv::parse_audio_tag(payload).ok()?;
-    (t.is_opus() && !t.is_sequence_header() && !t.body.is_empty()).then(|| t.body.to_vec())
 }
 
 /// The stream's GOP cache shows pictures out of decode order (B-frames), which WebRTC

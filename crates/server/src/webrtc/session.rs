@@ -179,7 +179,7 @@ impl Session {
                         }
                         self.peer.write_video(Instant::now(), rtp, &data);
                     }
-                    Media::Audio { rtp, data } => self.peer.write_audio(Instant::now(), rtp, &data),
+                    Media::Audio { rtp, data, at } => self.peer.write_audio(at, rtp, &data),
                     Media::Ended => {
                         closing = true;
                         self.peer.close();

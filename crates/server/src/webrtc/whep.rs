@@ -319,7 +319,8 @@ async fn offer(
             return Err(e.into());
         }
     };
-    let role = Role::Play(Feed::new(followed, base.viewer()));
+    let audio_from = super::audio::source(&w.hub, &base, &followed);
+    let role = Role::Play(Feed::new(followed, audio_from, base.viewer()));
     let id = session::start(&w, &name, ip, peer, role);
     Ok(created(format!("/whep/{name}/{id}"), answer))
 }

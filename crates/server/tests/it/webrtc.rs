@@ -368,3 +368,144 @@ async fn sessions_are_bounded_and_ice_and_dtls_that_never_finish_time_out() {
     let _ = ff.kill().await;
     srv.stop().await;
 }
+
+/// An RTMP publish's AAC (real ffmpeg) reaches a WHEP viewer as the ladder's Opus: Opus RTP
+/// packets that decode (TOC sane, 20 ms apart, ffmpeg decodes them to the tone) beside the
+/// video, within a second of the answer; the Opus is in nobody's MPD, playlist or stream list.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whep_viewer_of_an_rtmp_aac_publish_gets_the_ladders_opus() {
+    let srv = TestServer::start(|_| {}).await;
+    let mut ff = ffmpeg_publish(&srv.rtmp_url("aac"), "640x360", 60);
+    srv.wait_live("aac", Duration::from_secs(15)).await;
+    // The transcoder runs once a segment is listed (the Opus comes out of the same ffmpeg).
+    eventually(
+        "the MPD to list a segment of each track",
+        Duration::from_secs(30),
+        || async {
+            let (s, mpd) = srv.get("/live/aac/manifest.mpd").await;
+            s == 200
+                && crate::common::count_segments(&mpd, "video") >= 1
+                && crate::common::count_segments(&mpd, "audio") >= 1
+        },
+    )
+    .await;
+    let (_, mpd) = srv.get("/live/aac/manifest.mpd").await;
+    assert!(!mpd.contains("o64") && !mpd.contains("opus"), "{mpd}");
+    let (_, master) = srv.get("/live/aac/master.m3u8").await;
+    assert!(
+        !master.contains("o64") && !master.contains("opus"),
+        "{master}"
+    );
+    let listed = srv.streams().await;
+    assert_eq!(
+        listed[0]["renditions"],
+        serde_json::json!(["v720", "v400", "a64"]),
+        "{listed}"
+    );
+
+    let (mut client, offer) = Client::new(true).await;
+    let (status, _, answer) = post_offer(srv.http, "/whep/aac", &offer).await;
+    assert_eq!(status, 201, "{answer}");
+    client.accept(&answer);
+    let t0 = Instant::now();
+    let (mut video, mut first_audio) = (0, None);
+    let mut opus: Vec<(u64, Vec<u8>)> = vec![];
+    let got = client
+        .run(Duration::from_secs(15), |e| {
+            if let Event::MediaData(m) = e {
+                match m.params.spec().codec {
+                    str0m::format::Codec::H264 => video += 1,
+                    str0m::format::Codec::Opus => {
+                        first_audio.get_or_insert(t0.elapsed());
+                        opus.push((m.time.numer(), m.data.to_vec()));
+                    }
+                    _ => {}
+                }
+            }
+            video >= 60 && opus.len() >= 250
+        })
+        .await;
+    assert!(
+        got,
+        "in 15 s: {video} video frames, {} Opus packets",
+        opus.len()
+    );
+    let first_audio = first_audio.unwrap();
+    println!("whep aac→opus: first Opus packet {first_audio:?} after the answer");
+    assert!(
+        first_audio < Duration::from_millis(1500),
+        "first Opus packet {first_audio:?} after the answer"
+    );
+    // RFC 6716 §3.1 TOC: CELT-only 20 ms frames (-application lowdelay), stereo, one frame.
+    for (i, (_, p)) in opus.iter().enumerate() {
+        let (config, stereo, code) = (p[0] >> 3, p[0] & 0b100 != 0, p[0] & 3);
+        assert!(
+            (16..=31).contains(&config) && config % 4 == 3 && stereo && code == 0,
+            "packet {i}: TOC {:#04x}",
+            p[0]
+        );
+    }
+    // RTP time at 48 kHz, one packet every 960 samples.
+    let steps = opus.windows(2).filter(|w| w[1].0 - w[0].0 == 960).count();
+    assert!(
+        steps >= opus.len() * 95 / 100,
+        "{steps} of {} steps are 960",
+        opus.len()
+    );
+    // ffmpeg decodes them (as Matroska, through media's writer) to the publisher's tone.
+    let mut w = media::mkv::Writer::new(false, true);
+    let mut mkv = vec![];
+    let mut tag = vec![];
+    let head = media::opus::OpusHead {
+        channels: 2,
+        pre_skip: 0,
+        input_rate: 48_000,
+        output_gain: 0,
+    };
+    media::flv::write_ex_audio_tag(
+        media::flv::ExAudioPacketType::SequenceStart,
+        media::flv::OPUS_FOURCC,
+        &head.to_bytes(),
+        &mut tag,
+    );
+    w.push(media::flv::MediaKind::Audio, 0, &tag, &mut mkv)
+        .unwrap();
+    for (rtp, p) in &opus {
+        tag.clear();
+        media::flv::write_ex_audio_tag(
+            media::flv::ExAudioPacketType::CodedFrames,
+            media::flv::OPUS_FOURCC,
+            p,
+            &mut tag,
+        );
+        let ms = ((rtp - opus[0].0) / 48) as u32;
+        w.push(media::flv::MediaKind::Audio, ms, &tag, &mut mkv)
+            .unwrap();
+    }
+    let path = std::env::temp_dir().join(format!("ferrocast-whep-opus-{}.mkv", std::process::id()));
+    std::fs::write(&path, &mkv).unwrap();
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostats", "-xerror", "-i"])
+        .arg(&path)
+        .args(["-af", "volumedetect", "-f", "null", "-"]);
+    let (ok, _, err) = crate::common::run(&mut cmd, Duration::from_secs(20)).await;
+    let _ = std::fs::remove_file(&path);
+    assert!(ok, "ffmpeg decoding the received Opus: {err}");
+    let mean = err
+        .lines()
+        .find_map(|l| l.split("mean_volume: ").nth(1))
+        .and_then(|v| v.trim_end_matches(" dB").parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no volumedetect in {err}"));
+    // ffmpeg's sine source is at 1/8 of full scale: about -21 dB; silence would be -91.
+    assert!(mean > -30.0, "the received Opus decodes to {mean} dB");
+    // How late the Opus reaches the hub after the capture of its media time.
+    let sum = metric(srv.http, "ferrocast_latency_webrtc_audio_seconds_sum").await;
+    let count = metric(srv.http, "ferrocast_latency_webrtc_audio_seconds_count").await;
+    println!(
+        "whep aac→opus: Opus in the hub {:.0} ms after capture (mean of {count})",
+        sum / count * 1000.0
+    );
+    assert!(count > 0.0 && sum / count < 1.0, "{sum} / {count}");
+    let _ = ff.kill().await;
+    srv.stop().await;
+}

@@ -227,6 +227,28 @@ async fn ffmpeg_publishes_over_whip_and_the_stream_plays_over_dash_and_rtmp() {
         got,
         "WHEP of a WHIP stream: {video} video frames, {audio} Opus packets in 10 s"
     );
+    // Beside a rendition (whose own audio is the ladder's AAC), the publisher's Opus still.
+    let (mut viewer, whep_offer) = crate::webrtc::Client::new(true).await;
+    let (s, _, answer) = post_offer(port, "/whep/cam?rendition=720", None, &whep_offer).await;
+    assert_eq!(s, 201, "{answer}");
+    viewer.accept(&answer);
+    let (mut video, mut audio) = (0, 0);
+    let got = viewer
+        .run(Duration::from_secs(10), |e| {
+            if let str0m::Event::MediaData(m) = e {
+                match m.params.spec().codec {
+                    str0m::format::Codec::H264 => video += 1,
+                    str0m::format::Codec::Opus => audio += 1,
+                    _ => {}
+                }
+            }
+            video >= 30 && audio >= 50
+        })
+        .await;
+    assert!(
+        got,
+        "WHEP ?rendition=720 of a WHIP stream: {video} video frames, {audio} Opus packets in 10 s"
+    );
 
     // The publisher leaves (ffmpeg's whip muxer DELETEs its session): the stream ends.
     let _ = publisher.kill().await;
