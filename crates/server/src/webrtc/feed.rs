@@ -5,13 +5,20 @@
 //! (see `webrtc_proto::timeline`); then live frames follow as they are published. A stream
 //! whose audio is Opus (a WHIP publish) has its audio sent too, live only: cached audio is
 //! behind the picture it would have to match.
+//!
+//! In the automatic mode (`?rendition=auto`) the feed moves to another rendition when told
+//! ([`Feed::switch_to`]): it keeps sending the current one until the new one's next keyframe,
+//! then goes on from that keyframe, with the new rendition's SPS and PPS in front of it, so
+//! the decoder never sees a broken GOP and the picture does not freeze in between.
 
 use std::{collections::VecDeque, sync::Arc, time::Instant};
 
 use metrics::counter;
 use rtmp_proto::MediaKind;
+use tracing::debug;
 use webrtc_proto::{h264::AnnexB, timeline::Timeline};
 
+use super::auto::{Auto, Switch};
 use crate::stream::{
     follow::{Follower, Step},
     Frame, PlayerGuard, Stream,
@@ -44,7 +51,26 @@ pub(super) struct Feed {
     video: Timeline,
     audio: Timeline,
     last_catch_up: Option<Instant>,
+    /// The automatic mode's decision, when the viewer asked for it.
+    auto: Option<Auto>,
+    /// A switch under way: the rendition to go on with from its next keyframe.
+    switch: Option<Pending>,
     _viewer: PlayerGuard,
+}
+
+/// A rendition switch waiting for the target's keyframe.
+struct Pending {
+    stream: Arc<Stream>,
+    follower: Follower<Frame>,
+    /// The target's latest video sequence header (its SPS and PPS).
+    header: Option<Arc<Frame>>,
+    direction: &'static str,
+}
+
+/// Which follower a frame came from.
+enum Source {
+    Current(Step<Frame>),
+    Target(Step<Frame>),
 }
 
 impl Feed {
@@ -58,8 +84,60 @@ impl Feed {
             video: Timeline::new(VIDEO_HZ),
             audio: Timeline::new(AUDIO_HZ),
             last_catch_up: None,
+            auto: None,
+            switch: None,
             _viewer: viewer,
         }
+    }
+
+    /// Lets `auto` pick the rendition from the viewer's bandwidth estimates.
+    pub(super) fn with_auto(mut self, auto: Auto) -> Self {
+        self.auto = Some(auto);
+        self
+    }
+
+    /// A bandwidth estimate for the viewer (bit/s): the automatic mode may switch.
+    pub(super) fn on_estimate(&mut self, bps: u64, now: Instant) {
+        if let Some(s) = self.auto.as_mut().and_then(|a| a.on_estimate(bps, now)) {
+            self.switch_to(s);
+        }
+    }
+
+    /// Goes on with another rendition from its next keyframe (a later switch replaces one
+    /// still waiting).
+    fn switch_to(&mut self, s: Switch) {
+        if Arc::ptr_eq(&s.stream, &self.stream) {
+            self.switch = None;
+            return;
+        }
+        let Some((snapshot, follower)) = Follower::frames(&s.stream) else {
+            return;
+        };
+        let header = snapshot
+            .frames
+            .iter()
+            .find(|f| f.kind == MediaKind::Video && f.sequence_header)
+            .cloned();
+        self.switch = Some(Pending {
+            stream: s.stream,
+            follower,
+            header,
+            direction: s.direction,
+        });
+    }
+
+    /// The switch is done: the target is the stream from now on, its decoder configuration
+    /// is the one keyframes carry.
+    fn complete_switch(&mut self, p: Pending) {
+        if let Some(h) = &p.header {
+            // A sequence header yields no access unit; it replaces the SPS/PPS.
+            let _ = self.access_unit(h);
+        }
+        debug!(from = %self.stream.name, to = %p.stream.name, "WHEP automatic rendition switch {}", p.direction);
+        counter!("ferrocast_webrtc_rendition_switches_total", "direction" => p.direction)
+            .increment(1);
+        self.stream = p.stream;
+        self.follower = Some(p.follower);
     }
 
     /// (Re)starts from the GOP cache, unless it did so very recently. False when the stream
@@ -70,6 +148,11 @@ impl Feed {
             .is_some_and(|t| now.duration_since(t) < MIN_CATCH_UP_GAP)
         {
             return true;
+        }
+        // A switch under way is done at once: the viewer wants a keyframe, the target's
+        // GOP cache has one.
+        if let Some(p) = self.switch.take() {
+            self.complete_switch(p);
         }
         let Some((snapshot, follower)) = Follower::frames(&self.stream) else {
             return false;
@@ -94,10 +177,24 @@ impl Feed {
                 }
                 continue;
             }
-            let Some(follower) = self.follower.as_mut() else {
-                return std::future::pending().await;
+            let step = match (self.follower.as_mut(), self.switch.as_mut()) {
+                (None, _) => return std::future::pending().await,
+                (Some(current), None) => current.next().await,
+                (Some(current), Some(target)) => match tokio::select! {
+                    biased;
+                    s = target.follower.next() => Source::Target(s),
+                    s = current.next() => Source::Current(s),
+                } {
+                    Source::Current(s) => s,
+                    Source::Target(s) => {
+                        if let Some(m) = self.on_target(s) {
+                            return m;
+                        }
+                        continue;
+                    }
+                },
             };
-            match follower.next().await {
+            match step {
                 Step::Send(f, _) => {
                     if f.kind == MediaKind::Audio {
                         if let Some(data) = opus_packet(&f.payload) {
@@ -116,6 +213,30 @@ impl Feed {
                     counter!("ferrocast_webrtc_lagged_total").increment(1);
                 }
                 Step::Ended => return Media::Ended,
+            }
+        }
+    }
+
+    /// A frame of the rendition being switched to: its keyframe completes the switch (and
+    /// is sent); what comes before is dropped.
+    fn on_target(&mut self, step: Step<Frame>) -> Option<Media> {
+        let p = self.switch.as_mut()?;
+        match step {
+            Step::Send(f, _) if f.kind == MediaKind::Video && f.sequence_header => {
+                p.header = Some(f);
+                None
+            }
+            Step::Send(f, _) if f.kind == MediaKind::Video && f.keyframe => {
+                let p = self.switch.take()?;
+                self.complete_switch(p);
+                let data = self.access_unit(&f)?;
+                let rtp = self.video.live(f.timestamp);
+                Some(Media::Video { rtp, data })
+            }
+            Step::Send(..) | Step::Lagged(_) => None,
+            Step::Ended => {
+                self.switch = None;
+                None
             }
         }
     }

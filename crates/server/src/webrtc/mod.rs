@@ -21,8 +21,9 @@
 //! touches nobody else; the driver only routes datagrams. A session ends when the viewer
 //! DELETEs it, stops answering, never finishes ICE or DTLS, or the stream ends.
 //!
-//! Files use each other in one direction: `whip` → `whep` → `session` → `feed`, `publish`,
-//! and `driver`.
+//! Files use each other in one direction: `whip` → `whep` → `session` → `feed` → `auto`,
+//! and `session` → `publish`, `driver`.
+mod auto;
 mod driver;
 mod feed;
 mod publish;

@@ -146,6 +146,11 @@ impl Session {
                             }
                         }
                     }
+                    Poll::Event(PeerEvent::BandwidthEstimate(bps)) => {
+                        if let Role::Play(feed) = &mut self.role {
+                            feed.on_estimate(bps, Instant::now());
+                        }
+                    }
                     Poll::Event(PeerEvent::Media(sample)) => {
                         if let Role::Publish(p) = &mut self.role {
                             if let Err(why) = p.on_sample(&sample) {
