@@ -263,6 +263,17 @@ impl Peer {
         }
     }
 
+    /// Asks the bandwidth estimator to find out whether the path carries `bps` (with
+    /// [`PeerConfig::bandwidth`] only). Raising it above the current estimate makes str0m send
+    /// a probe (a short burst of padding at up to twice the estimate), and the feedback on it
+    /// moves the estimate: sending less than the path carries, the estimate cannot otherwise
+    /// grow past about 1.5 × what is sent. Lowering or repeating it sends no probe.
+    pub fn set_desired_bitrate(&mut self, bps: u64) {
+        if self.cfg.bandwidth.is_some() && self.end.is_none() {
+            self.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(bps));
+        }
+    }
+
     /// DTLS-SRTP is up.
     pub fn is_connected(&self) -> bool {
         self.connected

@@ -2,8 +2,17 @@
 //! with the bandwidth str0m estimates to the viewer (TWCC feedback, or its REMB), over the
 //! video renditions 720 → 400. The viewer starts on 720; a switch is decided here and carried
 //! out by the feed at the target rendition's next keyframe (`Feed::switch_to`).
+//!
+//! Below the top, the estimate needs help to see a path that has recovered: sending the 400's
+//! 500 kbit/s, GoogCC's estimate grows to about 1.5 × that and stalls there, short of what a
+//! step up needs, until one of str0m's own probes happens to fire. So the bitrate the
+//! estimator is asked to find is raised a little every other [`PROBE_EVERY`] and lowered back
+//! in between; each raise above the estimate sends a probe.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tracing::debug;
 use webrtc_proto::Estimation;
@@ -16,6 +25,10 @@ use crate::stream::{
 
 /// The rendition an automatic viewer starts on.
 pub(super) const START: &str = VIDEO_LADDER[0].id;
+/// Below the top rung, the desired bitrate goes up (a probe) or back down this often.
+const PROBE_EVERY: Duration = Duration::from_millis(2500);
+/// How far a probe raises the desired bitrate.
+const PROBE_RAISE: f64 = 1.1;
 
 /// One viewer's automatic mode.
 pub(super) struct Auto {
@@ -23,6 +36,8 @@ pub(super) struct Auto {
     /// The stream's name (renditions are `NAME~ID`).
     base: String,
     level: AutoLevel,
+    /// When the desired bitrate last changed, and whether it is the raised one.
+    probe: (Instant, bool),
 }
 
 /// A switch decided: the rendition to follow from its next keyframe.
@@ -37,6 +52,7 @@ impl Auto {
             hub,
             base: base.to_string(),
             level: AutoLevel::new(&VIDEO_LADDER, now),
+            probe: (now, false),
         }
     }
 
@@ -49,6 +65,26 @@ impl Auto {
             initial_bps: bps,
             desired_bps: bps,
         }
+    }
+
+    /// The desired bitrate to give the estimator now, if it changes (see the module doc).
+    pub(super) fn desired(&mut self, now: Instant) -> Option<u64> {
+        let base = self.level.desired_bps();
+        let (at, raised) = self.probe;
+        if self.level.level() == 0 {
+            // At the top nothing needs finding out.
+            self.probe = (now, false);
+            return raised.then_some(base);
+        }
+        if now.saturating_duration_since(at) < PROBE_EVERY {
+            return None;
+        }
+        self.probe = (now, !raised);
+        Some(if raised {
+            base
+        } else {
+            (base as f64 * PROBE_RAISE) as u64
+        })
     }
 
     /// An estimate of the bandwidth to the viewer (bit/s): the rendition to switch to, if

@@ -96,11 +96,14 @@ impl Feed {
         self
     }
 
-    /// A bandwidth estimate for the viewer (bit/s): the automatic mode may switch.
-    pub(super) fn on_estimate(&mut self, bps: u64, now: Instant) {
-        if let Some(s) = self.auto.as_mut().and_then(|a| a.on_estimate(bps, now)) {
+    /// A bandwidth estimate for the viewer (bit/s): the automatic mode may switch. Returns
+    /// the bitrate the estimator should now look for, when it changes.
+    pub(super) fn on_estimate(&mut self, bps: u64, now: Instant) -> Option<u64> {
+        let auto = self.auto.as_mut()?;
+        if let Some(s) = auto.on_estimate(bps, now) {
             self.switch_to(s);
         }
+        self.auto.as_mut()?.desired(now)
     }
 
     /// Goes on with another rendition from its next keyframe (a later switch replaces one

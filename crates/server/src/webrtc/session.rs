@@ -148,7 +148,9 @@ impl Session {
                     }
                     Poll::Event(PeerEvent::BandwidthEstimate(bps)) => {
                         if let Role::Play(feed) = &mut self.role {
-                            feed.on_estimate(bps, Instant::now());
+                            if let Some(want) = feed.on_estimate(bps, Instant::now()) {
+                                self.peer.set_desired_bitrate(want);
+                            }
                         }
                     }
                     Poll::Event(PeerEvent::Media(sample)) => {

@@ -91,8 +91,10 @@ async fn auto_starts_on_720_steps_down_behind_a_slow_link_and_back_up() {
     assert!(!moved, "stepped down on a fast path: {seen:?}");
     assert_eq!(switches("down").await - down0, 0.0);
 
-    // A 600 kbit/s link with 150 ms of queue: the 720's 1500 kbit/s does not fit.
-    client.link = Some(Link::new(600_000, Duration::from_millis(150)));
+    // An 800 kbit/s link with 150 ms of queue: the 720 (1500 kbit/s) does not fit, the 400
+    // (500 kbit/s) does.
+    client.link = Some(Link::new(800_000, Duration::from_millis(150)));
+    eprintln!("TRACE-SLOW {}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000);
     let t0 = Instant::now();
     let (got, seen) = until_width(&mut client, 400, Duration::from_secs(25)).await;
     let dropped = client.link.as_ref().map_or(0, |l| l.dropped);
@@ -108,6 +110,7 @@ async fn auto_starts_on_720_steps_down_behind_a_slow_link_and_back_up() {
 
     // The link is fast again: back on 720 after the calm period.
     client.link = None;
+    eprintln!("TRACE-FAST {}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000);
     let t0 = Instant::now();
     let (got, seen) = until_width(&mut client, 720, Duration::from_secs(40)).await;
     assert!(got, "not back on 720 after the link recovered: {seen:?}");
