@@ -7,15 +7,17 @@
 //! - start at the top rung (the 720 rendition: transcoded, no B-frames);
 //! - step **down** one rung when the connection is congested, at most once per
 //!   [`MIN_SWITCH_GAP`] (a new rung needs a moment to show whether it fits);
-//! - step **up** one rung after [`CALM_BEFORE_UP`] without congestion in which the connection
-//!   also had room for the rung above, and as long since the last switch (so a viewer on the
-//!   edge does not flap every few seconds).
+//! - step **up** one rung when the connection has room for it now, after [`CALM_BEFORE_UP`]
+//!   in which it was never congested nor short of what the rung above needs, and as long
+//!   since the last switch (so a viewer on the edge does not flap every few seconds).
 //!
-//! What "congested" and "room above" mean is the protocol's: an RTMP connection has only its
+//! What "congested" and "room" mean is the protocol's: an RTMP connection has only its
 //! writes to go by ([`Observation::Congested`]: a write that blocked, frames piling up; no
 //! congestion counts as room), a WebRTC one has a bandwidth estimate
-//! ([`Observation::Estimate`]: below what the current rung needs is congestion, at least
-//! [`UP_HEADROOM`] × the rung above is room — the gap between the two is the hysteresis).
+//! ([`Observation::Estimate`]: below [`DOWN_BELOW`] × what the current rung needs is
+//! congestion; below the rung above's bitrate restarts the calm period; at least
+//! [`UP_HEADROOM`] × it is room to step up — the gaps between them are the hysteresis, so an
+//! estimate that wobbles around one threshold does not make the viewer flap).
 
 use std::time::{Duration, Instant};
 
@@ -111,25 +113,27 @@ impl AutoLevel {
     /// from now on; a caller that cannot follow (the rendition is not there) calls
     /// [`AutoLevel::revert`].
     pub fn observe(&mut self, o: Observation, now: Instant) -> Option<usize> {
-        let (congested, room_above) = match o {
-            Observation::Congested(c) => (c, !c),
+        // (congested, short of the rung above, room for the rung above now)
+        let (congested, short, room) = match o {
+            Observation::Congested(c) => (c, c, !c),
             Observation::Estimate(bps) => {
-                let need = self.current().bps as f64 * DOWN_BELOW;
-                let above = self.level.checked_sub(1).map(|l| self.ladder[l].bps);
+                let bps = bps as f64;
+                let above = self.level.checked_sub(1).map(|l| self.ladder[l].bps as f64);
                 (
-                    (bps as f64) < need,
-                    above.is_some_and(|a| bps as f64 >= a as f64 * UP_HEADROOM),
+                    bps < self.current().bps as f64 * DOWN_BELOW,
+                    above.is_none_or(|a| bps < a),
+                    above.is_some_and(|a| bps >= a * UP_HEADROOM),
                 )
             }
         };
-        if congested || !room_above {
+        if congested || short {
             self.last_trouble = now;
         }
         let since_switch = now.saturating_duration_since(self.last_switch);
         let next =
             if congested && self.level + 1 < self.ladder.len() && since_switch > MIN_SWITCH_GAP {
                 self.level + 1
-            } else if !congested
+            } else if room
                 && self.level > 0
                 && now.saturating_duration_since(self.last_trouble) >= CALM_BEFORE_UP
                 && since_switch >= CALM_BEFORE_UP
@@ -230,6 +234,14 @@ mod tests {
         let mut steps: Vec<(u64, u64)> = (0..=3).map(|s| (s, 400)).collect();
         steps.extend((4..=60).map(|s| (s, 1600)));
         assert_eq!(run(&steps), [(3, "v400")]);
+        // After that long calm, one estimate with room is enough.
+        steps.push((61, 2000));
+        assert_eq!(run(&steps), [(3, "v400"), (61, "v720")]);
+        // On 720, an estimate that wobbles above its 1500 never steps down.
+        let steps: Vec<(u64, u64)> = (0..=60)
+            .map(|s| (s, if s % 2 == 0 { 1500 } else { 4000 }))
+            .collect();
+        assert_eq!(run(&steps), []);
     }
 
     #[test]
@@ -238,10 +250,18 @@ mod tests {
         // Room (2000 ≥ 1950) from 4 s: calm for 10 s from the last trouble (3 s) → 13 s.
         steps.extend((4..=20).map(|s| (s, 2000)));
         assert_eq!(run(&steps), [(3, "v400"), (13, "v720")]);
-        // One dip below the room threshold restarts the calm period.
+        // A dip below the rung above's 1500 restarts the calm period; one to 1700 (short of
+        // room, but it would carry the 720) does not.
+        let mut steps: Vec<(u64, u64)> = (0..=3).map(|s| (s, 400)).collect();
+        steps.extend((4..=30).map(|s| (s, if s == 8 { 1400 } else { 2000 })));
+        assert_eq!(run(&steps), [(3, "v400"), (18, "v720")]);
         let mut steps: Vec<(u64, u64)> = (0..=3).map(|s| (s, 400)).collect();
         steps.extend((4..=30).map(|s| (s, if s == 8 { 1700 } else { 2000 })));
-        assert_eq!(run(&steps), [(3, "v400"), (18, "v720")]);
+        assert_eq!(run(&steps), [(3, "v400"), (13, "v720")]);
+        // Room has to be there at the moment of the step.
+        let mut steps: Vec<(u64, u64)> = (0..=3).map(|s| (s, 400)).collect();
+        steps.extend((4..=30).map(|s| (s, if s <= 15 { 1700 } else { 2000 })));
+        assert_eq!(run(&steps), [(3, "v400"), (16, "v720")]);
     }
 
     #[test]

@@ -94,7 +94,14 @@ async fn auto_starts_on_720_steps_down_behind_a_slow_link_and_back_up() {
     // An 800 kbit/s link with 150 ms of queue: the 720 (1500 kbit/s) does not fit, the 400
     // (500 kbit/s) does.
     client.link = Some(Link::new(800_000, Duration::from_millis(150)));
-    eprintln!("TRACE-SLOW {}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000);
+    eprintln!(
+        "TRACE-SLOW {}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 1_000_000
+    );
     let t0 = Instant::now();
     let (got, seen) = until_width(&mut client, 400, Duration::from_secs(25)).await;
     let dropped = client.link.as_ref().map_or(0, |l| l.dropped);
@@ -110,7 +117,14 @@ async fn auto_starts_on_720_steps_down_behind_a_slow_link_and_back_up() {
 
     // The link is fast again: back on 720 after the calm period.
     client.link = None;
-    eprintln!("TRACE-FAST {}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000);
+    eprintln!(
+        "TRACE-FAST {}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            % 1_000_000
+    );
     let t0 = Instant::now();
     let (got, seen) = until_width(&mut client, 720, Duration::from_secs(40)).await;
     assert!(got, "not back on 720 after the link recovered: {seen:?}");
