@@ -5,7 +5,9 @@
 //
 //   npm ci --prefix web && cargo build -p ferrocast -p g2g && node --test tests/browser/
 //
-// Asserts, for the source (the default: no B-frames) and then ?rendition=400: frames decode
+// Asserts, for the source (the default: no B-frames), ?rendition=400 and ?rendition=auto (the
+// 720, with the server's bandwidth estimator on: Chromium's TWCC feedback; a fast loopback
+// path, so it stays on 720): frames decode
 // (getStats inbound-rtp video framesDecoded, the picture's size), the stamps read back (so
 // the picture is the stream's, in order), the first frame comes < FIRST_FRAME_S after the
 // POST, the broadcaster's AAC arrives as Opus (inbound-rtp audio: packets, decoded samples
@@ -65,7 +67,7 @@ test('WHEP playback in Chromium: source and a rendition, first frame, DELETE', {
       return r.ok && (await r.text()).includes('#EXTINF');
     }, 250);
     browser = await launchBrowser();
-    for (const [query, width, height] of [['', 1280, 720], ['?rendition=400', 400, 400]]) {
+    for (const [query, width, height] of [['', 1280, 720], ['?rendition=400', 400, 400], ['?rendition=auto', 720, 720]]) {
       const r = await measurePlayer(browser, { base, stream: STREAM, player: 'whep', secs: SECS, startupMs: 15_000, query, log });
       console.log(JSON.stringify({ whep: { query, ...r, series: undefined } }));
       const v = r.whep.inbound.video;

@@ -4,7 +4,8 @@
 // Query parameters (for comparisons and debugging): ?ll=0 turns low latency off (dash.js's
 // defaults, ignoring the MPD's latency hints); ?delay=SECONDS forces the target live delay;
 // ?mode=webrtc plays over WHEP instead (sub-second; ?rendition=source|720|400 picks the
-// rendition, the server's default otherwise).
+// rendition, ?rendition=auto lets the server move between 720 and 400 with the bandwidth it
+// estimates to us, the server's default — the source, the lowest delay — otherwise).
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -489,19 +490,24 @@
     $('buffer').textContent = secs(jitterS);
     $('rate').textContent = stats.rate.toFixed(2) + '×';
     $('stalls').textContent = `${stats.stalls}` + (stats.stallMs ? ` (${(stats.stallMs / 1000).toFixed(1)} s)` : '');
-    $('rendition').textContent = stats.height ? `${stats.height}p · WebRTC` : '–';
+    // In the automatic mode the server changes the rendition: the decoder's size shows which.
+    const auto = params.get('rendition') === 'auto' ? ' · auto' : '';
+    $('rendition').textContent = stats.height ? `${stats.height}p · WebRTC${auto}` : '–';
   }
 
   function webrtcPicker() {
     const select = $('quality');
-    const current = params.get('rendition') || 'auto';
-    select.replaceChildren(new Option('Auto', 'auto'), new Option('Source', 'source'), new Option('720p', '720'), new Option('400p', '400'));
+    const current = params.get('rendition') || '';
+    // Default: the server's choice (the source unless it has B-frames: no transcoder delay).
+    // Auto: the 720 rendition, stepped down to 400 (and back) as the bandwidth to us allows.
+    select.replaceChildren(new Option('Default · lowest delay', ''), new Option('Auto · 720/400 by bandwidth', 'auto'),
+      new Option('Source', 'source'), new Option('720p', '720'), new Option('400p', '400'));
     select.value = current;
     select.disabled = false;
     // Another rendition is another WHEP session: reload with the choice in the URL.
     select.addEventListener('change', (e) => {
       const q = new URLSearchParams(location.search);
-      if (e.target.value === 'auto') q.delete('rendition');
+      if (e.target.value === '') q.delete('rendition');
       else q.set('rendition', e.target.value);
       location.search = q.toString();
     });

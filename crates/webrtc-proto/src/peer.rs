@@ -4,6 +4,11 @@
 //! deadlines str0m leaves to its caller: ICE must complete, and then DTLS, within a bound, or
 //! the session ends and its resources go.
 //!
+//! A viewer's peer can estimate the bandwidth to it ([`PeerConfig::bandwidth`]: str0m's
+//! send-side estimator, GoogCC over the receiver's transport-wide congestion control (TWCC)
+//! feedback; or the receiver's own REMB when it sends no TWCC) and reports each
+//! estimate as [`PeerEvent::BandwidthEstimate`] — what the automatic rendition mode decides on.
+//!
 //! The polling order is quinn's: feed input (`handle_datagram`, `handle_timeout`, writes),
 //! then drain [`Peer::poll`] until it yields [`Poll::Timeout`]. After [`PeerEvent::Ended`]
 //! the peer yields nothing more and can be dropped.
@@ -15,6 +20,7 @@ use std::{
 };
 
 use str0m::{
+    bwe::{Bitrate, BweKind},
     format::Codec,
     media::{KeyframeRequestKind, MediaTime, Mid, Pt},
     net::{Protocol, Receive, Transmit},
@@ -33,6 +39,20 @@ pub struct PeerConfig {
     pub ice_timeout: Duration,
     /// From ICE connected until DTLS-SRTP is up.
     pub dtls_timeout: Duration,
+    /// Estimate the bandwidth to a viewer (`None`: off — str0m then sends without pacing).
+    pub bandwidth: Option<Estimation>,
+}
+
+/// How a viewer's bandwidth is estimated. While it is on, str0m paces what is sent at about
+/// the estimate (and drains a queue older than 2 s faster), so `initial_bps` should be at
+/// least what the viewer is sent at first, or its first GOP arrives late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimation {
+    /// The estimate to start from, bit/s.
+    pub initial_bps: u64,
+    /// The bitrate the estimator probes for (it tries to find out whether the path carries
+    /// this much even while less is sent), bit/s.
+    pub desired_bps: u64,
 }
 
 /// What a peer tells its driver.
@@ -42,6 +62,10 @@ pub enum PeerEvent {
     Connected,
     /// The viewer lost the picture (PLI/FIR): send it a keyframe.
     KeyframeRequest,
+    /// The bandwidth to the viewer is estimated at this many bit/s (with
+    /// [`PeerConfig::bandwidth`] only): str0m's TWCC estimate when the viewer sends TWCC
+    /// feedback, else the viewer's REMB.
+    BandwidthEstimate(u64),
     /// A publisher's media arrived (WHIP).
     Media(Sample),
     /// The session is over.
@@ -114,6 +138,8 @@ pub struct Peer {
     /// Set when the session ends; reported once, then the peer is silent.
     end: Option<EndReason>,
     end_reported: bool,
+    /// The send-side (TWCC) estimate is working: REMB, if any, is not reported.
+    twcc: bool,
 }
 
 /// H.264 profiles in the order we prefer to label the stream with. The bytes are what they
@@ -178,7 +204,12 @@ impl Peer {
             .clear_codecs()
             .enable_h264(true)
             .enable_opus(true, false)
+            .enable_bwe(cfg.bandwidth.map(|b| Bitrate::bps(b.initial_bps)))
             .build(now);
+        if let Some(b) = cfg.bandwidth {
+            rtc.bwe()
+                .set_bitrate(Bitrate::ZERO, Bitrate::bps(b.desired_bps));
+        }
         let candidate = Candidate::host(cfg.candidate, "udp")
             .map_err(|e| OfferError::Malformed(format!("our candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
@@ -201,6 +232,7 @@ impl Peer {
             connected: false,
             end: None,
             end_reported: false,
+            twcc: false,
         }
     }
 
@@ -228,6 +260,17 @@ impl Peer {
         if let Some(mut w) = self.rtc.writer(video) {
             // Refused only when the section does not receive, which the offer check excludes.
             let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// Asks the bandwidth estimator to find out whether the path carries `bps` (with
+    /// [`PeerConfig::bandwidth`] only). Raising it above the current estimate makes str0m send
+    /// a probe (a short burst of padding at up to twice the estimate), and the feedback on it
+    /// moves the estimate: sending less than the path carries, the estimate cannot otherwise
+    /// grow past about 1.5 × what is sent. Lowering or repeating it sends no probe.
+    pub fn set_desired_bitrate(&mut self, bps: u64) {
+        if self.cfg.bandwidth.is_some() && self.end.is_none() {
+            self.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(bps));
         }
     }
 
@@ -394,10 +437,34 @@ impl Peer {
                             return Poll::Event(PeerEvent::Media(s));
                         }
                     }
+                    Event::EgressBitrateEstimate(b) if self.cfg.bandwidth.is_some() => {
+                        if let Some(bps) = self.estimate(b) {
+                            return Poll::Event(PeerEvent::BandwidthEstimate(bps));
+                        }
+                    }
                     Event::Closed => self.end = Some(EndReason::Closed),
                     _ => {}
                 },
             }
+        }
+    }
+
+    /// An estimate worth reporting: TWCC while it can probe (before that it only repeats the
+    /// configured start), REMB of the video section while TWCC is not working.
+    fn estimate(&mut self, b: BweKind) -> Option<u64> {
+        match b {
+            BweKind::Twcc {
+                estimate,
+                can_probe,
+            } => {
+                self.twcc = can_probe;
+                can_probe.then(|| estimate.as_u64())
+            }
+            BweKind::Remb { estimate, mid } => {
+                let video = matches!(self.role, Role::Play { video: (m, _), .. } if m == mid);
+                (video && !self.twcc).then(|| estimate.as_u64())
+            }
+            _ => None,
         }
     }
 

@@ -462,4 +462,13 @@ mod tests {
             ));
         }
     }
+
+    #[test]
+    fn the_auto_modes_rungs_are_these_renditions() {
+        let l = ladder(&tracks(true, true));
+        for rung in crate::stream::auto::RTMP_LADDER {
+            let r = l.iter().find(|r| r.id == rung.id).unwrap();
+            assert_eq!(r.bandwidth(), rung.bps, "{}", rung.id);
+        }
+    }
 }

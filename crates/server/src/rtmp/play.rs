@@ -12,6 +12,7 @@ use tracing::debug;
 
 use super::conn::{Conn, ConnError, State, Transport};
 use crate::stream::{
+    auto::{direction, AutoLevel, Observation, RTMP_LADDER},
     follow::{Follower, Step},
     name::{query_param, rendition_name, APP},
     Batch, PlayerGuard,
@@ -21,14 +22,8 @@ use crate::stream::{
 const CONGESTED_BACKLOG: Duration = Duration::from_secs(2);
 /// Frames per second assumed when the batching window is off (one frame per batch).
 const FRAMES_PER_SEC: u32 = 75;
-/// Renditions of the automatic mode, best first.
-const AUTO_LEVELS: [&str; 3] = ["v720", "v400", "a64"];
 /// A frame write that blocks this long means the player's connection is congested.
 const CONGESTED_WRITE: Duration = Duration::from_millis(250);
-/// Congestion-free time before stepping a rendition up again.
-const CALM_BEFORE_UP: Duration = Duration::from_secs(10);
-/// Least time between two switches down.
-const MIN_SWITCH_GAP: Duration = Duration::from_secs(2);
 
 /// A viewer connection's quality, 100 (writes return at once, nothing queued) to 0 (a write
 /// blocked for [`CONGESTED_WRITE`] or a full backlog of batches waiting): the worse of the two
@@ -72,14 +67,13 @@ impl Playing {
 }
 
 /// Automatic mode: degrade 720 → 400 → audio when the player's connection congests (writes
-/// block, or it falls behind the live edge), recover one step after a calm period. Switches
-/// happen on the new rendition's next keyframe (aligned on the 4 s segment boundaries), after
-/// its sequence header, so the player's decoder reconfigures cleanly.
+/// block, or it falls behind the live edge), recover one step after a calm period (the
+/// decision is `stream::auto`'s, shared with WHEP). Switches happen on the new rendition's
+/// next keyframe (aligned on the 4 s segment boundaries), after its sequence header, so the
+/// player's decoder reconfigures cleanly.
 struct Auto {
     base: String,
-    level: usize,
-    last_switch: Instant,
-    last_trouble: Instant,
+    level: AutoLevel,
 }
 
 /// Sends `len` bytes of `file` from `offset` with `sendfile`: the socket takes references to
@@ -198,12 +192,10 @@ impl State<'_> {
         let (target, auto) = match choice {
             "source" => (name.to_string(), None),
             "auto" => (
-                rendition_name(name, AUTO_LEVELS[0]),
+                rendition_name(name, RTMP_LADDER[0].id),
                 Some(Auto {
                     base: name.into(),
-                    level: 0,
-                    last_switch: now,
-                    last_trouble: now,
+                    level: AutoLevel::new(&RTMP_LADDER, now),
                 }),
             ),
             c => match rendition_of(c) {
@@ -312,41 +304,28 @@ impl State<'_> {
     fn adapt(&mut self, congested: bool) {
         let Some(p) = &mut self.playing else { return };
         let Some(a) = &mut p.auto else { return };
-        let now = Instant::now();
-        if congested {
-            a.last_trouble = now;
-        }
-        let next =
-            if congested && a.level + 1 < AUTO_LEVELS.len() && now - a.last_switch > MIN_SWITCH_GAP
-            {
-                a.level + 1
-            } else if !congested
-                && a.level > 0
-                && now - a.last_trouble > CALM_BEFORE_UP
-                && now - a.last_switch > CALM_BEFORE_UP
-            {
-                a.level - 1
-            } else {
-                return;
-            };
-        let Some(target) = self
-            .ctx
-            .hub
-            .get(&rendition_name(&a.base, AUTO_LEVELS[next]))
+        let from = a.level.level();
+        let Some(next) = a
+            .level
+            .observe(Observation::Congested(congested), Instant::now())
         else {
+            return;
+        };
+        let (from_id, to_id) = (a.level.ladder()[from].id, a.level.current().id);
+        let Some(target) = self.ctx.hub.get(&rendition_name(&a.base, to_id)) else {
+            a.level.revert(from);
             return;
         };
         let Some((snapshot, mut follow)) =
             Follower::batches(&target, self.ctx.limits.player_queue_frames as u64)
         else {
+            a.level.revert(from);
             return;
         };
-        let direction = if next > a.level { "down" } else { "up" };
-        debug!(peer = %self.peer, from = AUTO_LEVELS[a.level], to = AUTO_LEVELS[next], "automatic rendition switch {direction}");
+        let direction = direction(from, next);
+        debug!(peer = %self.peer, from = from_id, to = to_id, "automatic rendition switch {direction}");
         counter!("ferrocast_player_rendition_switches_total", "direction" => direction)
             .increment(1);
-        a.level = next;
-        a.last_switch = now;
         // The new rendition's decoder configuration first; its frames from its next keyframe.
         self.burst.extend(
             snapshot
@@ -355,7 +334,7 @@ impl State<'_> {
                 .filter(|f| f.sequence_header)
                 .map(|f| f.encoded(p.stream_id)),
         );
-        follow.skip_to_keyframe(AUTO_LEVELS[next] != "a64");
+        follow.skip_to_keyframe(to_id != "a64");
         p.follow = follow;
     }
 }

@@ -5,6 +5,11 @@
 //! (see `webrtc_proto::timeline`); then live frames follow as they are published. Opus audio
 //! is sent too, live only (cached audio is behind the picture it would have to match), from
 //! where `audio::source` says: the followed stream's own, or another stream's beside it.
+//!
+//! In the automatic mode (`?rendition=auto`) the feed moves to another rendition when told
+//! ([`Feed::switch_to`]): it keeps sending the current one until the new one's next keyframe,
+//! then goes on from that keyframe, with the new rendition's SPS and PPS in front of it, so
+//! the decoder never sees a broken GOP and the picture does not freeze in between.
 
 use std::{collections::VecDeque, sync::Arc, time::Instant};
 
@@ -12,8 +17,10 @@ use super::audio::{self, opus_packet};
 
 use metrics::counter;
 use rtmp_proto::MediaKind;
+use tracing::debug;
 use webrtc_proto::{h264::AnnexB, timeline::Timeline};
 
+use super::auto::{Auto, Switch};
 use crate::stream::{
     follow::{Follower, Step},
     Frame, PlayerGuard, Stream,
@@ -55,12 +62,27 @@ pub(super) struct Feed {
     audio_from: audio::Source,
     /// The newest live video frame sent: when, and its media time (ms).
     last_video: Option<(Instant, u32)>,
+    /// The automatic mode's decision, when the viewer asked for it.
+    auto: Option<Auto>,
+    /// A switch under way: the rendition to go on with from its next keyframe.
+    switch: Option<Pending>,
     _viewer: PlayerGuard,
 }
 
-/// What came first: the followed stream's next step or an audio packet from elsewhere.
+/// A rendition switch waiting for the target's keyframe.
+struct Pending {
+    stream: Arc<Stream>,
+    follower: Follower<Frame>,
+    /// The target's latest video sequence header (its SPS and PPS).
+    header: Option<Arc<Frame>>,
+    direction: &'static str,
+}
+
+/// What came first: the followed stream's next step, the switch target's, or an audio
+/// packet from elsewhere.
 enum Next {
-    Followed(Step<Frame>),
+    Current(Step<Frame>),
+    Target(Step<Frame>),
     Audio(u32, Vec<u8>),
 }
 
@@ -78,8 +100,63 @@ impl Feed {
             last_catch_up: None,
             audio_from,
             last_video: None,
+            auto: None,
+            switch: None,
             _viewer: viewer,
         }
+    }
+
+    /// Lets `auto` pick the rendition from the viewer's bandwidth estimates.
+    pub(super) fn with_auto(mut self, auto: Auto) -> Self {
+        self.auto = Some(auto);
+        self
+    }
+
+    /// A bandwidth estimate for the viewer (bit/s): the automatic mode may switch. Returns
+    /// the bitrate the estimator should now look for, when it changes.
+    pub(super) fn on_estimate(&mut self, bps: u64, now: Instant) -> Option<u64> {
+        let auto = self.auto.as_mut()?;
+        if let Some(s) = auto.on_estimate(bps, now) {
+            self.switch_to(s);
+        }
+        self.auto.as_mut()?.desired(now)
+    }
+
+    /// Goes on with another rendition from its next keyframe (a later switch replaces one
+    /// still waiting).
+    fn switch_to(&mut self, s: Switch) {
+        if Arc::ptr_eq(&s.stream, &self.stream) {
+            self.switch = None;
+            return;
+        }
+        let Some((snapshot, follower)) = Follower::frames(&s.stream) else {
+            return;
+        };
+        let header = snapshot
+            .frames
+            .iter()
+            .find(|f| f.kind == MediaKind::Video && f.sequence_header)
+            .cloned();
+        self.switch = Some(Pending {
+            stream: s.stream,
+            follower,
+            header,
+            direction: s.direction,
+        });
+    }
+
+    /// The switch is done: the target is the stream from now on, its decoder configuration
+    /// is the one keyframes carry.
+    fn complete_switch(&mut self, p: Pending) {
+        if let Some(h) = &p.header {
+            // A sequence header yields no access unit; it replaces the SPS/PPS.
+            let _ = self.access_unit(h);
+        }
+        debug!(from = %self.stream.name, to = %p.stream.name, "WHEP automatic rendition switch {}", p.direction);
+        counter!("ferrocast_webrtc_rendition_switches_total", "direction" => p.direction)
+            .increment(1);
+        self.stream = p.stream;
+        self.follower = Some(p.follower);
     }
 
     /// (Re)starts from the GOP cache, unless it did so very recently. False when the stream
@@ -90,6 +167,11 @@ impl Feed {
             .is_some_and(|t| now.duration_since(t) < MIN_CATCH_UP_GAP)
         {
             return true;
+        }
+        // A switch under way is done at once: the viewer wants a keyframe, the target's
+        // GOP cache has one.
+        if let Some(p) = self.switch.take() {
+            self.complete_switch(p);
         }
         let Some((snapshot, follower)) = Follower::frames(&self.stream) else {
             return false;
@@ -114,18 +196,38 @@ impl Feed {
                 }
                 continue;
             }
-            let Some(follower) = self.follower.as_mut() else {
+            let Some(current) = self.follower.as_mut() else {
                 return std::future::pending().await;
             };
-            let next = match &mut self.audio_from {
-                audio::Source::Other(other) => tokio::select! {
-                    s = follower.next() => Next::Followed(s),
-                    (ts, data) = other.next() => Next::Audio(ts, data),
-                },
-                _ => Next::Followed(follower.next().await),
+            let target = self.switch.as_mut().map(|p| &mut p.follower);
+            let other = match &mut self.audio_from {
+                audio::Source::Other(o) => Some(o),
+                _ => None,
+            };
+            let next = tokio::select! {
+                biased;
+                Some(s) = async {
+                    match target {
+                        Some(t) => Some(t.next().await),
+                        None => None,
+                    }
+                } => Next::Target(s),
+                s = current.next() => Next::Current(s),
+                Some((ts, data)) = async {
+                    match other {
+                        Some(o) => Some(o.next().await),
+                        None => None,
+                    }
+                } => Next::Audio(ts, data),
             };
             let step = match next {
-                Next::Followed(step) => step,
+                Next::Current(s) => s,
+                Next::Target(s) => {
+                    if let Some(m) = self.on_target(s) {
+                        return m;
+                    }
+                    continue;
+                }
                 Next::Audio(ts, data) => {
                     let rtp = self.audio.live(ts);
                     let at = match &self.audio_from {
@@ -157,6 +259,31 @@ impl Feed {
                     counter!("ferrocast_webrtc_lagged_total").increment(1);
                 }
                 Step::Ended => return Media::Ended,
+            }
+        }
+    }
+
+    /// A frame of the rendition being switched to: its keyframe completes the switch (and
+    /// is sent); what comes before is dropped.
+    fn on_target(&mut self, step: Step<Frame>) -> Option<Media> {
+        let p = self.switch.as_mut()?;
+        match step {
+            Step::Send(f, _) if f.kind == MediaKind::Video && f.sequence_header => {
+                p.header = Some(f);
+                None
+            }
+            Step::Send(f, _) if f.kind == MediaKind::Video && f.keyframe => {
+                let p = self.switch.take()?;
+                self.complete_switch(p);
+                let data = self.access_unit(&f)?;
+                let rtp = self.video.live(f.timestamp);
+                self.last_video = Some((Instant::now(), f.timestamp));
+                Some(Media::Video { rtp, data })
+            }
+            Step::Send(..) | Step::Lagged(_) => None,
+            Step::Ended => {
+                self.switch = None;
+                None
             }
         }
     }

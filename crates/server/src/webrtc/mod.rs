@@ -21,9 +21,10 @@
 //! touches nobody else; the driver only routes datagrams. A session ends when the viewer
 //! DELETEs it, stops answering, never finishes ICE or DTLS, or the stream ends.
 //!
-//! Files use each other in one direction: `whip` → `whep` → `session` → `feed` → `audio`,
-//! and `session` → `publish`, `driver`.
+//! Files use each other in one direction: `whip` → `whep` → `session` → `feed` → `audio` and
+//! `auto`, and `session` → `publish`, `driver`.
 mod audio;
+mod auto;
 mod driver;
 mod feed;
 mod publish;

@@ -146,6 +146,13 @@ impl Session {
                             }
                         }
                     }
+                    Poll::Event(PeerEvent::BandwidthEstimate(bps)) => {
+                        if let Role::Play(feed) = &mut self.role {
+                            if let Some(want) = feed.on_estimate(bps, Instant::now()) {
+                                self.peer.set_desired_bitrate(want);
+                            }
+                        }
+                    }
                     Poll::Event(PeerEvent::Media(sample)) => {
                         if let Role::Publish(p) = &mut self.role {
                             if let Err(why) = p.on_sample(&sample) {

@@ -4,8 +4,10 @@
 //! `OPTIONS` is the router's CORS layer's (it allows POST, DELETE and PATCH from any origin and
 //! exposes `Location`).
 //!
-//! `?rendition=source|720|400` picks what is sent. The default is the source when it has no
-//! B-frames — no transcoder delay and a GOP cache to start from at once — else 720.
+//! `?rendition=source|720|400|auto` picks what is sent. The default is the source when it has
+//! no B-frames — no transcoder delay and a GOP cache to start from at once — else 720. `auto`
+//! starts on 720 and moves between 720 and 400 on the bandwidth estimated to the viewer (see
+//! `auto`; the estimator is on for these sessions only: it paces what is sent).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -24,6 +26,7 @@ use metrics::counter;
 use webrtc_proto::{check_offer, OfferError, Peer, PeerConfig, Refusal};
 
 use super::{
+    auto::{self, Auto},
     feed::{has_b_frames, Feed},
     session::{self, Role},
     Webrtc,
@@ -181,12 +184,18 @@ pub(super) fn webrtc(st: &HttpState) -> Result<&Arc<Webrtc>, WhepError> {
     st.webrtc.as_ref().ok_or(WhepError::Off)
 }
 
+/// What a viewer is sent.
+struct Choice {
+    /// The stream (or rendition) followed first.
+    followed: Arc<Stream>,
+    /// The stream whose viewer it is.
+    base: Arc<Stream>,
+    /// `?rendition=auto`: the rendition changes with the viewer's bandwidth.
+    auto: bool,
+}
+
 /// The stream to follow for `name` and `?rendition=`, and the stream whose viewer it is.
-fn choose(
-    w: &Webrtc,
-    name: &str,
-    query: Option<&str>,
-) -> Result<(Arc<Stream>, Arc<Stream>), WhepError> {
+fn choose(w: &Webrtc, name: &str, query: Option<&str>) -> Result<Choice, WhepError> {
     if !is_valid_stream_name(name) {
         return Err(WhepError::NotFound(format!(
             "{name:?} is not a stream name (1-64 of A-Z a-z 0-9 _ -)"
@@ -207,9 +216,11 @@ fn choose(
         Some("source") => Some("source"),
         Some("720") => Some("v720"),
         Some("400") => Some("v400"),
+        Some("auto") => Some("auto"),
         Some(other) => {
             return Err(WhepError::Unplayable(format!(
-                "unknown rendition {other:?}: use ?rendition=source, 720 or 400"
+                "unknown rendition {:?}: use ?rendition=source, 720, 400 or auto",
+                other.chars().take(20).collect::<String>()
             )))
         }
     };
@@ -220,12 +231,18 @@ fn choose(
                 "stream {name:?} has B-frames, which WebRTC players show out of order; use ?rendition=720 or 400 (or publish with -bf 0 / x264 zerolatency)"
             )))
         }
+        Some("auto") => auto::START,
         Some(r) => r,
         None if b_frames => "v720",
         None => "source",
     };
+    let auto = rendition == Some("auto");
     if pick == "source" {
-        return Ok((base.clone(), base));
+        return Ok(Choice {
+            followed: base.clone(),
+            base,
+            auto,
+        });
     }
     let followed = w
         .hub
@@ -236,7 +253,11 @@ fn choose(
                 "rendition {pick} of {name:?} is not there (transcoding is off, or it is still starting)"
             ))
         })?;
-    Ok((followed, base))
+    Ok(Choice {
+        followed,
+        base,
+        auto,
+    })
 }
 
 /// The IP the request was addressed to, from its Host header (for our candidate).
@@ -284,6 +305,7 @@ pub(super) fn peer_config(w: &Webrtc, headers: &HeaderMap) -> PeerConfig {
         candidate: SocketAddr::new(w.candidate_ip(host_ip(headers)), w.local.port()),
         ice_timeout: w.ice_timeout(),
         dtls_timeout: w.dtls_timeout(),
+        bandwidth: None,
     }
 }
 
@@ -309,18 +331,25 @@ async fn offer(
     let (from, parts, sdp) = read_offer(req).await?;
     let ip = from.ip();
     let summary = check_offer(&sdp)?;
-    let (followed, base) = choose(&w, &name, parts.uri.query())?;
+    let choice = choose(&w, &name, parts.uri.query())?;
     w.admission.lock().admit(ip)?;
-    let cfg = peer_config(&w, &parts.headers);
-    let (peer, answer) = match Peer::answer(summary, &cfg, Instant::now()) {
+    let mut cfg = peer_config(&w, &parts.headers);
+    let now = Instant::now();
+    let auto = choice.auto.then(|| Auto::new(w.hub.clone(), &name, now));
+    cfg.bandwidth = auto.as_ref().map(Auto::estimation);
+    let (peer, answer) = match Peer::answer(summary, &cfg, now) {
         Ok(x) => x,
         Err(e) => {
             w.admission.lock().release(ip);
             return Err(e.into());
         }
     };
-    let audio_from = super::audio::source(&w.hub, &base, &followed);
-    let role = Role::Play(Feed::new(followed, audio_from, base.viewer()));
+    let audio_from = super::audio::source(&w.hub, &choice.base, &choice.followed);
+    let mut feed = Feed::new(choice.followed, audio_from, choice.base.viewer());
+    if let Some(a) = auto {
+        feed = feed.with_auto(a);
+    }
+    let role = Role::Play(feed);
     let id = session::start(&w, &name, ip, peer, role);
     Ok(created(format!("/whep/{name}/{id}"), answer))
 }

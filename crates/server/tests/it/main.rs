@@ -24,4 +24,5 @@ mod rtmp_flood;
 mod secrets;
 mod truncated;
 mod webrtc;
+mod whep_auto;
 mod whip;

@@ -16,7 +16,10 @@ const NAME: &str = "truncated";
 
 /// The transcoder's ffmpeg of `NAME`: a child of this process whose command line writes to
 /// the stream's Unix sockets (the publisher's does not).
-fn transcoder_pid() -> Option<u32> {
+fn transcoder_pid(data_dir: &std::path::Path) -> Option<u32> {
+    // Its outputs are sockets under this server's data dir (the socket directories carry
+    // no stream name).
+    let run = format!("unix://{}/run/", data_dir.display());
     let me = std::process::id();
     std::fs::read_dir("/proc").ok()?.find_map(|e| {
         let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
@@ -31,7 +34,7 @@ fn transcoder_pid() -> Option<u32> {
             .ok()?;
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let cmd = String::from_utf8_lossy(&cmd);
-        (ppid == me && cmd.contains("unix://") && cmd.contains(&format!("/{NAME}-"))).then_some(pid)
+        (ppid == me && cmd.contains(&run)).then_some(pid)
     })
 }
 
@@ -108,7 +111,7 @@ async fn a_segment_whose_transcoder_dies_is_broken_off_not_ended() {
     );
 
     // The transcoder dies mid-segment (the server restarts it; this segment is never made).
-    let pid = transcoder_pid().expect("the transcoder's ffmpeg among our children");
+    let pid = transcoder_pid(&srv.data_dir).expect("the transcoder's ffmpeg among our children");
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status();
