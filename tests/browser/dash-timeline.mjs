@@ -6,7 +6,7 @@
 //
 //   node tests/browser/dash-timeline.mjs --base http://127.0.0.1:PORT --stream NAME
 //        [--player shaka|dashjs] [--secs 15] [--shaka-config JSON] [--debug-log 1]
-//        [--rewrite duration] [--spd SECONDS] [--mup SECONDS]
+//        [--rewrite duration] [--spd SECONDS] [--mup SECONDS] [--g2g 1]
 //
 // --shaka-config is merged into { streaming: { lowLatencyMode: true } } (the issue's setting),
 // e.g. '{"manifest":{"dash":{"autoCorrectDrift":false}}}'. --debug-log loads Shaka's debug
@@ -15,11 +15,12 @@
 // a signalling before the server has it: `duration` replaces each SegmentTimeline with
 // SegmentTemplate@duration (4 s, $Number$ addressing from the wall clock; the segments the
 // server makes are the same); --spd sets MPD@suggestedPresentationDelay, --mup
-// MPD@minimumUpdatePeriod.
+// MPD@minimumUpdatePeriod. --g2g 1 measures instead, from the pixels (g2g.mjs's measurePlayer,
+// the player's own page, the same rewrite on its browser context) and prints its JSON line.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchBrowser } from './g2g.mjs';
+import { launchBrowser, measurePlayer } from './g2g.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const shakaDist = path.resolve(here, '../../web/node_modules/shaka-player/dist');
@@ -28,8 +29,8 @@ const o = { player: 'shaka', secs: '15', 'shaka-config': '{}', 'debug-log': '0' 
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
   const k = argv[i].replace(/^--/, '');
-  if (!['base', 'stream', 'player', 'secs', 'shaka-config', 'debug-log', 'rewrite', 'spd', 'mup'].includes(k) || argv[i + 1] === undefined) {
-    throw new Error('usage: node dash-timeline.mjs --base URL --stream NAME [--player shaka|dashjs] [--secs 15] [--shaka-config JSON] [--debug-log 1] [--rewrite duration] [--spd S] [--mup S]');
+  if (!['base', 'stream', 'player', 'secs', 'shaka-config', 'debug-log', 'rewrite', 'spd', 'mup', 'g2g'].includes(k) || argv[i + 1] === undefined) {
+    throw new Error('usage: node dash-timeline.mjs --base URL --stream NAME [--player shaka|dashjs] [--secs 15] [--shaka-config JSON] [--debug-log 1] [--rewrite duration] [--spd S] [--mup S] [--g2g 1]');
   }
   o[k] = argv[i + 1];
 }
@@ -93,7 +94,40 @@ const shakaPage = (config) => `<!doctype html><html><body><video muted autoplay 
 })().catch((e) => console.log('EV failed', String(e)));
 </script></body></html>`;
 
+// The MPD as --rewrite, --spd and --mup want it.
+function rewriteMpd(mpd) {
+  if (o.rewrite === 'duration') {
+    mpd = mpd.replace(/<SegmentTimeline>[\s\S]*?<\/SegmentTimeline>\s*/g, '')
+      .replace(/<SegmentTemplate timescale="(\d+)"/g, (m, ts) => `${m} duration="${4 * Number(ts)}"`)
+      .replace(/(<SegmentTemplate[^>]*?)>\s*<\/SegmentTemplate>/g, '$1/>');
+  } else if (o.rewrite) {
+    throw new Error(`unknown --rewrite ${o.rewrite} (duration)`);
+  }
+  if (o.spd) mpd = mpd.replace(/suggestedPresentationDelay="[^"]*"/, `suggestedPresentationDelay="PT${Number(o.spd)}S"`);
+  if (o.mup) mpd = mpd.replace(/minimumUpdatePeriod="[^"]*"/, `minimumUpdatePeriod="PT${Number(o.mup)}S"`);
+  return mpd;
+}
+
+async function routeMpd(target) {
+  if (!(o.rewrite || o.spd || o.mup)) return;
+  await target.route((u) => u.pathname === mpdPath, async (route) => {
+    const res = await route.fetch();
+    return route.fulfill({ response: res, body: rewriteMpd(await res.text()) });
+  });
+}
+
 const browser = await launchBrowser();
+if (o.g2g === '1') {
+  // measurePlayer opens its own context: hand it one with the MPD route in place.
+  const withRoute = { newContext: async (opts) => { const c = await browser.newContext(opts); await routeMpd(c); return c; } };
+  try {
+    const r = await measurePlayer(withRoute, { base: o.base, stream: o.stream, player: o.player, secs: Number(o.secs) });
+    console.log(JSON.stringify({ rewrite: o.rewrite ?? null, spd: o.spd ?? null, mup: o.mup ?? null, ...r }));
+  } finally {
+    await browser.close();
+  }
+  process.exit(0);
+}
 const page = await (await browser.newContext()).newPage();
 const t0 = Date.now();
 const out = (...a) => console.log(((Date.now() - t0) / 1000).toFixed(3).padStart(7), ...a);
@@ -116,22 +150,7 @@ page.on('requestfinished', async (r) => {
   out('done    ', short(r.url()), `after ${((Date.now() - started.get(r)) / 1000).toFixed(3)} s`, `${s.responseBodySize} bytes`);
 });
 page.on('requestfailed', (r) => { if (started.has(r)) out('failed  ', short(r.url()), r.failure()?.errorText); });
-if (o.rewrite || o.spd || o.mup) {
-  await page.route((u) => u.pathname === mpdPath, async (route) => {
-    const res = await route.fetch();
-    let mpd = await res.text();
-    if (o.rewrite === 'duration') {
-      mpd = mpd.replace(/<SegmentTimeline>[\s\S]*?<\/SegmentTimeline>\s*/g, '')
-        .replace(/<SegmentTemplate timescale="(\d+)"/g, (m, ts) => `${m} duration="${4 * Number(ts)}"`)
-        .replace(/(<SegmentTemplate[^>]*?)>\s*<\/SegmentTemplate>/g, '$1/>');
-    } else if (o.rewrite) {
-      throw new Error(`unknown --rewrite ${o.rewrite} (duration)`);
-    }
-    if (o.spd) mpd = mpd.replace(/suggestedPresentationDelay="[^"]*"/, `suggestedPresentationDelay="PT${Number(o.spd)}S"`);
-    if (o.mup) mpd = mpd.replace(/minimumUpdatePeriod="[^"]*"/, `minimumUpdatePeriod="PT${Number(o.mup)}S"`);
-    return route.fulfill({ response: res, body: mpd });
-  });
-}
+await routeMpd(page);
 if (o.player === 'shaka') {
   await page.route(`${o.base}/probe/**`, (route) => {
     if (new URL(route.request().url()).pathname === '/probe/page.html') {
