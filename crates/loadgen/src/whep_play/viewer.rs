@@ -170,32 +170,13 @@ impl Viewer {
         mut rtc: Rtc,
         sock: UdpSocket,
         local: SocketAddr,
-        (video, audio): (Mid, Mid),
+        mids: (Mid, Mid),
         connect_by: Instant,
     ) -> Result<(), Error> {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut ice_up = false;
         loop {
-            let wake = loop {
-                match rtc.poll_output() {
-                    Ok(Output::Transmit(t)) => {
-                        // UDP: a lost send is the network's; ICE and NACK retry.
-                        let _ = sock.send_to(&t.contents, t.destination).await;
-                    }
-                    Ok(Output::Event(e)) => {
-                        if let Some(pli) = self.on_event(e, video, audio, &mut ice_up) {
-                            if let Some(mut w) = rtc.writer(pli) {
-                                let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
-                            }
-                        }
-                    }
-                    Ok(Output::Timeout(t)) => break t,
-                    Err(e) => return Err(Error::Webrtc(e.to_string())),
-                }
-            };
-            if !rtc.is_alive() {
-                return Err(Error::Closed);
-            }
+            let wake = self.drain(&mut rtc, &sock, mids, &mut ice_up).await?;
             let now = Instant::now();
             self.ctx.window.observe(
                 &mut self.tally.timeline,
@@ -223,17 +204,53 @@ impl Viewer {
                 r = sock.recv_from(&mut buf) => {
                     let (n, from) = r?;
                     self.receive(&mut rtc, local, from, &buf[..n])?;
+                    // What is already queued, each datagram followed by str0m's output: the
+                    // SRTP keys of a finished DTLS handshake are installed while polling, so
+                    // media fed in before that poll would be dropped (the first keyframe).
                     for _ in 0..BATCH {
-                        match sock.try_recv_from(&mut buf) {
-                            Ok((n, from)) => self.receive(&mut rtc, local, from, &buf[..n])?,
-                            Err(_) => break,
-                        }
+                        let Ok((n, from)) = sock.try_recv_from(&mut buf) else {
+                            break;
+                        };
+                        self.drain(&mut rtc, &sock, mids, &mut ice_up).await?;
+                        self.receive(&mut rtc, local, from, &buf[..n])?;
                     }
                 }
                 _ = sleep_until(tokio::time::Instant::from_std(wake)) => {
                     rtc.handle_input(Input::Timeout(Instant::now()))
                         .map_err(|e| Error::Webrtc(e.to_string()))?;
                 }
+            }
+        }
+    }
+
+    /// Sends and counts everything str0m has for us; its next deadline.
+    async fn drain(
+        &mut self,
+        rtc: &mut Rtc,
+        sock: &UdpSocket,
+        (video, audio): (Mid, Mid),
+        ice_up: &mut bool,
+    ) -> Result<Instant, Error> {
+        loop {
+            match rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    // UDP: a lost send is the network's; ICE and NACK retry.
+                    let _ = sock.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Event(e)) => {
+                    if let Some(pli) = self.on_event(e, video, audio, ice_up) {
+                        if let Some(mut w) = rtc.writer(pli) {
+                            let _ = w.request_keyframe(None, KeyframeRequestKind::Pli);
+                        }
+                    }
+                }
+                Ok(Output::Timeout(t)) => {
+                    if !rtc.is_alive() {
+                        return Err(Error::Closed);
+                    }
+                    return Ok(t);
+                }
+                Err(e) => return Err(Error::Webrtc(e.to_string())),
             }
         }
     }
