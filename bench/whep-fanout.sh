@@ -160,8 +160,11 @@ measure() { # MODE RUN -> JSON path on stdout
 }
 
 RESULTS=()
+# Run 1 starts with RTMP so that its RSS growth is read on a fresh server (freed WHEP sessions
+# would leave heap it reuses); then the order alternates.
 for run in $(seq "$RUNS"); do
-    for mode in whep rtmp; do
+    order="rtmp whep"; (( run % 2 == 0 )) && order="whep rtmp"
+    for mode in $order; do
         RESULTS+=("$(measure "$mode" "$run")")
         sleep 3 # sessions ended (DELETE, TCP close) before the next RSS "before"
     done
@@ -198,6 +201,7 @@ def fig(r, mode):
         "marg100": (cpu - idle_pct) * 100 / active if cpu is not None and active else None,
         "rss": r.get("server_rss_per_viewer_kib") if mode == "whep" else r.get("server_rss_per_player_kib"),
         "rss_before": s.get("rss_before_kib"),
+        "over_idle": (s["rss_end_kib"] - idle["rss_kib"]) / active if s.get("rss_end_kib") and active else None,
         "fk50": fk.get("p50"), "fk99": fk.get("p99"),
         "lost": r.get("lost") if mode == "whep" else None,
         "nacks": r.get("nacks") if mode == "whep" else None,
@@ -210,8 +214,8 @@ def f(x, d=1, unit=""):
 
 print(f"Baseline, no viewers (publisher ingest only): server {idle_pct:.1f} % of one core, RSS {idle['rss_kib'] / 1024:.1f} MiB.")
 print()
-print("| run | protocol | kept up | errors | first frame p50 / p99 (ms) | lost pkts / NACKs | server CPU % of a core | per 100 viewers (gross / minus baseline) | RSS per viewer (KiB) | RSS before (MiB) | delivered (Mbit/s) | tool CPU % |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| run | protocol | kept up | errors | first frame p50 / p99 (ms) | lost pkts / NACKs | server CPU % of a core | per 100 viewers (gross / minus baseline) | RSS growth per viewer (KiB) | RSS over the baseline per viewer (KiB) | RSS before (MiB) | delivered (Mbit/s) | tool CPU % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 figs = {"whep": [], "rtmp": []}
 for i in range(max(len(runs["whep"]), len(runs["rtmp"]))):
     for mode in ("whep", "rtmp"):
@@ -221,7 +225,7 @@ for i in range(max(len(runs["whep"]), len(runs["rtmp"]))):
         figs[mode].append(x)
         ms = lambda v: "–" if v is None else f"{v * 1000:.0f}"
         loss = "–" if mode == "rtmp" else f'{x["lost"]} / {x["nacks"]}'
-        print(f'| {i + 1} | {"WHEP" if mode == "whep" else "RTMP"} | {x["kept"]} | {x["errors"]} | {ms(x["fk50"])} / {ms(x["fk99"])} | {loss} | {f(x["cpu"])} | {f(x["cpu100"], 2)} / {f(x["marg100"], 2)} | {f(x["rss"], 0)} | {f(x["rss_before"] / 1024 if x["rss_before"] else None)} | {f(x["mbps"])} | {f(x["tool"])} |')
+        print(f'| {i + 1} | {"WHEP" if mode == "whep" else "RTMP"} | {x["kept"]} | {x["errors"]} | {ms(x["fk50"])} / {ms(x["fk99"])} | {loss} | {f(x["cpu"])} | {f(x["cpu100"], 2)} / {f(x["marg100"], 2)} | {f(x["rss"], 0)} | {f(x["over_idle"], 0)} | {f(x["rss_before"] / 1024 if x["rss_before"] else None)} | {f(x["mbps"])} | {f(x["tool"])} |')
 print()
 
 def med(mode, k):
@@ -230,14 +234,18 @@ def med(mode, k):
 
 print(f"Median of {len(figs['whep'])} runs, {n} viewers each, {duration} s window:")
 print()
-print("| protocol | server CPU per 100 viewers (minus baseline) | RSS per viewer | first frame p50 / p99 | all kept up |")
+print("| protocol | server CPU per 100 viewers (minus baseline) | RSS per viewer (see below) | first frame p50 / p99 | all kept up |")
 print("|---|---|---|---|---|")
 for mode in ("whep", "rtmp"):
     allk = all(x["kept"] == f"{n}/{n}" and x["errors"] == 0 for x in figs[mode])
     fk50, fk99 = med(mode, "fk50"), med(mode, "fk99")
-    print(f'| {"WHEP" if mode == "whep" else "RTMP"} | {f(med(mode, "marg100"), 2)} % of a core | {f(med(mode, "rss"), 0)} KiB | {"–" if fk50 is None else f"{fk50 * 1000:.0f}"} / {"–" if fk99 is None else f"{fk99 * 1000:.0f}"} ms | {"yes" if allk else "**no**"} |')
+    rss = med(mode, "over_idle") if mode == "whep" else (figs[mode][0]["rss"] if figs[mode] else None)
+    print(f'| {"WHEP" if mode == "whep" else "RTMP"} | {f(med(mode, "marg100"), 2)} % of a core | {f(rss, 0)} KiB | {"–" if fk50 is None else f"{fk50 * 1000:.0f}"} / {"–" if fk99 is None else f"{fk99 * 1000:.0f}"} ms | {"yes" if allk else "**no**"} |')
 w, r = med("whep", "marg100"), med("rtmp", "marg100")
-wr, rr = med("whep", "rss"), med("rtmp", "rss")
+wr = med("whep", "over_idle")
+rr = figs["rtmp"][0]["rss"] if figs["rtmp"] else None
+print()
+print("RSS per viewer: WHEP = the server's RSS at the end of the window minus its no-viewer baseline, per viewer (median of the runs: the heap a WHEP viewer needs, whatever earlier runs left); RTMP = run 1's growth, on a fresh server before any WHEP viewer (later RTMP runs reuse the heap freed WHEP sessions left and grow by ~0).")
 print()
 if w and r and r > 0:
     print(f"A WHEP viewer costs the server {w / r:.0f}× the CPU of an RTMP viewer" + (f" and {wr / rr:.0f}× the memory." if wr and rr and rr > 0 else "."))
@@ -247,7 +255,7 @@ PY
     echo "Command: \`$CMD\` ($BUILD_KIND build), commit $COMMIT, $(date -u '+%Y-%m-%d %H:%M UTC')."
     echo "Machine: $MACHINE; load average $LOAD_BEFORE before, $LOAD_AFTER after (1/5/15 min)."
     echo "Stream: ffmpeg testsrc2 1280×720 30 fps, x264 veryfast zerolatency -bf 0 -g 60 2.5 Mbit/s + AAC, published over RTMP (publisher speed at the end ${FF_SPEED:-?}); \`serve --no-transcode\`; WHEP viewers get the source. Server = ferrocast's own process (no children)."
-    echo "WHEP: \`ferrocast-bench whep-play\` (str0m clients, ICE + DTLS-SRTP, NACK/PLI; first frame = POST → first complete keyframe); RTMP: \`ferrocast-bench rtmp-play\` (first frame = connect → first keyframe). Both in one process each, on this machine, so their CPU competes with the server's. Kept up = media time ≥ 95 % of wall time over the window and no gap > 1 s. RSS per viewer = growth from before the viewers to the end of the window, divided by the viewers; the allocator keeps what earlier runs freed, so later runs can show less growth."
+    echo "WHEP: \`ferrocast-bench whep-play\` (str0m clients, ICE + DTLS-SRTP, NACK/PLI; first frame = POST → first complete keyframe); RTMP: \`ferrocast-bench rtmp-play\` (first frame = connect → first keyframe). Both in one process each, on this machine, so their CPU competes with the server's. Kept up = media time ≥ 95 % of wall time over the window and no gap > 1 s. RSS growth per viewer = from before the viewers to the end of the window, divided by the viewers; the allocator keeps what earlier runs freed, so later runs grow less."
     echo
     cat "$TMP/tables.md"
 } >"$TMP/section.md"
