@@ -43,6 +43,9 @@ pub enum Error {
     /// An MPD the players cannot use.
     #[error("{0}")]
     Mpd(#[from] crate::dash_play::mpd::MpdError),
+    /// The WebRTC stack (str0m) refused the answer or failed the session.
+    #[error("webrtc: {0}")]
+    Webrtc(String),
     /// Any other failure of the RTMP connection (see its fault).
     #[error("rtmp: {0}")]
     Driver(rtmp_io::Error),
@@ -83,6 +86,7 @@ impl Error {
             Error::Http(_) => "http".into(),
             Error::Status(s) => format!("status {s}"),
             Error::Mpd(_) => "bad MPD".into(),
+            Error::Webrtc(_) => "webrtc".into(),
             Error::Driver(_) => "rtmp".into(),
         }
     }

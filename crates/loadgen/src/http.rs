@@ -19,6 +19,15 @@ pub type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
 /// A client that keeps up to `idle` connections per host open between requests.
 pub fn client(idle: usize) -> HttpClient {
+    client_for(idle)
+}
+
+/// [`client`] for requests with bodies of type `B` (WHEP's POSTed offers).
+pub fn client_for<B>(idle: usize) -> Client<HttpConnector, B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
     let mut c = HttpConnector::new();
     c.set_nodelay(true);
     c.set_connect_timeout(Some(Duration::from_secs(5)));

@@ -14,12 +14,15 @@
 //!                                                                            → PublishReport
 //! dash_play     N × (http GET MPD → mpd::Mpd → plan the next segment → http GET init/media
 //!               → playhead, stalls, ABR) + X-Cache and origin fetches per URL → DashReport
+//! whep_play     N × (str0m Rtc offer → WHEP POST → answer → ICE + DTLS-SRTP on a UDP
+//!               socket → RTP frames → stats::Timeline, seq gaps, NACKs → DELETE)
+//!               + server CPU/RSS (procstat) over the window                  → WhepReport
 //! http_burst    C connections opened, then R GETs at one go (hyper) + edge /metrics before
 //!               and after                                                     → BurstReport
 //! ```
 //!
-//! Shared by the modes: `stats` (percentiles, "kept up"), `procstat` (CPU and RSS of a process
-//! tree from /proc), `progress` (the bar, or plain lines), `http` (a GET with a deadline and a
+//! Shared by the modes: `stats` (percentiles, "kept up" and its window), `procstat` (CPU and
+//! RSS of a process tree from /proc), `meter` (both read at the measurement window's edges), `progress` (the bar, or plain lines), `http` (a GET with a deadline and a
 //! body cap), `net` + `url` (RTMP(S) connect), `output` (summary number formats, the JSON
 //! file), `error`.
 
@@ -29,6 +32,7 @@ mod dash_play;
 mod error;
 mod http;
 mod http_burst;
+mod meter;
 mod net;
 mod output;
 mod procstat;
@@ -37,6 +41,7 @@ mod rtmp_play;
 mod rtmp_publish;
 mod stats;
 mod url;
+mod whep_play;
 
 pub use dash_play::{
     run as dash_play, AdaptationSet, Content, DashConfig, DashReport, Mpd, MpdError, ObjectCount,
@@ -56,3 +61,4 @@ pub use rtmp_publish::{
 };
 pub use stats::{Dist, KeptUpRule, Verdict};
 pub use url::RtmpUrl;
+pub use whep_play::{run as whep_play, WhepConfig, WhepReport, WhepViewerResult};

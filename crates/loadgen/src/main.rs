@@ -1,18 +1,18 @@
-//! `ferrocast-bench`: load generator for RTMP(S) and live DASH servers.
+//! `ferrocast-bench`: load generator for RTMP(S), live DASH and WebRTC (WHEP) servers.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use loadgen::{
     write_json, BurstConfig, Clip, DashConfig, Error, KeptUpRule, PlayConfig, PublishConfig,
-    RtmpUrl,
+    RtmpUrl, WhepConfig,
 };
 
 #[derive(Parser)]
 #[command(
     name = "ferrocast-bench",
     version,
-    about = "Load generator for RTMP(S) and live DASH servers: many players or publishers, HTTP bursts"
+    about = "Load generator for RTMP(S), live DASH and WebRTC (WHEP) servers: many players or publishers, HTTP bursts"
 )]
 struct Cli {
     /// Worker threads [default: number of CPUs].
@@ -33,6 +33,9 @@ enum Command {
     RtmpPublish(PublishArgs),
     /// N simulated live DASH players: startup, stalls, renditions, X-Cache, HTTP errors.
     DashPlay(DashArgs),
+    /// N WebRTC viewers (WHEP, str0m clients): connect and first-keyframe times, whether each
+    /// kept up, packets, loss, NACKs.
+    WhepPlay(WhepArgs),
     /// Many requests for one URL at the same moment (a thundering herd).
     HttpBurst(BurstArgs),
 }
@@ -77,6 +80,48 @@ struct DashArgs {
     #[arg(long, default_value_t = 3.0)]
     settle: f64,
     /// Write the full report (every player) as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct WhepArgs {
+    /// http://HOST:PORT/whep/NAME (the server's per-IP WebRTC cap, `[webrtc]
+    /// max_sessions_per_ip`, 50 by default, bounds viewers from one address).
+    #[arg(long)]
+    url: String,
+    /// Concurrent viewers.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Measurement window in seconds, after the ramp-up and settle time.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// `?rendition=` to ask for: source, 720, 400 (or what the server offers).
+    #[arg(long)]
+    rendition: Option<String>,
+    /// Milliseconds between two viewers' POSTs.
+    #[arg(long, default_value_t = 10.0)]
+    ramp_ms: f64,
+    /// Seconds to wait after the last start (and after each viewer's first keyframe) before
+    /// measuring.
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
+    /// Seconds from the answer until ICE and DTLS-SRTP must be up, or the viewer failed.
+    #[arg(long, default_value_t = 10.0)]
+    connect_timeout: f64,
+    /// A viewer kept up if RTP media time advanced at least this fraction of wall-clock time.
+    #[arg(long, default_value_t = 0.95)]
+    min_ratio: f64,
+    /// ... and no media timestamp jumped by more than this many ms.
+    #[arg(long, default_value_t = 1000)]
+    max_gap_ms: u32,
+    /// Also report CPU and RSS of this process and its children (the server) over the window.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// With --server-pid: that process only, not its children.
+    #[arg(long, requires = "server_pid")]
+    server_self_only: bool,
+    /// Write the full report (every viewer) as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
 }
@@ -232,6 +277,31 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 progress: !cli.quiet,
             };
             let r = loadgen::dash_play(cfg).await?;
+            print!("{}", r.summary());
+            if let Some(p) = &a.json {
+                write_json(p, &r)?;
+            }
+            Ok(r.errors == 0)
+        }
+        Command::WhepPlay(a) => {
+            let cfg = WhepConfig {
+                url: a.url,
+                rendition: a.rendition,
+                clients: a.clients,
+                duration: secs("--duration", a.duration)?,
+                ramp: secs("--ramp-ms", a.ramp_ms / 1000.0)?,
+                settle: secs("--settle", a.settle)?,
+                connect_timeout: secs("--connect-timeout", a.connect_timeout)?,
+                rule: KeptUpRule {
+                    min_ratio: a.min_ratio,
+                    max_gap_ms: a.max_gap_ms,
+                    min_window_s: (a.duration / 2.0).min(5.0),
+                },
+                server_pid: a.server_pid,
+                server_self_only: a.server_self_only,
+                progress: !cli.quiet,
+            };
+            let r = loadgen::whep_play(cfg).await?;
             print!("{}", r.summary());
             if let Some(p) = &a.json {
                 write_json(p, &r)?;

@@ -13,6 +13,8 @@
 //!    and
 //! 3. the window is at least `min_window_s` long, and the player had no error.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 /// Nearest-rank percentile (`p` in 0..=100) of `sorted` (ascending); `None` when empty.
@@ -230,6 +232,52 @@ impl Timeline {
     }
 }
 
+/// The run's measurement window as each player applies it to its own [`Timeline`] (see the
+/// module docs): opened at the first read at or after `max(start, first keyframe + settle)`,
+/// closed at the first read at or after `end`. Times are seconds since `t0`.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Zero of all `at_s` times.
+    pub t0: Instant,
+    /// The run's window opens (after the ramp and the settle time).
+    pub start: Instant,
+    /// The run's window closes.
+    pub end: Instant,
+    /// Wait after a player's first keyframe (its GOP-cache burst).
+    pub settle: Duration,
+}
+
+impl Window {
+    /// A read at `now`, `bytes` received so far: opens or closes `timeline`'s window when due.
+    /// Nothing before the first keyframe.
+    pub fn observe(
+        &self,
+        timeline: &mut Timeline,
+        first_keyframe: Option<Instant>,
+        now: Instant,
+        bytes: u64,
+    ) {
+        let Some(kf) = first_keyframe else {
+            return;
+        };
+        let at_s = now.saturating_duration_since(self.t0).as_secs_f64();
+        if !timeline.is_anchored() && now >= self.start.max(kf + self.settle) {
+            timeline.anchor(at_s, bytes);
+        }
+        if now >= self.end {
+            timeline.close(at_s, bytes);
+        }
+    }
+
+    /// Seconds from `t0` to `now`, or to the window's end if that came first (a player that
+    /// read nothing since the close is judged up to the close).
+    pub fn end_s(&self, now: Instant) -> f64 {
+        now.min(self.end)
+            .saturating_duration_since(self.t0)
+            .as_secs_f64()
+    }
+}
+
 /// The live edge as the best ratio among `verdicts`, at most 1 (a player cannot get media
 /// faster than it is published; one above 1 was catching up on a backlog), and how many
 /// verdicts kept up relative to it: the rule with `min_ratio` scaled by that ratio. This
@@ -393,6 +441,35 @@ mod tests {
             relative_to_edge(&[v(1.16, 0), v(0.96, 0), v(0.5, 0)], &rule),
             (Some(1.0), 2)
         );
+    }
+
+    #[test]
+    fn the_window_opens_after_the_settle_and_closes_at_the_end() {
+        let t0 = Instant::now();
+        let s = |x: f64| t0 + Duration::from_secs_f64(x);
+        let w = Window {
+            t0,
+            start: s(2.0),
+            end: s(10.0),
+            settle: Duration::from_secs(3),
+        };
+        let mut t = Timeline::new(1000);
+        t.on_media(true, 0);
+        w.observe(&mut t, None, s(4.0), 10); // no keyframe yet: nothing
+        assert!(!t.is_anchored());
+        w.observe(&mut t, Some(s(1.5)), s(4.0), 10); // keyframe + settle = 4.5 s
+        assert!(!t.is_anchored());
+        w.observe(&mut t, Some(s(1.5)), s(4.5), 10);
+        assert!(t.is_anchored());
+        for ms in (33..=5500).step_by(33) {
+            t.on_media(true, ms);
+        }
+        t.on_media(true, 5500);
+        w.observe(&mut t, Some(s(1.5)), s(10.0), 20);
+        assert!(t.is_closed());
+        let v = t.verdict(w.end_s(s(12.0)), 30, &KeptUpRule::default());
+        assert!((v.window_s - 5.5).abs() < 1e-9 && v.kept_up, "{v:?}");
+        assert_eq!(w.end_s(s(7.0)), 7.0);
     }
 
     #[test]

@@ -7,3 +7,5 @@ mod edge_load;
 mod end_to_end;
 #[path = "it/server.rs"]
 mod server;
+#[path = "it/whep_load.rs"]
+mod whep_load;

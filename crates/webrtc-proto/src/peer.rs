@@ -148,6 +148,17 @@ pub struct Peer {
 /// offer would fail negotiation.
 const PROFILE_PREFERENCE: [u32; 4] = [0x64001f, 0x4d001f, 0x42e01f, 0x42001f];
 
+/// How long a viewer's sent video packets are kept for NACK resends. str0m's default keeps 3 s
+/// (up to 1000 packets): at 2.5 Mbit/s ~850 packets, most of the ~1.7 MiB of RSS a WHEP viewer
+/// cost (`bench/whep-fanout.sh`, BENCHMARKS.md "WebRTC fan-out"), every copy the viewer's own.
+/// A resend helps only within a few round trips of the loss; libwebrtc's own sender keeps
+/// max(1 s, 3 × RTT), and 1 s covers NACK retries up to a ~300 ms RTT. The count stays at
+/// str0m's 1000, so a catch-up burst from the GOP cache (sent at once) stays resendable whole.
+const RTX_HISTORY: Duration = Duration::from_secs(1);
+/// str0m's defaults for the rest of the resend cache.
+const RTX_PACKETS: usize = 1000;
+const RTX_RATIO_CAP: Option<f32> = Some(0.15);
+
 impl Peer {
     /// Answers a checked offer: the peer and the answer SDP.
     pub fn answer(
@@ -166,6 +177,9 @@ impl Peer {
             let mid = Mid::from(m);
             pick(&mut rtc, mid, Codec::Opus).map(|pt| (mid, pt))
         });
+        if let Some(tx) = rtc.direct_api().stream_tx_by_mid(video_mid, None) {
+            tx.set_rtx_cache(RTX_PACKETS, RTX_HISTORY, RTX_RATIO_CAP);
+        }
         let role = Role::Play {
             video: (video_mid, video_pt),
             audio,

@@ -21,6 +21,9 @@ struct Pair {
     now: Instant,
     /// Client → server datagrams for which this says true are lost.
     lose: fn(&[u8]) -> bool,
+    /// Server → client SRTP datagrams sent so far, and the ordinal of one to lose.
+    down_rtp: usize,
+    lose_down: Option<usize>,
     media: Vec<(MediaKind, Vec<u8>)>,
     events: Vec<PeerEvent>,
     /// Keyframe requests the client got.
@@ -94,6 +97,8 @@ impl Pair {
             peer,
             now,
             lose: |_| false,
+            down_rtp: 0,
+            lose_down: None,
             media: vec![],
             events: vec![],
             client_plis: 0,
@@ -136,6 +141,12 @@ impl Pair {
             }
         }
         for d in to_client {
+            if stun::kind(&d) == stun::Kind::Rtp {
+                self.down_rtp += 1;
+                if self.lose_down == Some(self.down_rtp) {
+                    continue;
+                }
+            }
             let input = Input::Receive(
                 self.now,
                 Receive {
@@ -215,6 +226,30 @@ fn connects_and_delivers_video_and_audio() {
         p.media.iter().find(|m| m.0 == MediaKind::Audio).unwrap().1,
         vec![0xfc, 1, 2, 3]
     );
+}
+
+#[test]
+fn a_packet_lost_on_the_way_to_the_viewer_is_resent_on_its_nack() {
+    let mut p = Pair::new(false);
+    assert!(p.until(Duration::from_secs(2), |p| p
+        .events
+        .contains(&PeerEvent::Connected)));
+    // The keyframe is three packets (FU-A); the middle one is lost.
+    p.lose_down = Some(p.down_rtp + 2);
+    let t = p.now;
+    p.peer.write_video(t, 0, &keyframe());
+    // Some time later (within the resend history), the next frame shows the gap too.
+    let _ = p.until(Duration::from_millis(300), |_| false);
+    let t = p.now;
+    p.peer.write_video(t, 3000, &[0, 0, 0, 1, 0x41, 7, 7, 7]);
+    assert!(
+        p.until(Duration::from_secs(1), |p| p.media.len() >= 2),
+        "the client got {:?} after losing packet {:?} of {}",
+        p.media.iter().map(|m| m.1.len()).collect::<Vec<_>>(),
+        p.lose_down,
+        p.down_rtp
+    );
+    assert!(p.media[0].1.len() >= 3000, "the keyframe arrived whole");
 }
 
 #[test]

@@ -21,10 +21,11 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::report::{PlayReport, PlayerResult};
 use crate::{
+    meter::Meter,
     net,
-    procstat::{sample_tree, CpuMem, TreeSample},
+    procstat::CpuMem,
     progress::Progress,
-    stats::{self, Dist, KeptUpRule, Timeline, Verdict},
+    stats::{self, Dist, KeptUpRule, Timeline, Verdict, Window},
     url::RtmpUrl,
     Error,
 };
@@ -79,12 +80,8 @@ pub fn is_keyframe(payload: &[u8]) -> bool {
 struct Player {
     url: Arc<RtmpUrl>,
     connector: Connector,
-    /// Zero of all `*_s` times.
-    t0: Instant,
     start_at: Instant,
-    window_start: Instant,
-    window_end: Instant,
-    settle: Duration,
+    window: Window,
     shared: Arc<Shared>,
     result: PlayerResult,
     timeline: Timeline,
@@ -95,8 +92,7 @@ impl Player {
     async fn run(mut self, stop_at: Instant, rule: KeptUpRule) -> PlayerResult {
         sleep_until(self.start_at).await;
         let outcome = timeout_at(stop_at, self.play()).await;
-        // A player that read nothing since the window closed ends it at the close.
-        let end_s = (Instant::now().min(self.window_end) - self.t0).as_secs_f64();
+        let end_s = self.window.end_s(std::time::Instant::now());
         let error = match outcome {
             Err(_elapsed) if self.result.first_keyframe_s.is_none() => {
                 Some(Error::Timeout("no keyframe before the end of the run"))
@@ -165,15 +161,12 @@ impl Player {
                     }
                 }
             }
-            if let Some(kf) = first_keyframe {
-                let at_s = (now - self.t0).as_secs_f64();
-                if !self.timeline.is_anchored() && now >= self.window_start.max(kf + self.settle) {
-                    self.timeline.anchor(at_s, self.result.bytes);
-                }
-                if now >= self.window_end {
-                    self.timeline.close(at_s, self.result.bytes);
-                }
-            }
+            self.window.observe(
+                &mut self.timeline,
+                first_keyframe.map(Instant::into_std),
+                now.into_std(),
+                self.result.bytes,
+            );
             c.flush().await?;
             if self.shared.stop.load(Relaxed) {
                 return Ok(());
@@ -189,15 +182,7 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
     let connector = net::connector(&cfg.url, Duration::from_secs(24 * 3600))?;
     let url = Arc::new(cfg.url.clone());
     let shared = Arc::new(Shared::default());
-    let server_before = match cfg.server_pid {
-        Some(pid) => Some(
-            sample_tree(pid, !cfg.server_self_only)
-                .ok_or_else(|| Error::Input(format!("no process {pid}")))?,
-        ),
-        None => None,
-    };
-    let me = std::process::id();
-    let client_before = sample_tree(me, false).unwrap_or_default();
+    let meter = Meter::start(cfg.server_pid, cfg.server_self_only)?;
 
     let t0 = Instant::now() + Duration::from_millis(20);
     let ramp_total = cfg.ramp * cfg.clients as u32;
@@ -210,11 +195,13 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
         let p = Player {
             url: url.clone(),
             connector: connector.clone(),
-            t0,
             start_at: t0 + cfg.ramp * index as u32,
-            window_start,
-            window_end,
-            settle: cfg.settle,
+            window: Window {
+                t0: t0.into_std(),
+                start: window_start.into_std(),
+                end: window_end.into_std(),
+                settle: cfg.settle,
+            },
             shared: shared.clone(),
             result: PlayerResult::new(index, &cfg.rule),
             timeline: Timeline::new(cfg.rule.max_gap_ms),
@@ -230,30 +217,12 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
         window_end,
         "{spinner} {prefix:>8} [{bar:30}] {msg}",
     );
-    let mut samples: [Option<(TreeSample, TreeSample)>; 2] = [None, None];
-    let mut interrupted = false;
-    for (i, edge) in [window_start, window_end].into_iter().enumerate() {
-        loop {
-            let next = (Instant::now() + Duration::from_millis(250)).min(edge);
-            tokio::select! {
-                _ = sleep_until(next) => {}
-                _ = tokio::signal::ctrl_c() => { interrupted = true; }
-            }
-            show(&progress, &shared, &cfg, (window_start, window_end));
-            if interrupted || Instant::now() >= edge {
-                break;
-            }
-        }
-        if interrupted {
-            break;
-        }
-        let server = cfg
-            .server_pid
-            .and_then(|pid| sample_tree(pid, !cfg.server_self_only))
-            .unwrap_or_default();
-        samples[i] = Some((server, sample_tree(me, false).unwrap_or_default()));
-    }
-    let measured_end = Instant::now();
+    let m = meter
+        .window(window_start, window_end, || {
+            show(&progress, &shared, &cfg, (window_start, window_end))
+        })
+        .await;
+    let interrupted = m.interrupted;
     if interrupted {
         shared.stop.store(true, Relaxed);
     }
@@ -287,20 +256,9 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
         }
     }
 
-    let window_s = match samples {
-        [Some(_), Some(_)] => (window_end - window_start).as_secs_f64(),
-        _ => (measured_end.saturating_duration_since(window_start)).as_secs_f64(),
-    };
-    let (server, client) = match samples {
-        [Some((s0, c0)), Some((s1, c1))] => (
-            cfg.server_pid
-                .zip(server_before)
-                .map(|(pid, b)| CpuMem::from_samples(pid, b, s0, s1, window_s)),
-            Some(CpuMem::from_samples(me, client_before, c0, c1, window_s)),
-        ),
-        _ => (None, None),
-    };
-    Ok(PlayReport::new(&cfg, window_s, server, client, players))
+    Ok(PlayReport::new(
+        &cfg, m.window_s, m.server, m.client, players,
+    ))
 }
 
 impl PlayReport {

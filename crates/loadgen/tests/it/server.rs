@@ -57,6 +57,31 @@ impl Server {
         }
     }
 
+    /// Waits until `/api/streams` shows `name` with its video probed (size and bitrate known,
+    /// so a GOP is in the cache), at most `within`.
+    pub async fn wait_live(&self, name: &str, within: Duration) {
+        let client = loadgen::http_client(1);
+        let uri =
+            loadgen::parse_uri(&format!("http://127.0.0.1:{}/api/streams", self.http)).unwrap();
+        let deadline = tokio::time::Instant::now() + within;
+        let mut last = String::new();
+        while tokio::time::Instant::now() < deadline {
+            let step = tokio::time::Instant::now() + Duration::from_millis(100);
+            if let Ok(f) = loadgen::http_get(&client, &uri, true, 1 << 20, deadline).await {
+                last = String::from_utf8_lossy(&f.body.unwrap_or_default()).into_owned();
+                let v: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
+                let live = v.as_array().into_iter().flatten().any(|s| {
+                    s["name"] == name && !s["width"].is_null() && !s["bitrate_kbps"].is_null()
+                });
+                if live {
+                    return;
+                }
+            }
+            tokio::time::sleep_until(step.min(deadline)).await;
+        }
+        panic!("stream {name} not live within {within:?}: {last}");
+    }
+
     /// Stops it (waiting up to 10 s) and removes its data.
     pub async fn stop(self) {
         let _ = self.stop.send(());
