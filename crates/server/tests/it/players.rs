@@ -96,6 +96,9 @@ async fn vlc_plays(url: &str, tag: &str) {
     .stdin(std::process::Stdio::null())
     .stdout(std::process::Stdio::null())
     .stderr(std::fs::File::create(&log).unwrap())
+    // Its own process group: as root, `runuser` is what we started, and killing it alone left
+    // VLC playing on until its run time.
+    .process_group(0)
     .kill_on_drop(true);
     let mut vlc = cmd
         .spawn()
@@ -112,6 +115,11 @@ async fn vlc_plays(url: &str, tag: &str) {
             (video, audio) = ts_packets(&out).await;
             break;
         }
+    }
+    if let Some(pgid) = vlc.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .status();
     }
     let _ = vlc.kill().await;
     let err = std::fs::read_to_string(&log).unwrap_or_default();
