@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde::Serialize;
 
 use crate::{
-    output::{mib, opt},
+    output::{Closing, Outcome},
     procstat::CpuMem,
     stats::{Dist, KeptUpRule, Timeline, Verdict},
 };
@@ -103,7 +103,32 @@ pub struct PlayReport {
     pub players: Vec<PlayerResult>,
 }
 
+impl PlayerResult {
+    fn outcome(&self) -> Outcome<'_> {
+        Outcome {
+            error_kind: self.error_kind.as_deref(),
+            error: self.error.as_deref(),
+            kept_up: self.kept_up,
+            verdict: &self.verdict,
+        }
+    }
+}
+
 impl PlayReport {
+    fn closing(&self) -> Closing<'_> {
+        Closing {
+            noun: "players",
+            server: self.server.as_ref(),
+            server_cpu_pct_per_100: self.server_cpu_pct_per_100,
+            server_rss_per_client_kib: self.server_rss_per_player_kib,
+            client: self.client.as_ref(),
+            error_kinds: &self.error_kinds,
+            live_edge_ratio: self.live_edge_ratio,
+            kept_up_vs_edge: self.kept_up_vs_edge,
+            rule: &self.rule,
+        }
+    }
+
     /// The `rtmp-play` summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
@@ -136,62 +161,10 @@ impl PlayReport {
             self.rule.min_ratio * 100.0,
             self.rule.max_gap_ms
         );
-        if let Some(sv) = &self.server {
-            let _ = writeln!(
-                s,
-                "server (pid {} + children, {} processes): {:.2} CPU-s = {:.1} % of one core, {} % per 100 players; RSS {} before → {} at the end ({} KiB per player)",
-                sv.pid,
-                sv.processes,
-                sv.cpu_s,
-                sv.cpu_pct_of_core,
-                opt(self.server_cpu_pct_per_100, 2),
-                mib(sv.rss_before_kib),
-                mib(sv.rss_end_kib),
-                opt(self.server_rss_per_player_kib, 1),
-            );
-        }
-        if let Some(c) = &self.client {
-            let _ = writeln!(
-                s,
-                "this tool (all players): {:.1} % of one core, RSS {}",
-                c.cpu_pct_of_core,
-                mib(c.rss_end_kib)
-            );
-        }
-        for (kind, n) in &self.error_kinds {
-            let example = self
-                .players
-                .iter()
-                .find(|p| p.error_kind.as_deref() == Some(kind))
-                .and_then(|p| p.error.as_deref());
-            let _ = writeln!(s, "error: {n}× {kind} (e.g. {})", example.unwrap_or("?"));
-        }
-        if let Some(edge) = self.live_edge_ratio.filter(|&e| e < self.rule.min_ratio) {
-            let _ = writeln!(
-                s,
-                "even the best player got only {edge:.3} s of media per second: the stream itself slowed (publisher, ingest) or the \
-                 server slowed down for everyone; {} players kept within {:.0} % of that best player",
-                self.kept_up_vs_edge,
-                (1.0 - self.rule.min_ratio) * 100.0
-            );
-        }
-        let not_kept: Vec<_> = self
-            .players
-            .iter()
-            .filter(|p| p.error.is_none() && !p.kept_up)
-            .collect();
-        if !not_kept.is_empty() {
-            let worst = not_kept
-                .iter()
-                .map(|p| p.verdict.ratio.unwrap_or(0.0))
-                .fold(f64::INFINITY, f64::min);
-            let gaps: u32 = not_kept.iter().map(|p| p.verdict.gaps).sum();
-            let _ = writeln!(
-                s,
-                "{} players without error fell behind: lowest media/wall ratio {worst:.3}, {gaps} timestamp gaps in all",
-                not_kept.len()
-            );
-        }
+        let closing = self.closing();
+        closing.costs(&mut s);
+        let outcomes: Vec<Outcome<'_>> = self.players.iter().map(PlayerResult::outcome).collect();
+        closing.verdicts(&mut s, &outcomes);
         s
     }
 }

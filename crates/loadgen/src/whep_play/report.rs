@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use serde::Serialize;
 
 use crate::{
-    output::{mib, opt},
+    output::{Closing, Outcome},
     procstat::CpuMem,
     stats::{self, Dist, KeptUpRule, Timeline, Verdict},
 };
@@ -61,6 +61,15 @@ pub struct ViewerResult {
 }
 
 impl ViewerResult {
+    fn outcome(&self) -> Outcome<'_> {
+        Outcome {
+            error_kind: self.error_kind.as_deref(),
+            error: self.error.as_deref(),
+            kept_up: self.kept_up,
+            verdict: &self.verdict,
+        }
+    }
+
     /// Viewer `index` before it started: nothing measured yet.
     pub(super) fn new(index: usize, rule: &KeptUpRule) -> Self {
         Self {
@@ -175,6 +184,20 @@ pub(super) struct RunFacts {
 }
 
 impl WhepReport {
+    fn closing(&self) -> Closing<'_> {
+        Closing {
+            noun: "viewers",
+            server: self.server.as_ref(),
+            server_cpu_pct_per_100: self.server_cpu_pct_per_100,
+            server_rss_per_client_kib: self.server_rss_per_viewer_kib,
+            client: self.client.as_ref(),
+            error_kinds: &self.error_kinds,
+            live_edge_ratio: self.live_edge_ratio,
+            kept_up_vs_edge: self.kept_up_vs_edge,
+            rule: &self.rule,
+        }
+    }
+
     /// Aggregates the viewers' outcomes.
     pub(super) fn new(f: RunFacts, viewers: Vec<ViewerResult>) -> Self {
         let mut error_kinds = BTreeMap::new();
@@ -276,29 +299,8 @@ impl WhepReport {
             self.rule.min_ratio * 100.0,
             self.rule.max_gap_ms
         );
-        if let Some(sv) = &self.server {
-            let _ = writeln!(
-                s,
-                "server (pid {}{}, {} processes): {:.2} CPU-s = {:.1} % of one core, {} % per 100 viewers; RSS {} before → {} at the end ({} KiB per viewer)",
-                sv.pid,
-                if sv.processes > 1 { " + children" } else { "" },
-                sv.processes,
-                sv.cpu_s,
-                sv.cpu_pct_of_core,
-                opt(self.server_cpu_pct_per_100, 2),
-                mib(sv.rss_before_kib),
-                mib(sv.rss_end_kib),
-                opt(self.server_rss_per_viewer_kib, 1),
-            );
-        }
-        if let Some(c) = &self.client {
-            let _ = writeln!(
-                s,
-                "this tool (all viewers): {:.1} % of one core, RSS {}",
-                c.cpu_pct_of_core,
-                mib(c.rss_end_kib)
-            );
-        }
+        let closing = self.closing();
+        closing.costs(&mut s);
         if self.deleted < self.answered {
             let _ = writeln!(
                 s,
@@ -306,39 +308,8 @@ impl WhepReport {
                 self.deleted, self.answered
             );
         }
-        for (kind, n) in &self.error_kinds {
-            let example = self
-                .viewers
-                .iter()
-                .find(|v| v.error_kind.as_deref() == Some(kind))
-                .and_then(|v| v.error.as_deref());
-            let _ = writeln!(s, "error: {n}× {kind} (e.g. {})", example.unwrap_or("?"));
-        }
-        if let Some(edge) = self.live_edge_ratio.filter(|&e| e < self.rule.min_ratio) {
-            let _ = writeln!(
-                s,
-                "even the best viewer got only {edge:.3} s of media per second: the stream itself slowed, or the server slowed down for everyone; {} viewers kept within {:.0} % of that best one",
-                self.kept_up_vs_edge,
-                (1.0 - self.rule.min_ratio) * 100.0
-            );
-        }
-        let behind: Vec<_> = self
-            .viewers
-            .iter()
-            .filter(|v| v.error.is_none() && !v.kept_up)
-            .collect();
-        if !behind.is_empty() {
-            let worst = behind
-                .iter()
-                .map(|v| v.verdict.ratio.unwrap_or(0.0))
-                .fold(f64::INFINITY, f64::min);
-            let gaps: u32 = behind.iter().map(|v| v.verdict.gaps).sum();
-            let _ = writeln!(
-                s,
-                "{} viewers without error fell behind: lowest media/wall ratio {worst:.3}, {gaps} timestamp gaps in all",
-                behind.len()
-            );
-        }
+        let outcomes: Vec<Outcome<'_>> = self.viewers.iter().map(ViewerResult::outcome).collect();
+        closing.verdicts(&mut s, &outcomes);
         s
     }
 }
