@@ -213,6 +213,30 @@ fn secs(what: &str, v: f64) -> Result<Duration, Error> {
         .map_err(|_| Error::Input(format!("{what} must be a non-negative number of seconds")))
 }
 
+/// Prints a mode's summary, writes its JSON when asked, and says whether it succeeded.
+fn emit<R: serde::Serialize>(
+    summary: String,
+    report: &R,
+    json: Option<&std::path::Path>,
+    ok: bool,
+) -> Result<bool, Error> {
+    print!("{summary}");
+    if let Some(p) = json {
+        write_json(p, report)?;
+    }
+    Ok(ok)
+}
+
+/// The kept-up rule of `--min-ratio` and `--max-gap-ms`, over a window of at least half the
+/// run (at most 5 s).
+fn kept_up_rule(min_ratio: f64, max_gap_ms: u32, duration: f64) -> KeptUpRule {
+    KeptUpRule {
+        min_ratio,
+        max_gap_ms,
+        min_window_s: (duration / 2.0).min(5.0),
+    }
+}
+
 async fn run(cli: Cli) -> Result<bool, Error> {
     match cli.command {
         Command::RtmpPlay(a) => {
@@ -225,21 +249,13 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 duration: secs("--duration", a.duration)?,
                 ramp: secs("--ramp-ms", a.ramp_ms / 1000.0)?,
                 settle: secs("--settle", a.settle)?,
-                rule: KeptUpRule {
-                    min_ratio: a.min_ratio,
-                    max_gap_ms: a.max_gap_ms,
-                    min_window_s: (a.duration / 2.0).min(5.0),
-                },
+                rule: kept_up_rule(a.min_ratio, a.max_gap_ms, a.duration),
                 server_pid: a.server_pid,
                 server_self_only: a.server_self_only,
                 progress: !cli.quiet,
             };
             let r = loadgen::rtmp_play(cfg).await?;
-            print!("{}", r.summary());
-            if let Some(p) = &a.json {
-                write_json(p, &r)?;
-            }
-            Ok(r.errors == 0)
+            emit(r.summary(), &r, a.json.as_deref(), r.errors == 0)
         }
         Command::RtmpPublish(a) => {
             let file = std::fs::read(&a.file)
@@ -254,11 +270,7 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 progress: !cli.quiet,
             };
             let r = loadgen::rtmp_publish(cfg, clip).await?;
-            print!("{}", r.summary());
-            if let Some(p) = &a.json {
-                write_json(p, &r)?;
-            }
-            Ok(r.errors == 0)
+            emit(r.summary(), &r, a.json.as_deref(), r.errors == 0)
         }
         Command::DashPlay(a) => {
             let cfg = DashConfig {
@@ -277,11 +289,7 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 progress: !cli.quiet,
             };
             let r = loadgen::dash_play(cfg).await?;
-            print!("{}", r.summary());
-            if let Some(p) = &a.json {
-                write_json(p, &r)?;
-            }
-            Ok(r.errors == 0)
+            emit(r.summary(), &r, a.json.as_deref(), r.errors == 0)
         }
         Command::WhepPlay(a) => {
             let cfg = WhepConfig {
@@ -292,21 +300,13 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 ramp: secs("--ramp-ms", a.ramp_ms / 1000.0)?,
                 settle: secs("--settle", a.settle)?,
                 connect_timeout: secs("--connect-timeout", a.connect_timeout)?,
-                rule: KeptUpRule {
-                    min_ratio: a.min_ratio,
-                    max_gap_ms: a.max_gap_ms,
-                    min_window_s: (a.duration / 2.0).min(5.0),
-                },
+                rule: kept_up_rule(a.min_ratio, a.max_gap_ms, a.duration),
                 server_pid: a.server_pid,
                 server_self_only: a.server_self_only,
                 progress: !cli.quiet,
             };
             let r = loadgen::whep_play(cfg).await?;
-            print!("{}", r.summary());
-            if let Some(p) = &a.json {
-                write_json(p, &r)?;
-            }
-            Ok(r.errors == 0)
+            emit(r.summary(), &r, a.json.as_deref(), r.errors == 0)
         }
         Command::HttpBurst(a) => {
             let cfg = BurstConfig {
@@ -317,11 +317,7 @@ async fn run(cli: Cli) -> Result<bool, Error> {
                 metrics: a.metrics,
             };
             let r = loadgen::http_burst(cfg).await?;
-            print!("{}", r.summary());
-            if let Some(p) = &a.json {
-                write_json(p, &r)?;
-            }
-            Ok(r.ok == r.requests)
+            emit(r.summary(), &r, a.json.as_deref(), r.ok == r.requests)
         }
     }
 }
