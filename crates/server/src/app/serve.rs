@@ -50,6 +50,9 @@ pub enum ServeError {
     /// The segment store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The data directory's path is too long for the transcoder's sockets.
+    #[error(transparent)]
+    RunDir(#[from] crate::encode::transcode::RunDirTooLong),
     /// The data directory is unusable.
     #[error("data dir {path}: {source}")]
     DataDir {
@@ -207,12 +210,7 @@ pub async fn run_role(
     let dash = Arc::new(DashRegistry::default());
     let run_dir = config.data_dir.join("run");
     if config.transcode {
-        crate::encode::transcode::check_run_dir(&run_dir).map_err(|reason| {
-            ServeError::DataDir {
-                path: config.data_dir.display().to_string(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason),
-            }
-        })?;
+        crate::encode::transcode::check_run_dir(&run_dir)?;
     }
     std::fs::create_dir_all(&run_dir).map_err(|source| ServeError::DataDir {
         path: run_dir.display().to_string(),

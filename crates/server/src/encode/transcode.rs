@@ -440,15 +440,27 @@ fn socket_dir(run_dir: &Path, run: u64) -> PathBuf {
     run_dir.join(format!("{}-{run}", std::process::id()))
 }
 
+/// A data directory whose run directory leaves no room for the transcoder's socket paths.
+#[derive(Debug, thiserror::Error)]
+#[error("{} is {len} bytes long; the transcoder's Unix sockets under it need it at most {max} bytes — use a shorter --data-dir", run_dir.display())]
+pub struct RunDirTooLong {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Its length in bytes.
+    pub len: usize,
+    /// The most it may be.
+    pub max: usize,
+}
+
 /// Checks at start that every socket under `run_dir` fits a Unix socket path.
-pub fn check_run_dir(run_dir: &Path) -> Result<(), String> {
+pub fn check_run_dir(run_dir: &Path) -> Result<(), RunDirTooLong> {
     let len = run_dir.as_os_str().len();
     if len + SOCKET_TAIL_MAX > SOCKET_PATH_MAX {
-        return Err(format!(
-            "{} is {len} bytes long; the transcoder's Unix sockets under it need it at most {} bytes — use a shorter --data-dir",
-            run_dir.display(),
-            SOCKET_PATH_MAX - SOCKET_TAIL_MAX
-        ));
+        return Err(RunDirTooLong {
+            run_dir: run_dir.to_path_buf(),
+            len,
+            max: SOCKET_PATH_MAX - SOCKET_TAIL_MAX,
+        });
     }
     Ok(())
 }
@@ -592,6 +604,9 @@ mod tests {
             panic!("{} ({} bytes): {e}", sock.display(), sock.as_os_str().len())
         });
         let err = check_run_dir(&run_dir_of_len(&base, max + 1)).unwrap_err();
-        assert!(err.contains("use a shorter --data-dir"), "{err}");
+        assert!(
+            err.to_string().contains("use a shorter --data-dir"),
+            "{err}"
+        );
     }
 }
