@@ -32,6 +32,7 @@ mod dash_play;
 mod error;
 mod http;
 mod http_burst;
+mod join;
 mod meter;
 mod net;
 mod output;

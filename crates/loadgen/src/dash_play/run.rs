@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio::time::{sleep_until, Instant};
 use url::Url;
 
 use super::{
@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     http,
+    join::join_by,
     procstat::{sample_tree, CpuMem, TreeSample},
     progress::Progress,
     stats::Dist,
@@ -106,36 +107,18 @@ pub async fn run(cfg: DashConfig) -> Result<DashReport, Error> {
     } else {
         stop_at + Duration::from_secs(5)
     };
-    let mut viewers = Vec::with_capacity(handles.len());
-    for (index, mut h) in handles.into_iter().enumerate() {
-        let r = timeout_at(join_deadline, &mut h).await;
-        if r.is_err() {
-            h.abort();
-        }
-        viewers.push(match r {
-            Ok(Ok(v)) => v,
-            _ => ViewerResult {
-                index,
-                error: Some(
-                    if interrupted {
-                        "interrupted"
-                    } else {
-                        "player task did not finish"
-                    }
-                    .into(),
-                ),
-                error_kind: Some(
-                    if interrupted {
-                        "interrupted"
-                    } else {
-                        "did not finish"
-                    }
-                    .into(),
-                ),
-                ..Default::default()
-            },
-        });
-    }
+    let (why, kind) = if interrupted {
+        ("interrupted", "interrupted")
+    } else {
+        ("player task did not finish", "did not finish")
+    };
+    let viewers = join_by(handles, join_deadline, |index| ViewerResult {
+        index,
+        error: Some(why.into()),
+        error_kind: Some(kind.into()),
+        ..Default::default()
+    })
+    .await;
     let window_s = match &samples {
         [Some(_), Some(_)] => (stop_at - window_start).as_secs_f64(),
         _ => 0.0,

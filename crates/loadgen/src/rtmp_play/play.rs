@@ -21,6 +21,7 @@ use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 
 use super::report::{PlayReport, PlayerResult};
 use crate::{
+    join::join_by,
     meter::Meter,
     net,
     procstat::CpuMem,
@@ -235,26 +236,17 @@ pub async fn run(cfg: PlayConfig) -> Result<PlayReport, Error> {
         )
     });
 
-    let mut players = Vec::with_capacity(handles.len());
     let join_deadline = if interrupted {
         Instant::now() + Duration::from_secs(3)
     } else {
         stop_at + Duration::from_secs(5)
     };
-    for (index, mut h) in handles.into_iter().enumerate() {
-        let r = timeout_at(join_deadline, &mut h).await;
-        if r.is_err() {
-            h.abort();
-        }
-        match r {
-            Ok(Ok(r)) => players.push(r),
-            _ => players.push(PlayerResult {
-                error: Some("player task did not finish".into()),
-                error_kind: Some("did not finish".into()),
-                ..PlayerResult::new(index, &cfg.rule)
-            }),
-        }
-    }
+    let players = join_by(handles, join_deadline, |index| PlayerResult {
+        error: Some("player task did not finish".into()),
+        error_kind: Some("did not finish".into()),
+        ..PlayerResult::new(index, &cfg.rule)
+    })
+    .await;
 
     Ok(PlayReport::new(
         &cfg, m.window_s, m.server, m.client, players,

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
 use super::{
     report::{RunFacts, ViewerResult, WhepReport},
@@ -18,6 +18,7 @@ use super::{
     viewer::{local_ip_towards, viewer, Ctx, Shared},
 };
 use crate::{
+    join::join_by,
     meter::Meter,
     progress::Progress,
     stats::{KeptUpRule, Window},
@@ -133,21 +134,12 @@ pub async fn run(cfg: WhepConfig) -> Result<WhepReport, Error> {
     } else {
         stop_at + Duration::from_secs(5)
     };
-    let mut viewers = Vec::with_capacity(handles.len());
-    for (index, mut h) in handles.into_iter().enumerate() {
-        let r = timeout_at(join_deadline, &mut h).await;
-        if r.is_err() {
-            h.abort();
-        }
-        viewers.push(match r {
-            Ok(Ok(v)) => v,
-            _ => ViewerResult {
-                error: Some("viewer task did not finish".into()),
-                error_kind: Some("did not finish".into()),
-                ..ViewerResult::new(index, &cfg.rule)
-            },
-        });
-    }
+    let viewers = join_by(handles, join_deadline, |index| ViewerResult {
+        error: Some("viewer task did not finish".into()),
+        error_kind: Some("did not finish".into()),
+        ..ViewerResult::new(index, &cfg.rule)
+    })
+    .await;
     let facts = RunFacts {
         url: endpoint,
         clients: cfg.clients,
