@@ -64,16 +64,14 @@ else
   PUBLISHED_BY="RTMP, AAC"
 fi
 PIDS+=($!); PUBLISHER=$!
-# The players join an established stream: wait until the MPD lists two whole segments.
-log "publishing; waiting for the MPD to list 2 segments"
+# The players join an established stream: wait until two whole segments are made (the HLS
+# media playlist lists finished segments; the MPD addresses them by duration, from the clock).
+log "publishing; waiting for 2 finished segments"
 for i in $(seq 150); do
   alive_or_die publisher "$PUBLISHER" "$TMP/publish.log"
-  n=$(curl -sf "$BASE/live/$STREAM/manifest.mpd" 2>/dev/null | python3 -c '
-import re, sys
-video = sys.stdin.read().split("contentType=\"audio\"")[0]
-print(sum(1 + int(r or 0) for r in re.findall(r"<S [^>]*?(?:r=\"(\d+)\")?/>", video)))' 2>/dev/null || true)
+  n=$(curl -sf "$BASE/live/$STREAM/v720/index.m3u8" 2>/dev/null | grep -c '^#EXTINF' || true)
   ((${n:-0} >= 2)) && break
-  ((i == 150)) && { echo "no MPD with 2 segments after 30 s" >&2; tail -20 "$TMP/server.log" >&2; exit 1; }
+  ((i == 150)) && { echo "no 2 finished segments after 30 s" >&2; tail -20 "$TMP/server.log" >&2; exit 1; }
   sleep 0.2
 done
 

@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mpdVideoSegments } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const { chromium } = createRequire(path.join(root, 'web/package.json'))('playwright-core');
@@ -56,7 +57,7 @@ test('dash.js keeps playing through an encoder failover', { timeout: 240_000 }, 
       '-c:a', 'aac', '-f', 'flv', `rtmps://127.0.0.1:${env.EDGE_RTMPS}/live/${STREAM}`], { stdio: 'ignore' });
     await until('the MPD at the edge with 2 segments', 60_000, async () => {
       const r = await fetch(`${edge}/live/${STREAM}/manifest.mpd`);
-      return r.ok && ((await r.text()).match(/<S /g) || []).length >= 2;
+      return r.ok && mpdVideoSegments(await r.text()) >= 2;
     });
     browser = await chromium.launch({
       executablePath: CHROMIUM,

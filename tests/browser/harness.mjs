@@ -42,10 +42,26 @@ export function stop(child) {
   });
 }
 
-// Video segments an MPD's SegmentTimeline lists (the audio AdaptationSet left out).
+// xs:duration / xs:dateTime of an MPD attribute, in seconds.
+const seconds = (d) => {
+  const m = /^PT(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?$/.exec(d || '');
+  return m ? Number(m[1] || 0) * 3600 + Number(m[2] || 0) * 60 + Number(m[3] || 0) : NaN;
+};
+const attr = (text, name) => (new RegExp(`\\b${name}="([^"]*)"`).exec(text) || [])[1];
+
+// Video segments of an MPD's last Period that a player may fetch at the MPD's publishTime,
+// the one in progress included. ferrocast addresses segments by SegmentTemplate@duration
+// (segment startNumber + i covers Period time [i·d, (i+1)·d), available availabilityTimeOffset
+// before its end), as a DASH client computes them; the audio AdaptationSet is left out.
 export function mpdVideoSegments(mpd) {
-  const video = mpd.split('contentType="audio"')[0];
-  let n = 0;
-  for (const m of video.matchAll(/<S [^>]*?(?:r="(\d+)")?\/>/g)) n += 1 + Number(m[1] || 0);
-  return n;
+  const head = mpd.slice(0, mpd.indexOf('>', mpd.indexOf('<MPD')));
+  const now = (Date.parse(attr(head, 'publishTime')) - Date.parse(attr(head, 'availabilityStartTime'))) / 1000;
+  const period = mpd.slice(mpd.lastIndexOf('<Period'));
+  const video = period.slice(period.indexOf('contentType="video"'));
+  const template = video.slice(video.indexOf('<SegmentTemplate'), video.indexOf('>', video.indexOf('<SegmentTemplate')));
+  const d = Number(attr(template, 'duration')) / Number(attr(template, 'timescale') || 1);
+  const ato = Number(attr(template, 'availabilityTimeOffset') || 0);
+  const start = seconds(attr(period.slice(0, period.indexOf('>')), 'start'));
+  const n = Math.floor((now - start + ato) / d);
+  return Number.isFinite(n) && n > 0 ? n : 0;
 }

@@ -21,6 +21,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mpdVideoSegments } from './harness.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // playwright-core is a devDependency of web/package.json, not of a package here.
@@ -156,11 +157,7 @@ test('web player plays live DASH, switches renditions and ends cleanly', { timeo
     await until(`the MPD to list ${SEGMENTS} segments`, 10_000 + SEGMENTS * 5_000, async () => {
       const r = await fetch(`${base}/live/${STREAM}/manifest.mpd`);
       if (!r.ok) return false;
-      const mpd = await r.text();
-      const video = mpd.split('contentType="audio"')[0];
-      let n = 0;
-      for (const m of video.matchAll(/<S [^>]*?(?:r="(\d+)")?\/>/g)) n += 1 + Number(m[1] || 0);
-      return n >= SEGMENTS;
+      return mpdVideoSegments(await r.text()) >= SEGMENTS;
     }, 200);
     log(`MPD ready ${((performance.now() - published) / 1000).toFixed(1)} s after publishing started`);
 

@@ -9,9 +9,10 @@
 //! - `type="dynamic"`, `availabilityStartTime`, `publishTime`,
 //!   `minimumUpdatePeriod`, `timeShiftBufferDepth`,
 //!   `suggestedPresentationDelay`, `minBufferTime`, `maxSegmentDuration`;
-//! - SegmentTemplate with `$Number$` addressing *and* a SegmentTimeline
-//!   (`<S t d r>`), so players know the exact segment times and never ask
-//!   for a segment that is not there;
+//! - SegmentTemplate with `$Number$` addressing and, per Period, either a
+//!   SegmentTimeline (`<S t d r>`: the exact segment times) or
+//!   `SegmentTemplate@duration` (segment `startNumber + i` covers Period time
+//!   `[i·d, (i+1)·d)`, see [`Addressing`]);
 //! - only segments still inside the time-shift buffer are listed (those whose
 //!   availability ended before `publishTime` are left out), so
 //!   `timeShiftBufferDepth` always covers what is listed; Periods left without
@@ -114,6 +115,28 @@ pub struct LowLatency {
     pub playback_rate: Option<(f64, f64)>,
 }
 
+/// How a Period's SegmentTemplates say which segments exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Addressing {
+    /// A `SegmentTimeline` listing the segments (those of [`Representation::segments`] and
+    /// [`Representation::in_progress`] still in the time-shift buffer).
+    #[default]
+    Timeline,
+    /// `SegmentTemplate@duration`: segment `start_number + i` covers Period time
+    /// `[i·segment, (i+1)·segment)` (its media time from `presentationTimeOffset`), and a
+    /// player finds the live edge from the clock. Low-latency players need this: Shaka
+    /// places the live edge of a timeline MPD at the end of its last `<S>`, which for a
+    /// segment listed while it is made lies in the future (BENCHMARKS.md, "Why Shaka starts
+    /// late and stalls"). The segments must start on those boundaries (keyframes forced on
+    /// them) and have no gaps.
+    Duration {
+        /// The nominal segment duration.
+        segment: Duration,
+        /// `startNumber`: the number of the segment at Period time 0.
+        start_number: u64,
+    },
+}
+
 /// A Period: one continuous media timeline (one publish).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Period {
@@ -121,6 +144,11 @@ pub struct Period {
     pub id: String,
     /// `Period@start`, from `availabilityStartTime`.
     pub start: Duration,
+    /// `Period@duration`, for a Period that has ended: with [`Addressing::Duration`] it
+    /// says how many segments there are (the next Period may start later, after a pause).
+    pub duration: Option<Duration>,
+    /// How its segments are addressed.
+    pub addressing: Addressing,
     /// The Period's timeline is the media's capture time: each AdaptationSet gets a
     /// `ProducerReferenceTime` (id 0, `type="encoder"`) that ties the Period start's media
     /// time to its wall-clock time, and `Latency@referenceId` names it, so players measure
@@ -399,13 +427,14 @@ impl Manifest {
         }
 
         for (period, sets) in &periods {
-            xml.open(
-                "Period",
-                &[
-                    ("id", period.id.clone()),
-                    ("start", xs_duration(period.start)),
-                ],
-            );
+            let mut attrs = vec![
+                ("id", period.id.clone()),
+                ("start", xs_duration(period.start)),
+            ];
+            if let Some(d) = period.duration {
+                attrs.push(("duration", xs_duration(d)));
+            }
+            xml.open("Period", &attrs);
             for (set, reps) in sets {
                 self.render_adaptation_set(&mut xml, period, set, reps);
             }
@@ -440,6 +469,11 @@ impl Manifest {
             return Err(ApiMisuse::InvalidManifest("Periods out of order").into());
         }
         for period in &self.periods {
+            if let Addressing::Duration { segment, .. } = period.addressing {
+                if segment.is_zero() {
+                    return Err(ApiMisuse::InvalidManifest("zero segment duration").into());
+                }
+            }
             for set in &period.adaptation_sets {
                 if !set.media.contains("$Number$") {
                     return Err(ApiMisuse::InvalidManifest(
@@ -593,13 +627,17 @@ impl Manifest {
         // One SegmentTemplate for the whole set when every Representation has
         // the same timeline (the usual case with aligned keyframes).
         let (first, first_segments) = &reps[0];
+        // By duration, the segments are not listed, so one template fits every rendition
+        // whose finished segments differ (a moment apart) — until the end says where the
+        // numbers stop.
+        let by_duration = matches!(period.addressing, Addressing::Duration { .. }) && !self.ended;
         let shared = reps.iter().all(|(r, s)| {
             r.timescale == first.timescale
                 && r.presentation_time_offset == first.presentation_time_offset
-                && s == first_segments
+                && (by_duration || s == first_segments)
         });
         if shared {
-            self.render_template(xml, set, first, first_segments);
+            self.render_template(xml, period, set, first, first_segments);
         }
         for (rep, segments) in reps {
             let mut attrs = vec![
@@ -644,7 +682,7 @@ impl Manifest {
                 );
             }
             if !shared {
-                self.render_template(xml, set, rep, segments);
+                self.render_template(xml, period, set, rep, segments);
             }
             xml.close("Representation");
         }
@@ -654,6 +692,7 @@ impl Manifest {
     fn render_template(
         &self,
         xml: &mut Xml,
+        period: &Period,
         set: &AdaptationSet,
         rep: &Representation,
         segments: &[SegmentRef],
@@ -672,8 +711,20 @@ impl Manifest {
             ));
             attrs.push(("availabilityTimeComplete", "false".to_owned()));
         }
-        if let Some(first) = segments.first() {
-            attrs.push(("startNumber", first.number.to_string()));
+        match period.addressing {
+            Addressing::Timeline => {
+                if let Some(first) = segments.first() {
+                    attrs.push(("startNumber", first.number.to_string()));
+                }
+            }
+            Addressing::Duration {
+                segment,
+                start_number,
+            } => {
+                let ticks = segment.as_nanos() * u128::from(rep.timescale) / 1_000_000_000;
+                attrs.push(("duration", ticks.to_string()));
+                attrs.push(("startNumber", start_number.to_string()));
+            }
         }
         // An ended presentation also says where the numbers stop: dash.js 5 only finishes a
         // dynamic stream on its own when it knows the last segment (with
@@ -683,6 +734,10 @@ impl Manifest {
         }
         attrs.push(("initialization", set.initialization.clone()));
         attrs.push(("media", set.media.clone()));
+        if let Addressing::Duration { .. } = period.addressing {
+            xml.empty("SegmentTemplate", &attrs);
+            return;
+        }
         xml.open("SegmentTemplate", &attrs);
         xml.open("SegmentTimeline", &[]);
         for run in timeline_runs(segments) {

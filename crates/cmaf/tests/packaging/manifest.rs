@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use cmaf::{
-    AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation,
-    SegmentRef, TrackKind, UtcTiming,
+    AdaptationSet, Addressing, ContentType, Format, FrameRate, LowLatency, Manifest, Period,
+    Representation, SegmentRef, TrackKind, UtcTiming,
 };
 use roxmltree::{Document, Node};
 
@@ -318,6 +318,70 @@ fn republish_continues_as_a_new_period() {
     assert_eq!(expand(t)[0], (3, 0, 61440));
     // The presentation ends with the second Period: 20 s + 12.022 s.
     assert_eq!(attr(mpd, "mediaPresentationDuration"), "PT32.022S");
+}
+
+#[test]
+fn duration_addressing_lists_no_timeline_and_ends_with_numbers() {
+    let l = ladder();
+    let by_duration = |p: &mut Period, start_number| {
+        p.addressing = Addressing::Duration {
+            segment: Duration::from_secs(4),
+            start_number,
+        }
+    };
+    let mut m = manifest(&l, Duration::from_secs(30));
+    by_duration(&mut m.periods[0], 0);
+    m.periods[0].duration = Some(Duration::from_millis(12_022));
+    // The 400 rendition is a segment behind: with no timeline, one template still fits.
+    m.periods[0].adaptation_sets[0].representations[1]
+        .segments
+        .pop();
+    let mut second = period("p1", Duration::from_secs(20), &l);
+    by_duration(&mut second, 3);
+    m.periods.push(second);
+    let xml = m.render().unwrap();
+    let doc = Document::parse(&xml).unwrap();
+    let periods: Vec<_> = children(doc.root_element(), "Period").collect();
+    assert_eq!(periods[0].attribute("duration"), Some("PT12.022S"));
+    assert_eq!(
+        periods[1].attribute("duration"),
+        None,
+        "the live Period is open"
+    );
+    for (p, start) in periods.iter().zip(["0", "3"]) {
+        let sets: Vec<_> = children(*p, "AdaptationSet").collect();
+        for (set, ticks) in sets.iter().zip(["61440", "192000"]) {
+            let t = child(*set, "SegmentTemplate");
+            assert_eq!(
+                (attr(t, "duration"), attr(t, "startNumber")),
+                (ticks, start)
+            );
+            assert_eq!(attr(t, "presentationTimeOffset"), "0");
+            assert!(t.attribute("endNumber").is_none());
+            assert_eq!(
+                t.children().filter(Node::is_element).count(),
+                0,
+                "no timeline"
+            );
+        }
+    }
+    // Ended: each rendition's template says its last number.
+    m.ended = true;
+    let xml = m.render().unwrap();
+    let doc = Document::parse(&xml).unwrap();
+    let p0 = child(doc.root_element(), "Period");
+    let reps: Vec<_> = children(child(p0, "AdaptationSet"), "Representation").collect();
+    let ends: Vec<_> = reps
+        .iter()
+        .map(|r| attr(child(*r, "SegmentTemplate"), "endNumber"))
+        .collect();
+    assert_eq!(ends, ["2", "1"]);
+    // A zero duration is refused.
+    m.periods[1].addressing = Addressing::Duration {
+        segment: Duration::ZERO,
+        start_number: 3,
+    };
+    assert!(m.render().is_err());
 }
 
 #[test]

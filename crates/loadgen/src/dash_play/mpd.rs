@@ -6,18 +6,24 @@
 //! `@contentType`, else `@mimeType`, of the set or its first Representation) and their
 //! `Representation`s (`@id`, `@bandwidth`, `@width`, `@height`); `BaseURL` at every level,
 //! each resolved against the one above it, starting from the MPD's own URL (RFC 3986, by
-//! `url::Url::join`); and `SegmentTemplate` with a `SegmentTimeline`, inherited Period →
-//! AdaptationSet → Representation (attributes of the nearer one win, the nearest timeline is
-//! used), with `$RepresentationID$`, `$Number$`, `$Bandwidth$`, `$Time$` (and `%0Nd` widths)
-//! substituted.
+//! `url::Url::join`); and `SegmentTemplate`, inherited Period → AdaptationSet →
+//! Representation (attributes of the nearer one win, the nearest timeline is used), with
+//! `$RepresentationID$`, `$Number$`, `$Bandwidth$`, `$Time$` (and `%0Nd` widths) substituted.
+//! A template addresses its segments with a `SegmentTimeline` or with `@duration`: then the
+//! segments are those a player would compute at the MPD's `publishTime` (the server's clock
+//! when it made this version) — from `startNumber`, within the time-shift buffer, each listed
+//! once it is available (`availabilityTimeOffset` before its end), up to `endNumber` or the
+//! end of the Period (`Period@duration`, else the next Period's start). Either way the player
+//! sees a list of segments.
 //!
 //! The XML is read by `roxmltree`, dates by `time`. (The `dash-mpd` crate was tried instead: its
 //! releases now carry a downloader, and its parser crate `dash-mpd-core` 0.1 reads malformed
 //! xs:durations such as `PT-1S` as 0 s and panics on an out-of-range one in debug builds, which
 //! an MPD from the network must not do.)
 //!
-//! Anything else is ignored. What cannot be used (no timeline, a zero timescale, a timeline
-//! that expands to more than [`MAX_SEGMENTS`] segments, a date that is not a date) is an
+//! Anything else is ignored. What cannot be used (neither a timeline nor a duration, a zero
+//! timescale, a timeline that expands to more than [`MAX_SEGMENTS`] segments, a live
+//! `@duration` template without `publishTime`, a date that is not a date) is an
 //! [`MpdError`], never a panic: the MPD comes from the network.
 
 use std::time::Duration;
@@ -70,6 +76,8 @@ pub struct Period {
     pub id: String,
     /// `@start` in seconds from `availabilityStartTime` (0 if absent).
     pub start_s: f64,
+    /// `@duration` in seconds, if given.
+    pub duration_s: Option<f64>,
     /// AdaptationSets with at least one usable Representation.
     pub adaptation_sets: Vec<AdaptationSet>,
 }
@@ -128,6 +136,11 @@ pub struct Template {
     pub availability_time_offset_s: f64,
     /// `@availabilityTimeComplete` (true if absent).
     pub availability_time_complete: bool,
+    /// `@duration` in ticks, when the template addresses segments by duration instead of a
+    /// timeline.
+    pub duration: Option<u64>,
+    /// `@endNumber`, the last segment's number, if given.
+    pub end_number: Option<u64>,
     /// The listed segments, in order.
     pub segments: Vec<Segment>,
 }
@@ -189,6 +202,11 @@ impl Mpd {
                         .map(parse_duration)
                         .transpose()?
                         .map_or(0.0, |d| d.as_secs_f64());
+                    let duration_s = child
+                        .attribute("duration")
+                        .map(parse_duration)
+                        .transpose()?
+                        .map(|d| d.as_secs_f64());
                     let base = join_base(&mpd_base, child)?;
                     let period_template = child_element(child, "SegmentTemplate");
                     let mut sets = Vec::new();
@@ -200,6 +218,7 @@ impl Mpd {
                     mpd.periods.push(Period {
                         id: child.attribute("id").unwrap_or_default().to_owned(),
                         start_s,
+                        duration_s,
                         adaptation_sets: sets,
                     });
                 }
@@ -209,7 +228,90 @@ impl Mpd {
         if mpd.periods.is_empty() {
             return err("no Period");
         }
+        mpd.list_duration_segments()?;
         Ok(mpd)
+    }
+
+    /// Lists the segments of every `@duration` template (see the module documentation).
+    fn list_duration_segments(&mut self) -> Result<(), MpdError> {
+        let ast_ms = self.availability_start_ms.unwrap_or(0);
+        let now_s = self.publish_time_ms.map(|p| (p - ast_ms) as f64 / 1000.0);
+        let depth_s = self.time_shift_buffer_depth.map(|d| d.as_secs_f64());
+        let dynamic = self.dynamic;
+        let presentation_end_s = self.media_presentation_duration.map(|d| d.as_secs_f64());
+        let starts: Vec<f64> = self.periods.iter().map(|p| p.start_s).collect();
+        for (i, period) in self.periods.iter_mut().enumerate() {
+            let end_s = period
+                .duration_s
+                .map(|d| period.start_s + d)
+                .or_else(|| starts.get(i + 1).copied())
+                .or(presentation_end_s);
+            for set in &mut period.adaptation_sets {
+                for rep in &mut set.representations {
+                    let t = &mut rep.template;
+                    let Some(d) = t.duration else { continue };
+                    let d_s = d as f64 / t.timescale as f64;
+                    // Period-relative times: segment k (from 0) covers [k·d, (k+1)·d).
+                    let mut last = end_s.map(|e| ((e - period.start_s) / d_s).ceil() - 1.0);
+                    if dynamic {
+                        let now = now_s.ok_or_else(|| {
+                            MpdError(format!(
+                                "Representation {:?}: a live @duration template needs MPD@publishTime",
+                                rep.id
+                            ))
+                        })? - period.start_s;
+                        // Available once its end minus availabilityTimeOffset has passed.
+                        let available = ((now + t.availability_time_offset_s) / d_s).floor() - 1.0;
+                        last = Some(last.map_or(available, |l| l.min(available)));
+                    }
+                    let Some(last) = last else {
+                        return err(format!(
+                            "Representation {:?}: @duration without an end or a clock",
+                            rep.id
+                        ));
+                    };
+                    let first = match (dynamic, depth_s, now_s) {
+                        (true, Some(depth), Some(now)) => {
+                            (((now - period.start_s - depth) / d_s).ceil() - 1.0).max(0.0)
+                        }
+                        _ => 0.0,
+                    };
+                    if !first.is_finite() || !last.is_finite() {
+                        return err(format!("Representation {:?}: times out of range", rep.id));
+                    }
+                    let mut k = first;
+                    t.segments.clear();
+                    while k <= last {
+                        if t.segments.len() >= MAX_SEGMENTS {
+                            return err(format!(
+                                "Representation {:?}: more than {MAX_SEGMENTS} segments",
+                                rep.id
+                            ));
+                        }
+                        let number = t.start_number.checked_add(k as u64);
+                        let start = (k as u64)
+                            .checked_mul(d)
+                            .and_then(|x| x.checked_add(t.presentation_time_offset));
+                        let (Some(number), Some(start)) = (number, start) else {
+                            return err(format!(
+                                "Representation {:?}: segment number overflow",
+                                rep.id
+                            ));
+                        };
+                        if t.end_number.is_some_and(|e| number > e) {
+                            break;
+                        }
+                        t.segments.push(Segment {
+                            number,
+                            start,
+                            duration: d,
+                        });
+                        k += 1.0;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The last Period (where the live edge is).
@@ -448,12 +550,22 @@ fn parse_template(id: &str, levels: &[Node<'_, '_>]) -> Result<Template, MpdErro
     let timeline = levels
         .iter()
         .rev()
-        .find_map(|n| child_element(*n, "SegmentTimeline"))
-        .ok_or_else(|| {
-            MpdError(format!(
-                "Representation {id:?}: SegmentTemplate without SegmentTimeline (only timelines are supported)"
-            ))
-        })?;
+        .find_map(|n| child_element(*n, "SegmentTimeline"));
+    let duration = match (timeline, attr("duration")) {
+        (Some(_), _) => None,
+        (None, Some(_)) => match num("duration", 0)? {
+            0 => {
+                return err(format!(
+                    "Representation {id:?}: SegmentTemplate@duration is 0"
+                ))
+            }
+            d => Some(d),
+        },
+        (None, None) => return err(format!(
+            "Representation {id:?}: SegmentTemplate with neither a SegmentTimeline nor @duration"
+        )),
+    };
+    let end_number = attr("endNumber").map(|_| num("endNumber", 0)).transpose()?;
     Ok(Template {
         timescale,
         presentation_time_offset: num("presentationTimeOffset", 0)?,
@@ -462,7 +574,13 @@ fn parse_template(id: &str, levels: &[Node<'_, '_>]) -> Result<Template, MpdErro
         initialization: attr("initialization").map(str::to_owned),
         availability_time_offset_s: ato,
         availability_time_complete: attr("availabilityTimeComplete") != Some("false"),
-        segments: expand_timeline(id, timeline, start_number)?,
+        duration,
+        end_number,
+        // Segments by duration are listed once the Period's place is known (`Mpd::parse`).
+        segments: match timeline {
+            Some(timeline) => expand_timeline(id, timeline, start_number)?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -759,6 +877,96 @@ mod tests {
         assert_eq!(url("http://h").origin().ascii_serialization(), "http://h");
         assert!(Url::parse("nope").is_err());
         assert!(join(&b, "http://[::1").is_err());
+    }
+
+    #[test]
+    fn parses_a_ferrocast_mpd_addressed_by_duration() {
+        // Captured from `ferrocast serve` 12.58 s after the availability start; the Period
+        // starts at 0.511 s, so at publishTime segments 0 and 1 are done and 2 is in progress
+        // (available 0.2 s after its start: availabilityTimeOffset 3.8 of 4 s).
+        let text = include_str!("../../tests/assets/ferrocast-live-duration.mpd");
+        let m = Mpd::parse(text, &url(CAPTURED_URL)).unwrap();
+        let p = m.last_period().unwrap();
+        assert_eq!((p.start_s, p.duration_s), (0.511, None));
+        let video = p.set(Content::Video).unwrap();
+        let audio = p.set(Content::Audio).unwrap();
+        for rep in video.representations.iter().chain(&audio.representations) {
+            let t = &rep.template;
+            let numbers: Vec<u64> = t.segments.iter().map(|s| s.number).collect();
+            assert_eq!(numbers, [0, 1, 2], "{}", rep.id);
+            assert_eq!(t.duration, Some(4 * t.timescale));
+            for (k, seg) in t.segments.iter().enumerate() {
+                assert_eq!(seg.start, k as u64 * 4 * t.timescale);
+                assert_eq!(t.start_s(seg), 4.0 * k as f64);
+            }
+            assert!(rep
+                .media_url(&t.segments[2])
+                .unwrap()
+                .as_str()
+                .ends_with(&format!("/live/cap/1a25152d68e-77e7cc/{}/2.m4s", rep.id)));
+        }
+        assert_eq!(m.max_segment_s(), Some(4.0));
+    }
+
+    #[test]
+    fn duration_addressing_follows_periods_the_window_and_end_number() {
+        let mpd = |extra_p1: &str| {
+            format!(
+                r#"<MPD type="dynamic" availabilityStartTime="2026-01-01T00:00:00Z"
+                     publishTime="2026-01-01T00:16:40Z" timeShiftBufferDepth="PT60S">
+                  <Period id="p0" start="PT0S" duration="PT10S"><AdaptationSet contentType="video">
+                    <SegmentTemplate timescale="1000" duration="4000" startNumber="0" media="$Number$.m4s"/>
+                    <Representation id="v" bandwidth="1"/></AdaptationSet></Period>
+                  <Period id="p1" start="PT900S"><AdaptationSet contentType="video">
+                    <SegmentTemplate timescale="1000" duration="4000" startNumber="3" media="$Number$.m4s" {extra_p1}/>
+                    <Representation id="v" bandwidth="1"/></AdaptationSet></Period>
+                </MPD>"#
+            )
+        };
+        let numbers = |m: &Mpd, period: usize| -> Vec<u64> {
+            m.periods[period].adaptation_sets[0].representations[0]
+                .template
+                .segments
+                .iter()
+                .map(|s| s.number)
+                .collect()
+        };
+        // 1,000 s in: p0 (3 segments by its duration) left the 60 s window; in p1 (100 s
+        // old) the window holds its segments 9..=24 (from 40 s; 24 ends at 100 s).
+        let m = parse(&mpd("")).unwrap();
+        assert!(numbers(&m, 0).is_empty());
+        assert_eq!(numbers(&m, 1), (12..=27).collect::<Vec<_>>());
+        let m = parse(&mpd(r#"availabilityTimeOffset="4""#)).unwrap();
+        assert_eq!(
+            *numbers(&m, 1).last().unwrap(),
+            28,
+            "in progress from its start"
+        );
+        let m = parse(&mpd(r#"endNumber="20""#)).unwrap();
+        assert_eq!(numbers(&m, 1), (12..=20).collect::<Vec<_>>());
+        // Without a window (static, or no depth): every segment of p0 by its duration.
+        let m = parse(&mpd("").replace(r#" timeShiftBufferDepth="PT60S""#, "")).unwrap();
+        assert_eq!(numbers(&m, 0), [0, 1, 2]);
+        assert_eq!(numbers(&m, 1).len(), 25);
+        // What a live duration template cannot do without.
+        for (bad, why) in [
+            (
+                mpd("").replace(r#"publishTime="2026-01-01T00:16:40Z""#, ""),
+                "publishTime",
+            ),
+            (
+                mpd("").replace(r#"duration="4000" startNumber="3""#, r#"duration="0""#),
+                "is 0",
+            ),
+            (
+                mpd("").replace(r#"duration="4000" startNumber="3""#, ""),
+                "neither",
+            ),
+            (mpd(r#"endNumber="x""#), "endNumber"),
+        ] {
+            let e = parse(&bad).unwrap_err().0;
+            assert!(e.contains(why), "{why}: {e}");
+        }
     }
 
     #[test]

@@ -135,15 +135,9 @@ impl Container {
 /// `-copyts` keeps the publisher's timestamps, so segment numbers (derived from media time)
 /// continue across a transcoder restart. Keyframes are forced at the first frame at or after
 /// each 4 s boundary (and on the first frame), in every rendition, so segments line up across
-/// the ladder; `-sc_threshold 0` and a long `-g` stop x264 from adding others. A `lead`
-/// moves those boundaries earlier by as much (the packager's segmenter gets the same lead):
-/// a standby taking over starts with a short first segment instead of a whole 4 s one.
-pub fn ffmpeg_args(
-    tracks: &Tracks,
-    renditions: &[Rendition],
-    outputs: &[&Path],
-    lead: Duration,
-) -> Vec<String> {
+/// the ladder (and on the MPD's `SegmentTemplate@duration` grid); `-sc_threshold 0` and a
+/// long `-g` stop x264 from adding others.
+pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path]) -> Vec<String> {
     let mut a: Vec<String> = [
         "-hide_banner",
         "-nostats",
@@ -187,18 +181,8 @@ pub fn ffmpeg_args(
         .clamp(1.0, 120.0);
     let gop = ((fps * SEGMENT_SECS as f64).ceil() as u32 * 2).to_string();
     // ffmpeg's `t` starts at 0 on the first frame (as do the fragments' times).
-    let t = if lead.is_zero() {
-        "t".to_string()
-    } else {
-        format!("t+{:.3}", lead.as_secs_f64())
-    };
-    let prev = if lead.is_zero() {
-        "prev_forced_t".to_string()
-    } else {
-        format!("prev_forced_t+{:.3}", lead.as_secs_f64())
-    };
     let force = format!(
-        "expr:if(isnan(prev_forced_t),1,gte({t},(floor(({prev})/{s})+1)*{s}))",
+        "expr:if(isnan(prev_forced_t),1,gte(t,(floor(prev_forced_t/{s})+1)*{s}))",
         s = SEGMENT_SECS
     );
     for (i, r) in renditions.iter().enumerate() {
@@ -365,7 +349,7 @@ mod tests {
     fn opus_audio_is_fed_as_matroska_and_aac_as_flv() {
         let mut t = tracks(true, true);
         let input = |t: &Tracks| {
-            let a = ffmpeg_args(t, &ladder(t), &[Path::new("/r/x"); 3], Duration::ZERO);
+            let a = ffmpeg_args(t, &ladder(t), &[Path::new("/r/x"); 3]);
             let i = a.iter().position(|x| x == "-i").unwrap();
             a[i - 1].clone()
         };
@@ -374,7 +358,7 @@ mod tests {
         assert_eq!(Container::for_tracks(&t), Container::Matroska);
         assert_eq!(input(&t), "matroska");
         // The ladder's audio is AAC whatever came in.
-        let a = ffmpeg_args(&t, &ladder(&t), &[Path::new("/r/x"); 3], Duration::ZERO);
+        let a = ffmpeg_args(&t, &ladder(&t), &[Path::new("/r/x"); 3]);
         assert!(a.windows(2).any(|w| w == ["-c:a", "aac"]));
     }
 
@@ -382,12 +366,12 @@ mod tests {
     fn opus_for_webrtc_is_an_extra_output_that_leaves_the_ladder_as_it_is() {
         let t = tracks(true, true);
         let paths = [Path::new("/r/x"); 4];
-        let base = ffmpeg_args(&t, &ladder(&t), &paths[..3], Duration::ZERO);
+        let base = ffmpeg_args(&t, &ladder(&t), &paths[..3]);
         let o64 = webrtc_audio(&t, true).unwrap();
         assert_eq!(o64.id, "o64");
         let mut all = ladder(&t);
         all.push(o64);
-        let with = ffmpeg_args(&t, &all, &paths, Duration::ZERO);
+        let with = ffmpeg_args(&t, &all, &paths);
         // The ladder's arguments are a prefix: its renditions are encoded exactly as without.
         assert_eq!(with[..base.len()], base[..]);
         let extra = with[base.len()..].join(" ");
@@ -423,14 +407,11 @@ mod tests {
             Path::new("/r/v400.sock"),
             Path::new("/r/a64.sock"),
         ];
-        let a = ffmpeg_args(&t, &l, &paths, Duration::ZERO);
+        let a = ffmpeg_args(&t, &l, &paths);
         let joined = a.join(" ");
-        assert!(joined.contains("-force_key_frames expr:if(isnan(prev_forced_t),1,gte(t,(floor((prev_forced_t)/4)+1)*4))"));
-        let led = ffmpeg_args(&t, &l, &paths, Duration::from_secs(3)).join(" ");
-        assert!(
-            led.contains("gte(t+3.000,(floor((prev_forced_t+3.000)/4)+1)*4))"),
-            "{led}"
-        );
+        assert!(joined.contains(
+            "-force_key_frames expr:if(isnan(prev_forced_t),1,gte(t,(floor(prev_forced_t/4)+1)*4))"
+        ));
         assert!(joined.contains("scale=720:720:force_original_aspect_ratio=decrease"));
         assert!(joined.contains("pad=400:400"));
         assert!(

@@ -116,7 +116,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<TranscodeEvent>,
 ) {
     let fence = fence.as_deref();
-    let (name, presentation, period_id, first_number, lead) = {
+    let (name, presentation, period_id, first_number) = {
         let s = state.read();
         let last = s.periods.last();
         (
@@ -124,7 +124,6 @@ pub async fn run(
             s.presentation.clone(),
             last.map(|p| p.id.clone()).unwrap_or_default(),
             s.next_number,
-            last.map_or(Duration::ZERO, |p| p.lead),
         )
     };
     if let Some(p) = state.write().current() {
@@ -139,7 +138,7 @@ pub async fn run(
                     RenditionKind::Audio { .. } | RenditionKind::Opus { .. } => TrackKind::Audio,
                 };
                 let mut cfg = SegmenterConfig::new(kind, Duration::from_secs(SEGMENT_SECS as u64));
-                cfg.first_number(first_number).lead(lead);
+                cfg.first_number(first_number);
                 Track {
                     segmenter: Segmenter::with_config(cfg),
                     live: None,
@@ -468,14 +467,14 @@ fn publish_segment(state: &Arc<RwLock<DashState>>, index: usize, seg: SegmentRef
     let mut s = state.write();
     let ast = s.availability_start_ms;
     let Some(p) = s.current() else { return vec![] };
-    let (start, origin) = (p.start, p.origin_ms.unwrap_or(0));
-    let rep = &mut p.reps[index];
-    let ts = rep.info.as_ref().map_or(1000, |i| i.timescale.max(1)) as u64;
-    rep.segments.push_back(seg);
+    let ts = p.reps[index]
+        .info
+        .as_ref()
+        .map_or(1000, |i| i.timescale.max(1)) as u64;
     // Lag = now − the wall-clock time at which the segment's media ended.
-    let end_ms = ast
-        + start.as_millis() as u64
-        + ((seg.start + seg.duration) * 1000 / ts).saturating_sub(origin);
+    let end_ms = p.wall_ms(ast, seg.start + seg.duration, ts as u32);
+    let rep = &mut p.reps[index];
+    rep.segments.push_back(seg);
     histogram!("ferrocast_segment_lag_seconds")
         .record(unix_ms(now).saturating_sub(end_ms) as f64 / 1000.0);
     let window_ticks = WINDOW.as_secs() * ts;

@@ -1,10 +1,7 @@
 //! The encoder role inside one process: for each accepted stream, a transcoder feeding a
 //! packager, writing DASH into the store and the presentation registry.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{sync::Arc, time::SystemTime};
 
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
@@ -65,11 +62,11 @@ impl Encoder {
     /// ready until the owner's lease lapses, then taken over with the DASH timeline restored.
     pub fn start(&self, stream: Arc<Stream>, tracks: Tracks) {
         let Some(c) = self.cluster.clone() else {
-            return self.start_packaging(stream, tracks, None, Duration::ZERO);
+            return self.start_packaging(stream, tracks, None);
         };
         let me = self.clone();
         tokio::spawn(async move {
-            let (epoch, lead) = if stream.is_standby() {
+            let epoch = if stream.is_standby() {
                 info!(stream = %stream.name, "hot standby: stream ready, waiting for the owner's lease to lapse");
                 let Some(epoch) =
                     standby::wait_for_takeover(&*c.own, &*c.sessions, &c.id, &stream).await
@@ -94,30 +91,27 @@ impl Encoder {
                         warn!(stream = %stream.name, presentation = ?presentation, "standby: no timeline of the owner's presentation in the store; starting a new presentation")
                     }
                 }
-                (epoch, standby::TAKEOVER_LEAD)
+                epoch
             } else {
                 match c.own.claim(&stream.name, &c.id, standby::OWNER_LEASE).await {
-                    Ok(e) => (e, Duration::ZERO),
+                    Ok(e) => e,
                     Err(e) => {
                         warn!(stream = %stream.name, "cannot claim the stream in Redis ({e}); packaging without fencing");
-                        return me.start_packaging(stream, tracks, None, Duration::ZERO);
+                        return me.start_packaging(stream, tracks, None);
                     }
                 }
             };
             let fence =
                 standby::Fence::hold(c.own.clone(), c.id.clone(), stream.name.clone(), epoch);
-            me.start_packaging(stream, tracks, Some(fence), lead);
+            me.start_packaging(stream, tracks, Some(fence));
         });
     }
 
-    /// `lead`: how much shorter than 4 s the new Period's first segment is (see
-    /// [`standby::TAKEOVER_LEAD`]).
     fn start_packaging(
         &self,
         stream: Arc<Stream>,
         tracks: Tracks,
         fence: Option<Arc<standby::Fence>>,
-        lead: Duration,
     ) {
         let ladder = ladder(&tracks);
         // Not part of the ladder: the presentation and the stream record never see it.
@@ -136,9 +130,6 @@ impl Encoder {
             Arc::clone(&stats),
             SystemTime::now(),
         );
-        if let Some(p) = state.write().current() {
-            p.lead = lead;
-        }
         let (tx, rx) = mpsc::channel(256);
         let meta = self.meta.clone();
         let rec = StreamRecord {
@@ -154,7 +145,6 @@ impl Encoder {
             stream,
             tracks,
             outputs,
-            lead,
             self.transcode.clone(),
             stats,
             tx,

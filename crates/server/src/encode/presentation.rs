@@ -16,8 +16,8 @@ use std::{
 };
 
 use cmaf::{
-    AdaptationSet, ContentType, Format, FrameRate, LowLatency, Manifest, Period, Representation,
-    SegmentRef, TrackInfo, UtcTiming,
+    AdaptationSet, Addressing, ContentType, Format, FrameRate, LowLatency, Manifest, Period,
+    Representation, SegmentRef, TrackInfo, UtcTiming,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -36,9 +36,11 @@ pub const LL_TARGET_LATENCY: Duration = Duration::from_millis(1500);
 /// Least and most latency a low-latency player should allow before it changes its rate.
 const LL_MIN_LATENCY: Duration = Duration::from_millis(1000);
 const LL_MAX_LATENCY: Duration = Duration::from_secs(6);
-/// `suggestedPresentationDelay`, for players that do not read the `ServiceDescription` (VLC,
-/// GStreamer, ffmpeg): they fetch whole segments, so they keep the latency they had.
-pub const PRESENTATION_DELAY: Duration = Duration::from_millis(2500);
+/// `suggestedPresentationDelay`. Shaka counts its latency target from the live edge minus
+/// this delay (its latency is about 0.25 s + this + `Latency@target`), so it must be small;
+/// dash.js ignores it when the `ServiceDescription` has a target. Not 0: a player must not
+/// start on a chunk that has not been made yet.
+pub const PRESENTATION_DELAY: Duration = Duration::from_millis(500);
 
 /// URL of our clock for `UTCTiming` (relative to the MPD).
 pub const TIME_URL: &str = "/time";
@@ -63,9 +65,13 @@ pub struct RepState {
 pub struct PeriodState {
     /// `Period@id`, also part of the init segment's file name.
     pub id: String,
-    /// Start relative to the availability start time.
+    /// Start relative to the availability start time: where media time [`Self::origin_ms`]
+    /// is on the MPD's timeline.
     pub start: Duration,
-    /// Media time (ms) presented at the Period start: that of its first chunk.
+    /// Media time (ms) presented at the Period start (its `presentationTimeOffset`): the
+    /// start of the 4 s slot that holds the first chunk, so segment `n` covers Period time
+    /// `[4 s·i, 4 s·(i+1))` with `i = n − startNumber` (the `SegmentTemplate@duration`
+    /// addressing; the first segment begins where the first chunk does, a moment later).
     pub origin_ms: Option<u64>,
     /// When media time 0 was captured (Unix ms, from the stream's capture clock), if known
     /// when the transcoder started: the Period's start is then placed so that every frame's
@@ -77,12 +83,9 @@ pub struct PeriodState {
     pub anchored: bool,
     /// Frame rate of the source, for `@frameRate`.
     pub fps: Option<f64>,
-    /// Segment number at media time 0 (numbers are `first_number + floor((t + lead) / 4 s)`).
+    /// Segment number at media time 0 (numbers are `first_number + floor(t / 4 s)`: the
+    /// transcoder forces keyframes on those boundaries).
     pub first_number: u64,
-    /// How much shorter than 4 s the first segment is (every boundary moves as much): a
-    /// standby taking over starts with a short segment, so the new Period is listed sooner.
-    /// Not stored in the snapshot: only the live Period's boundaries need it.
-    pub lead: Duration,
     /// The renditions.
     pub reps: Vec<RepState>,
 }
@@ -140,17 +143,22 @@ impl PeriodState {
             + t_ms.saturating_sub(self.origin_ms.unwrap_or(0))
     }
 
+    /// The number of the segment at the Period start (`startNumber`).
+    pub fn start_number(&self) -> u64 {
+        self.first_number + self.origin_ms.unwrap_or(0) / (SEGMENT_SECS as u64 * 1000)
+    }
+
     /// Media time (in `timescale` ticks) at which segment `number` of this Period ends.
     pub fn boundary(&self, number: u64, timescale: u32) -> u64 {
         let slot = number.saturating_sub(self.first_number) + 1;
-        let lead = self.lead.as_millis() as u64 * timescale as u64 / 1000;
-        (slot * SEGMENT_SECS as u64 * timescale as u64).saturating_sub(lead)
+        slot * SEGMENT_SECS as u64 * timescale as u64
     }
 }
 
 impl DashState {
-    /// Records the media time (ms) of the newest Period's first chunk. A Period whose capture
-    /// time is known starts where its first frame was captured — the MPD's availability
+    /// Records the media time (ms) of the newest Period's first chunk; the Period starts at
+    /// the start of its 4 s slot. A Period whose capture time is known starts where that
+    /// media time was captured — the MPD's availability
     /// start moves back for the first Period (nothing was shown yet), a later one is placed
     /// after the previous one's end — so a player's latency is measured from the capture, not
     /// from when our transcoder made the chunk (about 0.3 s later).
@@ -170,6 +178,8 @@ impl DashState {
         if p.origin_ms.is_some() {
             return;
         }
+        let slot_ms = SEGMENT_SECS as u64 * 1000;
+        let origin_ms = origin_ms / slot_ms * slot_ms;
         p.origin_ms = Some(origin_ms);
         let Some(zero) = p.capture_zero_ms else {
             return;
@@ -279,11 +289,15 @@ impl DashState {
             // ±8 %: a catch-up after a stall takes a few seconds and cannot be heard as pitch.
             playback_rate: Some((0.92, 1.08)),
         });
-        for p in &self.periods {
-            // A new Period is shown once every rendition has a segment, so players never see
-            // an audio-only Period because video was a moment late. A rendition that stays
-            // empty while another has two segments is treated as broken and left out.
-            let ready = p.reps.iter().all(|r| !r.segments.is_empty());
+        let last = self.periods.len().saturating_sub(1);
+        for (index, p) in self.periods.iter().enumerate() {
+            // A new Period is shown once every rendition has made a chunk, so players never
+            // see an audio-only Period because video was a moment late. A rendition that
+            // stays empty while another has two segments is treated as broken and left out.
+            let ready = p
+                .reps
+                .iter()
+                .all(|r| !r.segments.is_empty() || r.live.current().is_some());
             let most = p.reps.iter().map(|r| r.segments.len()).max().unwrap_or(0);
             if !ready && most < 2 && !self.ended {
                 continue;
@@ -297,7 +311,7 @@ impl DashState {
             }
             for r in &p.reps {
                 let Some(info) = &r.info else { continue };
-                if r.segments.is_empty() {
+                if r.segments.is_empty() && r.live.current().is_none() {
                     continue;
                 }
                 let mut rep = Representation::from_track(
@@ -344,9 +358,19 @@ impl DashState {
             if !audio.representations.is_empty() {
                 sets.push(audio);
             }
+            // An ended Period says how long it is, so a player knows where its segments stop
+            // even when the next one starts later (a pause between two publishes).
+            let duration = (index < last)
+                .then(|| p.end().map(|end| end.saturating_sub(p.start)))
+                .flatten();
             m.periods.push(Period {
                 id: p.id.clone(),
                 start: p.start,
+                duration,
+                addressing: Addressing::Duration {
+                    segment: Duration::from_secs(SEGMENT_SECS as u64),
+                    start_number: p.start_number(),
+                },
                 producer_reference: p.anchored,
                 adaptation_sets: sets,
             });
@@ -472,7 +496,6 @@ impl DashRegistry {
                 anchored: false,
                 fps,
                 first_number: 0,
-                lead: Duration::ZERO,
                 reps,
             });
             s.ended = false;
@@ -750,7 +773,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lead_moves_every_boundary() {
+    fn boundaries_are_on_the_segment_grid_from_the_first_number() {
         let p = PeriodState {
             id: "p1".into(),
             start: Duration::ZERO,
@@ -759,13 +782,7 @@ mod tests {
             anchored: false,
             fps: None,
             first_number: 5,
-            lead: Duration::from_secs(3),
             reps: vec![],
-        };
-        assert_eq!((p.boundary(5, 1000), p.boundary(6, 1000)), (1000, 5000));
-        let p = PeriodState {
-            lead: Duration::ZERO,
-            ..p
         };
         assert_eq!((p.boundary(5, 1000), p.boundary(6, 1000)), (4000, 8000));
     }

@@ -45,11 +45,6 @@ const STANDBY_LOOK: Duration = Duration::from_millis(200);
 /// renewal interval, because after a Redis restart (without data) the live owner re-creates
 /// its key at its next renewal and should win over the standby.
 const MISSING_FOR: Duration = OWNER_RENEW;
-/// The first segment of a taken-over Period is 4 s − this long (1 s): the standby starts
-/// from its GOP cache (the last keyframe, a second or so), so a 1 s segment is ready almost
-/// at once, where a whole one would wait for 3 more seconds of the live stream. Later
-/// boundaries move with it (keyframes are forced there).
-pub const TAKEOVER_LEAD: Duration = Duration::from_secs(3);
 
 /// This encoder's right to write one stream.
 pub struct Fence {
@@ -272,7 +267,6 @@ impl DashSnapshot {
                 anchored: p.anchored,
                 fps: p.fps,
                 first_number: p.first_number,
-                lead: Duration::ZERO,
                 reps,
             });
         }

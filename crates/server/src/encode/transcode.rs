@@ -102,13 +102,11 @@ pub struct TranscodeConfig {
     pub run_dir: PathBuf,
 }
 
-/// Runs the transcoder for `stream` until the publisher leaves or ffmpeg gives up. `lead`
-/// moves the forced keyframes earlier (see [`ffmpeg_args`]), as the packager's segmenter.
+/// Runs the transcoder for `stream` until the publisher leaves or ffmpeg gives up.
 pub async fn run(
     stream: Arc<Stream>,
     tracks: Tracks,
     ladder: Vec<Rendition>,
-    lead: Duration,
     cfg: TranscodeConfig,
     stats: Arc<TranscodeStats>,
     events: mpsc::Sender<TranscodeEvent>,
@@ -117,16 +115,7 @@ pub async fn run(
     let mut generation = 0;
     loop {
         generation += 1;
-        let r = run_once(
-            &stream,
-            &tracks,
-            (&ladder, lead),
-            &cfg,
-            &stats,
-            &events,
-            generation,
-        )
-        .await;
+        let r = run_once(&stream, &tracks, &ladder, &cfg, &stats, &events, generation).await;
         match r {
             Ok(Ended::Publisher) => {
                 let _ = events.send(TranscodeEvent::Ended).await;
@@ -186,12 +175,11 @@ enum TranscodeError {
     Exited(std::process::ExitStatus),
 }
 
-/// One ffmpeg process; `(ladder, lead)`: the renditions and how far their segment boundaries
-/// lead (see [`ffmpeg_args`]).
+/// One ffmpeg process, making the renditions of `ladder`.
 async fn run_once(
     stream: &Arc<Stream>,
     tracks: &Tracks,
-    (ladder, lead): (&[Rendition], Duration),
+    ladder: &[Rendition],
     cfg: &TranscodeConfig,
     stats: &Arc<TranscodeStats>,
     events: &mpsc::Sender<TranscodeEvent>,
@@ -226,7 +214,7 @@ async fn run_once(
         );
     }
     let path_refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    let args = ffmpeg_args(tracks, ladder, &path_refs, lead);
+    let args = ffmpeg_args(tracks, ladder, &path_refs);
     debug!(stream = %stream.name, "ffmpeg {}", args.join(" "));
     let mut cmd = Command::new(&cfg.ffmpeg);
     cmd.args(&args)

@@ -11,11 +11,8 @@ async fn wait_for_mpd(srv: &TestServer, name: &str, min_video_segments: usize) -
     let t0 = Instant::now();
     loop {
         let (status, body) = srv.get(&format!("/live/{name}/manifest.mpd")).await;
-        if status == 200 && body.matches("<S ").count() >= 1 {
-            let video_segs = count_segments(&body, "video");
-            if video_segs >= min_video_segments {
-                return body;
-            }
+        if status == 200 && count_segments(&body, "video") >= min_video_segments.max(1) {
+            return body;
         }
         assert!(
             t0.elapsed() < Duration::from_secs(40),
@@ -71,7 +68,8 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
     ] {
         assert!(mpd.contains(needle), "MPD lacks {needle}: {mpd}");
     }
-    // Video segments are exactly 4 s (timescale units: d = 4 × timescale).
+    // Segments are addressed by duration, 4 s (timescale units), from the clock: no timeline
+    // whose end low-latency players would take for the live edge.
     let ts: u64 = mpd
         .split("timescale=\"")
         .nth(1)
@@ -82,8 +80,19 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
         .parse()
         .unwrap();
     assert!(
-        mpd.contains(&format!("d=\"{}\"", 4 * ts)),
-        "video segments are not 4 s: {mpd}"
+        mpd.contains(&format!("duration=\"{}\"", 4 * ts)) && !mpd.contains("SegmentTimeline"),
+        "video segments are not addressed as 4 s: {mpd}"
+    );
+    // ... and the segments keep that promise: every finished video segment is 4 s long (the
+    // HLS playlist of the same segments says how long each one is).
+    let (_, playlist) = srv.get("/live/show/v720/index.m3u8").await;
+    let lengths: Vec<&str> = playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .collect();
+    assert!(
+        !lengths.is_empty() && lengths.iter().all(|l| l.starts_with("4.000")),
+        "video segments are not 4 s: {playlist}"
     );
 
     let s = srv.streams().await;
@@ -406,18 +415,9 @@ async fn segments_in_progress_are_streamed_chunk_by_chunk() {
     let srv = TestServer::start(|_| {}).await;
     let _publisher = ffmpeg_publish(&srv.rtmp_url("ll"), "320x240", 40);
     let mpd = wait_for_mpd(&srv, "ll", 1).await;
-    let video = &mpd[mpd.find("contentType=\"video\"").unwrap()..];
-    let start: u64 = video
-        .split("startNumber=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
     // The MPD lists the segment in progress too (low latency); ask for the one after it.
-    let next = start + count_segments(&mpd, "video") as u64;
+    let (start, count) = video_numbers(&mpd);
+    let next = start + count;
 
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", srv.http))
         .await

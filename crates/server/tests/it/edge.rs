@@ -33,17 +33,7 @@ async fn the_edge_serves_dash_and_coalesces_a_thundering_herd() {
     // The next segment that is not yet at the origin: ask 1,000 times at once.
     let (_, _, mpd) = get_full(srv.http, "/live/herd/manifest.mpd").await;
     let mpd = String::from_utf8(mpd).unwrap();
-    let video = &mpd[mpd.find("contentType=\"video\"").unwrap()..];
-    let start: u64 = video
-        .split("startNumber=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let listed = timeline_segments(video.split("</SegmentTimeline>").next().unwrap());
+    let (start, listed) = video_numbers(&mpd);
     let path = segment_path(&mpd, "herd", "v400", &format!("{}.m4s", start + listed)); // not started yet
     let fetches_before = edge.state.edge().stats().origin_fetches;
     let mut tasks = tokio::task::JoinSet::new();

@@ -10,34 +10,18 @@ use std::{
 
 use crate::common::{
     cluster::{live_on, publish, Cluster},
-    eventually, finish, get_bytes, http_get, presentation_of,
+    eventually, finish, get_bytes, http_get, parse_mpd, presentation_of,
     push_tools::{interrupt, push, test_flv, Proxy},
 };
 use ferrocast::backend::{coord::Ownership, redis::RedisBackend, store::SegmentStore};
 
 /// `(period id, rendition, number)` of every segment listed in an MPD.
 fn listed(mpd: &str) -> BTreeSet<(String, String, u64)> {
-    let doc = roxmltree::Document::parse(mpd).unwrap();
     let mut out = BTreeSet::new();
-    for p in doc.descendants().filter(|n| n.has_tag_name("Period")) {
-        let pid = p.attribute("id").unwrap_or("").to_owned();
-        for r in p.descendants().filter(|n| n.has_tag_name("Representation")) {
-            let rep = r.attribute("id").unwrap_or("").to_owned();
-            let tmpl = r
-                .ancestors()
-                .flat_map(|a| a.children())
-                .find(|c| c.has_tag_name("SegmentTemplate"))
-                .unwrap();
-            let mut number: u64 = tmpl
-                .attribute("startNumber")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
-            for s in tmpl.descendants().filter(|n| n.has_tag_name("S")) {
-                let repeat: i64 = s.attribute("r").and_then(|v| v.parse().ok()).unwrap_or(0);
-                for _ in 0..=repeat.max(0) {
-                    out.insert((pid.clone(), rep.clone(), number));
-                    number += 1;
-                }
+    for p in &parse_mpd(mpd).periods {
+        for r in p.adaptation_sets.iter().flat_map(|s| &s.representations) {
+            for s in &r.template.segments {
+                out.insert((p.id.clone(), r.id.clone(), s.number));
             }
         }
     }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{
     cluster::{publish, Cluster},
-    eventually, ffmpeg_publish, free_port, get_bytes, http_get, segment_path,
+    count_segments, eventually, ffmpeg_publish, free_port, get_bytes, http_get, segment_path,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -140,7 +140,7 @@ async fn play(port: u16, name: &str) {
 
 async fn has_segments(port: u16, name: &str) -> bool {
     let (s, body) = http_get(port, &format!("/live/{name}/manifest.mpd")).await;
-    s == 200 && body.contains("<S ")
+    s == 200 && count_segments(&body, "video") >= 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

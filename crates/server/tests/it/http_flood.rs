@@ -42,16 +42,8 @@ const SLACK: Duration = Duration::from_secs(3);
 
 /// The newest finished video segment the MPD lists (the last one may still be in progress).
 fn finished_video_segment(mpd: &str) -> Option<u64> {
-    let set = &mpd[mpd.find("contentType=\"video\"")?..];
-    let set = &set[..set.find("</AdaptationSet>").unwrap_or(set.len())];
-    let start: u64 = set
-        .split("startNumber=\"")
-        .nth(1)?
-        .split('"')
-        .next()?
-        .parse()
-        .ok()?;
-    let listed: u64 = timeline_segments(set);
+    mpd.contains("contentType=\"video\"").then_some(())?;
+    let (start, listed) = video_numbers(mpd);
     (listed >= 2).then(|| start + listed - 2)
 }
 

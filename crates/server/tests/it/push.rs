@@ -91,23 +91,6 @@ fn started_unix(v: &serde_json::Value, name: &str) -> Option<u64> {
     v.as_array()?.iter().find(|s| s["name"] == name)?["started_unix"].as_u64()
 }
 
-/// Segment numbers listed for the video AdaptationSet: (startNumber, count).
-fn video_numbers(mpd: &str) -> (u64, u64) {
-    let start = mpd.find("contentType=\"video\"").expect("video set");
-    let set = &mpd[start
-        ..mpd[start..]
-            .find("</AdaptationSet>")
-            .map_or(mpd.len(), |e| start + e)];
-    let first: u64 = set
-        .split("startNumber=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let count: u64 = timeline_segments(set);
-    (first, count)
-}
-
 async fn wait_for_segments(srv: &TestServer, name: &str, n: u64, deadline: Duration) -> String {
     let t0 = Instant::now();
     loop {

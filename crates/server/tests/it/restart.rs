@@ -112,60 +112,23 @@ struct Listed {
     next: BTreeSet<String>,
 }
 
-fn fill(template: &str, rep: &str, number: Option<u64>) -> String {
-    let t = template.replace("$RepresentationID$", rep);
-    match number {
-        Some(n) => t.replace("$Number$", &n.to_string()),
-        None => t,
-    }
-}
-
 fn from_mpd(mpd: &str, out: &mut Listed) {
-    let base = format!("/live/{NAME}/");
-    let doc = roxmltree::Document::parse(mpd).unwrap();
-    let periods: Vec<_> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("Period"))
-        .collect();
-    for (pi, p) in periods.iter().enumerate() {
-        for set in p.children().filter(|n| n.has_tag_name("AdaptationSet")) {
-            // One SegmentTemplate for the set when the renditions' timelines agree, one per
-            // Representation while they differ (one rendition has finished a segment the
-            // other has not yet): both are what the renderer emits.
-            let shared = set.children().find(|c| c.has_tag_name("SegmentTemplate"));
-            for r in set.children().filter(|n| n.has_tag_name("Representation")) {
-                let tmpl = r
-                    .children()
-                    .find(|c| c.has_tag_name("SegmentTemplate"))
-                    .or(shared)
-                    .expect("a SegmentTemplate on the AdaptationSet or the Representation");
-                let start: u64 = tmpl
-                    .attribute("startNumber")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1);
-                let count: u64 = tmpl
-                    .descendants()
-                    .filter(|n| n.has_tag_name("S"))
-                    .map(|s| {
-                        s.attribute("r")
-                            .and_then(|v| v.parse::<u64>().ok())
-                            .unwrap_or(0)
-                            + 1
-                    })
-                    .sum();
-                let (media, init) = (
-                    tmpl.attribute("media").unwrap(),
-                    tmpl.attribute("initialization").unwrap(),
-                );
-                let id = r.attribute("id").unwrap();
-                out.urls.insert(resolve(&base, &fill(init, id, None)));
-                for n in start..start + count {
-                    out.urls.insert(resolve(&base, &fill(media, id, Some(n))));
-                }
-                if pi + 1 == periods.len() {
-                    out.next
-                        .insert(resolve(&base, &fill(media, id, Some(start + count))));
-                }
+    let m = parse_mpd_of(mpd, NAME);
+    let path = |u: url::Url| u.path().to_owned();
+    for (pi, p) in m.periods.iter().enumerate() {
+        for r in p.adaptation_sets.iter().flat_map(|s| &s.representations) {
+            if let Some(init) = r.init_url().unwrap() {
+                out.urls.insert(path(init));
+            }
+            for s in &r.template.segments {
+                out.urls.insert(path(r.media_url(s).unwrap()));
+            }
+            if let (true, Some(last)) = (pi + 1 == m.periods.len(), r.template.segments.last()) {
+                let next = loadgen::Segment {
+                    number: last.number + 1,
+                    ..*last
+                };
+                out.next.insert(path(r.media_url(&next).unwrap()));
             }
         }
     }

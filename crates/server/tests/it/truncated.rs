@@ -41,16 +41,8 @@ fn transcoder_pid(data_dir: &std::path::Path) -> Option<u32> {
 /// `startNumber` + the number of segments listed for video: the segment after the last one
 /// listed, which a low-latency player asks for before it starts.
 fn next_video_number(mpd: &str) -> u64 {
-    let set = &mpd[mpd
-        .find("contentType=\"video\"")
-        .expect("a video AdaptationSet")..];
-    let start: u64 = set
-        .split("startNumber=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .and_then(|s| s.parse().ok())
-        .expect("startNumber");
-    start + count_segments(mpd, "video") as u64
+    let (start, count) = video_numbers(mpd);
+    start + count
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,22 +135,6 @@ where
     }
 }
 
-/// Segments a SegmentTimeline lists (each `<S>` is one, plus its `r` repeats) in `mpd_part`.
-pub fn timeline_segments(mpd_part: &str) -> u64 {
-    mpd_part
-        .split("<S ")
-        .skip(1)
-        .map(|s| {
-            s.split("r=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .and_then(|r| r.parse::<u64>().ok())
-                .unwrap_or(0)
-                + 1
-        })
-        .sum()
-}
-
 /// A loopback port free right now (for a child process to bind).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -493,26 +477,59 @@ pub async fn capture_stdout(cmd: &mut Command, dur: Duration) -> Vec<u8> {
     out
 }
 
-/// Segments listed in the SegmentTimeline of the AdaptationSet of `content_type`.
-pub fn count_segments(mpd: &str, content_type: &str) -> usize {
-    let Some(start) = mpd.find(&format!("contentType=\"{content_type}\"")) else {
-        return 0;
-    };
-    let set = &mpd[start
-        ..mpd[start..]
-            .find("</AdaptationSet>")
-            .map_or(mpd.len(), |e| start + e)];
-    set.split("<S ")
-        .skip(1)
-        .map(|s| {
-            s.split("r=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .and_then(|r| r.parse::<usize>().ok())
-                .unwrap_or(0)
-                + 1
+/// The MPD as a DASH client reads it: loadgen's reader, which lists the segments of a
+/// `SegmentTemplate@duration` (what ferrocast serves) at the MPD's `publishTime`, the one in
+/// progress included, as a low-latency player may fetch them.
+pub fn parse_mpd(mpd: &str) -> loadgen::Mpd {
+    parse_mpd_of(mpd, "x")
+}
+
+/// [`parse_mpd`] for the MPD of stream `name`: its URLs resolve to `/live/NAME/…`.
+pub fn parse_mpd_of(mpd: &str, name: &str) -> loadgen::Mpd {
+    let base = url::Url::parse(&format!("http://127.0.0.1/live/{name}/manifest.mpd")).unwrap();
+    loadgen::Mpd::parse(mpd, &base).unwrap_or_else(|e| panic!("{e}: {mpd}"))
+}
+
+fn content(content_type: &str) -> loadgen::Content {
+    match content_type {
+        "video" => loadgen::Content::Video,
+        "audio" => loadgen::Content::Audio,
+        other => panic!("content type {other:?}"),
+    }
+}
+
+/// (Period id, segment number) of every segment listed for the first Representation of
+/// `content_type`, Period after Period.
+pub fn listed_segments(mpd: &str, content_type: &str) -> Vec<(String, u64)> {
+    let m = parse_mpd(mpd);
+    m.periods
+        .iter()
+        .flat_map(|p| {
+            let rep = p
+                .set(content(content_type))
+                .and_then(|s| s.representations.first());
+            rep.into_iter()
+                .flat_map(|r| &r.template.segments)
+                .map(|s| (p.id.clone(), s.number))
         })
-        .sum()
+        .collect()
+}
+
+/// How many segments of `content_type` the MPD lists, in all its Periods.
+pub fn count_segments(mpd: &str, content_type: &str) -> usize {
+    listed_segments(mpd, content_type).len()
+}
+
+/// (first number, count) of the video segments listed in the MPD's last Period.
+pub fn video_numbers(mpd: &str) -> (u64, u64) {
+    let m = parse_mpd(mpd);
+    let segs = m
+        .last_period()
+        .and_then(|p| p.set(loadgen::Content::Video))
+        .and_then(|s| s.representations.first())
+        .map(|r| r.template.segments.clone())
+        .unwrap_or_default();
+    (segs.first().map_or(0, |s| s.number), segs.len() as u64)
 }
 
 /// The presentation id an MPD's segment URLs carry (`media="PRES/$RepresentationID$/…"`): the
