@@ -276,7 +276,7 @@
       return;
     }
     if (!player || stats.firstPlayingMs === null) return;
-    // Safety net for the end of a broadcast: dash.js 5 ends a dynamic SegmentTimeline stream
+    // Safety net for the end of a broadcast: dash.js 5 ends a dynamic stream
     // by itself only if the MPD also says which segment is the last (SegmentTemplate@endNumber)
     // or turns static; otherwise it waits forever at the end. So once the MPD has a
     // mediaPresentationDuration, playback stuck within a second of it, or stuck anywhere for

@@ -561,9 +561,11 @@ fn parse_template(id: &str, levels: &[Node<'_, '_>]) -> Result<Template, MpdErro
             }
             d => Some(d),
         },
-        (None, None) => return err(format!(
+        (None, None) => {
+            return err(format!(
             "Representation {id:?}: SegmentTemplate with neither a SegmentTimeline nor @duration"
-        )),
+        ))
+        }
     };
     let end_number = attr("endNumber").map(|_| num("endNumber", 0)).transpose()?;
     Ok(Template {
