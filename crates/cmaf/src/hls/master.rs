@@ -3,16 +3,17 @@
 
 use std::fmt::Write as _;
 
-use super::reps;
+use super::{has_finished_segment, reps};
 use crate::mpd::{ContentType, Format, Manifest};
 
-/// The master playlist, or `None` before any Representation has segments.
+/// The master playlist, or `None` before any Representation has a finished segment (as its
+/// media playlists).
 pub fn master(m: &Manifest) -> Option<String> {
     let period = m
         .periods
         .iter()
         .rev()
-        .find(|p| reps(p).any(|(_, r)| !r.segments.is_empty()))?;
+        .find(|p| reps(p).any(|(_, r)| has_finished_segment(r)))?;
     let audio = reps(period)
         .find(|(set, _)| set.content_type == ContentType::Audio)
         .map(|(_, r)| r);

@@ -51,6 +51,12 @@ pub use media::media;
 use crate::mpd::{AdaptationSet, Period, Representation};
 
 /// Every Representation of a Period, with its AdaptationSet.
+/// Whether `r` has a finished segment, listed or only in memory (its parts complete): what
+/// a media playlist needs before it is served.
+fn has_finished_segment(r: &Representation) -> bool {
+    !r.segments.is_empty() || r.parts.segments.iter().any(|s| s.complete && !s.is_empty())
+}
+
 fn reps(p: &Period) -> impl Iterator<Item = (&AdaptationSet, &Representation)> {
     p.adaptation_sets
         .iter()

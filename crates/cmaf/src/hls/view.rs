@@ -112,7 +112,10 @@ impl<'a> View<'a> {
                 open = in_progress;
             }
         }
-        if groups.is_empty() {
+        // Not before a segment is finished: the MPD lists a Period from its first chunk, but
+        // a media playlist starts with a whole segment (and the master with it, see
+        // [`super::has_finished_segment`]).
+        if groups.iter().all(|g| g.segments.is_empty()) {
             return None;
         }
         Some(View {

@@ -292,10 +292,12 @@ async fn the_standby_takes_over_a_killed_owner_and_fencing_stops_a_frozen_one() 
         body.contains("\"fz\"")
     })
     .await;
+    // Finished segments, so the owner has written its timeline (the snapshot a standby
+    // continues from).
     eventually("fz segments", Duration::from_secs(40), || async {
         mpd(edge, "fz")
             .await
-            .is_some_and(|m| listed(&m).iter().filter(|x| x.1 == "v720").count() >= 2)
+            .is_some_and(|m| finished(&m).iter().filter(|x| x.1 == "v720").count() >= 2)
     })
     .await;
     let snapshot_key = format!(

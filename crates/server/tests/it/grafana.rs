@@ -138,9 +138,12 @@ async fn play(port: u16, name: &str) {
     }
 }
 
+/// A finished segment exists (its numbers are recorded): the MPD lists segments from the
+/// clock, the HLS media playlist only those that are whole.
 async fn has_segments(port: u16, name: &str) -> bool {
     let (s, body) = http_get(port, &format!("/live/{name}/manifest.mpd")).await;
-    s == 200 && count_segments(&body, "video") >= 1
+    let (h, playlist) = http_get(port, &format!("/live/{name}/v720/index.m3u8")).await;
+    s == 200 && count_segments(&body, "video") >= 2 && h == 200 && playlist.contains("#EXTINF")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
