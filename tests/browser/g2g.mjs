@@ -52,7 +52,7 @@ export async function launchBrowser() {
 const PAGE_FILES = {
   'page.html': [path.join(here, 'g2g-page.html'), 'text/html'],
   'g2g-reader.js': [READER, 'text/javascript'],
-  'shaka-player.compiled.js': [path.join(nodeModules, 'shaka-player/dist/shaka-player.compiled.js'), 'text/javascript'],
+  'shaka-player.dash.js': [path.join(nodeModules, 'shaka-player/dist/shaka-player.dash-es2021.js'), 'text/javascript'],
   'hls.min.js': [path.join(nodeModules, 'hls.js/dist/hls.min.js'), 'text/javascript'],
 };
 

@@ -13,6 +13,15 @@ use media::validate::{AudioCodec, Tracks};
 pub const SEGMENT_SECS: u32 = 4;
 /// CMAF chunk (fragment) duration in milliseconds: what a low-latency player gets at a time.
 pub const CHUNK_MS: u64 = 200;
+/// Keyframe interval in seconds inside a segment (x264's `-g`/`-keyint_min` in frames), on
+/// top of the keyframes forced on every segment boundary. A player decodes from the keyframe
+/// before its start position and, on a rendition switch that overlaps what it buffered, from
+/// the new rendition's keyframe: with only the 4 s boundary keyframes, Shaka's 400 → 720
+/// switch right after its start froze the picture for 2 s on this box and every first frame
+/// waited for up to 4 s of decoding. A keyframe a second costs ~2 % of bitrate and no
+/// measurable SSIM (`bench/ladder-ab.sh`, BENCHMARKS.md); LL-HLS parts that start with one are
+/// `INDEPENDENT=YES`.
+pub const KEYFRAME_SECS: u32 = 1;
 
 /// What a rendition carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -135,8 +144,8 @@ impl Container {
 /// `-copyts` keeps the publisher's timestamps, so segment numbers (derived from media time)
 /// continue across a transcoder restart. Keyframes are forced at the first frame at or after
 /// each 4 s boundary (and on the first frame), in every rendition, so segments line up across
-/// the ladder (and on the MPD's `SegmentTemplate@duration` grid); `-sc_threshold 0` and a
-/// long `-g` stop x264 from adding others.
+/// the ladder (and on the MPD's `SegmentTemplate@duration` grid); between them x264 puts one
+/// every [`KEYFRAME_SECS`] (`-g` = `-keyint_min`), and `-sc_threshold 0` stops it adding others.
 pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path]) -> Vec<String> {
     let mut a: Vec<String> = [
         "-hide_banner",
@@ -179,7 +188,7 @@ pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path])
         .and_then(|v| v.fps)
         .unwrap_or(30.0)
         .clamp(1.0, 120.0);
-    let gop = ((fps * SEGMENT_SECS as f64).ceil() as u32 * 2).to_string();
+    let gop = ((fps * KEYFRAME_SECS as f64).round() as u32).max(1).to_string();
     // ffmpeg's `t` starts at 0 on the first frame (as do the fragments' times).
     let force = format!(
         "expr:if(isnan(prev_forced_t),1,gte(t,(floor(prev_forced_t/{s})+1)*{s}))",
@@ -419,7 +428,7 @@ mod tests {
                 && joined.contains("-b:v 500k")
                 && joined.contains("-b:a 64k -ac 1")
         );
-        assert!(joined.contains("-g 240"));
+        assert!(joined.contains("-g 30 -keyint_min 30"));
         assert_eq!(a.iter().filter(|s| s.starts_with("unix://")).count(), 3);
         assert!(a.last().unwrap().ends_with("a64.sock"));
     }
