@@ -7,7 +7,10 @@
 # media, which is the share of one core the ladder needs at real time; each video rung's
 # bitrate and its SSIM / PSNR against the source scaled and padded the way the ladder does.
 #
-#   bench/ladder-ab.sh [--runs 3] [--variants "200:8 500:8 200:1"]
+#   bench/ladder-ab.sh [--runs 3] [--variants "200:8 500:8 200:1"] [--input FILE]
+#
+# The default input is ffmpeg's testsrc2, synthetic and easy on an encoder: --input measures
+# on footage of your own (its first 30 s, encoded the way the publisher does).
 #
 # 200:8 is the ladder of 2026-12-07 (200 ms chunks, x264's keyframe interval at 2 segments:
 # only the forced keyframes every 4 s), 500:8 the one before issue 16's 200 ms chunks.
@@ -16,10 +19,12 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 RUNS=3
 VARIANTS="200:8 500:8 200:1"
+INPUT=""
 while (($#)); do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --variants) VARIANTS=$2; shift 2 ;;
+    --input) INPUT=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -34,8 +39,12 @@ log() { echo "$*" >&2; }
 trap cleanup EXIT
 MEDIA_SECS=30
 # The broadcaster's input, as bench/transcode-cpu.sh publishes it.
-ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 \
-  -f lavfi -i sine=frequency=440:sample_rate=48000 -t $MEDIA_SECS -c:v libx264 -preset veryfast \
+if [[ -n "$INPUT" ]]; then
+  SOURCE=(-i "$INPUT")
+else
+  SOURCE=(-f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000)
+fi
+ffmpeg -hide_banner -loglevel error "${SOURCE[@]}" -t $MEDIA_SECS -r 30 -c:v libx264 -preset veryfast \
   -tune zerolatency -g 60 -b:v 2500k -c:a aac -f flv "$TMP/in.flv" </dev/null
 # The ladder's command: publish a few seconds and read it from the server's debug log.
 RTMP=$(free_port); RTMPS=$(free_port); HTTP=$(free_port)
