@@ -7,7 +7,8 @@
 //!
 //! ```text
 //!  broadcaster ─RTMP(S)─▶ rtmp (listener, conn, publish) ─▶ auth ─▶ validate ─▶ stream (hub: GOP
-//!                                                                                 cache, broadcast)
+//!              ─WHIP───▶ webrtc (publish) ──────────────┘                          cache, broadcast)
+//!              ─HTTP push (FLV)─▶ ingest ───────────────┘
 //!        ┌────────────────────────────────────────────────────────────────────┤
 //!        ▼                                                                    ▼
 //!  encode: transcode (ffmpeg) ─▶ packager (CMAF chunks) ─▶ backend::store     rtmp::play
@@ -33,6 +34,7 @@ pub mod config;
 pub mod edge_http;
 pub mod encode;
 pub mod http;
+pub mod ingest;
 pub mod net;
 pub mod rtmp;
 pub mod stream;

@@ -39,6 +39,8 @@ pub struct Demuxer {
     skip: usize,
     /// Whether the bytes to skip are a tag trailer (which may be missing at the end).
     skipping_trailer: bool,
+    /// Largest tag accepted ([`with_max_tag`](Demuxer::with_max_tag)); `None`: the format's.
+    max_tag: Option<usize>,
     failed: Option<MediaError>,
 }
 
@@ -46,6 +48,16 @@ impl Demuxer {
     /// A demuxer waiting for the FLV file header.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A demuxer that refuses tags larger than `max` bytes of data: for input from a party
+    /// that is not trusted with the format's 16 MiB (the buffer grows to a whole tag before
+    /// it is out).
+    pub fn with_max_tag(max: usize) -> Self {
+        Self {
+            max_tag: Some(max),
+            ..Self::default()
+        }
     }
 
     /// Appends input.
@@ -95,6 +107,14 @@ impl Demuxer {
         let Some(header) = read_tag_header(&self.buf)? else {
             return Ok(None);
         };
+        if self.max_tag.is_some_and(|m| header.size > m) {
+            return Err(InvalidMessage::InvalidValue {
+                what: "FLV tag",
+                field: "DataSize (larger than this input allows)",
+                value: header.size as i64,
+            }
+            .into());
+        }
         let end = TAG_HEADER_LEN + header.size;
         if self.buf.len() < end {
             // Room for the whole tag at once, rather than growing by the piece.
@@ -213,6 +233,26 @@ mod tests {
             let (tags, end) = demux(&file[..file.len() - cut], 7);
             assert_eq!((tags.len(), end), (4, Ok(())));
         }
+    }
+
+    #[test]
+    fn a_tag_over_the_limit_is_refused_before_its_data_is_buffered() {
+        let mut file = Vec::new();
+        write_file_header(true, true, &mut file);
+        write_tag(TagType::Video, 0, &[0x17; 64], &mut file).unwrap();
+        write_tag(TagType::Video, 33, &vec![0x27; 4096], &mut file).unwrap();
+        // Only the big tag's header arrives: refused at once, nothing reserved for it.
+        let mut d = Demuxer::with_max_tag(1024);
+        d.push(&file[..9 + 4 + 11 + 64 + 4 + 11]);
+        assert_eq!(d.poll().unwrap().unwrap().data.len(), 64);
+        let e = d.poll().unwrap_err();
+        assert!(e.to_string().contains("DataSize"), "{e}");
+        assert!(d.buf.capacity() < 4096, "reserved {}", d.buf.capacity());
+        assert!(d.poll().is_err(), "the error sticks");
+        // The same input without a limit passes.
+        let mut d = Demuxer::new();
+        d.push(&file);
+        assert!(d.poll().unwrap().is_some() && d.poll().unwrap().is_some());
     }
 
     #[test]

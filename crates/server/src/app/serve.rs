@@ -324,6 +324,7 @@ pub async fn run_role(
         None => None,
     };
     let state = http::HttpState {
+        ingest: Some(ctx.clone()),
         webrtc,
         hub,
         metrics,

@@ -188,7 +188,9 @@ pub fn ffmpeg_args(tracks: &Tracks, renditions: &[Rendition], outputs: &[&Path])
         .and_then(|v| v.fps)
         .unwrap_or(30.0)
         .clamp(1.0, 120.0);
-    let gop = ((fps * KEYFRAME_SECS as f64).round() as u32).max(1).to_string();
+    let gop = ((fps * KEYFRAME_SECS as f64).round() as u32)
+        .max(1)
+        .to_string();
     // ffmpeg's `t` starts at 0 on the first frame (as do the fragments' times).
     let force = format!(
         "expr:if(isnan(prev_forced_t),1,gte(t,(floor(prev_forced_t/{s})+1)*{s}))",

@@ -222,7 +222,9 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let in_flight = InFlight::start(&self.conn);
         let limit = self.conn.deadlines.body;
         let conn = self.conn.clone();
-        let mut req = req.map(|b| AxumBody::new(TimedBody::new(b, limit, conn)));
+        // A push (`/ingest/…`) streams for as long as the broadcast lasts.
+        let rolling = req.uri().path().starts_with("/ingest/");
+        let mut req = req.map(|b| AxumBody::new(TimedBody::new(b, limit, rolling, conn)));
         req.extensions_mut().insert(ConnectInfo(self.peer));
         let app = self.app.clone();
         Box::pin(async move {

@@ -198,21 +198,25 @@ impl AsyncWrite for DeadlineIo {
 #[error("the request body did not arrive within {0:?}")]
 pub struct BodyTimeout(Duration);
 
-/// A request body that must be complete within a deadline.
+/// A request body that must be complete within a deadline, or (`rolling`: a stream pushed
+/// in the body, which has no end to wait for) whose pieces must each arrive within it.
 pub struct TimedBody<B> {
     inner: B,
     limit: Duration,
+    rolling: bool,
     deadline: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
     conn: Arc<ConnShared>,
 }
 
 impl<B> TimedBody<B> {
-    /// `inner`, due within `limit` from now.
-    pub(super) fn new(inner: B, limit: Duration, conn: Arc<ConnShared>) -> Self {
+    /// `inner`, due within `limit` from now (`rolling`: each piece within `limit` of the one
+    /// before).
+    pub(super) fn new(inner: B, limit: Duration, rolling: bool, conn: Arc<ConnShared>) -> Self {
         Self {
             inner,
             limit,
+            rolling,
             deadline: Instant::now() + limit,
             sleep: None,
             conn,
@@ -234,6 +238,10 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         if let Poll::Ready(r) = Pin::new(&mut this.inner).poll_frame(cx) {
+            if this.rolling {
+                this.deadline = Instant::now() + this.limit;
+                this.sleep = None;
+            }
             return Poll::Ready(r.map(|f| f.map_err(Into::into)));
         }
         let deadline = this.deadline;

@@ -398,6 +398,7 @@ mod tests {
             store: SegmentStore::new(Arc::new(object_store::memory::InMemory::new())),
             health: Default::default(),
             misses: Default::default(),
+            ingest: None,
             webrtc: None,
         };
         (st, publishing)

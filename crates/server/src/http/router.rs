@@ -24,6 +24,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/live/{name}/{pres}/{rep}/{file}", get(origin::segment))
         .merge(player::routes())
         .merge(crate::webrtc::routes())
+        .merge(crate::ingest::routes())
         .fallback(fallback)
         .layer(cors())
         // The operator's routes come after the CORS layer: no page on another origin reads

@@ -73,12 +73,15 @@ impl State<'_> {
         name: &str,
         query: Option<&str>,
     ) {
-        let refuse =
-            |session: &mut ServerSession, reason: &'static str, code: &str, msg: String| {
-                counter!("ferrocast_publish_rejected_total", "reason" => reason).increment(1);
-                warn!(peer = %self.peer, "publish refused: {msg}");
-                session.reject_publish(stream_id, code, &msg, Instant::now());
-            };
+        let refuse = |session: &mut ServerSession,
+                      reason: &'static str,
+                      code: &str,
+                      msg: String| {
+            counter!("ferrocast_publish_rejected_total", "reason" => reason, "protocol" => "rtmp")
+                .increment(1);
+            warn!(peer = %self.peer, "publish refused: {msg}");
+            session.reject_publish(stream_id, code, &msg, Instant::now());
+        };
         if self.publishing.is_some() {
             return refuse(
                 session,
@@ -168,7 +171,7 @@ impl State<'_> {
                     h.stream.set_standby(true);
                 }
                 info!(peer = %self.peer, stream = %name, "publishing");
-                counter!("ferrocast_publishes_total").increment(1);
+                counter!("ferrocast_publishes_total", "protocol" => "rtmp").increment(1);
                 session.accept_publish(stream_id, name, Instant::now());
                 self.publishing = Some(Publishing::new(stream_id, h, query_param(query, "key")));
             }
@@ -194,7 +197,7 @@ impl State<'_> {
         match r {
             Ok(up) => {
                 info!(peer = %self.peer, stream = %p.name, upstream = %up.route.addr, "publishing (relayed)");
-                counter!("ferrocast_publishes_total").increment(1);
+                counter!("ferrocast_publishes_total", "protocol" => "rtmp").increment(1);
                 session.accept_publish(p.stream_id, &p.name, Instant::now());
                 let target: relay::StandbyTarget = Arc::default();
                 tokio::spawn(relay::forward_standby(
@@ -217,7 +220,7 @@ impl State<'_> {
                 self.publishing = Some(Publishing::new(p.stream_id, p.handle, key.as_deref()));
             }
             Err(e) => {
-                counter!("ferrocast_publish_rejected_total", "reason" => "upstream").increment(1);
+                counter!("ferrocast_publish_rejected_total", "reason" => "upstream", "protocol" => "rtmp").increment(1);
                 warn!(peer = %self.peer, stream = %p.name, "publish refused upstream: {e}");
                 // An upstream's refusal already names the stream (each hop would repeat it).
                 let reason = match &e {
@@ -248,7 +251,7 @@ impl State<'_> {
         if p.cont.is_continuation() {
             if let Some(reason) = p.codecs.mismatch(kind, &frame.payload) {
                 let name = p.handle.stream.name.clone();
-                counter!("ferrocast_publish_rejected_total", "reason" => "continuation_changed")
+                counter!("ferrocast_publish_rejected_total", "reason" => "continuation_changed", "protocol" => "rtmp")
                     .increment(1);
                 warn!(peer = %self.peer, stream = %name, "reconnected publisher refused: {reason}");
                 // The stream ends: its transcoder was set up for the old codecs.
@@ -300,7 +303,7 @@ impl State<'_> {
     }
 }
 
-/// One publisher's frame into its stream, as every ingest (RTMP, WHIP) does it: judged by
+/// One publisher's frame into its stream, as every ingest (RTMP, WHIP, HTTP push) does it: judged by
 /// the validator until it decides (accepted: the tracks are recorded and the transcoder
 /// starts; refused: remembered for `/api/streams`), the capture clock set, then pushed.
 /// `Err` is the refusal's reason: the publish must end.
@@ -325,7 +328,7 @@ pub(crate) fn admit_frame(
             Verdict::Reject(rejection) => {
                 let reason = rejection.to_string();
                 let name = &handle.stream.name;
-                counter!("ferrocast_publish_rejected_total", "reason" => "unsupported_media")
+                counter!("ferrocast_publish_rejected_total", "reason" => "unsupported_media", "protocol" => handle.stream.protocol())
                     .increment(1);
                 warn!(%peer, stream = %name, "stream refused: {reason}");
                 ctx.hub

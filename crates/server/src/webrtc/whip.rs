@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use axum::{
     extract::{Path, Request, State},
-    http::{header, HeaderMap},
     response::Response,
     routing::{delete, post},
     Router,
@@ -27,23 +26,13 @@ use super::{
     session::{self, Role},
     whep::{created, end_session, patch, peer_config, read_offer, webrtc, WhepError},
 };
-use crate::{http::HttpState, net::AddrGroup, stream::name::is_valid_stream_name};
+use crate::{auth::bearer, http::HttpState, net::AddrGroup, stream::name::is_valid_stream_name};
 
 /// The WHIP routes (merged into WHEP's).
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
         .route("/whip/{name}", post(offer))
         .route("/whip/{name}/{id}", delete(end).patch(patch))
-}
-
-/// The Bearer token of an `Authorization` header (RFC 6750 §2.1), if there is one.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 async fn offer(
@@ -69,7 +58,8 @@ async fn offer(
         .auth
         .check(&name, bearer(&parts.headers), ip, Instant::now())
     {
-        counter!("ferrocast_publish_rejected_total", "reason" => e.label()).increment(1);
+        counter!("ferrocast_publish_rejected_total", "reason" => e.label(), "protocol" => "whip")
+            .increment(1);
         warn!(peer = %from, stream = %name, "WHIP publish refused: {e}");
         return Err(WhepError::Auth(e));
     }
@@ -85,7 +75,8 @@ async fn offer(
         e
     };
     let handle = ctx.hub.publish(&name, from).map_err(|e| {
-        counter!("ferrocast_publish_rejected_total", "reason" => "busy").increment(1);
+        counter!("ferrocast_publish_rejected_total", "reason" => "busy", "protocol" => "whip")
+            .increment(1);
         release(e.into())
     })?;
     let cfg = peer_config(&w, &parts.headers);
@@ -94,7 +85,7 @@ async fn offer(
     let publisher = Publisher::new(handle, ctx.clone(), from, slot, peer.has_audio(), now);
     let id = session::start(&w, &name, ip, peer, Role::Publish(publisher));
     info!(peer = %from, stream = %name, %id, "publishing over WHIP");
-    counter!("ferrocast_publishes_total").increment(1);
+    counter!("ferrocast_publishes_total", "protocol" => "whip").increment(1);
     Ok(created(format!("/whip/{name}/{id}"), answer))
 }
 
@@ -103,23 +94,4 @@ async fn end(
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Response, WhepError> {
     end_session(&st, &name, &id, true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_tokens() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(header::AUTHORIZATION, v.parse().unwrap());
-            m
-        };
-        assert_eq!(bearer(&h("Bearer s3cret")), Some("s3cret"));
-        assert_eq!(bearer(&h("bearer  s3cret ")), Some("s3cret"));
-        assert_eq!(bearer(&h("Basic czNjcmV0")), None);
-        assert_eq!(bearer(&h("Bearer ")), None);
-        assert_eq!(bearer(&HeaderMap::new()), None);
-    }
 }

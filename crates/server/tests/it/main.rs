@@ -15,6 +15,7 @@ mod failover;
 mod grafana;
 mod hostile;
 mod http_flood;
+mod http_push;
 mod interop;
 mod llhls;
 mod players;
