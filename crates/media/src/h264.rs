@@ -437,6 +437,57 @@ pub fn iter_avcc_nalus(data: &[u8], nal_length_size: u8) -> AvccNalus<'_> {
     }
 }
 
+/// The NAL units of an Annex B byte stream (start codes of 3 or 4 bytes; bytes before the
+/// first start code count as one NAL unit). Empty ones are skipped.
+pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut starts = vec![];
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push((i, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut bounds = vec![];
+    let mut begin = 0;
+    for (code, after) in starts {
+        bounds.push((begin, code));
+        begin = after;
+    }
+    bounds.push((begin, data.len()));
+    bounds.into_iter().filter_map(move |(a, b)| {
+        // A 4-byte start code's leading zero (and trailing_zero_8bits) end the previous unit.
+        let mut nal = &data[a..b];
+        while let [rest @ .., 0] = nal {
+            nal = rest;
+        }
+        (!nal.is_empty()).then_some(nal)
+    })
+}
+
+/// The `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §5.3.3.1) for one SPS and one PPS,
+/// with 4-byte NAL unit lengths.
+pub fn avc_record(sps: &[u8], pps: &[u8]) -> Result<Vec<u8>, MediaError> {
+    if sps.len() < 4 {
+        return Err(InvalidMessage::Truncated {
+            what: "H.264 SPS",
+            need: 4,
+            got: sps.len(),
+        }
+        .into());
+    }
+    let mut v = Vec::with_capacity(11 + sps.len() + pps.len());
+    v.extend_from_slice(&[1, sps[1], sps[2], sps[3], 0xFF, 0xE1]);
+    v.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+    v.extend_from_slice(sps);
+    v.push(1);
+    v.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+    v.extend_from_slice(pps);
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,6 +43,7 @@ pub mod h264;
 pub mod mkv;
 pub mod opus;
 pub mod probe;
+pub mod ts;
 pub mod validate;
 
 pub use error::{ApiMisuse, InvalidMessage, MediaError, PeerIncompatible};

@@ -59,50 +59,11 @@ pub enum IngestError {
     ShortSps(usize),
 }
 
-/// The NAL units of an Annex B byte stream (start codes of 3 or 4 bytes; bytes before the
-/// first start code count as one NAL unit). Empty ones are skipped.
-pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut starts = vec![];
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push((i, i + 3));
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut bounds = vec![];
-    let mut begin = 0;
-    for (code, after) in starts {
-        bounds.push((begin, code));
-        begin = after;
-    }
-    bounds.push((begin, data.len()));
-    bounds.into_iter().filter_map(move |(a, b)| {
-        // A 4-byte start code's leading zero (and trailing_zero_8bits) end the previous unit.
-        let mut nal = &data[a..b];
-        while let [rest @ .., 0] = nal {
-            nal = rest;
-        }
-        (!nal.is_empty()).then_some(nal)
-    })
-}
+pub use media::h264::annexb_nals;
 
-/// The `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 §5.3.3.1) for one SPS and one PPS,
-/// with 4-byte NAL unit lengths.
+/// The `AVCDecoderConfigurationRecord` for one SPS and one PPS ([`media::h264::avc_record`]).
 pub fn avc_record(sps: &[u8], pps: &[u8]) -> Result<Vec<u8>, IngestError> {
-    if sps.len() < 4 {
-        return Err(IngestError::ShortSps(sps.len()));
-    }
-    let mut v = Vec::with_capacity(11 + sps.len() + pps.len());
-    v.extend_from_slice(&[1, sps[1], sps[2], sps[3], 0xFF, 0xE1]);
-    v.extend_from_slice(&(sps.len() as u16).to_be_bytes());
-    v.extend_from_slice(sps);
-    v.push(1);
-    v.extend_from_slice(&(pps.len() as u16).to_be_bytes());
-    v.extend_from_slice(pps);
-    Ok(v)
+    media::h264::avc_record(sps, pps).map_err(|_| IngestError::ShortSps(sps.len()))
 }
 
 /// One track's RTP clock on the session's millisecond clock.

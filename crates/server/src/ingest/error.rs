@@ -32,12 +32,15 @@ pub enum PushError {
     /// Someone publishes this name already.
     #[error(transparent)]
     Busy(#[from] HubError),
-    /// The body is not FLV.
+    /// The body is neither FLV nor MPEG-TS.
+    #[error("the body is neither FLV nor MPEG-TS: push with ffmpeg -c:v libx264 -c:a aac -f flv (or -f mpegts) -method POST URL")]
+    NotMedia,
+    /// MPEG-TS without a stream we take.
     #[error("{0}")]
-    NotFlv(&'static str),
-    /// The body's FLV is broken.
-    #[error("bad FLV from the broadcaster: {0}")]
-    BadFlv(media::MediaError),
+    Unsupported(String),
+    /// The body's FLV or TS is broken.
+    #[error("bad {0} from the broadcaster: {1}")]
+    BadInput(&'static str, media::MediaError),
     /// The validator refused the stream (codec, size, rate…).
     #[error("stream {name:?} refused: {reason}")]
     Refused {
@@ -47,7 +50,7 @@ pub enum PushError {
         reason: String,
     },
     /// Nothing the validator could accept arrived in time.
-    #[error("stream {0:?}: no playable audio or video within {1} s of the request; send FLV with H.264/AAC (ffmpeg -c:v libx264 -c:a aac -f flv)")]
+    #[error("stream {0:?}: no playable audio or video within {1} s of the request; send H.264/AAC (ffmpeg -c:v libx264 -c:a aac -f flv, or -f mpegts)")]
     NotAccepted(String, u64),
 }
 
@@ -68,14 +71,14 @@ impl PushError {
     pub fn status(&self) -> StatusCode {
         match self {
             PushError::NoIngest(_) => StatusCode::NOT_FOUND,
-            PushError::BadName(_) | PushError::BadFlv(_) => StatusCode::BAD_REQUEST,
+            PushError::BadName(_) | PushError::BadInput(..) => StatusCode::BAD_REQUEST,
             PushError::Auth(AuthError::TooManyAttempts { .. }) | PushError::PerAddress(..) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             PushError::Auth(_) => StatusCode::UNAUTHORIZED,
             PushError::Full => StatusCode::SERVICE_UNAVAILABLE,
             PushError::Busy(_) => StatusCode::CONFLICT,
-            PushError::NotFlv(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PushError::NotMedia | PushError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PushError::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             PushError::NotAccepted(..) => StatusCode::REQUEST_TIMEOUT,
         }
@@ -90,8 +93,9 @@ impl PushError {
             PushError::PerAddress(..) => "per_address",
             PushError::Full => "full",
             PushError::Busy(_) => "busy",
-            PushError::NotFlv(_) => "not_flv",
-            PushError::BadFlv(_) => "bad_flv",
+            PushError::NotMedia => "not_media",
+            PushError::Unsupported(_) => "unsupported_media",
+            PushError::BadInput(..) => "bad_input",
             PushError::Refused { .. } => "unsupported_media",
             PushError::NotAccepted(..) => "not_accepted",
         }

@@ -7,16 +7,16 @@
 //!
 //! ```text
 //!  request head ─▶ checks (name, key, caps, the name claimed) ─▶ 4xx with the reason
-//!       └▶ body bytes ─▶ flv::Demuxer (tags ≤ MAX_TAG) ─▶ Frame ─▶ admit_frame ─▶ hub
+//!       └▶ body bytes ─▶ body::Input: flv::Demuxer (tags ≤ MAX_TAG) | ts::Demuxer + FlvTags
+//!                          ─▶ Frame ─▶ admit_frame ─▶ hub
 //!            the body ends: 200 with what was received │ refused or broken: 4xx, closed
 //! ```
 //!
 //! A push body has no end to wait for, so its deadline is between pieces (the listener's
 //! `http_body_timeout_secs` from one to the next: `http::conn`), and the stream must be
 //! accepted by the validator within [`ACCEPT_WITHIN`].
-//!
-//! MPEG-TS bodies are refused with a reason (there is no TS demuxer yet).
 
+mod body;
 mod error;
 mod push;
 

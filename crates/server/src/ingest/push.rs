@@ -17,15 +17,14 @@ use axum::{
 };
 use bytes::Bytes;
 use futures::StreamExt;
-use media::{
-    flv::{Demuxer, TagType},
-    validate::Validator,
-};
+use media::validate::Validator;
 use metrics::counter;
-use rtmp_proto::MediaKind;
 use tracing::{info, warn};
 
-use super::PushError;
+use super::{
+    body::{Input, Tag},
+    PushError,
+};
 use crate::{
     auth::bearer,
     http::HttpState,
@@ -37,7 +36,8 @@ use crate::{
 /// The validator must have accepted the stream this long after the request head.
 pub const ACCEPT_WITHIN: Duration = Duration::from_secs(10);
 /// Largest FLV tag taken (a 1080p keyframe at a high bitrate is well under 2 MiB): a push
-/// body is buffered up to one whole tag, so this bounds a connection's memory.
+/// body is buffered up to one whole tag (TS: one PES packet, `media::ts::MAX_PES`), so this
+/// bounds a connection's memory.
 pub const MAX_TAG: usize = 4 << 20;
 
 /// `POST` and `PUT /ingest/live/NAME`.
@@ -111,7 +111,8 @@ struct Received {
     frames: u64,
 }
 
-/// Reads the body to its end (or the first error), every audio and video tag into the hub.
+/// Reads the body to its end (or the first error), every audio and video frame into the
+/// hub.
 async fn receive(
     ctx: &Arc<RtmpContext>,
     handle: &PublishHandle,
@@ -120,7 +121,7 @@ async fn receive(
 ) -> Result<Received, PushError> {
     let name = &handle.stream.name;
     let mut data = body.into_data_stream();
-    let mut demux = Demuxer::with_max_tag(MAX_TAG);
+    let mut input = Input::Unknown;
     let mut validator = Some(Validator::new());
     let mut got = Received {
         bytes: 0,
@@ -128,7 +129,23 @@ async fn receive(
     };
     let accept_by = tokio::time::Instant::now() + ACCEPT_WITHIN;
     let mut shutdown = ctx.shutdown.clone();
-    let mut first = None;
+    let mut admit = |tags: Vec<Tag>, got: &mut Received| -> Result<(), PushError> {
+        for (kind, ts, body) in tags {
+            got.frames += 1;
+            admit_frame(
+                &mut validator,
+                handle,
+                Frame::new(kind, ts, body),
+                from,
+                ctx,
+            )
+            .map_err(|reason| PushError::Refused {
+                name: name.clone(),
+                reason,
+            })?;
+        }
+        Ok(())
+    };
     loop {
         let piece: Bytes = tokio::select! {
             p = data.next() => match p {
@@ -141,71 +158,22 @@ async fn receive(
                 }
                 None => break,
             },
-            _ = tokio::time::sleep_until(accept_by), if validator.is_some() => {
+            _ = tokio::time::sleep_until(accept_by), if handle.stream.tracks().is_none() => {
                 return Err(PushError::NotAccepted(name.clone(), ACCEPT_WITHIN.as_secs()));
             }
             _ = shutdown.wait_for(|s| *s) => break,
         };
-        first = first.or(piece.first().copied());
         got.bytes += piece.len() as u64;
-        demux.push(&piece);
-        loop {
-            let tag = match demux.poll() {
-                Ok(Some(tag)) => tag,
-                Ok(None) => break,
-                Err(_) if demux.header().is_none() => {
-                    return Err(PushError::NotFlv(not_flv(first)))
-                }
-                Err(e) => return Err(PushError::BadFlv(e)),
-            };
-            let kind = match tag.tag_type {
-                TagType::Audio => MediaKind::Audio,
-                TagType::Video => MediaKind::Video,
-                // onMetaData: what the validator checks comes from the media itself.
-                TagType::Script => continue,
-            };
-            got.frames += 1;
-            let frame = Frame::new(kind, tag.timestamp, tag.data);
-            admit_frame(&mut validator, handle, frame, from, ctx).map_err(|reason| {
-                PushError::Refused {
-                    name: name.clone(),
-                    reason,
-                }
-            })?;
-        }
+        let tags = input.push(&piece)?;
+        admit(tags, &mut got)?;
     }
-    if demux.header().is_none() {
-        return Err(PushError::NotFlv(not_flv(first)));
-    }
-    if validator.is_some() {
+    let tags = input.finish()?;
+    admit(tags, &mut got)?;
+    if handle.stream.tracks().is_none() {
         return Err(PushError::NotAccepted(
             name.clone(),
             ACCEPT_WITHIN.as_secs(),
         ));
     }
     Ok(got)
-}
-
-/// What a body that is not FLV is (from its first byte), for the refusal.
-fn not_flv(first: Option<u8>) -> &'static str {
-    // 0x47: an MPEG-TS packet's sync byte.
-    if first.is_none() {
-        "the body is empty: push FLV (ffmpeg -c:v libx264 -c:a aac -f flv -method POST URL)"
-    } else if first == Some(0x47) {
-        "the body is MPEG-TS, which HTTP push does not take yet: push FLV (ffmpeg -c:v libx264 -c:a aac -f flv -method POST URL)"
-    } else {
-        "the body is not FLV: push FLV (ffmpeg -c:v libx264 -c:a aac -f flv -method POST URL)"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_ts_body_is_told_apart() {
-        assert!(not_flv(Some(0x47)).contains("MPEG-TS"));
-        assert!(not_flv(Some(b'R')).contains("not FLV"));
-        assert!(not_flv(None).contains("empty"));
-    }
 }
