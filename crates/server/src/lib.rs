@@ -18,6 +18,7 @@
 //!                      edge_http (cache in front of origins) ─▶ viewers
 //! ```
 //!
+//! `record` keeps recorded streams in the store and replays them (static MPD, HLS VOD).
 //! `app` wires the rooms into `ferrocast serve` and the cluster roles; `backend` holds the
 //! traits the cluster runs on Redis and S3; `net` what every listener shares before a
 //! connection reaches its protocol (address groups, connection caps, the descriptor budget,
@@ -34,6 +35,7 @@ pub mod edge_http;
 pub mod encode;
 pub mod http;
 pub mod net;
+pub mod record;
 pub mod rtmp;
 pub mod stream;
 pub mod webrtc;

@@ -1,0 +1,294 @@
+//! Recording and replay end to end, on the real `ferrocast serve` binary with `--record`:
+//! ffmpeg publishes 30 s of a test pattern in real time; once it stops, the recording is
+//! listed at `/api/recordings`, its MPD is static and parses, every segment it lists is
+//! served, and ffprobe decodes at least 90 % of the published frames of the 720 rendition
+//! from the DASH recording and from the HLS VOD playlists. The server is restarted on the
+//! same data directory: the recording is still listed and plays. Restarted once more with a
+//! one-second retention: the recording is deleted (list empty, no store object left).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::process::{Child, Command};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ferrocast");
+const NAME: &str = "rec";
+/// What ffmpeg publishes: 30 s at 30 fps.
+const SECONDS: u32 = 30;
+const PUBLISHED_FRAMES: u64 = SECONDS as u64 * 30;
+
+struct Serve {
+    child: Child,
+    rtmp: u16,
+    http: u16,
+}
+
+impl Serve {
+    /// `ferrocast serve` on `dir` with `extra` flags; its log goes to `log`.
+    async fn start(dir: &Path, log: &Path, extra: &[&str]) -> Self {
+        let (rtmp, rtmps, http) = (free_port(), free_port(), free_port());
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--data-dir", dir.to_str().unwrap()])
+            .args(["--rtmp-addr", &format!("127.0.0.1:{rtmp}")])
+            .args(["--rtmps-addr", &format!("127.0.0.1:{rtmps}")])
+            .args(["--http-addr", &format!("127.0.0.1:{http}")])
+            .args(["--webrtc-addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        eventually(
+            "serve answers /healthz",
+            Duration::from_secs(15),
+            || async { http_get(http, "/healthz").await.0 == 200 },
+        )
+        .await;
+        Self { child, rtmp, http }
+    }
+
+    /// SIGTERM, then waits (bounded) for the process to exit.
+    async fn stop(mut self) {
+        let pid = self.child.id().unwrap().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let done = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+        assert!(done.is_ok(), "serve did not exit within 20 s of SIGTERM");
+    }
+
+    async fn recordings(&self) -> Vec<serde_json::Value> {
+        let (s, body) = http_get(self.http, "/api/recordings").await;
+        assert_eq!(s, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+/// Frames ffprobe decodes from the 720×720 video of `url` (an MPD or an HLS playlist with
+/// every rendition; the one 720 wide is counted).
+async fn frames_720(url: &str) -> u64 {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "error", "-count_frames", "-select_streams", "v"])
+        .args(["-show_entries", "stream=width,nb_read_frames", "-of", "json"])
+        .arg(url);
+    let t0 = Instant::now();
+    let (ok, out, err) = run(&mut cmd, Duration::from_secs(180)).await;
+    assert!(ok, "ffprobe {url}: {err}");
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let frames = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["width"] == 720)
+        .filter_map(|s| s["nb_read_frames"].as_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or_else(|| panic!("no 720 video in {url}: {v}"));
+    eprintln!(
+        "{url}: {frames} frames of the 720 rendition decoded in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    frames
+}
+
+/// Every file (path, size) under `dir`.
+fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut out = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => todo.push(p),
+                Ok(m) => out.push((p, m.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
+/// Waits for `srv` to list exactly one recording of NAME, and returns it.
+async fn listed(srv: &Serve, within: Duration) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let list = srv.recordings().await;
+        let mine: Vec<_> = list.iter().filter(|r| r["name"] == NAME).collect();
+        if let [one] = mine[..] {
+            eprintln!(
+                "recording listed {:.1} s after asking: {one}",
+                t0.elapsed().as_secs_f64()
+            );
+            return one.clone();
+        }
+        assert!(mine.len() < 2, "{list:?}");
+        assert!(
+            t0.elapsed() < within,
+            "no recording of {NAME} listed within {within:?}: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The MPD of `rec` is static, parses, and every init and media segment it lists is served;
+/// the HLS media playlists pass the checker as VOD playlists. Returns the MPD's duration.
+async fn check_replay(http: u16, rec: &serde_json::Value) -> f64 {
+    let dash = rec["dash"].as_str().unwrap();
+    let (s, mpd) = http_get(http, dash).await;
+    assert_eq!(s, 200, "{mpd}");
+    for needle in ["type=\"static\"", "mediaPresentationDuration=", "<SegmentTimeline>"] {
+        assert!(mpd.contains(needle), "MPD lacks {needle}: {mpd}");
+    }
+    for absent in ["availabilityStartTime", "minimumUpdatePeriod", "timeShiftBufferDepth"] {
+        assert!(!mpd.contains(absent), "a static MPD with {absent}: {mpd}");
+    }
+    let base = url::Url::parse(&format!("http://127.0.0.1:{http}{dash}")).unwrap();
+    let m = loadgen::Mpd::parse(&mpd, &base).unwrap_or_else(|e| panic!("{e}: {mpd}"));
+    assert!(!m.dynamic);
+    let duration = m.media_presentation_duration.unwrap().as_secs_f64();
+    let mut urls = vec![];
+    for r in m
+        .periods
+        .iter()
+        .flat_map(|p| &p.adaptation_sets)
+        .flat_map(|s| &s.representations)
+    {
+        urls.extend(r.init_url().unwrap());
+        for seg in &r.template.segments {
+            urls.push(r.media_url(seg).unwrap());
+        }
+    }
+    assert!(urls.len() >= 3 * 8, "{urls:?}");
+    for u in &urls {
+        let (s, _, body) = get_bytes(http, u.path()).await;
+        assert_eq!(s, 200, "{u}");
+        assert!(!body.is_empty(), "{u}");
+    }
+    let hls = rec["hls"].as_str().unwrap();
+    let (s, master) = http_get(http, hls).await;
+    assert_eq!(s, 200, "{master}");
+    assert!(cmaf::hls::check_master(&master).is_empty(), "{master}");
+    for rep in ["v720", "v400", "a64"] {
+        let path = hls.replace("master.m3u8", &format!("{rep}/index.m3u8"));
+        let (s, text) = http_get(http, &path).await;
+        assert_eq!(s, 200, "{path}: {text}");
+        let r = cmaf::hls::check_media(&text);
+        assert!(r.violations.is_empty(), "{path}: {:#?}\n{text}", r.violations);
+        assert_eq!(r.playlist_type.as_deref(), Some("VOD"), "{text}");
+        assert!(r.ended, "{text}");
+        let total: f64 = r.segments.iter().filter_map(|s| s.duration).sum();
+        assert!((total - duration).abs() < 0.5, "{path}: {total} s listed, MPD {duration} s");
+    }
+    duration
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_is_listed_replayed_kept_across_a_restart_and_deleted_by_retention() {
+    let root = std::env::temp_dir().join(format!("ferrocast-recording-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let data = root.join("data");
+
+    // 1. Recorded: 30 s published in real time, then the publisher stops.
+    let srv = Serve::start(&data, &root.join("serve-1.log"), &["--record"]).await;
+    let began = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let publisher = ffmpeg_publish(
+        &format!("rtmp://127.0.0.1:{}/live/{NAME}", srv.rtmp),
+        "1280x720",
+        SECONDS,
+    );
+    let (code, err) = finish(publisher, Duration::from_secs(SECONDS as u64 + 30)).await;
+    assert_eq!(code, Some(0), "the publisher failed: {err}");
+    let stopped = Instant::now();
+    let rec = listed(&srv, Duration::from_secs(30)).await;
+    eprintln!(
+        "listed {:.1} s after the publisher stopped",
+        stopped.elapsed().as_secs_f64()
+    );
+    let id = rec["id"].as_str().unwrap().to_owned();
+    assert_eq!(rec["dash"], format!("/recordings/{NAME}/{id}/manifest.mpd"));
+    assert_eq!(rec["hls"], format!("/recordings/{NAME}/{id}/master.m3u8"));
+    let started = rec["started_unix"].as_u64().unwrap();
+    assert!(
+        (began.saturating_sub(2)..=began + 10).contains(&started),
+        "started_unix {started}, publish began at {began}"
+    );
+    let duration = rec["duration_secs"].as_f64().unwrap();
+    assert!(
+        (f64::from(SECONDS) - 3.0..=f64::from(SECONDS) + 1.0).contains(&duration),
+        "duration_secs {duration}"
+    );
+    // `bytes` is what the recording holds in the store: every object of its presentation.
+    let dir = data.join("store/live").join(NAME).join(&id);
+    let stored: u64 = files(&dir).iter().map(|(_, n)| n).sum();
+    assert_eq!(rec["bytes"].as_u64().unwrap(), stored, "{:?}", files(&dir));
+    assert!(stored > 2_000_000, "{stored} bytes for 30 s of the ladder");
+    assert!(dir.join("recording.json").exists());
+
+    let mpd_duration = check_replay(srv.http, &rec).await;
+    assert!((mpd_duration - duration).abs() < 0.01, "MPD {mpd_duration} s, list {duration} s");
+    let base = format!("http://127.0.0.1:{}", srv.http);
+    let min = PUBLISHED_FRAMES * 9 / 10;
+    let dash_frames = frames_720(&format!("{base}{}", rec["dash"].as_str().unwrap())).await;
+    assert!(dash_frames >= min, "DASH: {dash_frames} of {PUBLISHED_FRAMES} frames decoded");
+    let hls_frames = frames_720(&format!("{base}{}", rec["hls"].as_str().unwrap())).await;
+    assert!(hls_frames >= min, "HLS: {hls_frames} of {PUBLISHED_FRAMES} frames decoded");
+    srv.stop().await;
+
+    // 2. Restarted on the same data directory: the start-up sweep keeps it, it is listed
+    //    again (from the store) and plays; its live URLs stay gone, as for any presentation
+    //    that ended.
+    let srv = Serve::start(&data, &root.join("serve-2.log"), &["--record"]).await;
+    let again = listed(&srv, Duration::from_secs(10)).await;
+    assert_eq!(again, rec);
+    let (s, _) = http_get(srv.http, &format!("/live/{NAME}/{id}/v720/1.m4s")).await;
+    assert_eq!(s, 404);
+    check_replay(srv.http, &again).await;
+    let base = format!("http://127.0.0.1:{}", srv.http);
+    let frames = frames_720(&format!("{base}{}", again["dash"].as_str().unwrap())).await;
+    assert!(frames >= min, "after the restart: {frames} frames");
+    assert_eq!(files(&dir).iter().map(|(_, n)| n).sum::<u64>(), stored);
+    srv.stop().await;
+
+    // 3. With a retention shorter than the recording's age: deleted at start-up.
+    let config = root.join("retention.toml");
+    std::fs::write(&config, "[record]\nretention_secs = 1\n").unwrap();
+    let srv = Serve::start(
+        &data,
+        &root.join("serve-3.log"),
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let t0 = Instant::now();
+    eventually(
+        "retention deletes the recording",
+        Duration::from_secs(20),
+        || async { srv.recordings().await.is_empty() && files(&dir).is_empty() },
+    )
+    .await;
+    eprintln!(
+        "retention: recording and its {} store objects gone {:.1} s after start-up",
+        files(&dir).len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let (s, _) = http_get(srv.http, rec["dash"].as_str().unwrap()).await;
+    assert_eq!(s, 404);
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&root);
+}
