@@ -240,6 +240,10 @@ async fn recording_is_listed_replayed_kept_across_a_restart_and_deleted_by_reten
     assert_eq!(rec["bytes"].as_u64().unwrap(), stored, "{:?}", files(&dir));
     assert!(stored > 2_000_000, "{stored} bytes for 30 s of the ladder");
     assert!(dir.join("recording.json").exists());
+    eprintln!(
+        "store cost: {stored} bytes for {duration} s recorded = {:.0} MB per recorded hour",
+        stored as f64 / duration * 3600.0 / 1e6
+    );
 
     let mpd_duration = check_replay(srv.http, &rec).await;
     assert!((mpd_duration - duration).abs() < 0.01, "MPD {mpd_duration} s, list {duration} s");
