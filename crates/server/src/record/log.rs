@@ -165,6 +165,8 @@ impl RecordingLog {
                 sample_rate,
                 channels,
             },
+            // A kind of track the ladder never makes: nothing a replay could describe.
+            _ => return,
         };
         let p = match self.periods.iter().position(|p| p.id == period) {
             Some(i) => &mut self.periods[i],
