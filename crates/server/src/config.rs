@@ -610,14 +610,14 @@ mod tests {
         )
         .unwrap();
         assert!(c.record.enabled);
-        assert_eq!(
-            c.record.retention(),
-            Some(Duration::from_secs(30 * 86_400))
-        );
+        assert_eq!(c.record.retention(), Some(Duration::from_secs(30 * 86_400)));
         c.validate().unwrap();
         let d = Config::default();
         assert!(!d.record.enabled);
-        assert_eq!((d.record.streams.as_slice(), d.record.retention()), (&["*".to_string()][..], None));
+        assert_eq!(
+            (d.record.streams.as_slice(), d.record.retention()),
+            (&["*".to_string()][..], None)
+        );
         for bad in [
             "retention_days = 1\nretention_secs = 5",
             "retention_secs = 0",

@@ -483,7 +483,11 @@ async fn drain(
 /// Writes the recording's log (`live/NAME/PRES/recording.json`) if the stream is recorded
 /// and the fence allows: after every init segment and segment, so a crash loses at most what
 /// was being made.
-async fn save_recording(store: &SegmentStore, fence: Option<&Fence>, state: &Arc<RwLock<DashState>>) {
+async fn save_recording(
+    store: &SegmentStore,
+    fence: Option<&Fence>,
+    state: &Arc<RwLock<DashState>>,
+) {
     let encoded = {
         let s = state.read();
         let Some(log) = &s.recording else { return };

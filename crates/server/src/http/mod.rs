@@ -17,9 +17,9 @@ mod router;
 mod state;
 
 pub use api::StreamEntry;
-pub use recordings::RecordingEntry;
 pub use error::{AppError, AppResult};
 pub use origin::{iso8601, time};
 pub use recorder::recorder;
+pub use recordings::RecordingEntry;
 pub use router::{cors, router};
 pub use state::HttpState;

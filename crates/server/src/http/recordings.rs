@@ -96,15 +96,17 @@ pub(super) async fn list(State(st): State<HttpState>) -> AppResult {
         .filter(|s| playable(&st, &s.log, s.written_ms, now))
         .map(entry)
         .collect();
-    out.sort_by(|a, b| {
-        (b.started_unix, &a.name, &a.id).cmp(&(a.started_unix, &b.name, &b.id))
-    });
+    out.sort_by(|a, b| (b.started_unix, &a.name, &a.id).cmp(&(a.started_unix, &b.name, &b.id)));
     Ok(([(header::CACHE_CONTROL, "no-cache")], Json(out)).into_response())
 }
 
 /// The recording `id` of `name` if it can be replayed; 400 for a path that is not one, 404
 /// otherwise.
-async fn recording(st: &HttpState, name: &str, id: &str) -> AppResult<std::sync::Arc<RecordingLog>> {
+async fn recording(
+    st: &HttpState,
+    name: &str,
+    id: &str,
+) -> AppResult<std::sync::Arc<RecordingLog>> {
     if !is_valid_stream_name(name) || !is_valid_presentation_id(id) {
         return Err(AppError::BadRequest(
             "bad recording path: expected /recordings/NAME/ID/… as /api/recordings lists it".into(),
@@ -135,9 +137,9 @@ pub(super) async fn manifest(
     let log = recording(&st, &name, &id).await?;
     let m = replay::manifest(&log);
     let (text, kind) = if file == "manifest.mpd" {
-        let xml = m.render().map_err(|e| AppError::NotFound(format!(
-            "recording {name}/{id} has nothing to play: {e}"
-        )))?;
+        let xml = m.render().map_err(|e| {
+            AppError::NotFound(format!("recording {name}/{id} has nothing to play: {e}"))
+        })?;
         (xml, "application/dash+xml")
     } else {
         let text = cmaf::hls::master(&m).ok_or_else(|| {
@@ -169,7 +171,10 @@ fn rep_file(file: &str) -> Option<RepFile<'_>> {
     }
     if let Some(n) = file.strip_suffix(".m4s") {
         let digits = !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit());
-        return digits.then(|| n.parse().ok()).flatten().map(RepFile::Segment);
+        return digits
+            .then(|| n.parse().ok())
+            .flatten()
+            .map(RepFile::Segment);
     }
     file.strip_prefix("init-")
         .and_then(|f| f.strip_suffix(".mp4"))
@@ -225,7 +230,11 @@ pub(super) async fn rep_file_get(
             let b = Response::builder()
                 .header(
                     header::CONTENT_TYPE,
-                    if rep.starts_with('a') { "audio/mp4" } else { "video/mp4" },
+                    if rep.starts_with('a') {
+                        "audio/mp4"
+                    } else {
+                        "video/mp4"
+                    },
                 )
                 // The same bytes as when the stream was live, under a URL never reused.
                 .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable");
@@ -366,15 +375,33 @@ mod tests {
             // Stored, but not in the recording.
             ("/recordings/show/19a-1/v720/2.m4s", StatusCode::NOT_FOUND),
             ("/recordings/show/19a-1/v400/0.m4s", StatusCode::NOT_FOUND),
-            ("/recordings/show/19a-1/v720/init-p1.mp4", StatusCode::NOT_FOUND),
+            (
+                "/recordings/show/19a-1/v720/init-p1.mp4",
+                StatusCode::NOT_FOUND,
+            ),
             ("/recordings/show/19a-2/manifest.mpd", StatusCode::NOT_FOUND),
             ("/recordings/show/19a-1/state.json", StatusCode::NOT_FOUND),
             // Paths that try to reach other store objects.
-            ("/recordings/show/..%2F..%2Fx/manifest.mpd", StatusCode::BAD_REQUEST),
-            ("/recordings/..%2Fx/19a-1/manifest.mpd", StatusCode::BAD_REQUEST),
-            ("/recordings/show/19a-1/v720/..%2Frecording.json", StatusCode::BAD_REQUEST),
-            ("/recordings/show/19a-1/..%2F..%2Fy/0.m4s", StatusCode::BAD_REQUEST),
-            ("/recordings/show/19a-1/v720/init-..%2Fx.mp4", StatusCode::BAD_REQUEST),
+            (
+                "/recordings/show/..%2F..%2Fx/manifest.mpd",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "/recordings/..%2Fx/19a-1/manifest.mpd",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "/recordings/show/19a-1/v720/..%2Frecording.json",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "/recordings/show/19a-1/..%2F..%2Fy/0.m4s",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "/recordings/show/19a-1/v720/init-..%2Fx.mp4",
+                StatusCode::BAD_REQUEST,
+            ),
         ] {
             assert_eq!(get(&app, path).await.0, want, "{path}");
         }

@@ -24,7 +24,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/live/{name}/{pres}/{rep}/{file}", get(origin::segment))
         .route("/api/recordings", get(recordings::list))
         .route("/recordings/{name}/{id}/{file}", get(recordings::manifest))
-        .route("/recordings/{name}/{id}/{rep}/{file}", get(recordings::rep_file_get))
+        .route(
+            "/recordings/{name}/{id}/{rep}/{file}",
+            get(recordings::rep_file_get),
+        )
         .merge(player::routes())
         .merge(crate::webrtc::routes())
         .fallback(fallback)

@@ -243,13 +243,19 @@ mod tests {
         assert_eq!(k, "live/show/19a-1/recording.json");
         store.put(&k, json).await.unwrap();
         store
-            .put(&key("show", "19a-1", "v720", "0.m4s"), Bytes::from_static(b"0123456789"))
+            .put(
+                &key("show", "19a-1", "v720", "0.m4s"),
+                Bytes::from_static(b"0123456789"),
+            )
             .await
             .unwrap();
         // A presentation without a log is not a recording; a log that names another one, or
         // that is not JSON, is left out.
         store
-            .put(&key("show", "19a-2", "v720", "0.m4s"), Bytes::from_static(b"x"))
+            .put(
+                &key("show", "19a-2", "v720", "0.m4s"),
+                Bytes::from_static(b"x"),
+            )
             .await
             .unwrap();
         let (_, other) = encode(&RecordingLog::new("other", "19a-3", 0)).unwrap();

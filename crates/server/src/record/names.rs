@@ -94,7 +94,9 @@ mod tests {
     fn bad_patterns_are_refused_with_the_reason() {
         let long = "x".repeat(65);
         for bad in ["", "live/", "a/b", "../x", "a b", long.as_str()] {
-            let e = NamePatterns::new(&[bad.to_string()]).unwrap_err().to_string();
+            let e = NamePatterns::new(&[bad.to_string()])
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("stream name"), "{bad}: {e}");
         }
     }

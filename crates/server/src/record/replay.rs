@@ -204,7 +204,10 @@ mod tests {
             xml.contains("<Period id=\"p1\" start=\"PT11.8S\" duration=\"PT7.8S\">"),
             "{xml}"
         );
-        assert!(xml.contains("mediaPresentationDuration=\"PT19.6S\""), "{xml}");
+        assert!(
+            xml.contains("mediaPresentationDuration=\"PT19.6S\""),
+            "{xml}"
+        );
         assert!(xml.contains("<SegmentTimeline>"), "{xml}");
         assert!(
             xml.contains("media=\"$RepresentationID$/$Number$.m4s\"")
@@ -250,12 +253,19 @@ mod tests {
         for rep in ["v720", "v400", "a64"] {
             let text = cmaf::hls::media(&m, rep, NOMINAL).unwrap();
             let r = cmaf::hls::check_media(&text);
-            assert!(r.violations.is_empty(), "{rep}: {:#?}\n{text}", r.violations);
+            assert!(
+                r.violations.is_empty(),
+                "{rep}: {:#?}\n{text}",
+                r.violations
+            );
             assert_eq!(r.playlist_type.as_deref(), Some("VOD"), "{text}");
             assert!(r.ended && r.open.is_none() && r.hint.is_none(), "{text}");
             assert_eq!(r.segments.len(), 5, "{text}");
             assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-p1.mp4\""));
-            assert!(text.contains("\n0.m4s\n") && text.contains("\n6.m4s\n"), "{text}");
+            assert!(
+                text.contains("\n0.m4s\n") && text.contains("\n6.m4s\n"),
+                "{text}"
+            );
         }
     }
 }

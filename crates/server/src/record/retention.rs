@@ -17,12 +17,12 @@ use crate::encode::presentation::{unix_ms, DashRegistry};
 
 /// The recordings of `stored` to delete at `now_ms`: finished, not live here (`live`), and
 /// stopped growing more than `retention` before.
-pub fn expired<'a>(
-    stored: &'a [Stored],
+pub fn expired(
+    stored: &[Stored],
     now_ms: u64,
     retention: Duration,
     live: impl Fn(&str, &str) -> bool,
-) -> Vec<&'a Stored> {
+) -> Vec<&Stored> {
     let keep_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
     stored
         .iter()
@@ -43,7 +43,9 @@ pub async fn sweep(
     now: SystemTime,
 ) -> Result<usize, RecordError> {
     let stored = recordings.scan().await?;
-    let gone = expired(&stored, unix_ms(now), retention, |n, id| dash.is_live(n, id));
+    let gone = expired(&stored, unix_ms(now), retention, |n, id| {
+        dash.is_live(n, id)
+    });
     for s in &gone {
         let objects = recordings.delete(&s.log.name, &s.log.id).await?;
         counter!("ferrocast_recordings_deleted_total").increment(1);
@@ -106,7 +108,10 @@ mod tests {
         store.put(&k, json).await.unwrap();
         for file in ["init-p0.mp4", "0.m4s", "1.m4s"] {
             store
-                .put(&key("show", "19a-1", "v720", file), Bytes::from_static(b"x"))
+                .put(
+                    &key("show", "19a-1", "v720", file),
+                    Bytes::from_static(b"x"),
+                )
                 .await
                 .unwrap();
         }
@@ -139,10 +144,12 @@ mod tests {
             },
         ];
         let ids = |now: u64, live: bool| -> Vec<&str> {
-            expired(&stored, now, Duration::from_secs(5), |_, id| live && id == "1-1")
-                .into_iter()
-                .map(|s| s.log.id.as_str())
-                .collect()
+            expired(&stored, now, Duration::from_secs(5), |_, id| {
+                live && id == "1-1"
+            })
+            .into_iter()
+            .map(|s| s.log.id.as_str())
+            .collect()
         };
         assert!(ids(15_000, false).is_empty());
         // The unended one is taken as finished only once it has not been written for a minute.

@@ -80,7 +80,12 @@ impl Serve {
 async fn frames_720(url: &str) -> u64 {
     let mut cmd = Command::new("ffprobe");
     cmd.args(["-v", "error", "-count_frames", "-select_streams", "v"])
-        .args(["-show_entries", "stream=width,nb_read_frames", "-of", "json"])
+        .args([
+            "-show_entries",
+            "stream=width,nb_read_frames",
+            "-of",
+            "json",
+        ])
         .arg(url);
     let t0 = Instant::now();
     let (ok, out, err) = run(&mut cmd, Duration::from_secs(180)).await;
@@ -149,10 +154,18 @@ async fn check_replay(http: u16, rec: &serde_json::Value) -> f64 {
     let dash = rec["dash"].as_str().unwrap();
     let (s, mpd) = http_get(http, dash).await;
     assert_eq!(s, 200, "{mpd}");
-    for needle in ["type=\"static\"", "mediaPresentationDuration=", "<SegmentTimeline>"] {
+    for needle in [
+        "type=\"static\"",
+        "mediaPresentationDuration=",
+        "<SegmentTimeline>",
+    ] {
         assert!(mpd.contains(needle), "MPD lacks {needle}: {mpd}");
     }
-    for absent in ["availabilityStartTime", "minimumUpdatePeriod", "timeShiftBufferDepth"] {
+    for absent in [
+        "availabilityStartTime",
+        "minimumUpdatePeriod",
+        "timeShiftBufferDepth",
+    ] {
         assert!(!mpd.contains(absent), "a static MPD with {absent}: {mpd}");
     }
     let base = url::Url::parse(&format!("http://127.0.0.1:{http}{dash}")).unwrap();
@@ -186,11 +199,18 @@ async fn check_replay(http: u16, rec: &serde_json::Value) -> f64 {
         let (s, text) = http_get(http, &path).await;
         assert_eq!(s, 200, "{path}: {text}");
         let r = cmaf::hls::check_media(&text);
-        assert!(r.violations.is_empty(), "{path}: {:#?}\n{text}", r.violations);
+        assert!(
+            r.violations.is_empty(),
+            "{path}: {:#?}\n{text}",
+            r.violations
+        );
         assert_eq!(r.playlist_type.as_deref(), Some("VOD"), "{text}");
         assert!(r.ended, "{text}");
         let total: f64 = r.segments.iter().filter_map(|s| s.duration).sum();
-        assert!((total - duration).abs() < 0.5, "{path}: {total} s listed, MPD {duration} s");
+        assert!(
+            (total - duration).abs() < 0.5,
+            "{path}: {total} s listed, MPD {duration} s"
+        );
     }
     duration
 }
@@ -246,13 +266,22 @@ async fn recording_is_listed_replayed_kept_across_a_restart_and_deleted_by_reten
     );
 
     let mpd_duration = check_replay(srv.http, &rec).await;
-    assert!((mpd_duration - duration).abs() < 0.01, "MPD {mpd_duration} s, list {duration} s");
+    assert!(
+        (mpd_duration - duration).abs() < 0.01,
+        "MPD {mpd_duration} s, list {duration} s"
+    );
     let base = format!("http://127.0.0.1:{}", srv.http);
     let min = PUBLISHED_FRAMES * 9 / 10;
     let dash_frames = frames_720(&format!("{base}{}", rec["dash"].as_str().unwrap())).await;
-    assert!(dash_frames >= min, "DASH: {dash_frames} of {PUBLISHED_FRAMES} frames decoded");
+    assert!(
+        dash_frames >= min,
+        "DASH: {dash_frames} of {PUBLISHED_FRAMES} frames decoded"
+    );
     let hls_frames = frames_720(&format!("{base}{}", rec["hls"].as_str().unwrap())).await;
-    assert!(hls_frames >= min, "HLS: {hls_frames} of {PUBLISHED_FRAMES} frames decoded");
+    assert!(
+        hls_frames >= min,
+        "HLS: {hls_frames} of {PUBLISHED_FRAMES} frames decoded"
+    );
     srv.stop().await;
 
     // 2. Restarted on the same data directory: the start-up sweep keeps it, it is listed
