@@ -241,6 +241,22 @@ pub async fn run_role(
             stop.clone(),
         ));
     }
+    // `serve` is its store's only writer: what a killed server was recording ends now.
+    if is_encoder && role.cluster.is_none() {
+        let (recordings, dash) = (recordings.clone(), dash.clone());
+        tasks.spawn(async move {
+            match crate::record::catalog::close_orphans(&recordings, |n, id| dash.is_live(n, id))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => info!(
+                    recordings = n,
+                    "recordings left by a server that died end where their logs were last written"
+                ),
+                Err(e) => warn!("recordings left by a server that died stay open: {e}"),
+            }
+        });
+    }
     let record = config
         .record
         .enabled

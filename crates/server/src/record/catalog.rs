@@ -182,6 +182,30 @@ impl Recordings {
     }
 }
 
+/// For `serve`, the store's only writer, at start-up: a recording whose log has no end and
+/// that this process does not hold live (`live`) was left by a server that died or was killed;
+/// it ends where its log was last written, so it is listed at once (elsewhere — a cluster's
+/// shared store — it is listed once its log is [`STALE_AFTER`](super::log::STALE_AFTER)
+/// old). Returns how many were closed.
+pub async fn close_orphans(
+    recordings: &Recordings,
+    live: impl Fn(&str, &str) -> bool,
+) -> Result<usize, RecordError> {
+    let stored = recordings.scan().await?;
+    let mut closed = 0;
+    for s in &stored {
+        if s.log.ended_ms.is_some() || live(&s.log.name, &s.log.id) {
+            continue;
+        }
+        let mut log = (*s.log).clone();
+        log.end(s.written_ms);
+        let (key, json) = encode(&log)?;
+        recordings.store.put(&key, json).await?;
+        closed += 1;
+    }
+    Ok(closed)
+}
+
 fn decode(key: &str, bytes: &[u8], name: &str, id: &str) -> Result<RecordingLog, RecordError> {
     let corrupt = |reason: String| RecordError::Corrupt {
         key: key.to_owned(),
@@ -279,7 +303,19 @@ mod tests {
             rec.get("show", "19a-4").await,
             Err(RecordError::Corrupt { .. })
         ));
-        assert_eq!(load(&store, "show", "19a-1").await, Some(log));
+        assert_eq!(load(&store, "show", "19a-1").await, Some(log.clone()));
+        // A log its server left without an end is closed where it was last written, unless
+        // it is live here.
+        let (k5, json) = encode(&RecordingLog::new("show", "19a-5", 1)).unwrap();
+        store.put(&k5, json).await.unwrap();
+        assert_eq!(close_orphans(&rec, |_, id| id == "19a-5").await.unwrap(), 0);
+        assert_eq!(close_orphans(&rec, |_, _| false).await.unwrap(), 1);
+        let (closed, written) = rec.get("show", "19a-5").await.unwrap().unwrap();
+        assert!(closed
+            .ended_ms
+            .is_some_and(|e| e <= written && e > 1_600_000_000_000));
+        assert_eq!(close_orphans(&rec, |_, _| false).await.unwrap(), 0);
+        rec.delete("show", "19a-5").await.unwrap();
         assert_eq!(rec.delete("show", "19a-1").await.unwrap(), 2);
         assert!(rec.scan().await.unwrap().is_empty());
         assert!(rec.get("show", "19a-1").await.unwrap().is_none());

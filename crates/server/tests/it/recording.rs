@@ -3,8 +3,10 @@
 //! listed at `/api/recordings`, its MPD is static and parses, every segment it lists is
 //! served, and ffprobe decodes at least 90 % of the published frames of the 720 rendition
 //! from the DASH recording and from the HLS VOD playlists. The server is restarted on the
-//! same data directory: the recording is still listed and plays. Restarted once more with a
-//! one-second retention: the recording is deleted (list empty, no store object left).
+//! same data directory: the recording is still listed and plays. Then a second stream is
+//! recorded and the server killed (SIGKILL) mid-stream: started again, what was recorded is
+//! listed and plays. Restarted once more with a one-second retention: both recordings are
+//! deleted (list empty, no store object left).
 
 use std::{
     path::{Path, PathBuf},
@@ -18,6 +20,8 @@ use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrocast");
 const NAME: &str = "rec";
+/// The stream whose server is killed while it is recorded.
+const CRASHED: &str = "crashed";
 /// What ffmpeg publishes: 30 s at 30 fps.
 const SECONDS: u32 = 30;
 const PUBLISHED_FRAMES: u64 = SECONDS as u64 * 30;
@@ -62,6 +66,11 @@ impl Serve {
             .status();
         let done = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
         assert!(done.is_ok(), "serve did not exit within 20 s of SIGTERM");
+    }
+
+    /// SIGKILL: nothing is flushed or ended.
+    async fn kill(mut self) {
+        self.child.kill().await.unwrap();
     }
 
     async fn recordings(&self) -> Vec<serde_json::Value> {
@@ -127,11 +136,11 @@ fn files(dir: &Path) -> Vec<(PathBuf, u64)> {
 }
 
 /// Waits for `srv` to list exactly one recording of NAME, and returns it.
-async fn listed(srv: &Serve, within: Duration) -> serde_json::Value {
+async fn listed(srv: &Serve, name: &str, within: Duration) -> serde_json::Value {
     let t0 = Instant::now();
     loop {
         let list = srv.recordings().await;
-        let mine: Vec<_> = list.iter().filter(|r| r["name"] == NAME).collect();
+        let mine: Vec<_> = list.iter().filter(|r| r["name"] == name).collect();
         if let [one] = mine[..] {
             eprintln!(
                 "recording listed {:.1} s after asking: {one}",
@@ -142,15 +151,17 @@ async fn listed(srv: &Serve, within: Duration) -> serde_json::Value {
         assert!(mine.len() < 2, "{list:?}");
         assert!(
             t0.elapsed() < within,
-            "no recording of {NAME} listed within {within:?}: {list:?}"
+            "no recording of {name} listed within {within:?}: {list:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
-/// The MPD of `rec` is static, parses, and every init and media segment it lists is served;
-/// the HLS media playlists pass the checker as VOD playlists. Returns the MPD's duration.
-async fn check_replay(http: u16, rec: &serde_json::Value) -> f64 {
+/// The MPD of `rec` is static, parses, and every init and media segment it lists (at least
+/// `min_segments` per rendition) is served; the HLS media playlists pass the checker as VOD
+/// playlists and together span the MPD's duration. Returns the MPD's duration and the 720
+/// rendition's (its playlist's EXTINFs).
+async fn check_replay(http: u16, rec: &serde_json::Value, min_segments: usize) -> (f64, f64) {
     let dash = rec["dash"].as_str().unwrap();
     let (s, mpd) = http_get(http, dash).await;
     assert_eq!(s, 200, "{mpd}");
@@ -184,7 +195,7 @@ async fn check_replay(http: u16, rec: &serde_json::Value) -> f64 {
             urls.push(r.media_url(seg).unwrap());
         }
     }
-    assert!(urls.len() >= 3 * 8, "{urls:?}");
+    assert!(urls.len() >= 3 * (min_segments + 1), "{urls:?}");
     for u in &urls {
         let (s, _, body) = get_bytes(http, u.path()).await;
         assert_eq!(s, 200, "{u}");
@@ -194,6 +205,7 @@ async fn check_replay(http: u16, rec: &serde_json::Value) -> f64 {
     let (s, master) = http_get(http, hls).await;
     assert_eq!(s, 200, "{master}");
     assert!(cmaf::hls::check_master(&master).is_empty(), "{master}");
+    let mut totals = vec![];
     for rep in ["v720", "v400", "a64"] {
         let path = hls.replace("master.m3u8", &format!("{rep}/index.m3u8"));
         let (s, text) = http_get(http, &path).await;
@@ -208,11 +220,17 @@ async fn check_replay(http: u16, rec: &serde_json::Value) -> f64 {
         assert!(r.ended, "{text}");
         let total: f64 = r.segments.iter().filter_map(|s| s.duration).sum();
         assert!(
-            (total - duration).abs() < 0.5,
+            total <= duration + 0.5,
             "{path}: {total} s listed, MPD {duration} s"
         );
+        totals.push(total);
     }
-    duration
+    let longest = totals.iter().copied().fold(0.0, f64::max);
+    assert!(
+        (longest - duration).abs() < 0.5,
+        "playlists {totals:?} s, MPD {duration} s"
+    );
+    (duration, totals[0])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,7 +254,7 @@ async fn recording_is_listed_replayed_kept_across_a_restart_and_deleted_by_reten
     let (code, err) = finish(publisher, Duration::from_secs(SECONDS as u64 + 30)).await;
     assert_eq!(code, Some(0), "the publisher failed: {err}");
     let stopped = Instant::now();
-    let rec = listed(&srv, Duration::from_secs(30)).await;
+    let rec = listed(&srv, NAME, Duration::from_secs(30)).await;
     eprintln!(
         "listed {:.1} s after the publisher stopped",
         stopped.elapsed().as_secs_f64()
@@ -265,7 +283,7 @@ async fn recording_is_listed_replayed_kept_across_a_restart_and_deleted_by_reten
         stored as f64 / duration * 3600.0 / 1e6
     );
 
-    let mpd_duration = check_replay(srv.http, &rec).await;
+    let (mpd_duration, _) = check_replay(srv.http, &rec, 7).await;
     assert!(
         (mpd_duration - duration).abs() < 0.01,
         "MPD {mpd_duration} s, list {duration} s"
@@ -288,31 +306,81 @@ async fn recording_is_listed_replayed_kept_across_a_restart_and_deleted_by_reten
     //    again (from the store) and plays; its live URLs stay gone, as for any presentation
     //    that ended.
     let srv = Serve::start(&data, &root.join("serve-2.log"), &["--record"]).await;
-    let again = listed(&srv, Duration::from_secs(10)).await;
+    let again = listed(&srv, NAME, Duration::from_secs(10)).await;
     assert_eq!(again, rec);
     let (s, _) = http_get(srv.http, &format!("/live/{NAME}/{id}/v720/1.m4s")).await;
     assert_eq!(s, 404);
-    check_replay(srv.http, &again).await;
+    check_replay(srv.http, &again, 7).await;
     let base = format!("http://127.0.0.1:{}", srv.http);
     let frames = frames_720(&format!("{base}{}", again["dash"].as_str().unwrap())).await;
     assert!(frames >= min, "after the restart: {frames} frames");
     assert_eq!(files(&dir).iter().map(|(_, n)| n).sum::<u64>(), stored);
     srv.stop().await;
 
-    // 3. With a retention shorter than the recording's age: deleted at start-up.
+    // 3. A crash: another stream is recorded for a few segments, then the server is killed
+    //    (SIGKILL: nothing is flushed or ended). Started again, that recording ends where its
+    //    log was last written: listed at once with what was logged, and it plays.
+    let srv = Serve::start(&data, &root.join("serve-3.log"), &["--record"]).await;
+    let publisher = ffmpeg_publish(
+        &format!("rtmp://127.0.0.1:{}/live/{CRASHED}", srv.rtmp),
+        "1280x720",
+        60,
+    );
+    let crashed_dir = data.join("store/live").join(CRASHED);
+    let logged = || {
+        let log = files(&crashed_dir)
+            .into_iter()
+            .find(|(p, _)| p.ends_with("recording.json"))?;
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&log.0).ok()?).ok()?;
+        v["periods"][0]["reps"][0]["segments"]
+            .as_array()
+            .map(Vec::len)
+    };
+    eventually(
+        "the crashing stream's log lists 3 segments",
+        Duration::from_secs(40),
+        || async { logged().unwrap_or(0) >= 3 },
+    )
+    .await;
+    srv.kill().await;
+    drop(publisher);
+    let at_kill = logged().unwrap();
+    let srv = Serve::start(&data, &root.join("serve-4.log"), &["--record"]).await;
+    let crashed = listed(&srv, CRASHED, Duration::from_secs(10)).await;
+    assert_eq!(listed(&srv, NAME, Duration::ZERO).await, rec);
+    let crashed_secs = crashed["duration_secs"].as_f64().unwrap();
+    assert!(
+        crashed_secs >= 4.0 * (at_kill as f64 - 1.0),
+        "{crashed_secs} s listed, {at_kill} segments logged at the kill"
+    );
+    // The renditions' logs may differ by the segment being written at the kill.
+    let (_, v720_secs) = check_replay(srv.http, &crashed, at_kill - 1).await;
+    let base = format!("http://127.0.0.1:{}", srv.http);
+    let frames = frames_720(&format!("{base}{}", crashed["dash"].as_str().unwrap())).await;
+    assert!(
+        frames as f64 >= 0.9 * 30.0 * v720_secs,
+        "after the crash: {frames} frames of the 720 rendition's {v720_secs} s"
+    );
+    srv.stop().await;
+
+    // 4. With a retention shorter than the recordings' age: both deleted at start-up.
     let config = root.join("retention.toml");
     std::fs::write(&config, "[record]\nretention_secs = 1\n").unwrap();
     let srv = Serve::start(
         &data,
-        &root.join("serve-3.log"),
+        &root.join("serve-5.log"),
         &["--config", config.to_str().unwrap()],
     )
     .await;
     let t0 = Instant::now();
     eventually(
-        "retention deletes the recording",
+        "retention deletes the recordings",
         Duration::from_secs(20),
-        || async { srv.recordings().await.is_empty() && files(&dir).is_empty() },
+        || async {
+            srv.recordings().await.is_empty()
+                && files(&dir).is_empty()
+                && files(&crashed_dir).is_empty()
+        },
     )
     .await;
     eprintln!(
