@@ -201,6 +201,8 @@ pub async fn close_orphans(
         log.end(s.written_ms);
         let (key, json) = encode(&log)?;
         recordings.store.put(&key, json).await?;
+        // Replay reads it again at once, not the open copy.
+        recordings.logs.lock().remove(&key);
         closed += 1;
     }
     Ok(closed)
