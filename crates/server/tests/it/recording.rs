@@ -393,3 +393,91 @@ async fn recording_is_listed_replayed_kept_across_a_restart_and_deleted_by_reten
     srv.stop().await;
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Waits until `/api/recordings` of the in-process server lists `name`; returns its entry.
+async fn listed_in(srv: &TestServer, name: &str, within: Duration) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let (s, body) = srv.get("/api/recordings").await;
+        assert_eq!(s, 200, "{body}");
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(r) = list.as_array().unwrap().iter().find(|r| r["name"] == name) {
+            return r.clone();
+        }
+        assert!(
+            t0.elapsed() < within,
+            "{name} not listed within {within:?}: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `[record]` in the config (in-process server): only the streams its patterns name are
+/// recorded, and a republish within the window continues the same recording as a second
+/// Period — hidden while live again, then listed with both Periods (the MPD's two Periods
+/// end to end, the HLS playlist's discontinuity), and it decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_republish_is_one_recording_of_two_periods_and_patterns_choose_the_streams() {
+    let srv = TestServer::start(|c| {
+        c.record.enabled = true;
+        c.record.streams = vec!["live/two*".into()];
+    })
+    .await;
+    let first = ffmpeg_publish(&srv.rtmp_url("two"), "640x360", 10);
+    let other = ffmpeg_publish(&srv.rtmp_url("other"), "640x360", 6);
+    let (code, err) = finish(first, Duration::from_secs(40)).await;
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = finish(other, Duration::from_secs(40)).await;
+    assert_eq!(code, Some(0), "{err}");
+    let one = listed_in(&srv, "two", Duration::from_secs(30)).await;
+    let id = one["id"].as_str().unwrap().to_owned();
+    // Published again within the window: the same presentation, a new Period; while it is
+    // live the recording is not listed.
+    let second = ffmpeg_publish(&srv.rtmp_url("two"), "640x360", 10);
+    eventually(
+        "the republish to be live (the recording unlisted)",
+        Duration::from_secs(20),
+        || async {
+            let (_, body) = srv.get("/api/recordings").await;
+            !body.contains(&id)
+        },
+    )
+    .await;
+    let (code, err) = finish(second, Duration::from_secs(40)).await;
+    assert_eq!(code, Some(0), "{err}");
+    let both = listed_in(&srv, "two", Duration::from_secs(30)).await;
+    assert_eq!(
+        both["id"],
+        id.as_str(),
+        "a republish in the window is the same recording"
+    );
+    let secs = both["duration_secs"].as_f64().unwrap();
+    assert!(
+        (17.0..=21.0).contains(&secs),
+        "two Periods of 10 s: {secs} s"
+    );
+    let (s, mpd) = srv.get(both["dash"].as_str().unwrap()).await;
+    assert_eq!(s, 200, "{mpd}");
+    assert_eq!(mpd.matches("<Period ").count(), 2, "{mpd}");
+    assert!(mpd.contains("init-p1.mp4"), "{mpd}");
+    let media = both["hls"]
+        .as_str()
+        .unwrap()
+        .replace("master.m3u8", "v720/index.m3u8");
+    let (s, text) = srv.get(&media).await;
+    assert_eq!(s, 200, "{text}");
+    let r = cmaf::hls::check_media(&text);
+    assert!(r.violations.is_empty(), "{:#?}\n{text}", r.violations);
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    let frames = frames_720(&format!("http://127.0.0.1:{}{media}", srv.http)).await;
+    assert!(frames >= 540, "{frames} frames of 2 × 10 s");
+    // Not named by the patterns: not recorded (no log; its files go with the window).
+    let (_, body) = srv.get("/api/recordings").await;
+    assert!(!body.contains("\"other\""), "{body}");
+    let logs = files(&srv.data_dir.join("store/live/other"));
+    assert!(
+        logs.iter().all(|(p, _)| !p.ends_with("recording.json")),
+        "{logs:?}"
+    );
+    srv.stop().await;
+}
