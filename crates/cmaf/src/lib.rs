@@ -58,8 +58,8 @@ pub use boxes::{
 pub use error::{ApiMisuse, CmafError, InvalidMessage, PeerIncompatible, PeerMisbehaved};
 pub use mpd::{
     xs_datetime, xs_duration, AdaptationSet, Addressing, ContentType, Format, FrameRate,
-    LowLatency, Manifest, Period, Representation, SegmentRef, UtcTiming, AUDIO_CHANNEL_SCHEME,
-    PROFILE_ISOFF_LIVE,
+    LowLatency, Manifest, Period, PresentationType, Representation, SegmentRef, UtcTiming,
+    AUDIO_CHANNEL_SCHEME, PROFILE_ISOFF_LIVE,
 };
 pub use parts::{PartRef, Parts, SegmentParts};
 pub use remux::{FlvRemuxer, FlvTag, RemuxError, MAX_TAG_BODY};

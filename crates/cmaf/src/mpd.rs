@@ -40,6 +40,16 @@
 //! `ServiceDescription` (target latency, playback rates), as the DASH-IF
 //! low-latency guidelines ask; the segments stay the same.
 //!
+//! # A recording (static)
+//! [`Manifest::recording`] makes a `type="static"` MPD of a finished presentation (VOD
+//! replay): `mediaPresentationDuration`, every Period with its `@duration` and every segment
+//! in a `SegmentTimeline` of its real durations (a recording's segments are not cut on the
+//! clock's grid at its edges: the first one starts where the publish did). None of the live
+//! signalling: no `availabilityStartTime`, `publishTime`, `minimumUpdatePeriod`,
+//! `timeShiftBufferDepth`, `suggestedPresentationDelay`, low latency or
+//! `ProducerReferenceTime` — a static presentation is on no wall clock, and players seek in
+//! it from Period time 0.
+//!
 //! Every attribute value is XML-escaped.
 
 use std::fmt::Write as _;
@@ -58,9 +68,22 @@ pub const PROFILE_ISOFF_LIVE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
 /// Scheme of `AudioChannelConfiguration` whose value is the channel count.
 pub const AUDIO_CHANNEL_SCHEME: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
 
-/// A dynamic presentation.
+/// `MPD@type`: a live presentation or a recording of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PresentationType {
+    /// `dynamic`: live, on the wall clock (the default).
+    #[default]
+    Dynamic,
+    /// `static`: a finished recording (see the module documentation).
+    Static,
+}
+
+/// A presentation: dynamic (live) or static (a recording).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
+    /// `MPD@type`. A static presentation ignores the live-only fields (wall-clock anchors,
+    /// update period, time-shift buffer, delay, low latency) and lists every segment.
+    pub presentation_type: PresentationType,
     /// `MPD@availabilityStartTime`, milliseconds since the Unix epoch: the
     /// wall-clock time of MPD time 0. Must not change between updates.
     pub availability_start_time: u64,
@@ -337,6 +360,7 @@ impl Manifest {
     /// no UTCTiming (add one!), no Periods.
     pub fn new(availability_start_time: u64, publish_time: u64) -> Self {
         Self {
+            presentation_type: PresentationType::Dynamic,
             availability_start_time,
             publish_time,
             min_update_period: Duration::from_secs(2),
@@ -350,6 +374,21 @@ impl Manifest {
         }
     }
 
+    /// A static presentation (a recording): Periods are added by the caller, each with its
+    /// start on the recording's own timeline (the first at 0) and `Addressing::Timeline`.
+    pub fn recording() -> Self {
+        Self {
+            presentation_type: PresentationType::Static,
+            ended: true,
+            ..Self::new(0, 0)
+        }
+    }
+
+    /// `type="static"`.
+    pub fn is_static(&self) -> bool {
+        self.presentation_type == PresentationType::Static
+    }
+
     /// Renders the MPD as XML.
     ///
     /// Fails with [`ApiMisuse::InvalidManifest`] if the model cannot be
@@ -361,17 +400,22 @@ impl Manifest {
 
         let mut xml = Xml::default();
         xml.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let is_static = self.is_static();
         let mut attrs = vec![
             ("xmlns", "urn:mpeg:dash:schema:mpd:2011".to_owned()),
             ("profiles", PROFILE_ISOFF_LIVE.to_owned()),
-            ("type", "dynamic".to_owned()),
-            (
+        ];
+        if is_static {
+            attrs.push(("type", "static".to_owned()));
+        } else {
+            attrs.push(("type", "dynamic".to_owned()));
+            attrs.push((
                 "availabilityStartTime",
                 xs_datetime(self.availability_start_time),
-            ),
-            ("publishTime", xs_datetime(self.publish_time)),
-        ];
-        if self.ended {
+            ));
+            attrs.push(("publishTime", xs_datetime(self.publish_time)));
+        }
+        if self.ended || is_static {
             let end = periods
                 .last()
                 .map(|(p, sets)| p.start.saturating_add(period_media_end(sets)))
@@ -380,14 +424,16 @@ impl Manifest {
         } else {
             attrs.push(("minimumUpdatePeriod", xs_duration(self.min_update_period)));
         }
-        attrs.push((
-            "timeShiftBufferDepth",
-            xs_duration(self.time_shift_buffer_depth),
-        ));
-        attrs.push((
-            "suggestedPresentationDelay",
-            xs_duration(self.suggested_presentation_delay),
-        ));
+        if !is_static {
+            attrs.push((
+                "timeShiftBufferDepth",
+                xs_duration(self.time_shift_buffer_depth),
+            ));
+            attrs.push((
+                "suggestedPresentationDelay",
+                xs_duration(self.suggested_presentation_delay),
+            ));
+        }
         attrs.push(("minBufferTime", xs_duration(self.min_buffer_time)));
         let max_segment = periods
             .iter()
@@ -403,7 +449,7 @@ impl Manifest {
         }
         xml.open("MPD", &attrs);
 
-        if let Some(ll) = &self.low_latency {
+        if let Some(ll) = self.low_latency.as_ref().filter(|_| !is_static) {
             xml.open("ServiceDescription", &[("id", "0".to_owned())]);
             let mut latency = vec![];
             if periods.iter().any(|(p, _)| p.producer_reference) {
@@ -502,6 +548,10 @@ impl Manifest {
         rep: &Representation,
         s: &SegmentRef,
     ) -> bool {
+        if self.is_static() {
+            // A recording has no time-shift buffer: everything it lists is there.
+            return true;
+        }
         let now_ns = i128::from(self.publish_time) * 1_000_000;
         let ast_ns = i128::from(self.availability_start_time) * 1_000_000;
         let period_ns = ast_ns + period.start.as_nanos() as i128;
@@ -521,7 +571,9 @@ impl Manifest {
             for set in &period.adaptation_sets {
                 let mut reps = Vec::new();
                 for rep in &set.representations {
-                    let all = rep.segments.iter().chain(&rep.in_progress);
+                    // A recording has no segment in progress.
+                    let in_progress = rep.in_progress.as_ref().filter(|_| !self.is_static());
+                    let all = rep.segments.iter().chain(in_progress);
                     let segments = listable(
                         all.copied()
                             .filter(|s| self.in_time_shift_buffer(period, rep, s)),
@@ -595,7 +647,7 @@ impl Manifest {
             attrs.push(("maxFrameRate", fps.render()));
         }
         xml.open("AdaptationSet", &attrs);
-        if period.producer_reference {
+        if period.producer_reference && !self.is_static() {
             // The Period start's media time was captured at the Period start's wall-clock
             // time (the timeline is anchored on the capture clock).
             let rep = reps[0].0;
@@ -704,7 +756,7 @@ impl Manifest {
                 rep.presentation_time_offset.to_string(),
             ),
         ];
-        if let Some(ll) = &self.low_latency {
+        if let Some(ll) = self.low_latency.as_ref().filter(|_| !self.is_static()) {
             attrs.push((
                 "availabilityTimeOffset",
                 decimal_seconds(ll.availability_time_offset),

@@ -29,6 +29,50 @@ pub struct Config {
     pub transcode: bool,
     /// `[webrtc]`: WHEP playback on one UDP port.
     pub webrtc: WebrtcConfig,
+    /// `[record]`: keep streams as recordings for replay (`--record`).
+    pub record: RecordConfig,
+}
+
+/// `[record]`: recording streams for replay. With recording on, every segment of a recorded
+/// stream's presentation stays in the store beyond the live window, its timeline is kept next
+/// to them (`live/NAME/PRES/recording.json`), and once the stream ends it is listed at
+/// `/api/recordings` and replayed from `/recordings/NAME/PRES/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordConfig {
+    /// Record (also `--record`).
+    pub enabled: bool,
+    /// Which streams: names, each `*` matching any run of characters (`"show-*"`); a leading
+    /// `live/` is allowed (`"live/*"`), as in the publish URL. Default: every stream.
+    pub streams: Vec<String>,
+    /// Recordings that ended longer ago than this many days are deleted (store objects and
+    /// listing). Absent: kept until deleted by hand. Applies to what the store holds, even with
+    /// recording off.
+    pub retention_days: Option<u64>,
+    /// The same in seconds, for tests and short-lived setups; at most one of the two.
+    pub retention_secs: Option<u64>,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            streams: vec!["*".into()],
+            retention_days: None,
+            retention_secs: None,
+        }
+    }
+}
+
+impl RecordConfig {
+    /// How long an ended recording is kept, if not forever.
+    pub fn retention(&self) -> Option<Duration> {
+        match (self.retention_secs, self.retention_days) {
+            (Some(s), _) => Some(Duration::from_secs(s)),
+            (None, Some(d)) => Some(Duration::from_secs(d.saturating_mul(86_400))),
+            (None, None) => None,
+        }
+    }
 }
 
 /// `[webrtc]`: WHEP playback (`POST /whep/NAME`), media on one UDP port (ICE-lite).
@@ -236,6 +280,7 @@ impl Default for Config {
             limits: Limits::default(),
             transcode: true,
             webrtc: WebrtcConfig::default(),
+            record: RecordConfig::default(),
         }
     }
 }
@@ -324,6 +369,9 @@ impl Config {
         }
         if has("webrtc") {
             c.webrtc = file.webrtc;
+        }
+        if has("record") {
+            c.record = file.record;
         }
         Ok(c)
     }
@@ -434,6 +482,20 @@ impl Config {
                 "[webrtc] timeouts must be at least 1 second".into(),
             ));
         }
+        let r = &self.record;
+        if r.retention_days.is_some() && r.retention_secs.is_some() {
+            return Err(ConfigError::Invalid(
+                "[record] give retention_days or retention_secs, not both".into(),
+            ));
+        }
+        if r.retention() == Some(Duration::ZERO) {
+            return Err(ConfigError::Invalid(
+                "[record] a retention of 0 would delete every recording as it ends; leave it out to keep recordings".into(),
+            ));
+        }
+        if let Err(e) = crate::record::NamePatterns::new(&r.streams) {
+            return Err(ConfigError::Invalid(format!("[record] streams: {e}")));
+        }
         if l.player_queue_frames < 16 {
             return Err(ConfigError::Invalid(
                 "[limits] player_queue_frames must be at least 16".into(),
@@ -538,6 +600,32 @@ mod tests {
             let c: Config = toml::from_str(&format!("[limits]\n{bad}\n")).unwrap();
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains("[limits]"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn record_section_and_its_bounds() {
+        let c: Config = toml::from_str(
+            "[record]\nenabled = true\nstreams = [\"live/show-*\", \"demo\"]\nretention_days = 30\n",
+        )
+        .unwrap();
+        assert!(c.record.enabled);
+        assert_eq!(c.record.retention(), Some(Duration::from_secs(30 * 86_400)));
+        c.validate().unwrap();
+        let d = Config::default();
+        assert!(!d.record.enabled);
+        assert_eq!(
+            (d.record.streams.as_slice(), d.record.retention()),
+            (&["*".to_string()][..], None)
+        );
+        for bad in [
+            "retention_days = 1\nretention_secs = 5",
+            "retention_secs = 0",
+            "streams = [\"a/b\"]",
+        ] {
+            let c: Config = toml::from_str(&format!("[record]\n{bad}\n")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("[record]"), "{bad}: {e}");
         }
     }
 

@@ -19,6 +19,7 @@
 //!                      edge_http (cache in front of origins) ─▶ viewers
 //! ```
 //!
+//! `record` keeps recorded streams in the store and replays them (static MPD, HLS VOD).
 //! `app` wires the rooms into `ferrocast serve` and the cluster roles; `backend` holds the
 //! traits the cluster runs on Redis and S3; `net` what every listener shares before a
 //! connection reaches its protocol (address groups, connection caps, the descriptor budget,
@@ -36,6 +37,7 @@ pub mod encode;
 pub mod http;
 pub mod ingest;
 pub mod net;
+pub mod record;
 pub mod rtmp;
 pub mod stream;
 pub mod webrtc;

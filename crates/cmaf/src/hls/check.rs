@@ -23,6 +23,8 @@
 //!   next segment from byte 0.
 //! - 4.4.5.4 `EXT-X-RENDITION-REPORT` with a URI and decimal `LAST-MSN`/`LAST-PART`.
 //! - 4.3.3.4 nothing after `EXT-X-ENDLIST`.
+//! - 4.3.3.5 `EXT-X-PLAYLIST-TYPE` is `EVENT` or `VOD`, at most once; a `VOD` playlist ends
+//!   with `EXT-X-ENDLIST` and has no parts or preload hint (it never changes).
 //! - Master (4.4.6.2): every `EXT-X-STREAM-INF` with `BANDWIDTH`, `CODECS` and (for video)
 //!   `RESOLUTION`, followed by its URI; its `AUDIO` group defined by an `EXT-X-MEDIA`.
 //!
@@ -117,6 +119,8 @@ pub struct MediaReport {
     pub reports: Vec<RenditionReport>,
     /// `EXT-X-ENDLIST`.
     pub ended: bool,
+    /// `EXT-X-PLAYLIST-TYPE` (`VOD`, `EVENT`), when given.
+    pub playlist_type: Option<String>,
     /// Every rule broken.
     pub violations: Vec<Violation>,
 }
@@ -286,6 +290,19 @@ pub fn check_media(text: &str) -> MediaReport {
                         format!("not a decimal integer: {value:?}"),
                     ),
                 }
+            }
+            "#EXT-X-PLAYLIST-TYPE" => {
+                if c.report.playlist_type.is_some() {
+                    c.fail("4.3.3.5 EXT-X-PLAYLIST-TYPE", n, "given twice");
+                }
+                if value != "VOD" && value != "EVENT" {
+                    c.fail(
+                        "4.3.3.5 EXT-X-PLAYLIST-TYPE",
+                        n,
+                        format!("{value:?} is neither EVENT nor VOD"),
+                    );
+                }
+                c.report.playlist_type = Some(value.chars().take(16).collect());
             }
             "#EXT-X-INDEPENDENT-SEGMENTS" => independent_segments = true,
             "#EXT-X-BYTERANGE" => byterange_tag = true,
@@ -499,6 +516,23 @@ pub fn check_media(text: &str) -> MediaReport {
             endlist_line,
         },
     );
+    if c.report.playlist_type.as_deref() == Some("VOD") {
+        if !c.report.ended {
+            c.fail(
+                "4.3.3.5 a VOD playlist ends with EXT-X-ENDLIST",
+                0,
+                "EXT-X-PLAYLIST-TYPE:VOD without EXT-X-ENDLIST",
+            );
+        }
+        let parts = finished.iter().any(|(_, s)| !s.parts.is_empty()) || open.is_some();
+        if parts || c.report.hint.is_some() {
+            c.fail(
+                "4.3.3.5 a VOD playlist never changes",
+                0,
+                "EXT-X-PLAYLIST-TYPE:VOD with parts or a preload hint",
+            );
+        }
+    }
     c.report.segments = finished.into_iter().map(|(_, s)| s).collect();
     c.report.open = open;
     c.report

@@ -16,6 +16,10 @@ pub fn media(m: &Manifest, rep: &str, segment_duration: Duration) -> Option<Stri
     let target = view.target_duration(segment_duration);
     let part_target = view.part_target;
     let mut out = format!("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n");
+    if m.is_static() {
+        // A recording: the list never changes, so players may seek anywhere in it (4.3.3.5).
+        out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n");
+    }
     let hold_back = hold_back_ms(m);
     if let Some(phb) = hold_back {
         // hls.js in low-latency mode plays PART-HOLD-BACK behind the last part.

@@ -18,7 +18,8 @@
 //!   buffer, with URIs from the AdaptationSet's templates made relative to `REP/`. A new
 //!   Period (a republish) is an `EXT-X-DISCONTINUITY` with its own `EXT-X-MAP`; an ended
 //!   presentation gets `EXT-X-ENDLIST`. The Media Sequence Number of a segment is its
-//!   `$Number$`.
+//!   `$Number$`. A static Manifest (a recording) is a VOD playlist:
+//!   `EXT-X-PLAYLIST-TYPE:VOD`, every segment, `EXT-X-ENDLIST`.
 //! - Low latency, when the Representations carry [`Parts`](crate::Parts): every CMAF chunk of
 //!   the last segments (those ending within three target durations of the playlist's end) is
 //!   an `EXT-X-PART`, a `BYTERANGE` of its segment's URI (one object per segment for caches),

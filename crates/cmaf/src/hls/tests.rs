@@ -674,3 +674,54 @@ fn the_master_playlist_passes_the_checker() {
             .any(|v| v.rule == "4.4.6.2 AUDIO group")
     );
 }
+
+/// A recording is a VOD playlist over every segment of every Period — those a live window
+/// would have dropped too —, never with the segment in progress or parts, and the checker
+/// holds it to the VOD rules.
+#[test]
+fn a_recording_is_a_vod_playlist_that_passes_the_checker() {
+    let mut m = Manifest::recording();
+    let mut p1 = period("p1", &[5, 6]);
+    p1.start = Duration::from_secs(8);
+    // Chunks of a segment a live playlist would list as parts stay out of a recording.
+    m.periods = vec![live(2, 1, 2).periods.remove(0), p1];
+    for r in m.periods[0]
+        .adaptation_sets
+        .iter_mut()
+        .flat_map(|s| &mut s.representations)
+    {
+        r.parts = Parts::default();
+    }
+    // Long after: no time-shift window applies.
+    m.publish_time = 10_000_000;
+    let text = media(&m, "v720", Duration::from_secs(4)).unwrap();
+    assert_eq!(
+        text,
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:4\n#EXT-X-PLAYLIST-TYPE:VOD\n\
+         #EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+         #EXT-X-MAP:URI=\"init-p0.mp4\"\n#EXTINF:4.000,\n0.m4s\n#EXTINF:4.000,\n1.m4s\n\
+         #EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-p1.mp4\"\n#EXTINF:4.000,\n5.m4s\n#EXTINF:4.000,\n6.m4s\n\
+         #EXT-X-ENDLIST\n"
+    );
+    let r = clean(&text);
+    assert_eq!(r.playlist_type.as_deref(), Some("VOD"));
+    assert!(r.ended);
+    assert_eq!(r.segments.len(), 4);
+    assert!(r.open.is_none() && r.hint.is_none());
+    for rep in ["v400", "a64"] {
+        clean(&media(&m, rep, Duration::from_secs(4)).unwrap());
+    }
+    assert!(check_master(&master(&m).unwrap()).is_empty());
+    // The checker: VOD needs the end, and takes only EVENT or VOD.
+    assert!(rules_broken(&text.replace("#EXT-X-ENDLIST\n", ""))
+        .contains(&"4.3.3.5 a VOD playlist ends with EXT-X-ENDLIST"));
+    assert!(rules_broken(&text.replace("TYPE:VOD", "TYPE:LIVE"))
+        .contains(&"4.3.3.5 EXT-X-PLAYLIST-TYPE"));
+    let live_text = media(&live(2, 1, 2), "v720", Duration::from_secs(4)).unwrap();
+    let vod_with_parts = live_text.replacen(
+        "#EXT-X-TARGETDURATION:4\n",
+        "#EXT-X-TARGETDURATION:4\n#EXT-X-PLAYLIST-TYPE:VOD\n",
+        1,
+    );
+    assert!(rules_broken(&vod_with_parts).contains(&"4.3.3.5 a VOD playlist never changes"));
+}

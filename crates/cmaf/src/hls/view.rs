@@ -97,7 +97,8 @@ impl<'a> View<'a> {
                     in_progress = Some(seg);
                 }
             }
-            let in_progress = in_progress.filter(|_| i == last_period && !m.ended);
+            let in_progress =
+                in_progress.filter(|_| i == last_period && !m.ended && !m.is_static());
             if segments.is_empty() && in_progress.is_none() {
                 continue;
             }
@@ -121,7 +122,7 @@ impl<'a> View<'a> {
         Some(View {
             groups,
             open,
-            ended: m.ended,
+            ended: m.ended || m.is_static(),
             part_target,
         })
     }

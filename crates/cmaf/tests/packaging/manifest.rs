@@ -253,6 +253,80 @@ fn ended_mpd_stays_dynamic_with_a_duration_and_no_update_period() {
     assert_eq!(expand(child(v, "SegmentTemplate")), as_tuples(&l.v720));
 }
 
+/// A recording: `type="static"` over every segment of both Periods (even those a live
+/// window would have dropped), a SegmentTimeline of the real durations, no wall-clock or
+/// live signalling, `mediaPresentationDuration` = the last Period's end.
+#[test]
+fn a_recording_is_static_with_every_segment_in_a_timeline() {
+    let l = ladder();
+    let mut m = Manifest::recording();
+    // Live-only settings are ignored by a static MPD.
+    m.utc_timing.clear();
+    m.low_latency = Some(LowLatency {
+        availability_time_offset: Duration::from_millis(3800),
+        target_latency: Duration::from_millis(1500),
+        min_latency: None,
+        max_latency: None,
+        playback_rate: None,
+    });
+    let mut first = period("p0", Duration::ZERO, &l);
+    first.duration = Some(Duration::from_millis(12_022));
+    first.producer_reference = true;
+    let mut second = period("p1", Duration::from_millis(12_022), &l);
+    for set in &mut second.adaptation_sets {
+        for r in &mut set.representations {
+            for s in &mut r.segments {
+                s.number += 3;
+            }
+        }
+    }
+    m.periods = vec![first, second];
+    let xml = m.render().unwrap();
+    let doc = Document::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let mpd = doc.root_element();
+    assert_eq!(attr(mpd, "type"), "static");
+    assert_eq!(attr(mpd, "mediaPresentationDuration"), "PT24.044S");
+    assert_eq!(attr(mpd, "minBufferTime"), "PT4S");
+    for live_only in [
+        "availabilityStartTime",
+        "publishTime",
+        "minimumUpdatePeriod",
+        "timeShiftBufferDepth",
+        "suggestedPresentationDelay",
+    ] {
+        assert!(mpd.attribute(live_only).is_none(), "{live_only}: {xml}");
+    }
+    for absent in [
+        "ServiceDescription",
+        "ProducerReferenceTime",
+        "availabilityTimeOffset",
+        "UTCTiming",
+    ] {
+        assert!(!xml.contains(absent), "{absent}: {xml}");
+    }
+    let periods: Vec<_> = children(mpd, "Period").collect();
+    assert_eq!(periods.len(), 2);
+    assert_eq!(
+        (attr(periods[0], "start"), attr(periods[0], "duration")),
+        ("PT0S", "PT12.022S")
+    );
+    assert_eq!(attr(periods[1], "start"), "PT12.022S");
+    for (p, offset) in periods.iter().zip([0, 3]) {
+        let v = child(*p, "AdaptationSet");
+        let t = child(v, "SegmentTemplate");
+        let want: Vec<_> = as_tuples(&l.v720)
+            .into_iter()
+            .map(|(n, t, d)| (n + offset, t, d))
+            .collect();
+        assert_eq!(expand(t), want);
+        let a = children(*p, "AdaptationSet").nth(1).unwrap();
+        let at = children(child(a, "Representation"), "SegmentTemplate")
+            .next()
+            .unwrap_or_else(|| child(a, "SegmentTemplate"));
+        assert_eq!(expand(at).len(), l.audio.segments.len());
+    }
+}
+
 #[test]
 fn time_shift_window_drops_old_segments_and_periods() {
     let l = ladder();

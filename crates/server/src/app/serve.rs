@@ -230,6 +230,41 @@ pub async fn run_role(
             stop.clone(),
         ));
     }
+    // Recordings are derived from the store (not this process's memory), so a restart, or
+    // another node on the same store, lists the same ones.
+    let recordings = Arc::new(crate::record::Recordings::new(store.clone()));
+    if let (true, Some(retention)) = (is_encoder, config.record.retention()) {
+        tasks.spawn(crate::record::retention::run(
+            recordings.clone(),
+            dash.clone(),
+            retention,
+            stop.clone(),
+        ));
+    }
+    // `serve` is its store's only writer: what a killed server was recording ends now.
+    if is_encoder && role.cluster.is_none() {
+        let (recordings, dash) = (recordings.clone(), dash.clone());
+        tasks.spawn(async move {
+            match crate::record::catalog::close_orphans(&recordings, |n, id| dash.is_live(n, id))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => info!(
+                    recordings = n,
+                    "recordings left by a server that died end where their logs were last written"
+                ),
+                Err(e) => warn!("recordings left by a server that died stay open: {e}"),
+            }
+        });
+    }
+    let record = config
+        .record
+        .enabled
+        .then(|| crate::record::NamePatterns::new(&config.record.streams).ok())
+        .flatten();
+    if record.is_some() {
+        info!(streams = ?config.record.streams, retention = ?config.record.retention(), "recording: recorded streams stay in the store and are listed at /api/recordings once they end");
+    }
     let encoder = Encoder {
         transcode: TranscodeConfig {
             ffmpeg: std::env::var_os("FERROCAST_FFMPEG")
@@ -245,6 +280,7 @@ pub async fn run_role(
         hub: hub.clone(),
         cluster: role.cluster,
         webrtc: listeners.webrtc.is_some(),
+        record,
     };
     let ctx = Arc::new(rtmp::RtmpContext {
         hub: hub.clone(),
@@ -330,6 +366,7 @@ pub async fn run_role(
         metrics,
         dash: dash.clone(),
         store: store.clone(),
+        recordings,
         health: role.health,
         misses: Arc::new(crate::net::MissLimiter::new(
             config.limits.http_miss_rate_per_ip,

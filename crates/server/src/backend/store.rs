@@ -1,7 +1,8 @@
 //! Segment storage through `object_store`: a local directory by default (S3 in cluster mode).
 //! Keys are built only from validated stream names, presentation ids, rendition ids and
 //! numbers: `live/NAME/PRESENTATION/REP/FILE`, and `live/NAME/PRESENTATION/state.json` (the
-//! timeline a standby restores), so one presentation is one prefix.
+//! timeline a standby restores) and `live/NAME/PRESENTATION/recording.json` (a recording's
+//! whole timeline, `record`), so one presentation is one prefix.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -172,6 +173,18 @@ impl SegmentStore {
         }
     }
 
+    /// Reads an object and when it was last written (Unix ms); `None` if it does not exist.
+    pub async fn get_dated(&self, key: &str) -> Result<Option<(Bytes, u64)>, StoreError> {
+        match self.inner.get(&Key::from(key)).await {
+            Ok(r) => {
+                let ms = u64::try_from(r.meta.last_modified.timestamp_millis()).unwrap_or(0);
+                Ok(Some((r.bytes().await?, ms)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// True if the object exists.
     pub async fn exists(&self, key: &str) -> bool {
         self.inner.head(&Key::from(key)).await.is_ok()
@@ -189,6 +202,7 @@ impl SegmentStore {
             .map(|m| StoredObject {
                 key: m.location.to_string(),
                 modified_ms: u64::try_from(m.last_modified.timestamp_millis()).unwrap_or(0),
+                size: m.size,
             })
             .collect())
     }
@@ -220,6 +234,8 @@ pub struct StoredObject {
     pub key: String,
     /// When it was last written (Unix ms).
     pub modified_ms: u64,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// Store key of a file of a rendition of one presentation of a stream.

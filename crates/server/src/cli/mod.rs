@@ -149,6 +149,11 @@ struct ServeArgs {
     /// Turn WebRTC (WHEP) off.
     #[arg(long, conflicts_with = "webrtc_addr")]
     no_webrtc: bool,
+    /// Record streams for replay (`[record]` in the config chooses which and for how long):
+    /// their segments stay in the store, and each ended stream is listed at /api/recordings
+    /// with a static MPD and an HLS VOD playlist under /recordings/NAME/ID/.
+    #[arg(long)]
+    record: bool,
 }
 
 impl ServeArgs {
@@ -191,6 +196,9 @@ impl ServeArgs {
         }
         if self.no_webrtc {
             c.webrtc.addr = None;
+        }
+        if self.record {
+            c.record.enabled = true;
         }
         c.validate()?;
         Ok(c)

@@ -262,6 +262,10 @@ pub async fn run(
             .filter_map(|r| r.segments.back().map(|x| x.number))
             .max();
         s.next_number = last.map_or(s.next_number, |n| n + 1);
+        let ended_ms = s.ended_ms.unwrap_or(0);
+        if let Some(log) = s.recording.as_mut() {
+            log.end(ended_ms);
+        }
         (s.ladder(), last)
     };
     // After `ended`: the abort wakes the blocking playlist reloads, which then see the end.
@@ -271,6 +275,9 @@ pub async fn run(
         info!(stream = %name, "packaging stopped: fenced off by a newer owner");
         return;
     }
+    // The recording is complete: listed from now on (a republish within the window
+    // continues it as a new Period, and ends it again).
+    save_recording(&store, fence, &state).await;
     let st = if failed.is_some() {
         StreamState::Failed
     } else {
@@ -335,9 +342,19 @@ async fn drain(
                 {
                     warn!(stream = %name, "storing init segment: {e}");
                 }
-                let mut s = state.write();
-                if let Some(p) = s.current() {
-                    p.reps[index].info = Some(info);
+                let recorded = {
+                    let mut s = state.write();
+                    let fps = s.periods.last().and_then(|p| p.fps);
+                    if let Some(log) = s.recording.as_mut() {
+                        log.add_track(period_id, fps, rendition, &info);
+                    }
+                    if let Some(p) = s.current() {
+                        p.reps[index].info = Some(info);
+                    }
+                    s.recording.is_some()
+                };
+                if recorded {
+                    save_recording(store, fence, state).await;
                 }
             }
             SegmenterEvent::Chunk(c) => {
@@ -421,11 +438,24 @@ async fn drain(
                     warn!(stream = %name, "storing segment {}: {err}", e.segment);
                     continue;
                 }
-                let expired = publish_segment(state, index, e.into());
-                for n in expired {
-                    let _ = store
-                        .delete(&key(name, presentation, &rendition.id, &format!("{n}.m4s")))
-                        .await;
+                let seg = SegmentRef::from(e);
+                let expired = publish_segment(state, index, seg);
+                let recorded = {
+                    let mut s = state.write();
+                    if let Some(log) = s.recording.as_mut() {
+                        log.add_segment(period_id, &rendition.id, seg);
+                    }
+                    s.recording.is_some()
+                };
+                if recorded {
+                    // A recording keeps what leaves the live window; its log says so first.
+                    save_recording(store, fence, state).await;
+                } else {
+                    for n in expired {
+                        let _ = store
+                            .delete(&key(name, presentation, &rendition.id, &format!("{n}.m4s")))
+                            .await;
+                    }
                 }
                 counter!("ferrocast_segments_total").increment(1);
                 // A timeline snapshot each time a rendition lists a segment, so a standby that
@@ -447,6 +477,36 @@ async fn drain(
             }
             _ => {}
         }
+    }
+}
+
+/// Writes the recording's log (`live/NAME/PRES/recording.json`) if the stream is recorded
+/// and the fence allows: after every init segment and segment, so a crash loses at most what
+/// was being made.
+async fn save_recording(
+    store: &SegmentStore,
+    fence: Option<&Fence>,
+    state: &Arc<RwLock<DashState>>,
+) {
+    let encoded = {
+        let s = state.read();
+        let Some(log) = &s.recording else { return };
+        crate::record::catalog::encode(log)
+    };
+    let (key, json) = match encoded {
+        Ok(kj) => kj,
+        Err(e) => {
+            warn!("{e}");
+            return;
+        }
+    };
+    if let Some(f) = fence {
+        if !f.allows_write().await {
+            return;
+        }
+    }
+    if let Err(e) = store.put(&key, json).await {
+        warn!("recording log {key} not stored (the next segment writes it again): {e}");
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Encoder {
     pub cluster: Option<EncoderCluster>,
     /// WebRTC is on here: an AAC stream's transcoder also makes Opus for WHEP viewers.
     pub webrtc: bool,
+    /// Recording is on for the streams these patterns name (`[record]`); `None`: off.
+    pub record: Option<crate::record::NamePatterns>,
 }
 
 impl Encoder {
@@ -83,7 +85,16 @@ impl Encoder {
                 };
                 match snap {
                     Some(snap) => {
-                        let restored = snap.restore(&stream.name, &me.store, Arc::default()).await;
+                        let mut restored =
+                            snap.restore(&stream.name, &me.store, Arc::default()).await;
+                        // A recorded stream's recording continues here, with what the old
+                        // owner logged.
+                        restored.recording = crate::record::catalog::load(
+                            &me.store,
+                            &stream.name,
+                            &restored.presentation,
+                        )
+                        .await;
                         info!(stream = %stream.name, presentation = %restored.presentation, periods = restored.periods.len(), next_number = restored.next_number, "standby: DASH timeline restored");
                         me.dash.restore(restored);
                     }
@@ -130,6 +141,25 @@ impl Encoder {
             Arc::clone(&stats),
             SystemTime::now(),
         );
+        if self
+            .record
+            .as_ref()
+            .is_some_and(|r| r.matches(&stream.name))
+        {
+            let mut guard = state.write();
+            let s: &mut crate::encode::presentation::DashState = &mut guard;
+            match &mut s.recording {
+                // A republish within the window: the same recording, a new Period.
+                Some(log) => log.reopen(),
+                None => {
+                    s.recording = Some(crate::record::RecordingLog::new(
+                        &s.name,
+                        &s.presentation,
+                        crate::stream::clock::unix_ms(SystemTime::now()),
+                    ))
+                }
+            }
+        }
         let (tx, rx) = mpsc::channel(256);
         let meta = self.meta.clone();
         let rec = StreamRecord {

@@ -115,6 +115,10 @@ pub struct DashState {
     pub next_number: u64,
     /// The transcoder's numbers.
     pub stats: Arc<TranscodeStats>,
+    /// The whole timeline, when the stream is recorded (`record`): every segment of every
+    /// Period, beyond the window the MPD lists; its segments are not deleted as they leave
+    /// the window, nor the presentation when it ends.
+    pub recording: Option<crate::record::RecordingLog>,
 }
 
 impl PeriodState {
@@ -470,6 +474,7 @@ impl DashRegistry {
                     handed_over: false,
                     next_number: 0,
                     stats: stats.clone(),
+                    recording: None,
                 }));
                 map.insert(name.into(), s.clone());
                 s
@@ -517,7 +522,8 @@ impl DashRegistry {
 
     /// Forgets presentations that ended more than a window ago; returns their `(stream,
     /// presentation id)`, whose store prefix is to be deleted (not those handed over to
-    /// another encoder, which continues them).
+    /// another encoder, which continues them, nor recordings, which stay until their
+    /// retention has passed).
     pub fn collect_garbage(&self, now: SystemTime) -> Vec<(String, String)> {
         let now_ms = unix_ms(now);
         let mut map = self.map.lock();
@@ -534,7 +540,7 @@ impl DashRegistry {
             .filter_map(|k| {
                 let s = map.remove(&k)?;
                 let s = s.read();
-                (!s.handed_over).then(|| (k, s.presentation.clone()))
+                (!s.handed_over && s.recording.is_none()).then(|| (k, s.presentation.clone()))
             })
             .collect()
     }
@@ -546,6 +552,15 @@ impl DashRegistry {
             .iter()
             .map(|(k, s)| (k.clone(), s.read().presentation.clone()))
             .collect()
+    }
+
+    /// True while presentation `id` of `name` is held here and has not ended (a recording of
+    /// it is not finished yet).
+    pub fn is_live(&self, name: &str, id: &str) -> bool {
+        self.get(name).is_some_and(|s| {
+            let s = s.read();
+            s.presentation == id && !s.ended
+        })
     }
 
     /// Names of all presentations.

@@ -280,6 +280,8 @@ impl DashSnapshot {
             handed_over: false,
             next_number: self.next_number,
             stats,
+            // The recording's log is read by the caller (`record::catalog::load`).
+            recording: None,
         }
     }
 }

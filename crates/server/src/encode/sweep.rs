@@ -6,6 +6,7 @@
 //!  list live/ ──▶ group by (NAME, PRES) ──▶ keep? ──no──▶ delete each key
 //!                                            │
 //!      a presentation held here (live or in its window)          always kept
+//!      a recording (it has a recording.json)                     always kept
 //!      cluster (shared store): one the stream's record names live
 //!      while an owner holds the stream's lease, or one written to
 //!      within the window (another encoder may still serve it, or a
@@ -55,7 +56,9 @@ pub struct Swept {
 /// The keys of `objects` to delete: every object of a presentation (`live/NAME/PRES/…`; an
 /// older layout's `live/NAME/REP/…` and `live/NAME/state.json` group the same way) that
 /// `kept` does not name and whose newest object is older than `min_age` before `now_ms`
-/// (`None`: age does not matter). Keys outside `live/NAME/…` are never touched.
+/// (`None`: age does not matter). Keys outside `live/NAME/…` are never touched, nor is a
+/// recording (a presentation with a `recording.json`): only the retention sweep
+/// (`record::retention`) deletes those.
 pub fn plan(
     objects: &[StoredObject],
     kept: &HashSet<(String, String)>,
@@ -63,6 +66,7 @@ pub fn plan(
     min_age: Option<Duration>,
 ) -> (usize, Vec<String>) {
     let mut groups: BTreeMap<(&str, &str), (u64, Vec<&str>)> = BTreeMap::new();
+    let mut recorded: HashSet<(&str, &str)> = HashSet::new();
     for o in objects {
         let mut parts = o.key.splitn(4, '/');
         let (Some("live"), Some(name), Some(group)) = (parts.next(), parts.next(), parts.next())
@@ -72,10 +76,14 @@ pub fn plan(
         if name.is_empty() || group.is_empty() {
             continue;
         }
+        if parts.next() == Some(crate::record::LOG_FILE) {
+            recorded.insert((name, group));
+        }
         let g = groups.entry((name, group)).or_default();
         g.0 = g.0.max(o.modified_ms);
         g.1.push(&o.key);
     }
+    groups.retain(|k, _| !recorded.contains(k));
     let young = |newest: u64| {
         min_age.is_some_and(|age| newest.saturating_add(age.as_millis() as u64) > now_ms)
     };
@@ -162,6 +170,7 @@ mod tests {
         StoredObject {
             key: key.into(),
             modified_ms,
+            size: 1,
         }
     }
 
@@ -233,6 +242,9 @@ mod tests {
             // An older layout: a rendition directory and a name-level snapshot.
             obj("live/b/v720/3.m4s", now - 2_000),
             obj("live/b/state.json", now - 2_000),
+            // A recording: kept whoever holds it (the retention sweep's to delete).
+            obj("live/c/rec1/v720/0.m4s", 0),
+            obj("live/c/rec1/recording.json", 0),
             // Not ours.
             obj("ferrocast-health-probe", 0),
             obj("other/a/x/y", 0),

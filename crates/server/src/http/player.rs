@@ -391,11 +391,13 @@ mod tests {
     fn state() -> (HttpState, crate::stream::PublishHandle) {
         let hub = Arc::new(Hub::new(64, 1 << 20));
         let publishing = hub.publish("demo", "127.0.0.1:1".parse().unwrap()).unwrap();
+        let store = SegmentStore::new(Arc::new(object_store::memory::InMemory::new()));
         let st = HttpState {
             hub,
             metrics: PrometheusBuilder::new().build_recorder().handle(),
             dash: Arc::new(DashRegistry::default()),
-            store: SegmentStore::new(Arc::new(object_store::memory::InMemory::new())),
+            recordings: Arc::new(crate::record::Recordings::new(store.clone())),
+            store,
             health: Default::default(),
             misses: Default::default(),
             ingest: None,

@@ -10,7 +10,7 @@ use axum::{
 
 use tower_http::cors::{Any, CorsLayer};
 
-use super::{api, origin, player, state::HttpState};
+use super::{api, origin, player, recordings, state::HttpState};
 
 /// The router, separate from the listener so tests can call it directly.
 pub fn router(state: HttpState) -> Router {
@@ -22,6 +22,12 @@ pub fn router(state: HttpState) -> Router {
         .route("/live/{name}/master.m3u8", get(origin::hls_master))
         .route("/live/{name}/{rep}/{file}", get(origin::playlist))
         .route("/live/{name}/{pres}/{rep}/{file}", get(origin::segment))
+        .route("/api/recordings", get(recordings::list))
+        .route("/recordings/{name}/{id}/{file}", get(recordings::manifest))
+        .route(
+            "/recordings/{name}/{id}/{rep}/{file}",
+            get(recordings::rep_file_get),
+        )
         .merge(player::routes())
         .merge(crate::webrtc::routes())
         .merge(crate::ingest::routes())

@@ -21,6 +21,8 @@ pub struct HttpState {
     pub dash: Arc<DashRegistry>,
     /// Where segments are.
     pub store: SegmentStore,
+    /// The recordings in that store (`/api/recordings`, `/recordings/…`).
+    pub recordings: Arc<crate::record::Recordings>,
     /// Backends `/healthz` checks.
     pub health: Health,
     /// Store reads per client address (`[limits] http_miss_rate_per_ip`).

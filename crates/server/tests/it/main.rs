@@ -20,6 +20,7 @@ mod interop;
 mod llhls;
 mod players;
 mod push;
+mod recording;
 mod restart;
 mod rtmp_flood;
 mod secrets;
