@@ -320,6 +320,23 @@ pub struct FrameRate {
 }
 
 impl FrameRate {
+    /// The rate to write for a measured `fps`: NTSC rates are x/1.001, everything else is
+    /// close enough to an integer.
+    pub fn from_fps(fps: f64) -> Self {
+        let rounded = fps.round();
+        if (fps - rounded).abs() < 0.01 {
+            FrameRate {
+                num: rounded as u32,
+                den: 1,
+            }
+        } else {
+            FrameRate {
+                num: (fps * 1001.0).round() as u32,
+                den: 1001,
+            }
+        }
+    }
+
     fn as_f64(self) -> f64 {
         f64::from(self.num) / f64::from(self.den.max(1))
     }

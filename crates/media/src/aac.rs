@@ -208,6 +208,67 @@ fn read_sync_extension(
     Ok(())
 }
 
+/// What an ADTS header (ISO/IEC 13818-7 §6.2, AAC in MPEG-TS) says about its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdtsHeader {
+    /// The equivalent 2-byte `AudioSpecificConfig` (object type, frequency index, channels).
+    pub config: [u8; 2],
+    /// The sampling frequency in Hz.
+    pub sampling_frequency: u32,
+    /// The header's length: 7, or 9 with a CRC.
+    pub header_len: usize,
+    /// The frame's length, header included.
+    pub frame_len: usize,
+}
+
+/// The ADTS header at the start of `d`, whose frame must lie inside `d`.
+pub fn parse_adts_header(d: &[u8]) -> Result<AdtsHeader, MediaError> {
+    let invalid = |field, value| {
+        MediaError::from(InvalidMessage::InvalidValue {
+            what: "ADTS header",
+            field,
+            value,
+        })
+    };
+    if d.len() < 7 {
+        return Err(InvalidMessage::Truncated {
+            what: "ADTS header",
+            need: 7,
+            got: d.len(),
+        }
+        .into());
+    }
+    if d[0] != 0xff || d[1] & 0xf0 != 0xf0 {
+        return Err(invalid(
+            "syncword",
+            ((d[0] as i64) << 4) | (d[1] >> 4) as i64,
+        ));
+    }
+    let protection_absent = d[1] & 1 == 1;
+    let object_type = ((d[2] >> 6) & 0x3) + 1;
+    let sfi = (d[2] >> 2) & 0xf;
+    let channels = ((d[2] & 1) << 2) | (d[3] >> 6);
+    let frame_len = (((d[3] & 0x3) as usize) << 11) | ((d[4] as usize) << 3) | (d[5] >> 5) as usize;
+    let header_len = if protection_absent { 7 } else { 9 };
+    let sampling_frequency = *SAMPLING_FREQUENCIES
+        .get(sfi as usize)
+        .ok_or_else(|| invalid("sampling_frequency_index", sfi as i64))?;
+    if frame_len < header_len || frame_len > d.len() {
+        return Err(invalid("frame_length", frame_len as i64));
+    }
+    // AudioSpecificConfig: 5 bits object type, 4 bits frequency index, 4 bits channels.
+    let config = [
+        (object_type << 3) | (sfi >> 1),
+        ((sfi & 1) << 7) | (channels << 3),
+    ];
+    Ok(AdtsHeader {
+        config,
+        sampling_frequency,
+        header_len,
+        frame_len,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

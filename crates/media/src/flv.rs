@@ -18,4 +18,6 @@ pub use file::{
     write_file_header, write_tag, FileHeader, FileReader, FileTag, MediaKind, TagType, MAX_TAG_DATA,
 };
 pub use script::parse_metadata;
-pub use video::{parse_video_tag, FrameType, VideoCodec, VideoPacket};
+pub use video::{
+    parse_video_tag, write_avc_frame, write_avc_sequence_header, FrameType, VideoCodec, VideoPacket,
+};

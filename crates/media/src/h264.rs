@@ -16,8 +16,6 @@ use bytes::Bytes;
 use crate::codec::{BitReader, Reader};
 use crate::{ApiMisuse, InvalidMessage, MediaError};
 
-/// NAL unit type of a sequence parameter set.
-const NAL_SPS: u8 = 7;
 /// Largest picture width or height accepted, in macroblocks (32768 pixels;
 /// level 6.2 allows at most about 1055).
 const MAX_MBS_PER_SIDE: u32 = 2048;
@@ -436,6 +434,15 @@ pub fn iter_avcc_nalus(data: &[u8], nal_length_size: u8) -> AvccNalus<'_> {
         done: false,
     }
 }
+
+/// `nal_unit_type` of an IDR picture's slice.
+pub const NAL_IDR: u8 = 5;
+/// `nal_unit_type` of a sequence parameter set.
+pub const NAL_SPS: u8 = 7;
+/// `nal_unit_type` of a picture parameter set.
+pub const NAL_PPS: u8 = 8;
+/// `nal_unit_type` of an access unit delimiter.
+pub const NAL_AUD: u8 = 9;
 
 /// The NAL units of an Annex B byte stream (start codes of 3 or 4 bytes; bytes before the
 /// first start code count as one NAL unit). Empty ones are skipped.

@@ -19,7 +19,10 @@
 use std::time::{Duration, Instant};
 
 use media::{
-    flv::{write_ex_audio_tag, ExAudioPacketType, MediaKind, OPUS_FOURCC},
+    flv::{
+        write_avc_frame, write_avc_sequence_header, write_ex_audio_tag, ExAudioPacketType,
+        MediaKind, OPUS_FOURCC,
+    },
     opus::OpusHead,
 };
 
@@ -32,10 +35,7 @@ pub const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 /// Most NAL units taken from one access unit (a 4K picture in many slices has tens).
 pub const MAX_NALS: usize = 256;
 
-const NAL_IDR: u8 = 5;
-const NAL_SPS: u8 = 7;
-const NAL_PPS: u8 = 8;
-const NAL_AUD: u8 = 9;
+use media::h264::{NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
 
 /// One FLV tag body for the hub.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,8 +195,8 @@ impl Assembler {
                         body,
                     });
                 }
-                let mut body = vec![0x17, 0, 0, 0, 0];
-                body.extend_from_slice(&record);
+                let mut body = vec![];
+                write_avc_sequence_header(&record, &mut body);
                 out.push(Tag {
                     kind: MediaKind::Video,
                     timestamp: t,
@@ -216,13 +216,9 @@ impl Assembler {
             Some(t) => t,
             None => self.video.ms(s, self.epoch),
         };
-        let len: usize = nals.iter().map(|n| n.len() + 4).sum();
-        let mut body = Vec::with_capacity(5 + len);
-        body.extend_from_slice(&[if key { 0x17 } else { 0x27 }, 1, 0, 0, 0]);
-        for n in nals {
-            body.extend_from_slice(&(n.len() as u32).to_be_bytes());
-            body.extend_from_slice(n);
-        }
+        // WebRTC has no B-frames: composition time 0.
+        let mut body = vec![];
+        write_avc_frame(key, 0, &nals, &mut body);
         out.push(Tag {
             kind: MediaKind::Video,
             timestamp: ts,

@@ -315,6 +315,26 @@ fn parse_enhanced(first: u8, data: &[u8]) -> Result<VideoTag<'_>, MediaError> {
     })
 }
 
+/// An AVC sequence header tag body: keyframe, AVC, packet type 0, the
+/// `AVCDecoderConfigurationRecord`.
+pub fn write_avc_sequence_header(record: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&[0x17, 0, 0, 0, 0]);
+    out.extend_from_slice(record);
+}
+
+/// An AVC coded-frame tag body: keyframe or inter frame, AVC, packet type 1, the composition
+/// time (PTS − DTS, ms, clamped to the 24-bit field), then each NAL unit with a 4-byte length.
+pub fn write_avc_frame(key: bool, composition_ms: u32, nals: &[&[u8]], out: &mut Vec<u8>) {
+    out.reserve(5 + nals.iter().map(|n| n.len() + 4).sum::<usize>());
+    out.push(if key { 0x17 } else { 0x27 });
+    out.push(1);
+    out.extend_from_slice(&composition_ms.min(0x7f_ffff).to_be_bytes()[1..]);
+    for n in nals {
+        out.extend_from_slice(&(n.len() as u32).to_be_bytes());
+        out.extend_from_slice(n);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

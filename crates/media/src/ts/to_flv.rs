@@ -4,19 +4,17 @@
 //! header, then raw AAC frames. Timestamps in milliseconds from the first PES's DTS.
 
 use super::demux::{Pes, StreamType};
-use crate::{flv::MediaKind, h264, InvalidMessage, MediaError};
+use crate::{
+    aac::parse_adts_header,
+    flv::{write_avc_frame, write_avc_sequence_header, MediaKind},
+    h264::{self, NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS},
+    MediaError,
+};
 
-const NAL_IDR: u8 = 5;
-const NAL_SPS: u8 = 7;
-const NAL_PPS: u8 = 8;
-const NAL_AUD: u8 = 9;
 /// The 33-bit PTS/DTS clock wraps here (26.5 hours).
 const WRAP: u64 = 1 << 33;
 /// AAC-LC frames carry 1024 samples.
 const AAC_FRAME_SAMPLES: u64 = 1024;
-const AAC_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
 
 /// One FLV tag body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,8 +105,8 @@ impl FlvTags {
             let record = h264::avc_record(sps, pps)?;
             if self.record.as_ref() != Some(&record) {
                 let ts = self.ms(0, pes.dts);
-                let mut body = vec![0x17, 0, 0, 0, 0];
-                body.extend_from_slice(&record);
+                let mut body = vec![];
+                write_avc_sequence_header(&record, &mut body);
                 out.push(FlvTag {
                     kind: MediaKind::Video,
                     timestamp: ts,
@@ -121,22 +119,11 @@ impl FlvTags {
             return Ok(out);
         }
         let ts = self.ms(0, pes.dts);
-        // CompositionTime: PTS − DTS in ms (SI24).
-        let cts = (pes.pts.wrapping_sub(pes.dts) % WRAP).min(WRAP - 1);
-        let cts = if cts > WRAP / 2 {
-            0
-        } else {
-            (cts / 90).min(0x7f_ffff)
-        } as u32;
-        let len: usize = nals.iter().map(|n| n.len() + 4).sum();
-        let mut body = Vec::with_capacity(5 + len);
-        body.push(if key { 0x17 } else { 0x27 });
-        body.push(1);
-        body.extend_from_slice(&cts.to_be_bytes()[1..]);
-        for n in nals {
-            body.extend_from_slice(&(n.len() as u32).to_be_bytes());
-            body.extend_from_slice(n);
-        }
+        // CompositionTime: PTS − DTS in ms (0 if the PTS is before the DTS, which is broken).
+        let cts = pes.pts.wrapping_sub(pes.dts) % WRAP;
+        let cts = if cts > WRAP / 2 { 0 } else { cts / 90 };
+        let mut body = vec![];
+        write_avc_frame(key, cts.min(u32::MAX as u64) as u32, &nals, &mut body);
         out.push(FlvTag {
             kind: MediaKind::Video,
             timestamp: ts,
@@ -153,8 +140,8 @@ impl FlvTags {
         let mut rest = &pes.data[..];
         let mut index = 0u64;
         while !rest.is_empty() {
-            let h = adts_header(rest)?;
-            let ts90 = pes.pts + index * AAC_FRAME_SAMPLES * 90_000 / h.rate as u64;
+            let h = parse_adts_header(rest)?;
+            let ts90 = pes.pts + index * AAC_FRAME_SAMPLES * 90_000 / h.sampling_frequency as u64;
             let ts = self.ms(1, ts90);
             if self.audio_config != Some(h.config) {
                 let mut body = vec![0xaf, 0];
@@ -179,62 +166,4 @@ impl FlvTags {
         }
         Ok(out)
     }
-}
-
-/// What an ADTS header says.
-struct Adts {
-    config: [u8; 2],
-    rate: u32,
-    header_len: usize,
-    frame_len: usize,
-}
-
-/// An ADTS header (ISO/IEC 13818-7 §6.2) at the start of `d`, its frame inside `d`.
-fn adts_header(d: &[u8]) -> Result<Adts, MediaError> {
-    if d.len() < 7 {
-        return Err(InvalidMessage::Truncated {
-            what: "ADTS header",
-            need: 7,
-            got: d.len(),
-        }
-        .into());
-    }
-    if d[0] != 0xff || d[1] & 0xf0 != 0xf0 {
-        return Err(invalid(
-            "ADTS syncword",
-            ((d[0] as i64) << 4) | (d[1] >> 4) as i64,
-        ));
-    }
-    let protection_absent = d[1] & 1 == 1;
-    let object_type = ((d[2] >> 6) & 0x3) + 1;
-    let sfi = (d[2] >> 2) & 0xf;
-    let channels = ((d[2] & 1) << 2) | (d[3] >> 6);
-    let frame_len = (((d[3] & 0x3) as usize) << 11) | ((d[4] as usize) << 3) | (d[5] >> 5) as usize;
-    let header_len = if protection_absent { 7 } else { 9 };
-    let rate = *AAC_RATES
-        .get(sfi as usize)
-        .ok_or_else(|| invalid("ADTS sampling_frequency_index", sfi as i64))?;
-    if frame_len < header_len || frame_len > d.len() {
-        return Err(invalid("ADTS frame_length", frame_len as i64));
-    }
-    // AudioSpecificConfig: 5 bits object type, 4 bits frequency index, 4 bits channels.
-    let config = [
-        (object_type << 3) | (sfi >> 1),
-        ((sfi & 1) << 7) | (channels << 3),
-    ];
-    Ok(Adts {
-        config,
-        rate,
-        header_len,
-        frame_len,
-    })
-}
-
-fn invalid(field: &'static str, value: i64) -> MediaError {
-    InvalidMessage::InvalidValue {
-        what: "AAC in MPEG-TS",
-        field,
-        value,
-    }
-    .into()
 }

@@ -326,7 +326,7 @@ impl DashState {
                 rep.presentation_time_offset =
                     p.origin_ms.unwrap_or(0) * info.timescale as u64 / 1000;
                 if let (Format::Video { frame_rate, .. }, Some(fps)) = (&mut rep.format, p.fps) {
-                    *frame_rate = Some(frame_rate_of(fps));
+                    *frame_rate = Some(FrameRate::from_fps(fps));
                 }
                 rep.segments = r.segments.iter().copied().collect();
                 // LL-HLS: the chunks of the recent segments and of the one in progress.
@@ -380,22 +380,6 @@ impl DashState {
             });
         }
         m
-    }
-}
-
-fn frame_rate_of(fps: f64) -> FrameRate {
-    // NTSC rates are x/1.001; everything else is close enough to an integer.
-    let rounded = fps.round();
-    if (fps - rounded).abs() < 0.01 {
-        FrameRate {
-            num: rounded as u32,
-            den: 1,
-        }
-    } else {
-        FrameRate {
-            num: (fps * 1001.0).round() as u32,
-            den: 1001,
-        }
     }
 }
 
@@ -804,9 +788,9 @@ mod tests {
 
     #[test]
     fn frame_rates() {
-        assert_eq!(frame_rate_of(30.0), FrameRate { num: 30, den: 1 });
+        assert_eq!(FrameRate::from_fps(30.0), FrameRate { num: 30, den: 1 });
         assert_eq!(
-            frame_rate_of(29.97),
+            FrameRate::from_fps(29.97),
             FrameRate {
                 num: 30000,
                 den: 1001

@@ -43,7 +43,10 @@ pub fn manifest(log: &RecordingLog) -> Manifest {
                 RecFormat::Video { width, height } => Format::Video {
                     width,
                     height,
-                    frame_rate: p.fps.filter(|f| f.is_finite() && *f > 0.0).map(frame_rate),
+                    frame_rate: p
+                        .fps
+                        .filter(|f| f.is_finite() && *f > 0.0)
+                        .map(FrameRate::from_fps),
                     sar: (1, 1),
                 },
                 RecFormat::Audio {
@@ -101,22 +104,6 @@ pub fn manifest(log: &RecordingLog) -> Manifest {
 /// before its last sample).
 fn millis_up(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
-}
-
-fn frame_rate(fps: f64) -> FrameRate {
-    // NTSC rates are x/1.001; everything else is close enough to an integer.
-    let rounded = fps.round();
-    if (fps - rounded).abs() < 0.01 {
-        FrameRate {
-            num: rounded as u32,
-            den: 1,
-        }
-    } else {
-        FrameRate {
-            num: (fps * 1001.0).round() as u32,
-            den: 1001,
-        }
-    }
 }
 
 #[cfg(test)]

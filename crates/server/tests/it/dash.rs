@@ -104,14 +104,7 @@ async fn publish_becomes_live_dash_that_ffmpeg_plays_and_ends_cleanly() {
 
     // Real DASH clients: ffprobe sees the ladder, ffmpeg decodes frames through the MPD.
     let url = format!("http://127.0.0.1:{}/live/show/manifest.mpd", srv.http);
-    let probe = ffprobe(&url, &[]).await;
-    let sizes: Vec<(u64, u64)> = probe["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["codec_type"] == "video")
-        .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
-        .collect();
+    let sizes = video_sizes(&url).await;
     assert!(
         sizes.contains(&(720, 720)) && sizes.contains(&(400, 400)),
         "{sizes:?}"

@@ -16,7 +16,7 @@ use tokio::{
 };
 
 use crate::common::{
-    count_segments, eventually, ffmpeg_decode_frames, ffprobe, http_request, TestServer,
+    count_segments, eventually, ffmpeg_decode_frames, http_request, video_sizes, TestServer,
 };
 
 const KEY: &str = "s3cret";
@@ -153,14 +153,7 @@ async fn ffmpeg_pushes_flv_and_ts_over_http_and_the_streams_play_over_dash() {
             })
             .await;
             let mpd_url = format!("http://127.0.0.1:{port}/live/{name}/manifest.mpd");
-            let probe = ffprobe(&mpd_url, &[]).await;
-            let sizes: Vec<(u64, u64)> = probe["streams"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|s| s["codec_type"] == "video")
-                .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
-                .collect();
+            let sizes = video_sizes(&mpd_url).await;
             assert!(
                 sizes.contains(&(720, 720)) && sizes.contains(&(400, 400)),
                 "{name}: {sizes:?}"

@@ -463,6 +463,17 @@ pub async fn ffprobe(url: &str, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out).unwrap()
 }
 
+/// The (width, height) of each video stream ffprobe sees at `url`.
+pub async fn video_sizes(url: &str) -> Vec<(u64, u64)> {
+    ffprobe(url, &[]).await["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["codec_type"] == "video")
+        .map(|s| (s["width"].as_u64().unwrap(), s["height"].as_u64().unwrap()))
+        .collect()
+}
+
 /// Runs a long-lived player for `dur`, then kills it; returns what it wrote to stdout.
 pub async fn capture_stdout(cmd: &mut Command, dur: Duration) -> Vec<u8> {
     cmd.stdin(Stdio::null())
