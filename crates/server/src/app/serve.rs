@@ -360,7 +360,6 @@ pub async fn run_role(
         None => None,
     };
     let state = http::HttpState {
-        ingest: Some(ctx.clone()),
         webrtc,
         hub,
         metrics,
@@ -387,7 +386,10 @@ pub async fn run_role(
             }
         }
     });
-    let app = role.http.unwrap_or_else(|| http::router(state));
+    // HTTP push publishes into the RTMP ingest's hub, with its keys and caps.
+    let app = role
+        .http
+        .unwrap_or_else(|| http::router(state).merge(crate::ingest::routes(ctx.clone())));
     let (http_stop, limits) = (stop.clone(), config.limits.clone());
     tasks.spawn(async move {
         http::listener::run(listeners.http, app, &limits, http_stop).await;

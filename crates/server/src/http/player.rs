@@ -400,7 +400,6 @@ mod tests {
             store,
             health: Default::default(),
             misses: Default::default(),
-            ingest: None,
             webrtc: None,
         };
         (st, publishing)

@@ -303,7 +303,6 @@ mod tests {
             store: store.clone(),
             health: Default::default(),
             misses: Default::default(),
-            ingest: None,
             webrtc: None,
         };
         let mut log = RecordingLog::new("show", "19a-1", 1_800_000_000_000);

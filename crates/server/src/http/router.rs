@@ -30,7 +30,6 @@ pub fn router(state: HttpState) -> Router {
         )
         .merge(player::routes())
         .merge(crate::webrtc::routes())
-        .merge(crate::ingest::routes())
         .fallback(fallback)
         .layer(cors())
         // The operator's routes come after the CORS layer: no page on another origin reads

@@ -27,9 +27,6 @@ pub struct HttpState {
     pub health: Health,
     /// Store reads per client address (`[limits] http_miss_rate_per_ip`).
     pub misses: Arc<crate::net::MissLimiter>,
-    /// Publishing over HTTP (`ingest`): the RTMP ingest's context (keys, caps, hub), on
-    /// `serve` only.
-    pub ingest: Option<Arc<crate::rtmp::RtmpContext>>,
     /// WHEP playback, when WebRTC is on.
     pub webrtc: Option<Arc<crate::webrtc::Webrtc>>,
 }

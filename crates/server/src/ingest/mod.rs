@@ -21,5 +21,5 @@ mod error;
 mod push;
 
 pub use error::PushError;
-pub(crate) use push::routes;
+pub use push::routes;
 pub use push::{ACCEPT_WITHIN, MAX_TAG};

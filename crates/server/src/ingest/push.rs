@@ -27,7 +27,6 @@ use super::{
 };
 use crate::{
     auth::bearer,
-    http::HttpState,
     net::AddrGroup,
     rtmp::{admit_frame, RtmpContext},
     stream::{name::is_valid_stream_name, name::query_param, Frame, PublishHandle},
@@ -40,22 +39,22 @@ pub const ACCEPT_WITHIN: Duration = Duration::from_secs(10);
 /// bounds a connection's memory.
 pub const MAX_TAG: usize = 4 << 20;
 
-/// `POST` and `PUT /ingest/live/NAME`.
-pub(crate) fn routes() -> Router<HttpState> {
-    Router::new().route("/ingest/live/{name}", post(push).put(push))
+/// `POST` and `PUT /ingest/live/NAME`, publishing into `ctx`'s hub (merged beside the
+/// origin's router by `serve`; no CORS: broadcasters are not pages).
+pub fn routes(ctx: Arc<RtmpContext>) -> Router {
+    Router::new()
+        .route("/ingest/live/{name}", post(push).put(push))
+        .with_state(ctx)
 }
 
 async fn push(
-    State(st): State<HttpState>,
+    State(ctx): State<Arc<RtmpContext>>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, PushError> {
-    let ctx = st.ingest.clone().ok_or(PushError::NoIngest(
-        "this server takes no HTTP push (it has no ingest): push to `ferrocast serve`",
-    ))?;
     if ctx.upstream.is_some() || ctx.cluster.is_some() {
         return Err(PushError::NoIngest(
             "HTTP push is taken by `ferrocast serve` only; in a cluster publish over RTMP(S) to an edge or gateway",
